@@ -1,0 +1,78 @@
+"""The `rehome` command line: one module per subcommand, listed in COMMANDS."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+from bot import __version__
+from bot.errors import RehomeError
+
+# Each module has HELP, add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, ModuleType] = {
+}
+
+log = logging.getLogger("rehome")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="say more (debug log)")
+    common.add_argument("-q", "--quiet", action="store_true", help="say only warnings and errors")
+    common.add_argument("--config", metavar="FILE", help="rehome.yaml to use instead of the one in PATH")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rehome",
+        description="Move container images off third-party registries into your own, by pull request.",
+    )
+    parser.add_argument("--version", action="version", version=f"rehome {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common_options()
+    for name, module in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _report_bug(exc: BaseException) -> int:
+    with tempfile.NamedTemporaryFile("w", prefix="rehome-crash-", suffix=".log", delete=False) as f:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=f)
+    print(f"rehome: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    print(f"rehome: the full traceback is in {f.name}; please report it", file=sys.stderr)
+    return 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, or a usage error (exit 2)
+        return exc.code if isinstance(exc.code, int) else 2
+    _setup_logging(args)
+    try:
+        return args.run(args)
+    except RehomeError as exc:
+        print(f"rehome: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rehome: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug, reported with its traceback
+        return _report_bug(exc)

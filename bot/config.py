@@ -1,0 +1,129 @@
+"""`rehome.yaml`: load, validate against the shipped JSON Schema, expose as plain data."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from bot.errors import ConfigError
+
+CONFIG_NAME = "rehome.yaml"
+DEFAULT_MAPPING = "{destination}/{domain}/{path}"
+DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
+SCHEMA_PATH = Path(__file__).parent / "schema" / "rehome.schema.json"
+
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKMG]i?B?|B)?\s*$")
+_SIZE_UNITS = {
+    None: 1, "B": 1,
+    "k": 1000, "kB": 1000, "K": 1000, "KB": 1000, "ki": 1024, "kiB": 1024, "Ki": 1024, "KiB": 1024,
+    "M": 1000**2, "MB": 1000**2, "Mi": 1024**2, "MiB": 1024**2,
+    "G": 1000**3, "GB": 1000**3, "Gi": 1024**3, "GiB": 1024**3,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    destination: str | None = None
+    mapping: str = DEFAULT_MAPPING
+    internal: tuple[str, ...] | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_images: tuple[str, ...] = ()
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    pin_digest: bool = False
+    rules: Path | None = None
+    insecure_registries: tuple[str, ...] = ()
+    templates: Path | None = None
+    author: str | None = None
+    branch: str | None = None
+    title: str | None = None
+    labels: tuple[str, ...] | None = None
+    reviewers: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+    draft: bool = False
+    sync_upstreams: tuple[str, ...] = ()
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with the flags that were given (None means 'not given')."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **given)
+
+
+def parse_size(value: int | str, where: str) -> int:
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(value)
+    if not match or match.group(2) not in _SIZE_UNITS:
+        raise ConfigError(f"{where}: {value!r} is not a size (examples: 5242880, 5MiB, 500kB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def _validation_message(path: Path, error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"{path}: unknown key {', '.join(map(repr, extra))} (known keys: {', '.join(sorted(error.schema['properties']))})"
+    return f"{path}: key {key!r}: {error.message}"
+
+
+def load_config(path: Path) -> Config:
+    data = _read_yaml(path)
+    if data is None:
+        data = {}
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError(_validation_message(path, errors[0]))
+    return _config_from_mapping(path, data)
+
+
+def _config_from_mapping(path: Path, data: dict[str, Any]) -> Config:
+    values: dict[str, Any] = {"path": path}
+    base = path.parent
+    for field in dataclasses.fields(Config):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if isinstance(value, list):
+            value = tuple(value)
+        if field.name in ("rules", "templates"):
+            value = (base / value).resolve()
+        if field.name == "max_file_size":
+            value = parse_size(value, f"{path}: key 'max_file_size'")
+        values[field.name] = value
+    return Config(**values)
+
+
+def find_config(explicit: str | None, root: Path | None) -> Config:
+    """`--config FILE` if given, else `rehome.yaml` in the scanned root (or the current folder)."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{explicit}: configuration file not found")
+        return load_config(path)
+    candidate = (root if root is not None and root.is_dir() else Path.cwd()) / CONFIG_NAME
+    if candidate.is_file():
+        return load_config(candidate)
+    return Config()

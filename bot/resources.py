@@ -1,0 +1,17 @@
+"""Where the built-in `rules/` and `templates/` directories are."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def data_dir(name: str) -> Path:
+    """The built-in directory `name` (`rules` or `templates`).
+
+    A source checkout (or editable install) has it at the top of the repository;
+    an installed wheel has it under `<prefix>/share/rehome/`.
+    """
+    checkout = Path(__file__).resolve().parent.parent / name
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "rehome" / name

@@ -1,0 +1,191 @@
+"""Declarative rules: which files hold image references, and which extractor reads them.
+
+Each `rules/*.yaml` file is one rule; its file name is the `kind` of the references it
+finds. Rules are tried in `priority` order (lowest first, then by name); the first rule
+that selects a file reads it. A user rules directory adds rules, and a user rule with a
+built-in's name replaces it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from bot.errors import ConfigError
+from bot.globs import matches_any
+from bot.resources import data_dir
+
+EXTRACTORS = ("dockerfile", "yaml", "helm-values", "helm-template", "kustomize")
+
+_PATH_SEGMENT = r"(?:\*\*|\*|[A-Za-z0-9_$-]+)(?:\[\])?"
+KEY_PATH_RE = re.compile(rf"{_PATH_SEGMENT}(?:\.{_PATH_SEGMENT})*")
+
+RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["extractor", "files"],
+    "properties": {
+        "description": {"type": "string"},
+        "priority": {"type": "integer"},
+        "extractor": {"enum": list(EXTRACTORS)},
+        "files": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        "exclude_files": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "inside_dir_with": {"type": "string", "minLength": 1},
+        "contains": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "documents": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "contains": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "keys": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "match": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "extends": {"type": "string", "minLength": 1},
+        "images": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
+        "prefixed_images": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
+        },
+        "builds": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
+        "skip_if_sibling": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "services": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    kind: str
+    source: Path
+    extractor: str
+    files: tuple[str, ...]
+    priority: int = 500
+    description: str = ""
+    exclude_files: tuple[str, ...] = ()
+    inside_dir_with: str | None = None
+    contains: tuple[re.Pattern[str], ...] = ()
+    document_contains: tuple[re.Pattern[str], ...] = ()
+    document_keys: tuple[str, ...] = ()
+    document_match: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    images: tuple[str, ...] = ()
+    prefixed_images: tuple[tuple[str, str], ...] = ()  # (prefix, key path)
+    builds: tuple[str, ...] = ()
+    skip_if_sibling: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+
+    def selects(self, path: str) -> bool:
+        return matches_any(path, self.files) and not matches_any(path, self.exclude_files)
+
+    def text_may_hold_references(self, text: str) -> bool:
+        return all(p.search(text) for p in self.contains)
+
+
+def _regex(source: Path, field: str, text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text, re.MULTILINE)
+    except re.error as exc:
+        raise ConfigError(f"{source}: field {field!r}: invalid regular expression {text!r}: {exc}") from None
+
+
+def _value_regex(source: Path, field: str, glob: str) -> re.Pattern[str]:
+    """`match` values are `|`-separated globs on the whole value, e.g. `tekton.dev/*`."""
+    options = "|".join(re.escape(g).replace(r"\*", ".*") for g in glob.split("|"))
+    return _regex(source, field, rf"(?:{options})\Z")
+
+
+def _read_rule_file(path: Path) -> dict[str, Any]:
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read rules file: {exc}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: rules file is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a rules file must be a mapping of fields")
+    errors = sorted(
+        jsonschema.Draft202012Validator(RULE_SCHEMA).iter_errors(data),
+        key=lambda e: list(map(str, e.absolute_path)),
+    )
+    if errors:
+        error = errors[0]
+        field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema["properties"]))
+            raise ConfigError(f"{path}: unknown field {', '.join(map(repr, extra))}")
+        raise ConfigError(f"{path}: field {field!r}: {error.message}")
+    return data
+
+
+def _rule_from_data(kind: str, path: Path, data: dict[str, Any]) -> Rule:
+    documents = data.get("documents", {})
+    prefixed = tuple(
+        (prefix, key_path) for prefix, paths in data.get("prefixed_images", {}).items() for key_path in paths
+    )
+    return Rule(
+        kind=kind,
+        source=path,
+        extractor=data["extractor"],
+        files=tuple(data["files"]),
+        priority=data.get("priority", 500),
+        description=data.get("description", ""),
+        exclude_files=tuple(data.get("exclude_files", ())),
+        inside_dir_with=data.get("inside_dir_with"),
+        contains=tuple(_regex(path, "contains", c) for c in data.get("contains", ())),
+        document_contains=tuple(_regex(path, "documents.contains", c) for c in documents.get("contains", ())),
+        document_keys=tuple(documents.get("keys", ())),
+        document_match=tuple(
+            (key, _value_regex(path, f"documents.match.{key}", glob)) for key, glob in documents.get("match", {}).items()
+        ),
+        images=tuple(data.get("images", ())),
+        prefixed_images=prefixed,
+        builds=tuple(data.get("builds", ())),
+        skip_if_sibling=tuple(data.get("skip_if_sibling", ())),
+        services=tuple(data.get("services", ())),
+    )
+
+
+def _apply_extends(rules: dict[str, Rule], raw: dict[str, dict[str, Any]]) -> dict[str, Rule]:
+    """`extends: NAME` adds NAME's image paths to this rule's (one level; no chains)."""
+    out = dict(rules)
+    for kind, data in raw.items():
+        base_name = data.get("extends")
+        if base_name is None:
+            continue
+        rule = rules[kind]
+        base = rules.get(base_name)
+        if base is None:
+            raise ConfigError(f"{rule.source}: field 'extends': no rule named {base_name!r}")
+        if raw[base_name].get("extends"):
+            raise ConfigError(f"{rule.source}: field 'extends': {base_name!r} extends another rule itself")
+        out[kind] = dataclasses.replace(
+            rule,
+            images=rule.images + tuple(p for p in base.images if p not in rule.images),
+            prefixed_images=rule.prefixed_images + tuple(p for p in base.prefixed_images if p not in rule.prefixed_images),
+        )
+    return out
+
+
+def _rule_files(directory: Path) -> Iterable[Path]:
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: rules directory not found")
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_rules(extra_dirs: Iterable[Path] = ()) -> list[Rule]:
+    """The built-in rules, then each extra directory's (a same-named rule replaces the earlier one)."""
+    raw: dict[str, dict[str, Any]] = {}
+    sources: dict[str, Path] = {}
+    for directory in [data_dir("rules"), *extra_dirs]:
+        for path in _rule_files(directory):
+            raw[path.stem] = _read_rule_file(path)
+            sources[path.stem] = path
+    rules = {kind: _rule_from_data(kind, sources[kind], data) for kind, data in raw.items()}
+    rules = _apply_extends(rules, raw)
+    return sorted(rules.values(), key=lambda r: (r.priority, r.kind))

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot import imageref
+from bot.imageref import ImageRef, InvalidReference
+
+
+def _vectors(shared_dir):
+    return json.loads((shared_dir / "vectors" / "reference.json").read_text())
+
+
+def _is_sha512_exception(entry) -> bool:
+    # The Go test binary does not register sha512; go-digest proper (and registries) accept it.
+    return not entry["valid"] and entry["input"].split("@", 1)[-1].startswith("sha512:")
+
+
+def test_parse_vectors(shared_dir):
+    entries = _vectors(shared_dir)["parse"]
+    assert len(entries) == 48
+    failures = []
+    checked = 0
+    for entry in entries:
+        if _is_sha512_exception(entry):
+            assert imageref.parse_raw(entry["input"]).digest.startswith("sha512:")
+            continue
+        checked += 1
+        try:
+            ref = imageref.parse_raw(entry["input"])
+        except InvalidReference as exc:
+            if entry["valid"]:
+                failures.append((entry["input"], f"rejected: {exc}"))
+            continue
+        if not entry["valid"]:
+            failures.append((entry["input"], f"accepted as {ref!r}, expected {entry['error']}"))
+            continue
+        got = (ref.domain, ref.path, ref.tag, ref.digest, str(ref))
+        want = (entry["domain"], entry["path"], entry["tag"], entry["digest"], entry["input"])
+        if got != want:
+            failures.append((entry["input"], f"{got} != {want}"))
+    assert failures == []
+    assert checked == 47
+
+
+def test_normalize_vectors(shared_dir):
+    entries = [e for e in _vectors(shared_dir)["normalize"] if e["func"] == "ParseNormalizedNamed"]
+    assert len(entries) == 108
+    failures = []
+    for entry in entries:
+        try:
+            ref = imageref.parse(entry["input"])
+        except InvalidReference as exc:
+            if entry["valid"]:
+                failures.append((entry["input"], f"rejected: {exc}"))
+            continue
+        if not entry["valid"]:
+            failures.append((entry["input"], f"accepted as {ref!r}"))
+            continue
+        if (ref.domain, ref.path) != (entry["domain"], entry["path"]):
+            failures.append((entry["input"], f"{ref.domain}/{ref.path} != {entry['domain']}/{entry['path']}"))
+        if entry.get("full") and str(ref) != entry["full"]:
+            failures.append((entry["input"], f"{ref} != {entry['full']}"))
+        if entry.get("familiar") and ref.familiar != entry["familiar"]:
+            failures.append((entry["input"], f"familiar {ref.familiar} != {entry['familiar']}"))
+    assert failures == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("nginx", ImageRef("docker.io", "library/nginx")),
+        ("nginx:1.14.2", ImageRef("docker.io", "library/nginx", "1.14.2")),
+        ("index.docker.io/library/nginx:1.14.2", ImageRef("docker.io", "library/nginx", "1.14.2")),
+        ("docker.io/nginx", ImageRef("docker.io", "library/nginx")),
+        ("bitnami/redis:7", ImageRef("docker.io", "bitnami/redis", "7")),
+        ("localhost/app", ImageRef("localhost", "app")),
+        ("localhost:5000/app:v1", ImageRef("localhost:5000", "app", "v1")),
+        ("[::1]:5000/app", ImageRef("[::1]:5000", "app")),
+        ("quay.io/prometheus/node-exporter:v1.8.2", ImageRef("quay.io", "prometheus/node-exporter", "v1.8.2")),
+        (
+            "gcr.io/distroless/static:nonroot@sha256:" + "a" * 64,
+            ImageRef("gcr.io", "distroless/static", "nonroot", "sha256:" + "a" * 64),
+        ),
+        ("busybox@sha512:" + "b" * 128, ImageRef("docker.io", "library/busybox", None, "sha512:" + "b" * 128)),
+    ],
+)
+def test_parse_normalises_like_docker(text, expected):
+    assert imageref.parse(text) == expected
+
+
+def test_str_is_full_form_without_latest():
+    assert str(imageref.parse("nginx")) == "docker.io/library/nginx"
+    assert str(imageref.parse("nginx:1.27@sha256:" + "c" * 64)) == "docker.io/library/nginx:1.27@sha256:" + "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty image reference"),
+        ("Nginx:1", "invalid reference format: repository name (library/Nginx) must be lowercase"),
+        ("nginx:-bad", "invalid reference format: 'docker.io/library/nginx:-bad'"),
+        ("gcr.io/<<PROJECT>>/app", "invalid reference format: 'gcr.io/<<PROJECT>>/app'"),
+        ("gcr.io/Project/app", "invalid reference format: repository name (Project/app) must be lowercase"),
+        ("nginx@sha256:abc", "invalid reference format: 'docker.io/library/nginx@sha256:abc'"),
+        ("nginx@md5:" + "a" * 32, "unsupported digest algorithm 'md5' in 'md5:" + "a" * 32 + "'"),
+        ("nginx@sha256:" + "a" * 63 + "aa", "invalid digest length: sha256 needs 64 hex digits, 'sha256:" + "a" * 65 + "' has 65"),
+        ("a" * 64, "invalid repository name (" + "a" * 64 + "), cannot specify 64-byte hexadecimal strings"),
+    ],
+)
+def test_invalid_references_say_why(text, message):
+    with pytest.raises(InvalidReference) as excinfo:
+        imageref.parse(text)
+    assert str(excinfo.value) == message
+    assert isinstance(excinfo.value, ValueError)
