@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
+from bot.commands import scan as scan_command
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, ModuleType] = {
+    "scan": scan_command,
 }
 
 log = logging.getLogger("rehome")

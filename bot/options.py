@@ -1,0 +1,59 @@
+"""Command-line options several commands share, and how they combine with rehome.yaml."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bot.config import Config, find_config, parse_size
+from bot.errors import UsageError
+from bot.policy import DEFAULT_INTERNAL, Policy
+from bot.rules import load_rules
+from bot.scan.core import ScanOptions
+
+__all__ = ["UsageError", "add_format", "add_scan_options", "load_config", "policy", "scan_options"]
+
+
+def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json")) -> None:
+    parser.add_argument("--format", choices=choices, default=choices[0], help=f"output format (default: {choices[0]})")
+
+
+def add_scan_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("what to scan")
+    group.add_argument("--rules", metavar="DIR", action="append", default=[],
+                       help="a directory of extra rules files (a rule named like a built-in replaces it)")
+    group.add_argument("--internal", metavar="PATTERN", action="append", default=None,
+                       help="registry pattern treated as internal (repeatable; replaces the default gcr.io, *.gcr.io, *.pkg.dev)")
+    group.add_argument("--include", metavar="GLOB", action="append", default=None, help="scan only matching paths")
+    group.add_argument("--exclude", metavar="GLOB", action="append", default=None, help="leave matching paths out")
+    group.add_argument("--untracked", action="store_true", help="in a git checkout, also scan untracked files")
+    group.add_argument("--max-file-size", metavar="SIZE", help="skip larger files (default 5MiB)")
+
+
+def load_config(args: argparse.Namespace, root: Path | None) -> Config:
+    return find_config(getattr(args, "config", None), root)
+
+
+def destination(args: argparse.Namespace, config: Config) -> str | None:
+    return getattr(args, "to", None) or config.destination
+
+
+def policy(args: argparse.Namespace, config: Config) -> Policy:
+    internal = args.internal if getattr(args, "internal", None) else config.internal
+    return Policy(
+        internal=tuple(internal) if internal is not None else DEFAULT_INTERNAL,
+        exclude_images=config.exclude_images,
+        destination=destination(args, config),
+    )
+
+
+def scan_options(args: argparse.Namespace, config: Config) -> ScanOptions:
+    rule_dirs = [Path(d) for d in args.rules] or ([config.rules] if config.rules else [])
+    max_size = parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else config.max_file_size
+    return ScanOptions(
+        rules=tuple(load_rules(rule_dirs)),
+        policy=policy(args, config),
+        include=tuple(args.include) if args.include else config.include,
+        exclude=tuple(args.exclude) if args.exclude else config.exclude,
+        max_file_size=max_size,
+        untracked=args.untracked,
+    )

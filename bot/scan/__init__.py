@@ -1,0 +1,1 @@
+"""The scan stage: find every image reference in a tree, with its exact position."""

@@ -1,0 +1,229 @@
+"""The scan stage: files → rules → extractors → references with position and status."""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import multiprocessing
+import os
+import re
+from pathlib import Path
+
+from bot import imageref
+from bot.errors import UsageError
+from bot.globs import matches_any
+from bot.policy import Policy
+from bot.rules import Rule
+from bot.scan import yaml
+from bot.scan.base import ExtractError, Extraction, Extractor, FileContext
+from bot.scan.files import list_files, read_text
+from bot.scan.model import INTERNAL, THIRD_PARTY, UNRESOLVED, Found, Reference, ScanResult, Skipped
+
+EXTRACTORS: dict[str, Extractor] = {
+    "yaml": yaml.extract,
+}
+
+# Below this many candidate files a second process costs more than it saves.
+PARALLEL_THRESHOLD = 400
+
+_IGNORE_RE = re.compile(r"^([^\n#]*)#[^\n]*\brehome:\s*ignore\b", re.MULTILINE)
+_UNRESOLVED_FORMS = (
+    (re.compile(r"\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*"), "contains a variable"),
+    (re.compile(r"\$\([^)]*\)?"), "contains a parameter"),
+    (re.compile(r"\{\{.*?(?:\}\}|$)"), "contains a template expression"),
+    (re.compile(r"<<?[^<>]*>>?"), "contains a placeholder"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanOptions:
+    rules: tuple[Rule, ...]
+    policy: Policy = Policy()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_file_size: int = 5 * 1024 * 1024
+    untracked: bool = False
+    jobs: int | None = None  # None: as many as there are cores
+
+
+@dataclasses.dataclass
+class _FileScan:
+    references: list[Reference] = dataclasses.field(default_factory=list)
+    builds: list[str] = dataclasses.field(default_factory=list)
+    ignored: int = 0
+    skipped: Skipped | None = None
+
+
+def unresolved_reason(text: str) -> str:
+    """Why `text` cannot name an image: the variable, parameter or template in it, or the parse error."""
+    for pattern, what in _UNRESOLVED_FORMS:
+        match = pattern.search(text)
+        if match:
+            return f"{what}: {match.group(0)}"
+    try:
+        imageref.parse(text)
+    except imageref.InvalidReference as exc:
+        return f"not a valid image reference: {exc}"
+    return "not a valid image reference"
+
+
+class _Lines:
+    """Line and column of a character offset, as DESIGN.md defines them (only `\\n` ends a line)."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.bom = text.startswith("\ufeff")
+
+    def position(self, offset: int) -> tuple[int, int]:
+        index = bisect.bisect_right(self.starts, offset) - 1
+        column = offset - self.starts[index] + 1
+        if index == 0 and self.bom:
+            column -= 1
+        return index + 1, column
+
+
+def _ignored_lines(text: str) -> set[int]:
+    if "rehome:" not in text:
+        return set()
+    lines = _Lines(text)
+    out = set()
+    for match in _IGNORE_RE.finditer(text):
+        line, _ = lines.position(match.start())
+        out.add(line)
+        if not match.group(1).strip():
+            out.add(line + 1)  # a comment on its own line covers the next line
+    return out
+
+
+def _status(found: Found, policy: Policy) -> tuple[imageref.ImageRef | None, str, str | None]:
+    if found.unresolved is not None:
+        return None, UNRESOLVED, found.unresolved
+    text = found.resolve_as if found.resolve_as is not None else found.raw
+    try:
+        ref = imageref.parse(text)
+    except imageref.InvalidReference:
+        return None, UNRESOLVED, unresolved_reason(text)
+    return ref, INTERNAL if policy.is_internal(ref) else THIRD_PARTY, found.note
+
+
+def _is_reference(found: Found) -> bool:
+    raw = found.raw.strip()
+    return bool(raw) and raw != "scratch" and not raw.startswith("ko://")
+
+
+def scan_text(text: str, path: str, rule: Rule, context: FileContext, policy: Policy) -> _FileScan:
+    """References in one file's text (before repository-wide filters such as built images)."""
+    result = _FileScan()
+    try:
+        extraction: Extraction = EXTRACTORS[rule.extractor](text, rule, context)
+    except ExtractError as exc:
+        result.skipped = Skipped(path, str(exc))
+        return result
+    result.builds = extraction.builds
+    if not extraction.found:
+        return result
+    lines = _Lines(text)
+    ignored_lines = _ignored_lines(text)
+    for found in extraction.found:
+        if not _is_reference(found):
+            continue
+        line, column = lines.position(found.offset)
+        ref, status, reason = _status(found, policy)
+        if line in ignored_lines or (ref is not None and policy.is_excluded(ref)):
+            result.ignored += 1
+            continue
+        result.references.append(
+            Reference(path, line, column, rule.kind, found.raw, None if ref is None else str(ref), status, reason, found)
+        )
+    return result
+
+
+def _candidate_rules(path: str, rules: tuple[Rule, ...], root: Path) -> tuple[Rule, ...]:
+    """Rules whose file patterns select `path`, in priority order; the first whose text
+    test passes reads the file."""
+    return tuple(
+        rule
+        for rule in rules
+        if rule.selects(path) and (rule.inside_dir_with is None or _has_ancestor_file(root, path, rule.inside_dir_with))
+    )
+
+
+def _has_ancestor_file(root: Path, path: str, name: str) -> bool:
+    parts = path.split("/")[:-1]
+    for depth in range(len(parts), -1, -1):
+        if (root.joinpath(*parts[:depth]) / name).is_file():
+            return True
+    return False
+
+
+def _scan_file(root: Path, path: str, rules: tuple[Rule, ...], options: ScanOptions) -> _FileScan:
+    text, why_not = read_text(root, path, options.max_file_size)
+    if text is None:
+        return _FileScan(skipped=None if why_not is None else Skipped(path, why_not))
+    rule = next((r for r in rules if r.text_may_hold_references(text)), None)
+    if rule is None:
+        return _FileScan()
+    return scan_text(text, path, rule, FileContext(root, path), options.policy)
+
+
+# The worker processes are forked and read the job from here rather than from pickles.
+_JOB: tuple[Path, list[tuple[str, tuple[Rule, ...]]], ScanOptions] | None = None
+
+
+def _scan_share(share: tuple[int, int]) -> list[_FileScan]:
+    assert _JOB is not None
+    root, work, options = _JOB
+    index, count = share
+    return [_scan_file(root, path, rules, options) for path, rules in work[index::count]]
+
+
+def _scan_all(root: Path, work: list[tuple[str, tuple[Rule, ...]]], options: ScanOptions) -> list[_FileScan]:
+    jobs = options.jobs or os.cpu_count() or 1
+    if jobs < 2 or len(work) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+        return [_scan_file(root, path, rules, options) for path, rules in work]
+    global _JOB
+    _JOB = (root, work, options)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            shares = pool.map(_scan_share, [(i, jobs) for i in range(jobs)])
+    finally:
+        _JOB = None
+    return [scanned for share in shares for scanned in share]
+
+
+def _built_names(scans: list[_FileScan]) -> set[str]:
+    names = set()
+    for scanned in scans:
+        for build in scanned.builds:
+            ref = imageref.parse_or_none(build)
+            if ref is not None:
+                names.add(ref.name)
+    return names
+
+
+def scan(root: Path, options: ScanOptions) -> ScanResult:
+    if not root.exists():
+        raise UsageError(f"{root}: no such file or directory")
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a directory")
+    paths = list_files(root, options.untracked)
+    if options.include:
+        paths = [p for p in paths if matches_any(p, options.include)]
+    if options.exclude:
+        paths = [p for p in paths if not matches_any(p, options.exclude)]
+    work = [(path, rules) for path in paths if (rules := _candidate_rules(path, options.rules, root))]
+    scans = _scan_all(root, work, options)
+    built = _built_names(scans)
+    references = [
+        ref
+        for scanned in scans
+        for ref in scanned.references
+        if not (built and ref.image is not None and imageref.parse(ref.image).name in built)
+    ]
+    references.sort(key=lambda r: (r.path, r.line, r.column))
+    skipped = sorted((s.skipped for s in scans if s.skipped is not None), key=lambda s: s.path)
+    return ScanResult(
+        root=str(root),
+        references=references,
+        ignored=sum(s.ignored for s in scans),
+        skipped=skipped,
+    )

@@ -1,0 +1,108 @@
+"""Key paths over composed YAML nodes: `jobs.*.services.*.image`, `**.containers[].image`.
+
+Segments: a key name; `*` any one key; `name[]` / `*[]` a key then each item of the
+list under it; `**` any depth (zero or more keys or list items). A path selects the
+nodes it reaches; the walk visits each node once, so an aliased node is seen once, at
+its anchor, and alias bombs cost nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from functools import lru_cache
+
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+ANY_KEY = "*"
+DEEP = "**"
+ITEM = "[]"
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@lru_cache(maxsize=256)
+def compile_path(path: str) -> tuple[str, ...]:
+    segments: list[str] = []
+    for part in path.split("."):
+        if part.endswith(ITEM):
+            segments += [part[: -len(ITEM)], ITEM]
+        else:
+            segments.append(part)
+    return tuple(segments)
+
+
+State = tuple[int, int]  # (pattern index, position in its segments)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    pattern: int
+    node: Node
+    parent: MappingNode | None  # the mapping holding the hit as a value, if any
+
+
+class _Walker:
+    def __init__(self, patterns: list[tuple[str, ...]]) -> None:
+        self.patterns = patterns
+        self.visited: set[tuple[int, frozenset[State]]] = set()
+        self.reported: set[int] = set()
+
+    def closure(self, states: frozenset[State]) -> frozenset[State]:
+        out = set(states)
+        todo = list(states)
+        while todo:
+            p, i = todo.pop()
+            if i < len(self.patterns[p]) and self.patterns[p][i] == DEEP and (p, i + 1) not in out:
+                out.add((p, i + 1))
+                todo.append((p, i + 1))
+        return frozenset(out)
+
+    def step(self, states: frozenset[State], key: str | None) -> frozenset[State]:
+        """Advance over one mapping key (`key`) or one list item (`key` None)."""
+        nxt = set()
+        for p, i in states:
+            segments = self.patterns[p]
+            if i >= len(segments):
+                continue
+            segment = segments[i]
+            if segment == DEEP:
+                nxt.add((p, i))
+            elif key is None:
+                if segment == ITEM:
+                    nxt.add((p, i + 1))
+            elif segment == ANY_KEY or segment == key:
+                nxt.add((p, i + 1))
+        return self.closure(frozenset(nxt))
+
+    def walk(self, node: Node, states: frozenset[State], parent: MappingNode | None) -> Iterator[Hit]:
+        if (id(node), states) in self.visited:
+            return
+        self.visited.add((id(node), states))
+        for p, i in sorted(states):
+            if i == len(self.patterns[p]) and id(node) not in self.reported:
+                self.reported.add(id(node))
+                yield Hit(p, node, parent)
+        if isinstance(node, MappingNode):
+            for key_node, value in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    continue
+                if key_node.tag == MERGE_TAG:
+                    # `<<: *base` puts base's keys into this mapping.
+                    for merged in value.value if isinstance(value, SequenceNode) else [value]:
+                        yield from self.walk(merged, states, parent)
+                    continue
+                nxt = self.step(states, str(key_node.value))
+                if nxt:
+                    yield from self.walk(value, nxt, node)
+        elif isinstance(node, SequenceNode):
+            nxt = self.step(states, None)
+            if nxt:
+                for item in node.value:
+                    yield from self.walk(item, nxt, None)
+
+
+def select(root: Node, paths: list[str]) -> Iterator[Hit]:
+    """Every node any of `paths` reaches, in document order; `Hit.pattern` indexes `paths`."""
+    patterns = [compile_path(p) for p in paths]
+    walker = _Walker(patterns)
+    start = walker.closure(frozenset((p, 0) for p in range(len(patterns))))
+    yield from walker.walk(root, start, None)

@@ -1,0 +1,71 @@
+"""The generic YAML extractor: image values at the key paths a rule lists."""
+from __future__ import annotations
+
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+
+from bot.rules import Rule
+from bot.scan import keypaths
+from bot.scan.base import Extraction, FileContext
+from bot.scan.model import Found
+from bot.scan.yamldocs import documents, mapping_get, scalar_text, value_offset
+
+
+def _document_selected(root: Node, rule: Rule) -> bool:
+    if rule.document_keys and not isinstance(root, MappingNode):
+        return False
+    if any(mapping_get(root, key) is None for key in rule.document_keys):
+        return False
+    for key, pattern in rule.document_match:
+        value = scalar_text(mapping_get(root, key))
+        if value is None or not pattern.match(value):
+            return False
+    return True
+
+
+def found_at(node: ScalarNode, text: str, base: int, *, prefix: str = "", **edit: object) -> Found:
+    """A Found for a string scalar, positioned after `prefix` (e.g. `docker://`)."""
+    value_start, scalar_span, exact = value_offset(node, text, base)
+    raw = node.value[len(prefix):]
+    if exact:
+        offset = value_start + len(prefix)
+        span = (offset, offset + len(raw))
+    else:
+        # Escapes or folding: the value is not written as-is; a rewrite re-emits the scalar.
+        offset, span = value_start, scalar_span
+    return Found(
+        offset=offset,
+        raw=raw,
+        span=span,
+        edit={"style": node.style or "", "scalar": scalar_span, "exact": exact, "prefix": prefix, **edit},
+    )
+
+
+def _paths(rule: Rule) -> list[tuple[str, str, str]]:
+    """(key path, prefix, role) for everything the rule asks for."""
+    paths = [(p, "", "image") for p in rule.images]
+    paths += [(p, prefix, "image") for prefix, p in rule.prefixed_images]
+    paths += [(p, "", "service") for p in rule.services]
+    paths += [(p, "", "build") for p in rule.builds]
+    return paths
+
+
+def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
+    result = Extraction()
+    paths = _paths(rule)
+    for base, root in documents(text, rule.document_contains):
+        if not _document_selected(root, rule):
+            continue
+        for hit in keypaths.select(root, [p for p, _, _ in paths]):
+            _, prefix, role = paths[hit.pattern]
+            value = scalar_text(hit.node)
+            if not value or not value.startswith(prefix) or len(value) == len(prefix):
+                continue
+            if role == "build":
+                result.builds.append(value)
+                continue
+            if hit.parent is not None and any(mapping_get(hit.parent, k) is not None for k in rule.skip_if_sibling):
+                continue
+            assert isinstance(hit.node, ScalarNode)
+            extra = {"service": True} if role == "service" else {}
+            result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
+    return result
