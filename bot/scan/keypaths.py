@@ -13,10 +13,11 @@ from functools import lru_cache
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot.scan.yamldocs import MERGE_TAG
+
 ANY_KEY = "*"
 DEEP = "**"
 ITEM = "[]"
-MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @lru_cache(maxsize=256)
@@ -40,11 +41,14 @@ class Hit:
     parent: MappingNode | None  # the mapping holding the hit as a value, if any
 
 
-class _Walker:
-    def __init__(self, patterns: list[tuple[str, ...]]) -> None:
+class _Automaton:
+    """The key paths as a small NFA; steps are memoised, since documents repeat shapes."""
+
+    def __init__(self, patterns: tuple[tuple[str, ...], ...]) -> None:
         self.patterns = patterns
-        self.visited: set[tuple[int, frozenset[State]]] = set()
-        self.reported: set[int] = set()
+        self.steps: dict[tuple[frozenset[State], str | None], frozenset[State]] = {}
+        self.accepted: dict[frozenset[State], list[int]] = {}
+        self.start = self.closure(frozenset((p, 0) for p in range(len(patterns))))
 
     def closure(self, states: frozenset[State]) -> frozenset[State]:
         out = set(states)
@@ -58,6 +62,12 @@ class _Walker:
 
     def step(self, states: frozenset[State], key: str | None) -> frozenset[State]:
         """Advance over one mapping key (`key`) or one list item (`key` None)."""
+        cached = self.steps.get((states, key))
+        if cached is None:
+            cached = self.steps[(states, key)] = self._step(states, key)
+        return cached
+
+    def _step(self, states: frozenset[State], key: str | None) -> frozenset[State]:
         nxt = set()
         for p, i in states:
             segments = self.patterns[p]
@@ -73,28 +83,46 @@ class _Walker:
                 nxt.add((p, i + 1))
         return self.closure(frozenset(nxt))
 
+    def accepting(self, states: frozenset[State]) -> list[int]:
+        cached = self.accepted.get(states)
+        if cached is None:
+            cached = self.accepted[states] = sorted(p for p, i in states if i == len(self.patterns[p]))
+        return cached
+
+
+@lru_cache(maxsize=64)
+def _automaton(paths: tuple[str, ...]) -> _Automaton:
+    return _Automaton(tuple(compile_path(p) for p in paths))
+
+
+class _Walk:
+    def __init__(self, automaton: _Automaton) -> None:
+        self.automaton = automaton
+        self.visited: set[tuple[int, frozenset[State]]] = set()
+        self.reported: set[int] = set()
+
     def walk(self, node: Node, states: frozenset[State], parent: MappingNode | None) -> Iterator[Hit]:
         if (id(node), states) in self.visited:
             return
         self.visited.add((id(node), states))
-        for p, i in sorted(states):
-            if i == len(self.patterns[p]) and id(node) not in self.reported:
+        for p in self.automaton.accepting(states):
+            if id(node) not in self.reported:
                 self.reported.add(id(node))
                 yield Hit(p, node, parent)
         if isinstance(node, MappingNode):
             for key_node, value in node.value:
                 if not isinstance(key_node, ScalarNode):
                     continue
-                if key_node.tag == MERGE_TAG:
+                if key_node.value == "<<" and key_node.tag == MERGE_TAG:
                     # `<<: *base` puts base's keys into this mapping.
                     for merged in value.value if isinstance(value, SequenceNode) else [value]:
                         yield from self.walk(merged, states, parent)
                     continue
-                nxt = self.step(states, str(key_node.value))
+                nxt = self.automaton.step(states, str(key_node.value))
                 if nxt:
                     yield from self.walk(value, nxt, node)
         elif isinstance(node, SequenceNode):
-            nxt = self.step(states, None)
+            nxt = self.automaton.step(states, None)
             if nxt:
                 for item in node.value:
                     yield from self.walk(item, nxt, None)
@@ -102,7 +130,5 @@ class _Walker:
 
 def select(root: Node, paths: list[str]) -> Iterator[Hit]:
     """Every node any of `paths` reaches, in document order; `Hit.pattern` indexes `paths`."""
-    patterns = [compile_path(p) for p in paths]
-    walker = _Walker(patterns)
-    start = walker.closure(frozenset((p, 0) for p in range(len(patterns))))
-    yield from walker.walk(root, start, None)
+    automaton = _automaton(tuple(paths))
+    yield from _Walk(automaton).walk(root, automaton.start, None)

@@ -15,10 +15,15 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
 from bot.scan.base import ExtractError
 
 STR_TAG = "tag:yaml.org,2002:str"
+MERGE_TAG = "tag:yaml.org,2002:merge"
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"})
+_NUMBER_RE = re.compile(r"[-+]?(?:\.?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F_]+|0o?[0-7_]+|\.inf|\.nan)", re.IGNORECASE)
 BOM = "\ufeff"
 # A document marker line: `---` or `...` at column 0, then space or end of line.
 # YAML forbids such a line inside any scalar, so splitting here is always safe.
@@ -26,11 +31,33 @@ _MARKER_RE = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r\n]|\Z)", re.MULTILINE)
 _DIRECTIVE_RE = re.compile(r"^%", re.MULTILINE)
 
 
+class _ScanResolver(VersionedResolver):
+    """Only tells strings from other scalars: ruamel's full resolver, run in Python for every
+    scalar, cost more than parsing itself. Tags of collections are not used by the scan."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is not ScalarNode:
+            return "tag:yaml.org,2002:seq" if kind is SequenceNode else "tag:yaml.org,2002:map"
+        if not implicit[0]:
+            return STR_TAG
+        if value == "<<":
+            return MERGE_TAG
+        if value in _NULLS:
+            return "tag:yaml.org,2002:null"
+        if value in _BOOLS:
+            return "tag:yaml.org,2002:bool"
+        if value[0] in "0123456789+-." and _NUMBER_RE.fullmatch(value):
+            return "tag:yaml.org,2002:float"
+        return STR_TAG
+
+
 def _loader() -> YAML:
     try:
-        return YAML(typ="safe", pure=False)
+        yaml = YAML(typ="safe", pure=False)
     except Exception:  # noqa: BLE001 - no C extension on this platform: the pure parser is correct, only slower
-        return YAML(typ="safe", pure=True)
+        yaml = YAML(typ="safe", pure=True)
+    yaml.Resolver = _ScanResolver
+    return yaml
 
 
 _YAML = _loader()
