@@ -24,7 +24,7 @@ from bot.resources import data_dir
 EXTRACTORS = ("dockerfile", "yaml", "helm-values", "helm-template", "kustomize")
 
 _PATH_SEGMENT = r"(?:\*\*|\*|[A-Za-z0-9_$-]+)(?:\[\])?"
-KEY_PATH_RE = re.compile(rf"{_PATH_SEGMENT}(?:\.{_PATH_SEGMENT})*")
+KEY_PATH_RE = re.compile(rf"^{_PATH_SEGMENT}(?:\.{_PATH_SEGMENT})*$")
 
 RULE_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -1,6 +1,7 @@
 """Which files a scan reads, and reading them whole or saying why not."""
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from pathlib import Path
@@ -68,7 +69,11 @@ def read_text(root: Path, path: str, max_size: int) -> tuple[str | None, str | N
             return None, f"larger than {_human_size(max_size)}"
         data = full.read_bytes()
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "unreadable: symlink loop"
         return None, f"unreadable: {exc.strerror or exc}"
+    except RuntimeError:  # a symlink loop, on Python versions that raise this for it
+        return None, "unreadable: symlink loop"
     if b"\0" in data:
         return None, "binary file"
     try:

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.tag import Tag
 
 from bot.scan.base import ExtractError
 
@@ -31,36 +32,40 @@ _MARKER_RE = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r\n]|\Z)", re.MULTILINE)
 _DIRECTIVE_RE = re.compile(r"^%", re.MULTILINE)
 
 
+# Shared Tag objects: each caches its decoded text, so reading `node.tag` stays cheap.
+_TAGS = {name: Tag(suffix=f"tag:yaml.org,2002:{name}") for name in ("str", "seq", "map", "merge", "null", "bool", "float")}
+
+
 class _ScanResolver(VersionedResolver):
     """Only tells strings from other scalars: ruamel's full resolver, run in Python for every
     scalar, cost more than parsing itself. Tags of collections are not used by the scan."""
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Tag:
         if kind is not ScalarNode:
-            return "tag:yaml.org,2002:seq" if kind is SequenceNode else "tag:yaml.org,2002:map"
+            return _TAGS["seq"] if kind is SequenceNode else _TAGS["map"]
         if not implicit[0]:
-            return STR_TAG
+            return _TAGS["str"]
         if value == "<<":
-            return MERGE_TAG
+            return _TAGS["merge"]
         if value in _NULLS:
-            return "tag:yaml.org,2002:null"
+            return _TAGS["null"]
         if value in _BOOLS:
-            return "tag:yaml.org,2002:bool"
+            return _TAGS["bool"]
         if value[0] in "0123456789+-." and _NUMBER_RE.fullmatch(value):
-            return "tag:yaml.org,2002:float"
-        return STR_TAG
+            return _TAGS["float"]
+        return _TAGS["str"]
 
 
-def _loader() -> YAML:
-    try:
-        yaml = YAML(typ="safe", pure=False)
-    except Exception:  # noqa: BLE001 - no C extension on this platform: the pure parser is correct, only slower
-        yaml = YAML(typ="safe", pure=True)
+def _loader(pure: bool) -> YAML:
+    yaml = YAML(typ="safe", pure=pure)
     yaml.Resolver = _ScanResolver
     return yaml
 
 
-_YAML = _loader()
+# libyaml (the C loader) speaks YAML 1.1 and rejects some YAML 1.2 that Kubernetes tools
+# accept, e.g. `{image: redis:7}`: a document it refuses is parsed again by the pure parser.
+_FAST = _loader(pure=False)
+_CORRECT = _loader(pure=True)
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:
@@ -74,7 +79,13 @@ def _chunks(text: str) -> list[tuple[int, str]]:
 
 def _compose_all(text: str) -> list[Node]:
     try:
-        return [n for n in _YAML.compose_all(text) if n is not None]
+        return [n for n in _FAST.compose_all(text) if n is not None]
+    except YAMLError:
+        pass
+    except RecursionError:
+        raise ExtractError("not parseable: YAML nested too deeply") from None
+    try:
+        return [n for n in _CORRECT.compose_all(text) if n is not None]
     except YAMLError as exc:
         raise ExtractError(f"not valid YAML: {_one_line(exc)}") from None
     except RecursionError:

@@ -1,0 +1,44 @@
+"""Small helpers the tests share."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from bot.cli import main
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_bytes(content.encode("utf-8"))
+    return root
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def scan_json(capsys, root: Path, *extra: str) -> dict:
+    code, out, err = run_cli(capsys, "scan", str(root), "--format", "json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def ref(path: str, line: int, column: int, kind: str, raw: str, image: str | None,
+        status: str = "third-party", reason: str | None = None) -> dict:
+    return {"path": path, "line": line, "column": column, "kind": kind, "raw": raw,
+            "image": image, "status": status, "reason": reason}
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True, capture_output=True, text=True,
+    ).stdout

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import os
+import time
+
+from tests.helpers import git, ref, run_cli, scan_json, write_tree
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.14.2
+"""
+
+
+def test_positions_count_only_newlines_and_not_the_bom(tmp_path, capsys):
+    # A BOM is not a column; CRLF ends a line; \u2028 and \x85 (YAML line breaks in a quoted value) do not.
+    text = (
+        "\ufeffapiVersion: v1\r\n"
+        "kind: Pod\r\n"
+        "metadata: {name: p, annotations: {note: \"odd\u2028separator and \x85 here\"}}\r\n"
+        "spec:\r\n"
+        "  containers: [{name: a, image: \"redis:7\"}]\r\n"
+    )
+    write_tree(tmp_path, {"pod.yaml": text, "bom-first.yaml": "\ufeffimage: x\n"})
+    assert scan_json(capsys, tmp_path)["references"] == [
+        ref("pod.yaml", 5, 34, "kubernetes", "redis:7", "docker.io/library/redis:7"),
+    ]
+
+
+def test_ignore_comments_and_excluded_images(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "pods.yaml": """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - name: a
+      image: busybox:1.36  # rehome: ignore
+    - name: b
+      # rehome: ignore
+      image: alpine:3.20
+    - name: c
+      image: quay.io/prometheus/node-exporter:v1.8.2
+    - name: d
+      image: redis:7
+""",
+        "rehome.yaml": "exclude_images: ['quay.io/prometheus/*']\n",
+    })
+    assert scan_json(capsys, tmp_path) == {
+        "version": 1,
+        "references": [ref("pods.yaml", 14, 14, "kubernetes", "redis:7", "docker.io/library/redis:7")],
+        "ignored": 3,
+        "skipped": [],
+    }
+
+
+def test_files_that_cannot_be_read_whole_are_skipped_with_a_reason(tmp_path, capsys):
+    outside = tmp_path / "outside"
+    root = tmp_path / "repo"
+    write_tree(outside, {"secret.yaml": DEPLOYMENT})
+    write_tree(root, {
+        "big.yaml": DEPLOYMENT + "# " + "x" * 2000 + "\n",
+        "binary.yaml": b"apiVersion: v1\x00\x01",
+        "latin1.yaml": "kind: Pod\nimage: caf\xe9\n".encode("latin-1"),
+        "broken.yaml": "apiVersion: v1\nkind: Pod\nspec: {containers: [{image: nginx}\n",
+        "ok.yaml": DEPLOYMENT,
+    })
+    os.symlink(outside / "secret.yaml", root / "escape.yaml")
+    os.symlink(root / "loop-a.yaml", root / "loop-b.yaml")
+    os.symlink(root / "loop-b.yaml", root / "loop-a.yaml")
+    result = scan_json(capsys, root, "--max-file-size", "1KiB")
+    assert result == {
+        "version": 1,
+        "references": [ref("ok.yaml", 10, 18, "kubernetes", "nginx:1.14.2", "docker.io/library/nginx:1.14.2")],
+        "ignored": 0,
+        "skipped": [
+            {"path": "big.yaml", "reason": "larger than 1 KiB"},
+            {"path": "binary.yaml", "reason": "binary file"},
+            {"path": "broken.yaml", "reason": "not valid YAML: expected ',' or ']', but got '<stream end>' (line 4, column 1)"},
+            {"path": "escape.yaml", "reason": "symlink leads outside the scanned root"},
+            {"path": "latin1.yaml", "reason": "not UTF-8 (byte 0xe9 at offset 20)"},
+            {"path": "loop-a.yaml", "reason": "unreadable: symlink loop"},
+            {"path": "loop-b.yaml", "reason": "unreadable: symlink loop"},
+        ],
+    }
+
+
+def test_in_a_git_checkout_only_tracked_files_unless_untracked(tmp_path, capsys):
+    write_tree(tmp_path, {"tracked.yaml": DEPLOYMENT, ".gitignore": "ignored.yaml\n"})
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "init")
+    write_tree(tmp_path, {"new.yaml": DEPLOYMENT, "ignored.yaml": DEPLOYMENT})
+    assert [r["path"] for r in scan_json(capsys, tmp_path)["references"]] == ["tracked.yaml"]
+    assert [r["path"] for r in scan_json(capsys, tmp_path, "--untracked")["references"]] == ["new.yaml", "tracked.yaml"]
+
+
+def test_vendored_folders_are_skipped_and_globs_select(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "deploy/web.yaml": DEPLOYMENT,
+        "deploy/extra/web.yaml": DEPLOYMENT,
+        "a/node_modules/x.yaml": DEPLOYMENT,
+        "vendor/x.yaml": DEPLOYMENT,
+        "b/third_party/x.yaml": DEPLOYMENT,
+        "docs/example.yaml": DEPLOYMENT,
+    })
+    assert [r["path"] for r in scan_json(capsys, tmp_path)["references"]] == [
+        "deploy/extra/web.yaml", "deploy/web.yaml", "docs/example.yaml",
+    ]
+    paths = [r["path"] for r in scan_json(capsys, tmp_path, "--include", "deploy/**", "--exclude", "**/extra/**")["references"]]
+    assert paths == ["deploy/web.yaml"]
+
+
+def test_alias_bomb_is_bounded_and_reported_once(tmp_path, capsys):
+    lines = ["apiVersion: v1", "kind: List", "a0: &a0 [{name: c, image: 'nginx:1'}]"]
+    for i in range(1, 30):
+        lines.append(f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}]")
+    lines.append("spec: {containers: *a0, more: *a29}")
+    write_tree(tmp_path, {"bomb.yaml": "\n".join(lines) + "\n"})
+    started = time.monotonic()
+    result = scan_json(capsys, tmp_path)
+    assert time.monotonic() - started < 10
+    assert result["references"] == [ref("bomb.yaml", 3, 28, "kubernetes", "nginx:1", "docker.io/library/nginx:1")]
+
+
+def test_internal_patterns_and_destination(tmp_path, capsys):
+    write_tree(tmp_path, {"pod.yaml": """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - {name: a, image: us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0}
+    - {name: b, image: us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.27}
+    - {name: c, image: k8s.gcr.io/pause:3.9}
+    - {name: d, image: "europe-docker.pkg.dev/acme/apps/api:2"}
+"""})
+    default = [(r["raw"].split("/")[1], r["status"]) for r in scan_json(capsys, tmp_path)["references"]]
+    assert default == [("google-samples", "internal"), ("acme", "internal"), ("pause:3.9", "internal"), ("acme", "internal")]
+    write_tree(tmp_path, {"rehome.yaml": "destination: us-docker.pkg.dev/acme/mirror\n"})
+    own_only = scan_json(capsys, tmp_path, "--internal", "*-docker.pkg.dev/acme/apps/*")["references"]
+    assert [r["status"] for r in own_only] == ["third-party", "internal", "third-party", "internal"]
+
+
+def test_unresolved_values_say_why(tmp_path, capsys):
+    write_tree(tmp_path, {"pod.yaml": """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - {name: a, image: "gcr.io/<<PROJECT>>/app"}
+    - {name: b, image: CONTAINER_REGISTRY/app}
+    - {name: c, image: "${REGISTRY}/app:1"}
+    - {name: d, image: ko://github.com/acme/cmd/app}
+"""})
+    assert scan_json(capsys, tmp_path)["references"] == [
+        ref("pod.yaml", 6, 25, "kubernetes", "gcr.io/<<PROJECT>>/app", None, "unresolved",
+            "contains a placeholder: <<PROJECT>>"),
+        ref("pod.yaml", 7, 24, "kubernetes", "CONTAINER_REGISTRY/app", None, "unresolved",
+            "not a valid image reference: invalid reference 'CONTAINER_REGISTRY/app': repository name must be lowercase"),
+        ref("pod.yaml", 8, 25, "kubernetes", "${REGISTRY}/app:1", None, "unresolved", "contains a variable: ${REGISTRY}"),
+    ]
+
+
+def test_table_groups_by_image(tmp_path, capsys):
+    write_tree(tmp_path, {"a.yaml": DEPLOYMENT, "b/a.yaml": DEPLOYMENT, "big.yaml": b"\x00"})
+    code, out, _ = run_cli(capsys, "scan", str(tmp_path))
+    assert code == 0
+    assert out == (
+        "IMAGE                           STATUS       REFS  FILES    KINDS       REASON\n"
+        "------------------------------  -----------  ----  -------  ----------  ------\n"
+        "docker.io/library/nginx:1.14.2  third-party  2     2 files  kubernetes\n"
+        "2 references in 2 files: 2 third-party, 0 internal, 0 unresolved; 0 ignored\n"
+        "skipped big.yaml: binary file\n"
+    )
+
+
+def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "scan", str(tmp_path / "missing"))
+    assert (code, out, err) == (2, "", f"rehome: error: {tmp_path / 'missing'}: no such file or directory\n")
+
+    write_tree(tmp_path, {"rehome.yaml": "internal: gcr.io\n"})
+    code, out, err = run_cli(capsys, "scan", str(tmp_path))
+    assert (code, err) == (2, f"rehome: error: {tmp_path / 'rehome.yaml'}: key 'internal': 'gcr.io' is not of type 'array'\n")
+
+    write_tree(tmp_path, {"rehome.yaml": "destinaton: x\n"})
+    code, out, err = run_cli(capsys, "scan", str(tmp_path))
+    assert code == 2 and err.startswith(f"rehome: error: {tmp_path / 'rehome.yaml'}: unknown key 'destinaton' (known keys: ")
+
+    code, out, err = run_cli(capsys, "scan", str(tmp_path), "--bogus")
+    assert code == 2 and "unrecognized arguments: --bogus" in err

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.resources import data_dir
+from bot.rules import load_rules
+from tests.helpers import run_cli, scan_json, write_tree
+
+FIXTURES = Path(__file__).parent / "scan" / "fixtures"
+
+
+def test_every_rule_has_fixtures_that_it_reads(capsys):
+    """A rule without fixture files is untested: each kind needs a fixtures folder named after it."""
+    missing, silent = [], []
+    for rule in load_rules():
+        folders = [p for p in FIXTURES.rglob(rule.kind) if p.is_dir() and any(p.rglob("*"))]
+        if not folders:
+            missing.append(rule.kind)
+            continue
+        kinds = {r["kind"] for folder in folders for r in scan_json(capsys, folder)["references"]}
+        if rule.kind not in kinds and not rule.builds:
+            silent.append(rule.kind)
+    assert missing == []
+    assert silent == []
+
+
+def test_builtin_rules_load_in_priority_order():
+    rules = load_rules()
+    assert [r.kind for r in rules] == [r.kind for r in sorted(rules, key=lambda r: (r.priority, r.kind))]
+    assert rules[-1].kind == "kubernetes"
+    assert all(r.source.parent == data_dir("rules") for r in rules)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("extractor: yaml\n", "field '(top level)': 'files' is a required property"),
+        ("extractor: toml\nfiles: ['*.toml']\n", "field 'extractor': 'toml' is not one of ['dockerfile', 'yaml', 'helm-values', 'helm-template', 'kustomize']"),
+        ("extractor: yaml\nfiles: ['*.y']\ncontains: ['(']\n", "field 'contains': invalid regular expression '(': missing ), unterminated subpattern at position 0"),
+        ("extractor: yaml\nfiles: ['*.y']\nimages: ['a..b']\n", "field 'images.0': 'a..b' does not match"),
+        ("extractor: yaml\nfiles: ['*.y']\nimagse: []\n", "unknown field 'imagse'"),
+        ("extractor: yaml\nfiles: ['*.y']\nextends: nothing\n", "field 'extends': no rule named 'nothing'"),
+        ("- a\n", "a rules file must be a mapping of fields"),
+    ],
+)
+def test_a_broken_rules_file_is_a_clear_error(tmp_path, content, message):
+    (tmp_path / "mine.yaml").write_text(content)
+    with pytest.raises(ConfigError) as excinfo:
+        load_rules([tmp_path])
+    assert str(excinfo.value).startswith(f"{tmp_path / 'mine.yaml'}: {message}")
+
+
+def test_a_user_rule_replaces_the_builtin_of_the_same_name(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    write_tree(rules, {"compose.yaml": "extractor: yaml\nfiles: ['**/stack.yml']\nimages: ['services.*.image']\n"})
+    write_tree(tmp_path / "repo", {
+        "stack.yml": "services:\n  db:\n    image: postgres:16\n",
+        "docker-compose.yml": "services:\n  db:\n    image: mysql:8\n",
+    })
+    refs = scan_json(capsys, tmp_path / "repo", "--rules", str(rules))["references"]
+    assert [(r["path"], r["kind"], r["raw"]) for r in refs] == [("stack.yml", "compose", "postgres:16")]
+    code, _, err = run_cli(capsys, "scan", str(tmp_path / "repo"), "--rules", str(tmp_path / "nope"))
+    assert (code, err) == (2, f"rehome: error: {tmp_path / 'nope'}: rules directory not found\n")
