@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bot import imageref
 from bot.config import Config, find_config, parse_size
 from bot.errors import UsageError
-from bot.policy import DEFAULT_INTERNAL, Policy
+from bot.policy import DEFAULT_INTERNAL, MappingError, Policy, check_template
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions
 
@@ -57,3 +58,33 @@ def scan_options(args: argparse.Namespace, config: Config) -> ScanOptions:
         max_file_size=max_size,
         untracked=args.untracked,
     )
+
+
+def add_destination(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--to", metavar="DEST", help="the mirror prefix, e.g. us-docker.pkg.dev/acme/mirror (or `destination` in rehome.yaml)")
+    parser.add_argument("--mapping", metavar="TEMPLATE",
+                        help="mirror name template: {destination}, {domain}, {path} (default {destination}/{domain}/{path})")
+
+
+def require_destination(args: argparse.Namespace, config: Config) -> str:
+    dest = destination(args, config)
+    if not dest:
+        raise UsageError("no destination: give --to DEST or set `destination` in rehome.yaml")
+    try:
+        ref = imageref.parse_raw(dest.rstrip("/"))
+    except imageref.InvalidReference as exc:
+        raise UsageError(f"destination {dest!r} is not a registry path: {exc}") from None
+    if ref.tag is not None or ref.digest is not None:
+        raise UsageError(f"destination {dest!r} must be a registry path without tag or digest")
+    if not ref.domain or "." not in ref.domain and ":" not in ref.domain and ref.domain != "localhost":
+        raise UsageError(f"destination {dest!r} must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY")
+    return dest.rstrip("/")
+
+
+def mapping(args: argparse.Namespace, config: Config) -> str:
+    template = getattr(args, "mapping", None) or config.mapping
+    try:
+        check_template(template)
+    except MappingError as exc:
+        raise UsageError(str(exc)) from None
+    return template

@@ -26,6 +26,8 @@ def found_at(node: ScalarNode, text: str, base: int, *, prefix: str = "", **edit
     """A Found for a string scalar, positioned after `prefix` (e.g. `docker://`)."""
     value_start, scalar_span, exact = value_offset(node, text, base)
     raw = node.value[len(prefix):]
+    if node.style in ("|", ">"):
+        raw = raw.rstrip("\n")
     if exact:
         offset = value_start + len(prefix)
         span = (offset, offset + len(raw))
@@ -38,6 +40,24 @@ def found_at(node: ScalarNode, text: str, base: int, *, prefix: str = "", **edit
         span=span,
         edit={"style": node.style or "", "scalar": scalar_span, "exact": exact, "prefix": prefix, **edit},
     )
+
+
+def _service_facts(hit: keypaths.Hit, text: str, base: int) -> dict[str, object]:
+    """What a rewrite needs to keep a GitLab service's host names: where its `alias` is."""
+    node = hit.node
+    if hit.parent is None:
+        before = text[: base + node.start_mark.index].rstrip(" \t")
+        return {"service": True, "service_item": True, "flow": before.endswith(("[", ","))}
+    key = next(k for k, v in hit.parent.value if v is node)
+    facts: dict[str, object] = {
+        "service": True,
+        "flow": bool(hit.parent.flow_style),
+        "key_start": base + key.start_mark.index,
+    }
+    alias = mapping_get(hit.parent, "alias")
+    if isinstance(alias, ScalarNode):
+        facts["alias"] = (base + alias.start_mark.index, base + alias.end_mark.index, alias.value, alias.style or "")
+    return facts
 
 
 def _paths(rule: Rule) -> list[tuple[str, str, str]]:
@@ -66,6 +86,6 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             if hit.parent is not None and any(mapping_get(hit.parent, k) is not None for k in rule.skip_if_sibling):
                 continue
             assert isinstance(hit.node, ScalarNode)
-            extra = {"service": True} if role == "service" else {}
+            extra = _service_facts(hit, text, base) if role == "service" else {}
             result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
     return result

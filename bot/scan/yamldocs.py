@@ -68,7 +68,7 @@ _FAST = _loader(pure=False)
 _CORRECT = _loader(pure=True)
 
 
-def _chunks(text: str) -> list[tuple[int, str]]:
+def split_documents(text: str) -> list[tuple[int, str]]:
     """(offset, text) for each document's region. Directives make splitting unsafe: one chunk."""
     if _DIRECTIVE_RE.search(text):
         return [(0, text)]
@@ -77,7 +77,7 @@ def _chunks(text: str) -> list[tuple[int, str]]:
     return [(s, text[s:e]) for s, e in zip(starts, ends)]
 
 
-def _compose_all(text: str) -> list[Node]:
+def compose_all(text: str) -> list[Node]:
     try:
         return [n for n in _FAST.compose_all(text) if n is not None]
     except YAMLError:
@@ -104,18 +104,18 @@ def documents(text: str, guards: tuple[re.Pattern[str], ...] = ()) -> Iterator[t
     """(offset to add to node marks, root node) for each document whose text passes every guard."""
     body = text[1:] if text.startswith(BOM) else text
     shift = len(text) - len(body)
-    chunks = _chunks(body)
+    chunks = split_documents(body)
     selected = [(o, c) for o, c in chunks if all(g.search(c) for g in guards)]
     if len(chunks) == 1 or not selected:
         for offset, chunk in selected:
-            for node in _compose_all(chunk):
+            for node in compose_all(chunk):
                 yield offset + shift, node
         return
     try:
-        parsed = [(offset, _compose_all(chunk)) for offset, chunk in selected]
+        parsed = [(offset, compose_all(chunk)) for offset, chunk in selected]
     except ExtractError:
         # A marker-looking line the split misjudged: parse the whole text to be sure.
-        for node in _compose_all(body):
+        for node in compose_all(body):
             yield shift, node
         return
     for offset, nodes in parsed:
@@ -145,13 +145,14 @@ def value_offset(node: ScalarNode, text: str, base: int) -> tuple[int, tuple[int
     start = base + node.start_mark.index
     end = base + node.end_mark.index
     style = node.style
+    if style in ("|", ">"):
+        # A one-line block scalar (`image: >-` then the name on the next line) holds its value verbatim.
+        content = node.value.rstrip("\n")
+        found = text.find(content, start, end) if content and "\n" not in content else -1
+        return (found, (start, end), True) if found != -1 else (start, (start, end), False)
     value_start = start + 1 if style in ('"', "'") else start
     value_end = end - 1 if style in ('"', "'") else end
-    exact = (
-        style not in ("|", ">")
-        and value_end == value_start + len(node.value)
-        and text.startswith(node.value, value_start)
-    )
+    exact = value_end == value_start + len(node.value) and text.startswith(node.value, value_start)
     return value_start, (start, end), exact
 
 

@@ -1,0 +1,62 @@
+"""`rehome init [PATH]`: write a commented starter rehome.yaml."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bot.config import CONFIG_NAME, load_config
+from bot.errors import UsageError
+
+HELP = "write a commented starter rehome.yaml"
+
+STARTER = """\
+# rehome configuration (see "Configuration" in the rehome README).
+# Every key is optional; command-line flags override what is set here.
+
+# Where mirrored images go (an Artifact Registry Docker repository, or any registry path).
+destination: {destination}
+
+# How a source image is named in the mirror. {{domain}} keeps the source registry in the
+# path, so docker.io/x and quay.io/x never collide (a port becomes "__": registry__5000).
+mapping: "{{destination}}/{{domain}}/{{path}}"
+
+# Registries (or registry/path globs) already under your control: never moved.
+# The default is Google's registries: gcr.io, *.gcr.io, *.pkg.dev. The destination always counts.
+# internal:
+#   - "*-docker.pkg.dev/my-project/*"
+
+# Paths to scan, and paths to leave out (globs on paths relative to the repository root).
+# include: ["deploy/**", "**/Dockerfile*"]
+# exclude: ["docs/**", "**/testdata/**"]
+
+# Images never to move, wherever they appear.
+# exclude_images: ["docker.io/library/hello-world"]
+
+# Files larger than this are skipped (and listed as skipped).
+# max_file_size: 5MiB
+
+# Pin moved references to the digest the mirror step verifies (image:tag@sha256:...).
+pin_digest: false
+
+# A directory of extra rules files (a rule named like a built-in replaces it).
+# rules: .rehome/rules
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="where to write rehome.yaml (default: .)")
+    parser.add_argument("--to", metavar="DEST", default="us-docker.pkg.dev/PROJECT/mirror",
+                        help="the destination to write into the file")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing rehome.yaml")
+
+
+def run(args: argparse.Namespace) -> int:
+    target = Path(args.path) / CONFIG_NAME
+    if not Path(args.path).is_dir():
+        raise UsageError(f"{args.path}: not a directory")
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} already exists (use --force to overwrite it)")
+    target.write_text(STARTER.format(destination=args.to))
+    load_config(target)  # the starter must always validate
+    print(f"wrote {target}")
+    return 0

@@ -1,0 +1,69 @@
+"""`rehome plan PATH --to DEST`: which image moves where, and what a human must look at."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from bot import options
+from bot.output import print_json, render_table
+from bot.plan import Plan, make_plan
+from bot.config import Config
+from bot.scan.core import ScanOptions, scan
+from bot.scan.model import ScanResult
+
+HELP = "show which third-party images would move to the mirror, and which references need a human"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="the tree to plan for (default: .)")
+    options.add_destination(parser)
+    parser.add_argument("--pin-digest", action="store_true", default=None,
+                        help="pin moved references to the mirror's verified digest")
+    options.add_format(parser)
+    options.add_scan_options(parser)
+
+
+@dataclasses.dataclass
+class Planned:
+    root: Path
+    config: Config
+    scan_options: ScanOptions
+    scanned: ScanResult
+    plan: Plan
+
+
+def build(args: argparse.Namespace) -> Planned:
+    """Scan and plan as the flags and rehome.yaml say; shared by plan, rewrite and mirror."""
+    root = Path(args.path)
+    config = options.load_config(args, root)
+    destination = options.require_destination(args, config)
+    template = options.mapping(args, config)
+    scan_options = options.scan_options(args, config)
+    scanned = scan(root, scan_options)
+    pin = args.pin_digest if getattr(args, "pin_digest", None) is not None else config.pin_digest
+    return Planned(root, config, scan_options, scanned, make_plan(scanned, destination, template, pin_digest=pin))
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = build(args).plan
+    if args.format == "json":
+        print_json(plan.to_json())
+    else:
+        print(render(plan))
+    return 0
+
+
+def render(plan: Plan) -> str:
+    lines = []
+    if plan.moves:
+        rows = [(m.source, m.target, len(m.references), "-" if m.pulls is None else m.pulls) for m in plan.moves]
+        lines.append(render_table(("FROM", "TO", "REFS", "PULLS"), rows))
+    files = len({r.path for m in plan.moves for r in m.references})
+    lines.append(f"{len(plan.moves)} images to move to {plan.destination}, in {files} files")
+    for title, refs in (("unresolved", plan.unresolved), ("covered", plan.covered)):
+        for ref in refs:
+            lines.append(f"{title}: {ref.path}:{ref.line}:{ref.column}: {ref.raw}: {ref.reason}")
+    if plan.pin_digest:
+        lines.append("pin_digest: references will be pinned to the digest the mirror step verifies")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""`rehome rewrite PATH --to DEST`: point the tree's third-party references at the mirror."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot import options
+from bot.commands import plan as plan_command
+from bot.output import print_json, render_table
+from bot.rewrite import FileRewrite, rewrite_tree, unified_diff, write_atomically
+
+HELP = "rewrite the third-party image references in a tree to their mirror names"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    plan_command.add_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    planned = plan_command.build(args)
+    rules = {rule.kind: rule for rule in planned.scan_options.rules}
+    results = rewrite_tree(planned.root, planned.plan, rules, planned.scan_options.policy)
+    if not args.dry_run:
+        for result in results:
+            if result.changed:
+                write_atomically(planned.root / result.path, result.new_text)
+    if args.format == "json":
+        print_json(to_json(results, args.dry_run))
+    elif args.dry_run:
+        sys.stdout.write("".join(unified_diff(r) for r in results if r.changed))
+        _print_untouched(results, sys.stdout)
+    else:
+        print(render(results))
+    return 1 if any(r.new_text is None for r in results) else 0
+
+
+def to_json(results: list[FileRewrite], dry_run: bool) -> dict:
+    return {
+        "version": 1,
+        "dry_run": dry_run,
+        "files": [
+            {"path": r.path, "status": "untouched" if r.new_text is None else "rewritten",
+             "references": r.moved, "reason": r.reason}
+            for r in results
+        ],
+    }
+
+
+def _print_untouched(results: list[FileRewrite], stream) -> None:
+    for r in results:
+        if r.new_text is None:
+            print(f"left untouched: {r.path}: {r.reason}", file=stream)
+
+
+def render(results: list[FileRewrite]) -> str:
+    rows = [(r.path, r.moved) for r in results if r.new_text is not None]
+    lines = [render_table(("FILE", "REFERENCES"), rows)] if rows else []
+    lines.append(f"{len(rows)} files rewritten, {sum(r.moved for r in results)} references moved")
+    lines += [f"left untouched: {r.path}: {r.reason}" for r in results if r.new_text is None]
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""The plan stage: third-party references grouped into moves, one source image → one mirror image."""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Any, Protocol
+
+from bot import imageref
+from bot.policy import MappingError, map_to_mirror
+from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult
+
+
+class PullLookup(Protocol):
+    def lookup(self, image: str) -> tuple[int | None, int | None]:
+        """(pulls of this exact reference, pulls of its repository), None where unknown."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Occurrence:
+    path: str
+    line: int
+    column: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Move:
+    source: str
+    target: str
+    references: list[Reference]
+    pulls: int | None = None
+    repository_pulls: int | None = None
+
+    @property
+    def occurrences(self) -> list[Occurrence]:
+        return [Occurrence(r.path, r.line, r.column) for r in self.references]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "occurrences": [o.to_json() for o in self.occurrences],
+            "pulls": self.pulls,
+            "repository_pulls": self.repository_pulls,
+        }
+
+
+@dataclasses.dataclass
+class Plan:
+    destination: str
+    pin_digest: bool
+    moves: list[Move]
+    unresolved: list[Reference]
+    covered: list[Reference]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "destination": self.destination,
+            "pin_digest": self.pin_digest,
+            "moves": [m.to_json() for m in self.moves],
+            "unresolved": [r.to_json() for r in self.unresolved],
+            "covered": [r.to_json() for r in self.covered],
+        }
+
+    def move_for(self, ref: Reference) -> Move | None:
+        return next((m for m in self.moves if ref in m.references), None)
+
+
+def _with_reason(ref: Reference, status: str, reason: str) -> Reference:
+    return dataclasses.replace(ref, status=status, reason=reason)
+
+
+def covered_reason(ref: Reference) -> str | None:
+    """Why a third-party reference must stay as it is, if it must (see the rewrite)."""
+    return ref.found.edit.get("covered")
+
+
+def make_plan(
+    scanned: ScanResult,
+    destination: str,
+    mapping: str,
+    *,
+    pin_digest: bool = False,
+    pulls: PullLookup | None = None,
+) -> Plan:
+    by_source: dict[str, list[Reference]] = defaultdict(list)
+    targets: dict[str, str] = {}
+    unresolved = [r for r in scanned.references if r.status == UNRESOLVED]
+    covered = []
+    for ref in scanned.references:
+        if ref.status != THIRD_PARTY:
+            continue
+        reason = covered_reason(ref)
+        if reason is not None:
+            covered.append(_with_reason(ref, ref.status, reason))
+            continue
+        assert ref.image is not None
+        try:
+            target = map_to_mirror(imageref.parse(ref.image), destination, mapping)
+        except MappingError as exc:
+            unresolved.append(_with_reason(ref, UNRESOLVED, str(exc)))
+            continue
+        by_source[ref.image].append(ref)
+        targets[ref.image] = str(target)
+    moves = []
+    for source in sorted(by_source):
+        counts = pulls.lookup(source) if pulls is not None else (None, None)
+        moves.append(Move(source, targets[source], by_source[source], *counts))
+    key = lambda r: (r.path, r.line, r.column)  # noqa: E731
+    return Plan(destination, pin_digest, moves, sorted(unresolved, key=key), sorted(covered, key=key))

@@ -1,0 +1,257 @@
+"""The rewrite stage: point moved references at the mirror, leaving every other byte alone.
+
+Each moved reference becomes one or more splices (character ranges of the original
+text and their new text), applied right to left. The new text is then scanned again:
+every moved reference must now read as its target and every other reference as before;
+and for YAML the documents are parsed and compared: equal except for the planned values
+(and the planned structural edits: a GitLab service alias, a Kustomize `newName`). A file
+that fails a check is left untouched and reported.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from bot import imageref
+from bot.imageref import ImageRef
+from bot.plan import Plan
+from bot.policy import Policy
+from bot.rules import Rule
+from bot.scan.base import FileContext
+from bot.scan.core import scan_text
+from bot.scan.model import Reference
+from bot.semantics import AllowedChanges, SemanticsChanged, check_same_data
+
+# Extractors whose files are YAML documents, compared as data before and after.
+YAML_EXTRACTORS = ("yaml", "helm-values", "kustomize")
+
+
+class CannotRewrite(Exception):
+    """A reference or file that must be left as it is; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Splice:
+    start: int
+    end: int
+    text: str
+
+
+@dataclasses.dataclass
+class FileRewrite:
+    path: str
+    old_text: str
+    new_text: str | None  # None when the file is left untouched
+    moved: int
+    reason: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.new_text is not None and self.new_text != self.old_text
+
+
+_NAME_PREFIX_RE = re.compile(r"(?:" + imageref._DOMAIN_AND_PORT + r"/)?" + imageref._REMOTE_NAME, re.ASCII)
+
+
+def new_raw(ref: Reference, target: ImageRef) -> str:
+    """The reference text to write: the target, or, where the text holds variables for its
+    tag (`python:${PY}-slim`), the target's name followed by the text's own tag part."""
+    if ref.found.resolve_as is None:
+        return str(target)
+    match = _NAME_PREFIX_RE.match(ref.raw)
+    if match is None:
+        raise CannotRewrite(f"cannot tell the image name from {ref.raw!r}")
+    return target.name + ref.raw[match.end():]
+
+
+def _quote(value: str, style: str) -> str:
+    if style == "'":
+        return "'" + value.replace("'", "''") + "'"
+    if style == '"':
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+@dataclasses.dataclass
+class Edit:
+    """What one moved reference changes: text splices, and the data changes they make."""
+
+    splices: list[Splice]
+    allowed: AllowedChanges = dataclasses.field(default_factory=AllowedChanges)
+
+
+def _newline_at(text: str, offset: int) -> str:
+    end = text.find("\n", offset)
+    return "\r\n" if end > 0 and text[end - 1] == "\r" else "\n"
+
+
+def _column(text: str, offset: int) -> int:
+    return offset - (text.rfind("\n", 0, offset) + 1)
+
+
+def _scalar_edit(ref: Reference, value: str) -> Edit:
+    edit = ref.found.edit
+    prefix = edit.get("prefix", "")
+    allowed = AllowedChanges()
+    allowed.allow(prefix + ref.raw, prefix + value)
+    if edit.get("exact", True):
+        start, end = ref.found.region
+        return Edit([Splice(start, end, value)], allowed)
+    # The scalar was written with escapes or folded over lines: write it again, whole.
+    start, end = edit["scalar"]
+    style = edit.get("style", "")
+    if style in ("|", ">"):
+        raise CannotRewrite(f"line {ref.line}: the image is a block scalar over several lines; change it by hand")
+    return Edit([Splice(start, end, _quote(prefix + value, style if style in ("'", '"') else '"'))], allowed)
+
+
+def gitlab_aliases(raw: str) -> list[str]:
+    """Host names GitLab derives for a service from its image name, as written."""
+    match = _NAME_PREFIX_RE.match(raw)
+    name = match.group(0) if match else raw
+    return list(dict.fromkeys([name.replace("/", "__"), name.replace("/", "-")]))
+
+
+def _service_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
+    """A GitLab service keeps every host name jobs may use: they become `alias:` entries."""
+    edit = ref.found.edit
+    value = new_raw(ref, target)
+    aliases = gitlab_aliases(ref.raw)
+    alias_text = ",".join(aliases)
+    start, end = edit["scalar"]
+    if edit.get("service_item"):
+        # A plain string item `- redis:7` becomes a mapping with the name and the alias.
+        allowed = AllowedChanges()
+        allowed.allow(ref.raw, {"name": value, "alias": alias_text})
+        if edit.get("flow"):
+            return Edit([Splice(start, end, f"{{name: {value}, alias: {alias_text}}}")], allowed)
+        indent = " " * _column(text, start)
+        return Edit([Splice(start, end, f"name: {value}{_newline_at(text, end)}{indent}alias: {alias_text}")], allowed)
+    result = _scalar_edit(ref, value)
+    alias = edit.get("alias")
+    if alias is not None:
+        a_start, a_end, a_value, a_style = alias
+        merged = ",".join(dict.fromkeys([*(a.strip() for a in a_value.split(",") if a.strip()), *aliases]))
+        result.splices.append(Splice(a_start, a_end, _quote(merged, a_style)))
+        result.allowed.allow(a_value, merged)
+    elif edit.get("flow"):
+        result.splices.append(Splice(end, end, f", alias: {alias_text}"))
+        result.allowed.allow_added("alias", alias_text)
+    else:
+        indent = " " * _column(text, edit["key_start"])
+        line_end = text.find("\n", end)
+        newline = _newline_at(text, end)
+        if line_end == -1:
+            result.splices.append(Splice(len(text), len(text), f"{newline}{indent}alias: {alias_text}"))
+        else:
+            result.splices.append(Splice(line_end + 1, line_end + 1, f"{indent}alias: {alias_text}{newline}"))
+        result.allowed.allow_added("alias", alias_text)
+    return result
+
+
+def _default_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
+    if ref.found.edit.get("arg_used_elsewhere"):
+        raise CannotRewrite(
+            f"ARG {ref.found.edit.get('arg')} holds the image and is also used outside FROM lines; "
+            "change it by hand"
+        )
+    return _scalar_edit(ref, new_raw(ref, target))
+
+
+def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:
+    if ref.found.edit.get("service"):
+        return _service_edit(ref, target, text)
+    return _default_edit(ref, target, text)
+
+
+def apply_splices(text: str, splices: list[Splice]) -> str:
+    ordered = sorted(set(splices))
+    for before, after in zip(ordered, ordered[1:]):
+        if after.start < before.end:
+            raise CannotRewrite(f"two edits overlap at characters {after.start}-{before.end}")
+    for splice in reversed(ordered):
+        text = text[: splice.start] + splice.text + text[splice.end:]
+    return text
+
+
+def _check_rescan(text: str, new_text: str, targets: dict[int, str], rule: Rule, context: FileContext, policy: Policy) -> None:
+    """Scan both texts: moved references (keyed by their old offset) must read as their
+    targets, every other reference exactly as before."""
+    before = scan_text(text, context.path, rule, context, policy).references
+    rescanned = scan_text(new_text, context.path, rule, context, policy)
+    if rescanned.skipped is not None:
+        raise CannotRewrite(f"the rewritten file no longer reads as {rule.kind}: {rescanned.skipped.reason}")
+    after = sorted(rescanned.references, key=lambda r: r.found.offset)
+    before = sorted(before, key=lambda r: r.found.offset)
+    if len(after) != len(before):
+        raise CannotRewrite(f"the rewritten file holds {len(after)} image references instead of {len(before)}")
+    for old, new in zip(before, after):
+        expected = targets.get(old.found.offset)
+        if expected is not None and new.image != expected:
+            raise CannotRewrite(f"line {old.line}: expected {expected} after the rewrite, found {new.image or new.raw}")
+        if expected is None and (new.raw, new.image) != (old.raw, old.image):
+            raise CannotRewrite(f"line {old.line}: {old.raw} changed to {new.raw}, which was not planned")
+
+
+def rewrite_file(
+    text: str, moves: list[tuple[Reference, ImageRef]], rule: Rule, context: FileContext, policy: Policy
+) -> FileRewrite:
+    """Rewrite one file's moved references to their mirror images, or say why not."""
+    try:
+        edits = [edit_for(ref, target, text) for ref, target in moves]
+        new_text = apply_splices(text, [s for e in edits for s in e.splices])
+        _check_rescan(text, new_text, {r.found.offset: str(t) for r, t in moves}, rule, context, policy)
+        if rule.extractor in YAML_EXTRACTORS:
+            allowed = AllowedChanges()
+            for e in edits:
+                allowed.update(e.allowed)
+            check_same_data(text, new_text, allowed)
+    except CannotRewrite as exc:
+        return FileRewrite(context.path, text, None, 0, str(exc))
+    except SemanticsChanged as exc:
+        return FileRewrite(context.path, text, None, 0, f"the rewrite would change more than image names: {exc}")
+    return FileRewrite(context.path, text, new_text, len(moves))
+
+
+def unified_diff(rewrite: FileRewrite) -> str:
+    assert rewrite.new_text is not None
+    old = re.split(r"(?<=\n)", rewrite.old_text)
+    new = re.split(r"(?<=\n)", rewrite.new_text)
+    lines = []
+    for line in difflib.unified_diff(old, new, f"a/{rewrite.path}", f"b/{rewrite.path}"):
+        lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(lines)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace the file's content in one step, keeping its mode bits."""
+    mode = path.stat().st_mode
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8"))
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def rewrite_tree(root: Path, plan: Plan, rules: dict[str, Rule], policy: Policy) -> list[FileRewrite]:
+    """Rewrites for every file that holds a planned move (nothing is written here)."""
+    by_path: dict[str, list[tuple[Reference, ImageRef]]] = defaultdict(list)
+    for move in plan.moves:
+        target = imageref.parse(move.target)
+        for ref in move.references:
+            by_path[ref.path].append((ref, target))
+    results = []
+    for path in sorted(by_path):
+        moves = by_path[path]
+        text = (root / path).read_bytes().decode("utf-8")
+        results.append(rewrite_file(text, moves, rules[moves[0][0].kind], FileContext(root, path), policy))
+    return results
