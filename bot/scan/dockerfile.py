@@ -317,6 +317,7 @@ class Arg:
     value: str | None
     problem: str | None  # why the default cannot be worked out
     span: tuple[int, int] | None = None  # set when a line continuation cuts the default
+    uses: tuple[str, ...] = ()  # the variables the default reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,12 +502,14 @@ def parse_args(instruction: Instruction, escape: str, scope: Scope, declare: Cal
         span = None
         if written and not instruction.same_piece(default_start, default_end):
             span = (instruction.offset(default_start), instruction.offset(default_end - 1) + 1)
+        uses: tuple[str, ...] = ()
         try:
-            value, _ = substitute(default, scope, escape)
+            value, used = substitute(default, scope, escape)
             problem = None
+            uses = tuple(sorted({use.name for use in used}))
         except Unresolvable as exc:
             value, problem = None, str(exc)
-        declare(Arg(name, written, instruction.offset(default_start), quote, value, problem, span))
+        declare(Arg(name, written, instruction.offset(default_start), quote, value, problem, span, uses))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -692,12 +695,14 @@ class Extractor:
 
     def _from_arg(self, arg: Arg) -> Found:
         written = arg.default or ""
-        edit = {
+        edit: dict[str, object] = {
             "instruction": "ARG",
             "arg": arg.name,
             "arg_used_elsewhere": self._used_outside_from(arg.name),
             "quote": arg.quote,
         }
+        if arg.uses:
+            edit["args"] = list(arg.uses)  # the default itself reads these ARGs
         note = f"default of ARG {arg.name}, used by FROM"
         if arg.problem:
             return Found(arg.offset, written, span=arg.span, unresolved=arg.problem, note=note, edit=edit)
@@ -729,8 +734,8 @@ class Extractor:
 
     def _from_flag(self, instruction: Instruction, value: str, start: int, edit: dict[str, object]) -> None:
         end = start + len(value)
-        if not value or value.isdigit():
-            return  # a stage index
+        if not value or value.isdigit() or value == "context":
+            return  # a stage index, or BuildKit's name for the build context
         if not has_variable(value):
             if is_image(value, self.all_stages):
                 self._add(self._found(instruction, start, end, edit=edit))

@@ -62,7 +62,7 @@ def test_stage_names_indexes_and_scratch_are_not_images(tmp_path):
     assert scan("multi-stage.Dockerfile", tmp_path) == [
         (1, 6, "golang:1.22", None, None, None),
         (8, 20, "busybox:1.36", None, None, None),
-        (12, 6, "debian:12", None, None, None),
+        (13, 6, "debian:12", None, None, None),
     ]
 
 
@@ -176,6 +176,21 @@ def test_substitution_forms(tmp_path):
         (11, 6, "img:${TAG#v}", None, "unsupported substitution ${TAG#v}", None),
         (12, 6, "mcr.microsoft.com/windows/servercore:${WINDOWS_VERSION}", None,
          "ARG WINDOWS_VERSION is empty, which leaves the tag empty", None),
+    ]
+
+
+def test_substituted_arg_default_records_the_args_it_reads(tmp_path):
+    found = found_in(fixture("arg-substitution.Dockerfile"), tmp_path)
+    assert found[0].edit == {
+        "instruction": "ARG", "arg": "IMAGE", "arg_used_elsewhere": False, "quote": "", "args": ["REGISTRY"],
+    }
+
+
+def test_heredoc_terminator_in_a_crlf_file(tmp_path):
+    text = "FROM alpine:3.19\r\nRUN <<EOF\r\nFROM inside:1\r\nEOF\r\nFROM nginx:1.27\r\n"
+    assert rows(text, found_in(text, tmp_path)) == [
+        (1, 6, "alpine:3.19", None, None, None),
+        (5, 6, "nginx:1.27", None, None, None),
     ]
 
 
