@@ -25,7 +25,7 @@ from bot.rules import Rule
 from bot.scan.base import FileContext
 from bot.scan.core import scan_text
 from bot.scan.model import Reference
-from bot.semantics import AllowedChanges, SemanticsChanged, check_same_data
+from bot.semantics import AllowedChanges, SemanticsChanged, check_same_data, check_same_instructions
 
 # Extractors whose files are YAML documents, compared as data before and after.
 YAML_EXTRACTORS = ("yaml", "helm-values", "kustomize")
@@ -206,11 +206,13 @@ def rewrite_file(
         edits = [edit_for(ref, target, text) for ref, target in moves]
         new_text = apply_splices(text, [s for e in edits for s in e.splices])
         _check_rescan(text, new_text, {r.found.offset: str(t) for r, t in moves}, rule, context, policy)
+        allowed = AllowedChanges()
+        for e in edits:
+            allowed.update(e.allowed)
         if rule.extractor in YAML_EXTRACTORS:
-            allowed = AllowedChanges()
-            for e in edits:
-                allowed.update(e.allowed)
             check_same_data(text, new_text, allowed)
+        elif rule.extractor == "dockerfile":
+            check_same_instructions(text, new_text, allowed)
     except CannotRewrite as exc:
         return FileRewrite(context.path, text, None, 0, str(exc))
     except SemanticsChanged as exc:

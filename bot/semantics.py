@@ -8,6 +8,7 @@ changed are parsed, so big multi-document files stay cheap.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -130,3 +131,33 @@ def check_same_data(old_text: str, new_text: str, allowed: AllowedChanges) -> No
     for index, ((_, old), (_, new)) in enumerate(zip(old_chunks, new_chunks)):
         if old != new:
             _compare_texts(old, new, allowed, f"document {index + 1}" if len(old_chunks) > 1 else "the file")
+
+
+def _replaced(text: str, allowed: AllowedChanges) -> str:
+    """Every planned text replaced in one left-to-right pass (so `alpine` never matches
+    inside an already replaced `golang:1.24-alpine`)."""
+    pairs = {old: new for old, new in allowed.values if isinstance(new, str)}
+    if not pairs:
+        return text
+    pattern = re.compile("|".join(re.escape(old) for old in sorted(pairs, key=len, reverse=True)))
+    return pattern.sub(lambda m: pairs[m.group(0)], text)
+
+
+def check_same_instructions(old_text: str, new_text: str, allowed: AllowedChanges) -> None:
+    """Dockerfiles: the same directives, instructions and heredoc bodies, where each changed
+    line differs only by the planned reference texts."""
+    from bot.scan.dockerfile import read_dockerfile
+
+    try:
+        old, new = read_dockerfile(old_text), read_dockerfile(new_text)
+    except ExtractError as exc:
+        raise SemanticsChanged(str(exc)) from None
+    if old.heredoc_bodies != new.heredoc_bodies or old.escape != new.escape:
+        raise SemanticsChanged("a heredoc body or the escape character changed")
+    pairs = [(f"# {d.name}={d.value}", f"# {e.name}={e.value}") for d, e in zip(old.directives, new.directives)]
+    pairs += [(a.text, b.text) for a, b in zip(old.instructions, new.instructions)]
+    if len(old.directives) != len(new.directives) or len(old.instructions) != len(new.instructions):
+        raise SemanticsChanged(f"{len(old.instructions)} instructions became {len(new.instructions)}")
+    for before, after in pairs:
+        if before != after and _replaced(before, allowed) != after:
+            raise SemanticsChanged(f"{before!r} became {after!r}")

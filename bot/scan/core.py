@@ -13,12 +13,13 @@ from bot.errors import UsageError
 from bot.globs import matches_any
 from bot.policy import Policy
 from bot.rules import Rule
-from bot.scan import yaml
+from bot.scan import dockerfile, yaml
 from bot.scan.base import ExtractError, Extraction, Extractor, FileContext
 from bot.scan.files import list_files, read_text
 from bot.scan.model import INTERNAL, THIRD_PARTY, UNRESOLVED, Found, Reference, ScanResult, Skipped
 
 EXTRACTORS: dict[str, Extractor] = {
+    "dockerfile": dockerfile.extract,
     "yaml": yaml.extract,
 }
 
