@@ -220,10 +220,16 @@ def rewrite_file(
     return FileRewrite(context.path, text, new_text, len(moves))
 
 
+def _lines(text: str) -> list[str]:
+    """Lines ending at `\n` only (as git sees them), each with its line end."""
+    lines = re.split(r"(?<=\n)", text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def unified_diff(rewrite: FileRewrite) -> str:
     assert rewrite.new_text is not None
-    old = re.split(r"(?<=\n)", rewrite.old_text)
-    new = re.split(r"(?<=\n)", rewrite.new_text)
+    old = _lines(rewrite.old_text)
+    new = _lines(rewrite.new_text)
     lines = []
     for line in difflib.unified_diff(old, new, f"a/{rewrite.path}", f"b/{rewrite.path}"):
         lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")

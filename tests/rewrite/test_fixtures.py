@@ -1,0 +1,85 @@
+"""Before/after fixture trees: `rehome rewrite` must produce every after file byte for byte."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DEST = "us-docker.pkg.dev/acme/mirror"
+# case → exit code (1: a file had to be left untouched)
+CASES = {
+    "yaml-styles": 0,
+    "gitlab-services": 0,
+    "dockerfile": 1,
+    "actions-compose": 0,
+}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_every_fixture_case_is_listed():
+    assert sorted(p.name for p in FIXTURES.iterdir() if p.is_dir()) == sorted(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rewrite_gives_the_after_tree_byte_for_byte(case, tmp_path, capsys):
+    work = tmp_path / case
+    shutil.copytree(FIXTURES / case / "before", work)
+    code, _, err = run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert code == CASES[case], err
+    assert _files(work) == _files(FIXTURES / case / "after")
+    # A second run finds nothing left to move and changes nothing.
+    run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert _files(work) == _files(FIXTURES / case / "after")
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(tmp_path, capsys):
+    work = tmp_path / "w"
+    shutil.copytree(FIXTURES / "dockerfile" / "before", work)
+    code, out, _ = run_cli(capsys, "rewrite", str(work), "--to", DEST, "--dry-run")
+    assert code == 1
+    assert _files(work) == _files(FIXTURES / "dockerfile" / "before")
+    assert out == (
+        "--- a/Dockerfile\n"
+        "+++ b/Dockerfile\n"
+        "@@ -1,10 +1,10 @@\n"
+        "-# syntax=docker/dockerfile:1.7\n"
+        "-ARG BASE=python:3.12-slim\n"
+        "+# syntax=us-docker.pkg.dev/acme/mirror/docker.io/docker/dockerfile:1.7\n"
+        "+ARG BASE=us-docker.pkg.dev/acme/mirror/docker.io/library/python:3.12-slim\n"
+        " ARG GO_VERSION=1.22\n"
+        " ARG USED=alpine:3.20\n"
+        "-FROM golang:${GO_VERSION}-alpine AS build\n"
+        "-COPY --from=ghcr.io/acme/assets:1 /assets /assets\n"
+        "-RUN --mount=type=cache,target=/root/.cache,from=busybox:1.36 \\\n"
+        "+FROM us-docker.pkg.dev/acme/mirror/docker.io/library/golang:${GO_VERSION}-alpine AS build\n"
+        "+COPY --from=us-docker.pkg.dev/acme/mirror/ghcr.io/acme/assets:1 /assets /assets\n"
+        "+RUN --mount=type=cache,target=/root/.cache,from=us-docker.pkg.dev/acme/mirror/docker.io/library/busybox:1.36 \\\n"
+        "     go build ./...\n"
+        " \n"
+        " FROM ${BASE}\n"
+        "--- a/Dockerfile.crlf\n"
+        "+++ b/Dockerfile.crlf\n"
+        "@@ -1,2 +1,2 @@\n"
+        "-FROM node:20\r\n"
+        "+FROM us-docker.pkg.dev/acme/mirror/docker.io/library/node:20\r\n"
+        " COPY . .\r\n"
+        "left untouched: Dockerfile.used-elsewhere: ARG IMG holds the image and is also used outside FROM lines; change it by hand\n"
+    )
+
+
+def test_file_mode_bits_are_kept(tmp_path, capsys):
+    work = tmp_path / "w"
+    shutil.copytree(FIXTURES / "yaml-styles" / "before", work)
+    (work / "crlf.yaml").chmod(0o751)
+    (work / "deploy.yaml").chmod(0o600)
+    assert run_cli(capsys, "rewrite", str(work), "--to", DEST)[0] == 0
+    assert (work / "crlf.yaml").stat().st_mode & 0o777 == 0o751
+    assert (work / "deploy.yaml").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in work.iterdir()) == sorted(p.name for p in (FIXTURES / "yaml-styles" / "before").iterdir())
