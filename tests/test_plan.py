@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.imageref import parse
+from bot.policy import MappingError, check_template, map_to_mirror
+from tests.helpers import ref, run_cli, write_tree
+
+DEST = "us-docker.pkg.dev/acme/mirror"
+
+
+def test_plan_json_groups_moves_by_source(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "a.yaml": """\
+apiVersion: v1
+kind: Pod
+metadata: {name: a}
+spec:
+  containers:
+    - {name: a, image: "nginx:1.27"}
+    - {name: b, image: registry.example.com:5000/team/app@sha256:""" + "b" * 64 + """}
+    - {name: c, image: "[::1]:5000/app:1"}
+    - {name: d, image: "$(params.image)"}
+    - {name: e, image: us-docker.pkg.dev/acme/mirror/docker.io/library/redis:7}
+""",
+        "Dockerfile": "FROM nginx:1.27\nFROM index.docker.io/library/nginx:1.27\n",
+    })
+    code, out, err = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "version": 1,
+        "destination": DEST,
+        "pin_digest": False,
+        "moves": [
+            {
+                "source": "docker.io/library/nginx:1.27",
+                "target": f"{DEST}/docker.io/library/nginx:1.27",
+                "occurrences": [
+                    {"path": "Dockerfile", "line": 1, "column": 6},
+                    {"path": "Dockerfile", "line": 2, "column": 6},
+                    {"path": "a.yaml", "line": 6, "column": 25},
+                ],
+                "pulls": None,
+                "repository_pulls": None,
+            },
+            {
+                "source": "registry.example.com:5000/team/app@sha256:" + "b" * 64,
+                "target": f"{DEST}/registry.example.com__5000/team/app@sha256:" + "b" * 64,
+                "occurrences": [{"path": "a.yaml", "line": 7, "column": 24}],
+                "pulls": None,
+                "repository_pulls": None,
+            },
+        ],
+        "unresolved": [
+            ref("a.yaml", 8, 25, "kubernetes", "[::1]:5000/app:1", "[::1]:5000/app:1", "unresolved",
+                "registry [::1]:5000 is an IPv6 literal, which has no reversible form in a repository path"),
+            ref("a.yaml", 9, 25, "kubernetes", "$(params.image)", None, "unresolved", "contains a parameter: $(params.image)"),
+        ],
+        "covered": [],
+    }
+
+
+def test_destination_and_mapping_come_from_config_and_flags(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "Dockerfile": "FROM quay.io/org/tool:1\n",
+        "rehome.yaml": "destination: europe-docker.pkg.dev/acme/cache\nmapping: '{destination}/{path}'\npin_digest: true\n",
+    })
+    code, out, _ = run_cli(capsys, "plan", str(tmp_path), "--format", "json")
+    plan = json.loads(out)
+    assert (code, plan["destination"], plan["pin_digest"], plan["moves"][0]["target"]) == (
+        0, "europe-docker.pkg.dev/acme/cache", True, "europe-docker.pkg.dev/acme/cache/org/tool:1")
+    code, out, _ = run_cli(capsys, "plan", str(tmp_path), "--to", "localhost:5000/m", "--format", "json")
+    assert json.loads(out)["moves"][0]["target"] == "localhost:5000/m/org/tool:1"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "no destination: give --to DEST or set `destination` in rehome.yaml"),
+        (["--to", "mirror"], "destination 'mirror' must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
+        (["--to", "gcr.io/acme:1"], "destination 'gcr.io/acme:1' must be a registry path without tag or digest"),
+        (["--to", DEST, "--mapping", "{destination}/{registry}/{path}"],
+         "mapping template '{destination}/{registry}/{path}' uses unknown placeholder(s) {registry}; known: {destination}, {domain}, {path}"),
+        (["--to", DEST, "--mapping", "{destination}/{domain}"],
+         "mapping template '{destination}/{domain}' must contain {path}, or every image would land on one name"),
+    ],
+)
+def test_bad_destination_or_mapping_is_a_usage_error(tmp_path, capsys, argv, message):
+    code, out, err = run_cli(capsys, "plan", str(tmp_path), *argv)
+    assert (code, out, err) == (2, "", f"rehome: error: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ("nginx", f"{DEST}/docker.io/library/nginx"),
+        ("nginx:1.27@sha256:" + "c" * 64, f"{DEST}/docker.io/library/nginx:1.27@sha256:" + "c" * 64),
+        ("registry:5000/app", f"{DEST}/registry__5000/app"),
+        ("localhost/app:1", f"{DEST}/localhost/app:1"),
+        ("ghcr.io/acme/tools/cli:v2", f"{DEST}/ghcr.io/acme/tools/cli:v2"),
+    ],
+)
+def test_default_mapping(source, target):
+    assert str(map_to_mirror(parse(source), DEST, "{destination}/{domain}/{path}")) == target
+
+
+def test_mapping_refuses_what_it_cannot_encode():
+    with pytest.raises(MappingError, match="uppercase"):
+        map_to_mirror(parse("Registry.example.com/app"), DEST, "{destination}/{domain}/{path}")
+    with pytest.raises(MappingError, match="not a valid image name"):
+        map_to_mirror(parse("nginx"), DEST, "{destination}/{domain}/{path}/" + "x" * 300)
+    with pytest.raises(MappingError, match="malformed"):
+        check_template("{destination/{path}")
