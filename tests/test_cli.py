@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bot import __version__
+from bot.cli import COMMANDS, main
+from tests.helpers import run_cli
+
+
+def test_version(capsys):
+    assert run_cli(capsys, "--version") == (0, f"rehome {__version__}\n", "")
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    documented = set(re.findall(r"^rehome (\w[\w-]*)", readme, re.MULTILINE))
+    assert sorted(set(COMMANDS) - documented) == []
+
+
+def test_a_bug_exits_3_with_the_traceback_in_a_file(monkeypatch, tmp_path, capsys):
+    def explode(args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr("bot.commands.scan.run", explode)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    code = main(["scan", str(tmp_path)])
+    out, err = capsys.readouterr()
+    logs = list(tmp_path.glob("rehome-crash-*.log"))
+    assert (code, out, len(logs)) == (3, "", 1)
+    assert err == (
+        "rehome: internal error: KeyError: 'boom'\n"
+        f"rehome: the full traceback is in {logs[0]}; please report it\n"
+    )
+    assert "Traceback" in logs[0].read_text() and "explode" in logs[0].read_text()
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    for i in range(300):
+        (tmp_path / f"d{i}.yaml").write_text(f"apiVersion: v1\nkind: Pod\nspec:\n  containers: [{{image: 'app{i}:1'}}]\n")
+    proc = subprocess.run(
+        f"{sys.executable} -m bot scan {tmp_path} --format json | head -c 10",
+        shell=True, capture_output=True, text=True, timeout=60,
+    )
+    assert (proc.stdout, proc.stderr) == ('{\n  "versi', "")
