@@ -31,22 +31,23 @@ _PLAIN_END_RE = re.compile(r"[ \t]+#|[ \t]+\Z")
 
 # --- values -----------------------------------------------------------------
 
-def _image_entries(node: Node, seen: set[int]) -> Iterator[Node]:
-    """The values under image keys, in document order; an aliased node is visited once."""
-    if id(node) in seen:
+def _image_entries(node: Node, walked: set[int], reported: set[int]) -> Iterator[Node]:
+    """The values under image keys, in document order; an aliased value is reported once, at
+    its anchor, even when the anchor itself sits under another key."""
+    if id(node) in walked:
         return
-    seen.add(id(node))
+    walked.add(id(node))
     if isinstance(node, MappingNode):
         for key, value in node.value:
             if isinstance(key, ScalarNode) and _IMAGE_KEY_RE.match(str(key.value)):
-                if id(value) not in seen:
-                    seen.add(id(value))
+                if id(value) not in reported:
+                    reported.add(id(value))
                     yield value
             else:
-                yield from _image_entries(value, seen)
+                yield from _image_entries(value, walked, reported)
     elif isinstance(node, SequenceNode):
         for item in node.value:
-            yield from _image_entries(item, seen)
+            yield from _image_entries(item, walked, reported)
 
 
 def _part(node: Node | None, text: str, base: int) -> dict[str, Any] | None:
@@ -116,7 +117,7 @@ def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     for base, root in documents(text, rule.document_contains):
         try:
-            values = list(_image_entries(root, set()))
+            values = list(_image_entries(root, set(), set()))
         except RecursionError:
             raise ExtractError("not parseable: YAML nested too deeply") from None
         for value in values:

@@ -60,6 +60,8 @@ EXPECTED = [
          None, "unresolved", "contains a template expression: {{ .Values.global.imageRegistry }}"),
     _ref("helm-values/values.yaml", 29, 10, "helm-values", "gcr.io/acme/app:2", "gcr.io/acme/app:2", "internal"),
     _ref("helm-values/values.yaml", 35, 12, "helm-values", "memcached:1.6", "docker.io/library/memcached:1.6"),
+    # an anchored map used by two image keys: one reference, at the anchor
+    _ref("helm-values/values.yaml", 41, 15, "helm-values", "envoyproxy/envoy:v1.29.0", "docker.io/envoyproxy/envoy:v1.29.0"),
     _ref("no-app-version/values.yaml", 2, 15, "helm-values", "nginx", None, "unresolved",
          "no tag, and no appVersion in the chart's Chart.yaml to default to"),
 ]

@@ -108,6 +108,30 @@ def test_remote_resources_of_an_included_kustomization_count(tmp_path: Path) -> 
     assert edit["remote"] is True
 
 
+def test_unreadable_resources_make_kept_tags_unresolved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/kustomization.yaml").write_text(
+        "resources:\n- missing.yaml\n- ../../outside\nimages:\n- name: nginx\n  newName: example.com/nginx\n"
+    )
+    assert main(["scan", str(tmp_path), "--format", "json"]) == 0
+    [ref] = json.loads(capsys.readouterr().out)["references"]
+    assert (ref["line"], ref["column"], ref["status"], ref["reason"]) == (
+        6, 12, "unresolved", f"{KEEPS} nginx; none found, and some resources could not be read (missing.yaml)",
+    )
+
+
+def test_cyclic_includes_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, other in (("a", "b"), ("b", "a")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "kustomization.yaml").write_text(
+            f"resources: [../{other}]\nimages:\n- name: nginx\n  newName: example.com/nginx\n"
+        )
+    assert main(["scan", str(tmp_path), "--format", "json"]) == 0
+    refs = json.loads(capsys.readouterr().out)["references"]
+    assert [(r["path"], r["status"]) for r in refs] == [("a/kustomization.yaml", "unresolved"), ("b/kustomization.yaml", "unresolved")]
+    assert all("could not be read" in r["reason"] for r in refs)
+
+
 @pytest.mark.parametrize(
     ("image", "parts"),
     [
