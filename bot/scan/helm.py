@@ -7,7 +7,6 @@ templates join into one reference; an empty or absent tag means the chart's
 """
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -61,15 +60,12 @@ def _compose(registry: str, repository: str, tag: str, digest: str) -> str:
 
 def _app_version(context: FileContext) -> tuple[str, str] | None:
     """(Chart.yaml path, appVersion) of the nearest chart above the values file."""
-    directory = str(context.directory)
-    while True:
-        chart_path = posixpath.join(directory, "Chart.yaml") if directory not in ("", ".") else "Chart.yaml"
+    for directory in (context.directory, *context.directory.parents):
+        chart_path = (directory / "Chart.yaml").as_posix()
         chart = context.read_text(chart_path)
         if chart is not None:
             return _chart_app_version(chart, chart_path)
-        if directory in ("", "."):
-            return None
-        directory = posixpath.dirname(directory)
+    return None
 
 
 def _chart_app_version(chart: str, chart_path: str) -> tuple[str, str] | None:

@@ -30,7 +30,7 @@ ENTRY_KEYS = ("name", "newName", "newTag", "digest")
 MAX_DEPTH = 16
 # kustomize's image transformer edits `containers` and `initContainers` items at any depth.
 MANIFEST_IMAGE_PATHS = ["**.containers[].image", "**.initContainers[].image"]
-_CONTAINERS_RE = re.compile(r"(?:\b|init)[cC]ontainers\s*:")
+_CONTAINERS_RE = re.compile(r"\b(?:containers|initContainers)\s*:")
 # What kustomize fetches instead of reading from the tree: URLs, git and hosted-git forms.
 _REMOTE_RE = re.compile(
     r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|git::|git@|(?:github|gitlab)\.com/|bitbucket\.org/)|\?(?:ref|version|timeout|submodules)=|//"
@@ -55,7 +55,7 @@ class _Entry:
             name = self.new_name
         if self.new_tag or self.digest:
             tag, digest = self.new_tag or "", self.digest or ""
-        return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+        return _compose(name, tag, digest)
 
 
 @dataclasses.dataclass(frozen=True)
