@@ -16,8 +16,8 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from bot.rules import Rule
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yaml import found_at, scalar_part
-from bot.scan.yamldocs import NULL_TAG, documents, mapping_get, scalar_text
+from bot.scan.yaml import NULL_TAG, found_at, scalar_part
+from bot.scan.yamldocs import documents, mapping_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
 _IMAGE_KEY_RE = re.compile(r".*[iI]mage\Z")

@@ -22,8 +22,8 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yaml import found_at, scalar_part
-from bot.scan.yamldocs import NULL_TAG, documents, mapping_get, scalar_text
+from bot.scan.yaml import NULL_TAG, found_at, scalar_part
+from bot.scan.yamldocs import documents, mapping_get, scalar_text
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ENTRY_KEYS = ("name", "newName", "newTag", "digest")

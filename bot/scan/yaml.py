@@ -7,7 +7,7 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yamldocs import NULL_TAG, documents, mapping_get, scalar_text, value_offset
+from bot.scan.yamldocs import documents, mapping_get, scalar_text, value_offset
 
 
 def _document_selected(root: Node, rule: Rule) -> bool:
@@ -40,19 +40,6 @@ def found_at(node: ScalarNode, text: str, base: int, *, prefix: str = "", **edit
     )
 
 
-def scalar_part(node: ScalarNode, text: str, base: int) -> dict[str, object]:
-    """A scalar's value and where and how it is written, for a rewrite that edits one key of
-    a composed reference (Helm split keys, Kustomize `images:` entries)."""
-    found = found_at(node, text, base)
-    return {
-        "value": "" if node.tag == NULL_TAG else str(node.value),
-        "span": list(found.region),
-        "scalar": list(found.edit["scalar"]),
-        "style": found.edit["style"],
-        "exact": found.edit["exact"],
-    }
-
-
 def _paths(rule: Rule) -> list[tuple[str, str, str]]:
     """(key path, prefix, role) for everything the rule asks for."""
     paths = [(p, "", "image") for p in rule.images]
@@ -82,3 +69,19 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             extra = {"service": True} if role == "service" else {}
             result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
     return result
+
+
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
+def scalar_part(node: ScalarNode, text: str, base: int) -> dict[str, object]:
+    """A scalar's value and where and how it is written, for a rewrite that edits one key of
+    a composed reference (Helm split keys, Kustomize `images:` entries)."""
+    found = found_at(node, text, base)
+    return {
+        "value": "" if node.tag == NULL_TAG else str(node.value),
+        "span": list(found.region),
+        "scalar": list(found.edit["scalar"]),
+        "style": found.edit["style"],
+        "exact": found.edit["exact"],
+    }

@@ -19,7 +19,6 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from bot.scan.base import ExtractError
 
 STR_TAG = "tag:yaml.org,2002:str"
-NULL_TAG = "tag:yaml.org,2002:null"
 BOM = "\ufeff"
 # A document marker line: `---` or `...` at column 0, then space or end of line.
 # YAML forbids such a line inside any scalar, so splitting here is always safe.
