@@ -13,7 +13,7 @@ from bot.errors import UsageError
 from bot.globs import matches_any
 from bot.policy import Policy
 from bot.rules import Rule
-from bot.scan import dockerfile, yaml
+from bot.scan import dockerfile, helm, kustomize, yaml
 from bot.scan.base import ExtractError, Extraction, Extractor, FileContext
 from bot.scan.files import list_files, read_text
 from bot.scan.model import INTERNAL, THIRD_PARTY, UNRESOLVED, Found, Reference, ScanResult, Skipped
@@ -21,6 +21,9 @@ from bot.scan.model import INTERNAL, THIRD_PARTY, UNRESOLVED, Found, Reference, 
 EXTRACTORS: dict[str, Extractor] = {
     "dockerfile": dockerfile.extract,
     "yaml": yaml.extract,
+    "helm-values": helm.extract_values,
+    "helm-template": helm.extract_template,
+    "kustomize": kustomize.extract,
 }
 
 # Below this many candidate files a second process costs more than it saves.

@@ -89,3 +89,19 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             extra = _service_facts(hit, text, base) if role == "service" else {}
             result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
     return result
+
+
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
+def scalar_part(node: ScalarNode, text: str, base: int) -> dict[str, object]:
+    """A scalar's value and where and how it is written, for a rewrite that edits one key of
+    a composed reference (Helm split keys, Kustomize `images:` entries)."""
+    found = found_at(node, text, base)
+    return {
+        "value": "" if node.tag == NULL_TAG else str(node.value),
+        "span": list(found.region),
+        "scalar": list(found.edit["scalar"]),
+        "style": found.edit["style"],
+        "exact": found.edit["exact"],
+    }

@@ -1,0 +1,176 @@
+"""Helm charts: image values in `values.yaml`, and `image:` lines in `templates/`.
+
+Values: an `image` (or `*Image` / `*image`) key holds either a reference string or a
+map of split keys (`registry`, `repository`, `tag`, `digest`) that the chart's
+templates join into one reference; an empty or absent tag means the chart's
+`appVersion`. Templates are Go templates, not YAML: they are read line by line.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.rules import Rule
+from bot.scan.base import ExtractError, Extraction, FileContext
+from bot.scan.model import Found
+from bot.scan.yaml import NULL_TAG, found_at, scalar_part
+from bot.scan.yamldocs import documents, mapping_get, scalar_text
+
+SPLIT_KEYS = ("registry", "repository", "tag", "digest")
+_IMAGE_KEY_RE = re.compile(r".*[iI]mage\Z")
+
+# `image: value` or `- image: value` at the start of a line; the value runs to the end
+# of the line (a trailing comment is cut off afterwards).
+_TEMPLATE_IMAGE_RE = re.compile(r"^[ \t]*(?:-[ \t]+)?image[ \t]*:[ \t]+(?P<value>[^ \t\r\n#][^\r\n]*)", re.MULTILINE)
+_PLAIN_END_RE = re.compile(r"[ \t]+#|[ \t]+\Z")
+
+
+# --- values -----------------------------------------------------------------
+
+def _image_entries(node: Node, walked: set[int], reported: set[int]) -> Iterator[Node]:
+    """The values under image keys, in document order; an aliased value is reported once, at
+    its anchor, even when the anchor itself sits under another key."""
+    if id(node) in walked:
+        return
+    walked.add(id(node))
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and _IMAGE_KEY_RE.match(str(key.value)):
+                if id(value) not in reported:
+                    reported.add(id(value))
+                    yield value
+            else:
+                yield from _image_entries(value, walked, reported)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            yield from _image_entries(item, walked, reported)
+
+
+def _part(node: Node | None, text: str, base: int) -> dict[str, Any] | None:
+    return scalar_part(node, text, base) if isinstance(node, ScalarNode) else None
+
+
+def _compose(registry: str, repository: str, tag: str, digest: str) -> str:
+    name = f"{registry.rstrip('/')}/{repository}" if registry else repository
+    return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
+def _app_version(context: FileContext) -> tuple[str, str] | None:
+    """(Chart.yaml path, appVersion) of the nearest chart above the values file."""
+    for directory in (context.directory, *context.directory.parents):
+        chart_path = (directory / "Chart.yaml").as_posix()
+        chart = context.read_text(chart_path)
+        if chart is not None:
+            return _chart_app_version(chart, chart_path)
+    return None
+
+
+def _chart_app_version(chart: str, chart_path: str) -> tuple[str, str] | None:
+    try:
+        roots = [node for _, node in documents(chart)]
+    except ExtractError:
+        return None
+    value = mapping_get(roots[0], "appVersion") if roots else None
+    if isinstance(value, ScalarNode) and value.tag != NULL_TAG and str(value.value):
+        return chart_path, str(value.value)
+    return None
+
+
+def _split_reference(mapping: MappingNode, text: str, base: int, context: FileContext) -> Found | None:
+    repository_node = mapping_get(mapping, "repository")
+    repository = scalar_text(repository_node)
+    if not repository:
+        return None
+    parts = {key: _part(mapping_get(mapping, key), text, base) for key in SPLIT_KEYS}
+    values = {key: part["value"] if part else "" for key, part in parts.items()}
+    raw = _compose(values["registry"], values["repository"], values["tag"], values["digest"])
+    at = found_at(repository_node, text, base)
+    edit = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column, "flow": bool(mapping.flow_style)}}
+    if values["tag"] or values["digest"]:
+        return Found(offset=at.offset, raw=raw, span=at.region, edit=edit)
+    chart = _app_version(context)
+    if chart is None:
+        return Found(
+            offset=at.offset, raw=raw, span=at.region, edit=edit,
+            unresolved="no tag, and no appVersion in the chart's Chart.yaml to default to",
+        )
+    chart_path, app_version = chart
+    edit["helm"]["app_version"] = {"path": chart_path, "value": app_version}
+    return Found(
+        offset=at.offset,
+        raw=raw,
+        span=at.region,
+        resolve_as=_compose(values["registry"], values["repository"], app_version, ""),
+        note=f'tag from Chart.yaml appVersion "{app_version}"',
+        edit=edit,
+    )
+
+
+def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
+    result = Extraction()
+    for base, root in documents(text, rule.document_contains):
+        try:
+            values = list(_image_entries(root, set(), set()))
+        except RecursionError:
+            raise ExtractError("not parseable: YAML nested too deeply") from None
+        for value in values:
+            if isinstance(value, MappingNode):
+                found = _split_reference(value, text, base, context)
+                if found is not None:
+                    result.found.append(found)
+            elif isinstance(value, ScalarNode) and scalar_text(value):
+                result.found.append(found_at(value, text, base))
+    return result
+
+
+# --- templates --------------------------------------------------------------
+
+def _quoted_length(value: str) -> int | None:
+    """Length of the text inside a quoted value, skipping quotes inside `{{ }}`; None when unclosed."""
+    quote = value[0]
+    i = 1
+    while i < len(value):
+        if value.startswith("{{", i):
+            close = value.find("}}", i + 2)
+            if close == -1:
+                return None
+            i = close + 2
+        elif value[i] == "\\" and quote == '"':
+            i += 2
+        elif value[i] == quote:
+            return i - 1
+        else:
+            i += 1
+    return None
+
+
+def _template_value(value: str) -> tuple[int, str, str] | None:
+    """(offset in `value`, reference text, quote style) of an `image:` line's value."""
+    if value[0] in "\"'":
+        length = _quoted_length(value)
+        if length is None:
+            return None
+        return 1, value[1 : 1 + length], value[0]
+    if value[0] in "|>&*!":
+        return None  # block scalars, anchors, aliases, tags: not a one-line value
+    end = _PLAIN_END_RE.search(value)
+    plain = value[: end.start()] if end else value
+    return 0, plain, ""
+
+
+def extract_template(text: str, rule: Rule, context: FileContext) -> Extraction:
+    result = Extraction()
+    for match in _TEMPLATE_IMAGE_RE.finditer(text):
+        parsed = _template_value(match.group("value"))
+        if parsed is None or not parsed[1]:
+            continue
+        shift, raw, style = parsed
+        offset = match.start("value") + shift
+        exact = not (style == '"' and "\\" in raw)  # an escape: the text is not the value as written
+        result.found.append(
+            Found(offset=offset, raw=raw, span=(offset, offset + len(raw)), edit={"style": style, "exact": exact})
+        )
+    return result

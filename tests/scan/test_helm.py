@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.rules import load_rules
+from bot.scan.core import ScanOptions, scan
+
+FIXTURES = Path(__file__).parent / "fixtures" / "helm"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    # A copy outside the git checkout, so untracked fixture files are scanned too.
+    root = tmp_path / "helm"
+    shutil.copytree(FIXTURES, root)
+    return root
+
+
+def _ref(path, line, column, kind, raw, image, status="third-party", reason=None):
+    return {
+        "path": path, "line": line, "column": column, "kind": kind, "raw": raw,
+        "image": image, "status": status, "reason": reason,
+    }
+
+
+SHA1 = "sha256:" + "1" * 64
+SHA2 = "sha256:" + "2" * 64
+APP_VERSION = 'tag from Chart.yaml appVersion "1.2.3"'
+
+EXPECTED = [
+    _ref("helm-template/templates/_helpers.tpl", 3, 10, "helm-template", "alpine:3.19", "docker.io/library/alpine:3.19"),
+    _ref("helm-template/templates/deployment.yaml", 10, 19, "helm-template", "busybox:1.36", "docker.io/library/busybox:1.36"),
+    _ref("helm-template/templates/deployment.yaml", 14, 19, "helm-template",
+         '{{ .Values.image.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag | default "latest" }}',
+         None, "unresolved", "contains a template expression: {{ .Values.image.registry }}"),
+    _ref("helm-template/templates/deployment.yaml", 16, 18, "helm-template", "nginx:1.25", "docker.io/library/nginx:1.25"),
+    _ref("helm-template/templates/deployment.yaml", 19, 19, "helm-template", "quay.io/acme/tool:1.0", "quay.io/acme/tool:1.0"),
+    _ref("helm-template/templates/deployment.yaml", 21, 18, "helm-template", "{{ .Values.sidecarImage | quote }}",
+         None, "unresolved", "contains a template expression: {{ .Values.sidecarImage | quote }}"),
+    _ref("helm-template/templates/deployment.yaml", 23, 18, "helm-template", "registry.example.com/app:{{ .Chart.AppVersion }}",
+         None, "unresolved", "contains a template expression: {{ .Chart.AppVersion }}"),
+    _ref("helm-template/templates/odd.yaml", 10, 12, "helm-template", "nginx:1.27", "docker.io/library/nginx:1.27"),
+    _ref("helm-template/templates/tests/test-pod.yml", 8, 14, "helm-template", "busybox", "docker.io/library/busybox"),
+    _ref("helm-values/ci/default-values.yaml", 2, 15, "helm-values", "mirror.example.com/nginx",
+         "mirror.example.com/nginx:1.2.3", reason=APP_VERSION),
+    _ref("helm-values/values-prod.yaml", 2, 15, "helm-values", "nginx:1.26", "docker.io/library/nginx:1.26"),
+    _ref("helm-values/values.yaml", 6, 15, "helm-values", "docker.io/bitnami/nginx:1.25.3", "docker.io/bitnami/nginx:1.25.3"),
+    _ref("helm-values/values.yaml", 11, 15, "helm-values", "busybox", "docker.io/library/busybox:1.2.3", reason=APP_VERSION),
+    _ref("helm-values/values.yaml", 14, 16, "helm-values", "quay.io/prometheus/node-exporter:v1.7.0",
+         "quay.io/prometheus/node-exporter:v1.7.0"),
+    _ref("helm-values/values.yaml", 18, 17, "helm-values", f"prom/statsd-exporter:0.26@{SHA1}",
+         f"docker.io/prom/statsd-exporter:0.26@{SHA1}"),
+    _ref("helm-values/values.yaml", 23, 42, "helm-values", f"ghcr.io/acme/app@{SHA2}", f"ghcr.io/acme/app@{SHA2}"),
+    _ref("helm-values/values.yaml", 26, 11, "helm-values", "{{ .Values.global.imageRegistry }}/app:1",
+         None, "unresolved", "contains a template expression: {{ .Values.global.imageRegistry }}"),
+    _ref("helm-values/values.yaml", 29, 10, "helm-values", "gcr.io/acme/app:2", "gcr.io/acme/app:2", "internal"),
+    _ref("helm-values/values.yaml", 35, 12, "helm-values", "memcached:1.6", "docker.io/library/memcached:1.6"),
+    # an anchored map used by two image keys: one reference, at the anchor
+    _ref("helm-values/values.yaml", 41, 15, "helm-values", "envoyproxy/envoy:v1.29.0", "docker.io/envoyproxy/envoy:v1.29.0"),
+    _ref("no-app-version/values.yaml", 2, 15, "helm-values", "nginx", None, "unresolved",
+         "no tag, and no appVersion in the chart's Chart.yaml to default to"),
+]
+
+
+def test_scan_helm_chart(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(tree), "--format", "json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output == {"version": 1, "references": EXPECTED, "ignored": 1, "skipped": []}
+
+
+def _found(root: Path, path: str, line: int):
+    result = scan(root, ScanOptions(rules=tuple(load_rules())))
+    [ref] = [r for r in result.references if r.path == path and r.line == line]
+    return ref.found
+
+
+def _at(text: str, span: list[int]) -> str:
+    return text[span[0]:span[1]]
+
+
+def test_split_keys_record_what_the_rewrite_needs(tree: Path) -> None:
+    text = (tree / "helm-values/values.yaml").read_text()
+    edit = _found(tree, "helm-values/values.yaml", 6).edit["helm"]
+    assert (edit["indent"], edit["flow"], edit["digest"]) == (2, False, None)
+    assert [_at(text, edit[k]["span"]) for k in ("registry", "repository", "tag")] == [
+        "docker.io", "bitnami/nginx", "1.25.3",
+    ]
+    assert [_at(text, edit[k]["scalar"]) for k in ("registry", "repository", "tag")] == [
+        "docker.io", "bitnami/nginx", '"1.25.3"',
+    ]
+    assert [edit[k]["style"] for k in ("registry", "repository", "tag")] == ["", "", '"']
+
+
+def test_empty_tag_defaults_to_app_version(tree: Path) -> None:
+    found = _found(tree, "helm-values/values.yaml", 11)
+    edit = found.edit["helm"]
+    assert (found.raw, found.resolve_as) == ("busybox", "busybox:1.2.3")
+    assert edit["tag"]["value"] == "" and edit["registry"] is None
+    assert edit["app_version"] == {"path": "helm-values/Chart.yaml", "value": "1.2.3"}
+
+
+def test_flow_mapping_split_keys(tree: Path) -> None:
+    text = (tree / "helm-values/values.yaml").read_text()
+    edit = _found(tree, "helm-values/values.yaml", 23).edit["helm"]
+    assert edit["flow"] is True and edit["tag"] is None
+    assert _at(text, edit["digest"]["scalar"]) == f'"{SHA2}"'
+
+
+def test_values_outside_a_chart_are_not_helm_values(tree: Path) -> None:
+    result = scan(tree, ScanOptions(rules=tuple(load_rules())))
+    assert not [r for r in result.references if r.path.startswith("no-chart/")]
+
+
+def test_template_reader_never_fails_on_broken_lines(tmp_path: Path) -> None:
+    (tmp_path / "Chart.yaml").write_text("name: x\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates/broken.yaml").write_text('image: "\nimage: \'\nimage: "{{ "a\n- image:x\n  - image: a:1\n')
+    result = scan(tmp_path, ScanOptions(rules=tuple(load_rules())))
+    assert [(r.line, r.raw) for r in result.references] == [(5, "a:1")]
+    assert result.skipped == []
