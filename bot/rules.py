@@ -54,6 +54,7 @@ RULE_SCHEMA: dict[str, Any] = {
             "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         },
         "builds": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
+        "not_images": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "skip_if_sibling": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "services": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
     },
@@ -77,6 +78,7 @@ class Rule:
     images: tuple[str, ...] = ()
     prefixed_images: tuple[tuple[str, str], ...] = ()  # (prefix, key path)
     builds: tuple[str, ...] = ()
+    not_images: tuple[str, ...] = ()  # key paths that never hold an image, even where `images` reach
     skip_if_sibling: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
 
@@ -146,13 +148,14 @@ def _rule_from_data(kind: str, path: Path, data: dict[str, Any]) -> Rule:
         images=tuple(data.get("images", ())),
         prefixed_images=prefixed,
         builds=tuple(data.get("builds", ())),
+        not_images=tuple(data.get("not_images", ())),
         skip_if_sibling=tuple(data.get("skip_if_sibling", ())),
         services=tuple(data.get("services", ())),
     )
 
 
 def _apply_extends(rules: dict[str, Rule], raw: dict[str, dict[str, Any]]) -> dict[str, Rule]:
-    """`extends: NAME` adds NAME's image paths to this rule's (one level; no chains)."""
+    """`extends: NAME` adds NAME's image paths (and `not_images`) to this rule's (one level; no chains)."""
     out = dict(rules)
     for kind, data in raw.items():
         base_name = data.get("extends")
@@ -168,6 +171,7 @@ def _apply_extends(rules: dict[str, Rule], raw: dict[str, dict[str, Any]]) -> di
             rule,
             images=rule.images + tuple(p for p in base.images if p not in rule.images),
             prefixed_images=rule.prefixed_images + tuple(p for p in base.prefixed_images if p not in rule.prefixed_images),
+            not_images=rule.not_images + tuple(p for p in base.not_images if p not in rule.not_images),
         )
     return out
 

@@ -31,6 +31,7 @@ PARALLEL_THRESHOLD = 400
 
 _IGNORE_RE = re.compile(r"^([^\n#]*)#[^\n]*\brehome:\s*ignore\b", re.MULTILINE)
 _UNRESOLVED_FORMS = (
+    (re.compile(r"\$\{\{.*?(?:\}\}|$)"), "contains an expression"),  # GitHub Actions `${{ matrix.x }}`
     (re.compile(r"\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*"), "contains a variable"),
     (re.compile(r"\$\([^)]*\)?"), "contains a parameter"),
     (re.compile(r"\{\{.*?(?:\}\}|$)"), "contains a template expression"),

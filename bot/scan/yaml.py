@@ -61,8 +61,10 @@ def _service_facts(hit: keypaths.Hit, text: str, base: int) -> dict[str, object]
 
 
 def _paths(rule: Rule) -> list[tuple[str, str, str]]:
-    """(key path, prefix, role) for everything the rule asks for."""
-    paths = [(p, "", "image") for p in rule.images]
+    """(key path, prefix, role) for everything the rule asks for. `not_images` come first:
+    a node several paths reach is reported once, for the first of them."""
+    paths = [(p, "", "not-image") for p in rule.not_images]
+    paths += [(p, "", "image") for p in rule.images]
     paths += [(p, prefix, "image") for prefix, p in rule.prefixed_images]
     paths += [(p, "", "service") for p in rule.services]
     paths += [(p, "", "build") for p in rule.builds]
@@ -77,6 +79,8 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             continue
         for hit in keypaths.select(root, [p for p, _, _ in paths]):
             _, prefix, role = paths[hit.pattern]
+            if role == "not-image":
+                continue
             value = scalar_text(hit.node)
             if not value or not value.startswith(prefix) or len(value) == len(prefix):
                 continue

@@ -139,10 +139,21 @@ def scalar_text(node: Node | None) -> str | None:
     return None
 
 
+def _after_properties(text: str, start: int, end: int) -> int:
+    """A node's mark starts at its properties (`&anchor`, `!tag`) when it has any; the
+    scalar itself starts after them. No scalar starts with `&` or `!` (both are indicators)."""
+    while start < end and text[start] in "&!":
+        while start < end and text[start] not in " \t\r\n":
+            start += 1
+        while start < end and text[start] in " \t\r\n":
+            start += 1
+    return start
+
+
 def value_offset(node: ScalarNode, text: str, base: int) -> tuple[int, tuple[int, int], bool]:
     """Where a scalar's value text starts, the scalar's whole span, and whether the value
     stands in the file exactly as parsed (no escapes, no folding)."""
-    start = base + node.start_mark.index
+    start = _after_properties(text, base + node.start_mark.index, base + node.end_mark.index)
     end = base + node.end_mark.index
     style = node.style
     if style in ("|", ">"):
