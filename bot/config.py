@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -80,7 +79,7 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
-def _validation_message(path: Path, error: jsonschema.ValidationError) -> str:
+def _validation_message(path: Path, error: Any) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
@@ -92,6 +91,8 @@ def load_config(path: Path) -> Config:
     data = _read_yaml(path)
     if data is None:
         data = {}
+    import jsonschema  # slow to import; only needed when there is a rehome.yaml to check
+
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -47,16 +47,26 @@ def _translate(pattern: str) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=512)
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """A regex matching whole POSIX relative paths. A pattern without `/` matches the base name anywhere."""
-    patterns = _expand_braces(pattern)
+def _glob_regex(pattern: str) -> str:
     parts = []
-    for p in patterns:
+    for p in _expand_braces(pattern):
         p = p.lstrip("/") if p.startswith("/") else (p if "/" in p else "**/" + p)
         parts.append(_translate(p))
-    return re.compile("(?:" + "|".join(parts) + r")\Z")
+    return "(?:" + "|".join(parts) + ")"
+
+
+@lru_cache(maxsize=512)
+def compile_globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex matching whole POSIX relative paths that any pattern matches.
+    A pattern without `/` matches the base name anywhere."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("(?:" + "|".join(_glob_regex(p) for p in patterns) + r")\Z")
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    return compile_globs((pattern,))
 
 
 def matches_any(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
-    return any(compile_glob(p).match(path) for p in patterns)
+    return compile_globs(tuple(patterns)).match(path) is not None
