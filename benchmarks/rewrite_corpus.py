@@ -51,7 +51,7 @@ def rewrite_repository(source: Path, work: Path, destination: str) -> dict:
     before = scan(work, options)
     plan = make_plan(before, destination, MAPPING)
     started = time.perf_counter()
-    results = rewrite_tree(work, plan, {r.kind: r for r in options.rules}, options.policy)
+    results = rewrite_tree(work, plan, {r.kind: r for r in options.rules}, options.policy, before.references)
     for result in results:
         if result.changed:
             write_atomically(work / result.path, result.new_text)

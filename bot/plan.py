@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from bot import imageref
 from bot.policy import MappingError, map_to_mirror
+from bot.scan.kustomize import split_image
 from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult
 
 
@@ -73,9 +74,40 @@ def _with_reason(ref: Reference, status: str, reason: str) -> Reference:
     return dataclasses.replace(ref, status=status, reason=reason)
 
 
-def covered_reason(ref: Reference) -> str | None:
-    """Why a third-party reference must stay as it is, if it must (see the rewrite)."""
-    return ref.found.edit.get("covered")
+def override_matches(override: Reference, references: list[Reference]) -> list[Reference]:
+    """The manifest references a Kustomize `images:` entry applies to: in the local manifests
+    its kustomization builds, written with the entry's `name` (kustomize compares names as written)."""
+    entry = override.found.edit["kustomize"]
+    name = (entry.get("name") or {}).get("value")
+    manifests = set(entry.get("manifests", ()))
+    return [
+        r for r in references
+        if r.path in manifests and r.kind != "kustomize" and split_image(r.raw)[0] == name
+    ]
+
+
+def covered_reasons(references: list[Reference]) -> dict[int, str]:
+    """Third-party references that must stay as they are, by id, with the reason.
+
+    A Kustomize override whose kustomization also builds resources from outside the
+    repository: renaming its `name` with the manifests here would silently drop the
+    override for the remote ones, so neither the entry nor what it matches moves."""
+    reasons: dict[int, str] = {}
+    for ref in references:
+        entry = ref.found.edit.get("kustomize")
+        if not entry or not entry.get("remote"):
+            continue
+        where = ", ".join(entry.get("external", ())[:2])
+        reasons[id(ref)] = (
+            f"the kustomization also builds resources from outside the repository ({where}); "
+            "moving this override would make it stop applying to them"
+        )
+        for match in override_matches(ref, references):
+            reasons[id(match)] = (
+                f"matched by the Kustomize images: override in {ref.path}, whose kustomization also builds "
+                f"resources from outside the repository ({where})"
+            )
+    return reasons
 
 
 def make_plan(
@@ -90,10 +122,11 @@ def make_plan(
     targets: dict[str, str] = {}
     unresolved = [r for r in scanned.references if r.status == UNRESOLVED]
     covered = []
+    reasons = covered_reasons(scanned.references)
     for ref in scanned.references:
         if ref.status != THIRD_PARTY:
             continue
-        reason = covered_reason(ref)
+        reason = reasons.get(id(ref))
         if reason is not None:
             covered.append(_with_reason(ref, ref.status, reason))
             continue

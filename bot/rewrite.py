@@ -16,10 +16,11 @@ import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from bot import imageref
 from bot.imageref import ImageRef
-from bot.plan import Plan
+from bot.plan import Plan, override_matches
 from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan.base import FileContext
@@ -110,6 +111,64 @@ def _scalar_edit(ref: Reference, value: str) -> Edit:
     return Edit([Splice(start, end, _quote(prefix + value, style if style in ("'", '"') else '"'))], allowed)
 
 
+def _replace_part(part: dict[str, Any], value: str, where: str) -> Edit:
+    """Set one scalar of a composed reference (a Helm or Kustomize key) to `value`."""
+    allowed = AllowedChanges()
+    allowed.allow(part["value"], value)
+    if part["exact"]:
+        start, end = part["span"]
+        return Edit([Splice(start, end, value)], allowed)
+    style = part["style"]
+    if style in ("|", ">"):
+        raise CannotRewrite(f"{where}: the value is a block scalar over several lines; change it by hand")
+    start, end = part["scalar"]
+    return Edit([Splice(start, end, _quote(value, style if style in ("'", '"') else '"'))], allowed)
+
+
+def _joined(*edits: Edit) -> Edit:
+    out = Edit([])
+    for edit in edits:
+        out.splices += edit.splices
+        out.allowed.update(edit.allowed)
+    return out
+
+
+def _helm_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
+    """Split keys: the registry gets the mirror host and the repository the rest; without a
+    `registry` key the repository takes the whole name. The tag line stays as it is."""
+    parts = ref.found.edit["helm"]
+    where = f"line {ref.line}"
+    if parts.get("registry") is not None:
+        return _joined(
+            _replace_part(parts["registry"], target.domain, where),
+            _replace_part(parts["repository"], target.path, where),
+        )
+    return _replace_part(parts["repository"], target.name, where)
+
+
+def _insert_key(entry: dict[str, Any], after: dict[str, Any], key: str, value: str, text: str) -> Splice:
+    """A new `key: value` in a mapping: after the line of `after` (block), or after it (flow)."""
+    end = after["scalar"][1]
+    if entry["flow"]:
+        return Splice(end, end, f", {key}: {value}")
+    line_end = text.find("\n", end)
+    newline = _newline_at(text, end)
+    line = f"{' ' * entry['indent']}{key}: {value}"
+    if line_end == -1:
+        return Splice(len(text), len(text), newline + line)
+    return Splice(line_end + 1, line_end + 1, line + newline)
+
+
+def _kustomize_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
+    """The entry now produces the mirror image: `newName` is set (or added after `name`)."""
+    entry = ref.found.edit["kustomize"]
+    if entry.get("newName") is not None:
+        return _replace_part(entry["newName"], target.name, f"line {ref.line}")
+    allowed = AllowedChanges()
+    allowed.allow_added("newName", target.name)
+    return Edit([_insert_key(entry, entry["name"], "newName", target.name, text)], allowed)
+
+
 def gitlab_aliases(raw: str) -> list[str]:
     """Host names GitLab derives for a service from its image name, as written."""
     match = _NAME_PREFIX_RE.match(raw)
@@ -164,9 +223,18 @@ def _default_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
 
 
 def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:
+    if "helm" in ref.found.edit:
+        return _helm_edit(ref, target, text)
+    if "kustomize" in ref.found.edit:
+        return _kustomize_edit(ref, target, text)
     if ref.found.edit.get("service"):
         return _service_edit(ref, target, text)
     return _default_edit(ref, target, text)
+
+
+def rename_edit(override: Reference, new_name: str) -> Edit:
+    """A Kustomize entry's `name` follows the manifests it matches to their mirror name."""
+    return _replace_part(override.found.edit["kustomize"]["name"], new_name, f"line {override.line}")
 
 
 def apply_splices(text: str, splices: list[Splice]) -> str:
@@ -199,11 +267,17 @@ def _check_rescan(text: str, new_text: str, targets: dict[int, str], rule: Rule,
 
 
 def rewrite_file(
-    text: str, moves: list[tuple[Reference, ImageRef]], rule: Rule, context: FileContext, policy: Policy
+    text: str,
+    moves: list[tuple[Reference, ImageRef]],
+    rule: Rule,
+    context: FileContext,
+    policy: Policy,
+    extra: list[Edit] | None = None,
 ) -> FileRewrite:
-    """Rewrite one file's moved references to their mirror images, or say why not."""
+    """Rewrite one file's moved references to their mirror images (plus `extra` edits that
+    keep it consistent with other files), or say why not."""
     try:
-        edits = [edit_for(ref, target, text) for ref, target in moves]
+        edits = [edit_for(ref, target, text) for ref, target in moves] + (extra or [])
         new_text = apply_splices(text, [s for e in edits for s in e.splices])
         _check_rescan(text, new_text, {r.found.offset: str(t) for r, t in moves}, rule, context, policy)
         allowed = AllowedChanges()
@@ -250,16 +324,40 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def rewrite_tree(root: Path, plan: Plan, rules: dict[str, Rule], policy: Policy) -> list[FileRewrite]:
-    """Rewrites for every file that holds a planned move (nothing is written here)."""
+def kustomize_renames(plan: Plan, references: list[Reference]) -> dict[str, list[Edit]]:
+    """`name:` edits, by kustomization path, for the overrides whose manifests move."""
+    targets = {id(ref): imageref.parse(move.target) for move in plan.moves for ref in move.references}
+    renames: dict[str, list[Edit]] = defaultdict(list)
+    for ref in references:
+        entry = ref.found.edit.get("kustomize")
+        if not entry or entry.get("remote") or entry.get("name") is None:
+            continue
+        new_names = {targets[id(m)].name for m in override_matches(ref, references) if id(m) in targets}
+        if len(new_names) == 1:
+            renames[ref.path].append(rename_edit(ref, new_names.pop()))
+    return renames
+
+
+def rewrite_tree(
+    root: Path, plan: Plan, rules: dict[str, Rule], policy: Policy, references: list[Reference]
+) -> list[FileRewrite]:
+    """Rewrites for every file that holds a planned move (nothing is written here).
+    Kustomizations come last and are checked against the manifests' new texts."""
     by_path: dict[str, list[tuple[Reference, ImageRef]]] = defaultdict(list)
+    kinds = {ref.path: ref.kind for ref in references}
     for move in plan.moves:
         target = imageref.parse(move.target)
         for ref in move.references:
             by_path[ref.path].append((ref, target))
-    results = []
-    for path in sorted(by_path):
-        moves = by_path[path]
+    renames = kustomize_renames(plan, references)
+    paths = sorted(set(by_path) | set(renames), key=lambda p: (rules[kinds[p]].extractor == "kustomize", p))
+    results: list[FileRewrite] = []
+    new_texts: dict[str, str] = {}
+    for path in paths:
         text = (root / path).read_bytes().decode("utf-8")
-        results.append(rewrite_file(text, moves, rules[moves[0][0].kind], FileContext(root, path), policy))
-    return results
+        context = FileContext(root, path, overlay=new_texts)
+        result = rewrite_file(text, by_path[path], rules[kinds[path]], context, policy, renames.get(path))
+        if result.changed:
+            new_texts[path] = result.new_text
+        results.append(result)
+    return sorted(results, key=lambda r: r.path)

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     planned = plan_command.build(args)
     rules = {rule.kind: rule for rule in planned.scan_options.rules}
-    results = rewrite_tree(planned.root, planned.plan, rules, planned.scan_options.policy)
+    results = rewrite_tree(planned.root, planned.plan, rules, planned.scan_options.policy, planned.scanned.references)
     if not args.dry_run:
         for result in results:
             if result.changed:

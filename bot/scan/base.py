@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path, PurePosixPath
+from collections.abc import Mapping
 from typing import Protocol
 
 from bot.rules import Rule
@@ -19,6 +20,9 @@ class FileContext:
 
     root: Path
     path: str  # relative to root, POSIX separators
+    # Texts that stand in for files on disk (a rewrite checks a file against the other
+    # files' new texts before anything is written), by path relative to root.
+    overlay: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def directory(self) -> PurePosixPath:
@@ -29,7 +33,12 @@ class FileContext:
         missing, unreadable, not UTF-8, or outside the root."""
         root = self.root.resolve()
         target = (root / relative).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
+        if not target.is_relative_to(root):
+            return None
+        pending = self.overlay.get(target.relative_to(root).as_posix())
+        if pending is not None:
+            return pending
+        if not target.is_file():
             return None
         try:
             return target.read_bytes().decode("utf-8")

@@ -70,6 +70,7 @@ class _Kustomization:
 @dataclasses.dataclass
 class _Build:
     images: list[str] = dataclasses.field(default_factory=list)
+    manifests: list[str] = dataclasses.field(default_factory=list)  # files read for `images`
     external: list[str] = dataclasses.field(default_factory=list)
     gaps: list[str] = dataclasses.field(default_factory=list)  # local parts that could not be read
 
@@ -218,11 +219,13 @@ class _Tree:
             images = self._read_manifest(path)
             if images is not None:
                 out.images += images
+                out.manifests.append(path)
                 return
         elif (found := self._included(directory, resource, depth)) is not None:
             path, included = found
             built = self.inputs(included, path, depth + 1)
             out.images += _apply_all(included.entries, built.images)
+            out.manifests += built.manifests
             out.external += built.external
             out.gaps += built.gaps
             return
@@ -237,6 +240,7 @@ class _Tree:
         path, included = found
         built = self.inputs(included, path, depth + 1)
         out.images = _apply_all(included.entries, out.images + built.images)
+        out.manifests += built.manifests
         out.external += built.external
         out.gaps += built.gaps
 
@@ -277,6 +281,8 @@ def _edit(item: MappingNode, text: str, base: int, index: int, build: _Build) ->
             "flow": bool(item.flow_style),
             "remote": bool(build.external),
             "external": sorted(set(build.external)),
+            # the local manifests the entry may match: a rewrite that renames their images renames `name` too
+            "manifests": sorted(set(build.manifests)),
         }
     }
 
@@ -331,7 +337,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
         if not isinstance(images_node, SequenceNode):
             continue
         kustomization = _kustomization(root)
-        tree.read_manifests = any(e.new_name and not (e.new_tag or e.digest) for e in kustomization.entries)
+        tree.read_manifests = bool(kustomization.entries)
         build = tree.inputs(kustomization, directory)
         images = build.images
         for index, item in enumerate(images_node.value):

@@ -1,0 +1,91 @@
+"""Kustomize through the real tool: `kubectl kustomize` before and after the rewrite."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from bot.imageref import parse
+from bot.policy import map_to_mirror
+from tests.helpers import run_cli
+
+FIXTURE = Path(__file__).parent / "kustomize"
+DEST = "us-docker.pkg.dev/acme/mirror"
+
+
+def _built_images(directory: Path) -> list[str]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl (with Kustomize v5) is needed to check rewrites of kustomizations")
+    out = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    images = []
+    for doc in YAML(typ="safe").load_all(out.stdout):
+        spec = doc["spec"]["template"]["spec"]
+        images += [c["image"] for c in spec.get("initContainers", []) + spec["containers"]]
+    return images
+
+
+def _mirror(image: str) -> str:
+    return str(map_to_mirror(parse(image), DEST, "{destination}/{domain}/{path}"))
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlay"])
+def test_every_built_image_is_the_mirror_of_what_it_was(tmp_path, capsys, overlay):
+    work = tmp_path / "tree"
+    shutil.copytree(FIXTURE, work)
+    before = _built_images(work / overlay)
+    code, _, err = run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert code == 0, err
+    assert _built_images(work / overlay) == [_mirror(image) for image in before]
+
+
+def test_the_overrides_still_apply_with_their_tags_and_names(tmp_path, capsys):
+    work = tmp_path / "tree"
+    shutil.copytree(FIXTURE, work)
+    assert _built_images(work / "overlay") == ["ghcr.io/acme/alpine:3.20", "quay.io/acme/busybox:1.36", "nginx:1.27"]
+    run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert (work / "base" / "kustomization.yaml").read_text() == (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        "resources:\n"
+        "  - deployment.yaml\n"
+        "images:\n"
+        f"  - name: {DEST}/docker.io/library/nginx\n"
+        f"    newName: {DEST}/docker.io/library/nginx\n"
+        '    newTag: "1.27"  # the web tier runs 1.27\n'
+    )
+    assert (work / "overlay" / "kustomization.yaml").read_text() == (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        "resources:\n"
+        "  - ../base\n"
+        "images:\n"
+        f"  - name: {DEST}/docker.io/library/busybox\n"
+        f"    newName: {DEST}/quay.io/acme/busybox\n"
+        f'  - {{name: {DEST}/docker.io/library/alpine, newName: {DEST}/ghcr.io/acme/alpine, newTag: "3.20"}}\n'
+    )
+
+
+def test_remote_bases_leave_the_override_and_its_manifests_covered(tmp_path, capsys):
+    work = tmp_path / "tree"
+    shutil.copytree(FIXTURE, work)
+    code, out, _ = run_cli(capsys, "plan", str(work / "remote"), "--to", DEST, "--format", "json")
+    plan = json.loads(out)
+    assert (code, plan["moves"]) == (0, [])
+    assert [(c["path"], c["raw"], c["reason"]) for c in plan["covered"]] == [
+        ("deployment.yaml", "redis:7",
+         "matched by the Kustomize images: override in kustomization.yaml, whose kustomization also builds resources "
+         "from outside the repository (https://github.com/acme/platform//deploy/cache?ref=v1.2.0)"),
+        ("kustomization.yaml", "redis:7.4",
+         "the kustomization also builds resources from outside the repository "
+         "(https://github.com/acme/platform//deploy/cache?ref=v1.2.0); moving this override would make it stop "
+         "applying to them"),
+    ]
+    before = {p: p.read_bytes() for p in (work / "remote").iterdir()}
+    assert run_cli(capsys, "rewrite", str(work / "remote"), "--to", DEST)[0] == 0
+    assert {p: p.read_bytes() for p in (work / "remote").iterdir()} == before
