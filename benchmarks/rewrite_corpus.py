@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.plan import make_plan  # noqa: E402
 from bot.policy import DEFAULT_INTERNAL, Policy  # noqa: E402
-from bot.rewrite import rewrite_tree, write_atomically  # noqa: E402
+from bot.rewrite import kustomize_renames, rewrite_tree, write_atomically  # noqa: E402
 from bot.rules import load_rules  # noqa: E402
 from bot.scan.core import ScanOptions, scan  # noqa: E402
 
@@ -57,6 +57,10 @@ def rewrite_repository(source: Path, work: Path, destination: str) -> dict:
             write_atomically(work / result.path, result.new_text)
     elapsed = time.perf_counter() - started
     reference_lines = {(r.path, r.line) for m in plan.moves for r in m.references}
+    rename_lines = {
+        (path, splice.start) for path, edits in kustomize_renames(plan, before.references).items()
+        for edit in edits for splice in edit.splices
+    }
     untouched = {r.path: r.reason for r in results if r.new_text is None}
     removed = added = 0
     for result in results:
@@ -72,6 +76,7 @@ def rewrite_repository(source: Path, work: Path, destination: str) -> dict:
         "references": sum(r.moved for r in results),
         "untouched": untouched,
         "reference_lines": len({(p, line) for p, line in reference_lines if p not in untouched}),
+        "rename_lines": len({(p, at) for p, at in rename_lines if p not in untouched}),
         "removed": removed,
         "added": added,
         "third_party_left": left,
@@ -86,28 +91,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", default="us-docker.pkg.dev/acme/mirror")
     args = parser.parse_args(argv)
     repos = sorted(p for p in args.corpus.iterdir() if p.is_dir() and p.name != "peer")
-    print(f"{'repository':48} {'files':>5} {'refs':>5} {'ref lines':>9} {'-lines':>6} {'+lines':>6} "
+    print(f"{'repository':48} {'files':>5} {'refs':>5} {'ref lines':>9} {'renames':>7} {'-lines':>6} {'+lines':>6} "
           f"{'untouched':>9} {'3rd left':>8} {'broken':>6} {'time s':>6}")
     problems = 0
-    totals = [0] * 8
+    totals = [0] * 9
     with tempfile.TemporaryDirectory() as tmp:
         for repo in repos:
             r = rewrite_repository(repo, Path(tmp) / repo.name, args.to)
-            row = [r["files"], r["references"], r["reference_lines"], r["removed"], r["added"],
+            row = [r["files"], r["references"], r["reference_lines"], r["rename_lines"], r["removed"], r["added"],
                    len(r["untouched"]), len(r["third_party_left"]), len(r["no_longer_parse"])]
             totals = [t + v for t, v in zip(totals, row)]
-            print(f"{repo.name:48} {row[0]:5} {row[1]:5} {row[2]:9} {row[3]:6} {row[4]:6} {row[5]:9} {row[6]:8} "
-                  f"{row[7]:6} {r['seconds']:6.2f}")
+            print(f"{repo.name:48} {row[0]:5} {row[1]:5} {row[2]:9} {row[3]:7} {row[4]:6} {row[5]:6} {row[6]:9} "
+                  f"{row[7]:8} {row[8]:6} {r['seconds']:6.2f}")
             for path, reason in sorted(r["untouched"].items()):
                 print(f"    untouched {path}: {reason}")
             for ref in r["third_party_left"]:
                 print(f"    third-party left {ref.path}:{ref.line}: {ref.raw}")
             for path in r["no_longer_parse"]:
                 print(f"    no longer parses: {path}")
-            problems += row[6] + row[7]
-    print(f"{'total':48} {totals[0]:5} {totals[1]:5} {totals[2]:9} {totals[3]:6} {totals[4]:6} {totals[5]:9} "
-          f"{totals[6]:8} {totals[7]:6}")
-    print("lines removed = lines holding a moved reference; lines added = those plus GitLab alias lines")
+            if row[4] != row[2] + row[3]:
+                print(f"    lines removed ({row[4]}) differ from reference lines + renamed name lines ({row[2] + row[3]})")
+                problems += 1
+            problems += row[7] + row[8]
+    print(f"{'total':48} {totals[0]:5} {totals[1]:5} {totals[2]:9} {totals[3]:7} {totals[4]:6} {totals[5]:6} "
+          f"{totals[6]:9} {totals[7]:8} {totals[8]:6}")
+    print("-lines must equal the lines holding a moved reference plus the Kustomize `name:` lines renamed with their")
+    print("manifests; +lines are those plus inserted `newName:` (Kustomize) and `alias:` (GitLab services) lines.")
     return 1 if problems else 0
 
 
