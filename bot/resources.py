@@ -11,7 +11,7 @@ def data_dir(name: str) -> Path:
     A source checkout (or editable install) has it at the top of the repository;
     an installed wheel has it under `<prefix>/share/rehome/`.
     """
-    checkout = Path(__file__).resolve().parent.parent / name
-    if checkout.is_dir():
-        return checkout
+    top = Path(__file__).resolve().parent.parent
+    if (top / "pyproject.toml").is_file() and (top / name).is_dir():
+        return top / name
     return Path(sys.prefix) / "share" / "rehome" / name
