@@ -230,7 +230,7 @@ class Registry:
     def fail(self, repo: str, step: str, response: httpx.Response) -> RegistryError:
         if not response.is_closed:
             response.read()
-        error = from_response(self.domain, repo, step, response)
+        error = from_response(self.domain, repo, step, response, self.auth.credential.source)
         if response.status_code in RETRY_STATUSES:
             return RetryableError(error.where, error.step, error.detail, error.hint)
         return error

@@ -61,7 +61,8 @@ def artifact_registry_create_hint(host: str, repository: str) -> str | None:
     )
 
 
-def from_response(host: str, repository: str, step: str, response: httpx.Response) -> RegistryError:
+def from_response(host: str, repository: str, step: str, response: httpx.Response,
+                  credential_source: str = "") -> RegistryError:
     """The error for an unexpected response, with a hint where one is known."""
     where = f"{host}/{repository}"
     codes = error_codes(response)
@@ -72,5 +73,5 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
     if response.status_code == 404 and any(code == "NAME_UNKNOWN" for code, _ in codes):
         hint = artifact_registry_create_hint(host, repository)
     elif response.status_code in (401, 403):
-        hint = "check the credentials for this registry (`rehome doctor --to ...` shows where they come from)"
+        hint = f"the credentials used: {credential_source or 'unknown'}; `rehome doctor --to ...` checks them"
     return RegistryError(where, step, detail, hint)
