@@ -248,3 +248,23 @@ def test_skopeo_copy_gives_the_same_digest(loopback: Loopback, registries: Regis
     )
     assert images.digest_of(inspect.stdout) == result.digest == index.digest
     assert manifest_bytes(loopback.target.host, ours, "v1") == inspect.stdout
+
+
+def test_immutable_tag_refusal_is_reported_as_such(proxies: Loopback, registries: Registries) -> None:
+    old, new = images.image(), images.image()
+    src = upstream_image(proxies, old)
+    dst = unique_repo("mirror")
+    source, target = f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    with Copier(registries) as copier:
+        assert copier.ensure(source, target).status == "copied"
+    images.push(proxies.upstream.host, src, new, "v1")
+    message = "tag v1 cannot be moved: the repository has immutable tags"
+    proxies.target_proxy.faults.append(Fault("PUT", f"/v2/{dst}/manifests/v1", 400, headers={
+        "Content-Type": "application/json"}, body=httpx.Response(400, json={"errors": [
+            {"code": "MANIFEST_INVALID", "message": message}]}).content))
+    with Copier(registries, CopyOptions(refresh=True)) as copier:
+        refused = copier.ensure(source, target)
+    assert (refused.status, refused.digest) == ("failed", new.digest)
+    assert refused.error == (f"{target.rsplit(':', 1)[0]}: push manifest v1: refused because the repository has "
+                             f"immutable tags (HTTP 400 (MANIFEST_INVALID: {message}))")
+    assert manifest_bytes(proxies.target.host, dst, "v1") == old.manifest
