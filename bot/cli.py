@@ -10,10 +10,13 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
+from bot.commands import copy, doctor
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, ModuleType] = {
+    "copy": copy,
+    "doctor": doctor,
 }
 
 log = logging.getLogger("rehome")
