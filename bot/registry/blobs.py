@@ -14,7 +14,6 @@ from bot.registry.manifests import Descriptor
 
 log = logging.getLogger("rehome.registry")
 
-READ_SIZE = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,8 +208,9 @@ def upload_status(registry: Registry, repo: str, location: str) -> tuple[str, in
 
 
 def _downloaded(response: httpx.Response, where: str, step: str) -> Iterator[bytes]:
+    # Chunks as the network gives them: re-chunking to a fixed size costs more than it saves.
     try:
-        yield from response.iter_bytes(READ_SIZE)
+        yield from response.iter_bytes()
     except httpx.TransportError as exc:
         raise RetryableError(where, step, f"the connection broke mid-blob ({type(exc).__name__})") from None
 
