@@ -125,6 +125,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every layer size (1.0 = the issue's sizes)")
+    parser.add_argument("--only", choices=("a", "b", "c"), action="append", help="run only these scenarios")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rehome-bench-") as tmp:
         workdir = Path(tmp)
@@ -135,6 +136,8 @@ def main() -> int:
                      f"{'rehome/skopeo':>14} {'rehome MB/s':>12} {'floor MB/s':>11} {'of floor':>9}"
             print(header)
             for scenario in scenarios(args.scale):
+                if args.only and scenario.name[1] not in args.only:
+                    continue
                 for repo, image in scenario.repos:
                     images.push(upstream.host, repo, image, "v1")
                 medians = measure(workdir, upstream.host, scenario, args.runs)

@@ -65,3 +65,24 @@ def test_table_lists_images_then_problems() -> None:
 def test_human_bytes() -> None:
     assert [human_bytes(n) for n in (0, 999, 1000, 1_500_000, 3_200_000_000, 5_000_000_000_000)] == [
         "0 B", "999 B", "1.0 kB", "1.5 MB", "3.2 GB", "5000.0 GB"]
+
+
+def test_options_merge_flags_and_rehome_yaml(monkeypatch) -> None:
+    import argparse
+    import io
+
+    from bot.mirror import add_copy_arguments, add_registry_arguments, options_from_args
+    from bot.registry import Secret
+
+    parser = argparse.ArgumentParser()
+    add_copy_arguments(parser)
+    add_registry_arguments(parser)
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    args = parser.parse_args(["--jobs", "3", "--no-referrers", "--insecure-registry", "lab:5000",
+                              "--username", "bot", "--password-stdin"])
+    options = options_from_args(args, ["registry.lan:5000"], "r.example")
+    assert (options.jobs, options.referrers, options.dry_run, options.refresh) == (3, False, False, False)
+    assert options.insecure_registries == ("registry.lan:5000", "lab:5000")
+    [(host, credential)] = options.credentials.items()
+    assert (host, credential.username, credential.password, credential.source) == (
+        "r.example", "bot", Secret("s3cret"), "--username/--password-stdin")
