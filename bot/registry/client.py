@@ -203,7 +203,8 @@ class Registry:
             response.close()
             self.auth.challenged(response, scopes, where)
             if not (content is None or isinstance(content, bytes)):
-                return response  # a consumed stream cannot be sent again; the caller retries the whole step
+                # A consumed stream cannot be sent again; the token was dropped, so retrying the whole step renews it.
+                raise RetryableError(where, f"{method} {httpx.URL(url).path}", "HTTP 401 during a streamed upload (token expired?)")
         raise AssertionError("unreachable")
 
     def _note_rate_limit(self, response: httpx.Response) -> None:

@@ -101,3 +101,17 @@ def _flipped(data: bytes) -> bytes:
     corrupted = bytearray(data)
     corrupted[len(corrupted) // 2] ^= 0xFF
     return bytes(corrupted)
+
+
+def test_401_during_a_streamed_upload_renews_and_retries(proxies: Loopback, registries: Registries) -> None:
+    image = images.image((30_000,))
+    src, dst = unique_repo("upstream"), unique_repo("mirror")
+    images.push(proxies.upstream.host, src, image, "v1")
+    layer = image.blobs[-1].digest.replace(":", "%3A")
+    proxies.target_proxy.faults.append(Fault("PUT", f"/v2/{dst}/blobs/uploads/.*digest={layer}", 401,
+                                             headers={"WWW-Authenticate": 'Basic realm="expired"'}))
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
+    assert (result.status, result.digest) == ("copied", image.digest)
+    assert proxies.target_proxy.count("PUT", f"digest={layer}") == 2
+    assert target_has(proxies.target.host, dst, "v1")
