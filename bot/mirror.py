@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ from bot.imageref import InvalidReference, parse
 from bot.output import render_table
 from bot.registry import Copier, CopyOptions, Credential, CredentialStore, Registries, RetryPolicy, Secret
 from bot.registry.copy import DEFAULT_JOBS, CopyResult
+
+log = logging.getLogger("rehome")
 
 # Statuses a human must look at (exit 1).
 NEEDS_ATTENTION = frozenset({"failed", "differs"})
@@ -87,11 +90,19 @@ def ensure_images(
     try:
         with Copier(pool, copy_options) as copier, ThreadPoolExecutor(max(1, options.jobs)) as images:
             results = list(images.map(lambda move: copier.ensure(*move), moves))
+        report_rate_limits(pool)
     finally:
         if own:
             pool.close()
     found = [MirrorImage.from_result(r, pulls.get(r.source)) for r in results]
     return sorted(found, key=lambda image: (image.source, image.target))
+
+
+def report_rate_limits(registries: Registries) -> None:
+    """Docker Hub's pull quota, as its last answer reported it."""
+    for registry in registries.used():
+        if registry.rate_limit is not None:
+            log.info("%s: %d pulls left in the rate-limit window", registry.domain, registry.rate_limit.remaining)
 
 
 def exit_code(images: Sequence[MirrorImage]) -> int:

@@ -86,3 +86,17 @@ def test_options_merge_flags_and_rehome_yaml(monkeypatch) -> None:
     [(host, credential)] = options.credentials.items()
     assert (host, credential.username, credential.password, credential.source) == (
         "r.example", "bot", Secret("s3cret"), "--username/--password-stdin")
+
+
+def test_pull_quota_is_reported(proxies: Loopback, tmp_path: Path, monkeypatch, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="rehome")
+    monkeypatch.setattr(logging.getLogger("rehome"), "propagate", True)  # the CLI turns it off
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    proxies.upstream_proxy.add_headers.append(("HEAD", "/manifests/", {"ratelimit-remaining": "87;w=21600"}))
+    src = unique_repo("upstream")
+    images.push(proxies.upstream.host, src, images.image((10,)), "v1")
+    [image] = ensure_images([(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{unique_repo('m')}:v1")])
+    assert image.status == "copied"
+    assert caplog.messages == [f"{proxies.upstream_proxy.host}: 87 pulls left in the rate-limit window"]

@@ -276,6 +276,10 @@ class Registries:
     def close(self) -> None:
         self.http.close()
 
+    def used(self) -> list[Registry]:
+        with self._lock:
+            return list(self._registries.values())
+
     def get(self, domain: str) -> Registry:
         with self._lock:
             if domain not in self._registries:
