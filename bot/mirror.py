@@ -20,8 +20,8 @@ from bot.registry.copy import DEFAULT_JOBS, CopyResult
 
 log = logging.getLogger("rehome")
 
-# Statuses a human must look at (exit 1).
-NEEDS_ATTENTION = frozenset({"failed", "differs"})
+# Statuses a human must look at (exit 1); `unknown` is a dry run's failure to check.
+NEEDS_ATTENTION = frozenset({"failed", "differs", "unknown"})
 
 
 @dataclasses.dataclass(frozen=True)

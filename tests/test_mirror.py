@@ -35,6 +35,8 @@ def test_ensure_images_reports_each_move_sorted(loopback: Loopback, tmp_path: Pa
     again = ensure_images(moves[:2], MirrorOptions(dry_run=True))
     assert [(i.status, i.bytes) for i in again] == [("present", 0), ("present", 0)]
     assert exit_code(again) == 0
+    unchecked = ensure_images(moves[2:], MirrorOptions(dry_run=True))
+    assert [(i.status, exit_code(unchecked)) for i in unchecked] == [("unknown", 1)]
 
 
 def test_json_has_the_contract_fields_in_order() -> None:
