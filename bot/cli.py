@@ -11,18 +11,18 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
-from bot.commands import init as init_command
-from bot.commands import plan as plan_command
-from bot.commands import rewrite as rewrite_command
-from bot.commands import scan as scan_command
+from bot.commands import copy, doctor, init, mirror, plan, rewrite, scan
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, ModuleType] = {
-    "scan": scan_command,
-    "plan": plan_command,
-    "rewrite": rewrite_command,
-    "init": init_command,
+    "scan": scan,
+    "plan": plan,
+    "rewrite": rewrite,
+    "mirror": mirror,
+    "copy": copy,
+    "doctor": doctor,
+    "init": init,
 }
 
 log = logging.getLogger("rehome")

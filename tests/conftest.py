@@ -12,3 +12,6 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"the shared test data is missing: expected {SHARED} beside the repository")
     return SHARED
+
+# Loopback registries (docker-registry, token server, proxies) for the registry, mirror and command tests.
+pytest_plugins = ["tests.oci.fixtures"]

@@ -1,0 +1,30 @@
+"""`rehome mirror PATH --to DEST`: make sure the mirror holds a verified copy of every planned move."""
+from __future__ import annotations
+
+import argparse
+
+from bot import mirror
+from bot.commands import plan as plan_command
+from bot.output import print_json
+
+HELP = "copy every third-party image the tree uses into the mirror (all platforms, same digests), verified"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    plan_command.add_arguments(parser)
+    mirror.add_copy_arguments(parser)
+    mirror.add_registry_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    planned = plan_command.build(args)
+    host = mirror.registry_host(planned.plan.destination, "destination")
+    options = mirror.options_from_args(args, planned.config.insecure_registries, host)
+    moves = planned.plan.moves
+    pulls = {m.source: m.pulls for m in moves}
+    images = mirror.ensure_images([(m.source, m.target) for m in moves], options, pulls=pulls)
+    if args.format == "json":
+        print_json(mirror.to_json(images))
+    else:
+        print(mirror.render(images))
+    return mirror.exit_code(images)

@@ -1,0 +1,182 @@
+"""Access checks for a destination registry (the guide's "verify permissions" step).
+
+Each check is one `Check`: ok or failed, what was found, and for a failure the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from bot.errors import RehomeError
+from bot.imageref import ImageRef
+from bot.registry import Registries, RegistryError
+from bot.registry.blobs import cancel_upload, start_upload
+from bot.registry.client import Registry
+from bot.registry.credentials import google_credential
+from bot.registry.errors import artifact_registry_create_hint, error_codes
+from bot.registry.manifests import head_digest
+
+ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
+_ARTIFACT_REGISTRY_RE = re.compile(r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev")
+# Roles that include artifactregistry.repositories.downloadArtifacts on a repository.
+READ_ROLES = frozenset({
+    "roles/artifactregistry.reader", "roles/artifactregistry.writer", "roles/artifactregistry.repoAdmin",
+    "roles/artifactregistry.admin",
+})
+PROBE_REPOSITORY = "rehome-doctor"
+DOCKER_HUB_PROBE = "docker.io/ratelimitpreview/test:latest"
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "failed"
+
+    def line(self) -> str:
+        text = f"{self.status:<6}  {self.name}: {self.detail}"
+        return text + (f" (fix: {self.fix})" if self.fix else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactRepository:
+    location: str
+    project: str
+    repository: str
+
+    @classmethod
+    def from_destination(cls, destination: ImageRef) -> ArtifactRepository | None:
+        match = _ARTIFACT_REGISTRY_RE.fullmatch(destination.domain)
+        parts = destination.path.split("/")
+        if match is None or len(parts) < 2:
+            return None
+        return cls(match.group("location"), parts[0], parts[1])
+
+    def grant_command(self, email: str) -> str:
+        return (f"gcloud artifacts repositories add-iam-policy-binding {self.repository} --location={self.location} "
+                f"--project={self.project} --member=serviceAccount:{email} --role=roles/artifactregistry.reader")
+
+
+def _failure(name: str, exc: RehomeError, fix: str | None = None) -> Check:
+    return Check(name, False, exc.message, fix or exc.hint)
+
+
+def check_credentials(registry: Registry) -> Check:
+    try:
+        credential = registry.auth.credential
+    except RehomeError as exc:
+        return _failure("credentials", exc, "fix the credential helper named in Docker's config.json")
+    return Check("credentials", True, f"{registry.domain}: {credential.source}")
+
+
+def check_answers(registry: Registry, repo: str) -> Check:
+    try:
+        response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
+    except RegistryError as exc:
+        return _failure("registry", exc, f"check the host name; a plain-HTTP registry needs --insecure-registry {registry.domain}")
+    if response.status_code not in (200, 401):
+        return Check("registry", False, f"{registry.base_url}/v2/ answered HTTP {response.status_code}")
+    return Check("registry", True, f"{registry.base_url}/v2/ answers")
+
+
+def check_repository(registry: Registry, repo: str) -> Check:
+    try:
+        response = registry.request("GET", f"/v2/{repo}/tags/list", repo=repo, step="list tags")
+    except RegistryError as exc:
+        return _failure("repository", exc)
+    where = f"{registry.domain}/{repo}"
+    if response.status_code == 200:
+        return Check("repository", True, f"{where} exists")
+    if response.status_code == 404 and any(code == "NAME_UNKNOWN" for code, _ in error_codes(response)):
+        hint = artifact_registry_create_hint(registry.domain, repo)
+        if hint is not None and any("repository" in message.lower() for _, message in error_codes(response)):
+            return Check("repository", False, f"{where}: the Artifact Registry repository does not exist",
+                         hint.split("create it with: ", 1)[1])
+        return Check("repository", True, f"{where} has no images yet; the registry creates repositories on first push")
+    error = registry.fail(repo, "list tags", response)
+    return _failure("repository", error)
+
+
+def check_push(registry: Registry, repo: str) -> Check:
+    probe = f"{repo}/{PROBE_REPOSITORY}"
+    try:
+        upload = start_upload(registry, probe)
+    except RegistryError as exc:
+        return _failure("push", exc, exc.hint or "grant the credentials write access (roles/artifactregistry.writer on Artifact Registry)")
+    cancel_upload(registry, probe, upload)
+    return Check("push", True, f"{registry.domain}/{probe}: a test upload was accepted, then cancelled")
+
+
+def check_source(registries: Registries, source: ImageRef) -> Check:
+    registry = registries.get(source.domain)
+    reference = source.digest or source.tag or "latest"
+    try:
+        digest = head_digest(registry, source.path, reference, "look up manifest")
+    except RegistryError as exc:
+        return _failure(f"source {source}", exc)
+    if digest is None:
+        return Check(f"source {source}", False, f"{registry.domain} answers, but has no {source.path}:{reference}")
+    detail = f"{registry.domain} answers"
+    if registry.rate_limit is not None:
+        limit = registry.rate_limit
+        of = f" of {limit.limit}" if limit.limit is not None else ""
+        window = f" per {limit.window // 3600}h" if limit.window else ""
+        detail += f"; pull quota: {limit.remaining}{of}{window} left"
+        if limit.remaining <= registry.quota_reserve:
+            return Check(f"source {source}", False, detail, "wait for the window to pass, or log in (docker login) for a higher limit")
+    return Check(f"source {source}", True, detail)
+
+
+def check_read_grant(repository: ArtifactRepository | None, email: str, http: httpx.Client,
+                     token: str | None, api: str = ARTIFACT_REGISTRY_API) -> Check:
+    name = f"read grant for {email}"
+    if repository is None:
+        return Check(name, False, "--runtime-sa applies to Artifact Registry destinations (LOCATION-docker.pkg.dev/PROJECT/REPOSITORY)")
+    fix = repository.grant_command(email)
+    if token is None:
+        return Check(name, False, "cannot confirm: no Google Application Default Credentials to read the IAM policy", fix)
+    url = (f"{api}/projects/{repository.project}/locations/{repository.location}"
+           f"/repositories/{repository.repository}:getIamPolicy")
+    try:
+        response = http.get(url, headers={"Authorization": f"Bearer {token}"})
+    except httpx.TransportError as exc:
+        return Check(name, False, f"cannot confirm: {type(exc).__name__} reading the IAM policy", fix)
+    if response.status_code != 200:
+        return Check(name, False, f"cannot confirm: reading the repository's IAM policy gave HTTP {response.status_code}", fix)
+    member = f"serviceAccount:{email}"
+    roles = sorted(b.get("role", "") for b in response.json().get("bindings", []) if member in b.get("members", []))
+    granted = [role for role in roles if role in READ_ROLES]
+    if granted:
+        return Check(name, True, f"{repository.repository} grants {granted[0]} to {email}")
+    return Check(name, False, f"the repository's policy does not grant {email} read access "
+                              "(a project-level grant cannot be seen from here)", fix)
+
+
+def run_checks(registries: Registries, destination: ImageRef, sources: Sequence[ImageRef],
+               runtime_sa: str | None) -> list[Check]:
+    registry = registries.get(destination.domain)
+    checks = [check_credentials(registry)]
+    if not checks[0].ok:
+        return checks
+    checks.append(check_answers(registry, destination.path))
+    if checks[-1].ok:
+        checks.append(check_repository(registry, destination.path))
+        checks.append(check_push(registry, destination.path))
+    checks += [check_source(registries, source) for source in sources]
+    if runtime_sa is not None:
+        credential = google_credential()
+        token = credential.password.reveal() if credential and credential.password else None
+        checks.append(check_read_grant(ArtifactRepository.from_destination(destination), runtime_sa, registries.http, token))
+    return checks

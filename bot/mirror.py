@@ -1,0 +1,189 @@
+"""The mirror step: make sure every move's target holds an exact, verified copy of its source.
+
+`ensure_images` is what `rehome mirror` calls with the plan's moves; `rehome copy` calls it with one.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bot.errors import UsageError
+from bot.imageref import InvalidReference, parse
+from bot.output import render_table
+from bot.registry import Copier, CopyOptions, Credential, CredentialStore, Registries, RetryPolicy, Secret
+from bot.registry.copy import DEFAULT_JOBS, CopyResult
+
+log = logging.getLogger("rehome")
+
+# Statuses a human must look at (exit 1). A dry run's `unknown` (could not check, e.g. offline)
+# is shown but is not a failure: the dry run changed nothing and promised nothing.
+NEEDS_ATTENTION = frozenset({"failed", "differs"})
+
+
+@dataclasses.dataclass(frozen=True)
+class MirrorOptions:
+    dry_run: bool = False
+    refresh: bool = False
+    jobs: int = DEFAULT_JOBS
+    referrers: bool = True
+    insecure_registries: tuple[str, ...] = ()
+    # Credentials given on the command line, by registry host (the destination's).
+    credentials: Mapping[str, Credential] = dataclasses.field(default_factory=dict)
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclasses.dataclass(frozen=True)
+class MirrorImage:
+    """One line of `rehome mirror`'s output; the fields and their order are DESIGN.md's JSON contract."""
+
+    source: str
+    target: str
+    digest: str | None
+    platforms: tuple[str, ...]
+    status: str
+    bytes: int
+    pulls: int | None
+    error: str | None
+
+    @property
+    def verified_digest(self) -> str | None:
+        """The digest the mirror is known to serve (present or copied): what `--pin-digest` pins."""
+        return self.digest if self.status in ("present", "copied") else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["platforms"] = list(self.platforms)
+        return data
+
+    @classmethod
+    def from_result(cls, result: CopyResult, pulls: int | None) -> MirrorImage:
+        return cls(result.source, result.target, result.digest, tuple(result.platforms), result.status,
+                   result.bytes, pulls, result.error)
+
+
+def open_registries(options: MirrorOptions) -> Registries:
+    return Registries(
+        credentials=CredentialStore(options.credentials),
+        insecure=options.insecure_registries,
+        retry=options.retry,
+        connections=max(8, options.jobs * 4),
+    )
+
+
+def ensure_images(
+    moves: Sequence[tuple[str, str]],
+    options: MirrorOptions = MirrorOptions(),
+    *,
+    pulls: Mapping[str, int | None] | None = None,
+    registries: Registries | None = None,
+) -> list[MirrorImage]:
+    """Ensure each `(source, target)`; one result per move, sorted by source. Failures are results, not exceptions."""
+    copy_options = CopyOptions(dry_run=options.dry_run, refresh=options.refresh, referrers=options.referrers,
+                               jobs=options.jobs)
+    pulls = pulls or {}
+    own = registries is None
+    pool = registries or open_registries(options)
+    try:
+        with Copier(pool, copy_options) as copier, ThreadPoolExecutor(max(1, options.jobs)) as images:
+            results = list(images.map(lambda move: copier.ensure(*move), moves))
+        report_rate_limits(pool)
+    finally:
+        if own:
+            pool.close()
+    found = [MirrorImage.from_result(r, pulls.get(r.source)) for r in results]
+    return sorted(found, key=lambda image: (image.source, image.target))
+
+
+def report_rate_limits(registries: Registries) -> None:
+    """Docker Hub's pull quota, as its last answer reported it."""
+    for registry in registries.used():
+        if registry.rate_limit is not None:
+            log.info("%s: %d pulls left in the rate-limit window", registry.domain, registry.rate_limit.remaining)
+
+
+def exit_code(images: Sequence[MirrorImage]) -> int:
+    return 1 if any(image.status in NEEDS_ATTENTION for image in images) else 0
+
+
+def to_json(images: Sequence[MirrorImage]) -> dict[str, Any]:
+    return {"version": 1, "images": [image.to_json() for image in images]}
+
+
+def human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def short_digest(digest: str | None) -> str:
+    return "" if digest is None else digest.split(":", 1)[-1][:12]
+
+
+def render(images: Sequence[MirrorImage]) -> str:
+    """A table (one row per image), then each problem on its own line."""
+    rows = [
+        (image.status, image.source, image.target, short_digest(image.digest), ",".join(image.platforms),
+         human_bytes(image.bytes), "" if image.pulls is None else image.pulls)
+        for image in images
+    ]
+    lines = [render_table(("STATUS", "SOURCE", "TARGET", "DIGEST", "PLATFORMS", "SENT", "PULLS"), rows)]
+    lines += [f"{image.status}: {image.source}: {image.error}" for image in images if image.error]
+    return "\n".join(lines)
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to reach and log in to registries (copy, mirror, doctor)."""
+    parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
+                        help="talk plain HTTP to HOST[:PORT] (loopback registries always are); repeatable")
+    parser.add_argument("--username", help="user name for the destination registry (with --password-stdin)")
+    parser.add_argument("--password-stdin", action="store_true",
+                        help="read the destination registry's password or token from standard input")
+
+
+def add_copy_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to copy and how (copy, mirror)."""
+    parser.add_argument("--dry-run", action="store_true", help="copy nothing; say what would be copied")
+    parser.add_argument("--refresh", action="store_true",
+                        help="replace a mirror tag that now differs from its source (default: report 'differs')")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+                        help=f"images and blobs copied at once (default {DEFAULT_JOBS})")
+    parser.add_argument("--no-referrers", dest="referrers", action="store_false",
+                        help="do not copy signatures and attestations (cosign tags, OCI referrers)")
+
+
+def credentials_from_args(args: argparse.Namespace, destination_host: str) -> dict[str, Credential]:
+    """`--username` with `--password-stdin`: credentials for the destination registry only."""
+    if args.password_stdin != bool(args.username):
+        raise UsageError("--username and --password-stdin go together")
+    if not args.password_stdin:
+        return {}
+    password = sys.stdin.read().rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: standard input is empty")
+    return {destination_host: Credential(args.username, Secret(password), None, "--username/--password-stdin")}
+
+
+def options_from_args(args: argparse.Namespace, insecure_registries: Sequence[str], destination_host: str) -> MirrorOptions:
+    """MirrorOptions from the shared flags plus `rehome.yaml`'s `insecure_registries`."""
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    return MirrorOptions(
+        dry_run=args.dry_run, refresh=args.refresh, jobs=args.jobs, referrers=args.referrers,
+        insecure_registries=tuple(insecure_registries) + tuple(args.insecure_registry),
+        credentials=credentials_from_args(args, destination_host),
+    )
+
+
+def registry_host(reference: str, what: str) -> str:
+    try:
+        return parse(reference).domain
+    except InvalidReference as exc:
+        raise UsageError(f"{what} {reference!r}: {exc}") from None

@@ -1,0 +1,252 @@
+"""Blobs: existence checks, cross-repository mounts, and streamed, verified uploads."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+
+import httpx
+
+from bot.registry.client import Registry
+from bot.registry.errors import RegistryError, RetryableError
+from bot.registry.manifests import Descriptor
+
+log = logging.getLogger("rehome.registry")
+
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadSettings:
+    """Blobs up to `monolithic_max` bytes go in one streamed PUT; larger ones in PATCH chunks."""
+
+    monolithic_max: int = 256 << 20
+    chunk_size: int = 32 << 20
+
+
+def _where(registry: Registry, repo: str) -> str:
+    return f"{registry.domain}/{repo}"
+
+
+def exists(registry: Registry, repo: str, digest: str) -> bool:
+    step = f"check blob {digest}"
+    response = registry.request("HEAD", f"/v2/{repo}/blobs/{digest}", repo=repo, step=step)
+    if response.status_code == 200:
+        return True
+    if response.status_code == 404:
+        return False
+    raise registry.fail(repo, step, response)
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    location: str
+    min_chunk: int = 0
+
+
+def _upload_from(registry: Registry, repo: str, step: str, response: httpx.Response) -> Upload:
+    location = response.headers.get("Location")
+    if not location:
+        raise RegistryError(_where(registry, repo), step, "the registry gave no upload Location")
+    min_chunk = response.headers.get("OCI-Chunk-Min-Length", "0")
+    return Upload(registry.url(location), int(min_chunk) if min_chunk.isdigit() else 0)
+
+
+def start_upload(registry: Registry, repo: str) -> Upload:
+    step = "start blob upload"
+    # Retried: a session orphaned by a lost answer is harmless; registries expire unused sessions.
+    response = registry.request("POST", f"/v2/{repo}/blobs/uploads/", repo=repo, step=step, actions=("pull", "push"))
+    if response.status_code != 202:
+        raise registry.fail(repo, step, response)
+    return _upload_from(registry, repo, step, response)
+
+
+def mount(registry: Registry, repo: str, digest: str, from_repo: str) -> Upload | None:
+    """Mount `digest` from `from_repo`; None when mounted, else the upload session the registry opened instead."""
+    step = f"mount blob {digest} from {from_repo}"
+    response = registry.request(
+        "POST", f"/v2/{repo}/blobs/uploads/", repo=repo, step=step, actions=("pull", "push"),
+        extra_scopes=(f"repository:{from_repo}:pull",), params={"mount": digest, "from": from_repo},
+    )
+    if response.status_code == 201:
+        return None
+    if response.status_code == 202:
+        return _upload_from(registry, repo, step, response)
+    raise registry.fail(repo, step, response)
+
+
+def cancel_upload(registry: Registry, repo: str, upload: Upload) -> None:
+    """Best effort: the session is dead weight either way."""
+    try:
+        registry.request("DELETE", upload.location, repo=repo, step="cancel blob upload", actions=("pull", "push"), retry=False).close()
+    except RegistryError:
+        pass
+
+
+def with_digest(location: str, digest: str) -> str:
+    """Add `digest=` to an upload URL, keeping its own query (`_state` and the like)."""
+    return str(httpx.URL(location).copy_add_param("digest", digest))
+
+
+class Verifier:
+    """Passes chunks through while hashing them; holds the last chunk back until size and sha256 check out.
+
+    An upload fed from it therefore never completes with wrong bytes: the check fails before the end is sent.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], descriptor: Descriptor, where: str) -> None:
+        if not descriptor.digest.startswith("sha256:"):
+            raise RegistryError(where, f"copy blob {descriptor.digest}", "only sha256 digests are supported")
+        self._chunks = chunks
+        self._descriptor = descriptor
+        self._where = where
+        self.received = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        hasher = hashlib.sha256()
+        expected = self._descriptor
+        pending = b""
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            hasher.update(chunk)
+            self.received += len(chunk)
+            if self.received > expected.size:
+                raise self._mismatch(f"more than the {expected.size} bytes announced")
+            if pending:
+                yield pending
+            pending = chunk
+        digest = "sha256:" + hasher.hexdigest()
+        if self.received != expected.size:
+            raise self._mismatch(f"{self.received} bytes received, {expected.size} announced")
+        if digest != expected.digest:
+            raise self._mismatch(f"the bytes hash to {digest}")
+        if pending:
+            yield pending
+
+    def _mismatch(self, detail: str) -> RetryableError:
+        return RetryableError(self._where, f"copy blob {self._descriptor.digest}", f"content does not match: {detail}")
+
+
+def _regroup(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def put_monolithic(registry: Registry, repo: str, upload: Upload, body: Iterable[bytes], descriptor: Descriptor) -> None:
+    step = f"upload blob {descriptor.digest}"
+    response = registry.request(
+        "PUT", with_digest(upload.location, descriptor.digest), repo=repo, step=step, actions=("pull", "push"),
+        headers={"Content-Type": "application/octet-stream", "Content-Length": str(descriptor.size)},
+        content=body,
+    )
+    if response.status_code != 201:
+        raise registry.fail(repo, step, response)
+
+
+def put_chunked(
+    registry: Registry, repo: str, upload: Upload, body: Iterable[bytes], descriptor: Descriptor, chunk_size: int
+) -> None:
+    """PATCH chunks of at least the registry's minimum; a broken chunk resumes from the offset the registry reports."""
+    step = f"upload blob {descriptor.digest}"
+    location, offset = upload.location, 0
+    for chunk in _regroup(body, max(chunk_size, upload.min_chunk)):
+        location, offset = _patch_with_resume(registry, repo, location, chunk, offset, step)
+    response = registry.request(
+        "PUT", with_digest(location, descriptor.digest), repo=repo, step=step, actions=("pull", "push"),
+        headers={"Content-Type": "application/octet-stream"}, content=b"", retry=False,
+    )
+    if response.status_code != 201:
+        raise registry.fail(repo, step, response)
+
+
+def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: bytes, start: int, step: str) -> tuple[str, int]:
+    end = start + len(chunk)
+    offset = start
+    for attempt in range(1, registry.retry.tries + 1):
+        piece = chunk[offset - start:]
+        try:
+            response = registry.request(
+                "PATCH", location, repo=repo, step=step, actions=("pull", "push"), retry=False,
+                headers={"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{end - 1}",
+                         "Content-Length": str(len(piece))},
+                content=piece,
+            )
+            if response.status_code == 202:
+                return registry.url(response.headers.get("Location", location)), end
+            error: RegistryError = registry.fail(repo, step, response)
+            if not isinstance(error, RetryableError):
+                raise error
+        except RetryableError as exc:
+            error = exc
+        log.info("%s: chunk %d-%d broke (%s); asking where to resume", _where(registry, repo), offset, end - 1, error.detail)
+        registry.sleep(registry.retry.delay(attempt, None))
+        location, offset = upload_status(registry, repo, location)
+        if not start <= offset <= end:
+            raise RetryableError(_where(registry, repo), step, f"cannot resume: the registry holds {offset} bytes, the chunk starts at {start}")
+        if offset == end:
+            return location, end
+    raise RetryableError(_where(registry, repo), step, f"chunk {start}-{end - 1} failed {registry.retry.tries} times")
+
+
+def upload_status(registry: Registry, repo: str, location: str) -> tuple[str, int]:
+    """The upload's current Location and how many bytes the registry holds (from `Range: 0-<last>`)."""
+    step = "get blob upload status"
+    response = registry.request("GET", location, repo=repo, step=step, actions=("pull", "push"))
+    if response.status_code not in (202, 204):
+        raise RetryableError(_where(registry, repo), step, f"cannot resume the upload (HTTP {response.status_code})")
+    last = response.headers.get("Range", "0-0").rpartition("-")[2]
+    # `0-0` means either nothing or one byte; chunks are never one byte, so it means nothing.
+    held = int(last) + 1 if last.isdigit() and int(last) > 0 else 0
+    return registry.url(response.headers.get("Location", location)), held
+
+
+def _downloaded(response: httpx.Response, where: str, step: str) -> Iterator[bytes]:
+    # Chunks as the network gives them: re-chunking to a fixed size costs more than it saves.
+    try:
+        yield from response.iter_bytes()
+    except httpx.TransportError as exc:
+        raise RetryableError(where, step, f"the connection broke mid-blob ({type(exc).__name__})") from None
+
+
+def transfer(
+    source: Registry, source_repo: str, target: Registry, target_repo: str, descriptor: Descriptor,
+    settings: UploadSettings, upload: Upload | None = None,
+) -> int:
+    """Stream one blob from source to target, verified on the way; the number of bytes sent."""
+    step = f"download blob {descriptor.digest}"
+    upload = upload or start_upload(target, target_repo)
+    try:
+        response = source.request("GET", f"/v2/{source_repo}/blobs/{descriptor.digest}", repo=source_repo, step=step, stream=True)
+        try:
+            if response.status_code != 200:
+                raise source.fail(source_repo, step, response)
+            chunks = _downloaded(response, _where(source, source_repo), step)
+            verified = Verifier(chunks, descriptor, _where(source, source_repo))
+            if descriptor.size <= settings.monolithic_max:
+                put_monolithic(target, target_repo, upload, verified, descriptor)
+            else:
+                put_chunked(target, target_repo, upload, verified, descriptor, settings.chunk_size)
+        finally:
+            response.close()
+    except RegistryError:
+        cancel_upload(target, target_repo, upload)
+        raise
+    return descriptor.size
+
+
+def read_small(registry: Registry, repo: str, descriptor: Descriptor, limit: int = 4 << 20) -> bytes:
+    """A small blob (an image config) in memory, checked against its digest."""
+    step = f"read blob {descriptor.digest}"
+    if descriptor.size > limit:
+        raise RegistryError(_where(registry, repo), step, f"{descriptor.size} bytes is more than the {limit} expected")
+    response = registry.request("GET", f"/v2/{repo}/blobs/{descriptor.digest}", repo=repo, step=step)
+    if response.status_code != 200:
+        raise registry.fail(repo, step, response)
+    return b"".join(Verifier([response.content], descriptor, _where(registry, repo)))

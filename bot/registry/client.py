@@ -1,0 +1,306 @@
+"""One registry host: base URL, scheme, authentication, retries, Docker Hub's pull quota."""
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import ipaddress
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from bot import __version__
+from bot.registry.auth import Authenticator
+from bot.registry.credentials import Credential, CredentialStore
+from bot.registry.errors import RegistryError, RetryableError, from_response
+
+log = logging.getLogger("rehome.registry")
+
+USER_AGENT = f"rehome/{__version__}"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DOCKER_HUB_API = "registry-1.docker.io"
+# Below this many pulls left, say so; at or below `quota_reserve`, stop pulling.
+QUOTA_WARNING = 20
+
+
+def _unknown_host(exc: httpx.TransportError) -> bool:
+    """A name that does not resolve at all will not resolve on the next try either."""
+    cause = exc.__context__ or exc.__cause__
+    while cause is not None and not isinstance(cause, socket.gaierror):
+        cause = cause.__context__ or cause.__cause__
+    return isinstance(cause, socket.gaierror) and cause.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None))
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    tries: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter; the server's Retry-After wins when it asks for longer."""
+        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        if retry_after is not None:
+            return min(self.max_delay, max(retry_after, backoff))
+        return backoff
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimit:
+    remaining: int
+    limit: int | None
+    window: int | None  # seconds
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8 and [::1], with or without a port."""
+    name = host
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def api_host(domain: str) -> str:
+    return DOCKER_HUB_API if domain == "docker.io" else domain
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_rate_limit(response: httpx.Response) -> RateLimit | None:
+    """Docker Hub's `ratelimit-remaining: 76;w=21600` (and `ratelimit-limit`)."""
+    remaining = response.headers.get("ratelimit-remaining")
+    if remaining is None:
+        return None
+
+    def split(value: str | None) -> tuple[int | None, int | None]:
+        if not value:
+            return None, None
+        count, _, rest = value.partition(";")
+        window = rest.strip()[2:] if rest.strip().startswith("w=") else None
+        try:
+            return int(count), int(window) if window else None
+        except ValueError:
+            return None, None
+
+    left, window = split(remaining)
+    limit, _ = split(response.headers.get("ratelimit-limit"))
+    return None if left is None else RateLimit(left, limit, window)
+
+
+Content = bytes | Iterable[bytes] | None
+
+
+class Registry:
+    """Requests to one registry host, authenticated per repository scope and retried when safe."""
+
+    def __init__(
+        self,
+        domain: str,
+        *,
+        http: httpx.Client,
+        credential: Callable[[], Credential],
+        insecure: bool,
+        retry: RetryPolicy,
+        quota_reserve: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.domain = domain
+        self.scheme = "http" if insecure or is_loopback(domain) else "https"
+        self.base_url = f"{self.scheme}://{api_host(domain)}"
+        self.http = http
+        self.auth = Authenticator(domain, credential, http)
+        self.retry = retry
+        self.quota_reserve = quota_reserve
+        self.rate_limit: RateLimit | None = None
+        self.sleep = sleep
+        self._warned_quota = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Registry({self.base_url!r})"
+
+    def url(self, path_or_url: str) -> str:
+        return str(httpx.URL(self.base_url).join(path_or_url))
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        repo: str,
+        step: str,
+        actions: Sequence[str] = ("pull",),
+        extra_scopes: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+        content: Content = None,
+        params: Mapping[str, str] | None = None,
+        stream: bool = False,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send, authenticating on a 401; retry connection errors, 429 and 5xx when `retry` (idempotent steps).
+
+        The caller judges the final status; a streamed response must be closed by the caller.
+        """
+        scopes = [f"repository:{repo}:{','.join(actions)}", *extra_scopes]
+        url = self.url(path_or_url)
+        where = f"{self.domain}/{repo}"
+        resendable = content is None or isinstance(content, bytes)
+        tries = self.retry.tries if retry and resendable else 1
+        for attempt in range(1, tries + 1):
+            try:
+                response = self._send_authenticated(method, url, scopes, headers, content, params, stream, where)
+            except httpx.TransportError as exc:
+                if _unknown_host(exc):
+                    raise RetryableError(where, step, f"registry host not found ({exc})") from None
+                if attempt == tries:
+                    raise RetryableError(where, step, f"connection failed after {attempt} tries ({type(exc).__name__}: {exc})") from None
+                delay = self.retry.delay(attempt, None)
+                log.debug("%s: %s: %s; retrying in %.1fs", where, step, type(exc).__name__, delay)
+                self.sleep(delay)
+                continue
+            self._note_rate_limit(response)
+            if response.status_code in RETRY_STATUSES and attempt < tries:
+                delay = self.retry.delay(attempt, retry_after_seconds(response))
+                response.close()
+                log.info("%s: %s: HTTP %s; retrying in %.1fs", where, step, response.status_code, delay)
+                self.sleep(delay)
+                continue
+            return response
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _send_authenticated(
+        self,
+        method: str,
+        url: str,
+        scopes: list[str],
+        headers: Mapping[str, str] | None,
+        content: Content,
+        params: Mapping[str, str] | None,
+        stream: bool,
+        where: str,
+    ) -> httpx.Response:
+        for challenge_round in range(2):
+            request = self.http.build_request(
+                method, url, params=params, content=content,
+                headers={**self.auth.headers(scopes), **(headers or {})},
+            )
+            response = self.http.send(request, stream=stream)
+            if response.status_code != 401 or challenge_round == 1:
+                return response
+            response.read()
+            response.close()
+            self.auth.challenged(response, scopes, where)
+            if not (content is None or isinstance(content, bytes)):
+                # A consumed stream cannot be sent again; the token was dropped, so retrying the whole step renews it.
+                raise RetryableError(where, f"{method} {httpx.URL(url).path}", "HTTP 401 during a streamed upload (token expired?)")
+        raise AssertionError("unreachable")
+
+    def _note_rate_limit(self, response: httpx.Response) -> None:
+        limit = parse_rate_limit(response)
+        if limit is None:
+            return
+        with self._lock:
+            self.rate_limit = limit
+            if limit.remaining < QUOTA_WARNING and not self._warned_quota:
+                self._warned_quota = True
+                log.warning("%s: only %d pulls left in the rate-limit window", self.domain, limit.remaining)
+
+    def check_quota(self, repo: str, step: str) -> None:
+        """Stop before a pull that would eat into the last few of Docker Hub's quota."""
+        limit = self.rate_limit
+        if limit is not None and limit.remaining <= self.quota_reserve:
+            window = f" (the window is {limit.window // 3600}h)" if limit.window else ""
+            raise RegistryError(
+                f"{self.domain}/{repo}", step,
+                f"stopped: only {limit.remaining} pulls left in the registry's rate limit{window}",
+                "wait for the window to pass, or log in to raise the limit (docker login)",
+            )
+
+    def fail(self, repo: str, step: str, response: httpx.Response) -> RegistryError:
+        if not response.is_closed:
+            response.read()
+        error = from_response(self.domain, repo, step, response, self.auth.credential.source)
+        if response.status_code in RETRY_STATUSES:
+            return RetryableError(error.where, error.step, error.detail, error.hint)
+        return error
+
+
+class Registries:
+    """A `Registry` per host, sharing one HTTP connection pool and one credential store."""
+
+    def __init__(
+        self,
+        *,
+        credentials: CredentialStore | None = None,
+        insecure: Iterable[str] = (),
+        retry: RetryPolicy = RetryPolicy(),
+        timeout: float = 60.0,
+        connections: int = 32,
+        quota_reserve: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.credentials = credentials or CredentialStore()
+        self.insecure = frozenset(insecure)
+        self.retry = retry
+        self.quota_reserve = quota_reserve
+        self._sleep = sleep
+        self.http = httpx.Client(
+            headers={"User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            follow_redirects=True,
+            transport=transport,
+        )
+        self._registries: dict[str, Registry] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Registries:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def used(self) -> list[Registry]:
+        with self._lock:
+            return list(self._registries.values())
+
+    def get(self, domain: str) -> Registry:
+        with self._lock:
+            if domain not in self._registries:
+                self._registries[domain] = Registry(
+                    domain,
+                    http=self.http,
+                    credential=lambda: self.credentials.lookup(domain),
+                    insecure=domain in self.insecure,
+                    retry=self.retry,
+                    quota_reserve=self.quota_reserve,
+                    sleep=self._sleep,
+                )
+            return self._registries[domain]

@@ -1,0 +1,256 @@
+"""`ensure(source, target)`: make the target hold exactly the source image, verified by digest."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from bot.imageref import ImageRef, InvalidReference, parse
+from bot.registry import blobs, manifests
+from bot.registry.blobs import UploadSettings
+from bot.registry.client import Registries, Registry
+from bot.registry.errors import RegistryError, RetryableError
+from bot.registry.manifests import IMAGE_CONFIG_TYPES, Descriptor, Manifest
+
+log = logging.getLogger("rehome.registry")
+
+COSIGN_SUFFIXES = ("sig", "att", "sbom")
+DEFAULT_JOBS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyOptions:
+    dry_run: bool = False
+    refresh: bool = False
+    referrers: bool = True
+    jobs: int = DEFAULT_JOBS
+    upload: UploadSettings = UploadSettings()
+
+
+@dataclasses.dataclass
+class CopyResult:
+    """One image's outcome; `status` is present, copied, differs, failed (or missing, unknown under dry-run)."""
+
+    source: str
+    target: str
+    status: str
+    digest: str | None = None
+    platforms: list[str] = dataclasses.field(default_factory=list)
+    bytes: int = 0
+    error: str | None = None
+
+    @property
+    def verified_digest(self) -> str | None:
+        """The digest the target is known to serve (for `--pin-digest`); None unless present or copied."""
+        return self.digest if self.status in ("present", "copied") else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Repo:
+    registry: Registry
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.registry.domain}/{self.path}"
+
+
+def target_reference(source: ImageRef, target: ImageRef) -> str | None:
+    """The tag to give the copy: the target's, else the source's, else Docker's `latest` (None: by digest only)."""
+    if target.tag:
+        return target.tag
+    if target.digest:
+        return None
+    if source.tag:
+        return source.tag
+    return None if source.digest else "latest"
+
+
+class Copier:
+    """Copies images between registries; each unique blob goes once per target registry per run."""
+
+    def __init__(self, registries: Registries, options: CopyOptions = CopyOptions()) -> None:
+        self.registries = registries
+        self.options = options
+        self._pool = ThreadPoolExecutor(max(1, options.jobs), thread_name_prefix="rehome-blob")
+        # (target registry, digest) -> the blob's copy, whose result is (repository it landed in, bytes sent).
+        self._blobs: dict[tuple[str, str], Future[tuple[str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Copier:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def ensure(self, source: str, target: str) -> CopyResult:
+        result = CopyResult(source, target, "unknown" if self.options.dry_run else "failed")
+        try:
+            self._ensure(parse(source), parse(target), result)
+        except (RegistryError, InvalidReference) as exc:
+            result.status = "unknown" if self.options.dry_run else "failed"
+            result.error = str(exc)
+            log.debug("%s -> %s: %s", source, target, exc)
+        return result
+
+    def _ensure(self, source_ref: ImageRef, target_ref: ImageRef, result: CopyResult) -> None:
+        source = _Repo(self.registries.get(source_ref.domain), source_ref.path)
+        target = _Repo(self.registries.get(target_ref.domain), target_ref.path)
+        digest = self._resolve(source, source_ref)
+        result.digest = digest
+        if target_ref.digest and target_ref.digest != digest:
+            raise RegistryError(str(target), "check target", f"the target pins {target_ref.digest}, the source is {digest}")
+        reference = target_reference(source_ref, target_ref) or digest
+        existing = manifests.head_digest(target.registry, target.path, reference, "check target")
+        if existing == digest:
+            result.status = "present"
+            manifest = manifests.get_manifest(target.registry, target.path, digest)
+            result.platforms = self._platforms(target, manifest)
+            if self.options.referrers and not self.options.dry_run:
+                result.bytes = self._copy_referrers(source, target, manifest)
+            return
+        if existing is not None and not self.options.refresh:
+            result.status = "differs"
+            result.error = (f"{target}:{reference} holds {existing}; the source is now {digest} "
+                            f"(left alone; --refresh replaces it)")
+            return
+        manifest = manifests.get_manifest(source.registry, source.path, digest)
+        if self.options.dry_run:
+            result.status = "missing"
+            result.platforms = self._platforms(source, manifest)
+            return
+        result.bytes = self._copy_contents(source, target, manifest)
+        self._push_verified(target, reference, manifest)
+        result.status = "copied"
+        result.platforms = self._platforms(target, manifest)
+        if self.options.referrers:
+            result.bytes += self._copy_referrers(source, target, manifest)
+
+    def _resolve(self, source: _Repo, ref: ImageRef) -> str:
+        if ref.digest:
+            return ref.digest  # `tag@digest` is copied by digest; the tag is only the target's name
+        tag = ref.tag or "latest"
+        digest = manifests.head_digest(source.registry, source.path, tag, f"resolve tag {tag}")
+        if digest is None:
+            raise RegistryError(str(source), f"resolve tag {tag}", "no such image (manifest unknown)")
+        return digest
+
+    def _push_verified(self, target: _Repo, reference: str, manifest: Manifest) -> None:
+        manifests.put_manifest(target.registry, target.path, reference, manifest)
+        after = manifests.head_digest(target.registry, target.path, reference, "verify the copy")
+        if after != manifest.digest:
+            raise RegistryError(str(target), "verify the copy", f"{reference} answers {after} after the push, not {manifest.digest}")
+
+    def _copy_contents(self, source: _Repo, target: _Repo, manifest: Manifest) -> int:
+        """Everything `manifest` refers to (child manifests, blobs), not the manifest itself; the bytes sent."""
+        if not manifest.is_index:
+            return self._copy_blobs(source, target, manifest.blobs())
+        children = [
+            manifests.get_manifest(source.registry, source.path, child.digest)
+            for child in manifest.children()
+            if manifests.head_digest(target.registry, target.path, child.digest, "check child manifest") != child.digest
+        ]
+        sent = self._copy_blobs(source, target, [blob for child in children for blob in child.blobs()])
+        for child in children:
+            if child.is_index:
+                sent += self._copy_contents(source, target, child)
+            manifests.put_manifest(target.registry, target.path, child.digest, child)
+        return sent
+
+    def _copy_blobs(self, source: _Repo, target: _Repo, descriptors: list[Descriptor]) -> int:
+        unique = {d.digest: d for d in descriptors}
+        claimed = [(d, *self._claim(source, target, d)) for d in unique.values()]
+        sent = 0
+        for descriptor, future, owner in claimed:
+            landed_in, size = future.result()
+            if owner:
+                sent += size
+            if landed_in != target.path:
+                sent += self._place(source, target, descriptor, landed_in)
+        return sent
+
+    def _claim(self, source: _Repo, target: _Repo, descriptor: Descriptor) -> tuple[Future[tuple[str, int]], bool]:
+        key = (target.registry.domain, descriptor.digest)
+        with self._lock:
+            future = self._blobs.get(key)
+            if future is not None:
+                return future, False
+            future = self._pool.submit(self._copy_blob, source, target, descriptor)
+            self._blobs[key] = future
+            return future, True
+
+    def _copy_blob(self, source: _Repo, target: _Repo, descriptor: Descriptor) -> tuple[str, int]:
+        if blobs.exists(target.registry, target.path, descriptor.digest):
+            return target.path, 0
+        upload = None
+        if source.registry is target.registry and source.path != target.path:
+            upload = blobs.mount(target.registry, target.path, descriptor.digest, source.path)
+            if upload is None:
+                return target.path, 0
+        return target.path, self._transfer(source, target, descriptor, upload)
+
+    def _place(self, source: _Repo, target: _Repo, descriptor: Descriptor, landed_in: str) -> int:
+        """A blob this run already put in another repository of the target registry: mount it, else upload."""
+        if blobs.exists(target.registry, target.path, descriptor.digest):
+            return 0
+        upload = blobs.mount(target.registry, target.path, descriptor.digest, landed_in)
+        return 0 if upload is None else self._transfer(source, target, descriptor, upload)
+
+    def _transfer(self, source: _Repo, target: _Repo, descriptor: Descriptor, upload: blobs.Upload | None) -> int:
+        retry = target.registry.retry
+        for attempt in range(1, retry.tries + 1):
+            try:
+                sent = blobs.transfer(source.registry, source.path, target.registry, target.path, descriptor,
+                                      self.options.upload, upload)
+                log.debug("%s: copied blob %s (%d bytes)", target, descriptor.digest, sent)
+                return sent
+            except RetryableError as exc:
+                if attempt == retry.tries:
+                    raise
+                upload = None  # the failed session was cancelled; start afresh
+                delay = retry.delay(attempt, None)
+                log.info("%s: blob %s: %s; trying again in %.1fs", target, descriptor.digest, exc.detail, delay)
+                target.registry.sleep(delay)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _platforms(self, repo: _Repo, manifest: Manifest) -> list[str]:
+        if manifest.is_index:
+            return sorted({c.platform for c in manifest.children() if c.platform and c.platform != "unknown/unknown"})
+        config = manifest.config()
+        if config is None or config.media_type not in IMAGE_CONFIG_TYPES:
+            return []
+        try:
+            data = json.loads(blobs.read_small(repo.registry, repo.path, config))
+        except ValueError:
+            raise RegistryError(str(repo), f"read config {config.digest}", "the image config is not JSON") from None
+        parts = (data.get("os"), data.get("architecture"), data.get("variant"))
+        return ["/".join(p for p in parts if p)] if data.get("os") else []
+
+    def _copy_referrers(self, source: _Repo, target: _Repo, manifest: Manifest) -> int:
+        """Cosign's `sha256-<hex>.sig/.att/.sbom` tags and what the OCI referrers API lists, for the image and its children."""
+        digests = [manifest.digest] + [c.digest for c in manifest.children()]
+        tags = set(manifests.list_tags(source.registry, source.path))
+        sent = 0
+        for digest in digests:
+            for suffix in COSIGN_SUFFIXES:
+                tag = f"{digest.replace(':', '-')}.{suffix}"
+                if tag in tags:
+                    sent += self._copy_reference(source, target, tag)
+            for referrer in manifests.referrers(source.registry, source.path, digest):
+                sent += self._copy_reference(source, target, referrer.digest)
+        return sent
+
+    def _copy_reference(self, source: _Repo, target: _Repo, reference: str) -> int:
+        digest = manifests.head_digest(source.registry, source.path, reference, f"look up {reference}")
+        if digest is None or manifests.head_digest(target.registry, target.path, reference, f"check {reference}") == digest:
+            return 0
+        manifest = manifests.get_manifest(source.registry, source.path, digest)
+        sent = self._copy_contents(source, target, manifest)
+        self._push_verified(target, reference, manifest)
+        log.debug("%s: copied %s", target, reference)
+        return sent

@@ -1,0 +1,186 @@
+"""Where the credentials for a registry come from.
+
+Order, per registry host: credentials given on the command line (`--username` /
+`--password-stdin`, for the destination), Docker's `config.json` (`credHelpers`
+for that host, then `credsStore`, then `auths`), Google Application Default
+Credentials for `*.pkg.dev` and `*gcr.io`, else anonymous.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, RehomeError
+from bot.registry.secret import Secret
+
+log = logging.getLogger("rehome.registry")
+
+DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
+_DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+GOOGLE_USERNAME = "oauth2accesstoken"
+GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+HELPER_TIMEOUT = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Credential:
+    """What to authenticate with; `source` says where it came from (safe to print)."""
+
+    username: str | None = None
+    password: Secret | None = None
+    identity_token: Secret | None = None
+    source: str = "anonymous (no credentials found)"
+
+    @property
+    def anonymous(self) -> bool:
+        return self.password is None and self.identity_token is None
+
+
+ANONYMOUS = Credential()
+
+
+def _server_key(text: str) -> str:
+    """`https://host/v1/` → `host`; Docker Hub's aliases → `docker.io`."""
+    host = text.split("://", 1)[-1].split("/", 1)[0].lower()
+    return "docker.io" if host in _DOCKER_HUB_NAMES else host
+
+
+def _is_google_host(host: str) -> bool:
+    return host.endswith(".pkg.dev") or host == "gcr.io" or host.endswith(".gcr.io")
+
+
+def docker_config_path(environ: Mapping[str, str]) -> Path:
+    base = environ.get("DOCKER_CONFIG")
+    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+
+
+def _load_docker_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read Docker's credentials file: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _from_auths_entry(entry: dict[str, Any], source: str) -> Credential | None:
+    identity = entry.get("identitytoken")
+    username, password = entry.get("username"), entry.get("password")
+    if entry.get("auth"):
+        try:
+            decoded = base64.b64decode(entry["auth"], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ConfigError(f"{source}: the 'auth' value is not base64 of 'user:password'") from None
+        username, _, password = decoded.partition(":")
+    if identity:
+        return Credential(username or None, None, Secret(identity), source)
+    if username and password:
+        return Credential(username, Secret(password), None, source)
+    return None
+
+
+def run_credential_helper(name: str, server: str, source: str) -> Credential | None:
+    """`docker-credential-<name> get`; None when the helper has nothing for `server`."""
+    program = f"docker-credential-{name}"
+    try:
+        proc = subprocess.run(
+            [program, "get"], input=server, capture_output=True, text=True, timeout=HELPER_TIMEOUT, check=False
+        )
+    except FileNotFoundError:
+        raise RehomeError(
+            f"{server}: credentials: {program} is configured in Docker's config.json but is not installed"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise RehomeError(f"{server}: credentials: {program} get did not answer in {HELPER_TIMEOUT}s") from None
+    if proc.returncode != 0:
+        # The helpers say "credentials not found" on stdout; nothing else is printed here, in case it echoes secrets.
+        if "not found" in proc.stdout.lower() or "not found" in proc.stderr.lower():
+            return None
+        raise RehomeError(f"{server}: credentials: {program} get failed (exit {proc.returncode})")
+    try:
+        answer = json.loads(proc.stdout)
+        username, secret = answer["Username"], answer["Secret"]
+    except (ValueError, KeyError, TypeError):
+        raise RehomeError(f"{server}: credentials: {program} get printed something that is not its JSON answer") from None
+    if not secret:
+        return None
+    if username == "<token>":
+        return Credential(None, None, Secret(secret), source)
+    return Credential(username, Secret(secret), None, source)
+
+
+def google_credential() -> Credential | None:
+    """An access token from Application Default Credentials (needs the `gcp` extra)."""
+    try:
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+    except ImportError:
+        log.debug("google-auth is not installed (extra 'gcp'): not trying Application Default Credentials")
+        return None
+    try:
+        credentials, _project = google.auth.default(scopes=[GOOGLE_SCOPE])
+        credentials.refresh(google.auth.transport.requests.Request())
+    except google.auth.exceptions.GoogleAuthError as exc:
+        log.debug("Application Default Credentials unavailable: %s", type(exc).__name__)
+        return None
+    return Credential(GOOGLE_USERNAME, Secret(credentials.token), None, "Google Application Default Credentials")
+
+
+class CredentialStore:
+    """Finds (once per host, thread-safely) the credentials for a registry host."""
+
+    def __init__(
+        self,
+        explicit: Mapping[str, Credential] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._explicit = {_server_key(host): cred for host, cred in (explicit or {}).items()}
+        self._environ = os.environ if environ is None else environ
+        self._cache: dict[str, Credential] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, host: str) -> Credential:
+        key = _server_key(host)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._find(key)
+            return self._cache[key]
+
+    def _find(self, key: str) -> Credential:
+        if key in self._explicit:
+            return self._explicit[key]
+        path = docker_config_path(self._environ)
+        config = _load_docker_config(path)
+        server = DOCKER_HUB_SERVER if key == "docker.io" else key
+        helpers = config.get("credHelpers") or {}
+        helper = next((name for host, name in helpers.items() if _server_key(host) == key), None)
+        if helper:
+            found = run_credential_helper(helper, server, f"{path} credHelpers (docker-credential-{helper})")
+            if found:
+                return found
+        if config.get("credsStore"):
+            store = config["credsStore"]
+            found = run_credential_helper(store, server, f"{path} credsStore (docker-credential-{store})")
+            if found:
+                return found
+        for host, entry in (config.get("auths") or {}).items():
+            if _server_key(host) == key and isinstance(entry, dict):
+                found = _from_auths_entry(entry, f"{path} auths")
+                if found:
+                    return found
+        if _is_google_host(key):
+            found = google_credential()
+            if found:
+                return found
+        return ANONYMOUS

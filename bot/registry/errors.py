@@ -1,0 +1,77 @@
+"""Registry failures as `RehomeError`s that name the registry, repository and step."""
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+
+from bot.errors import RehomeError
+
+_ARTIFACT_REGISTRY_RE = re.compile(r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev")
+
+
+class RegistryError(RehomeError):
+    """A registry request that failed: `where` is `host/repository`, `step` what was being done."""
+
+    def __init__(self, where: str, step: str, detail: str, hint: str | None = None) -> None:
+        super().__init__(f"{where}: {step}: {detail}", hint)
+        self.where = where
+        self.step = step
+        self.detail = detail
+
+
+class RetryableError(RegistryError):
+    """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match)."""
+
+
+class ImmutableTagError(RegistryError):
+    """The repository refuses to move an existing tag."""
+
+
+def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
+    """The `(code, message)` pairs of an OCI error body; empty when the body is not one."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, httpx.ResponseNotRead):
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
+
+
+def describe(response: httpx.Response) -> str:
+    codes = error_codes(response)
+    text = "; ".join(f"{code}: {message}" if message else code for code, message in codes)
+    return f"HTTP {response.status_code}" + (f" ({text})" if text else "")
+
+
+def artifact_registry_create_hint(host: str, repository: str) -> str | None:
+    """The `gcloud` command that creates the Artifact Registry repository holding `repository`."""
+    match = _ARTIFACT_REGISTRY_RE.fullmatch(host)
+    parts = repository.split("/")
+    if match is None or len(parts) < 2:
+        return None
+    project, name = parts[0], parts[1]
+    return (
+        f"the Artifact Registry repository does not exist; create it with: "
+        f"gcloud artifacts repositories create {name} --repository-format=docker "
+        f"--location={match.group('location')} --project={project}"
+    )
+
+
+def from_response(host: str, repository: str, step: str, response: httpx.Response,
+                  credential_source: str = "") -> RegistryError:
+    """The error for an unexpected response, with a hint where one is known."""
+    where = f"{host}/{repository}"
+    codes = error_codes(response)
+    detail = describe(response)
+    if any("immutable" in message.lower() for _, message in codes):
+        return ImmutableTagError(where, step, f"refused because the repository has immutable tags ({detail})")
+    hint = None
+    if response.status_code == 404 and any(code == "NAME_UNKNOWN" for code, _ in codes):
+        hint = artifact_registry_create_hint(host, repository)
+    elif response.status_code in (401, 403):
+        hint = f"the credentials used: {credential_source or 'unknown'}; `rehome doctor --to ...` checks them"
+    return RegistryError(where, step, detail, hint)

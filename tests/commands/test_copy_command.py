@@ -1,0 +1,76 @@
+"""`rehome copy SRC DST` end to end through the command line, against loopback registries."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.oci import images
+from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, Loopback, unique_repo
+
+
+@pytest.fixture(autouse=True)
+def no_docker_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_copy_prints_json(loopback: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    image = images.image((1000,))
+    src, dst = unique_repo("upstream"), unique_repo("mirror")
+    images.push(loopback.upstream.host, src, image, "1.0")
+    source, target = f"{loopback.upstream.host}/{src}:1.0", f"{loopback.target.host}/{dst}"
+    assert main(["copy", source, target, "--format", "json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"version": 1, "images": [{
+        "source": source, "target": target, "digest": image.digest, "platforms": ["linux/amd64"],
+        "status": "copied", "bytes": sum(len(b.data) for b in image.blobs), "pulls": None, "error": None}]}
+    assert out.err == ""
+    # The target took the source's tag; a second run finds it present.
+    assert main(["copy", source, f"{target}:1.0"]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[2].split() == ["present", source, f"{target}:1.0", image.digest[7:19], "linux/amd64", "0", "B"]
+
+
+def test_copy_failure_exits_1_and_says_why(loopback: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    src = unique_repo("upstream")
+    source, target = f"{loopback.upstream.host}/{src}:nope", f"{loopback.target.host}/{unique_repo('mirror')}"
+    assert main(["copy", source, target, "--format", "json"]) == 1
+    [image] = json.loads(capsys.readouterr().out)["images"]
+    assert (image["status"], image["error"]) == ("failed", f"{loopback.upstream.host}/{src}: resolve tag nope: no such image (manifest unknown)")
+
+
+@pytest.mark.parametrize("argv", [
+    ["copy", "Not A Ref", "r.example/x"],
+    ["copy", "nginx", "r.example/x", "--jobs", "0"],
+    ["copy", "nginx", "r.example/x", "--username", "u"],
+])
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("rehome: error: ")
+
+
+def test_canary_password_never_appears(loopback: Loopback, capsys: pytest.CaptureFixture[str],
+                                       caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.DEBUG)
+    image = images.image((500,))
+    src = unique_repo("upstream")
+    images.push(loopback.upstream.host, src, image, "v1")
+    source = f"{loopback.upstream.host}/{src}:v1"
+    outputs = []
+    for password, expected in ((CANARY_PASSWORD, 0), (CANARY_PASSWORD + "-wrong", 1)):
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        target = f"{loopback.basic.host}/{unique_repo('mirror')}:v1"
+        for fmt in ("table", "json"):
+            code = main(["copy", "-v", source, target, "--username", BASIC_USER, "--password-stdin", "--format", fmt])
+            monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+            assert code == expected
+            out = capsys.readouterr()
+            outputs += [out.out, out.err]
+    outputs.append(caplog.text)
+    assert "copied" in outputs[0] and "HTTP 401" in outputs[4]
+    assert not [text for text in outputs if "canary" in text]

@@ -1,0 +1,108 @@
+"""`rehome doctor --to DEST`: one line per check, against loopback registries."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.cli import main
+from bot.doctor import ArtifactRepository, check_read_grant
+from bot.imageref import parse
+from tests.oci import images
+from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, Loopback, unique_repo
+from tests.oci.servers import free_port
+
+
+@pytest.fixture(autouse=True)
+def no_docker_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_doctor_all_ok(proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    src = unique_repo("upstream")
+    images.push(proxies.upstream.host, src, images.image((10,)), "v1")
+    proxies.upstream_proxy.add_headers.append(("HEAD", "/manifests/", {"ratelimit-remaining": "76;w=21600",
+                                                                        "ratelimit-limit": "100;w=21600"}))
+    dest, source = f"{proxies.basic.host}/team/mirror", f"{proxies.upstream_proxy.host}/{src}:v1"
+    monkeypatch.setattr("sys.stdin", io.StringIO(CANARY_PASSWORD))
+    code = main(["doctor", "--to", dest, "--source", source, "--username", BASIC_USER, "--password-stdin"])
+    assert capsys.readouterr().out.splitlines() == [
+        f"ok      credentials: {proxies.basic.host}: --username/--password-stdin",
+        f"ok      registry: http://{proxies.basic.host}/v2/ answers",
+        f"ok      repository: {dest} has no images yet; the registry creates repositories on first push",
+        f"ok      push: {dest}/rehome-doctor: a test upload was accepted, then cancelled",
+        f"ok      source {source}: {proxies.upstream_proxy.host} answers; pull quota: 76 of 100 per 6h left",
+    ]
+    assert code == 0
+
+
+def test_doctor_failures_say_why_and_how_to_fix(loopback: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = f"{loopback.basic.host}/team/mirror"
+    source = f"{loopback.upstream.host}/{unique_repo('absent')}:v1"
+    assert main(["doctor", "--to", dest, "--source", source, "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    anonymous = "the credentials used: anonymous (no credentials found); `rehome doctor --to ...` checks them"
+    assert report == {"version": 1, "destination": dest, "checks": [
+        {"check": "credentials", "status": "ok", "detail": f"{loopback.basic.host}: anonymous (no credentials found)", "fix": None},
+        {"check": "registry", "status": "ok", "detail": f"http://{loopback.basic.host}/v2/ answers", "fix": None},
+        {"check": "repository", "status": "failed", "detail": f"{dest}: list tags: HTTP 401 (UNAUTHORIZED: authentication required)",
+         "fix": anonymous},
+        {"check": "push", "status": "failed",
+         "detail": f"{dest}/rehome-doctor: start blob upload: HTTP 401 (UNAUTHORIZED: authentication required)",
+         "fix": anonymous},
+        {"check": f"source {source}", "status": "failed",
+         "detail": f"{loopback.upstream.host} answers, but has no {source.split('/', 1)[1].replace(':v1', '')}:v1", "fix": None},
+    ]}
+
+
+def test_doctor_unreachable_registry(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)  # no backoff waits
+    dest = f"127.0.0.1:{free_port()}/mirror"
+    assert main(["doctor", "--to", dest, "--source", dest + "/x:1"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"failed  registry: {dest}: ping the registry API: connection failed after 5 tries (ConnectError")
+    assert lines[1].endswith(f"(fix: check the host name; a plain-HTTP registry needs --insecure-registry 127.0.0.1:{dest.split(':')[1].split('/')[0]})")
+    assert len(lines) == 3
+
+
+def test_doctor_needs_a_destination(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 2
+    assert capsys.readouterr().err == "rehome: error: say where the mirror is: --to DEST, or `destination:` in rehome.yaml\n"
+
+
+REPOSITORY = ArtifactRepository("europe-west1", "acme-prod", "mirror")
+GRANT = ("gcloud artifacts repositories add-iam-policy-binding mirror --location=europe-west1 --project=acme-prod "
+         "--member=serviceAccount:nodes@acme-gke.iam.gserviceaccount.com --role=roles/artifactregistry.reader")
+
+
+def policy_client(bindings: list[dict], status: int = 200) -> tuple[httpx.Client, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json={"bindings": bindings})
+
+    return httpx.Client(transport=httpx.MockTransport(answer)), seen
+
+
+def test_runtime_service_account_read_grant() -> None:
+    email = "nodes@acme-gke.iam.gserviceaccount.com"
+    assert ArtifactRepository.from_destination(parse("europe-west1-docker.pkg.dev/acme-prod/mirror")) == REPOSITORY
+    http, seen = policy_client([{"role": "roles/artifactregistry.reader", "members": [f"serviceAccount:{email}"]}])
+    granted = check_read_grant(REPOSITORY, email, http, "ya29.x")
+    assert granted.line() == f"ok      read grant for {email}: mirror grants roles/artifactregistry.reader to {email}"
+    assert str(seen[0].url) == ("https://artifactregistry.googleapis.com/v1/projects/acme-prod/locations/europe-west1"
+                                "/repositories/mirror:getIamPolicy")
+    http, _ = policy_client([{"role": "roles/artifactregistry.reader", "members": ["user:someone@example.com"]}])
+    assert check_read_grant(REPOSITORY, email, http, "ya29.x").line() == (
+        f"failed  read grant for {email}: the repository's policy does not grant {email} read access "
+        f"(a project-level grant cannot be seen from here) (fix: {GRANT})")
+    assert check_read_grant(REPOSITORY, email, http, None).fix == GRANT
+    http, _ = policy_client([], status=403)
+    assert check_read_grant(REPOSITORY, email, http, "ya29.x").detail == (
+        "cannot confirm: reading the repository's IAM policy gave HTTP 403")
+    assert not check_read_grant(None, email, http, "ya29.x").ok

@@ -1,0 +1,181 @@
+"""Authentication against real registries: htpasswd Basic, token auth, Docker's config.json and helpers."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.registry import Copier, CredentialStore, Registries, Secret
+from bot.registry.credentials import ANONYMOUS, Credential, google_credential
+from bot.registry.manifests import head_digest
+from tests.oci import images
+from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, IDENTITY_TOKEN, TOKEN_USER, Loopback, basic_credential,
+                                make_registries, token_credential, unique_repo)
+
+
+def copy_into(loopback: Loopback, registries: Registries, target_host: str) -> tuple[images.Image, str, object]:
+    image = images.image()
+    src = unique_repo("upstream")
+    images.push(loopback.upstream.host, src, image, "v1")
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        return image, dst, copier.ensure(f"{loopback.upstream.host}/{src}:v1", f"{target_host}/{dst}:v1")
+
+
+def docker_config(tmp_path: Path, config: dict) -> dict[str, str]:
+    folder = tmp_path / "docker"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    return {"DOCKER_CONFIG": str(folder), "PATH": os.environ.get("PATH", "")}
+
+
+def no_docker_config(tmp_path: Path) -> dict[str, str]:
+    return {"DOCKER_CONFIG": str(tmp_path / "none")}
+
+
+def test_basic_auth_with_explicit_credentials(loopback: Loopback, tmp_path: Path) -> None:
+    with make_registries(no_docker_config(tmp_path), {loopback.basic.host: basic_credential()}) as registries:
+        image, dst, result = copy_into(loopback, registries, loopback.basic.host)
+        assert (result.status, result.error) == ("copied", None)
+        assert head_digest(registries.get(loopback.basic.host), dst, "v1") == image.digest
+
+
+def test_basic_auth_refused_says_where_and_what_to_do(loopback: Loopback, tmp_path: Path) -> None:
+    with make_registries(no_docker_config(tmp_path)) as registries:
+        _, dst, anonymous = copy_into(loopback, registries, loopback.basic.host)
+    assert anonymous.status == "failed"
+    assert anonymous.error == (
+        f"{loopback.basic.host}/{dst}: check target: HTTP 401\n"
+        "hint: the credentials used: anonymous (no credentials found); `rehome doctor --to ...` checks them")
+    with make_registries(no_docker_config(tmp_path), {loopback.basic.host: basic_credential("wrong")}) as registries:
+        _, _, wrong = copy_into(loopback, registries, loopback.basic.host)
+    assert wrong.status == "failed" and "HTTP 401" in wrong.error
+
+
+def test_token_auth_with_credentials(loopback: Loopback, tmp_path: Path) -> None:
+    loopback.token_server.requests.clear()
+    with make_registries(no_docker_config(tmp_path), {loopback.token.host: token_credential()}) as registries:
+        image, dst, result = copy_into(loopback, registries, loopback.token.host)
+        assert (result.status, result.error) == ("copied", None)
+        assert head_digest(registries.get(loopback.token.host), dst, "v1") == image.digest
+    asked = loopback.token_server.requests
+    assert {r["user"] for r in asked} == {TOKEN_USER}
+    assert all(r["granted"] for r in asked)
+    # One token for the push scope, whatever order the actions were asked in.
+    assert sorted(s for r in asked for s in r["scopes"]) == [f"repository:{dst}:pull", f"repository:{dst}:pull,push"]
+
+
+def test_token_cache_key_ignores_action_order(loopback: Loopback, tmp_path: Path) -> None:
+    with make_registries(no_docker_config(tmp_path), {loopback.token.host: token_credential()}) as registries:
+        registry = registries.get(loopback.token.host)
+        repo = unique_repo("scopes")
+        registry.request("GET", f"/v2/{repo}/tags/list", repo=repo, step="list", actions=("push", "pull")).close()
+        before = registry.auth.token_requests
+        registry.request("GET", f"/v2/{repo}/tags/list", repo=repo, step="list", actions=("pull", "push")).close()
+        assert (before, registry.auth.token_requests) == (1, 1)
+
+
+def test_expired_token_is_renewed(loopback: Loopback, tmp_path: Path) -> None:
+    loopback.token_server.lifetime = 1
+    try:
+        with make_registries(no_docker_config(tmp_path), {loopback.token.host: token_credential()}) as registries:
+            registry = registries.get(loopback.token.host)
+            repo = unique_repo("expiry")
+            first = registry.request("GET", f"/v2/{repo}/tags/list", repo=repo, step="list")
+            time.sleep(1.1)
+            second = registry.request("GET", f"/v2/{repo}/tags/list", repo=repo, step="list")
+            assert (first.status_code, second.status_code, registry.auth.token_requests) == (404, 404, 2)
+    finally:
+        loopback.token_server.lifetime = 300
+
+
+def test_anonymous_token_can_pull_but_not_push(loopback: Loopback, tmp_path: Path) -> None:
+    with make_registries(no_docker_config(tmp_path), {loopback.token.host: token_credential()}) as registries:
+        image, dst, _ = copy_into(loopback, registries, loopback.token.host)
+    with make_registries(no_docker_config(tmp_path)) as anonymous:
+        assert head_digest(anonymous.get(loopback.token.host), dst, "v1") == image.digest
+        _, _, refused = copy_into(loopback, anonymous, loopback.token.host)
+    assert refused.status == "failed"
+    assert "HTTP 401" in refused.error
+
+
+def test_identity_token_from_docker_config(loopback: Loopback, tmp_path: Path) -> None:
+    loopback.token_server.requests.clear()
+    environ = docker_config(tmp_path, {"auths": {loopback.token.host: {"identitytoken": IDENTITY_TOKEN}}})
+    with make_registries(environ) as registries:
+        _, _, result = copy_into(loopback, registries, loopback.token.host)
+    assert (result.status, result.error) == ("copied", None)
+    assert {(r["method"], r["user"]) for r in loopback.token_server.requests} == {("POST", TOKEN_USER)}
+
+
+def test_auth_entry_from_docker_config(loopback: Loopback, tmp_path: Path) -> None:
+    encoded = base64.b64encode(f"{BASIC_USER}:{CANARY_PASSWORD}".encode()).decode()
+    environ = docker_config(tmp_path, {"auths": {f"http://{loopback.basic.host}/v1/": {"auth": encoded}}})
+    store = CredentialStore(environ=environ)
+    found = store.lookup(loopback.basic.host)
+    assert (found.username, found.password, found.source) == (
+        BASIC_USER, Secret(CANARY_PASSWORD), f"{environ['DOCKER_CONFIG']}/config.json auths")
+    with make_registries(environ) as registries:
+        assert copy_into(loopback, registries, loopback.basic.host)[2].status == "copied"
+
+
+def test_username_and_password_in_docker_config(tmp_path: Path) -> None:
+    environ = docker_config(tmp_path, {"auths": {"https://index.docker.io/v1/": {"username": "u", "password": "p"}}})
+    found = CredentialStore(environ=environ).lookup("docker.io")
+    assert (found.username, found.password) == ("u", Secret("p"))
+
+
+def write_helper(folder: Path, name: str, username: str, secret: str) -> None:
+    """A `docker-credential-<name>` that answers for any server, as the real helpers do."""
+    folder.mkdir(exist_ok=True)
+    script = folder / f"docker-credential-{name}"
+    answer = json.dumps({"Username": username, "Secret": secret})
+    script.write_text(f"#!{sys.executable}\nimport sys\nserver = sys.stdin.read()\nprint({answer!r})\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
+def test_credential_helpers(loopback: Loopback, tmp_path: Path, key: str) -> None:
+    write_helper(tmp_path / "bin", "rehometest", BASIC_USER, CANARY_PASSWORD)
+    setting = {loopback.basic.host: "rehometest"} if key == "credHelpers" else "rehometest"
+    environ = docker_config(tmp_path, {key: setting})
+    environ["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{environ['PATH']}"
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = environ["PATH"]
+    try:
+        found = CredentialStore(environ=environ).lookup(loopback.basic.host)
+        assert found.source == f"{environ['DOCKER_CONFIG']}/config.json {key} (docker-credential-rehometest)"
+        with make_registries(environ) as registries:
+            assert copy_into(loopback, registries, loopback.basic.host)[2].status == "copied"
+    finally:
+        os.environ["PATH"] = old_path
+
+
+def test_google_application_default_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    import google.auth
+
+    class FakeCredentials:
+        token = None
+
+        def refresh(self, request: object) -> None:
+            self.token = "ya29.canary"
+
+    monkeypatch.setattr(google.auth, "default", lambda scopes: (FakeCredentials(), "proj"))
+    assert google_credential() == Credential("oauth2accesstoken", Secret("ya29.canary"), None,
+                                             "Google Application Default Credentials")
+    store = CredentialStore(environ={"DOCKER_CONFIG": "unused-folder"})
+    assert store.lookup("europe-west1-docker.pkg.dev").username == "oauth2accesstoken"
+    assert store.lookup("eu.gcr.io").username == "oauth2accesstoken"
+    assert store.lookup("quay.io") == ANONYMOUS
+
+
+def test_secrets_never_show_in_reprs() -> None:
+    credential = Credential(BASIC_USER, Secret(CANARY_PASSWORD), Secret(IDENTITY_TOKEN), "somewhere")
+    for text in (repr(credential), str(credential), repr(credential.password), f"{credential.identity_token}"):
+        assert CANARY_PASSWORD not in text and IDENTITY_TOKEN not in text

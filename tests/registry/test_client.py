@@ -1,0 +1,95 @@
+"""The small rules of the client: schemes, URLs, challenges, retries, error messages."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bot import __version__
+from bot.registry import Registries, RetryPolicy
+from bot.registry.auth import normalise_scope, parse_challenge, scope_key
+from bot.registry.blobs import with_digest
+from bot.registry.client import is_loopback, parse_rate_limit, retry_after_seconds
+from bot.registry.errors import ImmutableTagError, from_response
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("localhost", True), ("localhost:5000", True), ("127.0.0.1", True), ("127.3.4.5:443", True),
+    ("[::1]:5000", True), ("[::1]", True), ("registry.local", False), ("10.0.0.1:5000", False),
+    ("docker.io", False), ("localhost.example.com", False),
+])
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_https_unless_loopback_or_insecure() -> None:
+    with Registries(insecure=["registry.lan:5000"]) as registries:
+        assert registries.get("quay.io").base_url == "https://quay.io"
+        assert registries.get("docker.io").base_url == "https://registry-1.docker.io"
+        assert registries.get("localhost:5000").base_url == "http://localhost:5000"
+        assert registries.get("registry.lan:5000").base_url == "http://registry.lan:5000"
+        assert registries.get("registry.lan").base_url == "https://registry.lan"
+        assert registries.http.headers["User-Agent"] == f"rehome/{__version__}"
+
+
+def test_upload_location_keeps_its_query() -> None:
+    location = "http://r.example/v2/a/blobs/uploads/1234?_state=abc%3D%3D&x=1"
+    assert with_digest(location, "sha256:00") == (
+        "http://r.example/v2/a/blobs/uploads/1234?_state=abc%3D%3D&x=1&digest=sha256%3A00")
+    assert with_digest("http://r.example/up/9", "sha256:00") == "http://r.example/up/9?digest=sha256%3A00"
+
+
+def test_challenge_parsing() -> None:
+    challenge = parse_challenge(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+        'scope="repository:library/nginx:pull,push repository:other:pull"')
+    assert challenge.scheme == "bearer"
+    assert challenge.params["realm"] == "https://auth.docker.io/token"
+    assert challenge.params["service"] == "registry.docker.io"
+    assert challenge.scopes == ("repository:library/nginx:pull,push", "repository:other:pull")
+    assert parse_challenge('Basic realm="Registry Realm"') .scheme == "basic"
+
+
+def test_scope_keys_normalise_action_order() -> None:
+    assert normalise_scope("repository:a/b:push,pull") == "repository:a/b:pull,push"
+    assert normalise_scope("repository:a/b:pull,push,pull") == "repository:a/b:pull,push"
+    assert scope_key(["repository:x:push,pull", "repository:a:pull"]) == scope_key(
+        ["repository:a:pull", "repository:x:pull,push"])
+
+
+def test_retry_after_and_backoff() -> None:
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "7"})) == 7.0
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
+    assert retry_after_seconds(httpx.Response(429)) is None
+    policy = RetryPolicy(tries=5, base_delay=1.0, max_delay=10.0)
+    assert policy.delay(1, 30.0) == 10.0  # bounded even when the server asks for more
+    assert policy.delay(2, 3.0) >= 3.0
+    assert all(0 <= policy.delay(n, None) <= min(10.0, 2 ** (n - 1)) for n in range(1, 8) for _ in range(20))
+
+
+def test_docker_hub_rate_limit_headers() -> None:
+    limit = parse_rate_limit(httpx.Response(200, headers={"ratelimit-limit": "100;w=21600",
+                                                          "ratelimit-remaining": "76;w=21600"}))
+    assert (limit.remaining, limit.limit, limit.window) == (76, 100, 21600)
+    assert parse_rate_limit(httpx.Response(200)) is None
+
+
+def test_artifact_registry_missing_repository_prints_the_gcloud_command() -> None:
+    response = httpx.Response(404, json={"errors": [
+        {"code": "NAME_UNKNOWN", "message": 'Repository "mirror" not found'}]})
+    error = from_response("europe-west1-docker.pkg.dev", "acme-prod/mirror/docker.io/library/nginx",
+                          "check target", response)
+    assert str(error) == (
+        'europe-west1-docker.pkg.dev/acme-prod/mirror/docker.io/library/nginx: check target: '
+        'HTTP 404 (NAME_UNKNOWN: Repository "mirror" not found)\n'
+        "hint: the Artifact Registry repository does not exist; create it with: gcloud artifacts repositories "
+        "create mirror --repository-format=docker --location=europe-west1 --project=acme-prod")
+    elsewhere = from_response("quay.io", "a/b", "check target", response)
+    assert elsewhere.hint is None
+
+
+def test_immutable_tag_refusal_is_named() -> None:
+    response = httpx.Response(400, json={"errors": [{"code": "MANIFEST_INVALID", "message":
+                                                     "cannot update tag v1: the repository has immutable tags"}]})
+    error = from_response("us-docker.pkg.dev", "p/r/app", "push manifest v1", response)
+    assert isinstance(error, ImmutableTagError)
+    assert error.detail.startswith("refused because the repository has immutable tags")

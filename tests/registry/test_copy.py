@@ -1,0 +1,270 @@
+"""Copies between real loopback registries: images, indexes, referrers, what is sent and what is not."""
+from __future__ import annotations
+
+import subprocess
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from bot.registry import Copier, CopyOptions, CopyResult, Registries
+from bot.registry.blobs import UploadSettings
+from tests.oci import images
+from tests.oci.fixtures import Loopback, unique_repo
+from tests.oci.proxy import Answer, Fault
+
+
+def manifest_bytes(host: str, repo: str, reference: str) -> bytes | None:
+    response = httpx.get(f"http://{host}/v2/{repo}/manifests/{reference}", headers={"Accept": ", ".join((
+        images.OCI_INDEX, images.OCI_MANIFEST, images.DOCKER_MANIFEST))})
+    return response.content if response.status_code == 200 else None
+
+
+def has_blob(host: str, repo: str, digest: str) -> bool:
+    return httpx.head(f"http://{host}/v2/{repo}/blobs/{digest}").status_code == 200
+
+
+def assert_complete_copy(host: str, repo: str, image: images.Image, reference: str) -> None:
+    assert manifest_bytes(host, repo, reference) == image.manifest
+    for child in image.children:
+        assert manifest_bytes(host, repo, child.digest) == child.manifest
+    for blob in image.all_blobs():
+        assert has_blob(host, repo, blob.digest), blob.digest
+
+
+def upstream_image(loopback: Loopback, image: images.Image, tag: str = "v1") -> str:
+    repo = unique_repo("upstream")
+    images.push(loopback.upstream.host, repo, image, tag)
+    return repo
+
+
+def test_copy_single_image(loopback: Loopback, registries: Registries) -> None:
+    image = images.image((3000, 5000))
+    src = upstream_image(loopback, image)
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{loopback.upstream.host}/{src}:v1", f"{loopback.target.host}/{dst}:v1")
+    assert result == CopyResult(
+        source=f"{loopback.upstream.host}/{src}:v1", target=f"{loopback.target.host}/{dst}:v1", status="copied",
+        digest=image.digest, platforms=["linux/amd64"], bytes=sum(len(b.data) for b in image.blobs), error=None,
+    )
+    assert result.verified_digest == image.digest
+    assert_complete_copy(loopback.target.host, dst, image, "v1")
+
+
+def test_copy_index_with_every_platform(loopback: Loopback, registries: Registries) -> None:
+    index = images.multi_platform()
+    src = upstream_image(loopback, index, "3.1")
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{loopback.upstream.host}/{src}:3.1", f"{loopback.target.host}/{dst}:3.1")
+    assert (result.status, result.digest, result.error) == ("copied", index.digest, None)
+    assert result.platforms == ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"]
+    assert result.bytes == sum(len(b.data) for b in index.all_blobs())
+    assert_complete_copy(loopback.target.host, dst, index, "3.1")
+
+
+def test_present_image_moves_no_blob(proxies: Loopback, registries: Registries) -> None:
+    index = images.multi_platform()
+    src = upstream_image(proxies, index)
+    source = f"{proxies.upstream_proxy.host}/{src}:v1"
+    target = f"{proxies.target_proxy.host}/{unique_repo('mirror')}:v1"
+    with Copier(registries) as copier:
+        assert copier.ensure(source, target).status == "copied"
+    proxies.upstream_proxy.reset()
+    proxies.target_proxy.reset()
+    with Copier(registries) as copier:
+        result = copier.ensure(source, target)
+    assert (result.status, result.bytes, result.digest) == ("present", 0, index.digest)
+    assert proxies.upstream_proxy.requests == [
+        ("HEAD", f"/v2/{src}/manifests/v1"),
+        ("GET", f"/v2/{src}/tags/list"),
+        *[("GET", f"/v2/{src}/referrers/{d}") for d in [index.digest] + [c.digest for c in index.children]],
+    ]
+    assert [r for r in proxies.target_proxy.requests if "/blobs/" in r[1]] == []
+
+
+def test_shared_layers_are_copied_once_and_mounted(proxies: Loopback, registries: Registries) -> None:
+    base = images.random_layer(20_000)
+    first, second = images.image((100,), shared=(base,)), images.image((200,), shared=(base,))
+    src1, src2 = upstream_image(proxies, first), upstream_image(proxies, second)
+    dst1, dst2 = unique_repo("mirror"), unique_repo("mirror")
+    up, down = proxies.upstream_proxy.host, proxies.target_proxy.host
+    with Copier(registries) as copier:
+        one = copier.ensure(f"{up}/{src1}:v1", f"{down}/{dst1}:v1")
+        two = copier.ensure(f"{up}/{src2}:v1", f"{down}/{dst2}:v1")
+    assert (one.status, two.status) == ("copied", "copied")
+    assert proxies.upstream_proxy.count("GET", f"/blobs/{base.digest}") == 1
+    mount = f"/v2/{dst2}/blobs/uploads/?{urlencode({'mount': base.digest, 'from': dst1})}"
+    assert proxies.target_proxy.requests.count(("POST", mount)) == 1
+    assert two.bytes == sum(len(b.data) for b in second.blobs) - len(base.data)
+    assert_complete_copy(proxies.target.host, dst2, second, "v1")
+
+
+def test_mount_within_the_same_registry(proxies: Loopback, registries: Registries) -> None:
+    image = images.image()
+    src = upstream_image(proxies, image)
+    dst = unique_repo("mirror")
+    host = proxies.upstream_proxy.host
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{host}/{src}:v1", f"{host}/{dst}:v1")
+    assert (result.status, result.bytes) == ("copied", 0)
+    assert proxies.upstream_proxy.count("GET", "/blobs/sha256:") == 1  # the config, read for the platform
+    assert proxies.upstream_proxy.count("POST", f"/v2/{dst}/blobs/uploads/\\?mount=") == len(image.blobs)
+    assert_complete_copy(proxies.upstream.host, dst, image, "v1")
+
+
+def test_tag_and_digest_is_copied_by_digest_and_tagged(loopback: Loopback, registries: Registries) -> None:
+    pinned, moved_on = images.image(), images.image()
+    src = upstream_image(loopback, pinned, "1.0")
+    images.push(loopback.upstream.host, src, moved_on, "1.0")  # the tag moved upstream since it was pinned
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{loopback.upstream.host}/{src}:1.0@{pinned.digest}",
+                               f"{loopback.target.host}/{dst}:1.0@{pinned.digest}")
+    assert (result.status, result.digest) == ("copied", pinned.digest)
+    assert_complete_copy(loopback.target.host, dst, pinned, "1.0")
+
+
+def test_no_tag_means_latest(loopback: Loopback, registries: Registries) -> None:
+    image = images.image()
+    src = upstream_image(loopback, image, "latest")
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{loopback.upstream.host}/{src}", f"{loopback.target.host}/{dst}")
+    assert (result.source, result.target, result.status) == (
+        f"{loopback.upstream.host}/{src}", f"{loopback.target.host}/{dst}", "copied")
+    assert_complete_copy(loopback.target.host, dst, image, "latest")
+
+
+def test_moved_tag_differs_unless_refresh(loopback: Loopback, registries: Registries) -> None:
+    old, new = images.image(), images.image()
+    src = upstream_image(loopback, old)
+    dst = unique_repo("mirror")
+    source, target = f"{loopback.upstream.host}/{src}:v1", f"{loopback.target.host}/{dst}:v1"
+    with Copier(registries) as copier:
+        assert copier.ensure(source, target).status == "copied"
+    images.push(loopback.upstream.host, src, new, "v1")
+    with Copier(registries) as copier:
+        differs = copier.ensure(source, target)
+    assert differs == CopyResult(source, target, "differs", new.digest, [], 0,
+                                 f"{target} holds {old.digest}; the source is now {new.digest} "
+                                 f"(left alone; --refresh replaces it)")
+    assert differs.verified_digest is None
+    assert manifest_bytes(loopback.target.host, dst, "v1") == old.manifest
+    with Copier(registries, CopyOptions(refresh=True)) as copier:
+        refreshed = copier.ensure(source, target)
+    assert (refreshed.status, refreshed.digest) == ("copied", new.digest)
+    assert_complete_copy(loopback.target.host, dst, new, "v1")
+
+
+def test_dry_run_copies_nothing(proxies: Loopback, registries: Registries) -> None:
+    image = images.image()
+    src = upstream_image(proxies, image)
+    dst = unique_repo("mirror")
+    with Copier(registries, CopyOptions(dry_run=True)) as copier:
+        missing = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
+        unknown = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:nope", f"{proxies.target_proxy.host}/{dst}:nope")
+    assert (missing.status, missing.digest, missing.platforms, missing.bytes) == ("missing", image.digest, ["linux/amd64"], 0)
+    assert unknown.status == "unknown"
+    assert unknown.error == f"{proxies.upstream_proxy.host}/{src}: resolve tag nope: no such image (manifest unknown)"
+    assert [m for m, _ in proxies.target_proxy.requests] == ["HEAD"]
+    assert not {m for m, _ in proxies.upstream_proxy.requests} - {"HEAD", "GET"}
+
+
+def test_cosign_signature_travels_unless_disabled(loopback: Loopback, registries: Registries) -> None:
+    image = images.image()
+    signature = images.signature_for(image)
+    sig_tag = image.digest.replace(":", "-") + ".sig"
+    src = upstream_image(loopback, image)
+    images.push(loopback.upstream.host, src, signature, sig_tag)
+    without, with_sig = unique_repo("mirror"), unique_repo("mirror")
+    with Copier(registries, CopyOptions(referrers=False)) as copier:
+        copier.ensure(f"{loopback.upstream.host}/{src}:v1", f"{loopback.target.host}/{without}:v1")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{loopback.upstream.host}/{src}:v1", f"{loopback.target.host}/{with_sig}:v1")
+    assert manifest_bytes(loopback.target.host, without, sig_tag) is None
+    assert result.status == "copied"
+    assert result.bytes == sum(len(b.data) for b in image.blobs + signature.blobs)
+    assert_complete_copy(loopback.target.host, with_sig, signature, sig_tag)
+
+
+def test_referrers_api_is_followed(proxies: Loopback, registries: Registries) -> None:
+    image = images.image()
+    sbom = images.referrer_for(image)
+    src = upstream_image(proxies, image)
+    images.push(proxies.upstream.host, src, sbom)
+    listing = {"schemaVersion": 2, "mediaType": images.OCI_INDEX, "manifests": [
+        {"mediaType": images.OCI_MANIFEST, "digest": sbom.digest, "size": sbom.size,
+         "artifactType": "application/vnd.example.sbom"}]}
+
+    def referrers_api(method: str, path: str) -> Answer | None:
+        if path == f"/v2/{src}/referrers/{image.digest}":
+            return Answer(200, {"Content-Type": images.OCI_INDEX}, httpx.Response(200, json=listing).content)
+        return None
+
+    proxies.upstream_proxy.routes.append(referrers_api)
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1")
+    assert result.status == "copied"
+    assert_complete_copy(proxies.target.host, dst, sbom, sbom.digest)
+
+
+def test_chunked_upload_honours_min_chunk_length_and_resumes(proxies: Loopback, registries: Registries) -> None:
+    image = images.image((50_000,))
+    layer = image.blobs[1]
+    src = upstream_image(proxies, image)
+    dst = unique_repo("mirror")
+    proxies.target_proxy.add_headers.append(("POST", f"/v2/{dst}/blobs/uploads/", {"OCI-Chunk-Min-Length": "20000"}))
+    # The second chunk of the layer is lost on the way: the copy asks the registry where to resume.
+    proxies.target_proxy.faults.append(Fault("PATCH", f"/v2/{dst}/blobs/uploads/", "reset-request"))
+    settings = UploadSettings(monolithic_max=1000, chunk_size=1000)
+    with Copier(registries, CopyOptions(upload=settings)) as copier:
+        result = copier.ensure(f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
+    assert result.status == "copied", result.error
+    patches = proxies.target_proxy.count("PATCH", f"/v2/{dst}/blobs/uploads/")
+    assert patches == 3 + 1  # 50 000 bytes in chunks of 20 000, one of them sent twice
+    assert proxies.target_proxy.count("GET", f"/v2/{dst}/blobs/uploads/") == 1
+    assert has_blob(proxies.target.host, dst, layer.digest)
+    assert_complete_copy(proxies.target.host, dst, image, "v1")
+
+
+@pytest.mark.parametrize("oci", [False, True])
+def test_skopeo_copy_gives_the_same_digest(loopback: Loopback, registries: Registries, oci: bool) -> None:
+    index = images.multi_platform() if oci else images.image()
+    src = upstream_image(loopback, index)
+    ours, theirs = unique_repo("mirror"), unique_repo("skopeo")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{loopback.upstream.host}/{src}:v1", f"{loopback.target.host}/{ours}:v1")
+    subprocess.run(
+        ["skopeo", "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false",
+         f"docker://{loopback.upstream.host}/{src}:v1", f"docker://{loopback.target.host}/{theirs}:v1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    inspect = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{loopback.target.host}/{theirs}:v1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    assert images.digest_of(inspect.stdout) == result.digest == index.digest
+    assert manifest_bytes(loopback.target.host, ours, "v1") == inspect.stdout
+
+
+def test_immutable_tag_refusal_is_reported_as_such(proxies: Loopback, registries: Registries) -> None:
+    old, new = images.image(), images.image()
+    src = upstream_image(proxies, old)
+    dst = unique_repo("mirror")
+    source, target = f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    with Copier(registries) as copier:
+        assert copier.ensure(source, target).status == "copied"
+    images.push(proxies.upstream.host, src, new, "v1")
+    message = "tag v1 cannot be moved: the repository has immutable tags"
+    proxies.target_proxy.faults.append(Fault("PUT", f"/v2/{dst}/manifests/v1", 400, headers={
+        "Content-Type": "application/json"}, body=httpx.Response(400, json={"errors": [
+            {"code": "MANIFEST_INVALID", "message": message}]}).content))
+    with Copier(registries, CopyOptions(refresh=True)) as copier:
+        refused = copier.ensure(source, target)
+    assert (refused.status, refused.digest) == ("failed", new.digest)
+    assert refused.error == (f"{target.rsplit(':', 1)[0]}: push manifest v1: refused because the repository has "
+                             f"immutable tags (HTTP 400 (MANIFEST_INVALID: {message}))")
+    assert manifest_bytes(proxies.target.host, dst, "v1") == old.manifest

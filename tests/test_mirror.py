@@ -1,0 +1,105 @@
+"""`ensure_images`, the function `rehome mirror` calls with the plan's moves, and its output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.mirror import MirrorImage, MirrorOptions, ensure_images, exit_code, human_bytes, render, to_json
+from tests.oci import images
+from tests.oci.fixtures import Loopback, unique_repo
+
+
+def test_ensure_images_reports_each_move_sorted(loopback: Loopback, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    index, single = images.multi_platform(), images.image((1000,))
+    src_index, src_single = unique_repo("b-index"), unique_repo("a-single")
+    images.push(up, src_index, index, "2")
+    images.push(up, src_single, single, "1")
+    dst_index, dst_single = unique_repo("mirror"), unique_repo("mirror")
+    moves = [
+        (f"{up}/{src_index}:2", f"{down}/{dst_index}:2"),
+        (f"{up}/{src_single}:1", f"{down}/{dst_single}:1"),
+        (f"{up}/{src_single}:gone", f"{down}/{dst_single}:gone"),
+    ]
+    found = ensure_images(moves, MirrorOptions(jobs=2), pulls={moves[0][0]: 1200})
+    assert found == [
+        MirrorImage(moves[1][0], moves[1][1], single.digest, ("linux/amd64",), "copied",
+                    sum(len(b.data) for b in single.blobs), None, None),
+        MirrorImage(moves[2][0], moves[2][1], None, (), "failed", 0, None,
+                    f"{up}/{src_single}: resolve tag gone: no such image (manifest unknown)"),
+        MirrorImage(moves[0][0], moves[0][1], index.digest, ("linux/amd64", "linux/arm/v7", "linux/arm64/v8"),
+                    "copied", sum(len(b.data) for b in index.all_blobs()), 1200, None),
+    ]
+    assert [image.verified_digest for image in found] == [single.digest, None, index.digest]
+    assert exit_code(found) == 1
+    again = ensure_images(moves[:2], MirrorOptions(dry_run=True))
+    assert [(i.status, i.bytes) for i in again] == [("present", 0), ("present", 0)]
+    assert exit_code(again) == 0
+    unchecked = ensure_images(moves[2:], MirrorOptions(dry_run=True))
+    # A dry run that cannot check an image says so; that is not a failure (DESIGN.md: failed or differs).
+    assert [(i.status, exit_code(unchecked)) for i in unchecked] == [("unknown", 0)]
+
+
+def test_json_has_the_contract_fields_in_order() -> None:
+    image = MirrorImage("nginx:1.27", "r.example/m/nginx:1.27", "sha256:" + "a" * 64, ("linux/amd64",), "copied",
+                        2048, 7, None)
+    assert to_json([image]) == {"version": 1, "images": [{
+        "source": "nginx:1.27", "target": "r.example/m/nginx:1.27", "digest": "sha256:" + "a" * 64,
+        "platforms": ["linux/amd64"], "status": "copied", "bytes": 2048, "pulls": 7, "error": None}]}
+    assert list(image.to_json()) == ["source", "target", "digest", "platforms", "status", "bytes", "pulls", "error"]
+
+
+def test_table_lists_images_then_problems() -> None:
+    found = [
+        MirrorImage("alpine:3.20", "m/alpine:3.20", "sha256:" + "b" * 64, ("linux/amd64", "linux/arm64"),
+                    "present", 0, None, None),
+        MirrorImage("nginx:1.27", "m/nginx:1.27", "sha256:" + "c" * 64, (), "differs", 0, 12,
+                    "m/nginx:1.27 holds sha256:dd; the source is now sha256:cc"),
+    ]
+    assert render(found) == "\n".join([
+        "STATUS   SOURCE       TARGET         DIGEST        PLATFORMS                SENT  PULLS",
+        "-------  -----------  -------------  ------------  -----------------------  ----  -----",
+        "present  alpine:3.20  m/alpine:3.20  bbbbbbbbbbbb  linux/amd64,linux/arm64  0 B",
+        "differs  nginx:1.27   m/nginx:1.27   cccccccccccc                           0 B   12",
+        "differs: nginx:1.27: m/nginx:1.27 holds sha256:dd; the source is now sha256:cc",
+    ])
+
+
+def test_human_bytes() -> None:
+    assert [human_bytes(n) for n in (0, 999, 1000, 1_500_000, 3_200_000_000, 5_000_000_000_000)] == [
+        "0 B", "999 B", "1.0 kB", "1.5 MB", "3.2 GB", "5000.0 GB"]
+
+
+def test_options_merge_flags_and_rehome_yaml(monkeypatch) -> None:
+    import argparse
+    import io
+
+    from bot.mirror import add_copy_arguments, add_registry_arguments, options_from_args
+    from bot.registry import Secret
+
+    parser = argparse.ArgumentParser()
+    add_copy_arguments(parser)
+    add_registry_arguments(parser)
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    args = parser.parse_args(["--jobs", "3", "--no-referrers", "--insecure-registry", "lab:5000",
+                              "--username", "bot", "--password-stdin"])
+    options = options_from_args(args, ["registry.lan:5000"], "r.example")
+    assert (options.jobs, options.referrers, options.dry_run, options.refresh) == (3, False, False, False)
+    assert options.insecure_registries == ("registry.lan:5000", "lab:5000")
+    [(host, credential)] = options.credentials.items()
+    assert (host, credential.username, credential.password, credential.source) == (
+        "r.example", "bot", Secret("s3cret"), "--username/--password-stdin")
+
+
+def test_pull_quota_is_reported(proxies: Loopback, tmp_path: Path, monkeypatch, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="rehome")
+    monkeypatch.setattr(logging.getLogger("rehome"), "propagate", True)  # the CLI turns it off
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    proxies.upstream_proxy.add_headers.append(("HEAD", "/manifests/", {"ratelimit-remaining": "87;w=21600"}))
+    src = unique_repo("upstream")
+    images.push(proxies.upstream.host, src, images.image((10,)), "v1")
+    [image] = ensure_images([(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{unique_repo('m')}:v1")])
+    assert image.status == "copied"
+    assert caplog.messages == [f"{proxies.upstream_proxy.host}: 87 pulls left in the rate-limit window"]
