@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
+from bot.commands import check as check_command
 from bot.commands import init as init_command
 from bot.commands import plan as plan_command
 from bot.commands import rewrite as rewrite_command
@@ -23,6 +24,7 @@ COMMANDS: dict[str, ModuleType] = {
     "plan": plan_command,
     "rewrite": rewrite_command,
     "init": init_command,
+    "check": check_command,
 }
 
 log = logging.getLogger("rehome")
