@@ -187,13 +187,15 @@ def _skip_unsafe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
 
 def scan_at_ref(root: Path, ref: str, options: ScanOptions) -> ScanResult:
     """Scan `root` as it was at git `ref` (its files exported into a temporary folder)."""
-    if git_toplevel(root) is None:
+    top = git_toplevel(root)
+    if top is None:
         raise UsageError(f"{root}: --new-since needs a git checkout")
     commit = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if commit.returncode != 0:
         raise UsageError(f"--new-since {ref}: no such commit in {root}")
+    # Run at the top: from a subfolder, git archive would look for that subfolder inside the tree.
     tree = f"{commit.stdout.decode().strip()}:{git_prefix(root)}"
-    exported = _git(root, "archive", "--format=tar", tree)
+    exported = _git(top, "archive", "--format=tar", tree)
     if exported.returncode != 0:
         # The folder did not exist at `ref`: everything in it is new.
         return ScanResult(root=str(root), references=[], ignored=0, skipped=[])
