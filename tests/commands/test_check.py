@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -349,3 +352,58 @@ def test_new_since_needs_a_commit_in_a_git_checkout(repo, tmp_path, capsys):
     plain.mkdir()
     assert run_cli(capsys, "check", str(plain), "--new-since", "HEAD") == (
         2, "", f"rehome: error: {plain}: --new-since needs a git checkout\n")
+
+
+# --- the pre-commit hook ------------------------------------------------------------------------
+
+CHECKOUT = Path(__file__).resolve().parent.parent.parent
+
+
+def _pre_commit(repo: Path, home: Path, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "run", "--color", "never", *args],
+        cwd=repo, env=env, capture_output=True, text=True, check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_pre_commit_hook_checks_only_the_staged_files(tmp_path):
+    # pre-commit clones the hook repository at a commit: this checkout's HEAD.
+    head = git(CHECKOUT, "rev-parse", "HEAD").strip()
+    repo = tmp_path / "project"
+    write_tree(repo, {
+        ".pre-commit-config.yaml": (
+            f"repos:\n  - repo: {CHECKOUT}\n    rev: {head}\n    hooks:\n      - id: rehome-check\n"
+        ),
+        "Dockerfile": "FROM python:3.12-slim\n",
+    })
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "start")
+    # A staged manifest with a third-party image; the committed Dockerfile is not staged.
+    write_tree(repo, {
+        "deploy/app.yaml": "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n      image: redis:7.4\n",
+        "notes.md": "image: redis:7.4\n",
+    })
+    git(repo, "add", "deploy/app.yaml", "notes.md")
+    code, output = _pre_commit(repo, tmp_path / "cache")
+    assert code == 1, output
+    assert output.endswith(
+        "- hook id: rehome-check\n- exit code: 1\n\n"
+        f"deploy/app.yaml:6:14: error: third-party image docker.io/library/redis:7.4: {HOW_TO_FIX}\n"
+        "1 third-party reference in 1 file\n\n"
+    ), output
+    # Moved to the mirror, the staged file passes, though the Dockerfile still uses Docker Hub.
+    (repo / "deploy" / "app.yaml").write_text(
+        "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n"
+        f"      image: {DEST}/docker.io/library/redis:7.4\n"
+    )
+    git(repo, "add", "deploy/app.yaml")
+    code, output = _pre_commit(repo, tmp_path / "cache")
+    assert code == 0, output
+    assert "rehome check" in output and "Passed" in output, output
+    code, output = _pre_commit(repo, tmp_path / "cache", "--all-files")
+    assert code == 1, output
+    assert f"Dockerfile:1:6: error: third-party image {PYTHON}: {HOW_TO_FIX}\n" in output, output
