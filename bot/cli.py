@@ -14,6 +14,7 @@ from bot import __version__
 from bot.commands import check as check_command
 from bot.commands import init as init_command
 from bot.commands import plan as plan_command
+from bot.commands import renovate_config as renovate_config_command
 from bot.commands import rewrite as rewrite_command
 from bot.commands import scan as scan_command
 from bot.errors import RehomeError
@@ -25,6 +26,7 @@ COMMANDS: dict[str, ModuleType] = {
     "rewrite": rewrite_command,
     "init": init_command,
     "check": check_command,
+    "renovate-config": renovate_config_command,
 }
 
 log = logging.getLogger("rehome")
