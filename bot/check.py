@@ -7,7 +7,6 @@ about, keyed by path and image so that moving a line does not make it new.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import subprocess
 import tarfile
@@ -193,13 +192,18 @@ def scan_at_ref(root: Path, ref: str, options: ScanOptions) -> ScanResult:
     commit = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if commit.returncode != 0:
         raise UsageError(f"--new-since {ref}: no such commit in {root}")
-    # Run at the top: from a subfolder, git archive would look for that subfolder inside the tree.
+    # Run at the top: from a subfolder, git would look for that subfolder inside the tree.
     tree = f"{commit.stdout.decode().strip()}:{git_prefix(root)}"
-    exported = _git(top, "archive", "--format=tar", tree)
-    if exported.returncode != 0:
+    if _git(top, "cat-file", "-e", tree).returncode != 0:
         # The folder did not exist at `ref`: everything in it is new.
         return ScanResult(root=str(root), references=[], ignored=0, skipped=[])
     with tempfile.TemporaryDirectory(prefix="rehome-check-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as archive:
-            archive.extractall(tmp, filter=_skip_unsafe)
+        archive_cmd = ["git", "-C", str(top), "archive", "--format=tar", tree]
+        # Streamed, so a large repository is never held in memory whole.
+        with subprocess.Popen(archive_cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as exported:
+            assert exported.stdout is not None
+            with tarfile.open(fileobj=exported.stdout, mode="r|") as archive:
+                archive.extractall(tmp, filter=_skip_unsafe)
+        if exported.returncode != 0:
+            raise UsageError(f"--new-since {ref}: `git archive {tree}` failed (exit {exported.returncode})")
         return scan(Path(tmp), dataclasses.replace(options, untracked=False))

@@ -311,6 +311,10 @@ def test_write_baseline_goes_alone(repo, capsys, tmp_path):
 # --- --new-since REF ----------------------------------------------------------------------------
 
 def test_new_since_fails_only_on_references_added_since_the_ref(repo, capsys):
+    # a link leading out of the tree at the ref is left out of the export, not followed
+    (repo / "etc").symlink_to("/etc")
+    git(repo, "add", "etc")
+    git(repo, "commit", "-q", "-m", "link")
     git(repo, "checkout", "-q", "-b", "feature")
     # The Dockerfile's lines move down; the exporter moves to another container; one image is new.
     dockerfile = (repo / "Dockerfile").read_text()
