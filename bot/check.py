@@ -11,7 +11,7 @@ import json
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def build_report(
     template: str,
     *,
     files: Iterable[str] | None = None,
-    known: set[tuple[str, str]] = frozenset(),
+    known: Set[tuple[str, str]] = frozenset(),
 ) -> Report:
     """Findings in the scanned tree (or only in `files`), third-party ones whose (path, image)
     is in `known` left out. Covered references are judged on the whole tree, as the plan does."""
@@ -122,8 +122,8 @@ def build_report(
 
 # --- baselines ---------------------------------------------------------------------------------
 
-def baseline_keys(scanned: ScanResult) -> set[tuple[str, str]]:
-    """(path, image) of every third-party reference: what a baseline records."""
+def third_party_keys(scanned: ScanResult) -> set[tuple[str, str]]:
+    """(path, image) of every third-party reference, e.g. in the tree at an earlier ref."""
     return {(r.path, r.image) for r in scanned.references if r.status == THIRD_PARTY and r.image is not None}
 
 
@@ -132,14 +132,18 @@ def write_baseline(path: Path, keys: set[tuple[str, str]]) -> None:
         "version": BASELINE_VERSION,
         "references": [{"path": p, "image": i} for p, i in sorted(keys)],
     }
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the baseline: {exc.strerror or exc}") from None
 
 
 def read_baseline(path: Path) -> set[tuple[str, str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"{path}: baseline not found", hint="write one with `rehome check --write-baseline FILE`") from None
+        hint = "write one with `rehome check --write-baseline FILE`"
+        raise UsageError(f"{path}: baseline not found", hint=hint) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the baseline: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot import options
 from bot.check import (
-    Report, baseline_keys, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, write_baseline,
+    Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, third_party_keys, write_baseline,
 )
 from bot.errors import UsageError
 from bot.output import print_json
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline:
         known |= read_baseline(Path(args.baseline))
     if args.new_since:
-        known |= baseline_keys(scan_at_ref(root, args.new_since, scan_options))
+        known |= third_party_keys(scan_at_ref(root, args.new_since, scan_options))
     report = build_report(scanned, destination, template, files=files, known=known)
     if args.write_baseline:
         keys = {(f.reference.path, f.reference.image) for f in report.errors}

@@ -39,7 +39,9 @@ def test_aliases_for_the_registries_the_tree_mirrors(tmp_path, capsys):
 
 def test_without_path_every_well_known_registry(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_tree(tmp_path, {"rehome.yaml": "destination: localhost:5000/m\nmapping: '{destination}/cache/{domain}/{path}'\n"})
+    write_tree(tmp_path, {
+        "rehome.yaml": "destination: localhost:5000/m\nmapping: '{destination}/cache/{domain}/{path}'\n",
+    })
     code, out, err = run_cli(capsys, "renovate-config")
     assert (code, err) == (0, "")
     assert json.loads(out) == {
