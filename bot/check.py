@@ -1,0 +1,213 @@
+"""The gate: which references in a tree keep it on third-party registries.
+
+Third-party references are errors, unresolved ones warnings, `covered` ones neither. A
+baseline (or the tree at an earlier git ref) names the references a team already knows
+about, keyed by path and image so that moving a line does not make it new.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterable, Set
+from pathlib import Path
+from typing import Any
+
+from bot import imageref
+from bot.errors import UsageError
+from bot.plan import covered_reasons
+from bot.policy import MappingError, map_to_mirror
+from bot.scan.core import ScanOptions, scan
+from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult
+
+THIRD_PARTY_RULE = "rehome/third-party-image"
+UNRESOLVED_RULE = "rehome/unresolved-image"
+BASELINE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    reference: Reference
+    rule: str
+    level: str  # "error" or "warning", as SARIF names them
+    message: str
+    target: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.reference.to_json(),
+            "rule": self.rule,
+            "level": self.level,
+            "message": self.message,
+            "target": self.target,
+        }
+
+
+@dataclasses.dataclass
+class Report:
+    destination: str | None
+    findings: list[Finding]
+    covered: list[Reference]
+    known: int  # third-party references left out because the baseline or the earlier ref holds them
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "destination": self.destination,
+            "failed": bool(self.errors),
+            "findings": [f.to_json() for f in self.findings],
+            "known": self.known,
+            "covered": [r.to_json() for r in self.covered],
+        }
+
+
+def _third_party(ref: Reference, destination: str | None, template: str) -> Finding:
+    assert ref.image is not None
+    if destination is None:
+        message = (
+            f"third-party image {ref.image}: copy it into your registry and use the copy "
+            "(`rehome plan --to DEST` names it)"
+        )
+        return Finding(ref, THIRD_PARTY_RULE, "error", message)
+    try:
+        target = str(map_to_mirror(imageref.parse(ref.image), destination, template))
+    except MappingError as exc:
+        message = f"third-party image {ref.image}: the mapping cannot name its mirror copy: {exc}"
+        return Finding(ref, THIRD_PARTY_RULE, "error", message)
+    return Finding(ref, THIRD_PARTY_RULE, "error", f"third-party image {ref.image}: use {target}", target)
+
+
+def _unresolved(ref: Reference) -> Finding:
+    message = f"unresolved image reference {ref.raw}: {ref.reason}; check by hand that it is not third-party"
+    return Finding(ref, UNRESOLVED_RULE, "warning", message)
+
+
+def build_report(
+    scanned: ScanResult,
+    destination: str | None,
+    template: str,
+    *,
+    files: Iterable[str] | None = None,
+    known: Set[tuple[str, str]] = frozenset(),
+) -> Report:
+    """Findings in the scanned tree (or only in `files`), third-party ones whose (path, image)
+    is in `known` left out. Covered references are judged on the whole tree, as the plan does."""
+    covered_ids = covered_reasons(scanned.references)
+    wanted = None if files is None else set(files)
+    findings, covered, known_count = [], [], 0
+    for ref in scanned.references:
+        if wanted is not None and ref.path not in wanted:
+            continue
+        if ref.status == UNRESOLVED:
+            findings.append(_unresolved(ref))
+        elif ref.status == THIRD_PARTY and id(ref) in covered_ids:
+            covered.append(dataclasses.replace(ref, reason=covered_ids[id(ref)]))
+        elif ref.status == THIRD_PARTY:
+            if (ref.path, ref.image) in known:
+                known_count += 1
+            else:
+                findings.append(_third_party(ref, destination, template))
+    return Report(destination, findings, covered, known_count)
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+def third_party_keys(scanned: ScanResult) -> set[tuple[str, str]]:
+    """(path, image) of every third-party reference, e.g. in the tree at an earlier ref."""
+    return {(r.path, r.image) for r in scanned.references if r.status == THIRD_PARTY and r.image is not None}
+
+
+def write_baseline(path: Path, keys: set[tuple[str, str]]) -> None:
+    data = {
+        "version": BASELINE_VERSION,
+        "references": [{"path": p, "image": i} for p, i in sorted(keys)],
+    }
+    try:
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the baseline: {exc.strerror or exc}") from None
+
+
+def read_baseline(path: Path) -> set[tuple[str, str]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        hint = "write one with `rehome check --write-baseline FILE`"
+        raise UsageError(f"{path}: baseline not found", hint=hint) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the baseline: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
+        raise UsageError(f"{path}: not a rehome baseline (expected a JSON object with \"version\": {BASELINE_VERSION})")
+    entries = data.get("references")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("image"), str) for e in entries
+    ):
+        raise UsageError(f"{path}: \"references\" must be a list of {{\"path\", \"image\"}} objects")
+    return {(e["path"], e["image"]) for e in entries}
+
+
+# --- the tree at an earlier git ref ------------------------------------------------------------
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
+
+
+def git_toplevel(folder: Path) -> Path | None:
+    """The top of the git checkout holding `folder`, or None outside one."""
+    try:
+        found = _git(folder, "rev-parse", "--show-toplevel")
+    except FileNotFoundError:
+        return None
+    return Path(found.stdout.decode().strip()) if found.returncode == 0 else None
+
+
+def git_prefix(folder: Path) -> str:
+    """`folder` relative to the top of its git checkout (`sub/dir/`), or '' outside one."""
+    try:
+        found = _git(folder, "rev-parse", "--show-prefix")
+    except FileNotFoundError:
+        return ""
+    return found.stdout.decode().strip() if found.returncode == 0 else ""
+
+
+def _skip_unsafe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    # Links that leave the tree are not extracted; the current scan reports such files itself.
+    try:
+        return tarfile.data_filter(member, dest)
+    except tarfile.FilterError:
+        return None
+
+
+def scan_at_ref(root: Path, ref: str, options: ScanOptions) -> ScanResult:
+    """Scan `root` as it was at git `ref` (its files exported into a temporary folder)."""
+    top = git_toplevel(root)
+    if top is None:
+        raise UsageError(f"{root}: --new-since needs a git checkout")
+    commit = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if commit.returncode != 0:
+        raise UsageError(f"--new-since {ref}: no such commit in {root}")
+    # Run at the top: from a subfolder, git would look for that subfolder inside the tree.
+    tree = f"{commit.stdout.decode().strip()}:{git_prefix(root)}"
+    if _git(top, "cat-file", "-e", tree).returncode != 0:
+        # The folder did not exist at `ref`: everything in it is new.
+        return ScanResult(root=str(root), references=[], ignored=0, skipped=[])
+    with tempfile.TemporaryDirectory(prefix="rehome-check-") as tmp:
+        archive_cmd = ["git", "-C", str(top), "archive", "--format=tar", tree]
+        # Streamed, so a large repository is never held in memory whole.
+        with subprocess.Popen(archive_cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as exported:
+            assert exported.stdout is not None
+            with tarfile.open(fileobj=exported.stdout, mode="r|") as archive:
+                archive.extractall(tmp, filter=_skip_unsafe)
+        if exported.returncode != 0:
+            raise UsageError(f"--new-since {ref}: `git archive {tree}` failed (exit {exported.returncode})")
+        return scan(Path(tmp), dataclasses.replace(options, untracked=False))

@@ -1,0 +1,119 @@
+"""`rehome check [PATH | FILE...]`: fail when the tree (or the files given) uses third-party images."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+from bot import options
+from bot.check import (
+    Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, third_party_keys, write_baseline,
+)
+from bot.errors import UsageError
+from bot.output import print_json
+from bot.sarif import to_sarif
+from bot.scan.core import scan
+
+HELP = "fail when a tree, or the files given, still use third-party images (for CI and pre-commit)"
+
+log = logging.getLogger("rehome")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH | FILE",
+        help="the tree to check (default: .), or files: then the root is the git top level (or the current "
+             "folder) and only findings in those files count",
+    )
+    options.add_destination(parser)
+    parser.add_argument("--baseline", metavar="FILE", help="fail only on third-party references this baseline lacks")
+    parser.add_argument("--write-baseline", metavar="FILE", help="record the current third-party references in FILE")
+    parser.add_argument("--new-since", metavar="REF", help="fail only on third-party references added since git REF")
+    options.add_format(parser, ("text", "json", "sarif"))
+    options.add_scan_options(parser)
+
+
+def _inside(path: str, root: Path) -> str:
+    """`path` relative to `root`, POSIX style; symlinks in the file's folder resolved, not in its name."""
+    given = Path(path)
+    full = Path(os.path.realpath(given.parent)) / given.name
+    try:
+        return full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(f"{path}: outside {root}, the root of this check") from None
+
+
+def target(paths: list[str]) -> tuple[Path, list[str] | None]:
+    """(root, None) for a tree; (root, files relative to it) for files, as pre-commit passes them."""
+    if not paths:
+        return Path("."), None
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        return Path(paths[0]), None
+    root = git_toplevel(Path.cwd()) or Path.cwd()
+    files = []
+    for path in paths:
+        if Path(path).is_dir():
+            raise UsageError(f"{path}: a folder: give one folder to check, or files, not both")
+        if not Path(path).exists():
+            raise UsageError(f"{path}: no such file or directory")
+        files.append(_inside(path, root))
+    return root, files
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.write_baseline and (args.baseline or args.new_since):
+        raise UsageError("--write-baseline records every current finding: give it without --baseline and --new-since")
+    root, files = target(args.paths)
+    config = options.load_config(args, root)
+    destination = options.require_destination(args, config) if options.destination(args, config) else None
+    template = options.mapping(args, config)
+    scan_options = options.scan_options(args, config)
+    if files is not None:
+        # A file given by name counts even before `git add`.
+        scan_options = dataclasses.replace(scan_options, untracked=True)
+    scanned = scan(root, scan_options)
+    known: set[tuple[str, str]] = set()
+    if args.baseline:
+        known |= read_baseline(Path(args.baseline))
+    if args.new_since:
+        known |= third_party_keys(scan_at_ref(root, args.new_since, scan_options))
+    report = build_report(scanned, destination, template, files=files, known=known)
+    if args.write_baseline:
+        keys = {(f.reference.path, f.reference.image) for f in report.errors}
+        write_baseline(Path(args.write_baseline), keys)
+        log.info("recorded %d third-party references in %s", len(keys), args.write_baseline)
+        return 0
+    if args.format == "json":
+        print_json(report.to_json())
+    elif args.format == "sarif":
+        print_json(to_sarif(report.findings, git_prefix(root)))
+    else:
+        print(render(report))
+    return 1 if report.errors else 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render(report: Report) -> str:
+    lines = [
+        f"{f.reference.path}:{f.reference.line}:{f.reference.column}: {f.level}: {f.message}"
+        for f in report.findings
+    ]
+    errors = report.errors
+    if errors:
+        files = len({f.reference.path for f in errors})
+        summary = f"{_count(len(errors), 'third-party reference')} in {_count(files, 'file')}"
+    else:
+        summary = "no third-party references"
+    if report.known:
+        summary += f"; {report.known} already known"
+    if report.warnings:
+        summary += f"; {len(report.warnings)} unresolved"
+    if report.covered:
+        summary += f"; {len(report.covered)} covered"
+    lines.append(summary)
+    return "\n".join(lines)

@@ -1,0 +1,413 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from bot import __version__
+from bot.cli import main
+from bot.sarif import RULES
+from tests.helpers import git, ref, run_cli, write_tree
+
+HERE = Path(__file__).resolve().parent.parent / "check"
+FIXTURE = HERE / "repo"
+SARIF_SCHEMA = json.loads((HERE / "sarif-schema-2.1.0.json").read_text())
+DEST = "us-docker.pkg.dev/acme/mirror"
+
+UV = "ghcr.io/astral-sh/uv:0.4.18"
+PYTHON = "docker.io/library/python:3.12-slim"
+EXPORTER = "quay.io/prometheus/node-exporter:v1.8.2"
+HOW_TO_FIX = "copy it into your registry and use the copy (`rehome plan --to DEST` names it)"
+SIDECAR = (
+    "deploy/app.yaml:14:18: warning: unresolved image reference ${SIDECAR_IMAGE}: contains a variable: "
+    "${SIDECAR_IMAGE}; check by hand that it is not third-party"
+)
+COVERED = [
+    ref("cache/deployment.yaml", 10, 18, "kubernetes", "redis:7", "docker.io/library/redis:7", "third-party",
+        "matched by the Kustomize images: override in cache/kustomization.yaml, whose kustomization also builds "
+        "resources from outside the repository (https://github.com/acme/platform//deploy/cache?ref=v1.2.0)"),
+    ref("cache/kustomization.yaml", 6, 14, "kustomize", "redis:7.4", "docker.io/library/redis:7.4", "third-party",
+        "the kustomization also builds resources from outside the repository "
+        "(https://github.com/acme/platform//deploy/cache?ref=v1.2.0); moving this override would make it stop "
+        "applying to them"),
+]
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """The fixture tree as a git repository with one commit."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURE, root)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "start")
+    return root
+
+
+def test_text_output_lists_findings_like_a_linter(repo, capsys):
+    assert run_cli(capsys, "check", str(repo)) == (1, (
+        f"Dockerfile:1:6: error: third-party image {PYTHON}: {HOW_TO_FIX}\n"
+        f"Dockerfile:2:13: error: third-party image {UV}: {HOW_TO_FIX}\n"
+        f"deploy/app.yaml:12:18: error: third-party image {EXPORTER}: {HOW_TO_FIX}\n"
+        f"{SIDECAR}\n"
+        "3 third-party references in 2 files; 1 unresolved; 2 covered\n"
+    ), "")
+
+
+def test_a_destination_names_the_mirror_image_to_use(repo, capsys):
+    assert run_cli(capsys, "check", str(repo), "--to", DEST) == (1, (
+        f"Dockerfile:1:6: error: third-party image {PYTHON}: use {DEST}/{PYTHON}\n"
+        f"Dockerfile:2:13: error: third-party image {UV}: use {DEST}/{UV}\n"
+        f"deploy/app.yaml:12:18: error: third-party image {EXPORTER}: use {DEST}/{EXPORTER}\n"
+        f"{SIDECAR}\n"
+        "3 third-party references in 2 files; 1 unresolved; 2 covered\n"
+    ), "")
+
+
+def test_destination_and_mapping_from_rehome_yaml(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "rehome.yaml": "destination: localhost:5000/m\nmapping: '{destination}/{path}'\n",
+        "Dockerfile": "FROM quay.io/org/tool:1\nFROM [::1]:5000/app:1\nFROM localhost:5000/m/org/tool:1\n",
+    })
+    assert run_cli(capsys, "check", str(tmp_path)) == (1, (
+        "Dockerfile:1:6: error: third-party image quay.io/org/tool:1: use localhost:5000/m/org/tool:1\n"
+        "Dockerfile:2:6: error: third-party image [::1]:5000/app:1: the mapping cannot name its mirror copy: "
+        "registry [::1]:5000 is an IPv6 literal, which has no reversible form in a repository path\n"
+        "2 third-party references in 1 file\n"
+    ), "")
+
+
+def test_only_internal_covered_and_unresolved_references_pass(tmp_path, capsys):
+    shutil.copytree(FIXTURE, tmp_path / "repo")
+    (tmp_path / "repo" / "Dockerfile").unlink()
+    app = tmp_path / "repo" / "deploy" / "app.yaml"
+    app.write_text(app.read_text().replace(EXPORTER, f"{DEST}/{EXPORTER}"))
+    assert run_cli(capsys, "check", str(tmp_path / "repo"), "--to", DEST) == (
+        0, f"{SIDECAR}\nno third-party references; 1 unresolved; 2 covered\n", "")
+
+
+def test_json_output(repo, capsys):
+    code, out, err = run_cli(capsys, "check", str(repo), "--to", DEST, "--format", "json")
+    assert (code, err) == (1, "")
+    assert json.loads(out) == {
+        "version": 1,
+        "destination": DEST,
+        "failed": True,
+        "findings": [
+            {**ref("Dockerfile", 1, 6, "dockerfile", "python:3.12-slim", PYTHON),
+             "rule": "rehome/third-party-image", "level": "error",
+             "message": f"third-party image {PYTHON}: use {DEST}/{PYTHON}", "target": f"{DEST}/{PYTHON}"},
+            {**ref("Dockerfile", 2, 13, "dockerfile", UV, UV),
+             "rule": "rehome/third-party-image", "level": "error",
+             "message": f"third-party image {UV}: use {DEST}/{UV}", "target": f"{DEST}/{UV}"},
+            {**ref("deploy/app.yaml", 12, 18, "kubernetes", EXPORTER, EXPORTER),
+             "rule": "rehome/third-party-image", "level": "error",
+             "message": f"third-party image {EXPORTER}: use {DEST}/{EXPORTER}", "target": f"{DEST}/{EXPORTER}"},
+            {**ref("deploy/app.yaml", 14, 18, "kubernetes", "${SIDECAR_IMAGE}", None, "unresolved",
+                   "contains a variable: ${SIDECAR_IMAGE}"),
+             "rule": "rehome/unresolved-image", "level": "warning",
+             "message": "unresolved image reference ${SIDECAR_IMAGE}: contains a variable: ${SIDECAR_IMAGE}; "
+                        "check by hand that it is not third-party",
+             "target": None},
+        ],
+        "known": 0,
+        "covered": COVERED,
+    }
+
+
+def _sarif_result(rule: int, level: str, uri: str, line: int, column: int, message: str) -> dict:
+    return {
+        "ruleId": RULES[rule]["id"],
+        "ruleIndex": rule,
+        "level": level,
+        "message": {"text": message},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": uri},
+            "region": {"startLine": line, "startColumn": column},
+        }}],
+    }
+
+
+def test_sarif_output_is_valid_sarif_2_1_0(repo, capsys):
+    code, out, err = run_cli(capsys, "check", str(repo), "--to", DEST, "--format", "sarif")
+    assert (code, err) == (1, "")
+    sarif = json.loads(out)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
+    rules = sarif["runs"][0]["tool"]["driver"]["rules"]
+    assert [(r["id"], r["defaultConfiguration"]["level"]) for r in rules] == [
+        ("rehome/third-party-image", "error"), ("rehome/unresolved-image", "warning")]
+    assert "rehome rewrite --to DEST" in rules[0]["help"]["text"]
+    assert sarif == {
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "rehome", "version": __version__, "rules": RULES}},
+            "columnKind": "unicodeCodePoints",
+            "results": [
+                _sarif_result(0, "error", "Dockerfile", 1, 6, f"third-party image {PYTHON}: use {DEST}/{PYTHON}"),
+                _sarif_result(0, "error", "Dockerfile", 2, 13, f"third-party image {UV}: use {DEST}/{UV}"),
+                _sarif_result(0, "error", "deploy/app.yaml", 12, 18,
+                              f"third-party image {EXPORTER}: use {DEST}/{EXPORTER}"),
+                _sarif_result(1, "warning", "deploy/app.yaml", 14, 18,
+                              "unresolved image reference ${SIDECAR_IMAGE}: contains a variable: ${SIDECAR_IMAGE}; "
+                              "check by hand that it is not third-party"),
+            ],
+        }],
+    }
+
+
+def test_sarif_uris_are_relative_to_the_repository(tmp_path, capsys):
+    # Code scanning places results by their path in the repository, not in the folder checked.
+    write_tree(tmp_path, {"deploy dir/Dockerfile": "FROM alpine:3.20\n"})
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    code, out, _ = run_cli(capsys, "check", str(tmp_path / "deploy dir"), "--format", "sarif")
+    sarif = json.loads(out)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
+    assert (code, sarif["runs"][0]["results"]) == (1, [_sarif_result(
+        0, "error", "deploy%20dir/Dockerfile", 1, 6, f"third-party image docker.io/library/alpine:3.20: {HOW_TO_FIX}")])
+
+
+def test_sarif_without_findings_is_valid(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "check", str(tmp_path), "--format", "sarif")
+    sarif = json.loads(out)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
+    assert (code, sarif["runs"][0]["results"]) == (0, [])
+
+
+def test_the_vendored_schema_rejects_what_code_scanning_would(repo, capsys):
+    code, out, _ = run_cli(capsys, "check", str(repo), "--format", "sarif")
+    sarif = json.loads(out)
+    sarif["runs"][0]["results"][0]["level"] = "fatal"
+    sarif["runs"][0]["results"][1]["locations"][0]["physicalLocation"]["region"]["startLine"] = 0
+    errors = sorted(e.message for e in jsonschema.Draft4Validator(SARIF_SCHEMA).iter_errors(sarif))
+    assert errors == ["'fatal' is not one of ['none', 'note', 'warning', 'error']", "0 is less than the minimum of 1"]
+
+
+# --- files, as pre-commit passes them -----------------------------------------------------------
+
+def test_files_given_are_checked_within_the_whole_tree(repo, capsys, monkeypatch):
+    monkeypatch.chdir(repo / "deploy")  # the root is the git top level, wherever the command runs
+    # cache/deployment.yaml stays covered: the kustomization that covers it is not among the files
+    code = main(["check", "app.yaml", "../cache/deployment.yaml"])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (1, (
+        f"deploy/app.yaml:12:18: error: third-party image {EXPORTER}: {HOW_TO_FIX}\n"
+        f"{SIDECAR}\n"
+        "1 third-party reference in 1 file; 1 unresolved; 1 covered\n"
+    ), "")
+
+
+def test_files_given_without_findings_pass(repo, capsys, monkeypatch):
+    monkeypatch.chdir(repo)
+    assert main(["check", "cache/deployment.yaml", "cache/kustomization.yaml", "README.md"]) == 0
+    assert capsys.readouterr() == ("no third-party references; 2 covered\n", "")
+
+
+def test_a_new_file_counts_before_git_add(repo, capsys, monkeypatch):
+    write_tree(repo, {"new/Dockerfile": "FROM alpine:3.20\n"})
+    monkeypatch.chdir(repo)
+    assert main(["check", "new/Dockerfile"]) == 1
+    assert capsys.readouterr() == (
+        f"new/Dockerfile:1:6: error: third-party image docker.io/library/alpine:3.20: {HOW_TO_FIX}\n"
+        "1 third-party reference in 1 file\n", "")
+
+
+def test_files_outside_git_are_relative_to_the_current_folder(tmp_path, capsys, monkeypatch):
+    write_tree(tmp_path, {"a/Dockerfile": "FROM alpine:3.20\n", "b/Dockerfile": "FROM alpine:3.19\n"})
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "a/Dockerfile", str(tmp_path / "b" / "Dockerfile")]) == 1
+    assert capsys.readouterr() == (
+        f"a/Dockerfile:1:6: error: third-party image docker.io/library/alpine:3.20: {HOW_TO_FIX}\n"
+        f"b/Dockerfile:1:6: error: third-party image docker.io/library/alpine:3.19: {HOW_TO_FIX}\n"
+        "2 third-party references in 2 files\n", "")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["missing.yaml"], "missing.yaml: no such file or directory"),
+    (["deploy", "Dockerfile"], "deploy: a folder: give one folder to check, or files, not both"),
+    (["../outside.yaml"], "../outside.yaml: outside {repo}, the root of this check"),
+])
+def test_bad_files_are_usage_errors(repo, capsys, monkeypatch, argv, message):
+    (repo.parent / "outside.yaml").write_text("image: nginx\n")
+    monkeypatch.chdir(repo)
+    assert run_cli(capsys, "check", *argv) == (2, "", f"rehome: error: {message.format(repo=repo)}\n")
+
+
+# --- baselines ----------------------------------------------------------------------------------
+
+def test_write_baseline_records_the_third_party_references(repo, capsys, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert run_cli(capsys, "check", str(repo), "--write-baseline", str(baseline)) == (
+        0, "", "recorded 3 third-party references in " + str(baseline) + "\n")
+    assert baseline.read_text() == json.dumps({
+        "version": 1,
+        "references": [
+            {"path": "Dockerfile", "image": PYTHON},
+            {"path": "Dockerfile", "image": UV},
+            {"path": "deploy/app.yaml", "image": EXPORTER},
+        ],
+    }, indent=2) + "\n"
+    # stable: writing again gives the same bytes
+    before = baseline.read_bytes()
+    run_cli(capsys, "check", str(repo), "--write-baseline", str(baseline))
+    assert baseline.read_bytes() == before
+
+
+def test_baseline_fails_only_on_references_it_does_not_hold(repo, capsys, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    run_cli(capsys, "check", str(repo), "--write-baseline", str(baseline))
+    assert run_cli(capsys, "check", str(repo), "--baseline", str(baseline)) == (
+        0, f"{SIDECAR}\nno third-party references; 3 already known; 1 unresolved; 2 covered\n", "")
+    # Moved lines and a second use of a known image in the same file are not new; a new image,
+    # or a known image in another file, is.
+    (repo / "Dockerfile").write_text(
+        "# the build stage\n"
+        "FROM python:3.12-slim AS build\n"
+        "COPY --from=ghcr.io/astral-sh/uv:0.4.18 /uv /bin/uv\n"
+        "COPY --from=ghcr.io/astral-sh/uv:0.4.18 /uvx /bin/uvx\n"
+        "FROM node:22-alpine AS assets\n"
+        "FROM us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.27.4\n"
+    )
+    write_tree(repo, {"tools/Dockerfile": "FROM python:3.12-slim\n"})
+    git(repo, "add", ".")
+    assert run_cli(capsys, "check", str(repo), "--baseline", str(baseline)) == (1, (
+        f"Dockerfile:5:6: error: third-party image docker.io/library/node:22-alpine: {HOW_TO_FIX}\n"
+        f"{SIDECAR}\n"
+        f"tools/Dockerfile:1:6: error: third-party image {PYTHON}: {HOW_TO_FIX}\n"
+        "2 third-party references in 2 files; 4 already known; 1 unresolved; 2 covered\n"
+    ), "")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "{path}: baseline not found\nhint: write one with `rehome check --write-baseline FILE`"),
+    ("{", "{path}: cannot read the baseline: Expecting property name enclosed in double quotes: "
+          "line 1 column 2 (char 1)"),
+    ('{"version": 2, "references": []}',
+     '{path}: not a rehome baseline (expected a JSON object with "version": 1)'),
+    ('{"version": 1, "references": [{"path": "Dockerfile"}]}',
+     '{path}: "references" must be a list of {{"path", "image"}} objects'),
+])
+def test_a_bad_baseline_is_a_usage_error(repo, capsys, tmp_path, content, message):
+    baseline = tmp_path / "baseline.json"
+    if content is not None:
+        baseline.write_text(content)
+    assert run_cli(capsys, "check", str(repo), "--baseline", str(baseline)) == (
+        2, "", f"rehome: error: {message.format(path=baseline)}\n")
+
+
+def test_write_baseline_goes_alone(repo, capsys, tmp_path):
+    assert run_cli(capsys, "check", str(repo), "--write-baseline", "b.json", "--new-since", "HEAD") == (
+        2, "", "rehome: error: --write-baseline records every current finding: give it without --baseline and "
+               "--new-since\n")
+
+
+# --- --new-since REF ----------------------------------------------------------------------------
+
+def test_new_since_fails_only_on_references_added_since_the_ref(repo, capsys):
+    # a link leading out of the tree at the ref is left out of the export, not followed
+    (repo / "etc").symlink_to("/etc")
+    git(repo, "add", "etc")
+    git(repo, "commit", "-q", "-m", "link")
+    git(repo, "checkout", "-q", "-b", "feature")
+    # The Dockerfile's lines move down; the exporter moves to another container; one image is new.
+    dockerfile = (repo / "Dockerfile").read_text()
+    (repo / "Dockerfile").write_text("# syntax is plain\n\n" + dockerfile)
+    app = (repo / "deploy" / "app.yaml").read_text()
+    (repo / "deploy" / "app.yaml").write_text(app + "        - name: cache\n          image: redis:7.4\n")
+    git(repo, "commit", "-q", "-am", "more")
+    assert run_cli(capsys, "check", str(repo), "--new-since", "main") == (1, (
+        f"{SIDECAR}\n"
+        f"deploy/app.yaml:16:18: error: third-party image docker.io/library/redis:7.4: {HOW_TO_FIX}\n"
+        "1 third-party reference in 1 file; 3 already known; 1 unresolved; 2 covered\n"
+    ), "")
+    # uncommitted work counts too: it is the tree that is checked
+    (repo / "deploy" / "app.yaml").write_text(app)
+    assert run_cli(capsys, "check", str(repo), "--new-since", "main")[0] == 0
+
+
+def test_new_since_in_a_folder_of_the_repository(repo, capsys):
+    write_tree(repo, {"services/web/Dockerfile": "FROM nginx:1.27\n"})
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "web")
+    (repo / "services" / "web" / "Dockerfile").write_text("FROM nginx:1.27\nFROM alpine:3.20\n")
+    assert run_cli(capsys, "check", str(repo / "services"), "--new-since", "HEAD") == (1, (
+        f"web/Dockerfile:2:6: error: third-party image docker.io/library/alpine:3.20: {HOW_TO_FIX}\n"
+        "1 third-party reference in 1 file; 1 already known\n"
+    ), "")
+    # a folder that did not exist at the ref: everything in it is new
+    assert run_cli(capsys, "check", str(repo / "services"), "--new-since", "HEAD~1") == (1, (
+        f"web/Dockerfile:1:6: error: third-party image docker.io/library/nginx:1.27: {HOW_TO_FIX}\n"
+        f"web/Dockerfile:2:6: error: third-party image docker.io/library/alpine:3.20: {HOW_TO_FIX}\n"
+        "2 third-party references in 1 file\n"
+    ), "")
+
+
+def test_new_since_needs_a_commit_in_a_git_checkout(repo, tmp_path, capsys):
+    assert run_cli(capsys, "check", str(repo), "--new-since", "nope") == (
+        2, "", f"rehome: error: --new-since nope: no such commit in {repo}\n")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert run_cli(capsys, "check", str(plain), "--new-since", "HEAD") == (
+        2, "", f"rehome: error: {plain}: --new-since needs a git checkout\n")
+
+
+# --- the pre-commit hook ------------------------------------------------------------------------
+
+CHECKOUT = Path(__file__).resolve().parent.parent.parent
+
+
+def _pre_commit(repo: Path, home: Path, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "run", "--color", "never", *args],
+        cwd=repo, env=env, capture_output=True, text=True, check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_pre_commit_hook_checks_only_the_staged_files(tmp_path):
+    # pre-commit clones the hook repository at a commit: this checkout's HEAD.
+    head = git(CHECKOUT, "rev-parse", "HEAD").strip()
+    repo = tmp_path / "project"
+    write_tree(repo, {
+        ".pre-commit-config.yaml": (
+            f"repos:\n  - repo: {CHECKOUT}\n    rev: {head}\n    hooks:\n      - id: rehome-check\n"
+        ),
+        "Dockerfile": "FROM python:3.12-slim\n",
+    })
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "start")
+    # A staged manifest with a third-party image; the committed Dockerfile is not staged.
+    write_tree(repo, {
+        "deploy/app.yaml": "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n      image: redis:7.4\n",
+        "notes.md": "image: redis:7.4\n",
+    })
+    git(repo, "add", "deploy/app.yaml", "notes.md")
+    code, output = _pre_commit(repo, tmp_path / "cache")
+    assert code == 1, output
+    assert output.endswith(
+        "- hook id: rehome-check\n- exit code: 1\n\n"
+        f"deploy/app.yaml:6:14: error: third-party image docker.io/library/redis:7.4: {HOW_TO_FIX}\n"
+        "1 third-party reference in 1 file\n\n"
+    ), output
+    # Moved to the mirror, the staged file passes, though the Dockerfile still uses Docker Hub.
+    (repo / "deploy" / "app.yaml").write_text(
+        "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n"
+        f"      image: {DEST}/docker.io/library/redis:7.4\n"
+    )
+    git(repo, "add", "deploy/app.yaml")
+    code, output = _pre_commit(repo, tmp_path / "cache")
+    assert code == 0, output
+    assert "rehome check" in output and "Passed" in output, output
+    code, output = _pre_commit(repo, tmp_path / "cache", "--all-files")
+    assert code == 1, output
+    assert f"Dockerfile:1:6: error: third-party image {PYTHON}: {HOW_TO_FIX}\n" in output, output
