@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
+from bot.commands import pulls
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, ModuleType] = {
+    "pulls": pulls,
 }
 
 log = logging.getLogger("rehome")

@@ -73,9 +73,10 @@ class NdjsonExport:
     has_times = True
 
     def sniff(self, head: str) -> bool:
-        lines = [line for line in head.splitlines()[:50] if line.strip()]
-        # The last line of the head may be cut short; a whole first line decides when there is one.
-        for line in lines[:-1] or lines:
+        lines = head.splitlines()[:50]
+        if len(lines) > 1 and not head.endswith("\n"):
+            lines.pop()  # the head may end inside a line
+        for line in lines:
             try:
                 value = json.loads(line)
             except ValueError:
