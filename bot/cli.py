@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
-from bot.commands import pulls
+from bot.commands import pulls, sink
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, ModuleType] = {
     "pulls": pulls,
+    "sink": sink,
 }
 
 log = logging.getLogger("rehome")
