@@ -44,6 +44,7 @@ class LogEntry(msgspec.Struct):
 
 
 _DECODE = msgspec.json.Decoder(LogEntry).decode
+_IMAGES_KEPT = 10_000
 
 
 def cluster_of(resource: Resource | None) -> str | None:
@@ -57,14 +58,24 @@ def cluster_of(resource: Resource | None) -> str | None:
     return "/".join(part for part in (labels.project_id, labels.location, labels.cluster_name) if part)
 
 
-def to_entry(log: LogEntry, position: int) -> Entry | Malformed:
-    time = from_datetime(log.timestamp)
-    if log.jsonPayload.reason != PULLING:
-        return Entry(time, None)
-    image = quoted_image(log.jsonPayload.message)
-    if not image:
-        return Malformed(position)
-    return Entry(time, image, 1, cluster_of(log.resource))
+class EntryReader:
+    """Turns decoded log entries into pull entries; remembers the image of each message it has seen
+    (an export holds a few distinct messages, many times over)."""
+
+    def __init__(self) -> None:
+        self._images: dict[str, str] = {}
+
+    def entry(self, log: LogEntry, position: int) -> Entry | Malformed:
+        time = from_datetime(log.timestamp)
+        payload = log.jsonPayload
+        if payload.reason != PULLING:
+            return Entry(time, None)
+        image = self._images.get(payload.message)
+        if image is None:
+            if len(self._images) >= _IMAGES_KEPT:
+                self._images.clear()
+            image = self._images[payload.message] = quoted_image(payload.message) or ""
+        return Entry(time, image, 1, cluster_of(log.resource)) if image else Malformed(position)
 
 
 class NdjsonExport:
@@ -85,16 +96,15 @@ class NdjsonExport:
         return False
 
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
-        decode = _DECODE
+        decode, entry = _DECODE, EntryReader().entry
         for number, line in enumerate(stream, 1):
-            if line.isspace():
-                continue
             try:
                 log = decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError):
-                yield Malformed(number)
+                if not line.isspace():
+                    yield Malformed(number)
                 continue
-            yield to_entry(log, number)
+            yield entry(log, number)
 
 
 class JsonArrayExport:
@@ -107,20 +117,19 @@ class JsonArrayExport:
 
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
         reader = JsonStream(io.TextIOWrapper(stream, encoding="utf-8"))
+        entry = EntryReader().entry
         position = 0
         try:
             for position, item in enumerate(reader.array_items(), 1):
-                yield _array_entry(item, position)
+                try:
+                    log = msgspec.convert(item, LogEntry)
+                except msgspec.ValidationError:
+                    yield Malformed(position)
+                    continue
+                yield entry(log, position)
             reader.end()
         except JsonStreamError as exc:
             raise SourceError(f"{where}: not a valid JSON array after entry {position}: {exc}") from None
         except UnicodeDecodeError as exc:
             raise SourceError(f"{where}: not UTF-8 text: {exc}") from None
 
-
-def _array_entry(item: Any, position: int) -> Entry | Malformed:
-    try:
-        log = msgspec.convert(item, LogEntry)
-    except msgspec.ValidationError:
-        return Malformed(position)
-    return to_entry(log, position)
