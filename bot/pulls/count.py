@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import operator
 import tempfile
 from array import array
@@ -22,6 +23,8 @@ from bot.pulls.model import ClusterCount, DayCount, ImageCount, Limit, PullCount
 from bot.pulls.model import display_name, join_key, repository_of
 from bot.pulls.source import Entry, Malformed
 from bot.pulls.times import DAY, HOUR, MINUTE, BadTime, format_day, parse_duration, parse_time
+
+log = logging.getLogger("rehome")
 
 DEFAULT_SINCE = "7d"
 MALFORMED_SHOWN = 10
@@ -224,6 +227,8 @@ def count_pulls(entries: Callable[[], Iterable[Entry | Malformed]], *, source: s
     resolved from `since`/`until` and the newest entry."""
     filter_window = window is None
     peaks = peaks and has_times
+    if not has_times and (since is not None or until is not None):
+        log.warning("%s has no times: --since and --until do not apply to it", source)
     with tempfile.TemporaryFile(prefix="rehome-pulls-") as spill:
         reading = read_entries(entries(), spill)
         if not has_times:

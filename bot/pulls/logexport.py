@@ -45,6 +45,7 @@ class LogEntry(msgspec.Struct):
 
 _DECODE = msgspec.json.Decoder(LogEntry).decode
 _IMAGES_KEPT = 10_000
+_BOM = b"\xef\xbb\xbf"
 
 
 def cluster_of(resource: Resource | None) -> str | None:
@@ -98,6 +99,8 @@ class NdjsonExport:
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
         decode, entry = _DECODE, EntryReader().entry
         for number, line in enumerate(stream, 1):
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM):]
             try:
                 log = decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError):

@@ -82,6 +82,9 @@ image,repository,pulls,repository_pulls,peak_6h,at_risk
 docker.io/library/nginx:1.14.2,docker.io/library/nginx,120,120,,
 docker.io/library/redis,docker.io/library/redis,3,3,,
 """, "")
+    code, _, err = run(capsys, "pulls", str(source), "--since", "1d")
+    assert (code, err) == (0, "query.csv (CSV of the guide's query (imageName,numberOfPulls)) has no times: "
+                              "--since and --until do not apply to it\n")
 
 
 def test_track_json_and_table(export: Path, capsys: pytest.CaptureFixture[str]) -> None:

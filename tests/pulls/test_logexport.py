@@ -79,3 +79,10 @@ def test_a_json_array_cut_short_is_an_error_naming_the_file() -> None:
 ])
 def test_sniff(head: str, ndjson: bool, array: bool) -> None:
     assert (NdjsonExport().sniff(head), JsonArrayExport().sniff(head)) == (ndjson, array)
+
+
+def test_ndjson_with_a_byte_order_mark_and_crlf_lines() -> None:
+    text = "\ufeff" + json.dumps(log_entry(T, "nginx")) + "\r\n" + json.dumps(log_entry(T, "redis")) + "\r\n"
+    assert list(NdjsonExport().entries(io.BytesIO(text.encode()), "p.ndjson")) == [
+        Entry(T_US, "nginx", 1, "acme/us-central1/prod"), Entry(T_US, "redis", 1, "acme/us-central1/prod"),
+    ]
