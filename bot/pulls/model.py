@@ -5,7 +5,7 @@ import dataclasses
 from functools import cached_property
 from typing import Any
 
-from bot.imageref import InvalidReference, ImageRef, parse
+from bot.imageref import parse_or_none
 from bot.pulls.times import HOUR, format_duration, format_time
 
 
@@ -102,17 +102,10 @@ class PullCounts:
         }
 
 
-def _parse(image: str) -> ImageRef | None:
-    try:
-        return parse(image)
-    except InvalidReference:
-        return None
-
-
 def join_key(image: str) -> str:
     """The normalised reference, with `:latest` where there is neither tag nor digest (what Docker
     pulls). A name that is not a valid reference joins only with the same text."""
-    ref = _parse(image)
+    ref = parse_or_none(image)
     if ref is None:
         return image
     if ref.tag is None and ref.digest is None:
@@ -121,11 +114,11 @@ def join_key(image: str) -> str:
 
 
 def repository_of(image: str) -> str:
-    ref = _parse(image)
+    ref = parse_or_none(image)
     return image if ref is None else ref.name
 
 
 def display_name(image: str) -> str:
     """The normalised reference as written (no `:latest` added)."""
-    ref = _parse(image)
+    ref = parse_or_none(image)
     return image if ref is None else str(ref)

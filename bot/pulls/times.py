@@ -79,10 +79,6 @@ def format_day(micros: int) -> str:
     return (_EPOCH + timedelta(microseconds=micros)).date().isoformat()
 
 
-def day_start(micros: int) -> int:
-    return micros - micros % DAY
-
-
 def to_datetime(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 

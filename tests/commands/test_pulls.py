@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from tests.pulls.logdata import log_entry, write_ndjson
+from tests.pulls.logdata import kube_event, log_entry, write_gzip, write_ndjson
 
 MIRROR = "us-docker.pkg.dev/acme/mirror"
 
@@ -150,3 +150,27 @@ def test_unknown_file_and_csv_track(tmp_path: Path, capsys: pytest.CaptureFixtur
 @pytest.mark.parametrize("flag", [["--limit", "0"], ["--per", "30s"], ["--format", "yaml"]])
 def test_bad_flags(export: Path, capsys: pytest.CaptureFixture[str], flag: list[str]) -> None:
     assert main(["pulls", str(export), *flag]) == 2
+
+
+def test_kubectl_events_gzipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [
+        kube_event("2024-05-01T10:00:00Z", "nginx:1.14.2", count=3),
+        kube_event("2024-05-01T10:05:00Z", "nginx:1.14.2", reason="Pulled", count=3),
+        kube_event("2024-05-01T10:06:00Z", "nginx:1.14.2", reason="Failed"),
+        {"kind": "Event", "message": "no reason"},
+        kube_event("2024-05-01T10:07:00Z", "ghcr.io/acme/api:2.0"),
+    ]}
+    source = write_gzip(tmp_path / "events.json.gz", json.dumps(events, indent=4))
+    code, out, err = run(capsys, "pulls", str(source), "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {
+        "version": 1, "source": "events.json.gz (Kubernetes events (kubectl get events -A -o json))",
+        "window": {"since": "2024-04-24T10:07:00Z", "until": "2024-05-01T10:07:00Z"},
+        "limit": {"pulls": 100, "per": "6h"}, "malformed": 1, "malformed_lines": [4],
+        "images": [
+            {"image": "docker.io/library/nginx:1.14.2", "repository": "docker.io/library/nginx", "pulls": 3,
+             "repository_pulls": 3, "peak_6h": 3, "at_risk": False, "clusters": []},
+            {"image": "ghcr.io/acme/api:2.0", "repository": "ghcr.io/acme/api", "pulls": 1,
+             "repository_pulls": 1, "peak_6h": 1, "at_risk": False, "clusters": []},
+        ],
+    }

@@ -130,6 +130,10 @@ def test_gzip_is_read_directly_and_detected_by_content(tmp_path: Path) -> None:
     assert load_counts(str(path)).lookup("nginx:1.14.2") == (4, 4)
 
 
+def test_the_formats_registry_names_each_format_by_its_own_name() -> None:
+    assert {name: fmt.name for name, fmt in FORMATS.items()} == {name: name for name in FORMATS}
+
+
 def test_detection(tmp_path: Path) -> None:
     array = tmp_path / "a.json"
     array.write_text(json.dumps([log_entry("2024-05-01T10:00:00Z", "nginx")], indent=2))
