@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
-from bot.commands import pulls, sink
+from bot.commands import pulls as pulls_command
+from bot.commands import sink as sink_command
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, ModuleType] = {
-    "pulls": pulls,
-    "sink": sink,
+    "pulls": pulls_command,
+    "sink": sink_command,
 }
 
 log = logging.getLogger("rehome")
