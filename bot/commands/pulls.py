@@ -107,10 +107,12 @@ def _table(counts: PullCounts) -> str:
         [r.image, r.pulls, r.repository_pulls, r.peak_6h, "yes" if r.at_risk else ""] for r in counts.images
     ]
     lines = [render_table(["IMAGE", "PULLS", "REPOSITORY PULLS", "PEAK 6H", "AT LIMIT"], rows), ""]
-    window = counts.window
     lines.append(f"source: {counts.source}")
-    lines.append(f"window: {window.to_json()['since']} to {window.to_json()['until']}" if window
-                 else "window: none (the source has no times)")
+    if counts.window:
+        window = counts.window.to_json()
+        lines.append(f"window: {window['since']} to {window['until']}")
+    else:
+        lines.append("window: none (the source has no times)")
     at_risk = sum(1 for r in counts.images if r.at_risk)
     if at_risk:
         lines.append(f"{at_risk} image(s) reach the limit of {counts.limit.pulls} pulls per "

@@ -13,7 +13,7 @@ class Entry(NamedTuple):
 
     time: int | None  # microseconds since the epoch; None for a source without timestamps
     image: str | None
-    count: int = 1
+    pulls: int = 1
     cluster: str | None = None
 
 
