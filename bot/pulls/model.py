@@ -90,6 +90,13 @@ class PullCounts:
         source has no data. A reference without tag or digest is the same image as `:latest`."""
         return self._by_key.get(join_key(image)), self._by_repository.get(repository_of(image))
 
+    def describe(self) -> str:
+        """One line for a pull request: where the counts come from and over which window."""
+        if self.window is None:
+            return f"pull counts from {self.source}"
+        window = self.window.to_json()
+        return f"pull counts from {self.source}, {window['since']} to {window['until']}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": 1,

@@ -57,6 +57,8 @@ def test_every_spelling_joins_and_untagged_is_latest(tmp_path: Path) -> None:
     assert counts.lookup("nginx") == counts.lookup("nginx:latest") == (2, 7)
     assert counts.lookup("nginx:1.25") == (None, 7)
     assert counts.lookup("redis:7") == (None, None)
+    assert counts.describe() == ("pull counts from pulls.ndjson (Cloud Logging export, one JSON entry per line), "
+                                 "2024-04-24T10:00:00Z to 2024-05-01T10:00:00Z")
 
 
 def test_window_is_inclusive_and_ends_at_the_newest_entry_by_default(tmp_path: Path) -> None:
@@ -178,3 +180,4 @@ def test_csv_without_times_has_no_window_and_no_peaks(tmp_path: Path) -> None:
             image_row("docker.io/library/nginx:1.25", "docker.io/library/nginx", 7, 132, None, at_risk=None),
         ],
     }
+    assert counts.describe() == "pull counts from q.csv (CSV of the guide's query (imageName,numberOfPulls))"
