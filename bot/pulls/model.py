@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from functools import cached_property
 from typing import Any
 
 from bot.imageref import parse_or_none
-from bot.pulls.times import HOUR, format_duration, format_time
+from bot.pulls.times import HOUR, SECOND, format_duration, format_time
+
+_RATELIMIT_RE = re.compile(r"^\s*([0-9]+)\s*;\s*w=([0-9]+)\s*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +29,15 @@ class Limit:
 
     pulls: int = 100
     per: int = 6 * HOUR
+
+    @classmethod
+    def from_header(cls, value: str) -> Limit | None:
+        """Docker Hub's `ratelimit-limit` header, `100;w=21600` (pulls; window in seconds); None when
+        it does not read as that."""
+        match = _RATELIMIT_RE.match(value)
+        if match is None or int(match.group(1)) == 0 or int(match.group(2)) == 0:
+            return None
+        return cls(int(match.group(1)), int(match.group(2)) * SECOND)
 
     def to_json(self) -> dict[str, Any]:
         return {"pulls": self.pulls, "per": format_duration(self.per)}
