@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
-from bot.commands import check, copy, doctor, init, mirror, plan, renovate_config, rewrite, scan
+from bot.commands import check, copy, doctor, init, mirror, plan, pulls, renovate_config, rewrite, scan, sink
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
@@ -22,6 +22,8 @@ COMMANDS: dict[str, ModuleType] = {
     "mirror": mirror,
     "copy": copy,
     "doctor": doctor,
+    "pulls": pulls,
+    "sink": sink,
     "check": check,
     "renovate-config": renovate_config,
     "init": init,

@@ -113,3 +113,27 @@ def test_mapping_refuses_what_it_cannot_encode():
         map_to_mirror(parse("nginx"), DEST, "{destination}/{domain}/{path}/" + "x" * 300)
     with pytest.raises(MappingError, match="malformed"):
         check_template("{destination/{path}")
+
+
+def test_plan_shows_pull_counts_from_a_log_export(tmp_path, capsys):
+    entries = [
+        ("2026-11-20T10:00:00Z", "Pulling", 'Pulling image "nginx:1.27"'),
+        ("2026-11-20T11:00:00Z", "Pulling", 'Pulling image "docker.io/library/nginx:1.27"'),
+        ("2026-11-20T12:00:00Z", "Pulling", 'Pulling image "index.docker.io/library/nginx:1.25"'),
+        ("2026-11-20T12:00:01Z", "Pulled", 'Successfully pulled image "nginx:1.27"'),
+    ]
+    export = tmp_path / "pulls.ndjson"
+    export.write_text("".join(
+        json.dumps({"timestamp": t, "jsonPayload": {"reason": r, "message": m},
+                    "resource": {"type": "k8s_pod", "labels": {"cluster_name": "prod"}}}) + "\n"
+        for t, r, m in entries
+    ))
+    write_tree(tmp_path / "repo", {"Dockerfile": "FROM nginx:1.27\nFROM redis:7\n"})
+    code, out, err = run_cli(capsys, "plan", str(tmp_path / "repo"), "--to", DEST, "--pulls", str(export), "--format", "json")
+    assert code == 0, err
+    assert [(m["source"], m["pulls"], m["repository_pulls"]) for m in json.loads(out)["moves"]] == [
+        ("docker.io/library/nginx:1.27", 2, 3),
+        ("docker.io/library/redis:7", None, None),
+    ]
+    code, out, err = run_cli(capsys, "plan", str(tmp_path / "repo"), "--to", DEST, "--pulls", str(tmp_path / "nope"))
+    assert (code, err) == (2, f"rehome: error: {tmp_path / 'nope'}: no such file\n")

@@ -9,6 +9,8 @@ from bot import options
 from bot.output import print_json, render_table
 from bot.plan import Plan, make_plan
 from bot.config import Config
+from bot.errors import UsageError
+from bot.pulls import PullCounts, SourceError, load_counts
 from bot.scan.core import ScanOptions, scan
 from bot.scan.model import ScanResult
 
@@ -20,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_destination(parser)
     parser.add_argument("--pin-digest", action="store_true", default=None,
                         help="pin moved references to the mirror's verified digest")
+    parser.add_argument("--pulls", metavar="SOURCE",
+                        help="pull counts to show next to each move: a log export, kubectl events, CSV or bigquery://PROJECT.DATASET")
+    parser.add_argument("--since", metavar="WHEN", help="with --pulls: start of the window (default 7d before --until)")
+    parser.add_argument("--until", metavar="WHEN", help="with --pulls: end of the window (default the newest entry)")
     options.add_format(parser)
     options.add_scan_options(parser)
 
@@ -31,6 +37,7 @@ class Planned:
     scan_options: ScanOptions
     scanned: ScanResult
     plan: Plan
+    pulls: PullCounts | None = None
 
 
 def build(args: argparse.Namespace) -> Planned:
@@ -42,7 +49,21 @@ def build(args: argparse.Namespace) -> Planned:
     scan_options = options.scan_options(args, config)
     scanned = scan(root, scan_options)
     pin = args.pin_digest if getattr(args, "pin_digest", None) is not None else config.pin_digest
-    return Planned(root, config, scan_options, scanned, make_plan(scanned, destination, template, pin_digest=pin))
+    counts = _pull_counts(args)
+    plan = make_plan(scanned, destination, template, pin_digest=pin, pulls=counts)
+    return Planned(root, config, scan_options, scanned, plan, counts)
+
+
+def _pull_counts(args: argparse.Namespace) -> PullCounts | None:
+    source = getattr(args, "pulls", None)
+    if source is None:
+        if getattr(args, "since", None) or getattr(args, "until", None):
+            raise UsageError("--since and --until go with --pulls SOURCE")
+        return None
+    try:
+        return load_counts(source, since=args.since, until=args.until)
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,50 @@
+"""`rehome sink --projects P1 P2 … --dataset PROJECT.DATASET`: create the guide's log sink of image
+pulls in each project (a no-op where it exists with that filter), or `--print` the gcloud commands."""
+from __future__ import annotations
+
+import argparse
+
+from bot.output import print_json
+from bot.pulls.sink import SINK_NAME, Dataset, LoggingApi, SinkResult, ensure_sink, gcloud_commands, logging_client
+
+HELP = "create the log sink of image pulls into BigQuery in each project (for `rehome pulls bigquery://…`)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--projects", nargs="+", required=True, metavar="PROJECT",
+                        help="projects whose clusters' pulls to collect")
+    parser.add_argument("--dataset", required=True, metavar="PROJECT.DATASET", help="the BigQuery dataset to fill")
+    parser.add_argument("--print", action="store_true", dest="print_only",
+                        help="print the equivalent gcloud commands instead of calling the API")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def run(args: argparse.Namespace) -> int:
+    dataset = Dataset.parse(args.dataset)
+    if args.print_only:
+        print("\n".join(gcloud_commands(args.projects, dataset)))
+        return 0
+    with logging_client() as client:
+        api = LoggingApi(client)
+        results = [ensure_sink(api, project, dataset) for project in args.projects]
+    if args.format == "json":
+        print_json({"version": 1, "sink": SINK_NAME, "destination": dataset.destination,
+                    "grant": {"role": "roles/bigquery.dataEditor", "dataset": args.dataset},
+                    "sinks": [r.to_json() for r in results]})
+    else:
+        for result in results:
+            print(_describe(result, dataset))
+    return 1 if any(r.status in ("conflict", "failed") for r in results) else 0
+
+
+def _describe(result: SinkResult, dataset: Dataset) -> str:
+    if result.status in ("conflict", "failed"):
+        return f"{result.project}: {result.status}: {result.message}"
+    said = (f"created sink {SINK_NAME} → {dataset.destination}" if result.status == "created"
+            else f"sink {SINK_NAME} already exists with this filter; nothing to change")
+    lines = [f"{result.project}: {said}"]
+    if result.writer_identity:
+        lines.append(f"  writer identity: {result.writer_identity}")
+        lines.append(f"  it needs roles/bigquery.dataEditor on {dataset.project}.{dataset.name}:")
+        lines.append(f"    {dataset.grant_command(result.writer_identity)}")
+    return "\n".join(lines)

@@ -1,0 +1,240 @@
+"""Count pulls from a stream of entries: window, normalised join, sliding-window peaks.
+
+Reading the entries is the slow part, and the window's end (the newest entry) is known only at the
+end, so entries are read once: each pull goes to a temporary file as three integers (time, name id,
+count); counting then reads those back. Memory does not grow with the number of entries: counts are
+kept per distinct (name, cluster), and the times for peaks in fixed arrays of per-minute buckets
+spanning the window.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import operator
+import tempfile
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+from bot.errors import UsageError
+from bot.pulls.model import ClusterCount, DayCount, ImageCount, Limit, PullCounts, Window
+from bot.pulls.model import display_name, join_key, repository_of
+from bot.pulls.source import Entry, Malformed
+from bot.pulls.times import DAY, HOUR, MINUTE, BadTime, format_day, parse_duration, parse_time
+
+log = logging.getLogger("rehome")
+
+DEFAULT_SINCE = "7d"
+MALFORMED_SHOWN = 10
+PEAK_PERIOD = 6 * HOUR
+# Bucket widths (minutes) that divide 6 hours; the narrowest that keeps a window within MAX_BUCKETS.
+_BUCKET_MINUTES = (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 18, 20, 24, 30, 36, 40, 45, 60, 72, 90, 120, 180, 360)
+MAX_BUCKETS = 31 * 24 * 60
+_SPILL_ITEMS = 3 * 65536
+
+Key = tuple[str, "str | None"]  # (name as logged, cluster)
+
+
+def resolve_window(since: str | None, until: str | None, newest: int | None) -> Window | None:
+    """`--until` (default: the newest entry), `--since` a duration back from it (default 7d) or a time."""
+    try:
+        end = parse_time(until) if until is not None else newest
+        if end is None:
+            return None
+        since = DEFAULT_SINCE if since is None else since
+        start = _since(since, end)
+    except BadTime as exc:
+        raise UsageError(f"--since/--until: {exc}") from None
+    if start > end:
+        raise UsageError(f"--since {since} is after --until ({until or 'the newest entry'})")
+    return Window(start, end)
+
+
+def _since(text: str, until: int) -> int:
+    try:
+        return until - parse_duration(text)
+    except BadTime:
+        pass
+    try:
+        return parse_time(text)
+    except BadTime:
+        raise BadTime(f"{text!r} is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time") from None
+
+
+def bucket_width(window: Window) -> int:
+    span_minutes = (window.until - window.since) // MINUTE + 1
+    for minutes in _BUCKET_MINUTES:
+        if span_minutes // minutes < MAX_BUCKETS:
+            return minutes * MINUTE
+    return _BUCKET_MINUTES[-1] * MINUTE
+
+
+@dataclasses.dataclass
+class Reading:
+    """What one reading of the entries gives; the pulls themselves are in the spill file."""
+
+    keys: list[Key] = dataclasses.field(default_factory=list)
+    newest: int | None = None
+    malformed: int = 0
+    malformed_lines: list[int] = dataclasses.field(default_factory=list)
+
+
+def read_entries(entries: Iterable[Entry | Malformed], spill: BinaryIO) -> Reading:
+    reading = Reading()
+    ids: dict[Key, int] = {}
+    pending = array("q")
+    newest = None
+    for entry in entries:
+        if type(entry) is Malformed:
+            reading.malformed += 1
+            if len(reading.malformed_lines) < MALFORMED_SHOWN:
+                reading.malformed_lines.append(entry.position)
+            continue
+        time, image, count, cluster = entry
+        if time is not None and (newest is None or time > newest):
+            newest = time
+        if image is None:
+            continue
+        key_id = ids.get((image, cluster))
+        if key_id is None:
+            key_id = ids[image, cluster] = len(ids)
+            reading.keys.append((image, cluster))
+        pending.extend((0 if time is None else time, key_id, count))
+        if len(pending) >= _SPILL_ITEMS:
+            pending.tofile(spill)
+            del pending[:]
+    pending.tofile(spill)
+    reading.newest = newest
+    return reading
+
+
+def spilled(spill: BinaryIO) -> Iterator[tuple[int, int, int]]:
+    spill.seek(0)
+    while True:
+        chunk = array("q")
+        chunk.frombytes(spill.read(_SPILL_ITEMS * chunk.itemsize))
+        if not chunk:
+            return
+        items = iter(chunk)
+        yield from zip(items, items, items)
+
+
+@dataclasses.dataclass
+class Tally:
+    pulls: list[int]  # by key id
+    buckets: list[array | None]  # by key id: pulls per bucket of the window
+    daily: Counter[tuple[int, int]]  # (day start, key id) -> pulls
+
+
+def tally(pulls: Iterable[tuple[int, int, int]], keys: int, window: Window | None, *,
+          filter_window: bool, peaks: bool) -> Tally:
+    """`filter_window=False` for a source that applied the window itself (BigQuery)."""
+    result = Tally([0] * keys, [None] * keys, Counter())
+    totals, buckets, daily = result.pulls, result.buckets, result.daily
+    since, until = (window.since, window.until) if window else (0, 0)
+    width = bucket_width(window) if window and peaks else 0
+    length = (until - since) // width + 1 if width else 0
+    for time, key_id, count in pulls:
+        if window is not None and filter_window and not since <= time <= until:
+            continue
+        totals[key_id] += count
+        if window is not None:
+            daily[time - time % DAY, key_id] += count
+        if width:
+            slots = buckets[key_id]
+            if slots is None:
+                slots = buckets[key_id] = array("q", bytes(8 * length))
+            slots[(time - since) // width] += count
+    return result
+
+
+def sliding_max(slots: array, width: int, periods: Iterable[int]) -> list[int]:
+    """For each period, the largest sum over `period / width` consecutive buckets (a sliding window)."""
+    sums = list(itertools.accumulate(slots, initial=0))
+    found = []
+    for period in periods:
+        span = max(1, period // width)
+        found.append(sums[-1] if span >= len(slots) else max(map(operator.sub, sums[span:], sums)))
+    return found
+
+
+def _sum_slots(result: Tally, key_ids: Iterable[int]) -> array | None:
+    present = [result.buckets[k] for k in key_ids if result.buckets[k] is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return array("q", map(sum, zip(*present)))
+
+
+def summarise(result: Tally, keys: list[Key], *, source: str, window: Window | None, limit: Limit,
+              peaks: bool, reading: Reading) -> PullCounts:
+    width = bucket_width(window) if window and peaks else 0
+
+    def peaks_of(key_ids: list[int]) -> tuple[int | None, bool | None]:
+        if not width:
+            return None, None
+        slots = _sum_slots(result, key_ids)
+        if slots is None:
+            return None, None
+        six_hours, per_limit = sliding_max(slots, width, (PEAK_PERIOD, limit.per))
+        return six_hours, per_limit >= limit.pulls
+
+    counted = [k for k in range(len(keys)) if result.pulls[k]]
+    by_image: dict[str, list[int]] = defaultdict(list)
+    for key_id in counted:
+        by_image[join_key(keys[key_id][0])].append(key_id)
+    repository_pulls: Counter[str] = Counter()
+    for joined, key_ids in by_image.items():
+        repository_pulls[repository_of(joined)] += sum(result.pulls[k] for k in key_ids)
+
+    rows = []
+    for joined, key_ids in by_image.items():
+        clusters = []
+        for cluster in sorted({keys[k][1] for k in key_ids if keys[k][1] is not None}):
+            mine = [k for k in key_ids if keys[k][1] == cluster]
+            clusters.append(ClusterCount(cluster, sum(result.pulls[k] for k in mine), *peaks_of(mine)))
+        rows.append(ImageCount(
+            _shown_name(keys[k][0] for k in key_ids), repository_of(joined),
+            sum(result.pulls[k] for k in key_ids), repository_pulls[repository_of(joined)],
+            *peaks_of(key_ids), clusters=tuple(clusters),
+        ))
+    rows.sort(key=lambda row: (-row.pulls, row.image))
+    return PullCounts(
+        source=source, window=window, limit=limit, images=tuple(rows), days=_days(result.daily, keys),
+        malformed=reading.malformed, malformed_lines=tuple(reading.malformed_lines),
+    )
+
+
+def _shown_name(names: Iterable[str]) -> str:
+    """A row keeps the name as logged (normalised), preferring the spelling without `:latest`."""
+    return min((display_name(n) for n in names), key=lambda shown: (shown.endswith(":latest"), shown))
+
+
+def _days(daily: Counter[tuple[int, int]], keys: list[Key]) -> tuple[DayCount, ...]:
+    joined: Counter[tuple[int, str]] = Counter()
+    for (day, key_id), pulls in daily.items():
+        joined[day, display_name(keys[key_id][0])] += pulls
+    return tuple(DayCount(format_day(day), image, n) for (day, image), n in sorted(joined.items()))
+
+
+def count_pulls(entries: Callable[[], Iterable[Entry | Malformed]], *, source: str, has_times: bool,
+                since: str | None = None, until: str | None = None, limit: Limit = Limit(),
+                peaks: bool = True, window: Window | None = None) -> PullCounts:
+    """Count `entries()`. A `window` given means the source applied it already; otherwise it is
+    resolved from `since`/`until` and the newest entry."""
+    filter_window = window is None
+    peaks = peaks and has_times
+    if not has_times and (since is not None or until is not None):
+        log.warning("%s has no times: --since and --until do not apply to it", source)
+    with tempfile.TemporaryFile(prefix="rehome-pulls-") as spill:
+        reading = read_entries(entries(), spill)
+        if not has_times:
+            window = None
+        elif window is None:
+            window = resolve_window(since, until, reading.newest)
+        result = tally(spilled(spill), len(reading.keys), window, filter_window=filter_window, peaks=peaks)
+    return summarise(result, reading.keys, source=source, window=window, limit=limit, peaks=peaks,
+                     reading=reading)

@@ -1,0 +1,136 @@
+"""The guide's log sink: Kubernetes `Pulling` events of each project into one BigQuery dataset.
+
+Talks to the Cloud Logging REST API (v2) on httpx with Application Default Credentials;
+REHOME_LOGGING_ENDPOINT points it at another endpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shlex
+from typing import Any
+
+import httpx
+
+from bot.errors import RehomeError, UsageError
+
+SINK_NAME = "image_pull_logs"
+SINK_FILTER = 'resource.type="k8s_pod" jsonPayload.reason="Pulling"'
+ENDPOINT = "https://logging.googleapis.com"
+ENDPOINT_ENV = "REHOME_LOGGING_ENDPOINT"
+SCOPES = ("https://www.googleapis.com/auth/logging.admin",)
+GRANT_ROLE = "roles/bigquery.dataEditor"
+_DATASET_RE = re.compile(r"^([a-z][a-z0-9.:-]*[a-z0-9])\.([A-Za-z0-9_]+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    project: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> Dataset:
+        match = _DATASET_RE.match(text)
+        if match is None:
+            raise UsageError(f"--dataset {text!r}: expected PROJECT.DATASET (for example acme-logs.pull_logs)")
+        return cls(match.group(1), match.group(2))
+
+    @property
+    def destination(self) -> str:
+        return f"bigquery.googleapis.com/projects/{self.project}/datasets/{self.name}"
+
+    def grant_command(self, member: str) -> str:
+        return shlex.join(["bq", "add-iam-policy-binding", f"--member={member}", f"--role={GRANT_ROLE}",
+                           f"{self.project}:{self.name}"])
+
+
+@dataclasses.dataclass(frozen=True)
+class SinkResult:
+    project: str
+    status: str  # created | exists | conflict | failed
+    writer_identity: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class LoggingApi:
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def _check(self, response: httpx.Response) -> dict[str, Any]:
+        if response.is_success:
+            return response.json()
+        try:
+            detail = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            detail = response.text[:200]
+        raise RehomeError(f"Cloud Logging API: {response.status_code} {detail}")
+
+    def get_sink(self, project: str, name: str) -> dict[str, Any] | None:
+        response = self._client.get(f"/v2/projects/{project}/sinks/{name}")
+        if response.status_code == 404:
+            return None
+        return self._check(response)
+
+    def create_sink(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        # No retry: a create is not idempotent, and a second run finds the sink anyway.
+        response = self._client.post(f"/v2/projects/{project}/sinks", params={"uniqueWriterIdentity": "true"},
+                                     json=body)
+        return self._check(response)
+
+
+def _same_filter(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def ensure_sink(api: LoggingApi, project: str, dataset: Dataset) -> SinkResult:
+    """Create the sink in `project` unless it is there already with the guide's filter and destination."""
+    try:
+        existing = api.get_sink(project, SINK_NAME)
+        if existing is None:
+            created = api.create_sink(project, {
+                "name": SINK_NAME, "destination": dataset.destination, "filter": SINK_FILTER,
+            })
+            return SinkResult(project, "created", created.get("writerIdentity"))
+    except RehomeError as exc:
+        return SinkResult(project, "failed", message=exc.message)
+    if _same_filter(existing.get("filter", ""), SINK_FILTER) and existing.get("destination") == dataset.destination:
+        return SinkResult(project, "exists", existing.get("writerIdentity"))
+    return SinkResult(project, "conflict", existing.get("writerIdentity"), message=(
+        f"sink {SINK_NAME} exists with filter {existing.get('filter', '')!r} and destination "
+        f"{existing.get('destination', '')!r}; left unchanged"
+    ))
+
+
+def logging_client() -> httpx.Client:
+    """An httpx client for the Logging API with a bearer token from Application Default Credentials."""
+    try:
+        import google.auth
+        import google.auth.transport.requests
+        from google.auth.exceptions import DefaultCredentialsError, RefreshError
+    except ImportError:
+        raise UsageError("rehome sink needs google-auth", hint="pip install 'rehome-bot[gcp]'") from None
+    try:
+        credentials, _ = google.auth.default(scopes=SCOPES)
+        credentials.refresh(google.auth.transport.requests.Request())
+    except (DefaultCredentialsError, RefreshError) as exc:
+        raise RehomeError(f"no usable Google Cloud credentials: {exc}",
+                          hint="gcloud auth application-default login") from None
+    return httpx.Client(
+        base_url=os.environ.get(ENDPOINT_ENV, ENDPOINT), timeout=30,
+        headers={"Authorization": f"Bearer {credentials.token}"},
+    )
+
+
+def gcloud_commands(projects: list[str], dataset: Dataset) -> list[str]:
+    lines = [
+        shlex.join(["gcloud", "logging", "sinks", "create", SINK_NAME, dataset.destination,
+                    f"--project={project}", f"--log-filter={SINK_FILTER}"])
+        for project in projects
+    ]
+    lines.append(f"# then, for each writer identity those print (serviceAccount:…), grant it {GRANT_ROLE}:")
+    lines.append("# " + dataset.grant_command("WRITER_IDENTITY"))
+    return lines

@@ -1,0 +1,39 @@
+"""What every pull-count source gives the counter, and the protocol a source implements."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, NamedTuple, Protocol
+
+from bot.errors import RehomeError
+
+
+class Entry(NamedTuple):
+    """One valid entry. `image` is the name as the log wrote it, or None when the entry is not a pull
+    (a `Pulled`, `Failed`, `BackOff` … event still counts for the newest entry's time)."""
+
+    time: int | None  # microseconds since the epoch; None for a source without timestamps
+    image: str | None
+    pulls: int = 1
+    cluster: str | None = None
+
+
+class Malformed(NamedTuple):
+    """An entry that could not be read: its line number, or its 1-based position in a JSON array."""
+
+    position: int
+
+
+class SourceError(RehomeError):
+    """A source that cannot be read at all (unknown format, broken JSON document, unreachable service)."""
+
+
+class FileSource(Protocol):
+    """A file format. `sniff` sees the first decoded characters of the file."""
+
+    name: str
+    description: str
+    has_times: bool
+
+    def sniff(self, head: str) -> bool: ...
+
+    def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]: ...

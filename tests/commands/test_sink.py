@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.cli import main
+from tests.pulls.standin import Request, serve, token_answer, write_adc
+
+DESTINATION = "bigquery.googleapis.com/projects/acme-logs/datasets/pull_logs"
+FILTER = 'resource.type="k8s_pod" jsonPayload.reason="Pulling"'
+
+
+class LoggingStandIn:
+    """Sinks per project, as the Logging API keeps them."""
+
+    def __init__(self) -> None:
+        self.sinks: dict[str, dict[str, Any]] = {
+            # the same filter, spaced differently: still the guide's sink
+            "acme-dev": {"name": "image_pull_logs", "destination": DESTINATION,
+                         "filter": 'resource.type="k8s_pod"\n  jsonPayload.reason="Pulling"',
+                         "writerIdentity": "serviceAccount:service-2@gcp-sa-logging.iam.gserviceaccount.com"},
+            "acme-old": {"name": "image_pull_logs", "destination": DESTINATION, "filter": 'resource.type="k8s_pod"',
+                         "writerIdentity": "serviceAccount:service-3@gcp-sa-logging.iam.gserviceaccount.com"},
+        }
+
+    def __call__(self, request: Request) -> tuple[int, Any]:
+        token = token_answer(request)
+        if token:
+            return token
+        if request.headers.get("authorization") != "Bearer test-token":
+            return 401, {"error": {"code": 401, "message": "no token"}}
+        parts = request.path.split("/")  # /v2/projects/P/sinks[/NAME]
+        project = parts[3]
+        if project == "acme-locked":
+            return 403, {"error": {"code": 403, "message": "Permission 'logging.sinks.get' denied", "status": "PERMISSION_DENIED"}}
+        if request.method == "GET":
+            sink = self.sinks.get(project)
+            return (200, sink) if sink else (404, {"error": {"code": 404, "message": "not found"}})
+        sink = {**request.body, "writerIdentity": "serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com"}
+        self.sinks[project] = sink
+        return 200, sink
+
+
+@pytest.fixture()
+def logging_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    stand_in = LoggingStandIn()
+    with serve(stand_in) as api:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_adc(tmp_path / "adc.json", api.url + "/token")))
+        monkeypatch.setenv("REHOME_LOGGING_ENDPOINT", api.url)
+        yield api
+
+
+def calls(api: Any) -> list[tuple[str, str, object]]:
+    return [(r.method, r.path, r.body or r.query) for r in api.requests if r.path != "/token"]
+
+
+def test_creates_where_missing_and_leaves_the_same_sink_alone(logging_api: Any,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sink", "--projects", "acme-prod", "acme-dev", "--dataset", "acme-logs.pull_logs"]) == 0
+    assert capsys.readouterr() == (f"""\
+acme-prod: created sink image_pull_logs → {DESTINATION}
+  writer identity: serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com
+  it needs roles/bigquery.dataEditor on acme-logs.pull_logs:
+    bq add-iam-policy-binding --member=serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com --role=roles/bigquery.dataEditor acme-logs:pull_logs
+acme-dev: sink image_pull_logs already exists with this filter; nothing to change
+  writer identity: serviceAccount:service-2@gcp-sa-logging.iam.gserviceaccount.com
+  it needs roles/bigquery.dataEditor on acme-logs.pull_logs:
+    bq add-iam-policy-binding --member=serviceAccount:service-2@gcp-sa-logging.iam.gserviceaccount.com --role=roles/bigquery.dataEditor acme-logs:pull_logs
+""", "")
+    assert calls(logging_api) == [
+        ("GET", "/v2/projects/acme-prod/sinks/image_pull_logs", {}),
+        ("POST", "/v2/projects/acme-prod/sinks", {"name": "image_pull_logs", "destination": DESTINATION, "filter": FILTER}),
+        ("GET", "/v2/projects/acme-dev/sinks/image_pull_logs", {}),
+    ]
+    assert logging_api.requests[2].query == {"uniqueWriterIdentity": ["true"]}
+    # A second run changes nothing.
+    assert main(["sink", "--projects", "acme-prod", "--dataset", "acme-logs.pull_logs", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sinks"] == [{
+        "project": "acme-prod", "status": "exists",
+        "writer_identity": "serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com", "message": None,
+    }]
+    assert [c[0] for c in calls(logging_api)] == ["GET", "POST", "GET", "GET"]
+
+
+def test_another_filter_or_a_refusal_is_reported_and_the_rest_goes_on(logging_api: Any,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sink", "--projects", "acme-old", "acme-locked", "acme-new", "--dataset", "acme-logs.pull_logs",
+                 "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "version": 1, "sink": "image_pull_logs", "destination": DESTINATION,
+        "grant": {"role": "roles/bigquery.dataEditor", "dataset": "acme-logs.pull_logs"},
+        "sinks": [
+            {"project": "acme-old", "status": "conflict",
+             "writer_identity": "serviceAccount:service-3@gcp-sa-logging.iam.gserviceaccount.com",
+             "message": f"sink image_pull_logs exists with filter 'resource.type=\"k8s_pod\"' and destination "
+                        f"'{DESTINATION}'; left unchanged"},
+            {"project": "acme-locked", "status": "failed", "writer_identity": None,
+             "message": "Cloud Logging API: 403 Permission 'logging.sinks.get' denied"},
+            {"project": "acme-new", "status": "created",
+             "writer_identity": "serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com", "message": None},
+        ],
+    }
+    assert [c[:2] for c in calls(logging_api)] == [
+        ("GET", "/v2/projects/acme-old/sinks/image_pull_logs"),
+        ("GET", "/v2/projects/acme-locked/sinks/image_pull_logs"),
+        ("GET", "/v2/projects/acme-new/sinks/image_pull_logs"),
+        ("POST", "/v2/projects/acme-new/sinks"),
+    ]
+
+
+def test_print_shows_the_gcloud_commands_without_calling_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sink", "--projects", "acme-prod", "acme-dev", "--dataset", "acme-logs.pull_logs", "--print"]) == 0
+    assert capsys.readouterr() == (f"""\
+gcloud logging sinks create image_pull_logs {DESTINATION} --project=acme-prod '--log-filter={FILTER}'
+gcloud logging sinks create image_pull_logs {DESTINATION} --project=acme-dev '--log-filter={FILTER}'
+# then, for each writer identity those print (serviceAccount:…), grant it roles/bigquery.dataEditor:
+# bq add-iam-policy-binding --member=WRITER_IDENTITY --role=roles/bigquery.dataEditor acme-logs:pull_logs
+""", "")
+
+
+def test_a_bad_dataset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sink", "--projects", "p", "--dataset", "just_a_dataset", "--print"]) == 2
+    assert capsys.readouterr().err == (
+        "rehome: error: --dataset 'just_a_dataset': expected PROJECT.DATASET (for example acme-logs.pull_logs)\n")

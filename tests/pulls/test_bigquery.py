@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery as bq
+
+from bot.pulls import load_counts
+from bot.pulls.bigquery import parse_location, query_entries
+from bot.pulls.model import Window
+from bot.pulls.source import Entry, Malformed, SourceError
+from bot.pulls.times import DAY, parse_time
+from tests.pulls.standin import Request, serve, token_answer, write_adc
+
+SCHEMA = {"fields": [
+    {"name": "day", "type": "TIMESTAMP", "mode": "NULLABLE"},
+    {"name": "imageName", "type": "STRING", "mode": "NULLABLE"},
+    {"name": "numberOfPulls", "type": "INTEGER", "mode": "NULLABLE"},
+]}
+DAY1, DAY2 = parse_time("2024-05-01T00:00:00Z"), parse_time("2024-05-02T00:00:00Z")
+ROWS = [(DAY1, "nginx:1.14.2", 40), (DAY1, "docker.io/library/nginx:1.14.2", 2), (DAY1, None, 5),
+        (DAY2, "us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.14.2", 30)]
+
+
+def answer_query(request: Request) -> tuple[int, Any]:
+    token = token_answer(request)
+    if token:
+        return token
+    if request.method != "POST" or not request.path.endswith("/queries"):
+        return 404, {"error": {"code": 404, "message": f"no {request.path}"}}
+    return 200, {
+        "kind": "bigquery#queryResponse", "jobComplete": True, "totalRows": str(len(ROWS)), "schema": SCHEMA,
+        "jobReference": {"projectId": "acme-logs", "jobId": "job-1", "location": "US"},
+        "rows": [{"f": [{"v": str(day)}, {"v": name}, {"v": str(n)}]} for day, name, n in ROWS],
+    }
+
+
+def parameters(request: Request) -> dict[str, str]:
+    return {p["name"]: p["parameterValue"]["value"] for p in request.body["queryParameters"]}
+
+
+def test_the_guides_query_with_the_window_as_parameters() -> None:
+    window = Window(parse_time("2024-04-25T12:00:00Z"), parse_time("2024-05-02T12:00:00Z"))
+    with serve(answer_query) as api:
+        client = bq.Client(project="acme-logs", credentials=AnonymousCredentials(),
+                           client_options={"api_endpoint": api.url})
+        entries = list(query_entries(client, "acme-logs", "pull_logs", window))
+    assert entries == [Entry(DAY1, "nginx:1.14.2", 40), Entry(DAY1, "docker.io/library/nginx:1.14.2", 2),
+                       Malformed(3), Entry(DAY2, "us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.14.2", 30)]
+    [request] = api.requests
+    assert request.path == "/bigquery/v2/projects/acme-logs/queries"
+    assert request.body["formatOptions"] == {"useInt64Timestamp": True}
+    query = request.body["query"]
+    assert "REGEXP_EXTRACT(jsonPayload.message, r'\"(.*?)\"') AS imageName" in query
+    assert "FROM `acme-logs.pull_logs.events_*`" in query
+    assert "jsonPayload.reason = 'Pulling'" in query
+    assert "timestamp BETWEEN @since AND @until" in query
+    assert request.body["parameterMode"] == "NAMED"
+    assert parameters(request) == {"since": "2024-04-25 12:00:00+00:00", "until": "2024-05-02 12:00:00+00:00"}
+    assert [p["parameterType"] for p in request.body["queryParameters"]] == [{"type": "TIMESTAMP"}] * 2
+
+
+def test_load_counts_through_application_default_credentials(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve(answer_query) as api:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_adc(tmp_path / "adc.json", api.url + "/token")))
+        monkeypatch.setenv("REHOME_BIGQUERY_ENDPOINT", api.url)
+        counts = load_counts("bigquery://acme-logs.pull_logs", since="2024-04-20", until="2024-05-03T00:00:00Z")
+    token, query = api.requests
+    assert token.path == "/token"
+    assert query.headers["authorization"] == "Bearer test-token"
+    assert parameters(query) == {"since": "2024-04-20 00:00:00+00:00", "until": "2024-05-03 00:00:00+00:00"}
+    assert counts.to_json() == {
+        "version": 1, "source": "bigquery://acme-logs.pull_logs",
+        "window": {"since": "2024-04-20T00:00:00Z", "until": "2024-05-03T00:00:00Z"},
+        "limit": {"pulls": 100, "per": "6h"}, "malformed": 1, "malformed_lines": [3],
+        "images": [
+            {"image": "docker.io/library/nginx:1.14.2", "repository": "docker.io/library/nginx", "pulls": 42,
+             "repository_pulls": 42, "peak_6h": None, "at_risk": None, "clusters": []},
+            {"image": "us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.14.2",
+             "repository": "us-docker.pkg.dev/acme/mirror/docker.io/library/nginx", "pulls": 30,
+             "repository_pulls": 30, "peak_6h": None, "at_risk": None, "clusters": []},
+        ],
+    }
+    assert [(d.day, d.pulls) for d in counts.days] == [("2024-05-01", 42), ("2024-05-02", 30)]
+
+
+def test_until_defaults_to_now_for_bigquery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve(answer_query) as api:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_adc(tmp_path / "adc.json", api.url + "/token")))
+        monkeypatch.setenv("REHOME_BIGQUERY_ENDPOINT", api.url)
+        monkeypatch.setattr("time.time", lambda: parse_time("2024-05-03T08:30:00Z") / 1e6)
+        counts = load_counts("bigquery://acme-logs.pull_logs")
+    assert counts.window == Window(parse_time("2024-05-03T08:30:00Z") - 7 * DAY, parse_time("2024-05-03T08:30:00Z"))
+
+
+def test_query_errors_and_bad_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(request: Request) -> tuple[int, Any]:
+        return token_answer(request) or (403, {"error": {"code": 403, "message": "Access Denied: acme-logs"}})
+
+    with serve(refuse) as api:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_adc(tmp_path / "adc.json", api.url + "/token")))
+        monkeypatch.setenv("REHOME_BIGQUERY_ENDPOINT", api.url)
+        with pytest.raises(SourceError, match=r"^bigquery://acme-logs\.pull_logs: the query failed: 403 .*Access Denied"):
+            load_counts("bigquery://acme-logs.pull_logs", until="2024-05-03")
+    assert parse_location("bigquery://example.com:acme.logs_1") == ("example.com:acme", "logs_1")
+    with pytest.raises(SourceError, match="expected bigquery://PROJECT.DATASET"):
+        parse_location("bigquery://just-a-project")
