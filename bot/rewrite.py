@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +140,18 @@ def _helm_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     parts = ref.found.edit["helm"]
     where = f"line {ref.line}"
     if parts.get("registry") is not None:
-        return _joined(
+        edit = _joined(
             _replace_part(parts["registry"], target.domain, where),
             _replace_part(parts["repository"], target.path, where),
         )
-    return _replace_part(parts["repository"], target.name, where)
+    else:
+        edit = _replace_part(parts["repository"], target.name, where)
+    if target.digest is not None and parts.get("digest") is None:
+        # Pinned: a `digest:` key joins the map, after the tag (or the repository).
+        after = parts.get("tag") or parts["repository"]
+        edit.splices.append(_insert_key(parts, after, "digest", target.digest, text))
+        edit.allowed.allow_added("digest", target.digest)
+    return edit
 
 
 def _insert_key(entry: dict[str, Any], after: dict[str, Any], key: str, value: str, text: str) -> Splice:
@@ -338,17 +346,31 @@ def kustomize_renames(plan: Plan, references: list[Reference]) -> dict[str, list
     return renames
 
 
+def can_pin(ref: Reference) -> bool:
+    """A digest pins one exact image: not a tag that comes from a variable, nor a Kustomize
+    entry (whose tags come from the manifests it matches)."""
+    return ref.found.resolve_as is None and "kustomize" not in ref.found.edit
+
+
 def rewrite_tree(
-    root: Path, plan: Plan, rules: dict[str, Rule], policy: Policy, references: list[Reference]
+    root: Path,
+    plan: Plan,
+    rules: dict[str, Rule],
+    policy: Policy,
+    references: list[Reference],
+    pins: Mapping[str, str] | None = None,
 ) -> list[FileRewrite]:
     """Rewrites for every file that holds a planned move (nothing is written here).
+    `pins` maps a move's source to the digest its verified mirror copy serves.
     Kustomizations come last and are checked against the manifests' new texts."""
     by_path: dict[str, list[tuple[Reference, ImageRef]]] = defaultdict(list)
     kinds = {ref.path: ref.kind for ref in references}
     for move in plan.moves:
         target = imageref.parse(move.target)
+        digest = (pins or {}).get(move.source)
+        pinned = target.with_digest(digest) if digest and target.digest is None else target
         for ref in move.references:
-            by_path[ref.path].append((ref, target))
+            by_path[ref.path].append((ref, pinned if can_pin(ref) else target))
     renames = kustomize_renames(plan, references)
     paths = sorted(set(by_path) | set(renames), key=lambda p: (rules[kinds[p]].extractor == "kustomize", p))
     results: list[FileRewrite] = []

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from bot import options
+from bot import mirror
 from bot.commands import plan as plan_command
 from bot.output import print_json, render_table
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff, write_atomically
+
+log = logging.getLogger("rehome")
 
 HELP = "rewrite the third-party image references in a tree to their mirror names"
 
@@ -15,12 +18,33 @@ HELP = "rewrite the third-party image references in a tree to their mirror names
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     plan_command.add_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
+    mirror.add_registry_arguments(parser)
+
+
+def verified_digests(planned: plan_command.Planned, args: argparse.Namespace) -> dict[str, str]:
+    """For --pin-digest: the digest each mirror copy serves, looked up (read-only) in the mirror.
+    Images the mirror does not hold yet are not pinned, and said so."""
+    host = mirror.registry_host(planned.plan.destination, "destination")
+    options = mirror.MirrorOptions(
+        dry_run=True,
+        insecure_registries=tuple(planned.config.insecure_registries) + tuple(args.insecure_registry),
+        credentials=mirror.credentials_from_args(args, host),
+    )
+    images = mirror.ensure_images([(m.source, m.target) for m in planned.plan.moves], options)
+    for image in images:
+        if image.verified_digest is None:
+            log.warning("not pinned: %s: the mirror does not hold a verified copy (%s); run `rehome mirror` first",
+                        image.target, image.error or image.status)
+    return {image.source: image.verified_digest for image in images if image.verified_digest}
 
 
 def run(args: argparse.Namespace) -> int:
     planned = plan_command.build(args)
     rules = {rule.kind: rule for rule in planned.scan_options.rules}
-    results = rewrite_tree(planned.root, planned.plan, rules, planned.scan_options.policy, planned.scanned.references)
+    pins = verified_digests(planned, args) if planned.plan.pin_digest and planned.plan.moves else None
+    results = rewrite_tree(
+        planned.root, planned.plan, rules, planned.scan_options.policy, planned.scanned.references, pins
+    )
     if not args.dry_run:
         for result in results:
             if result.changed:

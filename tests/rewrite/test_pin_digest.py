@@ -1,0 +1,40 @@
+"""`--pin-digest`: rewritten references carry the digest the mirror's verified copy serves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import run_cli, write_tree
+from tests.oci import images
+from tests.oci.fixtures import Loopback, unique_repo
+
+
+def test_pins_come_from_the_mirror(loopback: Loopback, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    app, tool = unique_repo("pin-app"), unique_repo("pin-tool")
+    image = images.image((1024,))
+    images.push(up, app, image, "1.0")
+    images.push(up, tool, images.image((512,)), "2")
+    dest = f"{down}/mirror"
+    repo = write_tree(tmp_path / "repo", {
+        "Dockerfile": f"ARG T=2\nFROM {up}/{app}:1.0\nFROM {up}/{tool}:${{T}}\n",
+        "chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+        "chart/values.yaml": f"image:\n  registry: {up}\n  repository: {app}\n  tag: \"1.0\"\n",
+        "pod.yaml": f"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: {up}/{tool}:3\n",
+    })
+    flags = ["--to", dest, "--internal", f"{down}"]
+    # Only app:1.0 is in the mirror; the others are not pinned (and say so).
+    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", f"{dest}/{up.replace(':', '__')}/{app}:1.0")[0] == 0
+    code, _, err = run_cli(capsys, "rewrite", str(repo), *flags, "--pin-digest")
+    assert code == 0
+    mirror_app = f"{dest}/{up.replace(':', '__')}/{app}"
+    mirror_tool = f"{dest}/{up.replace(':', '__')}/{tool}"
+    assert (repo / "Dockerfile").read_text() == (
+        f"ARG T=2\nFROM {mirror_app}:1.0@{image.digest}\nFROM {mirror_tool}:${{T}}\n"
+    )
+    assert (repo / "chart/values.yaml").read_text() == (
+        f"image:\n  registry: {down}\n  repository: mirror/{up.replace(':', '__')}/{app}\n  tag: \"1.0\"\n"
+        f"  digest: {image.digest}\n"
+    )
+    assert (repo / "pod.yaml").read_text().endswith(f"- image: {mirror_tool}:3\n")
+    assert f"not pinned: {mirror_tool}:3: the mirror does not hold a verified copy" in err
