@@ -16,6 +16,7 @@ CASES = {
     "gitlab-services": 0,
     "dockerfile": 1,
     "actions-compose": 0,
+    "helm": 0,
 }
 
 

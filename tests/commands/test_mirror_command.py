@@ -1,0 +1,40 @@
+"""`rehome mirror PATH`: every planned move ensured in the mirror, with pull counts from the plan."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import run_cli, write_tree
+from tests.oci import images
+from tests.oci.fixtures import Loopback, unique_repo
+
+
+def test_mirror_copies_every_move_then_finds_them_present(loopback: Loopback, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    web, index = unique_repo("m-web"), unique_repo("m-multi")
+    single, multi = images.image((2048,)), images.multi_platform()
+    images.push(up, web, single, "1.0")
+    images.push(up, index, multi, "3")
+    repo = write_tree(tmp_path / "repo", {
+        "Dockerfile": f"FROM {up}/{web}:1.0\n",
+        "pod.yaml": f"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: {up}/{index}:3\n    - image: {up}/{web}:missing\n",
+    })
+    pulls = tmp_path / "pulls.csv"
+    pulls.write_text(f"imageName,numberOfPulls\n{up}/{web}:1.0,42\n")
+    dest = f"{down}/mirror"
+    encoded = up.replace(":", "__")
+    argv = ["mirror", str(repo), "--to", dest, "--internal", down, "--pulls", str(pulls), "--format", "json"]
+    code, out, _ = run_cli(capsys, *argv)
+    result = json.loads(out)
+    assert code == 1  # one image failed; the others still completed
+    assert [(i["source"], i["target"], i["status"], i["digest"], i["platforms"], i["pulls"]) for i in result["images"]] == [
+        (f"{up}/{index}:3", f"{dest}/{encoded}/{index}:3", "copied", multi.digest,
+         ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"], None),
+        (f"{up}/{web}:1.0", f"{dest}/{encoded}/{web}:1.0", "copied", single.digest, ["linux/amd64"], 42),
+        (f"{up}/{web}:missing", f"{dest}/{encoded}/{web}:missing", "failed", None, [], None),
+    ]
+    assert result["images"][2]["error"] == f"{up}/{web}: resolve tag missing: no such image (manifest unknown)"
+    code, out, _ = run_cli(capsys, *argv[:-2], "--dry-run")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[2:5]] == ["present", "present", "unknown"]
