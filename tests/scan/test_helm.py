@@ -9,6 +9,7 @@ import pytest
 from bot.cli import main
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions, scan
+from tests.helpers import ref as _ref
 
 FIXTURES = Path(__file__).parent / "fixtures" / "helm"
 
@@ -19,13 +20,6 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "helm"
     shutil.copytree(FIXTURES, root)
     return root
-
-
-def _ref(path, line, column, kind, raw, image, status="third-party", reason=None):
-    return {
-        "path": path, "line": line, "column": column, "kind": kind, "raw": raw,
-        "image": image, "status": status, "reason": reason,
-    }
 
 
 SHA1 = "sha256:" + "1" * 64

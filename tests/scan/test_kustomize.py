@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from bot.cli import main
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions, scan
+from tests.helpers import ref as _ref
 from bot.scan.kustomize import split_image
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kustomize"
@@ -24,13 +25,6 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "kustomize"
     shutil.copytree(FIXTURES, root)
     return root
-
-
-def _ref(path, line, column, kind, raw, image, status="third-party", reason=None):
-    return {
-        "path": path, "line": line, "column": column, "kind": kind, "raw": raw,
-        "image": image, "status": status, "reason": reason,
-    }
 
 
 EXPECTED = [
