@@ -11,7 +11,21 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
-from bot.commands import check, copy, doctor, init, mirror, plan, pulls, renovate_config, rewrite, scan, sink
+from bot.commands import (
+    check,
+    copy,
+    doctor,
+    init,
+    mirror,
+    plan,
+    pulls,
+    renovate_config,
+    rewrite,
+    scan,
+    sink,
+    sync,
+    updates,
+)
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
@@ -25,6 +39,8 @@ COMMANDS: dict[str, ModuleType] = {
     "pulls": pulls,
     "sink": sink,
     "check": check,
+    "sync": sync,
+    "updates": updates,
     "renovate-config": renovate_config,
     "init": init,
 }

@@ -1,0 +1,185 @@
+"""Keeping the mirror in step with its upstreams: `rehome sync` and `rehome updates`.
+
+Both start from the references in a tree that point into the mirror and recover each one's
+upstream by inverting the mapping template (`bot.policy.map_from_mirror`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot import imageref
+from bot.imageref import ImageRef
+from bot.mirror import MirrorImage, MirrorOptions, ensure_images, open_registries
+from bot.policy import MappingError, check_invertible, map_from_mirror, matches
+from bot.registry import RegistryError, Registries
+from bot.registry.manifests import head_digest, list_tags
+from bot.scan.model import Reference
+
+_VERSION_RE = re.compile(r"(?P<prefix>v?)(?P<numbers>\d+(?:\.\d+)*)(?P<suffix>(?:[-_+].*)?)", re.ASCII)
+
+
+@dataclasses.dataclass(frozen=True)
+class MirrorUse:
+    """A reference in the tree to a mirror image, and the upstream image it copies."""
+
+    mirror: ImageRef
+    upstream: ImageRef
+    references: tuple[Reference, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    image: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def mirror_uses(references: Iterable[Reference], destination: str, template: str) -> tuple[list[MirrorUse], list[Refused]]:
+    """The tree's references into the mirror, grouped by image, each with its upstream.
+    Raises MappingError when the template cannot be inverted at all."""
+    check_invertible(template)
+    prefix = destination.rstrip("/") + "/"
+    grouped: dict[str, list[Reference]] = {}
+    for ref in references:
+        if ref.image is not None and ref.image.startswith(prefix):
+            grouped.setdefault(ref.image, []).append(ref)
+    uses, refused = [], []
+    for image, refs in sorted(grouped.items()):
+        mirror = imageref.parse(image)
+        try:
+            upstream = map_from_mirror(mirror, destination, template)
+        except MappingError as exc:
+            refused.append(Refused(image, str(exc)))
+            continue
+        uses.append(MirrorUse(mirror, upstream, tuple(refs)))
+    return uses, refused
+
+
+# --- sync -------------------------------------------------------------------------------
+
+
+def from_fork(environ: dict[str, str] | None = None) -> bool:
+    """Is this a GitHub Actions run for a pull request whose head lives in another repository?"""
+    environ = dict(os.environ) if environ is None else environ
+    if not environ.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
+        return False
+    try:
+        with open(environ["GITHUB_EVENT_PATH"], encoding="utf-8") as f:
+            event = json.load(f)
+    except (KeyError, OSError, ValueError):
+        return True  # a pull request we cannot inspect is treated as untrusted
+    pull = event.get("pull_request") or {}
+    head = ((pull.get("head") or {}).get("repo") or {}).get("full_name")
+    base = ((pull.get("base") or {}).get("repo") or {}).get("full_name")
+    return head is None or head != base
+
+
+def _holds_repository(registries: Registries, mirror: ImageRef) -> bool:
+    return bool(list_tags(registries.get(mirror.domain), mirror.path, max_pages=1))
+
+
+def sync(
+    uses: Sequence[MirrorUse], options: MirrorOptions, allowed_upstreams: Sequence[str]
+) -> tuple[list[MirrorImage], list[Refused]]:
+    """Copy into the mirror what the tree references but the mirror lacks. Only repositories the
+    mirror already holds, or upstreams matching `allowed_upstreams`, may gain new tags: a pull
+    request must not be able to fill the trusted mirror with anything it likes."""
+    allowed: list[MirrorUse] = []
+    refused: list[Refused] = []
+    with open_registries(options) as registries:
+        for use in uses:
+            if any(matches(p, use.upstream) for p in allowed_upstreams):
+                allowed.append(use)
+                continue
+            try:
+                held = _holds_repository(registries, use.mirror)
+            except RegistryError as exc:
+                refused.append(Refused(str(use.mirror), f"cannot tell whether the mirror holds {use.mirror.name}: {exc}"))
+                continue
+            if held:
+                allowed.append(use)
+            else:
+                refused.append(Refused(
+                    str(use.mirror),
+                    f"the mirror holds no copy of {use.upstream.name} yet and it is not listed under sync_upstreams",
+                ))
+        images = ensure_images([(str(u.upstream), str(u.mirror)) for u in allowed], options, registries=registries)
+    return images, refused
+
+
+# --- updates ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Version:
+    prefix: str
+    numbers: tuple[int, ...]
+    suffix: str
+
+    @classmethod
+    def parse(cls, tag: str) -> Version | None:
+        match = _VERSION_RE.fullmatch(tag)
+        if match is None:
+            return None
+        return cls(match["prefix"], tuple(int(n) for n in match["numbers"].split(".")), match["suffix"])
+
+    def same_shape(self, other: Version) -> bool:
+        """Comparable: the same `v`, the same number of parts, the same suffix (`-alpine`)."""
+        return (self.prefix, len(self.numbers), self.suffix) == (other.prefix, len(other.numbers), other.suffix)
+
+
+def newer_tags(current: str, tags: Iterable[str]) -> list[str]:
+    """Tags that are later versions of `current`, oldest first; none when `current` is not a version."""
+    base = Version.parse(current)
+    if base is None:
+        return []
+    candidates = [(v, t) for t in tags if (v := Version.parse(t)) is not None and v.same_shape(base)]
+    return [t for v, t in sorted(candidates, key=lambda vt: vt[0].numbers) if v.numbers > base.numbers]
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+    image: str  # the mirror reference in the tree
+    upstream: str
+    tag: str | None
+    newer: tuple[str, ...]
+    upstream_digest: str | None
+    mirror_digest: str | None
+    error: str | None = None
+
+    @property
+    def moved(self) -> bool:
+        """The upstream tag now points at another image than the mirror's copy (a moving tag)."""
+        return None not in (self.upstream_digest, self.mirror_digest) and self.upstream_digest != self.mirror_digest
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["newer"] = list(self.newer)
+        data["moved"] = self.moved
+        return data
+
+
+def _update_for(registries: Registries, use: MirrorUse) -> Update:
+    upstream, mirror = use.upstream, use.mirror
+    tag = upstream.tag or (None if upstream.digest else "latest")
+    try:
+        upstream_registry = registries.get(upstream.domain)
+        newer = tuple(newer_tags(tag, list_tags(upstream_registry, upstream.path))) if tag else ()
+        # HEAD requests: Docker Hub does not count them against the pull limit.
+        upstream_digest = head_digest(upstream_registry, upstream.path, tag) if tag else None
+        mirror_digest = upstream.digest or (head_digest(registries.get(mirror.domain), mirror.path, tag) if tag else None)
+    except RegistryError as exc:
+        return Update(str(mirror), str(upstream), tag, (), None, None, str(exc))
+    return Update(str(mirror), str(upstream), tag, newer, upstream_digest, mirror_digest)
+
+
+def updates(uses: Sequence[MirrorUse], options: MirrorOptions) -> list[Update]:
+    with open_registries(options) as registries:
+        return [_update_for(registries, use) for use in uses]
