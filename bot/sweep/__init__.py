@@ -1,0 +1,1 @@
+"""The org-wide sweep: which repositories, where each one stands, and the reports."""

@@ -1,0 +1,110 @@
+"""Which repositories a sweep takes: filters, and the shard a repository belongs to."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from bot.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class RepoInfo:
+    full_name: str  # owner/name
+    default_branch: str
+    clone_url: str
+    archived: bool = False
+    disabled: bool = False
+    fork: bool = False
+    empty: bool = False
+    topics: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RepoInfo:
+        """From a repository object of GitHub's REST API (PyGithub's `raw_data`)."""
+        return cls(
+            full_name=data["full_name"],
+            default_branch=data.get("default_branch") or "main",
+            clone_url=data.get("clone_url") or "",
+            archived=bool(data.get("archived")),
+            disabled=bool(data.get("disabled")),
+            fork=bool(data.get("fork")),
+            # GitHub reports size 0 (KB) for a repository without any commit.
+            empty=data.get("size") == 0,
+            topics=tuple(data.get("topics") or ()),
+        )
+
+
+def shard_of(full_name: str, count: int) -> int:
+    """The shard (0..count-1) a repository belongs to: stable across machines and runs."""
+    return int.from_bytes(hashlib.sha256(full_name.lower().encode()).digest(), "big") % count
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` with 0 <= K < N."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if match is None or not 0 <= int(match[1]) < int(match[2]):
+        raise UsageError(f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
+    return int(match[1]), int(match[2])
+
+
+def _regexes(patterns: Iterable[str], flag: str) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise UsageError(f"{flag} {pattern!r}: invalid regular expression: {exc}") from None
+    return tuple(compiled)
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    include: tuple[re.Pattern[str], ...] = ()  # searched in owner/name
+    exclude: tuple[re.Pattern[str], ...] = ()
+    topics: tuple[str, ...] = ()  # a repository needs at least one of them
+    include_archived: bool = False
+    include_forks: bool = False
+    include_empty: bool = False
+    limit: int | None = None
+    shard: tuple[int, int] | None = None
+
+    @classmethod
+    def from_flags(cls, include: Iterable[str], exclude: Iterable[str], **flags: Any) -> Selection:
+        return cls(_regexes(include, "--repo-include"), _regexes(exclude, "--repo-exclude"), **flags)
+
+    def why_not(self, repo: RepoInfo) -> str | None:
+        """Why the sweep leaves `repo` out, or None when it takes it."""
+        if self.shard is not None and shard_of(repo.full_name, self.shard[1]) != self.shard[0]:
+            return f"in shard {shard_of(repo.full_name, self.shard[1])}/{self.shard[1]}"
+        if repo.disabled:
+            return "disabled"
+        if repo.archived and not self.include_archived:
+            return "archived"
+        if repo.fork and not self.include_forks:
+            return "a fork"
+        if repo.empty and not self.include_empty:
+            return "empty"
+        if self.include and not any(p.search(repo.full_name) for p in self.include):
+            return "not matched by --repo-include"
+        if any(p.search(repo.full_name) for p in self.exclude):
+            return "matched by --repo-exclude"
+        if self.topics and not set(self.topics) & set(repo.topics):
+            return f"has none of the topics {', '.join(self.topics)}"
+        return None
+
+
+def select(repos: Iterable[RepoInfo], selection: Selection) -> tuple[list[RepoInfo], list[tuple[RepoInfo, str]]]:
+    """(taken, [(left out, why)]), each sorted by name; `limit` cuts the taken list."""
+    taken, left = [], []
+    for repo in sorted(repos, key=lambda r: r.full_name.lower()):
+        reason = selection.why_not(repo)
+        if reason is None and selection.limit is not None and len(taken) >= selection.limit:
+            reason = f"over --limit {selection.limit}"
+        if reason is None:
+            taken.append(repo)
+        else:
+            left.append((repo, reason))
+    return taken, left

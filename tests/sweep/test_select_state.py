@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.errors import UsageError
+from bot.sweep.select import RepoInfo, Selection, parse_shard, select, shard_of
+from bot.sweep.state import Outcome, StateJournal
+
+
+def _repo(name: str, **flags) -> RepoInfo:
+    return RepoInfo(full_name=f"acme/{name}", default_branch="main", clone_url=f"file:///{name}.git", **flags)
+
+
+REPOS = [_repo(f"svc-{i:02d}") for i in range(40)] + [
+    _repo("old", archived=True), _repo("copy", fork=True), _repo("blank", empty=True),
+    _repo("gone", disabled=True), _repo("tools", topics=("platform", "go")),
+]
+
+
+def test_shards_partition_the_repositories():
+    for count in (1, 2, 3, 7):
+        shards = [select(REPOS, Selection(shard=(k, count)))[0] for k in range(count)]
+        names = [r.full_name for shard in shards for r in shard]
+        assert sorted(names) == sorted(r.full_name for r in select(REPOS, Selection())[0])
+        assert len(names) == len(set(names))
+    # The documented formula, so other tools can compute it too.
+    assert shard_of("Acme/Web", 4) == shard_of("acme/web", 4) == int.from_bytes(
+        __import__("hashlib").sha256(b"acme/web").digest(), "big") % 4
+
+
+def test_filters_say_why_a_repository_is_left_out():
+    selection = Selection.from_flags([r"svc-0[0-2]$", "tools", "old"], [r"svc-01"], topics=(), limit=None)
+    taken, left = select(REPOS, selection)
+    assert [r.full_name for r in taken] == ["acme/svc-00", "acme/svc-02", "acme/tools"]
+    reasons = dict((r.full_name, why) for r, why in left)
+    assert (reasons["acme/old"], reasons["acme/copy"], reasons["acme/blank"], reasons["acme/gone"]) == (
+        "archived", "a fork", "empty", "disabled")
+    assert reasons["acme/svc-01"] == "matched by --repo-exclude"
+    assert reasons["acme/svc-05"] == "not matched by --repo-include"
+    everything = Selection(include_archived=True, include_forks=True, include_empty=True, topics=("platform",))
+    assert [r.full_name for r in select(REPOS, everything)[0]] == ["acme/tools"]
+    assert len(select(REPOS, Selection(limit=5))[0]) == 5
+
+
+@pytest.mark.parametrize("text", ["4/4", "1", "-1/2", "a/b"])
+def test_bad_shards_are_usage_errors(text):
+    with pytest.raises(UsageError, match="expected K/N"):
+        parse_shard(text)
+    assert parse_shard("3/4") == (3, 4)
+
+
+def test_journal_resumes_and_skips_finished_repositories_at_the_same_head(tmp_path):
+    path = tmp_path / "state.jsonl"
+    journal = StateJournal(path)
+    journal.record(Outcome("acme/a", "done", "https://x/pull/1", "aaa", None, "2026-11-26T10:00:00Z"))
+    journal.record(Outcome("acme/b", "failed", None, "bbb", "push rejected", "2026-11-26T10:01:00Z"))
+    journal.record(Outcome("acme/c", "nothing-to-do", None, "ccc", None, "2026-11-26T10:02:00Z"))
+    with path.open("a") as f:
+        f.write('{"repo": "acme/d", "status": "do')  # killed mid-line
+    again = StateJournal(path)
+    assert sorted(again.last) == ["acme/a", "acme/b", "acme/c"]
+    assert [again.should_skip(r, h) for r, h in [("acme/a", "aaa"), ("acme/a", "new"), ("acme/b", "bbb"),
+                                                  ("acme/c", "ccc"), ("acme/d", "ddd")]] == [True, False, False, True, False]
+    again.record(Outcome("acme/d", "done", None, "ddd", None, "2026-11-26T10:05:00Z"))
+    assert StateJournal(path).should_skip("acme/d", "ddd")
+    assert json.loads(path.read_text().splitlines()[0]) == {
+        "repo": "acme/a", "status": "done", "pr_url": "https://x/pull/1", "head": "aaa", "error": None,
+        "finished_at": "2026-11-26T10:00:00Z"}
