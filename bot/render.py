@@ -2,8 +2,9 @@
 the GitHub Actions step summary, rendered from a `RunReport` with the Jinja2 templates in
 `templates/` (or a user's directory that overrides some of them by file name).
 
-Every string that comes from the scanned repository reaches Markdown only through the `code` or
-`md` filters below, so a repository cannot inject links, images, mentions, HTML or table breaks.
+Every string that comes from the scanned repository reaches the text only through the escaping
+filters below (`code`, `md`, `shell`, `attr`, `one_line`), so a repository cannot inject links,
+images, mentions, HTML or table breaks (docs/templates.md).
 """
 from __future__ import annotations
 
@@ -312,6 +313,11 @@ def environment(template_dir: str | Path | None = None) -> jinja2.Environment:
     return env
 
 
+def _template_frames(error: BaseException) -> list[traceback.FrameSummary]:
+    """The traceback's frames in template files, innermost last."""
+    return [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
+
+
 def _template_error(name: str, error: jinja2.TemplateError) -> ConfigError:
     """A `ConfigError` naming the template file (and line) a Jinja error came from."""
     if isinstance(error, jinja2.TemplateSyntaxError):
@@ -319,9 +325,19 @@ def _template_error(name: str, error: jinja2.TemplateError) -> ConfigError:
         return ConfigError(f"{where}:{error.lineno}: template syntax error: {error.message}")
     if isinstance(error, jinja2.TemplateNotFound):
         return ConfigError(f"template {error.name} not found (needed while rendering {name})")
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
+    frames = _template_frames(error)
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else name
     return ConfigError(f"{where}: template error: {error}")
+
+
+def _user_template_failure(error: Exception) -> ConfigError | None:
+    """A `ConfigError` when `error` (not a Jinja error) was raised by a user's template, say
+    `{{ moved_count + "x" }}`; None when it came from a built-in one (a bug)."""
+    frames = _template_frames(error)
+    if not frames or Path(frames[-1].filename).resolve().parent == data_dir("templates").resolve():
+        return None
+    where = f"{frames[-1].filename}:{frames[-1].lineno}"
+    return ConfigError(f"{where}: template error: {type(error).__name__}: {error}")
 
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
@@ -329,6 +345,11 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
         return env.get_template(name).render(context)
     except jinja2.TemplateError as error:
         raise _template_error(name, error) from None
+    except Exception as error:
+        user_error = _user_template_failure(error)
+        if user_error is None:
+            raise
+        raise user_error from None
 
 
 _BLANK_LINES = re.compile(r"\n{3,}")
