@@ -318,6 +318,7 @@ def test_more_than_ten_rows_collapse():
     eleven = render.render_body(report([image(f"docker.io/library/i{n}:1") for n in range(11)]))
     assert "<details><summary>All 10 images" not in ten
     assert "<details><summary>All 11 images</summary>\n\n| Image (from) |" in eleven
+    assert "<details><summary>Commands for 11 images</summary>\n\n```sh\n" in eleven
     assert_tables_intact(eleven)
 
 
@@ -348,6 +349,8 @@ def test_huge_report_stays_under_githubs_limit():
     assert len(body.encode("utf-8")) < 65_536
     assert "**3,000 images** from 1 registry" in body
     assert "in 24,000 files" in body
+    assert "| `docker.io/acme/service-00000:1.0.0` |" in body
+    assert "\ncompare docker.io/acme/service-00000:1.0.0 " in body
     assert "… and 2,9" in body and "more images, not listed here" in body
     assert "4,000 references stay as they are" in body
     assert "### Unresolved (a variable, template or parameter) (4000)" in body
