@@ -96,6 +96,7 @@ def test_pull_quota_is_reported(proxies: Loopback, tmp_path: Path, monkeypatch, 
 
     caplog.set_level(logging.INFO, logger="rehome")
     monkeypatch.setattr(logging.getLogger("rehome"), "propagate", True)  # the CLI turns it off
+    monkeypatch.setattr(logging.getLogger("rehome"), "handlers", [])  # and installs its own handler
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     proxies.upstream_proxy.add_headers.append(("HEAD", "/manifests/", {"ratelimit-remaining": "87;w=21600"}))
     src = unique_repo("upstream")
