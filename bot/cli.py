@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
-from bot.commands import check, copy, doctor, init, mirror, plan, renovate_config, rewrite, scan
+from bot.commands import check, copy, doctor, init, mirror, plan, renovate_config, rewrite, run, scan
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int.
@@ -25,6 +25,7 @@ COMMANDS: dict[str, ModuleType] = {
     "check": check,
     "renovate-config": renovate_config,
     "init": init,
+    "run": run,
 }
 
 log = logging.getLogger("rehome")
