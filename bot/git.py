@@ -235,16 +235,27 @@ def commit_files(checkout: Checkout, paths: Sequence[str], message: str, identit
     return checkout.git("rev-parse", "HEAD")
 
 
+def _commit_fields(checkout: Checkout, sha: str) -> tuple[str, list[str]]:
+    """(tree, parents) from the commit object itself: a shallow clone's grafts do not hide them."""
+    tree, parents = "", []
+    for line in checkout.git("cat-file", "commit", sha).splitlines():
+        if not line:
+            break
+        key, _, value = line.partition(" ")
+        if key == "tree":
+            tree = value
+        elif key == "parent":
+            parents.append(value)
+    return tree, parents
+
+
 def same_change(checkout: Checkout, head: str | None, new: str) -> bool:
     """True when the branch already holds this change: one commit on the current base, same tree."""
     if head is None:
         return False
-    try:
-        parent = checkout.git("rev-parse", f"{head}^")
-        return parent == checkout.base_sha and checkout.git("rev-parse", f"{head}^{{tree}}") == \
-            checkout.git("rev-parse", f"{new}^{{tree}}")
-    except GitError:
-        return False
+    head_tree, head_parents = _commit_fields(checkout, head)
+    new_tree, _ = _commit_fields(checkout, new)
+    return head_parents == [checkout.base_sha] and head_tree == new_tree
 
 
 def publish_branch(checkout: Checkout, branch: str, new: str, expected: str | None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+import requests
 from github import Auth, Github, GithubException, GithubRetry, UnknownObjectException
 
 from bot import git
@@ -102,7 +103,7 @@ class GitHubForge:
         self.github = Github(
             auth=Auth.Token(token.reveal()) if token else None,
             base_url=self.base_url,
-            retry=LoggingRetry(total=5, backoff_factor=1.0),
+            retry=LoggingRetry(total=5, backoff_factor=1.0 if polite else 0.0),
             seconds_between_requests=0,
             seconds_between_writes=0,
         )
@@ -115,6 +116,11 @@ class GitHubForge:
         except GithubException as exc:
             message = exc.data.get("message") if isinstance(exc.data, dict) else None
             text = f"GitHub: {what}: {exc.status} {message or exc.data or ''}".strip()
+            if self.token:
+                text = text.replace(self.token.reveal(), "***")
+            raise GitHubError(text) from None
+        except requests.RequestException as exc:
+            text = f"GitHub: {what}: {type(exc).__name__}: {exc}"
             if self.token:
                 text = text.replace(self.token.reveal(), "***")
             raise GitHubError(text) from None
