@@ -11,7 +11,11 @@ from bot.report import RunReport
 
 
 def _cell(text: str) -> str:
-    return html.escape(text, quote=True).replace("|", "&#124;").replace("@", "&#64;").replace("`", "&#96;")
+    """Text from the repository: no HTML, links, mentions or table breaks."""
+    escaped = html.escape(text, quote=True)
+    for char, entity in (("|", "&#124;"), ("@", "&#64;"), ("`", "&#96;"), ("[", "&#91;"), ("]", "&#93;")):
+        escaped = escaped.replace(char, entity)
+    return escaped
 
 
 def render_title(report: RunReport, template_dir: Path | None = None) -> str:

@@ -3,7 +3,7 @@ and the GitHub stand-in that knows it as acme/shop."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,7 +48,8 @@ def project_files(up: str, prefix: str) -> dict[str, str]:
     }
 
 
-def make_project(tmp_path: Path, loopback: Loopback, files: dict[str, str] | None = None) -> Project:
+def make_project(tmp_path: Path, loopback: Loopback,
+                 files: Callable[[str, str], dict[str, str]] = project_files) -> Project:
     up, down = loopback.upstream.host, loopback.target.host
     prefix = unique_repo("shop")
     digests = {}
@@ -57,7 +58,7 @@ def make_project(tmp_path: Path, loopback: Loopback, files: dict[str, str] | Non
         tag = "1.27" if name == "nginx" else "1" if name == "app" else "7.4"
         images.push(up, f"{prefix}/{name}", image, tag)
         digests[f"{up}/{prefix}/{name}:{tag}"] = image.digest
-    work = write_tree(tmp_path / "work", files if files is not None else project_files(up, prefix))
+    work = write_tree(tmp_path / "work", files(up, prefix))
     git(work, "init", "-q", "-b", "main")
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "the shop")
