@@ -65,6 +65,7 @@ class RunResult:
     pull_request: PullRequest | None = None
     title: str = ""
     body: str = ""
+    templates: Path | None = None  # the template folder the text was rendered with
 
     @property
     def diff(self) -> str:
@@ -147,7 +148,8 @@ def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = m
         report = build_report(forge.repository, checkout.base, settings.branch, plan, moving, images, rewrites,
                               planned.scanned.references, dry_run)
         result = RunResult(forge.repository, "", "", report=report, plan=plan, images=images, rewrites=rewrites,
-                           title=_title(report, settings), body=render.render_body(report, settings.templates))
+                           title=_title(report, settings), body=render.render_body(report, settings.templates),
+                           templates=settings.templates)
         changed = [r for r in rewrites if r.changed]
         if dry_run:
             result.status, result.changed = "dry-run", bool(changed)
