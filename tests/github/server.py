@@ -47,6 +47,8 @@ class GitHubServer:
         self.per_page = per_page
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
+        # One-shot answers given instead of the real one: (method, path regex, status, headers, body).
+        self.faults: list[tuple[str, str, int, dict[str, str], dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -207,8 +209,13 @@ class GitHubServer:
                 with server._lock:
                     server.requests.append(Request(self.command, path, query, body,
                                                    self.headers.get("Authorization")))
+                    fault = next((f for f in server.faults if f[0] == self.command and re.search(f[1], path)), None)
                     try:
-                        status, data, headers = server.answer(self.command, path, query, body)
+                        if fault is not None:
+                            server.faults.remove(fault)
+                            status, data, headers = fault[2], fault[4], fault[3]
+                        else:
+                            status, data, headers = server.answer(self.command, path, query, body)
                     except HTTPError as exc:
                         status, data, headers = exc.status, {"message": exc.message}, {}
                     except Exception as exc:  # noqa: BLE001 - a stand-in bug shows as a 500 the test sees
