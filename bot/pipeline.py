@@ -178,11 +178,13 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
     result.pull_request = existing
     if not changed:
         result.status = "nothing-to-do"
+        failed = len(result.failed)
+        state = (f"nothing more can move ({failed} images could not be copied)" if failed
+                 else "everything is already moved")
         if existing is not None:
-            result.message = (f"{forge.repository}: everything is already moved; the pull request "
-                              f"{existing.url} is left as it is")
+            result.message = f"{forge.repository}: {state}; the pull request {existing.url} is left as it is"
         else:
-            result.message = f"{forge.repository}: nothing to move"
+            result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
         return result
     for rewrite in changed:
         assert rewrite.new_text is not None

@@ -216,3 +216,25 @@ def test_a_missing_token_is_a_usage_error(project: Project, github: GitHubServer
     code, out, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--token-env", TOKEN_ENV)
     assert (code, out) == (2, "")
     assert f"the environment variable {TOKEN_ENV} is not set" in err
+
+
+def test_after_the_merge_it_says_everything_is_already_moved(project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    project.remote_git("update-ref", "refs/heads/main", project.remote_git("rev-parse", BRANCH))  # merged
+    before = len(github.writes())
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["changed"], result["moved"], result["pr_number"]) == (1, False, 0, 1)
+    assert f"acme/shop: nothing more can move (1 images could not be copied); the pull request " \
+           f"{github.origin}/acme/shop/pull/1 is left as it is" in err
+    assert len(github.writes()) == before
+    git(project.work, "pull", "-q", "origin", "main")
+    app = project.work / "deploy" / "app.yaml"
+    app.write_text(app.read_text().replace(f'"{project.upstream}/{project.prefix}/gone:1"', "busybox@sha256:" + "a" * 64)
+                   .replace("busybox@", f"{project.mirror}/mirror/x/busybox@"))
+    git(project.work, "commit", "-q", "-am", "drop the sidecar image")
+    git(project.work, "push", "-q", "origin", "main")
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["changed"], result["failed"], result["pr_number"]) == (0, False, 0, 1)
+    assert f"acme/shop: everything is already moved; the pull request {github.origin}/acme/shop/pull/1 " \
+           "is left as it is" in err
+    assert len(github.writes()) == before
