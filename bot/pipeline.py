@@ -17,6 +17,7 @@ from typing import Any
 from bot import git, mirror, render
 from bot.commands import plan as plan_command
 from bot.config import Config
+from bot.errors import UsageError
 from bot.forge.base import Forge, PullRequest, PullRequestRequest
 from bot.git import Checkout, Identity
 from bot.mirror import MirrorImage, MirrorOptions
@@ -132,6 +133,9 @@ def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = m
     with forge.checkout(dry_run=dry_run) as checkout:
         planned = plan_command.build(argparse.Namespace(**{**vars(args), "path": str(checkout.root)}))
         settings = pull_request_settings(args, planned.config)
+        if checkout.base == settings.branch:
+            raise UsageError(f"the base branch is the bot's own branch {settings.branch}",
+                             hint="check out (or make default) the branch the pull request should target")
         head = git.branch_head(checkout, settings.branch)
         if head is not None:
             foreign = git.foreign_commits(checkout, head, settings.author)

@@ -97,3 +97,21 @@ def test_the_readme_example_runs_offline(capsys) -> None:
     assert "+FROM us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.27-alpine" in out
     assert "Move 10 container images to us-docker.pkg.dev/acme/mirror" in out
     assert "nothing written" in out
+
+
+def test_rehome_yaml_sets_author_branch_and_title(project: Project, tmp_path: Path, capsys) -> None:
+    work = project.work
+    (work / "rehome.yaml").write_text(
+        f"destination: {project.destination}\nauthor: Platform Bot <platform@example.com>\n"
+        "branch: platform/images\ntitle: \"Mirror {count} images\"\n")
+    git(work, "add", "rehome.yaml")
+    git(work, "commit", "-q", "-m", "config")
+    pr_file = tmp_path / "pr.md"
+    code, out, err = run_cli(capsys, "run", str(work), "--pr-file", str(pr_file))
+    assert code == 1, err
+    assert git(work, "log", "--format=%an <%ae>", "main..platform/images").strip() == \
+        "Platform Bot <platform@example.com>"
+    assert pr_file.read_text().startswith("Mirror 3 images\n\n")
+    git(work, "checkout", "-q", "platform/images")
+    code, out, err = run_cli(capsys, "run", str(work))
+    assert code == 2 and "the base branch is the bot's own branch platform/images" in err
