@@ -96,7 +96,7 @@ def _scrub(text: str, secret: Secret | None) -> str:
 
 def run_git(cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None,
             secret: Secret | None = None) -> str:
-    log.debug("git %s", " ".join(args))
+    log.debug("git %s", _scrub(" ".join(args), secret))
     try:
         return gitpython.Git(str(cwd)).execute(["git", *args], env=dict(env or {}), strip_newline_in_stdout=True)
     except gitpython.GitCommandError as exc:
@@ -131,7 +131,8 @@ def local_worktree(path: Path) -> Iterator[Checkout]:
     base_sha = run_git(top, ["rev-parse", "HEAD"])
     parent = Path(tempfile.mkdtemp(prefix="rehome-worktree-"))
     tree = parent / "tree"
-    run_git(top, ["worktree", "add", "--quiet", "--detach", str(tree), base_sha])
+    # No hooks: the user's post-checkout hooks are not for this temporary tree.
+    run_git(top, ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", "--detach", str(tree), base_sha])
     try:
         yield Checkout(tree / prefix if prefix else tree, base, base_sha, remote=False)
     finally:

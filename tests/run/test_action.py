@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,12 +62,12 @@ def fake_install(runner_temp: Path) -> str:
 
 
 def run_action(tmp_path: Path, workspace: Path, inputs: dict[str, str], environ: dict[str, str],
-               install: bool = False, only: tuple[str, ...] | None = None) -> ActionRun:
+               install: bool = False, only: tuple[str, ...] | None = None, action_path: Path = ROOT) -> ActionRun:
     action = load_action()
     runner_temp = tmp_path / "runner-temp"
     runner_temp.mkdir(exist_ok=True)
     summary = tmp_path / "summary.md"
-    context = {"github.action_path": str(ROOT), "github.token": environ.get("TEST_GITHUB_TOKEN", "")}
+    context = {"github.action_path": str(action_path), "github.token": environ.get("TEST_GITHUB_TOKEN", "")}
     for name, spec in action["inputs"].items():
         context[f"inputs.{name}"] = evaluate(inputs.get(name, str(spec.get("default", ""))), context)
     base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "RUNNER_TEMP": str(runner_temp),
@@ -160,7 +161,14 @@ def test_the_action_dry_run_writes_nothing(project: Project, github: GitHubServe
 def test_the_install_step(tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    run = run_action(tmp_path, workspace, {}, {}, install=True, only=("install",))
+    # The action's checkout: the tracked files, copied (pip builds in the tree it installs from).
+    action_path = tmp_path / "action"
+    for name in subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True,
+                               check=True).stdout.split("\0"):
+        if name and (ROOT / name).is_file():
+            (action_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, action_path / name)
+    run = run_action(tmp_path, workspace, {}, {}, install=True, only=("install",), action_path=action_path)
     assert run.codes == [0], run.stderr
     python = tmp_path / "runner-temp" / "rehome-venv" / "bin" / "python"
     proc = subprocess.run([str(python), "-m", "bot", "--version"], capture_output=True, text=True, timeout=60,
