@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 from bot import git as bot_git
@@ -50,8 +51,9 @@ def test_hostile_paths_and_strings_render_harmlessly_and_the_token_never_shows(
     assert code == 0, err
     assert json.loads(out)["moved"] == 1
     assert image in body
-    for raw in ("<script>", "</script>", "<img", "@octocat", "](https://evil.example)"):
+    for raw in ("<script>", "</script>", "<img", "[click](https://evil.example)"):
         assert raw not in body, raw
+    assert re.search(r"(^|[\s(])@octocat", body) is None  # not a live mention
     assert len(configs) == 1 and TOKEN_CANARY not in configs[0] and "extraHeader" not in configs[0]
     for text in (out, err, body, (project.remote / "config").read_text()):
         assert TOKEN_CANARY not in text
