@@ -115,3 +115,12 @@ def test_rehome_yaml_sets_author_branch_and_title(project: Project, tmp_path: Pa
     git(work, "checkout", "-q", "platform/images")
     code, out, err = run_cli(capsys, "run", str(work))
     assert code == 2 and "the base branch is the bot's own branch platform/images" in err
+
+
+def test_target_must_be_a_folder_or_owner_and_name(capsys, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "run", str(tmp_path / "no" / "such" / "dir"), "--to", "r.example/m")
+    assert code == 2 and "no such folder, and not OWNER/NAME" in err
+    code, _, err = run_cli(capsys, "run", "acme/shop", "--forge", "local", "--to", "r.example/m")
+    assert code == 2 and "the local forge needs a local checkout" in err
+    code, _, err = run_cli(capsys, "run", str(tmp_path), "--to", "r.example/m")
+    assert code == 2 and "not a git repository" in err
