@@ -21,6 +21,7 @@ from bot.commands import (
     pulls,
     renovate_config,
     rewrite,
+    run,
     scan,
     sink,
     sync,
@@ -43,6 +44,7 @@ COMMANDS: dict[str, ModuleType] = {
     "updates": updates,
     "renovate-config": renovate_config,
     "init": init,
+    "run": run,
 }
 
 log = logging.getLogger("rehome")

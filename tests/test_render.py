@@ -205,6 +205,10 @@ def hostile_report() -> RunReport:
     )
 
 
+SAFE_TAGS = {
+    "p", "strong", "h1", "h2", "h3", "table", "thead", "tbody", "tr", "th", "td",
+    "code", "pre", "details", "summary", "br", "blockquote",
+}
 OWN_HTML = re.compile(r"</?(details|summary)>|<br>|<code title=\"[^\"<>]*\">|</code>")
 
 
@@ -284,10 +288,7 @@ def test_hostile_repository_renders_harmlessly(render_text):
     assert "### weird\\|category (7)\n" in body
 
     page = rendered_html(body)
-    assert {tag for tag, _ in page.tags} <= {
-        "p", "strong", "h1", "h2", "h3", "table", "thead", "tbody", "tr", "th", "td",
-        "code", "pre", "details", "summary", "br", "blockquote",
-    }
+    assert {tag for tag, _ in page.tags} <= SAFE_TAGS
     assert {attrs for _, attrs in page.tags} <= {(), ("title",), ("class",)}
     assert [t for t, _ in page.tags].count("details") == page.end_tags.count("details") == 3
     assert not re.search(r"@[A-Za-z0-9]", "".join(page.text_outside_code))

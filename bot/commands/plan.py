@@ -20,14 +20,19 @@ HELP = "show which third-party images would move to the mirror, and which refere
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="the tree to plan for (default: .)")
     options.add_destination(parser)
+    add_plan_options(parser)
+    options.add_format(parser)
+    options.add_scan_options(parser)
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """Digest pinning and pull counts: plan, rewrite, mirror and run take them."""
     parser.add_argument("--pin-digest", action="store_true", default=None,
                         help="pin moved references to the mirror's verified digest")
     parser.add_argument("--pulls", metavar="SOURCE",
                         help="pull counts to show next to each move: a log export, kubectl events, CSV or bigquery://PROJECT.DATASET")
     parser.add_argument("--since", metavar="WHEN", help="with --pulls: start of the window (default 7d before --until)")
     parser.add_argument("--until", metavar="WHEN", help="with --pulls: end of the window (default the newest entry)")
-    options.add_format(parser)
-    options.add_scan_options(parser)
 
 
 @dataclasses.dataclass

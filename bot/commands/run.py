@@ -1,0 +1,102 @@
+"""`rehome run TARGET --to DEST`: one repository end to end, ending in one pull request."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from bot import mirror, options
+from bot.commands import plan as plan_command
+from bot.errors import UsageError
+from bot.forge import FORGES, Forge, GitHubForge, LocalForge
+from bot.git import origin_repository
+from bot.output import print_json
+from bot.pipeline import RunResult, run_repository
+from bot.registry import Secret
+
+HELP = "move a repository's third-party images to the mirror and open (or update) one pull request"
+
+log = logging.getLogger("rehome")
+
+_OWNER_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", nargs="?", default=".", metavar="TARGET",
+                        help="a local checkout (default: .) or OWNER/NAME on GitHub")
+    options.add_destination(parser)
+    plan_command.add_plan_options(parser)
+    options.add_format(parser)
+    group = parser.add_argument_group("where the pull request goes")
+    group.add_argument("--forge", choices=sorted(FORGES),
+                       help="local (default for a path: branch in the local repository, text to --pr-file) "
+                            "or github (default for OWNER/NAME; for a path, OWNER/NAME comes from its origin remote)")
+    group.add_argument("--github-url", metavar="URL", help="GitHub Enterprise: https://HOST (or its API URL)")
+    group.add_argument("--token-env", metavar="NAME", default="GITHUB_TOKEN",
+                       help="environment variable holding the GitHub token (default: GITHUB_TOKEN)")
+    group.add_argument("--pr-file", metavar="FILE", help="local forge: write the pull request title and body here")
+    group.add_argument("--branch", metavar="NAME", help="the bot's branch (default: rehome/mirror-images)")
+    group.add_argument("--title", help="pull request title ({count} and {destination} are replaced)")
+    group.add_argument("--labels", metavar="A,B", help="labels, comma-separated (default: rehome; '' for none)")
+    group.add_argument("--reviewers", metavar="X,Y", help="reviewers to request, comma-separated")
+    group.add_argument("--assignees", metavar="X,Y", help="assignees, comma-separated")
+    group.add_argument("--draft", action="store_true", default=None, help="open the pull request as a draft")
+    group.add_argument("--templates", metavar="DIR", help="a folder of templates overriding the built-in ones")
+    options.add_scan_options(parser)
+    mirror.add_copy_arguments(parser)
+    mirror.add_registry_arguments(parser)
+
+
+def make_forge(args: argparse.Namespace, environ: dict[str, str] | os._Environ = os.environ) -> Forge:
+    """The forge for TARGET: a local path (local forge unless --forge github) or OWNER/NAME (GitHub)."""
+    path = Path(args.target)
+    is_path = path.exists()
+    if not is_path and not _OWNER_NAME_RE.match(args.target):
+        raise UsageError(f"{args.target}: no such folder, and not OWNER/NAME")
+    kind = args.forge or ("local" if is_path else "github")
+    if kind == "local":
+        if not is_path:
+            raise UsageError(f"{args.target}: the local forge needs a local checkout")
+        pr_file = Path(args.pr_file) if args.pr_file else None
+        return LocalForge(path, pr_file, stream=sys.stdout if args.format == "table" else None)
+    repository = origin_repository(path) if is_path else args.target
+    token_value = environ.get(args.token_env)
+    if not token_value and not args.dry_run:
+        raise UsageError(f"no GitHub token: the environment variable {args.token_env} is not set",
+                         hint="export GITHUB_TOKEN=… or name another variable with --token-env")
+    token = Secret(token_value) if token_value else None
+    return GitHubForge(repository, token, github_url=args.github_url)
+
+
+def run(args: argparse.Namespace) -> int:
+    forge = make_forge(args)
+    result = run_repository(forge, args)
+    if result.status == "stopped":
+        print(f"rehome: {result.message}", file=sys.stderr)
+    if args.format == "json":
+        print_json(result.to_json())
+        if result.status != "stopped":
+            log.info("%s", result.message)
+    else:
+        print(render(result))
+    return result.exit_code
+
+
+def render(result: RunResult) -> str:
+    if result.status == "stopped":
+        return ""
+    lines = []
+    if result.status == "dry-run" and result.plan is not None:
+        lines += [plan_command.render(result.plan), ""]
+    if result.images:
+        lines += [mirror.render(result.images), ""]
+    if result.status == "dry-run":
+        lines += [result.diff.rstrip("\n"), "", f"{result.title}\n\n{result.body}".rstrip("\n"), ""]
+    lines += [f"{problem.path}:{problem.line}: {problem.raw}: {problem.category}: {problem.reason}"
+              for problem in (result.report.not_moved if result.report else ())
+              if problem.category in ("failed", "differs", "untouched")]
+    lines.append(result.message)
+    return "\n".join(lines)

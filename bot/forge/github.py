@@ -1,0 +1,191 @@
+"""The GitHub forge (PyGithub): clone with the token, push the bot's branch, open or edit its one
+pull request. GitHub Enterprise through `base_url` (`--github-url`).
+
+PyGithub's own pauses are silent, so they are turned off and done here instead, logged:
+against GitHub, a pause between requests and a longer one between writes (GitHub's guidance for
+mutating requests); against a loopback stand-in, none. Rate-limit retries are logged too.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from github import Auth, Github, GithubException, GithubRetry, UnknownObjectException
+
+from bot import git
+from bot.errors import RehomeError
+from bot.forge.base import PullRequest, PullRequestRequest
+from bot.git import Checkout
+from bot.registry import Secret
+
+log = logging.getLogger("rehome")
+
+GITHUB_API = "https://api.github.com"
+SECONDS_BETWEEN_REQUESTS = 0.25
+SECONDS_BETWEEN_WRITES = 1.0
+LABEL_COLOR = "0e8a16"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+T = TypeVar("T")
+
+
+class GitHubError(RehomeError):
+    """A GitHub API call that failed: the status and GitHub's own message."""
+
+
+class LoggingRetry(GithubRetry):
+    """PyGithub's retry (rate limits, 5xx), saying how long each wait is."""
+
+    def sleep(self, response: Any = None) -> None:
+        wait = self.get_retry_after(response) if response is not None else None
+        if wait is None:
+            wait = self.get_backoff_time()
+        if wait:
+            log.warning("GitHub: waiting %.1fs before retrying (rate limit or server error)", wait)
+        super().sleep(response)
+
+
+def api_url(github_url: str | None) -> str:
+    """The REST API root: api.github.com, or `https://HOST/api/v3` for a GitHub Enterprise host."""
+    if not github_url:
+        return GITHUB_API
+    url = github_url.rstrip("/")
+    host = urlparse(url).hostname or ""
+    if host == "github.com":
+        return GITHUB_API
+    if host == "api.github.com" or host in LOOPBACK or url.endswith("/api/v3"):
+        return url
+    return url + "/api/v3"
+
+
+class Pacer:
+    """Waits between requests (and longer between writes), logging every wait."""
+
+    def __init__(self, between_requests: float, between_writes: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.between_requests = between_requests
+        self.between_writes = between_writes
+        self._clock, self._sleep = clock, sleep
+        self._last: float | None = None
+        self._last_write: float | None = None
+
+    def wait(self, write: bool) -> None:
+        now = self._clock()
+        due = 0.0
+        if self._last is not None:
+            due = max(due, self._last + self.between_requests - now)
+        if write and self._last_write is not None:
+            due = max(due, self._last_write + self.between_writes - now)
+        if due > 0:
+            log.info("GitHub: waiting %.2fs between %s", due, "writes" if write else "requests")
+            self._sleep(due)
+        self._last = self._clock()
+        if write:
+            self._last_write = self._last
+
+
+class GitHubForge:
+    name = "github"
+
+    def __init__(self, repository: str, token: Secret | None, *, github_url: str | None = None,
+                 polite: bool | None = None) -> None:
+        self.repository = repository
+        self.token = token
+        self.base_url = api_url(github_url)
+        if polite is None:
+            polite = (urlparse(self.base_url).hostname or "") not in LOOPBACK
+        self.pacer = Pacer(SECONDS_BETWEEN_REQUESTS, SECONDS_BETWEEN_WRITES) if polite else Pacer(0.0, 0.0)
+        self.github = Github(
+            auth=Auth.Token(token.reveal()) if token else None,
+            base_url=self.base_url,
+            retry=LoggingRetry(total=5, backoff_factor=1.0 if polite else 0.0),
+            seconds_between_requests=0,
+            seconds_between_writes=0,
+        )
+        self._repo: Any = None
+
+    def _call(self, what: str, call: Callable[[], T], write: bool = False) -> T:
+        self.pacer.wait(write)
+        try:
+            return call()
+        except GithubException as exc:
+            message = exc.data.get("message") if isinstance(exc.data, dict) else None
+            text = f"GitHub: {what}: {exc.status} {message or exc.data or ''}".strip()
+            if self.token:
+                text = text.replace(self.token.reveal(), "***")
+            raise GitHubError(text) from None
+        except requests.RequestException as exc:
+            text = f"GitHub: {what}: {type(exc).__name__}: {exc}"
+            if self.token:
+                text = text.replace(self.token.reveal(), "***")
+            raise GitHubError(text) from None
+
+    @property
+    def repo(self) -> Any:
+        if self._repo is None:
+            self._repo = self._call(f"read repository {self.repository}", lambda: self.github.get_repo(self.repository))
+        return self._repo
+
+    @contextlib.contextmanager
+    def checkout(self, dry_run: bool = False) -> Iterator[Checkout]:
+        repo = self.repo
+        with git.clone(repo.clone_url, repo.default_branch, self.token) as checkout:
+            yield checkout
+
+    def find_pull_request(self, branch: str, base: str) -> PullRequest | None:
+        owner = self.repository.split("/", 1)[0]
+        pulls = self._call("list pull requests", lambda: list(
+            self.repo.get_pulls(state="open", head=f"{owner}:{branch}", base=base)))
+        for pull in pulls:
+            if pull.head.ref == branch:
+                return _plain(pull)
+        return None
+
+    def open_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
+        if existing is not None:
+            pull = self._call(f"read pull request #{existing.number}", lambda: self.repo.get_pull(existing.number))
+            self._call(f"edit pull request #{existing.number}",
+                       lambda: pull.edit(title=request.title, body=request.body), write=True)
+            log.info("updated %s", pull.html_url)
+            self._add_labels(pull, request.labels, have={label.name for label in pull.labels})
+            return PullRequest(pull.number, pull.html_url, request.title, request.body)
+        pull = self._call("create pull request", lambda: self.repo.create_pull(
+            base=request.base, head=request.branch, title=request.title, body=request.body, draft=request.draft),
+            write=True)
+        log.info("opened %s", pull.html_url)
+        self._add_labels(pull, request.labels, have=set())
+        if request.reviewers:
+            self._call("request reviewers", lambda: pull.create_review_request(reviewers=list(request.reviewers)),
+                       write=True)
+        if request.assignees:
+            self._call("add assignees", lambda: pull.add_to_assignees(*request.assignees), write=True)
+        return PullRequest(pull.number, pull.html_url, request.title, request.body)
+
+    def _add_labels(self, pull: Any, labels: tuple[str, ...], have: set[str]) -> None:
+        missing = [label for label in labels if label not in have]
+        if not missing:
+            return
+        for label in missing:
+            self._ensure_label(label)
+        self._call("add labels", lambda: pull.add_to_labels(*missing), write=True)
+
+    def _ensure_label(self, name: str) -> None:
+        self.pacer.wait(write=False)
+        try:
+            self.repo.get_label(name)
+            return
+        except UnknownObjectException:
+            pass
+        except GithubException as exc:
+            raise GitHubError(f"GitHub: read label {name!r}: {exc.status}") from None
+        self._call(f"create label {name!r}", lambda: self.repo.create_label(
+            name, LABEL_COLOR, "Pull requests that move container images to the team's mirror"), write=True)
+
+
+def _plain(pull: Any) -> PullRequest:
+    return PullRequest(pull.number, pull.html_url, pull.title, pull.body or "")

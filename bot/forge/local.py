@@ -1,0 +1,45 @@
+"""The local forge: the branch lives in the local repository; the pull request text goes to a file
+(`--pr-file`) or to standard output, for people without GitHub."""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from bot import git
+from bot.forge.base import PullRequest, PullRequestRequest
+from bot.git import Checkout
+
+
+class LocalForge:
+    name = "local"
+
+    def __init__(self, path: Path, pr_file: Path | None = None, stream: TextIO | None = sys.stdout) -> None:
+        self.path = path
+        self.repository = path.resolve().name
+        self.pr_file = pr_file
+        self.stream = stream  # where the text goes without --pr-file (None: nowhere)
+
+    @contextlib.contextmanager
+    def checkout(self, dry_run: bool = False) -> Iterator[Checkout]:
+        if dry_run:
+            yield git.read_only(self.path)
+            return
+        with git.local_worktree(self.path) as checkout:
+            yield checkout
+
+    def find_pull_request(self, branch: str, base: str) -> PullRequest | None:
+        return None
+
+    def open_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
+        text = f"{request.title}\n\n{request.body}"
+        if self.pr_file is not None:
+            self.pr_file.write_text(text, encoding="utf-8")
+            url = str(self.pr_file)
+        else:
+            if self.stream is not None:
+                self.stream.write(text if text.endswith("\n") else text + "\n")
+            url = None
+        return PullRequest(None, url, request.title, request.body)

@@ -1,0 +1,269 @@
+"""Git for the bot's branch: a clone or a temporary worktree to build it in, the commit, the push.
+
+The user's own checkout is never switched or written to: a local repository gets a temporary
+`git worktree` at the base commit. A token is never put in a URL or in `.git/config`: it reaches
+git for one command at a time through `GIT_CONFIG_*` environment variables, and is scrubbed from
+any error message.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import git as gitpython
+
+from bot.errors import RehomeError, UsageError
+from bot.registry import Secret
+
+log = logging.getLogger("rehome")
+
+DEFAULT_BRANCH = "rehome/mirror-images"
+NO_SHA = "0" * 40
+
+
+class GitError(RehomeError):
+    """A git command that failed (exit 1): the message is git's, with any secret removed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        match = re.fullmatch(r"\s*([^<>]+?)\s*<([^<>]+)>\s*", text)
+        if match is None:
+            raise UsageError(f"author {text!r} must look like 'Name <email>'")
+        return cls(match.group(1), match.group(2))
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def environment(self) -> dict[str, str]:
+        return {"GIT_AUTHOR_NAME": self.name, "GIT_AUTHOR_EMAIL": self.email,
+                "GIT_COMMITTER_NAME": self.name, "GIT_COMMITTER_EMAIL": self.email}
+
+
+BOT = Identity("rehome-bot", "rehome-bot@users.noreply.github.com")
+ACTIONS_BOT = Identity("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
+
+
+@dataclasses.dataclass(frozen=True)
+class Commit:
+    sha: str
+    author: Identity
+
+
+@dataclasses.dataclass
+class Checkout:
+    """Where the bot's branch is built: `root` is a working tree at `base_sha` (the tip of `base`)."""
+
+    root: Path
+    base: str
+    base_sha: str
+    remote: bool  # a clone (publish by push) or a worktree of a local repository (publish by update-ref)
+    token: Secret | None = dataclasses.field(default=None, repr=False)
+
+    def git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        return run_git(self.root, args, env=dict(env or {}) | auth_environment(self.token), secret=self.token)
+
+
+def auth_environment(token: Secret | None) -> dict[str, str]:
+    """The token as an HTTP header for this one git process; never a URL, never `.git/config`."""
+    base = {"GIT_TERMINAL_PROMPT": "0"}
+    if token is None:
+        return base
+    basic = base64.b64encode(f"x-access-token:{token.reveal()}".encode()).decode()
+    return base | {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                   "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+
+
+def _scrub(text: str, secret: Secret | None) -> str:
+    if secret is None or not secret.reveal():
+        return text
+    value = secret.reveal()
+    basic = base64.b64encode(f"x-access-token:{value}".encode()).decode()
+    return text.replace(value, "***").replace(basic, "***")
+
+
+def run_git(cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+            secret: Secret | None = None) -> str:
+    log.debug("git %s", _scrub(" ".join(args), secret))
+    try:
+        return gitpython.Git(str(cwd)).execute(["git", *args], env=dict(env or {}), strip_newline_in_stdout=True)
+    except gitpython.GitCommandError as exc:
+        stderr = (exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
+        raise GitError(_scrub(f"git {args[0]} failed: {stderr or exc.status}", secret)) from None
+
+
+# --- opening a checkout -------------------------------------------------------------------------
+
+def _top(path: Path) -> Path:
+    try:
+        return Path(run_git(path, ["rev-parse", "--show-toplevel"]))
+    except GitError:
+        raise UsageError(f"{path}: not a git repository",
+                         hint="rehome run builds its branch with git; use rehome rewrite for a plain folder") from None
+
+
+def _current_branch(top: Path) -> str:
+    try:
+        return run_git(top, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+    except GitError:
+        raise UsageError(f"{top}: HEAD is detached", hint="check out the branch the pull request should target") from None
+
+
+@contextlib.contextmanager
+def local_worktree(path: Path) -> Iterator[Checkout]:
+    """A temporary worktree of the local repository at the tip of the branch checked out now;
+    `root` is `path`'s place in it (a repository's subfolder stays a subfolder)."""
+    top = _top(path)
+    prefix = run_git(path, ["rev-parse", "--show-prefix"])
+    base = _current_branch(top)
+    base_sha = run_git(top, ["rev-parse", "HEAD"])
+    parent = Path(tempfile.mkdtemp(prefix="rehome-worktree-"))
+    tree = parent / "tree"
+    # No hooks: the user's post-checkout hooks are not for this temporary tree.
+    run_git(top, ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", "--detach", str(tree), base_sha])
+    try:
+        yield Checkout(tree / prefix if prefix else tree, base, base_sha, remote=False)
+    finally:
+        with contextlib.suppress(GitError):
+            run_git(top, ["worktree", "remove", "--force", str(tree)])
+        shutil.rmtree(parent, ignore_errors=True)
+        with contextlib.suppress(GitError):
+            run_git(top, ["worktree", "prune"])
+
+
+def read_only(path: Path) -> Checkout:
+    """The folder as it is, for a dry run that must write nothing (not even a worktree); works
+    outside a git repository too."""
+    try:
+        top = Path(run_git(path, ["rev-parse", "--show-toplevel"]))
+        base = run_git(top, ["symbolic-ref", "--quiet", "--short", "HEAD"])
+        base_sha = run_git(top, ["rev-parse", "HEAD"])
+    except GitError:
+        return Checkout(path, "HEAD", "", remote=False)
+    return Checkout(path, base, base_sha, remote=False)
+
+
+@contextlib.contextmanager
+def clone(url: str, base: str, token: Secret | None = None) -> Iterator[Checkout]:
+    """A shallow, blobless clone of `base` in a temporary folder (removed afterwards)."""
+    parent = Path(tempfile.mkdtemp(prefix="rehome-clone-"))
+    tree = parent / "repo"
+    try:
+        log.info("cloning %s (branch %s)", _safe_url(url), base)
+        run_git(parent, ["clone", "--quiet", "--depth", "1", "--filter=blob:none", "--single-branch", "--no-tags",
+                         "--branch", base, url, str(tree)], env=auth_environment(token), secret=token)
+        checkout = Checkout(tree, base, "", remote=True, token=token)
+        checkout.base_sha = checkout.git("rev-parse", "HEAD")
+        yield checkout
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _safe_url(url: str) -> str:
+    """A URL without any user or password part, for logs."""
+    return re.sub(r"^([a-z+]+://)[^/@]*@", r"\1", url)
+
+
+def origin_repository(path: Path) -> str:
+    """OWNER/NAME from the `origin` remote of a local checkout (https, ssh or scp-like URL)."""
+    try:
+        url = run_git(path, ["remote", "get-url", "origin"])
+    except GitError:
+        raise UsageError(f"{path}: no `origin` remote to take OWNER/NAME from") from None
+    match = re.search(r"[:/]([^/:]+)/([^/]+?)(?:\.git)?/?$", url)
+    if match is None:
+        raise UsageError(f"{path}: cannot read OWNER/NAME from the origin remote {_safe_url(url)!r}")
+    return f"{match.group(1)}/{match.group(2)}"
+
+
+# --- the bot's branch ---------------------------------------------------------------------------
+
+def branch_head(checkout: Checkout, branch: str) -> str | None:
+    """The branch's current commit (on the remote for a clone, in the repository for a worktree),
+    fetched with the commits it holds beyond the base; None when there is no such branch."""
+    ref = f"refs/heads/{branch}"
+    if not checkout.remote:
+        if not checkout.base_sha:
+            return None
+        try:
+            return checkout.git("rev-parse", "--verify", "--quiet", ref + "^{commit}")
+        except GitError:
+            return None
+    listed = checkout.git("ls-remote", "origin", ref)
+    if not listed:
+        return None
+    sha = listed.split()[0]
+    tracking = f"+{ref}:refs/remotes/origin/{branch}"
+    try:
+        # Only the commits that are not on the base: exactly the ones whose authors are checked.
+        checkout.git("fetch", "--quiet", "--filter=blob:none", f"--shallow-exclude={checkout.base}", "origin", tracking)
+    except GitError:  # the branch holds nothing beyond the base ("no commits selected")
+        checkout.git("fetch", "--quiet", "--depth", "1", "--filter=blob:none", "origin", tracking)
+    return sha
+
+
+def commits_beyond_base(checkout: Checkout, head: str) -> list[Commit]:
+    out = checkout.git("log", "--format=%H%x00%an%x00%ae", head, "--not", checkout.base_sha)
+    commits = []
+    for line in out.splitlines():
+        sha, name, email = line.split("\0")
+        commits.append(Commit(sha, Identity(name, email)))
+    return commits
+
+
+def foreign_commits(checkout: Checkout, head: str, identity: Identity) -> list[Commit]:
+    """Commits on the bot's branch, not on the base, that someone other than `identity` wrote."""
+    return [c for c in commits_beyond_base(checkout, head) if c.author.email.lower() != identity.email.lower()]
+
+
+def commit_files(checkout: Checkout, paths: Sequence[str], message: str, identity: Identity) -> str:
+    """Commit `paths` (already written in the working tree) on top of the base; the new commit's sha."""
+    checkout.git("add", "--", *paths)
+    checkout.git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-m", message,
+                 env=identity.environment())
+    return checkout.git("rev-parse", "HEAD")
+
+
+def _commit_fields(checkout: Checkout, sha: str) -> tuple[str, list[str]]:
+    """(tree, parents) from the commit object itself: a shallow clone's grafts do not hide them."""
+    tree, parents = "", []
+    for line in checkout.git("cat-file", "commit", sha).splitlines():
+        if not line:
+            break
+        key, _, value = line.partition(" ")
+        if key == "tree":
+            tree = value
+        elif key == "parent":
+            parents.append(value)
+    return tree, parents
+
+
+def same_change(checkout: Checkout, head: str | None, new: str) -> bool:
+    """True when the branch already holds this change: one commit on the current base, same tree."""
+    if head is None:
+        return False
+    head_tree, head_parents = _commit_fields(checkout, head)
+    new_tree, _ = _commit_fields(checkout, new)
+    return head_parents == [checkout.base_sha] and head_tree == new_tree
+
+
+def publish_branch(checkout: Checkout, branch: str, new: str, expected: str | None) -> None:
+    """Point the bot's branch at `new`, only if it still is at `expected` (None: must not exist)."""
+    ref = f"refs/heads/{branch}"
+    if checkout.remote:
+        log.info("pushing %s", branch)
+        checkout.git("push", "--quiet", f"--force-with-lease={ref}:{expected or ''}", "origin", f"{new}:{ref}")
+    else:
+        checkout.git("update-ref", "-m", "rehome: rebuilt from the base branch", ref, new, expected or NO_SHA)

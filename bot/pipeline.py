@@ -1,0 +1,283 @@
+"""One repository end to end: scan → plan → mirror → rewrite (verified moves only) → commit on the
+bot's branch → push → open or update the one pull request.
+
+`run_repository` is what `rehome run` calls, and what a sweep calls once per repository.
+It is idempotent: with nothing new it commits, pushes and edits nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot import git, mirror, render
+from bot.commands import plan as plan_command
+from bot.config import Config
+from bot.errors import UsageError
+from bot.forge.base import Forge, PullRequest, PullRequestRequest
+from bot.git import Checkout, Identity
+from bot.mirror import MirrorImage, MirrorOptions
+from bot.plan import Plan
+from bot.pulls import PullCounts
+from bot.report import MovedImage, NotMoved, PullWindow, RunReport
+from bot.rewrite import FileRewrite, rewrite_tree, unified_diff, write_atomically
+from bot.scan.model import INTERNAL, Reference
+
+log = logging.getLogger("rehome")
+
+DEFAULT_LABELS = ("rehome",)
+# Mirror statuses whose references move: verified copies, or (dry run only) what would be copied.
+VERIFIED = frozenset({"present", "copied"})
+DRY_RUN_MOVES = VERIFIED | {"missing", "unknown"}
+
+Ensure = Callable[..., list[MirrorImage]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PullRequestSettings:
+    """What the flags and `rehome.yaml` say about the branch and the pull request."""
+
+    branch: str
+    author: Identity
+    title: str | None
+    labels: tuple[str, ...]
+    reviewers: tuple[str, ...]
+    assignees: tuple[str, ...]
+    draft: bool
+    templates: Path | None
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What one repository's run did. `status`: opened, updated, unchanged, nothing-to-do,
+    dry-run, or stopped (the bot's branch holds someone else's commits)."""
+
+    repository: str
+    status: str
+    message: str
+    changed: bool = False
+    report: RunReport | None = None
+    plan: Plan | None = None
+    images: list[MirrorImage] = dataclasses.field(default_factory=list)
+    rewrites: list[FileRewrite] = dataclasses.field(default_factory=list)
+    pull_request: PullRequest | None = None
+    title: str = ""
+    body: str = ""
+    templates: Path | None = None  # the template folder the text was rendered with
+
+    @property
+    def diff(self) -> str:
+        return "".join(unified_diff(r) for r in self.rewrites if r.changed)
+
+    @property
+    def failed(self) -> list[MirrorImage]:
+        return [image for image in self.images if image.status in mirror.NEEDS_ATTENTION]
+
+    @property
+    def exit_code(self) -> int:
+        untouched = any(r.new_text is None for r in self.rewrites)
+        return 1 if self.status == "stopped" or self.failed or untouched else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """`rehome run --format json`: the fields issue 6 defines, `moved` counting images."""
+        pull = self.pull_request
+        return {
+            "version": 1,
+            "pr_url": pull.url if pull and pull.number is not None else None,
+            "pr_number": pull.number if pull else None,
+            "changed": self.changed,
+            "moved": len(self.report.moved) if self.report else 0,
+            "unresolved": len(self.plan.unresolved) if self.plan else 0,
+            "failed": len(self.failed),
+            "images": [image.to_json() for image in self.images],
+        }
+
+
+def split_list(value: str | None) -> tuple[str, ...] | None:
+    """`a,b` → ("a", "b"); None when the flag was not given; `""` → () (explicitly none)."""
+    if value is None:
+        return None
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def default_author(environ: Mapping[str, str]) -> Identity:
+    return git.ACTIONS_BOT if environ.get("GITHUB_ACTIONS") == "true" else git.BOT
+
+
+def pull_request_settings(args: argparse.Namespace, config: Config,
+                          environ: Mapping[str, str] = os.environ) -> PullRequestSettings:
+    labels = split_list(getattr(args, "labels", None))
+    reviewers = split_list(getattr(args, "reviewers", None))
+    assignees = split_list(getattr(args, "assignees", None))
+    templates = getattr(args, "templates", None)
+    return PullRequestSettings(
+        branch=getattr(args, "branch", None) or config.branch or git.DEFAULT_BRANCH,
+        author=Identity.parse(config.author) if config.author else default_author(environ),
+        title=getattr(args, "title", None) or config.title,
+        labels=labels if labels is not None else config.labels if config.labels is not None else DEFAULT_LABELS,
+        reviewers=reviewers if reviewers is not None else config.reviewers,
+        assignees=assignees if assignees is not None else config.assignees,
+        draft=bool(getattr(args, "draft", False)) or config.draft,
+        templates=Path(templates) if templates else config.templates,
+    )
+
+
+def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = mirror.ensure_images,
+                   mirror_options: MirrorOptions | None = None) -> RunResult:
+    """Run the whole pipeline for the repository `forge` names. `args` are `rehome run`'s flags
+    (scan, plan, mirror and pull request settings); `ensure` may be a sweep's shared mirror step."""
+    dry_run = bool(args.dry_run)
+    with forge.checkout(dry_run=dry_run) as checkout:
+        planned = plan_command.build(argparse.Namespace(**{**vars(args), "path": str(checkout.root)}))
+        settings = pull_request_settings(args, planned.config)
+        if checkout.base == settings.branch:
+            raise UsageError(f"the base branch is the bot's own branch {settings.branch}",
+                             hint="check out (or make default) the branch the pull request should target")
+        head = git.branch_head(checkout, settings.branch)
+        if head is not None:
+            foreign = git.foreign_commits(checkout, head, settings.author)
+            if foreign:
+                return _stopped(forge.repository, settings, foreign)
+        options = mirror_options or mirror.options_from_args(
+            args, planned.config.insecure_registries, mirror.registry_host(planned.plan.destination, "destination"))
+        plan = planned.plan
+        images = ensure([(m.source, m.target) for m in plan.moves], options,
+                        pulls={m.source: m.pulls for m in plan.moves})
+        moving = verified_plan(plan, images, DRY_RUN_MOVES if dry_run else VERIFIED)
+        rules = {rule.kind: rule for rule in planned.scan_options.rules}
+        rewrites = rewrite_tree(checkout.root, moving, rules, planned.scan_options.policy, planned.scanned.references,
+                                pins(plan, images))
+        report = build_report(forge.repository, checkout.base, settings.branch, plan, moving, images, rewrites,
+                              planned.scanned.references, dry_run, pull_window(planned.pulls))
+        result = RunResult(forge.repository, "", "", report=report, plan=plan, images=images, rewrites=rewrites,
+                           title=_title(report, settings), body=render.render_body(report, settings.templates),
+                           templates=settings.templates)
+        changed = [r for r in rewrites if r.changed]
+        if dry_run:
+            result.status, result.changed = "dry-run", bool(changed)
+            result.message = f"dry run: {len(report.moved)} images would move, in {len(changed)} files; nothing written"
+            return result
+        return _publish(forge, checkout, settings, head, result, changed)
+
+
+def _title(report: RunReport, settings: PullRequestSettings) -> str:
+    if settings.title:
+        return settings.title.replace("{count}", str(len(report.moved))).replace("{destination}", report.destination)
+    return render.render_title(report, settings.templates)
+
+
+def _stopped(repository: str, settings: PullRequestSettings, foreign: Sequence[git.Commit]) -> RunResult:
+    who = ", ".join(f"{c.sha[:12]} by {c.author}" for c in foreign[:3]) + (" …" if len(foreign) > 3 else "")
+    message = (f"{repository}: stopped: the branch {settings.branch} holds commits by someone other than "
+               f"{settings.author} ({who}); it is not overwritten. Merge or delete that branch, or choose "
+               "another with --branch")
+    return RunResult(repository, "stopped", message)
+
+
+def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None,
+             result: RunResult, changed: list[FileRewrite]) -> RunResult:
+    existing = forge.find_pull_request(settings.branch, checkout.base)
+    result.pull_request = existing
+    if not changed:
+        result.status = "nothing-to-do"
+        failed = len(result.failed)
+        state = (f"nothing more can move ({failed} images could not be copied)" if failed
+                 else "everything is already moved")
+        if existing is not None:
+            result.message = f"{forge.repository}: {state}; the pull request {existing.url} is left as it is"
+        else:
+            result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
+        return result
+    for rewrite in changed:
+        assert rewrite.new_text is not None
+        write_atomically(checkout.root / rewrite.path, rewrite.new_text)
+    assert result.report is not None
+    message = render.render_commit_message(result.report, settings.templates)
+    new = git.commit_files(checkout, [r.path for r in changed], message, settings.author)
+    request = PullRequestRequest(settings.branch, checkout.base, result.title, result.body, settings.labels,
+                                 settings.reviewers, settings.assignees, settings.draft)
+    if git.same_change(checkout, head, new):
+        if existing is not None or not checkout.remote:
+            result.status = "unchanged"
+            where = existing.url if existing is not None else f"the branch {settings.branch}"
+            result.message = f"{forge.repository}: nothing new; {where} already holds this change"
+            return result
+        result.pull_request = forge.open_pull_request(request, None)  # the branch is there, its PR is not
+        result.status = "opened"
+        result.message = f"{forge.repository}: opened {result.pull_request.url}"
+        return result
+    git.publish_branch(checkout, settings.branch, new, head)
+    result.changed = True
+    result.pull_request = forge.open_pull_request(request, existing)
+    result.status = "updated" if existing is not None else "opened"
+    where = result.pull_request.url or settings.branch
+    result.message = f"{forge.repository}: {result.status} {where} ({len(result.report.moved)} images moved)"
+    return result
+
+
+def verified_plan(plan: Plan, images: Sequence[MirrorImage], statuses: frozenset[str]) -> Plan:
+    """The plan with only the moves whose mirror copy has one of `statuses` (verified, normally)."""
+    by_source = {image.source: image for image in images}
+    moves = [m for m in plan.moves if (image := by_source.get(m.source)) is not None and image.status in statuses]
+    return dataclasses.replace(plan, moves=moves)
+
+
+def pins(plan: Plan, images: Sequence[MirrorImage]) -> dict[str, str] | None:
+    """With `pin_digest`: each source's verified mirror digest, for the rewrite to pin."""
+    if not plan.pin_digest:
+        return None
+    return {image.source: image.verified_digest for image in images if image.verified_digest}
+
+
+def _not_moved(ref: Reference, category: str, reason: str | None) -> NotMoved:
+    return NotMoved(ref.path, ref.line, ref.column, ref.raw, category, reason or category)
+
+
+def pull_window(counts: PullCounts | None) -> PullWindow | None:
+    if counts is None:
+        return None
+    window = counts.window.to_json() if counts.window is not None else {"since": None, "until": None}
+    return PullWindow(counts.source, window["since"], window["until"])
+
+
+def build_report(repository: str, base: str, branch: str, plan: Plan, moving: Plan, images: Sequence[MirrorImage],
+                 rewrites: Sequence[FileRewrite], references: Sequence[Reference], dry_run: bool,
+                 window: PullWindow | None = None) -> RunReport:
+    by_source = {image.source: image for image in images}
+    untouched = {r.path: r.reason or "a safety check failed" for r in rewrites if r.new_text is None}
+    moved: list[MovedImage] = []
+    not_moved: list[NotMoved] = []
+    for move in moving.moves:
+        image = by_source[move.source]
+        kept = [ref for ref in move.references if ref.path not in untouched]
+        not_moved += [_not_moved(ref, "untouched", f"file left as it is: {untouched[ref.path]}")
+                      for ref in move.references if ref.path in untouched]
+        if kept:
+            moved.append(MovedImage(move.source, move.target, image.digest, image.platforms, image.status,
+                                    move.pulls, move.repository_pulls,
+                                    tuple(dataclasses.replace(move, references=kept).occurrences)))
+    moving_sources = {m.source for m in moving.moves}
+    for move in plan.moves:
+        if move.source in moving_sources:
+            continue
+        image = by_source.get(move.source)
+        status = image.status if image is not None else "failed"
+        reason = (image.error if image is not None and image.error else
+                  f"the mirror copy is {status}; only verified copies are used")
+        not_moved += [_not_moved(ref, status, reason) for ref in move.references]
+    not_moved += [_not_moved(ref, "unresolved", ref.reason) for ref in plan.unresolved]
+    not_moved += [_not_moved(ref, "covered", ref.reason) for ref in plan.covered]
+    not_moved += [_not_moved(ref, "internal", ref.reason or "already in an internal registry")
+                  for ref in references if ref.status == INTERNAL]
+    not_moved.sort(key=lambda n: (n.path, n.line, n.column, n.raw))
+    files = tuple(sorted(r.path for r in rewrites if r.changed))
+    return RunReport(repository, plan.destination, base, branch, tuple(moved), tuple(not_moved), files,
+                     pull_window=window, dry_run=dry_run)
+
+
+__all__ = ["PullRequestSettings", "RunResult", "build_report", "pins", "pull_request_settings", "pull_window",
+           "run_repository", "verified_plan"]

@@ -1,0 +1,177 @@
+"""`action.yml`: validated against GitHub's action metadata schema, and its steps run with bash in a
+simulated Actions environment against the GitHub stand-in, a bare remote and real registries."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.github.server import GitHubServer
+from tests.helpers import git
+from tests.run.conftest import TOKEN_CANARY, Project
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+ACTION = ROOT / "action.yml"
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def load_action() -> dict:
+    return YAML(typ="safe", pure=True).load(ACTION.read_text())
+
+
+def evaluate(text: str, context: dict[str, str]) -> str:
+    def value(match: re.Match) -> str:
+        assert match.group(1) in context, f"unsupported expression: {match.group(1)}"
+        return context[match.group(1)]
+
+    return EXPRESSION.sub(value, text)
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+@dataclasses.dataclass
+class ActionRun:
+    outputs: dict[str, str]
+    codes: list[int]
+    stdout: str
+    stderr: str
+    summary: str
+
+
+def fake_install(runner_temp: Path) -> str:
+    """The install step's stand-in: this interpreter, with the checkout on its path (a venv and a pip
+    install per test would be slow; test_the_install_step runs the real one)."""
+    return (
+        'mkdir -p "$RUNNER_TEMP/rehome-venv/bin"\n'
+        "cat > \"$RUNNER_TEMP/rehome-venv/bin/python\" <<'EOF'\n"
+        f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" "$@"\nEOF\n'
+        'chmod +x "$RUNNER_TEMP/rehome-venv/bin/python"\n'
+    )
+
+
+def run_action(tmp_path: Path, workspace: Path, inputs: dict[str, str], environ: dict[str, str],
+               install: bool = False, only: tuple[str, ...] | None = None, action_path: Path = ROOT) -> ActionRun:
+    action = load_action()
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir(exist_ok=True)
+    summary = tmp_path / "summary.md"
+    context = {"github.action_path": str(action_path), "github.token": environ.get("TEST_GITHUB_TOKEN", "")}
+    for name, spec in action["inputs"].items():
+        context[f"inputs.{name}"] = evaluate(inputs.get(name, str(spec.get("default", ""))), context)
+    base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "RUNNER_TEMP": str(runner_temp),
+            "GITHUB_WORKSPACE": str(workspace), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true",
+            **environ}
+    codes, stdout, stderr = [], "", ""
+    for index, step in enumerate(action["runs"]["steps"]):
+        if only is not None and step["id"] not in only:
+            continue
+        output = tmp_path / f"output-{index}"
+        env = base | {"GITHUB_OUTPUT": str(output)}
+        env |= {k: evaluate(str(v), context) for k, v in step.get("env", {}).items()}
+        script = step["run"] if install or step["id"] != "install" else fake_install(runner_temp)
+        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], env=env,
+                              cwd=workspace, capture_output=True, text=True, timeout=240)
+        codes.append(proc.returncode)
+        stdout, stderr = stdout + proc.stdout, stderr + proc.stderr
+        for key, value in read_outputs(output).items():
+            context[f"steps.{step['id']}.outputs.{key}"] = value
+        if proc.returncode != 0:
+            break
+    outputs = {name: evaluate(spec["value"], context | {k: "" for k in _output_refs(action) if k not in context})
+               for name, spec in action["outputs"].items()}
+    return ActionRun(outputs, codes, stdout, stderr, summary.read_text() if summary.exists() else "")
+
+
+def _output_refs(action: dict) -> list[str]:
+    return [m.group(1) for spec in action["outputs"].values() for m in EXPRESSION.finditer(spec["value"])]
+
+
+def test_action_yml_validates_against_githubs_schema() -> None:
+    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-actions",
+                           str(ACTION)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_inputs_reach_the_steps_only_through_env() -> None:
+    action = load_action()
+    text = ACTION.read_text()
+    referenced = set(re.findall(r"\binputs\.([A-Za-z0-9_-]+)", text))
+    assert referenced <= set(action["inputs"]), referenced - set(action["inputs"])
+    assert referenced == set(action["inputs"])  # every input is used
+    for step in action["runs"]["steps"]:
+        assert "${{" not in step["run"], step["id"]
+    for name, spec in action["inputs"].items():
+        assert isinstance(spec["default"], str) and name == name.lower()
+
+
+def _workspace(project: Project) -> Path:
+    git(project.work, "remote", "set-url", "origin", "https://github.com/acme/shop.git")
+    return project.work
+
+
+def test_the_action_opens_the_pull_request_and_sets_outputs_and_summary(
+        project: Project, github: GitHubServer, tmp_path: Path) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    run = run_action(tmp_path, _workspace(project), {"destination": project.destination, "labels": "rehome,images",
+                                                     "reviewers": "alice"}, environ)
+    assert run.codes == [0, 1], run.stderr  # gone:1 could not be copied: the step fails, the PR is open
+    assert run.outputs == {"pr-url": f"{github.origin}/acme/shop/pull/1", "pr-number": "1", "changed": "true",
+                           "moved-count": "3", "unresolved-count": "1"}
+    data = json.loads(run.stdout[run.stdout.index("{"): run.stdout.rindex("}") + 1])
+    assert (data["version"], data["moved"], data["failed"]) == (1, 3, 1)
+    sidecar = f"{project.upstream}/{project.prefix}/gone:1"
+    assert f"::error file=deploy/app.yaml,line=12,col=19::{sidecar} was not moved (failed): " in run.stdout
+    assert run.summary.startswith(f"# rehome: acme/shop\n\n**3 images** from 1 registry")
+    assert f"moved to `{project.destination}`" in run.summary
+    for digest in project.digests.values():
+        assert digest in run.summary
+    log = project.remote_git("log", "--format=%an <%ae>", "main..rehome/mirror-images")
+    assert log == "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>"
+    assert [r.body for r in github.writes() if r.path.endswith("/requested_reviewers")] == [{"reviewers": ["alice"]}]
+    assert {r.authorization for r in github.requests} == {f"token {TOKEN_CANARY}"}
+    for text in (run.stdout, run.stderr, run.summary, json.dumps(run.outputs)):
+        assert TOKEN_CANARY not in text
+
+
+def test_the_action_dry_run_writes_nothing(project: Project, github: GitHubServer, tmp_path: Path) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    run = run_action(tmp_path, _workspace(project), {"destination": project.destination, "dry-run": "true",
+                                                     "pulls": "pulls.csv"}, environ)
+    assert run.codes == [0, 0], run.stderr
+    assert run.outputs == {"pr-url": "", "pr-number": "", "changed": "true", "moved-count": "4",
+                           "unresolved-count": "1"}
+    assert "::warning::the pulls input is not supported" in run.stdout
+    assert github.writes() == [] and project.remote_git("branch", "--list") == "* main"
+
+
+@pytest.mark.slow
+def test_the_install_step(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    # The action's checkout: the tracked files, copied (pip builds in the tree it installs from).
+    action_path = tmp_path / "action"
+    for name in subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True,
+                               check=True).stdout.split("\0"):
+        if name and (ROOT / name).is_file():
+            (action_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, action_path / name)
+    run = run_action(tmp_path, workspace, {}, {}, install=True, only=("install",), action_path=action_path)
+    assert run.codes == [0], run.stderr
+    python = tmp_path / "runner-temp" / "rehome-venv" / "bin" / "python"
+    proc = subprocess.run([str(python), "-m", "bot", "--version"], capture_output=True, text=True, timeout=60,
+                          cwd=workspace)
+    assert proc.returncode == 0 and proc.stdout.startswith("rehome "), proc.stderr

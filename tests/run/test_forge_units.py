@@ -1,0 +1,116 @@
+"""The pieces of the forge and git modules that need no repository: URLs, identities, waits."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.errors import UsageError
+from bot.forge.github import GITHUB_API, GitHubError, GitHubForge, Pacer, api_url
+from bot.git import BOT, Identity, origin_repository
+from bot.pipeline import split_list
+from bot.registry import Secret
+from tests.github.server import GitHubServer
+from tests.helpers import git
+
+
+class Logged(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def logged():
+    handler = Logged()
+    logger = logging.getLogger("rehome")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_api_url_for_github_enterprise_and_loopback() -> None:
+    assert api_url(None) == GITHUB_API
+    assert api_url("https://github.com") == GITHUB_API
+    assert api_url("https://ghe.example.com/") == "https://ghe.example.com/api/v3"
+    assert api_url("https://ghe.example.com/api/v3") == "https://ghe.example.com/api/v3"
+    assert api_url("http://127.0.0.1:8080/api/v3") == "http://127.0.0.1:8080/api/v3"
+
+
+def test_politeness_is_kept_for_github_and_off_on_loopback() -> None:
+    assert (GitHubForge("a/b", None).pacer.between_writes, GitHubForge("a/b", None).pacer.between_requests) == (1.0, 0.25)
+    ghe = GitHubForge("a/b", None, github_url="https://ghe.example.com")
+    assert (ghe.base_url, ghe.pacer.between_writes) == ("https://ghe.example.com/api/v3", 1.0)
+    local = GitHubForge("a/b", None, github_url="http://127.0.0.1:9/api/v3")
+    assert (local.pacer.between_requests, local.pacer.between_writes) == (0.0, 0.0)
+
+
+def test_every_wait_is_logged(logged: Logged) -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(0.25, 1.0, clock=lambda: now[0], sleep=sleep)
+    pacer.wait(write=True)
+    now[0] += 0.1
+    pacer.wait(write=False)
+    pacer.wait(write=True)
+    assert slept == [pytest.approx(0.15), pytest.approx(0.75)]
+    assert logged.messages == ["GitHub: waiting 0.15s between requests", "GitHub: waiting 0.75s between writes"]
+
+
+def test_a_rate_limited_request_is_retried_after_a_logged_wait(logged: Logged) -> None:
+    server = GitHubServer()
+    try:
+        server.add_repo("acme/shop", "file:///nowhere.git")
+        server.faults.append(("GET", r"/pulls$", 403, {"Retry-After": "1"}, {"message": "You have exceeded a secondary rate limit"}))
+        forge = GitHubForge("acme/shop", Secret("t"), github_url=server.base_url)
+        assert forge.find_pull_request("rehome/mirror-images", "main") is None
+        assert [path for method, path in server.calls()] == ["/repos/acme/shop", "/repos/acme/shop/pulls",
+                                                             "/repos/acme/shop/pulls"]
+        assert any("waiting 1.0s before retrying" in m for m in logged.messages), logged.messages
+    finally:
+        server.stop()
+
+
+def test_api_errors_carry_githubs_message_and_never_the_token() -> None:
+    server = GitHubServer()
+    try:
+        server.add_repo("acme/shop", "file:///nowhere.git")
+        server.faults.append(("POST", r"/pulls$", 422, {}, {"message": "Validation Failed: secret-token-123"}))
+        forge = GitHubForge("acme/shop", Secret("secret-token-123"), github_url=server.base_url)
+        from bot.forge import PullRequestRequest
+        with pytest.raises(GitHubError) as caught:
+            forge.open_pull_request(PullRequestRequest("b", "main", "t", "body"), None)
+        assert str(caught.value) == "GitHub: create pull request: 422 Validation Failed: ***"
+    finally:
+        server.stop()
+
+
+def test_identity_and_lists() -> None:
+    assert Identity.parse("Platform Bot <platform@example.com>") == Identity("Platform Bot", "platform@example.com")
+    assert str(BOT) == "rehome-bot <rehome-bot@users.noreply.github.com>"
+    with pytest.raises(UsageError):
+        Identity.parse("no email")
+    assert (split_list(None), split_list(""), split_list("a, b,,c")) == (None, (), ("a", "b", "c"))
+
+
+@pytest.mark.parametrize("url", ["https://github.com/acme/shop.git", "https://github.com/acme/shop",
+                                 "git@github.com:acme/shop.git", "ssh://git@ghe.example.com/acme/shop.git",
+                                 "https://x-access-token@ghe.example.com/acme/shop/"])
+def test_owner_and_name_from_the_origin_remote(tmp_path: Path, url: str) -> None:
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "remote", "add", "origin", url)
+    assert origin_repository(tmp_path) == "acme/shop"

@@ -1,0 +1,240 @@
+"""`rehome run OWNER/NAME --forge github` end to end: a bare git remote, the GitHub stand-in,
+real loopback registries."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.github.server import GitHubServer
+from tests.helpers import git, run_cli
+from tests.oci import images
+from tests.run.conftest import TOKEN_CANARY, TOKEN_ENV, Project
+
+BRANCH = "rehome/mirror-images"
+ACCEPT = ", ".join([images.DOCKER_MANIFEST, images.OCI_MANIFEST, images.OCI_INDEX])
+
+
+def run_github(capsys, project: Project, github: GitHubServer, *extra: str) -> tuple[int, dict, str]:
+    code, out, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--github-url",
+                             github.base_url, "--token-env", TOKEN_ENV, "--format", "json", *extra)
+    return code, json.loads(out), err
+
+
+def mirror_name(project: Project, name: str) -> str:
+    return f"{project.destination}/{project.upstream.replace(':', '__')}/{project.prefix}/{name}"
+
+
+def branch_diff(project: Project) -> str:
+    diff = project.remote_git("diff", "main", BRANCH)
+    return "".join(line + "\n" for line in diff.splitlines() if not line.startswith("index "))
+
+
+def expected_diff(project: Project) -> str:
+    up, p, m = project.upstream, project.prefix, mirror_name
+    mirror_host, mirror_path = project.mirror, mirror_name(project, "redis").split("/", 1)[1]
+    return f"""\
+diff --git a/Dockerfile b/Dockerfile
+--- a/Dockerfile
++++ b/Dockerfile
+@@ -1,2 +1,2 @@
+-FROM {up}/{p}/nginx:1.27
++FROM {m(project, "nginx")}:1.27
+ RUN echo hello
+diff --git a/chart/values.yaml b/chart/values.yaml
+--- a/chart/values.yaml
++++ b/chart/values.yaml
+@@ -1,5 +1,5 @@
+ cache:
+   image:
+-    registry: {up}
+-    repository: {p}/redis
++    registry: {mirror_host}
++    repository: {mirror_path}
+     tag: "7.4"
+diff --git a/deploy/app.yaml b/deploy/app.yaml
+--- a/deploy/app.yaml
++++ b/deploy/app.yaml
+@@ -7,7 +7,7 @@ spec:
+     spec:
+       containers:
+         - name: app
+-          image: {up}/{p}/app:1  # the app
++          image: {m(project, "app")}:1  # the app
+         - name: sidecar
+           image: "{up}/{p}/gone:1"
+         - name: job
+diff --git a/docker-compose.yml b/docker-compose.yml
+--- a/docker-compose.yml
++++ b/docker-compose.yml
+@@ -1,3 +1,3 @@
+ services:
+   cache:
+-    image: {up}/{p}/redis:7.4
++    image: {m(project, "redis")}:7.4
+"""
+
+
+def mirror_digest(reference: str) -> str:
+    host, rest = reference.split("/", 1)
+    repo, tag = rest.rsplit(":", 1)
+    response = httpx.head(f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT})
+    response.raise_for_status()
+    return response.headers["Docker-Content-Digest"]
+
+
+def test_run_opens_one_pull_request_for_the_verified_images(project: Project, github: GitHubServer, capsys) -> None:
+    code, result, err = run_github(capsys, project, github)
+    up, p = project.upstream, project.prefix
+    # gone:1 is not upstream: it could not be copied, so exit 1 although the PR for the others opened.
+    assert code == 1
+    assert {k: v for k, v in result.items() if k != "images"} == {
+        "version": 1, "pr_url": f"{github.origin}/acme/shop/pull/1", "pr_number": 1, "changed": True,
+        "moved": 3, "unresolved": 1, "failed": 1}
+    assert [(i["source"], i["status"]) for i in result["images"]] == [
+        (f"{up}/{p}/app:1", "copied"), (f"{up}/{p}/gone:1", "failed"),
+        (f"{up}/{p}/nginx:1.27", "copied"), (f"{up}/{p}/redis:7.4", "copied")]
+    assert branch_diff(project) == expected_diff(project)
+    log = project.remote_git("log", "--format=%an <%ae>|%P", f"main..{BRANCH}").splitlines()
+    assert log == [f"rehome-bot <rehome-bot@users.noreply.github.com>|{project.remote_git('rev-parse', 'main')}"]
+    writes = [(r.method, r.path) for r in github.writes()]
+    assert writes == [("POST", "/repos/acme/shop/pulls"), ("POST", "/repos/acme/shop/labels"),
+                      ("POST", "/repos/acme/shop/issues/1/labels")]
+    create = github.writes()[0].body
+    assert (create["head"], create["base"], create["draft"]) == (BRANCH, "main", False)
+    assert create["title"] == f"Move 3 container images to {project.destination}"
+    for source, digest in project.digests.items():
+        name = source.rsplit("/", 1)[1]
+        target = f"{mirror_name(project, name.split(':')[0])}:{name.split(':')[1]}"
+        assert source in create["body"] and target in create["body"] and digest in create["body"]
+        assert mirror_digest(target) == digest
+    assert "no such image" in create["body"] and "contains a variable" in create["body"]
+    assert github.writes()[1].body["name"] == "rehome"
+    assert TOKEN_CANARY not in err + json.dumps(result) + create["body"]
+    assert TOKEN_CANARY not in (project.remote / "config").read_text()
+
+
+def test_a_second_run_with_nothing_new_changes_nothing(project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    head = project.remote_git("rev-parse", BRANCH)
+    writes = len(github.writes())
+    code, result, err = run_github(capsys, project, github, "-v")
+    assert (code, result["changed"], result["pr_number"], result["moved"]) == (1, False, 1, 3)
+    assert [i["status"] for i in result["images"]] == ["present", "failed", "present", "present"]
+    assert project.remote_git("rev-parse", BRANCH) == head
+    assert len(github.writes()) == writes  # no new PR, no edit
+    assert f"nothing new; {github.origin}/acme/shop/pull/1 already holds this change" in err
+
+
+def test_a_change_on_the_base_rebuilds_the_branch_and_edits_the_same_pull_request(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    (project.work / "README.md").write_text("the shop\n")
+    git(project.work, "add", "README.md")
+    git(project.work, "commit", "-q", "-m", "readme")
+    git(project.work, "push", "-q", "origin", "main")
+    before = len(github.writes())
+    code, result, _ = run_github(capsys, project, github)
+    assert (code, result["changed"], result["pr_number"]) == (1, True, 1)
+    assert project.remote_git("rev-parse", f"{BRANCH}^") == project.remote_git("rev-parse", "main")
+    assert project.remote_git("rev-list", "--count", f"main..{BRANCH}") == "1"
+    assert branch_diff(project) == expected_diff(project)
+    assert [(r.method, r.path) for r in github.writes()[before:]] == [("PATCH", "/repos/acme/shop/pulls/1")]
+    assert len(github.repos["acme/shop"].pulls) == 1
+
+
+def test_a_branch_with_someone_elses_commit_is_not_overwritten(project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    git(project.work, "fetch", "-q", "origin")
+    git(project.work, "checkout", "-q", "-b", "fix", f"origin/{BRANCH}")
+    (project.work / "NOTES.md").write_text("a reviewer's fix\n")
+    git(project.work, "add", "NOTES.md")
+    git(project.work, "commit", "-q", "-m", "fix by hand")  # by t <t@example.com>
+    git(project.work, "push", "-q", "origin", f"fix:{BRANCH}")
+    git(project.work, "checkout", "-q", "main")
+    (project.work / "README.md").write_text("the shop\n")
+    git(project.work, "add", "README.md")
+    git(project.work, "commit", "-q", "-m", "readme")
+    git(project.work, "push", "-q", "origin", "main")
+    head = project.remote_git("rev-parse", BRANCH)
+    before = len(github.writes())
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["changed"], result["pr_number"]) == (1, False, None)
+    assert project.remote_git("rev-parse", BRANCH) == head
+    assert github.writes()[before:] == []
+    assert f"the branch {BRANCH} holds commits by someone other than rehome-bot" in err
+    assert "by t <t@example.com>" in err
+
+
+def test_labels_reviewers_assignees_and_draft(project: Project, github: GitHubServer, capsys) -> None:
+    github.repos["acme/shop"].labels["images"] = github._label_json(github.repos["acme/shop"], "images", "ededed", None)
+    code, result, _ = run_github(capsys, project, github, "--labels", "images,deps", "--reviewers", "alice,bob",
+                                 "--assignees", "carol", "--draft", "--branch", "bot/images")
+    assert (code, result["pr_number"]) == (1, 1)
+    assert [(r.method, r.path, r.body) for r in github.writes()[1:]] == [
+        ("POST", "/repos/acme/shop/labels",
+         {"name": "deps", "color": "0e8a16", "description": "Pull requests that move container images to the team's mirror"}),
+        ("POST", "/repos/acme/shop/issues/1/labels", ["images", "deps"]),
+        ("POST", "/repos/acme/shop/pulls/1/requested_reviewers", {"reviewers": ["alice", "bob"]}),
+        ("POST", "/repos/acme/shop/issues/1/assignees", {"assignees": ["carol"]}),
+    ]
+    create = github.writes()[0].body
+    assert (create["head"], create["draft"]) == ("bot/images", True)
+    assert project.remote_git("rev-parse", "--verify", "bot/images")
+
+
+def test_the_open_pull_request_is_found_across_pages(project: Project, github: GitHubServer, capsys) -> None:
+    repo = github.repos["acme/shop"]
+    for n in range(1, 6):  # other open PRs the head filter would not hide from a careless stand-in
+        repo.pulls.append({"number": n, "state": "open", "title": f"other {n}", "body": "", "draft": False,
+                           "head": f"feature-{n}", "base": "main", "labels": [], "reviewers": [], "assignees": []})
+    github.per_page = 2
+    run_github(capsys, project, github)
+    assert [p["head"] for p in repo.pulls].count(BRANCH) == 1
+    pulls = [r for r in github.requests if r.method == "GET" and r.path == "/repos/acme/shop/pulls"]
+    assert pulls[0].query == {"state": "open", "head": f"acme:{BRANCH}", "base": "main"}
+
+
+def test_dry_run_writes_nothing_anywhere(project: Project, github: GitHubServer, proxies, capsys) -> None:
+    destination = f"{proxies.target_proxy.host}/mirror"
+    code, out, err = run_cli(capsys, "run", "acme/shop", "--to", destination, "--github-url", github.base_url,
+                             "--token-env", TOKEN_ENV, "--dry-run")
+    # A dry run cannot tell a missing source from an unreachable one: `unknown`, not a failure.
+    assert code == 0
+    assert proxies.target_proxy.count("PUT", ".") == proxies.target_proxy.count("POST", ".") == 0
+    assert proxies.target_proxy.count("HEAD", "/manifests/") + proxies.target_proxy.count("GET", "/manifests/") > 0
+    assert github.writes() == []
+    assert project.remote_git("branch", "--list") == "* main"
+    assert f"+FROM {destination}/" in out and "Move 4 container images" in out
+    assert "dry run: 4 images would move, in 4 files; nothing written" in out
+    assert "unknown  " in out and f"missing  {project.upstream}/{project.prefix}/app:1" in out
+
+
+def test_a_missing_token_is_a_usage_error(project: Project, github: GitHubServer, capsys, monkeypatch) -> None:
+    monkeypatch.delenv(TOKEN_ENV)
+    code, out, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--token-env", TOKEN_ENV)
+    assert (code, out) == (2, "")
+    assert f"the environment variable {TOKEN_ENV} is not set" in err
+
+
+def test_after_the_merge_it_says_everything_is_already_moved(project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    project.remote_git("update-ref", "refs/heads/main", project.remote_git("rev-parse", BRANCH))  # merged
+    before = len(github.writes())
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["changed"], result["moved"], result["pr_number"]) == (1, False, 0, 1)
+    assert f"acme/shop: nothing more can move (1 images could not be copied); the pull request " \
+           f"{github.origin}/acme/shop/pull/1 is left as it is" in err
+    assert len(github.writes()) == before
+    git(project.work, "pull", "-q", "origin", "main")
+    app = project.work / "deploy" / "app.yaml"
+    app.write_text(app.read_text().replace(f'"{project.upstream}/{project.prefix}/gone:1"', "busybox@sha256:" + "a" * 64)
+                   .replace("busybox@", f"{project.mirror}/mirror/x/busybox@"))
+    git(project.work, "commit", "-q", "-am", "drop the sidecar image")
+    git(project.work, "push", "-q", "origin", "main")
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["changed"], result["failed"], result["pr_number"]) == (0, False, 0, 1)
+    assert f"acme/shop: everything is already moved; the pull request {github.origin}/acme/shop/pull/1 " \
+           "is left as it is" in err
+    assert len(github.writes()) == before

@@ -1,0 +1,142 @@
+"""`rehome run PATH` with the local forge: the branch is built in a temporary worktree; the user's
+checkout, branch and working tree are never touched."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import git, run_cli
+from tests.run.conftest import Project
+from tests.run.test_run_github import BRANCH, expected_diff, mirror_digest, mirror_name
+
+
+def snapshot(work: Path) -> dict:
+    files = {str(p.relative_to(work)): p.read_bytes() for p in sorted(work.rglob("*"))
+             if p.is_file() and ".git" not in p.relative_to(work).parts}
+    return {"status": git(work, "status", "--porcelain", "--untracked-files=all"),
+            "head": git(work, "rev-parse", "HEAD"), "branch": git(work, "symbolic-ref", "HEAD"), "files": files}
+
+
+def local_diff(work: Path) -> str:
+    diff = git(work, "diff", "main", BRANCH)
+    return "".join(line + "\n" for line in diff.splitlines() if not line.startswith("index "))
+
+
+def test_local_forge_builds_the_branch_without_touching_the_checkout(project: Project, tmp_path: Path, capsys) -> None:
+    work = project.work
+    (work / "Dockerfile").write_text("FROM scratch\n# work in progress\n")  # a dirty tracked file
+    (work / "scratch.txt").write_text("untracked\n")
+    before = snapshot(work)
+    pr_file = tmp_path / "pr.md"
+    code, out, err = run_cli(capsys, "run", str(work), "--to", project.destination, "--pr-file", str(pr_file))
+    assert code == 1  # gone:1 could not be copied
+    assert snapshot(work) == before
+    assert local_diff(work) == expected_diff(project)
+    assert git(work, "log", "--format=%an|%P", f"main..{BRANCH}").strip() == f"rehome-bot|{before['head'].strip()}"
+    assert git(work, "worktree", "list", "--porcelain").count("worktree ") == 1
+    text = pr_file.read_text()
+    assert text.startswith(f"Move 3 container images to {project.destination}\n\n")
+    for source, digest in project.digests.items():
+        assert source in text and digest in text
+    assert mirror_digest(f"{mirror_name(project, 'app')}:1") == project.digests[f"{project.upstream}/{project.prefix}/app:1"]
+    assert f"opened {pr_file}" in out and "Move 3 container images" not in out
+    assert git(project.remote, "branch", "--list").strip() == "* main"  # nothing pushed
+
+    head = git(work, "rev-parse", BRANCH)
+    code, out, _ = run_cli(capsys, "run", str(work), "--to", project.destination)
+    assert code == 1 and git(work, "rev-parse", BRANCH) == head
+    assert f"nothing new; the branch {BRANCH} already holds this change" in out
+    assert snapshot(work) == before
+
+
+def test_without_pr_file_the_text_is_printed(project: Project, capsys) -> None:
+    code, out, _ = run_cli(capsys, "run", str(project.work), "--to", project.destination, "--labels", "")
+    assert code == 1
+    assert f"Move 3 container images to {project.destination}\n\n" in out
+    assert project.digests[f"{project.upstream}/{project.prefix}/nginx:1.27"] in out
+
+
+def test_a_local_branch_with_someone_elses_commit_is_left_alone(project: Project, capsys) -> None:
+    work = project.work
+    git(work, "branch", BRANCH)
+    git(work, "checkout", "-q", BRANCH)
+    (work / "NOTES.md").write_text("mine\n")
+    git(work, "add", "NOTES.md")
+    git(work, "commit", "-q", "-m", "mine")
+    git(work, "checkout", "-q", "main")
+    head = git(work, "rev-parse", BRANCH)
+    code, out, err = run_cli(capsys, "run", str(work), "--to", project.destination)
+    assert (code, out) == (1, "\n")
+    assert git(work, "rev-parse", BRANCH) == head
+    assert "holds commits by someone other than rehome-bot <rehome-bot@users.noreply.github.com>" in err
+
+
+def test_a_detached_head_is_a_usage_error(project: Project, capsys) -> None:
+    git(project.work, "checkout", "-q", "--detach")
+    code, out, err = run_cli(capsys, "run", str(project.work), "--to", project.destination)
+    assert (code, out) == (2, "")
+    assert "HEAD is detached" in err
+
+
+def test_dry_run_on_a_local_path_writes_nothing(project: Project, proxies, capsys) -> None:
+    before = snapshot(project.work)
+    refs = git(project.work, "for-each-ref")
+    destination = f"{proxies.target_proxy.host}/mirror"
+    code, out, _ = run_cli(capsys, "run", str(project.work), "--to", destination, "--dry-run")
+    assert code == 0
+    assert snapshot(project.work) == before and git(project.work, "for-each-ref") == refs
+    assert not (project.work / ".git" / "worktrees").exists()
+    assert proxies.target_proxy.count("PUT", ".") == proxies.target_proxy.count("POST", ".") == 0
+    assert f"+FROM {destination}/" in out
+
+
+def test_the_readme_example_runs_offline(capsys) -> None:
+    shop = Path(__file__).resolve().parent.parent.parent / "examples" / "shop"
+    code, out, err = run_cli(capsys, "run", str(shop), "--to", "us-docker.pkg.dev/acme/mirror", "--dry-run",
+                             "--jobs", "8")
+    assert code == 0, err
+    assert "+FROM us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.27-alpine" in out
+    assert "Move 10 container images to us-docker.pkg.dev/acme/mirror" in out
+    assert "nothing written" in out
+
+
+def test_rehome_yaml_sets_author_branch_and_title(project: Project, tmp_path: Path, capsys) -> None:
+    work = project.work
+    (work / "rehome.yaml").write_text(
+        f"destination: {project.destination}\nauthor: Platform Bot <platform@example.com>\n"
+        "branch: platform/images\ntitle: \"Mirror {count} images\"\n")
+    git(work, "add", "rehome.yaml")
+    git(work, "commit", "-q", "-m", "config")
+    pr_file = tmp_path / "pr.md"
+    code, out, err = run_cli(capsys, "run", str(work), "--pr-file", str(pr_file))
+    assert code == 1, err
+    assert git(work, "log", "--format=%an <%ae>", "main..platform/images").strip() == \
+        "Platform Bot <platform@example.com>"
+    assert pr_file.read_text().startswith("Mirror 3 images\n\n")
+    git(work, "checkout", "-q", "platform/images")
+    code, out, err = run_cli(capsys, "run", str(work))
+    assert code == 2 and "the base branch is the bot's own branch platform/images" in err
+
+
+def test_target_must_be_a_folder_or_owner_and_name(capsys, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "run", str(tmp_path / "no" / "such" / "dir"), "--to", "r.example/m")
+    assert code == 2 and "no such folder, and not OWNER/NAME" in err
+    code, _, err = run_cli(capsys, "run", "acme/shop", "--forge", "local", "--to", "r.example/m")
+    assert code == 2 and "the local forge needs a local checkout" in err
+    code, _, err = run_cli(capsys, "run", str(tmp_path), "--to", "r.example/m")
+    assert code == 2 and "not a git repository" in err
+
+
+def test_pull_counts_reach_the_pull_request(project: Project, tmp_path: Path, capsys) -> None:
+    pulls = tmp_path / "pulls.csv"
+    app = f"{project.upstream}/{project.prefix}/app:1"
+    pulls.write_text(f"timeOfImagePull,imageName,numberOfPulls\n2026-11-20T10:00:00Z,{app},7\n"
+                     f"2026-11-21T10:00:00Z,{app},5\n")
+    pr_file = tmp_path / "pr.md"
+    code, _, err = run_cli(capsys, "run", str(project.work), "--to", project.destination, "--pr-file", str(pr_file),
+                           "--pulls", str(pulls), "--since", "7d")
+    assert code == 1, err
+    text = pr_file.read_text()
+    [row] = [line for line in text.splitlines() if line.startswith(f"| `{app}`")]
+    assert "| linux/amd64 | 12 |" in row
+    assert "Pulls: counted from `pulls.csv (CSV of the guide's tracking query" in text
+    assert "from 2026\\-11\\-14T10\\:00\\:00Z until 2026\\-11\\-21T10\\:00\\:00Z" in text
