@@ -1,21 +1,36 @@
-"""The GitHub Action's step (`python -m bot.action`): `rehome run "$GITHUB_WORKSPACE" --forge github
---format json` with the inputs `action.yml` passes as `REHOME_*` environment variables; then the
+"""The GitHub Action's step (`python -m bot.action`), with the inputs `action.yml` passes as
+`REHOME_*` environment variables.
+
+`mode: migrate` runs `rehome run "$GITHUB_WORKSPACE" --forge github --format json`, then writes the
 step outputs (`$GITHUB_OUTPUT`), the step summary (`$GITHUB_STEP_SUMMARY`) and `::error::`
-annotations on the lines whose images could not be moved."""
+annotations on the lines whose images could not be moved.
+
+`mode: check` is the gate for pull requests: `rehome check --new-since` the pull request's base
+(the whole tree outside pull requests), an annotation on each finding, the findings in the step
+summary, and a failing step when new third-party references appear. With `sync: true` it first
+runs `rehome sync`, so a version bump's new tag is in the mirror before the merge."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Mapping
 from typing import TextIO
 
 from bot import cli
+from bot.check import Report
+from bot.commands import check as check_command
+from bot.commands import sync as sync_command
 from bot.commands.run import make_forge
-from bot.errors import RehomeError
+from bot.commands.sync import FORK_MESSAGE
+from bot.errors import RehomeError, UsageError
+from bot.follow import Refused, from_fork
 from bot.forge.github import GITHUB_API
+from bot.mirror import NEEDS_ATTENTION, MirrorImage
 from bot.pipeline import RunResult, run_repository
-from bot.render import render_step_summary
+from bot.render import code_span, markdown_text, render_step_summary
 
 TOKEN_ENV = "REHOME_TOKEN"
 # Not-moved categories a human must act on: each becomes an ::error:: on its line.
@@ -31,12 +46,55 @@ def run_arguments(environ: Mapping[str, str]) -> list[str]:
     for name, flag in flags:
         if environ.get(name, "").strip():
             argv += [flag, environ[name].strip()]
-    if environ.get("REHOME_DRY_RUN", "").strip().lower() == "true":
+    if environ.get("REHOME_PULLS", "").strip():
+        argv += ["--pulls", environ["REHOME_PULLS"].strip()]
+    if _true(environ, "REHOME_DRY_RUN"):
         argv.append("--dry-run")
     api = environ.get("GITHUB_API_URL", "").rstrip("/")
     if api and api != GITHUB_API:
         argv += ["--github-url", api]
     return argv
+
+
+def _true(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() == "true"
+
+
+def _common(environ: Mapping[str, str]) -> list[str]:
+    argv = []
+    for name, flag in (("REHOME_DESTINATION", "--to"), ("REHOME_CONFIG", "--config")):
+        if environ.get(name, "").strip():
+            argv += [flag, environ[name].strip()]
+    return argv
+
+
+def check_arguments(environ: Mapping[str, str], base: str | None) -> list[str]:
+    argv = ["check", environ.get("GITHUB_WORKSPACE") or ".", "--format", "json", *_common(environ)]
+    return argv + (["--new-since", base] if base else [])
+
+
+def sync_arguments(environ: Mapping[str, str]) -> list[str]:
+    argv = ["sync", environ.get("GITHUB_WORKSPACE") or ".", "--format", "json", *_common(environ)]
+    return argv + (["--dry-run"] if _true(environ, "REHOME_DRY_RUN") else [])
+
+
+def pull_request_base(environ: Mapping[str, str]) -> str | None:
+    """The base commit of the pull request this run is for (fetched when the checkout lacks it)."""
+    if not environ.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
+        return None
+    try:
+        with open(environ["GITHUB_EVENT_PATH"], encoding="utf-8") as f:
+            sha = json.load(f)["pull_request"]["base"]["sha"]
+    except (KeyError, OSError, ValueError, TypeError) as exc:
+        raise UsageError(f"cannot read the pull request's base from the event: {exc}") from None
+    workspace = environ.get("GITHUB_WORKSPACE") or "."
+    present = subprocess.run(["git", "-C", workspace, "cat-file", "-e", f"{sha}^{{commit}}"], capture_output=True)
+    if present.returncode != 0:
+        fetched = subprocess.run(["git", "-C", workspace, "fetch", "--no-tags", "--depth=1", "origin", sha],
+                                 capture_output=True, text=True)
+        if fetched.returncode != 0:
+            raise UsageError(f"cannot fetch the pull request's base {sha}: {fetched.stderr.strip()}")
+    return sha
 
 
 def _escape_data(text: str) -> str:
@@ -72,21 +130,60 @@ def _append(path: str | None, text: str) -> None:
             f.write(text)
 
 
-def main(environ: Mapping[str, str] = os.environ, stdout: TextIO = sys.stdout) -> int:
-    argv = run_arguments(environ)
-    if environ.get("REHOME_PULLS", "").strip():
-        print("::warning::the pulls input is not supported by this version of rehome; pull counts are left out",
-              file=stdout)
-    try:
-        args = cli.build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
+def _parse(argv: list[str]) -> argparse.Namespace:
+    args = cli.build_parser().parse_args(argv)
     cli._setup_logging(args)
-    try:
-        result = run_repository(make_forge(args, dict(environ)), args)
-    except RehomeError as exc:
-        print(f"::error::{_escape_data(str(exc))}", file=stdout)
-        return exc.exit_code
+    return args
+
+
+def _sync_summary(images: list[MirrorImage], refused: list[Refused]) -> str:
+    lines = ["## rehome sync", ""]
+    copied = [i for i in images if i.status == "copied"]
+    lines.append(f"{len(copied)} copied into the mirror, {sum(i.status == 'present' for i in images)} already there, "
+                 f"{len(refused)} refused.")
+    lines += [f"- copied {code_span(i.source, table=False)} to {code_span(i.target, table=False)}" for i in copied]
+    lines += [f"- **{i.status}** {code_span(i.source, table=False)}: {markdown_text(i.error or '')}"
+              for i in images if i.status in NEEDS_ATTENTION]
+    lines += [f"- refused {code_span(r.image, table=False)}: {markdown_text(r.reason)}" for r in refused]
+    return "\n".join(lines) + "\n\n"
+
+
+def _check_summary(report: Report, base: str | None) -> str:
+    scope = f"added since `{base[:12]}`" if base else "in the repository"
+    errors = len(report.errors)
+    lines = ["## rehome check", "", f"{errors} third-party image {'reference' if errors == 1 else 'references'} "
+             f"{scope}, {len(report.warnings)} unresolved."]
+    for finding in report.findings:
+        ref = finding.reference
+        where = code_span(f"{ref.path}:{ref.line}", table=False)
+        lines.append(f"- {finding.level}: {where} {markdown_text(finding.message)}")
+    return "\n".join(lines) + "\n"
+
+
+def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
+    summary, failed = "", False
+    if _true(environ, "REHOME_SYNC"):
+        if from_fork(dict(environ)):
+            summary += f"## rehome sync\n\n{FORK_MESSAGE}.\n\n"
+        else:
+            images, refused = sync_command.sync(_parse(sync_arguments(environ)))
+            summary += _sync_summary(images, refused)
+            failed = bool(refused) or any(i.status in NEEDS_ATTENTION for i in images)
+    base = pull_request_base(environ)
+    _, report = check_command.check(_parse(check_arguments(environ, base)))
+    print(json.dumps(report.to_json(), indent=2), file=stdout)
+    for finding in report.findings:
+        ref = finding.reference
+        print(f"::{finding.level} file={_escape_property(ref.path)},line={ref.line},col={ref.column}::"
+              + _escape_data(finding.message), file=stdout)
+    _append(environ.get("GITHUB_STEP_SUMMARY"), summary + _check_summary(report, base))
+    _append(environ.get("GITHUB_OUTPUT"), f"findings={len(report.errors)}\nunresolved-count={len(report.warnings)}\n")
+    return 1 if report.errors or failed else 0
+
+
+def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
+    args = _parse(run_arguments(environ))
+    result = run_repository(make_forge(args, dict(environ)), args)
     data = result.to_json()
     print(json.dumps(data, indent=2), file=stdout)
     for line in annotations(result):
@@ -98,6 +195,23 @@ def main(environ: Mapping[str, str] = os.environ, stdout: TextIO = sys.stdout) -
         summary = f"## rehome\n\n{result.message}\n"
     _append(environ.get("GITHUB_STEP_SUMMARY"), summary if summary.endswith("\n") else summary + "\n")
     return result.exit_code
+
+
+MODES = {"migrate": migrate_mode, "check": check_mode}
+
+
+def main(environ: Mapping[str, str] = os.environ, stdout: TextIO = sys.stdout) -> int:
+    mode = environ.get("REHOME_MODE", "").strip() or "migrate"
+    if mode not in MODES:
+        print(f"::error::the mode input must be one of {', '.join(MODES)}, not {mode!r}", file=stdout)
+        return 2
+    try:
+        return MODES[mode](environ, stdout)
+    except SystemExit as exc:  # argparse: a bad input reached a flag
+        return exc.code if isinstance(exc.code, int) else 2
+    except RehomeError as exc:
+        print(f"::error::{_escape_data(str(exc))}", file=stdout)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

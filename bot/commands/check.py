@@ -65,6 +65,23 @@ def target(paths: list[str]) -> tuple[Path, list[str] | None]:
 def run(args: argparse.Namespace) -> int:
     if args.write_baseline and (args.baseline or args.new_since):
         raise UsageError("--write-baseline records every current finding: give it without --baseline and --new-since")
+    root, report = check(args)
+    if args.write_baseline:
+        keys = {(f.reference.path, f.reference.image) for f in report.errors}
+        write_baseline(Path(args.write_baseline), keys)
+        log.info("recorded %d third-party references in %s", len(keys), args.write_baseline)
+        return 0
+    if args.format == "json":
+        print_json(report.to_json())
+    elif args.format == "sarif":
+        print_json(to_sarif(report.findings, git_prefix(root)))
+    else:
+        print(render(report))
+    return 1 if report.errors else 0
+
+
+def check(args: argparse.Namespace) -> tuple[Path, Report]:
+    """The findings `rehome check` reports for these flags, and the root they are relative to."""
     root, files = target(args.paths)
     config = options.load_config(args, root)
     destination = options.require_destination(args, config) if options.destination(args, config) else None
@@ -79,19 +96,7 @@ def run(args: argparse.Namespace) -> int:
         known |= read_baseline(Path(args.baseline))
     if args.new_since:
         known |= third_party_keys(scan_at_ref(root, args.new_since, scan_options))
-    report = build_report(scanned, destination, template, files=files, known=known)
-    if args.write_baseline:
-        keys = {(f.reference.path, f.reference.image) for f in report.errors}
-        write_baseline(Path(args.write_baseline), keys)
-        log.info("recorded %d third-party references in %s", len(keys), args.write_baseline)
-        return 0
-    if args.format == "json":
-        print_json(report.to_json())
-    elif args.format == "sarif":
-        print_json(to_sarif(report.findings, git_prefix(root)))
-    else:
-        print(render(report))
-    return 1 if report.errors else 0
+    return root, build_report(scanned, destination, template, files=files, known=known)
 
 
 def _count(n: int, word: str) -> str:

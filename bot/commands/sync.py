@@ -9,6 +9,7 @@ from pathlib import Path
 from bot import follow, mirror, options
 from bot.config import Config
 from bot.errors import UsageError
+from bot.mirror import MirrorImage
 from bot.output import print_json
 from bot.policy import MappingError
 from bot.scan.core import scan
@@ -50,14 +51,22 @@ def follow_context(args: argparse.Namespace) -> FollowContext:
     return FollowContext(config, mirror.registry_host(destination, "destination"), uses, refused)
 
 
-def run(args: argparse.Namespace) -> int:
-    if follow.from_fork():
-        print("rehome sync does not run for pull requests from forks: the mirror is left as it is")
-        return 0
+FORK_MESSAGE = "rehome sync does not run for pull requests from forks: the mirror is left as it is"
+
+
+def sync(args: argparse.Namespace) -> tuple[list[MirrorImage], list[follow.Refused]]:
+    """What `rehome sync` copies (and refuses) for these flags."""
     context = follow_context(args)
     mirror_options = mirror.options_from_args(args, context.config.insecure_registries, context.host)
     images, refused = follow.sync(context.uses, mirror_options, context.config.sync_upstreams)
-    refused = context.refused + refused
+    return images, context.refused + refused
+
+
+def run(args: argparse.Namespace) -> int:
+    if follow.from_fork():
+        print(FORK_MESSAGE)
+        return 0
+    images, refused = sync(args)
     if args.format == "json":
         print_json({**mirror.to_json(images), "refused": [r.to_json() for r in refused]})
     else:

@@ -129,7 +129,7 @@ def test_the_action_opens_the_pull_request_and_sets_outputs_and_summary(
                                                      "reviewers": "alice"}, environ)
     assert run.codes == [0, 1], run.stderr  # gone:1 could not be copied: the step fails, the PR is open
     assert run.outputs == {"pr-url": f"{github.origin}/acme/shop/pull/1", "pr-number": "1", "changed": "true",
-                           "moved-count": "3", "unresolved-count": "1"}
+                           "moved-count": "3", "unresolved-count": "1", "findings": ""}
     data = json.loads(run.stdout[run.stdout.index("{"): run.stdout.rindex("}") + 1])
     assert (data["version"], data["moved"], data["failed"]) == (1, 3, 1)
     sidecar = f"{project.upstream}/{project.prefix}/gone:1"
@@ -149,12 +149,14 @@ def test_the_action_opens_the_pull_request_and_sets_outputs_and_summary(
 def test_the_action_dry_run_writes_nothing(project: Project, github: GitHubServer, tmp_path: Path) -> None:
     environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
                "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    pulls = tmp_path / "pulls.csv"
+    pulls.write_text(f"imageName,numberOfPulls\n{project.upstream}/{project.prefix}/app:1,321\n")
     run = run_action(tmp_path, _workspace(project), {"destination": project.destination, "dry-run": "true",
-                                                     "pulls": "pulls.csv"}, environ)
+                                                     "pulls": str(pulls)}, environ)
     assert run.codes == [0, 0], run.stderr
     assert run.outputs == {"pr-url": "", "pr-number": "", "changed": "true", "moved-count": "4",
-                           "unresolved-count": "1"}
-    assert "::warning::the pulls input is not supported" in run.stdout
+                           "unresolved-count": "1", "findings": ""}
+    assert "| 321 |" in run.summary and "Pulls: counted from `pulls.csv" in run.summary
     assert github.writes() == [] and project.remote_git("branch", "--list") == "* main"
 
 
