@@ -20,11 +20,16 @@ log = logging.getLogger("rehome")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_follow_arguments(parser)
+    mirror.add_copy_arguments(parser)
+
+
+def add_follow_arguments(parser: argparse.ArgumentParser) -> None:
+    """What sync and updates share: the tree, the mirror, the registries."""
     parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="the tree to read (default: .)")
     options.add_destination(parser)
     options.add_format(parser)
     options.add_scan_options(parser)
-    mirror.add_copy_arguments(parser)
     mirror.add_registry_arguments(parser)
 
 

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import argparse
 
-from bot import follow, mirror, options
-from bot.commands.sync import follow_context
+from bot import follow, mirror
+from bot.commands.sync import add_follow_arguments, follow_context
 from bot.output import print_json, render_table
 
 HELP = "list newer upstream tags (and moved tags) of the mirrored images the tree uses"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="the tree to read (default: .)")
-    options.add_destination(parser)
-    options.add_format(parser)
-    options.add_scan_options(parser)
-    mirror.add_registry_arguments(parser)
+    add_follow_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
