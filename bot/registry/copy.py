@@ -195,9 +195,8 @@ class Copier:
         return target.path, self._transfer(source, target, descriptor, upload)
 
     def _place(self, source: _Repo, target: _Repo, descriptor: Descriptor, landed_in: str) -> int:
-        """A blob this run already put in another repository of the target registry: mount it, else upload."""
-        if blobs.exists(target.registry, target.path, descriptor.digest):
-            return 0
+        """A blob this run already put in another repository of the target registry: mount it, else upload.
+        (A mount of a blob the repository already holds succeeds too, so no existence check first.)"""
         upload = blobs.mount(target.registry, target.path, descriptor.digest, landed_in)
         return 0 if upload is None else self._transfer(source, target, descriptor, upload)
 

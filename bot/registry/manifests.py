@@ -154,9 +154,13 @@ def list_tags(registry: Registry, repo: str, max_pages: int = 100) -> list[str]:
 
 def referrers(registry: Registry, repo: str, digest: str) -> list[Descriptor]:
     """What the OCI referrers API lists for `digest`; empty when the registry does not serve the API."""
+    if registry.serves_referrers is False:
+        return []
     step = f"list referrers of {digest}"
     response = registry.request("GET", f"/v2/{repo}/referrers/{digest}", repo=repo, step=step, headers={"Accept": OCI_INDEX})
     if response.status_code == 404:
+        # The distribution spec forbids a 404 from a registry that serves the API: ask no more.
+        registry.serves_referrers = False
         return []
     if response.status_code != 200:
         raise registry.fail(repo, step, response)
