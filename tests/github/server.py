@@ -53,8 +53,9 @@ class Repo:
 
 
 class GitHubServer:
-    def __init__(self, per_page: int = 30) -> None:
+    def __init__(self, per_page: int = 30, max_per_page: int = 100) -> None:
         self.per_page = per_page
+        self.max_per_page = max_per_page  # GitHub answers at most 100 per page whatever is asked
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
         # One-shot answers given instead of the real one: (method, path regex, status, headers, body).
@@ -132,7 +133,7 @@ class GitHubServer:
                 for name, sha in (line.split() for line in out.splitlines())]
 
     def _page(self, items: list[Any], query: dict[str, str], path: str) -> tuple[list[Any], dict[str, str]]:
-        per_page = int(query.get("per_page", self.per_page))
+        per_page = min(int(query.get("per_page", self.per_page)), self.max_per_page)
         page = int(query.get("page", "1"))
         chunk = items[(page - 1) * per_page: page * per_page]
         headers = {}
