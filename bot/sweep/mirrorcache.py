@@ -15,12 +15,16 @@ Key = tuple[str, str]
 class SharedMirror:
     """An `ensure` for `run_repository` that remembers every result (thread-safe)."""
 
-    def __init__(self, ensure: Callable[..., list[MirrorImage]] = mirror.ensure_images) -> None:
-        self._ensure = ensure
+    def __init__(self, ensure: Callable[..., list[MirrorImage]] | None = None) -> None:
+        self._given = ensure
         self._lock = threading.Lock()
         self._done: dict[Key, MirrorImage] = {}
         self._pending: dict[Key, threading.Event] = {}
         self.calls = 0  # how many times the real mirror step ran (for reports and tests)
+
+    def _ensure(self, moves: Sequence[Key], options: MirrorOptions, *,
+                pulls: Mapping[str, int | None] | None) -> list[MirrorImage]:
+        return (self._given or mirror.ensure_images)(moves, options, pulls=pulls)
 
     @property
     def images(self) -> list[MirrorImage]:

@@ -170,7 +170,7 @@ def to_markdown(report: SweepReport) -> str:
     lines += ["", "## Repositories", "", "| repository | status | pull request | third-party | error |",
               "|---|---|---|---:|---|"]
     for repo in report.repositories:
-        error = render.markdown_text(render.clip(repo.error)) if repo.error else ""
+        error = render.markdown_text(render.clip(repo.error, 500)) if repo.error else ""
         third = "" if repo.third_party is None else str(repo.third_party)
         lines.append(f"| {render.code_span(repo.repo)} | {repo.status} | {_link(repo.pr_url)} | {third} | {error} |")
     return "\n".join(lines) + "\n"
