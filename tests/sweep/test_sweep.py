@@ -9,7 +9,7 @@ import collections
 import httpx
 
 from bot import mirror
-from tests.helpers import run_cli
+from tests.helpers import git, run_cli
 from tests.oci import images
 from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV, Org
 
@@ -100,3 +100,68 @@ def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, ca
     assert "acme/svc-web: done (already done at this commit; skipped)" in err
     assert {name: len(org.pulls(name)) for name in ("acme/svc-web", "acme/svc-api", "acme/svc-jobs")} == {
         "acme/svc-web": 1, "acme/svc-api": 1, "acme/svc-jobs": 1}
+
+
+def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, capsys, tmp_path) -> None:
+    pulls = tmp_path / "pulls.csv"
+    pulls.write_text(f"imageName,numberOfPulls\n{org.image('redis')},1200\n{org.image('nginx')},45\n")
+    reports = tmp_path / "inventory"
+    code, result, err = sweep(capsys, org, "--inventory", "--repo-include", "^acme/(svc-|lib-0[01])",
+                              "--pulls", str(pulls), "--report", str(reports))
+    assert code == 1  # svc-broken cannot be cloned
+    lib_head = git(org.root / "remotes" / "lib.git", "rev-parse", "main").strip()
+    head = {name: org.remote_git(name, "rev-parse", "main") for name in org.remotes}
+
+    def repo(name, status, third, internal, unresolved, error=None, commit=None):
+        return {"repo": name, "status": status, "pr_url": None, "head": commit or head.get(name), "error": error,
+                "third_party": third, "internal": internal, "unresolved": unresolved}
+
+    gone = org.root / "remotes" / "gone.git"
+    broken = (f"git clone failed: fatal: '{gone}' does not appear to be a git repository\n"
+              "fatal: Could not read from remote repository.\n\n"
+              "Please make sure you have the correct access rights\nand the repository exists.")
+    report = {
+        "version": 1, "mode": "inventory", "destination": org.destination,
+        "totals": {"repositories": 9, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 8, "failed": 1,
+                   "third_party": 10, "internal": 1, "unresolved": 1, "images": 3},
+        "repositories": [
+            repo("acme/lib-00", "scanned", 1, 0, 0, commit=lib_head),
+            repo("acme/lib-01", "scanned", 1, 0, 0, commit=lib_head),
+            repo("acme/svc-api", "scanned", 2, 0, 1),
+            {**repo("acme/svc-broken", "failed", None, None, None, broken), "head": None},
+            repo("acme/svc-docs", "scanned", 0, 1, 0),
+            repo("acme/svc-jobs", "scanned", 2, 0, 0),
+            repo("acme/svc-prfail", "scanned", 1, 0, 0),
+            repo("acme/svc-pushfail", "scanned", 1, 0, 0),
+            repo("acme/svc-web", "scanned", 2, 0, 0),
+        ],
+        "images": [
+            {"image": org.image("app"), "target": org.target("app"), "pulls": None, "status": None,
+             "repositories": [{"repo": "acme/svc-jobs", "files": ["deploy/jobs.yaml"]},
+                              {"repo": "acme/svc-web", "files": ["deploy/web.yaml"]}]},
+            {"image": org.image("nginx"), "target": org.target("nginx"), "pulls": 45, "status": None,
+             "repositories": [{"repo": "acme/svc-api", "files": ["Dockerfile"]},
+                              {"repo": "acme/svc-prfail", "files": ["deploy/pr.yaml"]},
+                              {"repo": "acme/svc-web", "files": ["Dockerfile"]}]},
+            {"image": org.image("redis"), "target": org.target("redis"), "pulls": 1200, "status": None,
+             "repositories": [{"repo": "acme/lib-00", "files": ["Dockerfile"]},
+                              {"repo": "acme/lib-01", "files": ["Dockerfile"]},
+                              {"repo": "acme/svc-api", "files": ["compose.yaml"]},
+                              {"repo": "acme/svc-jobs", "files": ["docker-compose.yml"]},
+                              {"repo": "acme/svc-pushfail", "files": ["Dockerfile"]}]},
+        ],
+    }
+    assert json.loads((reports / "report.json").read_text()) == report
+    assert {k: v for k, v in result.items() if k != "left_out"} == report
+    left = {entry["repo"]: entry["reason"] for entry in result["left_out"]}
+    assert (left["acme/svc-old"], left["acme/svc-fork"], left["acme/svc-new"], left["acme/svc-off"],
+            left["acme/lib-02"]) == ("archived", "a fork", "empty", "disabled", "not matched by --repo-include")
+    assert len(left) == 63 - 9 and "other/elsewhere" not in left
+    md = (reports / "report.md").read_text()
+    assert "# rehome inventory" in md and "| `" + org.image("redis") + "` | 1,200 | 5 |" in md
+    # No writes anywhere: no GitHub write, no branch, nothing in the mirror.
+    assert org.github.writes() == []
+    assert all(org.remote_git(name, "branch", "--list", BRANCH) == "" for name in org.remotes)
+    host, rest = org.target("redis").split("/", 1)
+    name, tag = rest.rsplit(":", 1)
+    assert httpx.head(f"http://{host}/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT}).status_code == 404
