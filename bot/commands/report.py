@@ -65,7 +65,7 @@ class PullState:
 
 
 def pull_states(journal: StateJournal, github: Any, limiter: RateLimiter, pacer: Pacer) -> list[PullState]:
-    """One API call per pull request (the repository object is not fetched)."""
+    """One API call per pull request (`github` is lazy: the repository object is not fetched)."""
     states = []
     for repo, outcome in sorted(journal.last.items(), key=lambda item: item[0].lower()):
         if not outcome.pr_url:
@@ -77,7 +77,7 @@ def pull_states(journal: StateJournal, github: Any, limiter: RateLimiter, pacer:
         pacer.wait(write=False)
         limiter.before()
         try:
-            pull = github.get_repo(f"{match[1]}/{match[2]}", lazy=True).get_pull(int(match[3]))
+            pull = github.get_repo(f"{match[1]}/{match[2]}").get_pull(int(match[3]))
             state = "merged" if pull.merged else pull.state
             states.append(PullState(repo, outcome.pr_url, state if state in STATES else "unknown"))
         except GithubException as exc:
@@ -95,7 +95,7 @@ def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ
     journal = StateJournal(path)
     tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
                                  org=args.org, github_url=args.github_url, required=False)
-    github = access.client(tokens, args.github_url)
+    github = access.client(tokens, args.github_url, lazy=True)
     loopback = (urlparse(api_url(args.github_url)).hostname or "") in LOOPBACK
     pacer = Pacer(0.0 if loopback else SECONDS_BETWEEN_REQUESTS, 0.0)
     states = pull_states(journal, github, RateLimiter(), pacer)

@@ -100,14 +100,14 @@ def token_source(token_env: str, app_id: str | None, app_key_file: str | None, a
     return TokenSource(Secret(value) if value else None, base_url=base_url)
 
 
-def client(tokens: TokenSource, github_url: str | None) -> Github:
+def client(tokens: TokenSource, github_url: str | None, *, lazy: bool = False) -> Github:
     """A PyGithub client for listing and status calls; its own pauses off (the limiter waits, logged)."""
     token = tokens.current()
     base_url = api_url(github_url)
     polite = (urlparse(base_url).hostname or "") not in LOOPBACK
     return Github(auth=Auth.Token(token.reveal()) if token else None, base_url=base_url,
                   retry=LoggingRetry(total=5, backoff_factor=1.0 if polite else 0.0),
-                  seconds_between_requests=0, seconds_between_writes=0, per_page=100)
+                  seconds_between_requests=0, seconds_between_writes=0, per_page=100, lazy=lazy)
 
 
 def _failed(what: str, exc: GithubException) -> SweepError:
@@ -116,17 +116,22 @@ def _failed(what: str, exc: GithubException) -> SweepError:
 
 
 def org_repositories(github: Github, org: str, limiter: RateLimiter) -> Iterator[RepoInfo]:
-    """Every repository of the organisation, page by page."""
+    """Every repository of the organisation, page by page (the limiter sees each page's answer)."""
+    requester = github.requester
     limiter.before()
+    last = (requester.rate_limiting, requester.rate_limiting_resettime)
     try:
         for repo in github.get_organization(org).get_repos(type="all"):
-            limiter.observe_requester(github.requester)
+            seen = (requester.rate_limiting, requester.rate_limiting_resettime)
+            if seen != last:  # a new page was fetched: its headers count, and the next page may wait
+                last = seen
+                limiter.observe_requester(requester)
+                limiter.before()
             yield RepoInfo.from_api(repo.raw_data)
-            limiter.before()
     except GithubException as exc:
         raise _failed(f"list the repositories of {org}", exc) from None
     finally:
-        limiter.observe_requester(github.requester)
+        limiter.observe_requester(requester)
 
 
 def read_repos_file(path: str) -> list[str]:
