@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from github import Auth, Github, GithubException, GithubIntegration
@@ -115,6 +116,14 @@ def _failed(what: str, exc: GithubException) -> SweepError:
     return SweepError(f"GitHub: {what}: {exc.status} {message or ''}".strip())
 
 
+def repo_info(repo: Any) -> RepoInfo:
+    """From a PyGithub repository of a listing, through its attributes: `raw_data` would fetch each
+    repository again, one request per repository."""
+    return RepoInfo.from_api({"full_name": repo.full_name, "default_branch": repo.default_branch,
+                              "clone_url": repo.clone_url, "archived": repo.archived, "disabled": repo.disabled,
+                              "fork": repo.fork, "size": repo.size, "topics": repo.topics})
+
+
 def org_repositories(github: Github, org: str, limiter: RateLimiter) -> Iterator[RepoInfo]:
     """Every repository of the organisation, page by page (the limiter sees each page's answer)."""
     requester = github.requester
@@ -127,7 +136,7 @@ def org_repositories(github: Github, org: str, limiter: RateLimiter) -> Iterator
                 last = seen
                 limiter.observe_requester(requester)
                 limiter.before()
-            yield RepoInfo.from_api(repo.raw_data)
+            yield repo_info(repo)
     except GithubException as exc:
         raise _failed(f"list the repositories of {org}", exc) from None
     finally:

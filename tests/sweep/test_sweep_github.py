@@ -32,6 +32,8 @@ def test_the_org_is_listed_page_by_page_and_filtered(org: Org) -> None:
     total = len(org.remotes) + LIBS + 4
     assert len(repos) == total and total > 2 * PER_PAGE
     pages = [r for r in org.github.requests if r.path == f"/orgs/{ORG}/repos"]
+    # The organisation, then its pages; never one request per repository.
+    assert [r.path for r in org.github.requests] == [f"/orgs/{ORG}"] + [f"/orgs/{ORG}/repos"] * 3
     assert [r.query.get("page", "1") for r in pages] == ["1", "2", "3"]
     assert all(r.authorization == f"token {TOKEN}" for r in pages)
     by_name = {r.full_name: r for r in repos}
