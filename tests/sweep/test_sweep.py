@@ -17,8 +17,9 @@ BRANCH = "rehome/mirror-images"
 ACCEPT = ", ".join([images.DOCKER_MANIFEST, images.OCI_MANIFEST, images.OCI_INDEX])
 
 
-def sweep(capsys, org: Org, *extra: str) -> tuple[int, dict, str]:
-    code, out, err = run_cli(capsys, "sweep", "--org", ORG, "--to", org.destination, "--github-url",
+def sweep(capsys, org: Org, *extra: str, by_org: bool = True) -> tuple[int, dict, str]:
+    which = ("--org", ORG) if by_org else ()
+    code, out, err = run_cli(capsys, "sweep", *which, "--to", org.destination, "--github-url",
                              org.github.base_url, "--token-env", TOKEN_ENV, "--format", "json", *extra)
     return code, json.loads(out) if out.strip() else {}, err
 
@@ -165,3 +166,26 @@ def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, 
     host, rest = org.target("redis").split("/", 1)
     name, tag = rest.rsplit(":", 1)
     assert httpx.head(f"http://{host}/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT}).status_code == 404
+
+
+def test_a_repos_file_dry_run_writes_nothing_and_reports_unreadable_names(org: Org, capsys, tmp_path) -> None:
+    names = tmp_path / "repos.txt"
+    names.write_text("# the services\nacme/svc-web\nacme/svc-docs  # no third-party images\n\nacme/missing\n")
+    state = tmp_path / "state.jsonl"
+    code, result, err = sweep(capsys, org, "--repos-file", str(names), "--dry-run", "--state", str(state),
+                              by_org=False)
+    assert code == 1, err
+    assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
+        ("acme/missing", "failed", "GitHub: read repository acme/missing: 404 Not Found"),
+        ("acme/svc-docs", "nothing-to-do", None), ("acme/svc-web", "done", None)]
+    assert result["mode"] == "dry-run"
+    assert org.github.writes() == [] and not state.exists()
+    assert org.remote_git("acme/svc-web", "branch", "--list", BRANCH) == ""
+
+
+def test_sweep_usage_errors(org: Org, capsys, tmp_path) -> None:
+    for extra, message in ((("--shard", "3/3"), "--shard '3/3'"), (("--repo-include", "("), "invalid regular"),
+                           (("--repos-file", str(tmp_path / "x")), "--org ORG or --repos-file FILE"),
+                           (("--inventory", "--dry-run"), "--inventory already writes nothing")):
+        code, _, err = sweep(capsys, org, *extra)
+        assert code == 2 and message in err, err
