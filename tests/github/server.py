@@ -244,6 +244,7 @@ class GitHubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go as separate writes: no delayed-ACK stall
 
             def log_message(self, *args: object) -> None:
                 pass
