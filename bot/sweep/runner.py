@@ -150,7 +150,8 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
         on_start(repo.full_name)
         return work(repo, ctx)
 
-    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep") as pool:
+    pool = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep")
+    try:
         pending: set[Future[RepoEntry]] = {pool.submit(task, repo) for repo in repos}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -160,6 +161,11 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
                     record(entry, ctx)
                 entries.append(entry)
                 on_done(entry)
+    except BaseException:
+        # Interrupted: start no other repository; those running finish (a push is never cut short).
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return entries
 
 
