@@ -160,7 +160,7 @@ def clone(url: str, base: str, token: Secret | None = None, *, blobless: bool = 
     """A shallow (by default also blobless) clone of `base` in a temporary folder (removed afterwards).
 
     The checkout needs every blob of the tip anyway, so `blobless=False` (what a sweep uses) fetches
-    them in the clone's one pack instead of a second fetch: about three times faster per repository."""
+    them in the clone's one pack instead of in a second fetch after it."""
     parent = Path(tempfile.mkdtemp(prefix="rehome-clone-"))
     tree = parent / "repo"
     try:
