@@ -11,7 +11,7 @@ stand-in. The corpus's own references (docker.io, gcr.io, …) are declared inte
 `--internal`, as nothing can be copied from the internet here. Each run uses a fresh stand-in, a new
 mirror path and no bot branches. Prints medians of several runs and the ratio; asserts nothing.
 
-    python benchmarks/sweep_speed.py [--repos 100] [--files 300] [--runs 3] [--jobs 4]
+    python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4]
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def time_sweep(remotes: list[Path], jobs: int, target: str, run: int, work: Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=100)
-    parser.add_argument("--files", type=int, default=300)
+    parser.add_argument("--files", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=4)
     args = parser.parse_args()
