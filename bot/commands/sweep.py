@@ -136,14 +136,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
                                  org=args.org, github_url=args.github_url,
                                  required=not (args.inventory or args.dry_run))
-    options_ = mirror_options(args, destination)  # reads --password-stdin once, before any repository
+    copy_options = mirror_options(args, destination)  # reads --password-stdin once, before any repository
     args.pull_counts = plan_command.load_pull_counts(args)
     found, unreadable = repositories(args, tokens, limiter)
     taken, left = select(found, chosen)
     log.info("%d repositories to sweep, %d left out", len(taken), len(left))
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
-    ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), options_, journal, args.inventory)
+    ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
     bar = not args.no_progress and sys.stderr.isatty()
     with SweepProgress(len(taken), bar) as progress:
         entries = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done)
@@ -162,8 +162,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
 
 
 def render(result: SweepReport, left_out: int) -> str:
-    rows = [(r.repo, r.status, r.pr_url or "", "" if r.third_party is None else r.third_party, r.error or "")
-            for r in result.repositories]
+    rows = [(r.repo, r.status, r.pr_url or "", "" if r.third_party is None else r.third_party,
+             (r.error or "").splitlines()[0] if r.error else "") for r in result.repositories]
     lines = [render_table(("REPOSITORY", "STATUS", "PULL REQUEST", "THIRD-PARTY", "ERROR"), rows)] if rows else []
     totals: dict[str, Any] = result.totals()
     counts = ", ".join(f"{totals[s]} {s}" for s in sweep_report.ORDER if totals[s])
