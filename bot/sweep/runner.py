@@ -45,7 +45,9 @@ class SweepContext:
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, RehomeError):
         return exc.message
-    return f"internal error: {type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"internal error: {type(exc).__name__}: {exc}{where}"
 
 
 def remote_head(repo: RepoInfo, ctx: SweepContext) -> str | None:
