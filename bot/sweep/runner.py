@@ -80,13 +80,16 @@ def _counts(result: RunResult) -> dict[str, int | None]:
 
 def outcome_of(result: RunResult) -> tuple[str, str | None]:
     """The journal status for a run's result, and the error a human should read."""
-    failed = ", ".join(f"{i.source} ({i.status}: {i.error or 'no detail'})" for i in result.failed)
+    problems = [f"{i.source} not moved ({i.status}: {i.error or 'no detail'})" for i in result.failed]
+    problems += [f"{r.path} left as it is ({r.reason or 'a safety check failed'})"
+                 for r in result.rewrites if r.new_text is None]
+    error = "; ".join(problems) or None
     if result.status == "stopped":
         return "failed", result.message
     if result.status in ("opened", "updated", "unchanged") or (result.status == "dry-run" and result.changed):
-        return ("partial", f"not moved: {failed}") if failed else ("done", None)
-    if failed:  # nothing-to-do because nothing could be copied
-        return "failed", f"not moved: {failed}"
+        return ("partial" if error else "done"), error
+    if error:  # nothing could be changed, and something needs a human
+        return "failed", error
     return "nothing-to-do", None
 
 

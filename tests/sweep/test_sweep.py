@@ -189,3 +189,22 @@ def test_sweep_usage_errors(org: Org, capsys, tmp_path) -> None:
                            (("--inventory", "--dry-run"), "--inventory already writes nothing")):
         code, _, err = sweep(capsys, org, *extra)
         assert code == 2 and message in err, err
+
+
+def test_a_bug_in_one_repository_is_its_outcome_and_the_sweep_goes_on(org: Org, capsys, monkeypatch) -> None:
+    import bot.sweep.runner as runner
+
+    real = runner.run_repository
+
+    def flaky(forge, args, **kwargs):
+        if forge.repository == "acme/svc-api":
+            raise KeyError("boom")
+        return real(forge, args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_repository", flaky)
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(api|web)$")
+    assert code == 1
+    assert {(r["repo"], r["status"]) for r in result["repositories"]} == {("acme/svc-api", "failed"),
+                                                                          ("acme/svc-web", "done")}
+    (error,) = [r["error"] for r in result["repositories"] if r["error"]]
+    assert error.startswith("internal error: KeyError: 'boom' (at test_sweep.py:")

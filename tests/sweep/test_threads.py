@@ -42,3 +42,28 @@ def test_yaml_documents_parse_the_same_in_many_threads_at_once() -> None:
         thread.join(60)
     assert errors == []
     assert all(result == expected[n] for n in range(8) for result in found[n])
+
+
+def test_scans_in_threads_each_see_their_own_tree(tmp_path, monkeypatch) -> None:
+    from bot.rules import load_rules
+    from bot.policy import DEFAULT_INTERNAL, Policy
+    from bot.scan import core
+    from tests.helpers import write_tree
+
+    monkeypatch.setattr(core, "PARALLEL_THRESHOLD", 4)  # many files: the scan would fork workers
+    trees = {name: write_tree(tmp_path / name, {f"svc{i}/Dockerfile": f"FROM {name}/img{i}:1\n" for i in range(12)})
+             for name in ("alpha.example", "beta.example", "gamma.example")}
+    options = core.ScanOptions(rules=tuple(load_rules([])), policy=Policy(internal=DEFAULT_INTERNAL), untracked=True)
+    found: dict[str, list[set[str]]] = {name: [] for name in trees}
+
+    def work(name: str) -> None:
+        for _ in range(3):
+            found[name].append({ref.image for ref in core.scan(trees[name], options).references})
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in trees]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for name in trees:
+        assert found[name] == [{f"{name}/img{i}:1" for i in range(12)}] * 3
