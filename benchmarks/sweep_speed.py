@@ -16,6 +16,7 @@ mirror path and no bot branches. Prints medians of several runs and the ratio; a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -90,7 +91,7 @@ def time_clones(remotes: list[Path], jobs: int, into: Path) -> float:
     return elapsed
 
 
-def time_sweep(remotes: list[Path], jobs: int, target: str, run: int, work: Path) -> tuple[float, int, int]:
+def time_sweep(remotes: list[Path], jobs: int, target: str, run: int, work: Path) -> tuple[float, int]:
     github = GitHubServer()
     try:
         for remote in remotes:
@@ -107,8 +108,11 @@ def time_sweep(remotes: list[Path], jobs: int, target: str, run: int, work: Path
         if done.returncode != 0:
             raise SystemExit(f"the sweep failed ({done.returncode}): {done.stderr[-2000:]}")
         pulls = sum(len(repo.pulls) for repo in github.repos.values())
-        puts = 0
-        return elapsed, pulls, puts
+        if pulls != len(remotes):
+            odd = [(r["repo"], r["status"], r["error"]) for r in json.loads(done.stdout)["repositories"]
+                   if r["status"] != "done"]
+            raise SystemExit(f"run {run}: {pulls} pull requests for {len(remotes)} repositories: {odd[:5]}")
+        return elapsed, pulls
     finally:
         github.stop()
 
@@ -133,9 +137,7 @@ def main() -> None:
             sweeps, clones = [], []
             for run in range(args.runs):
                 clones.append(time_clones(remotes, args.jobs, work / f"clones{run}"))
-                elapsed, pulls, _ = time_sweep(remotes, args.jobs, f"{target.host}/mirror", run, work)
-                if pulls != len(remotes):
-                    raise SystemExit(f"run {run}: {pulls} pull requests for {len(remotes)} repositories")
+                elapsed, pulls = time_sweep(remotes, args.jobs, f"{target.host}/mirror", run, work)
                 sweeps.append(elapsed)
                 print(f"run {run + 1}: sweep {elapsed:.2f}s ({pulls} pull requests opened), "
                       f"git clone {clones[-1]:.2f}s")
