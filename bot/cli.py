@@ -20,10 +20,12 @@ from bot.commands import (
     plan,
     pulls,
     renovate_config,
+    report,
     rewrite,
     run,
     scan,
     sink,
+    sweep,
     sync,
     updates,
 )
@@ -45,6 +47,8 @@ COMMANDS: dict[str, ModuleType] = {
     "renovate-config": renovate_config,
     "init": init,
     "run": run,
+    "sweep": sweep,
+    "report": report,
 }
 
 log = logging.getLogger("rehome")

@@ -156,14 +156,18 @@ def read_only(path: Path) -> Checkout:
 
 
 @contextlib.contextmanager
-def clone(url: str, base: str, token: Secret | None = None) -> Iterator[Checkout]:
-    """A shallow, blobless clone of `base` in a temporary folder (removed afterwards)."""
+def clone(url: str, base: str, token: Secret | None = None, *, blobless: bool = True) -> Iterator[Checkout]:
+    """A shallow (by default also blobless) clone of `base` in a temporary folder (removed afterwards).
+
+    The checkout needs every blob of the tip anyway, so `blobless=False` (what a sweep uses) fetches
+    them in the clone's one pack instead of in a second fetch after it."""
     parent = Path(tempfile.mkdtemp(prefix="rehome-clone-"))
     tree = parent / "repo"
     try:
         log.info("cloning %s (branch %s)", _safe_url(url), base)
-        run_git(parent, ["clone", "--quiet", "--depth", "1", "--filter=blob:none", "--single-branch", "--no-tags",
-                         "--branch", base, url, str(tree)], env=auth_environment(token), secret=token)
+        run_git(parent, ["clone", "--quiet", "--depth", "1", *(["--filter=blob:none"] if blobless else []),
+                         "--single-branch", "--no-tags", "--branch", base, url, str(tree)],
+                env=auth_environment(token), secret=token)
         checkout = Checkout(tree, base, "", remote=True, token=token)
         checkout.base_sha = checkout.git("rev-parse", "HEAD")
         yield checkout

@@ -68,6 +68,7 @@ class RunResult:
     title: str = ""
     body: str = ""
     templates: Path | None = None  # the template folder the text was rendered with
+    base_sha: str | None = None  # the base commit scanned (a sweep's state journal keeps it)
 
     @property
     def diff(self) -> str:
@@ -132,36 +133,43 @@ def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = m
     (scan, plan, mirror and pull request settings); `ensure` may be a sweep's shared mirror step."""
     dry_run = bool(args.dry_run)
     with forge.checkout(dry_run=dry_run) as checkout:
-        planned = plan_command.build(argparse.Namespace(**{**vars(args), "path": str(checkout.root)}))
-        settings = pull_request_settings(args, planned.config)
-        if checkout.base == settings.branch:
-            raise UsageError(f"the base branch is the bot's own branch {settings.branch}",
-                             hint="check out (or make default) the branch the pull request should target")
-        head = git.branch_head(checkout, settings.branch)
-        if head is not None:
-            foreign = git.foreign_commits(checkout, head, settings.author)
-            if foreign:
-                return _stopped(forge.repository, settings, foreign)
-        options = mirror_options or mirror.options_from_args(
-            args, planned.config.insecure_registries, mirror.registry_host(planned.plan.destination, "destination"))
-        plan = planned.plan
-        images = ensure([(m.source, m.target) for m in plan.moves], options,
-                        pulls={m.source: m.pulls for m in plan.moves})
-        moving = verified_plan(plan, images, DRY_RUN_MOVES if dry_run else VERIFIED)
-        rules = {rule.kind: rule for rule in planned.scan_options.rules}
-        rewrites = rewrite_tree(checkout.root, moving, rules, planned.scan_options.policy, planned.scanned.references,
-                                pins(plan, images))
-        report = build_report(forge.repository, checkout.base, settings.branch, plan, moving, images, rewrites,
-                              planned.scanned.references, dry_run, pull_window(planned.pulls))
-        result = RunResult(forge.repository, "", "", report=report, plan=plan, images=images, rewrites=rewrites,
-                           title=_title(report, settings), body=render.render_body(report, settings.templates),
-                           templates=settings.templates)
-        changed = [r for r in rewrites if r.changed]
-        if dry_run:
-            result.status, result.changed = "dry-run", bool(changed)
-            result.message = f"dry run: {len(report.moved)} images would move, in {len(changed)} files; nothing written"
-            return result
-        return _publish(forge, checkout, settings, head, result, changed)
+        result = _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run)
+        result.base_sha = checkout.base_sha or None
+        return result
+
+
+def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, ensure: Ensure,
+                  mirror_options: MirrorOptions | None, dry_run: bool) -> RunResult:
+    planned = plan_command.build(argparse.Namespace(**{**vars(args), "path": str(checkout.root)}))
+    settings = pull_request_settings(args, planned.config)
+    if checkout.base == settings.branch:
+        raise UsageError(f"the base branch is the bot's own branch {settings.branch}",
+                         hint="check out (or make default) the branch the pull request should target")
+    head = git.branch_head(checkout, settings.branch)
+    if head is not None:
+        foreign = git.foreign_commits(checkout, head, settings.author)
+        if foreign:
+            return _stopped(forge.repository, settings, foreign)
+    options = mirror_options or mirror.options_from_args(
+        args, planned.config.insecure_registries, mirror.registry_host(planned.plan.destination, "destination"))
+    plan = planned.plan
+    images = ensure([(m.source, m.target) for m in plan.moves], options,
+                    pulls={m.source: m.pulls for m in plan.moves})
+    moving = verified_plan(plan, images, DRY_RUN_MOVES if dry_run else VERIFIED)
+    rules = {rule.kind: rule for rule in planned.scan_options.rules}
+    rewrites = rewrite_tree(checkout.root, moving, rules, planned.scan_options.policy, planned.scanned.references,
+                            pins(plan, images))
+    report = build_report(forge.repository, checkout.base, settings.branch, plan, moving, images, rewrites,
+                          planned.scanned.references, dry_run, pull_window(planned.pulls))
+    result = RunResult(forge.repository, "", "", report=report, plan=plan, images=images, rewrites=rewrites,
+                       title=_title(report, settings), body=render.render_body(report, settings.templates),
+                       templates=settings.templates)
+    changed = [r for r in rewrites if r.changed]
+    if dry_run:
+        result.status, result.changed = "dry-run", bool(changed)
+        result.message = f"dry run: {len(report.moved)} images would move, in {len(changed)} files; nothing written"
+        return result
+    return _publish(forge, checkout, settings, head, result, changed)
 
 
 def _title(report: RunReport, settings: PullRequestSettings) -> str:

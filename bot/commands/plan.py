@@ -54,12 +54,13 @@ def build(args: argparse.Namespace) -> Planned:
     scan_options = options.scan_options(args, config)
     scanned = scan(root, scan_options)
     pin = args.pin_digest if getattr(args, "pin_digest", None) is not None else config.pin_digest
-    counts = _pull_counts(args)
+    # A sweep loads the counts once and hands them to every repository's plan.
+    counts = getattr(args, "pull_counts", None) or load_pull_counts(args)
     plan = make_plan(scanned, destination, template, pin_digest=pin, pulls=counts)
     return Planned(root, config, scan_options, scanned, plan, counts)
 
 
-def _pull_counts(args: argparse.Namespace) -> PullCounts | None:
+def load_pull_counts(args: argparse.Namespace) -> PullCounts | None:
     source = getattr(args, "pulls", None)
     if source is None:
         if getattr(args, "since", None) or getattr(args, "until", None):

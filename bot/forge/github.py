@@ -93,8 +93,10 @@ class GitHubForge:
     name = "github"
 
     def __init__(self, repository: str, token: Secret | None, *, github_url: str | None = None,
-                 polite: bool | None = None) -> None:
+                 polite: bool | None = None, limiter: Any = None, blobless: bool = True) -> None:
         self.repository = repository
+        self.blobless = blobless  # see bot.git.clone
+        self.limiter = limiter  # a sweep's shared rate limiter (bot.sweep.ratelimit.RateLimiter)
         self.token = token
         self.base_url = api_url(github_url)
         if polite is None:
@@ -111,6 +113,8 @@ class GitHubForge:
 
     def _call(self, what: str, call: Callable[[], T], write: bool = False) -> T:
         self.pacer.wait(write)
+        if self.limiter is not None:
+            self.limiter.before()
         try:
             return call()
         except GithubException as exc:
@@ -124,6 +128,9 @@ class GitHubForge:
             if self.token:
                 text = text.replace(self.token.reveal(), "***")
             raise GitHubError(text) from None
+        finally:
+            if self.limiter is not None:
+                self.limiter.observe_requester(self.github.requester)
 
     @property
     def repo(self) -> Any:
@@ -134,7 +141,7 @@ class GitHubForge:
     @contextlib.contextmanager
     def checkout(self, dry_run: bool = False) -> Iterator[Checkout]:
         repo = self.repo
-        with git.clone(repo.clone_url, repo.default_branch, self.token) as checkout:
+        with git.clone(repo.clone_url, repo.default_branch, self.token, blobless=self.blobless) as checkout:
             yield checkout
 
     def find_pull_request(self, branch: str, base: str) -> PullRequest | None:

@@ -6,6 +6,7 @@ import dataclasses
 import multiprocessing
 import os
 import re
+import threading
 from pathlib import Path
 
 from bot import imageref
@@ -183,7 +184,10 @@ def _scan_share(share: tuple[int, int]) -> list[_FileScan]:
 
 def _scan_all(root: Path, work: list[tuple[str, tuple[Rule, ...]]], options: ScanOptions) -> list[_FileScan]:
     jobs = options.jobs or os.cpu_count() or 1
-    if jobs < 2 or len(work) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+    # Off the main thread (a sweep scans repositories in threads) the scan stays in this thread: the
+    # forked workers take their job from one module-level slot, and forking a threaded process is unsafe.
+    if (jobs < 2 or len(work) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods()
+            or threading.current_thread() is not threading.main_thread()):
         return [_scan_file(root, path, rules, options) for path, rules in work]
     global _JOB
     _JOB = (root, work, options)

@@ -9,6 +9,7 @@ reference (a text test) is never parsed: the corpus has 1-2 MB files of CRDs.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,8 +65,16 @@ def _loader(pure: bool) -> YAML:
 
 # libyaml (the C loader) speaks YAML 1.1 and rejects some YAML 1.2 that Kubernetes tools
 # accept, e.g. `{image: redis:7}`: a document it refuses is parsed again by the pure parser.
-_FAST = _loader(pure=False)
-_CORRECT = _loader(pure=True)
+# A YAML object keeps the state of the parse it is in, so each thread has its own pair (a sweep
+# scans several repositories at once).
+_LOCAL = threading.local()
+
+
+def _loaders() -> tuple[YAML, YAML]:
+    pair = getattr(_LOCAL, "pair", None)
+    if pair is None:
+        pair = _LOCAL.pair = (_loader(pure=False), _loader(pure=True))
+    return pair
 
 
 def split_documents(text: str) -> list[tuple[int, str]]:
@@ -78,14 +87,15 @@ def split_documents(text: str) -> list[tuple[int, str]]:
 
 
 def compose_all(text: str) -> list[Node]:
+    fast, correct = _loaders()
     try:
-        return [n for n in _FAST.compose_all(text) if n is not None]
+        return [n for n in fast.compose_all(text) if n is not None]
     except YAMLError:
         pass
     except RecursionError:
         raise ExtractError("not parseable: YAML nested too deeply") from None
     try:
-        return [n for n in _CORRECT.compose_all(text) if n is not None]
+        return [n for n in correct.compose_all(text) if n is not None]
     except YAMLError as exc:
         raise ExtractError(f"not valid YAML: {_one_line(exc)}") from None
     except RecursionError:

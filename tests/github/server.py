@@ -1,14 +1,19 @@
 """A loopback stand-in for the GitHub REST endpoints PyGithub calls to open a pull request:
 repository, branches, pulls (list with pagination, get, create, update), labels (get, create),
-requested reviewers, issue labels and assignees. Every request is recorded (method, path, query,
-JSON body) so tests assert exactly what was asked."""
+requested reviewers, issue labels and assignees; for sweeps, an organisation's repositories
+(paginated, with archived/fork/disabled/size/topics), rate-limit headers, delays, and the GitHub
+App installation-token endpoints. Every request is recorded (method, path, query, JSON body) so
+tests assert exactly what was asked."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
+import datetime
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -40,15 +45,29 @@ class Repo:
     git_dir: str | None = None  # the bare repository behind clone_url, for the branches endpoint
     pulls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     labels: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    archived: bool = False
+    disabled: bool = False
+    fork: bool = False
+    size: int = 120  # KB; GitHub says 0 for a repository without commits
+    topics: tuple[str, ...] = ()
 
 
 class GitHubServer:
-    def __init__(self, per_page: int = 30) -> None:
+    def __init__(self, per_page: int = 30, max_per_page: int = 100) -> None:
         self.per_page = per_page
+        self.max_per_page = max_per_page  # GitHub answers at most 100 per page whatever is asked
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
         # One-shot answers given instead of the real one: (method, path regex, status, headers, body).
         self.faults: list[tuple[str, str, int, dict[str, str], dict[str, Any]]] = []
+        # Seconds to wait before answering matching requests: (method, path regex, seconds).
+        self.delays: list[tuple[str, str, float]] = []
+        # Extra headers on every answer (e.g. X-RateLimit-*), computed per request.
+        self.rate_headers: Callable[[], dict[str, str]] | None = None
+        # GitHub App: the installation per organisation, and how long an installation token lives.
+        self.installations: dict[str, int] = {}
+        self.token_lifetime = 3600
+        self.tokens: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -61,8 +80,8 @@ class GitHubServer:
         self._server.server_close()
 
     def add_repo(self, full_name: str, clone_url: str, default_branch: str = "main",
-                 git_dir: str | None = None) -> Repo:
-        repo = Repo(full_name, clone_url, default_branch, git_dir)
+                 git_dir: str | None = None, **fields: Any) -> Repo:
+        repo = Repo(full_name, clone_url, default_branch, git_dir, **fields)
         self.repos[full_name] = repo
         return repo
 
@@ -82,12 +101,14 @@ class GitHubServer:
                 "owner": {"login": owner, "type": "Organization"}, "private": False,
                 "url": f"{self.base_url}/repos/{repo.full_name}", "html_url": f"{self.origin}/{repo.full_name}",
                 "clone_url": repo.clone_url, "default_branch": repo.default_branch,
-                "archived": False, "disabled": False, "fork": False}
+                "archived": repo.archived, "disabled": repo.disabled, "fork": repo.fork, "size": repo.size,
+                "topics": list(repo.topics)}
 
     def _pull_json(self, repo: Repo, pull: dict[str, Any]) -> dict[str, Any]:
         owner = repo.full_name.split("/")[0]
         number = pull["number"]
         return {"id": 1000 + number, "number": number, "state": pull["state"], "title": pull["title"],
+                "merged": pull.get("merged", False),
                 "body": pull["body"], "draft": pull["draft"],
                 "url": f"{self.base_url}/repos/{repo.full_name}/pulls/{number}",
                 "html_url": f"{self.origin}/{repo.full_name}/pull/{number}",
@@ -112,7 +133,7 @@ class GitHubServer:
                 for name, sha in (line.split() for line in out.splitlines())]
 
     def _page(self, items: list[Any], query: dict[str, str], path: str) -> tuple[list[Any], dict[str, str]]:
-        per_page = int(query.get("per_page", self.per_page))
+        per_page = min(int(query.get("per_page", self.per_page)), self.max_per_page)
         page = int(query.get("page", "1"))
         chunk = items[(page - 1) * per_page: page * per_page]
         headers = {}
@@ -121,7 +142,35 @@ class GitHubServer:
             headers["Link"] = f'<{self.base_url}{path}?{rest}&page={page + 1}>; rel="next"'
         return chunk, headers
 
+    def _app(self, method: str, path: str) -> tuple[int, Any, dict[str, str]] | None:
+        if method == "GET" and (m := re.fullmatch(r"/orgs/([^/]+)/installation", path)):
+            if m.group(1) not in self.installations:
+                raise HTTPError(404, "Not Found")
+            return 200, {"id": self.installations[m.group(1)], "app_id": 1, "account": {"login": m.group(1)}}, {}
+        if method == "POST" and (m := re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)):
+            if int(m.group(1)) not in self.installations.values():
+                raise HTTPError(404, "Not Found")
+            token = f"ghs_installation{len(self.tokens) + 1}"
+            self.tokens.append(token)
+            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=self.token_lifetime)
+            return 201, {"token": token, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         "permissions": {}, "repository_selection": "all"}, {}
+        return None
+
     def answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
+        if (app := self._app(method, path)) is not None:
+            return app
+        if method == "GET" and (m := re.fullmatch(r"/orgs/([^/]+)", path)):
+            if not any(r.split("/")[0] == m.group(1) for r in self.repos):
+                raise HTTPError(404, "Not Found")
+            return 200, {"login": m.group(1), "id": 1, "url": f"{self.base_url}/orgs/{m.group(1)}",
+                         "repos_url": f"{self.base_url}/orgs/{m.group(1)}/repos"}, {}
+        if method == "GET" and (m := re.fullmatch(r"/orgs/([^/]+)/repos", path)):
+            repos = [self._repo_json(r) for r in self.repos.values() if r.full_name.split("/")[0] == m.group(1)]
+            if not repos:
+                raise HTTPError(404, "Not Found")
+            chunk, headers = self._page(repos, query, path)
+            return 200, chunk, headers
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
         if match is None or match.group(1) not in self.repos:
             raise HTTPError(404, "Not Found")
@@ -195,6 +244,7 @@ class GitHubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go as separate writes: no delayed-ACK stall
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -206,6 +256,9 @@ class GitHubServer:
                 split = urlsplit(self.path)
                 path = split.path.removeprefix(PREFIX)
                 query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+                delay = sum(d[2] for d in list(server.delays) if d[0] == self.command and re.search(d[1], path))
+                if delay:
+                    time.sleep(delay)
                 with server._lock:
                     server.requests.append(Request(self.command, path, query, body,
                                                    self.headers.get("Authorization")))
@@ -220,6 +273,8 @@ class GitHubServer:
                         status, data, headers = exc.status, {"message": exc.message}, {}
                     except Exception as exc:  # noqa: BLE001 - a stand-in bug shows as a 500 the test sees
                         status, data, headers = 500, {"message": f"stand-in error: {exc!r}"}, {}
+                    if server.rate_headers is not None:
+                        headers = {**server.rate_headers(), **headers}
                 payload = json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")

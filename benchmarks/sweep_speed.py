@@ -1,0 +1,156 @@
+"""How long `rehome sweep` takes over an organisation, beside a plain `git clone` of the same
+repositories with the same concurrency, measured in the same run.
+
+The organisation lives on the GitHub stand-in (tests/github/server.py, PyGithub's politeness pauses
+off as they are for loopback), each repository a bare remote built from ../shared/corpus: a random
+sample of its Dockerfiles and YAML (a few hundred files, a few MB), plus one manifest using two of
+four images on a loopback upstream registry. The sweep is a real one, not a dry run: the four
+images are copied to a loopback mirror registry (once for the whole sweep), every repository is
+cloned, scanned, planned, rewritten, committed and pushed, and its pull request opened on the
+stand-in. The corpus's own references (docker.io, gcr.io, …) are declared internal with
+`--internal`, as nothing can be copied from the internet here. Each run uses a fresh stand-in, a new
+mirror path and no bot branches. Prints medians of several runs and the ratio; asserts nothing.
+
+    python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.github.server import GitHubServer  # noqa: E402
+from tests.oci import images  # noqa: E402
+from tests.oci.servers import RegistryServer  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+TOKEN_ENV = "REHOME_BENCH_TOKEN"
+BRANCH = "rehome/mirror-images"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and "peer" not in p.relative_to(CORPUS).parts)
+
+
+def build_repositories(work: Path, count: int, files: int, upstream: str) -> tuple[list[Path], int, int]:
+    """`count` bare remotes; returns them, the mean bytes and the mean file count per repository."""
+    pool = corpus_files()
+    remotes, sizes, counts = [], [], []
+    loopback_images = [f"{upstream}/bench/img{n}:1" for n in range(4)]
+    for number in range(count):
+        rng = random.Random(number)
+        tree = work / "trees" / f"repo-{number:03d}"
+        picked = rng.sample(pool, min(files, len(pool)))
+        for source in picked:
+            target = tree / source.relative_to(CORPUS)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        used = [loopback_images[number % 4], loopback_images[(number + 1) % 4]]
+        (tree / "deploy").mkdir(exist_ok=True)
+        (tree / "deploy" / "bench-app.yaml").write_text(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n"
+            "      containers:\n" + "".join(f"        - name: c{i}\n          image: {image}\n"
+                                          for i, image in enumerate(used)))
+        git(tree, "init", "-q", "-b", "main")
+        git(tree, "add", "-A")
+        git(tree, "commit", "-q", "-m", "import")
+        remote = work / "remotes" / f"repo-{number:03d}.git"
+        git(work, "clone", "-q", "--bare", str(tree), str(remote))
+        git(remote, "config", "uploadpack.allowFilter", "true")
+        sizes.append(sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and ".git" not in p.parts))
+        counts.append(len(picked) + 1)
+        shutil.rmtree(tree)
+    return remotes or sorted((work / "remotes").iterdir()), int(statistics.mean(sizes)), int(statistics.mean(counts))
+
+
+def time_clones(remotes: list[Path], jobs: int, into: Path) -> float:
+    into.mkdir(parents=True)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda r: subprocess.run(["git", "clone", "-q", f"file://{r}", str(into / r.stem)],
+                                               check=True), remotes))
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(into)
+    return elapsed
+
+
+def time_sweep(remotes: list[Path], jobs: int, target: str, run: int, work: Path) -> tuple[float, int]:
+    github = GitHubServer()
+    try:
+        for remote in remotes:
+            subprocess.run(["git", "--git-dir", str(remote), "update-ref", "-d", f"refs/heads/{BRANCH}"], check=False)
+            github.add_repo(f"bench/{remote.stem}", f"file://{remote}", git_dir=str(remote))
+        env = {**os.environ, TOKEN_ENV: "bench-token", "PYTHONPATH": str(ROOT),
+               "DOCKER_CONFIG": str(work / "docker-config")}
+        argv = [sys.executable, "-m", "bot", "sweep", "--org", "bench", "--to", f"{target}/run{run}",
+                "--github-url", github.base_url, "--token-env", TOKEN_ENV, "--jobs", str(jobs), "--no-progress",
+                "--internal", "[!1]*", "--format", "json", "-q"]
+        start = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"the sweep failed ({done.returncode}): {done.stderr[-2000:]}")
+        pulls = sum(len(repo.pulls) for repo in github.repos.values())
+        if pulls != len(remotes):
+            odd = [(r["repo"], r["status"], r["error"]) for r in json.loads(done.stdout)["repositories"]
+                   if r["status"] != "done"]
+            raise SystemExit(f"run {run}: {pulls} pull requests for {len(remotes)} repositories: {odd[:5]}")
+        return elapsed, pulls
+    finally:
+        github.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repos", type=int, default=100)
+    parser.add_argument("--files", type=int, default=600)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rehome-sweep-bench-") as tmp:
+        work = Path(tmp)
+        upstream, target = RegistryServer(work / "upstream").start(), RegistryServer(work / "target").start()
+        try:
+            for n in range(4):
+                images.push(upstream.host, f"bench/img{n}", images.image((200_000, 300_000)), "1")
+            start = time.perf_counter()
+            remotes, size, files = build_repositories(work, args.repos, args.files, upstream.host)
+            print(f"built {len(remotes)} repositories in {time.perf_counter() - start:.0f}s: "
+                  f"mean {files} files, {size / 1e6:.1f} MB each (from ../shared/corpus)")
+            sweeps, clones = [], []
+            for run in range(args.runs):
+                clones.append(time_clones(remotes, args.jobs, work / f"clones{run}"))
+                elapsed, pulls = time_sweep(remotes, args.jobs, f"{target.host}/mirror", run, work)
+                sweeps.append(elapsed)
+                print(f"run {run + 1}: sweep {elapsed:.2f}s ({pulls} pull requests opened), "
+                      f"git clone {clones[-1]:.2f}s")
+        finally:
+            upstream.stop()
+            target.stop()
+    sweep, clone = statistics.median(sweeps), statistics.median(clones)
+    print(f"mode: real sweep (no --dry-run): 4 images copied once to a loopback mirror, every repository "
+          f"cloned, scanned, rewritten, pushed, its pull request opened on the GitHub stand-in")
+    print(f"concurrency: --jobs {args.jobs} / {args.jobs} clones at once; {os.cpu_count()} CPUs")
+    print(f"median of {args.runs} runs: rehome sweep {sweep:.2f}s, git clone {clone:.2f}s, "
+          f"ratio {sweep / clone:.2f}x (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""`rehome report status --state FILE` (which of a sweep's pull requests are open, merged or
+closed) and `rehome report merge OUT_DIR SHARD_REPORT…` (shards' reports as one)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from github import GithubException
+
+from bot import options
+from bot.errors import UsageError
+from bot.forge.github import LOOPBACK, SECONDS_BETWEEN_REQUESTS, Pacer, api_url
+from bot.output import print_json, render_table
+from bot.sweep import access
+from bot.sweep import report as sweep_report
+from bot.sweep.ratelimit import RateLimiter
+from bot.sweep.state import StateJournal
+
+HELP = "follow a sweep: its pull requests' states (status), or shards' reports merged into one (merge)"
+
+_PULL_URL = re.compile(r"/([^/]+)/([^/]+)/pull/(\d+)/?$")
+STATES = ("open", "merged", "closed", "unknown")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="report_command", metavar="ACTION", required=True)
+    status = sub.add_parser("status", help="which pull requests in a sweep's state file are open, merged or closed")
+    status.add_argument("--state", metavar="FILE", required=True, help="the sweep's --state journal")
+    status.add_argument("--github-url", metavar="URL", help="GitHub Enterprise: https://HOST (or its API URL)")
+    status.add_argument("--token-env", metavar="NAME", default="GITHUB_TOKEN",
+                        help="environment variable holding the GitHub token (default: GITHUB_TOKEN)")
+    status.add_argument("--app-id", metavar="ID", help="authenticate as this GitHub App")
+    status.add_argument("--app-key-file", metavar="FILE", help="the App's private key (PEM)")
+    status.add_argument("--app-key-env", metavar="NAME", default="GITHUB_APP_PRIVATE_KEY",
+                        help="environment variable holding the App's private key")
+    status.add_argument("--org", metavar="ORG", help="with --app-id: the organisation the App is installed in")
+    options.add_format(status)
+    status.set_defaults(action=run_status)
+    merge = sub.add_parser("merge", help="combine the shards' report.json files into one set of reports")
+    merge.add_argument("out_dir", metavar="OUT_DIR", help="where report.md, report.json and report.csv go")
+    merge.add_argument("reports", nargs="+", metavar="SHARD_REPORT", help="a shard's report.json (or its folder)")
+    options.add_format(merge)
+    merge.set_defaults(action=run_merge)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args.action(args))
+
+
+@dataclasses.dataclass(frozen=True)
+class PullState:
+    repo: str
+    pr_url: str
+    state: str  # open, merged, closed, or unknown (could not be read: `error` says why)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def pull_states(journal: StateJournal, github: Any, limiter: RateLimiter, pacer: Pacer) -> list[PullState]:
+    """One API call per pull request (`github` is lazy: the repository object is not fetched)."""
+    states = []
+    for repo, outcome in sorted(journal.last.items(), key=lambda item: item[0].lower()):
+        if not outcome.pr_url:
+            continue
+        match = _PULL_URL.search(urlparse(outcome.pr_url).path)
+        if match is None:
+            states.append(PullState(repo, outcome.pr_url, "unknown", "not a pull request URL"))
+            continue
+        pacer.wait(write=False)
+        limiter.before()
+        try:
+            pull = github.get_repo(f"{match[1]}/{match[2]}").get_pull(int(match[3]))
+            state = "merged" if pull.merged else pull.state
+            states.append(PullState(repo, outcome.pr_url, state if state in STATES else "unknown"))
+        except GithubException as exc:
+            message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
+            states.append(PullState(repo, outcome.pr_url, "unknown", f"GitHub: {exc.status} {message or ''}".strip()))
+        finally:
+            limiter.observe_requester(github.requester)
+    return states
+
+
+def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    path = Path(args.state)
+    if not path.is_file():
+        raise UsageError(f"--state {path}: no such file")
+    journal = StateJournal(path)
+    tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
+                                 org=args.org, github_url=args.github_url, required=False)
+    github = access.client(tokens, args.github_url, lazy=True)
+    loopback = (urlparse(api_url(args.github_url)).hostname or "") in LOOPBACK
+    pacer = Pacer(0.0 if loopback else SECONDS_BETWEEN_REQUESTS, 0.0)
+    states = pull_states(journal, github, RateLimiter(), pacer)
+    totals = {state: sum(1 for s in states if s.state == state) for state in STATES}
+    without = sum(1 for outcome in journal.last.values() if not outcome.pr_url)
+    if args.format == "json":
+        print_json({"version": 1, "totals": {**totals, "without_pull_request": without},
+                    "pull_requests": [s.to_json() for s in states]})
+    else:
+        rows = [(s.repo, s.state, s.pr_url, s.error or "") for s in states]
+        if rows:
+            print(render_table(("REPOSITORY", "STATE", "PULL REQUEST", "ERROR"), rows))
+        print(", ".join(f"{totals[s]} {s}" for s in STATES) + f"; {without} repositories without a pull request")
+    return 1 if totals["unknown"] else 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    paths = [Path(p) / "report.json" if Path(p).is_dir() else Path(p) for p in args.reports]
+    merged = sweep_report.merge([sweep_report.load(p) for p in paths])
+    sweep_report.write(merged, Path(args.out_dir))
+    if args.format == "json":
+        print_json(merged.to_json())
+    else:
+        totals = merged.totals()
+        print(f"{len(paths)} reports merged into {args.out_dir}: {totals['repositories']} repositories, "
+              f"{totals['images']} images")
+    return 0

@@ -1,0 +1,172 @@
+"""`rehome sweep --org ORG --to DEST`: an organisation's repositories, one pull request each
+(or, with `--inventory`, only the org-wide report), resumable and shardable."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bot import mirror, options
+from bot.commands import plan as plan_command
+from bot.config import Config
+from bot.errors import UsageError
+from bot.mirror import MirrorOptions
+from bot.output import print_json, render_table
+from bot.registry.copy import DEFAULT_JOBS
+from bot.sweep import access
+from bot.sweep import report as sweep_report
+from bot.sweep.mirrorcache import SharedMirror
+from bot.sweep.progress import SweepProgress
+from bot.sweep.ratelimit import RateLimiter
+from bot.sweep.report import RepoEntry, SweepReport
+from bot.sweep.runner import SweepContext, failed_names, sweep
+from bot.sweep.select import RepoInfo, Selection, parse_shard, select
+from bot.sweep.state import StateJournal
+
+HELP = "run rehome over a GitHub organisation's repositories: inventory, or one pull request each"
+
+log = logging.getLogger("rehome")
+
+DEFAULT_REPO_JOBS = 4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_argument_group("which repositories")
+    which.add_argument("--org", metavar="ORG", help="the GitHub organisation whose repositories to sweep")
+    which.add_argument("--repos-file", metavar="FILE", help="sweep these repositories instead: owner/name per line")
+    which.add_argument("--repo-include", metavar="REGEX", action="append", default=[],
+                       help="only repositories whose owner/name this regular expression matches (repeatable)")
+    which.add_argument("--repo-exclude", metavar="REGEX", action="append", default=[],
+                       help="leave out repositories whose owner/name it matches (repeatable)")
+    which.add_argument("--topic", action="append", default=[], help="only repositories with this topic (repeatable: any)")
+    which.add_argument("--include-archived", action="store_true", help="also archived repositories")
+    which.add_argument("--include-forks", action="store_true", help="also forks")
+    which.add_argument("--include-empty", action="store_true", help="also repositories without commits")
+    which.add_argument("--limit", type=int, metavar="N", help="at most N repositories (after the filters)")
+    which.add_argument("--shard", metavar="K/N", help="only this machine's share: shard K of N (0 <= K < N)")
+    github = parser.add_argument_group("GitHub")
+    github.add_argument("--github-url", metavar="URL", help="GitHub Enterprise: https://HOST (or its API URL)")
+    github.add_argument("--token-env", metavar="NAME", default="GITHUB_TOKEN",
+                        help="environment variable holding the GitHub token (default: GITHUB_TOKEN)")
+    github.add_argument("--app-id", metavar="ID", help="authenticate as this GitHub App (installation tokens)")
+    github.add_argument("--app-key-file", metavar="FILE", help="the App's private key (PEM)")
+    github.add_argument("--app-key-env", metavar="NAME", default="GITHUB_APP_PRIVATE_KEY",
+                        help="environment variable holding the App's private key (default: GITHUB_APP_PRIVATE_KEY)")
+    what = parser.add_argument_group("what the sweep does")
+    what.add_argument("--inventory", action="store_true",
+                      help="write nothing anywhere: only the org-wide report of images and repositories")
+    what.add_argument("--dry-run", action="store_true", help="run each repository as `rehome run --dry-run` would")
+    what.add_argument("--jobs", type=int, default=DEFAULT_REPO_JOBS, metavar="N",
+                      help=f"repositories at once (default {DEFAULT_REPO_JOBS})")
+    what.add_argument("--copy-jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+                      help=f"images and blobs copied at once (default {DEFAULT_JOBS})")
+    what.add_argument("--refresh", action="store_true", help="replace mirror tags that now differ from their source")
+    what.add_argument("--no-referrers", dest="referrers", action="store_false",
+                      help="do not copy signatures and attestations")
+    what.add_argument("--state", metavar="FILE", help="journal of finished repositories; a rerun skips those done")
+    what.add_argument("--report", metavar="DIR", help="write report.md, report.json and report.csv here")
+    what.add_argument("--no-progress", action="store_true", help="no progress bar: one log line per repository")
+    pull = parser.add_argument_group("the pull requests")
+    pull.add_argument("--branch", metavar="NAME", help="the bot's branch (default: rehome/mirror-images)")
+    pull.add_argument("--title", help="pull request title ({count} and {destination} are replaced)")
+    pull.add_argument("--labels", metavar="A,B", help="labels, comma-separated (default: rehome; '' for none)")
+    pull.add_argument("--reviewers", metavar="X,Y", help="reviewers to request, comma-separated")
+    pull.add_argument("--assignees", metavar="X,Y", help="assignees, comma-separated")
+    pull.add_argument("--draft", action="store_true", default=None, help="open the pull requests as drafts")
+    pull.add_argument("--templates", metavar="DIR", help="a folder of templates overriding the built-in ones")
+    options.add_destination(parser)
+    plan_command.add_plan_options(parser)
+    options.add_format(parser)
+    options.add_scan_options(parser)
+    mirror.add_registry_arguments(parser)
+
+
+def selection(args: argparse.Namespace) -> Selection:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, not {args.limit}")
+    return Selection.from_flags(args.repo_include, args.repo_exclude, topics=tuple(args.topic),
+                                include_archived=args.include_archived, include_forks=args.include_forks,
+                                include_empty=args.include_empty, limit=args.limit,
+                                shard=parse_shard(args.shard) if args.shard else None)
+
+
+def _check(args: argparse.Namespace) -> str:
+    if bool(args.org) == bool(args.repos_file):
+        raise UsageError("give --org ORG or --repos-file FILE (one of them)")
+    if args.jobs < 1 or args.copy_jobs < 1:
+        raise UsageError("--jobs and --copy-jobs must be at least 1")
+    if args.inventory and args.dry_run:
+        raise UsageError("--inventory already writes nothing; --dry-run goes without it")
+    if not args.to:
+        raise UsageError("no destination: give --to DEST")
+    return options.require_destination(args, Config())
+
+
+def repositories(args: argparse.Namespace, tokens: access.TokenSource,
+                 limiter: RateLimiter) -> tuple[list[RepoInfo], list[RepoEntry]]:
+    """The org's (or the file's) repositories, and entries for named ones that could not be read."""
+    github = access.client(tokens, args.github_url)
+    if args.org:
+        return list(access.org_repositories(github, args.org, limiter)), []
+    found: list[RepoInfo] = []
+    unreadable: list[RepoEntry] = []
+    for item in access.named_repositories(github, access.read_repos_file(args.repos_file), limiter):
+        if isinstance(item, RepoInfo):
+            found.append(item)
+        else:
+            unreadable.append(RepoEntry(item[0], "failed", error=item[1]))
+    return found, unreadable
+
+
+def mirror_options(args: argparse.Namespace, destination: str) -> MirrorOptions:
+    return MirrorOptions(dry_run=args.dry_run, refresh=args.refresh, jobs=args.copy_jobs, referrers=args.referrers,
+                         insecure_registries=tuple(args.insecure_registry),
+                         credentials=mirror.credentials_from_args(args, mirror.registry_host(destination, "destination")))
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    destination = _check(args)
+    chosen = selection(args)
+    journal = StateJournal(Path(args.state)) if args.state and not args.inventory else None
+    limiter = RateLimiter()
+    tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
+                                 org=args.org, github_url=args.github_url,
+                                 required=not (args.inventory or args.dry_run))
+    copy_options = mirror_options(args, destination)  # reads --password-stdin once, before any repository
+    args.pull_counts = plan_command.load_pull_counts(args)
+    found, unreadable = repositories(args, tokens, limiter)
+    taken, left = select(found, chosen)
+    log.info("%d repositories to sweep, %d left out", len(taken), len(left))
+    for repo, why in left:
+        log.debug("%s: left out: %s", repo.full_name, why)
+    ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
+    bar = not args.no_progress and sys.stderr.isatty()
+    with SweepProgress(len(taken), bar) as progress:
+        entries = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done)
+    mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
+    result = sweep_report.make_report(mode, destination, entries + unreadable)
+    if args.report:
+        sweep_report.write(result, Path(args.report))
+    if args.format == "json":
+        print_json({**result.to_json(), "left_out": [{"repo": r.full_name, "reason": why} for r, why in left]})
+    else:
+        print(render(result, len(left)))
+    failed = failed_names(result.repositories)
+    if failed:
+        log.warning("%d repositories need a look: %s", len(failed), ", ".join(failed[:10]) + (" …" if len(failed) > 10 else ""))
+    return 1 if failed else 0
+
+
+def render(result: SweepReport, left_out: int) -> str:
+    rows = [(r.repo, r.status, r.pr_url or "", "" if r.third_party is None else r.third_party,
+             (r.error or "").splitlines()[0] if r.error else "") for r in result.repositories]
+    lines = [render_table(("REPOSITORY", "STATUS", "PULL REQUEST", "THIRD-PARTY", "ERROR"), rows)] if rows else []
+    totals: dict[str, Any] = result.totals()
+    counts = ", ".join(f"{totals[s]} {s}" for s in sweep_report.ORDER if totals[s])
+    lines.append(f"{totals['repositories']} repositories ({counts or 'none'}), {left_out} left out; "
+                 f"{totals['images']} third-party images")
+    return "\n".join(lines)

@@ -1,0 +1,178 @@
+"""Many repositories, a few at once: each one's run (or inventory scan) and what became of it.
+A repository's failure is its outcome, never the sweep's end."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import tempfile
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from bot import git
+from bot.commands import plan as plan_command
+from bot.errors import RehomeError
+from bot.forge.github import GitHubForge
+from bot.mirror import MirrorOptions
+from bot.pipeline import RunResult, run_repository
+from bot.scan.model import INTERNAL
+from bot.sweep.access import TokenSource
+from bot.sweep.mirrorcache import SharedMirror
+from bot.sweep.ratelimit import RateLimiter
+from bot.sweep.report import ImageUse, RepoEntry
+from bot.sweep.select import RepoInfo
+from bot.sweep.state import Outcome, StateJournal, now
+
+log = logging.getLogger("rehome")
+
+
+@dataclasses.dataclass
+class SweepContext:
+    """What every repository's run shares."""
+
+    args: argparse.Namespace  # `rehome run`'s flags (scan, plan, pull request settings)
+    tokens: TokenSource
+    github_url: str | None
+    limiter: RateLimiter
+    mirror: SharedMirror
+    mirror_options: MirrorOptions
+    journal: StateJournal | None = None
+    inventory: bool = False
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, RehomeError):
+        return exc.message
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"internal error: {type(exc).__name__}: {exc}{where}"
+
+
+def remote_head(repo: RepoInfo, ctx: SweepContext) -> str | None:
+    """The base branch's commit, without cloning (`git ls-remote`); None when it cannot be read."""
+    token = ctx.tokens.current()
+    try:
+        out = git.run_git(Path(tempfile.gettempdir()), ["ls-remote", repo.clone_url, f"refs/heads/{repo.default_branch}"],
+                          env=git.auth_environment(token), secret=token)
+    except RehomeError:
+        return None
+    return out.split()[0] if out.strip() else None
+
+
+def _uses(result: RunResult) -> tuple[ImageUse, ...]:
+    if result.plan is None:
+        return ()
+    status = {image.source: image.status for image in result.images}
+    return tuple(ImageUse(m.source, m.target, m.pulls, status.get(m.source), tuple(sorted({r.path for r in m.references})))
+                 for m in result.plan.moves)
+
+
+def _counts(result: RunResult) -> dict[str, int | None]:
+    if result.plan is None or result.report is None:
+        return {}
+    plan = result.plan
+    return {"third_party": sum(len(m.references) for m in plan.moves) + len(plan.covered),
+            "internal": sum(1 for n in result.report.not_moved if n.category == "internal"),
+            "unresolved": len(plan.unresolved)}
+
+
+def outcome_of(result: RunResult) -> tuple[str, str | None]:
+    """The journal status for a run's result, and the error a human should read."""
+    problems = [f"{i.source} not moved ({i.status}: {i.error or 'no detail'})" for i in result.failed]
+    problems += [f"{r.path} left as it is ({r.reason or 'a safety check failed'})"
+                 for r in result.rewrites if r.new_text is None]
+    error = "; ".join(problems) or None
+    if result.status == "stopped":
+        return "failed", result.message
+    if result.status in ("opened", "updated", "unchanged") or (result.status == "dry-run" and result.changed):
+        return ("partial" if error else "done"), error
+    if error:  # nothing could be changed, and something needs a human
+        return "failed", error
+    return "nothing-to-do", None
+
+
+def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
+    """`rehome run` for one repository, as a sweep entry; never raises for the repository's own faults."""
+    head = None
+    if ctx.journal is not None:
+        head = remote_head(repo, ctx)
+        if ctx.journal.should_skip(repo.full_name, head):
+            previous = ctx.journal.last[repo.full_name]
+            log.info("%s: %s at %s in the state file; skipped", repo.full_name, previous.status, (head or "")[:12])
+            return RepoEntry(repo.full_name, previous.status, previous.pr_url, previous.head, previous.error,
+                             from_state=True)
+    try:
+        forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter,
+                            blobless=False)
+        args = argparse.Namespace(**{**vars(ctx.args), "target": repo.full_name})
+        result = run_repository(forge, args, ensure=ctx.mirror, mirror_options=ctx.mirror_options)
+    except Exception as exc:  # noqa: BLE001 - a repository's failure is its outcome; the sweep goes on
+        if not isinstance(exc, RehomeError):
+            log.debug("%s: %s", repo.full_name, traceback.format_exc())
+        return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc))
+    status, error = outcome_of(result)
+    pull = result.pull_request
+    return RepoEntry(repo.full_name, status, pull.url if pull is not None and pull.number is not None else None,
+                     result.base_sha or head, error, images=_uses(result), **_counts(result))
+
+
+def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
+    """A shallow read-only clone, scanned and planned: counts and the images, nothing written."""
+    try:
+        with git.clone(repo.clone_url, repo.default_branch, ctx.tokens.current(), blobless=False) as checkout:
+            planned = plan_command.build(argparse.Namespace(**{**vars(ctx.args), "path": str(checkout.root)}))
+            head = checkout.base_sha
+    except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+        if not isinstance(exc, RehomeError):
+            log.debug("%s: %s", repo.full_name, traceback.format_exc())
+        return RepoEntry(repo.full_name, "failed", error=_error_text(exc))
+    plan = planned.plan
+    uses = tuple(ImageUse(m.source, m.target, m.pulls, None, tuple(sorted({r.path for r in m.references})))
+                 for m in plan.moves)
+    return RepoEntry(repo.full_name, "scanned", None, head, None,
+                     third_party=sum(len(m.references) for m in plan.moves) + len(plan.covered),
+                     internal=sum(1 for r in planned.scanned.references if r.status == INTERNAL),
+                     unresolved=len(plan.unresolved), images=uses)
+
+
+def record(entry: RepoEntry, ctx: SweepContext) -> None:
+    """The journal line for a repository that ran (not for one skipped, nor in a dry run or inventory)."""
+    if ctx.journal is None or ctx.inventory or ctx.args.dry_run:
+        return
+    ctx.journal.record(Outcome(entry.repo, entry.status, entry.pr_url, entry.head, entry.error, now()))
+
+
+def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
+          on_start: Callable[[str], None] = lambda name: None,
+          on_done: Callable[[RepoEntry], None] = lambda entry: None) -> list[RepoEntry]:
+    """Each repository once, `jobs` at a time; each outcome journaled as it finishes."""
+    work = inventory_one if ctx.inventory else run_one
+    entries: list[RepoEntry] = []
+
+    def task(repo: RepoInfo) -> RepoEntry:
+        on_start(repo.full_name)
+        return work(repo, ctx)
+
+    pool = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep")
+    try:
+        pending: set[Future[RepoEntry]] = {pool.submit(task, repo) for repo in repos}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                entry = future.result()
+                if not entry.from_state:
+                    record(entry, ctx)
+                entries.append(entry)
+                on_done(entry)
+    except BaseException:
+        # Interrupted: start no other repository; those running finish (a push is never cut short).
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return entries
+
+
+def failed_names(entries: Iterable[RepoEntry]) -> list[str]:
+    return sorted(e.repo for e in entries if e.status in ("failed", "partial"))

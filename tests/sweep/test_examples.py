@@ -1,0 +1,50 @@
+"""The scale-out examples: their shard counts agree, and every rehome command in them parses."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from bot.cli import build_parser
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples" / "sweep"
+
+
+def _load(name: str) -> list:
+    return list(YAML(typ="safe").load_all((EXAMPLES / name).read_text()))
+
+
+def _parses(command: str, values: dict[str, str]) -> None:
+    text = re.sub(r"\$\{\{[^}]*\}\}", "x", command.replace("\\\n", " "))
+    for name, value in values.items():
+        text = text.replace(f'"${name}"', value).replace(f"${name}", value)
+    words = [w for w in shlex.split(text) if w not in ("exec",)]
+    args = build_parser().parse_args(words[1:])
+    assert args.command in ("sweep", "report")
+
+
+def test_the_workflow_runs_a_matrix_of_shards_then_merges() -> None:
+    (workflow,) = _load("github-actions.yml")
+    sweep, merge = workflow["jobs"]["sweep"], workflow["jobs"]["merge"]
+    assert len(sweep["strategy"]["matrix"]["shard"]) == int(workflow["env"]["SHARDS"])
+    assert merge["needs"] == "sweep"
+    commands = [step["run"] for job in (sweep, merge) for step in job["steps"] if "rehome " in step.get("run", "")]
+    assert len(commands) == 2
+    assert commands[0].startswith("mkdir -p state\n")
+    _parses(commands[0].split("\n", 1)[1], {"DESTINATION": "us-docker.pkg.dev/acme/mirror", "SHARDS": "4", "INVENTORY": "--inventory"})
+    _parses(commands[1].splitlines()[0], {})
+
+
+def test_the_indexed_job_takes_its_shard_from_the_completion_index() -> None:
+    _claim, job, merge = _load("kubernetes-job.yaml")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    container = spec["template"]["spec"]["containers"][0]
+    shards = next(e["value"] for e in container["env"] if e["name"] == "SHARDS")
+    assert int(shards) == spec["completions"] == spec["parallelism"]
+    command = container["args"][0]
+    assert '--shard "$JOB_COMPLETION_INDEX/$SHARDS"' in command
+    _parses(command, {"JOB_COMPLETION_INDEX": "3", "SHARDS": shards, "GITHUB_APP_ID": "42"})
+    _parses(merge["spec"]["template"]["spec"]["containers"][0]["args"][0], {})

@@ -1,0 +1,210 @@
+"""`rehome sweep` end to end: the org on the GitHub stand-in, bare remotes, loopback registries."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import collections
+
+import httpx
+
+from bot import mirror
+from tests.helpers import git, run_cli
+from tests.oci import images
+from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV, Org
+
+BRANCH = "rehome/mirror-images"
+ACCEPT = ", ".join([images.DOCKER_MANIFEST, images.OCI_MANIFEST, images.OCI_INDEX])
+
+
+def sweep(capsys, org: Org, *extra: str, by_org: bool = True) -> tuple[int, dict, str]:
+    which = ("--org", ORG) if by_org else ()
+    code, out, err = run_cli(capsys, "sweep", *which, "--to", org.destination, "--github-url",
+                             org.github.base_url, "--token-env", TOKEN_ENV, "--format", "json", *extra)
+    return code, json.loads(out) if out.strip() else {}, err
+
+
+def state_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, capsys, tmp_path, monkeypatch) -> None:
+    ensured: list[tuple[str, str]] = []
+    real = mirror.ensure_images
+
+    def counting(moves, options, **kwargs):
+        ensured.extend(moves)
+        return real(moves, options, **kwargs)
+
+    monkeypatch.setattr(mirror, "ensure_images", counting)
+    state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-", "--state", str(state),
+                              "--report", str(reports), "--jobs", "3")
+    assert code == 1
+    statuses = {r["repo"]: (r["status"], r["pr_url"] is not None) for r in result["repositories"]}
+    assert statuses == {
+        "acme/svc-api": ("done", True), "acme/svc-broken": ("failed", False), "acme/svc-docs": ("nothing-to-do", False),
+        "acme/svc-jobs": ("done", True), "acme/svc-prfail": ("failed", False), "acme/svc-pushfail": ("failed", False),
+        "acme/svc-web": ("done", True)}
+    # One pull request per repository with changes, none for the others.
+    assert {name: len(org.pulls(name)) for name in org.remotes} == {
+        "acme/svc-web": 1, "acme/svc-api": 1, "acme/svc-jobs": 1, "acme/svc-docs": 0, "acme/svc-broken": 0,
+        "acme/svc-pushfail": 0, "acme/svc-prfail": 0}
+    assert BRANCH not in org.remote_git("acme/svc-docs", "branch", "--list", BRANCH)
+    web = org.remote_git("acme/svc-web", "show", f"{BRANCH}:Dockerfile")
+    assert web == f"FROM {org.target('nginx')}\nCOPY site /usr/share/nginx/html"
+    # Each failure is recorded with its reason; the others went on.
+    errors = {r["repo"]: r["error"] for r in result["repositories"] if r["error"]}
+    assert "does not appear to be a git repository" in errors["acme/svc-broken"]
+    assert "pre-receive hook declined" in errors["acme/svc-pushfail"]
+    assert errors["acme/svc-prfail"] == "GitHub: create pull request: 422 Validation Failed"
+    md = (reports / "report.md").read_text()
+    assert "422 Validation Failed" in md and "pre\\-receive hook declined" in md
+    assert f"<{org.github.origin}/acme/svc-web/pull/1>" in md
+    assert json.loads((reports / "report.json").read_text()) == {k: v for k, v in result.items() if k != "left_out"}
+    csv_rows = (reports / "report.csv").read_text().splitlines()
+    assert csv_rows[0] == "repo,status,pr_url,head,third_party,internal,unresolved,error"
+    assert f"acme/svc-web,done,{org.github.origin}/acme/svc-web/pull/1," in (reports / "report.csv").read_text()
+    # Images shared by several repositories are ensured once in the whole sweep, and are there.
+    shared = {(org.image(n), org.target(n)) for n in ("nginx", "app", "redis")}
+    assert collections.Counter(ensured) == {move: 1 for move in shared}
+    assert {(i["image"], i["status"], len(i["repositories"])) for i in result["images"]} == {
+        (org.image("nginx"), "copied", 2), (org.image("app"), "copied", 2), (org.image("redis"), "copied", 2)}
+    for _, target in shared:
+        host, rest = target.split("/", 1)
+        name, tag = rest.rsplit(":", 1)
+        assert httpx.head(f"http://{host}/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT}).status_code == 200
+    # The journal: one line per repository, written as each finished; one log line each (not a terminal).
+    lines = state_lines(state)
+    assert sorted((line["repo"], line["status"]) for line in lines) == sorted(
+        (name, status) for name, (status, _) in statuses.items())
+    web_head = org.remote_git("acme/svc-web", "rev-parse", "main")
+    assert [line["head"] for line in lines if line["repo"] == "acme/svc-web"] == [web_head]
+    assert all(line["finished_at"].endswith("Z") for line in lines)
+    assert sorted(line.split("] ")[1].split(":")[0] for line in err.splitlines() if line.startswith("[")) == sorted(
+        org.remotes)
+    assert TOKEN not in err + json.dumps(result) + md
+
+    # A rerun with the same state skips what is done at the same head and retries the rest.
+    writes_before = len(org.github.writes())
+    code, again, err = sweep(capsys, org, "--repo-include", "^acme/svc-", "--state", str(state), "--jobs", "3")
+    assert code == 1
+    assert {r["repo"]: r["status"] for r in again["repositories"]} == {
+        "acme/svc-api": "done", "acme/svc-broken": "failed", "acme/svc-docs": "nothing-to-do", "acme/svc-jobs": "done",
+        "acme/svc-prfail": "done", "acme/svc-pushfail": "failed", "acme/svc-web": "done"}
+    new_writes = [(w.method, w.path) for w in org.github.writes()[writes_before:]]
+    assert new_writes == [("POST", "/repos/acme/svc-prfail/pulls"), ("POST", "/repos/acme/svc-prfail/labels"),
+                          ("POST", "/repos/acme/svc-prfail/issues/1/labels")]
+    rerun = state_lines(state)[len(lines):]
+    assert sorted((line["repo"], line["status"]) for line in rerun) == [
+        ("acme/svc-broken", "failed"), ("acme/svc-prfail", "done"), ("acme/svc-pushfail", "failed")]
+    assert "acme/svc-web: done (already done at this commit; skipped)" in err
+    assert {name: len(org.pulls(name)) for name in ("acme/svc-web", "acme/svc-api", "acme/svc-jobs")} == {
+        "acme/svc-web": 1, "acme/svc-api": 1, "acme/svc-jobs": 1}
+
+
+def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, capsys, tmp_path) -> None:
+    pulls = tmp_path / "pulls.csv"
+    pulls.write_text(f"imageName,numberOfPulls\n{org.image('redis')},1200\n{org.image('nginx')},45\n")
+    reports = tmp_path / "inventory"
+    code, result, err = sweep(capsys, org, "--inventory", "--repo-include", "^acme/(svc-|lib-0[01])",
+                              "--pulls", str(pulls), "--report", str(reports))
+    assert code == 1  # svc-broken cannot be cloned
+    lib_head = git(org.root / "remotes" / "lib.git", "rev-parse", "main").strip()
+    head = {name: org.remote_git(name, "rev-parse", "main") for name in org.remotes}
+
+    def repo(name, status, third, internal, unresolved, error=None, commit=None):
+        return {"repo": name, "status": status, "pr_url": None, "head": commit or head.get(name), "error": error,
+                "third_party": third, "internal": internal, "unresolved": unresolved}
+
+    gone = org.root / "remotes" / "gone.git"
+    broken = (f"git clone failed: fatal: '{gone}' does not appear to be a git repository\n"
+              "fatal: Could not read from remote repository.\n\n"
+              "Please make sure you have the correct access rights\nand the repository exists.")
+    report = {
+        "version": 1, "mode": "inventory", "destination": org.destination,
+        "totals": {"repositories": 9, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 8, "failed": 1,
+                   "third_party": 10, "internal": 1, "unresolved": 1, "images": 3},
+        "repositories": [
+            repo("acme/lib-00", "scanned", 1, 0, 0, commit=lib_head),
+            repo("acme/lib-01", "scanned", 1, 0, 0, commit=lib_head),
+            repo("acme/svc-api", "scanned", 2, 0, 1),
+            {**repo("acme/svc-broken", "failed", None, None, None, broken), "head": None},
+            repo("acme/svc-docs", "scanned", 0, 1, 0),
+            repo("acme/svc-jobs", "scanned", 2, 0, 0),
+            repo("acme/svc-prfail", "scanned", 1, 0, 0),
+            repo("acme/svc-pushfail", "scanned", 1, 0, 0),
+            repo("acme/svc-web", "scanned", 2, 0, 0),
+        ],
+        "images": [
+            {"image": org.image("app"), "target": org.target("app"), "pulls": None, "status": None,
+             "repositories": [{"repo": "acme/svc-jobs", "files": ["deploy/jobs.yaml"]},
+                              {"repo": "acme/svc-web", "files": ["deploy/web.yaml"]}]},
+            {"image": org.image("nginx"), "target": org.target("nginx"), "pulls": 45, "status": None,
+             "repositories": [{"repo": "acme/svc-api", "files": ["Dockerfile"]},
+                              {"repo": "acme/svc-prfail", "files": ["deploy/pr.yaml"]},
+                              {"repo": "acme/svc-web", "files": ["Dockerfile"]}]},
+            {"image": org.image("redis"), "target": org.target("redis"), "pulls": 1200, "status": None,
+             "repositories": [{"repo": "acme/lib-00", "files": ["Dockerfile"]},
+                              {"repo": "acme/lib-01", "files": ["Dockerfile"]},
+                              {"repo": "acme/svc-api", "files": ["compose.yaml"]},
+                              {"repo": "acme/svc-jobs", "files": ["docker-compose.yml"]},
+                              {"repo": "acme/svc-pushfail", "files": ["Dockerfile"]}]},
+        ],
+    }
+    assert json.loads((reports / "report.json").read_text()) == report
+    assert {k: v for k, v in result.items() if k != "left_out"} == report
+    left = {entry["repo"]: entry["reason"] for entry in result["left_out"]}
+    assert (left["acme/svc-old"], left["acme/svc-fork"], left["acme/svc-new"], left["acme/svc-off"],
+            left["acme/lib-02"]) == ("archived", "a fork", "empty", "disabled", "not matched by --repo-include")
+    assert len(left) == 63 - 9 and "other/elsewhere" not in left
+    md = (reports / "report.md").read_text()
+    assert "# rehome inventory" in md and "| `" + org.image("redis") + "` | 1,200 | 5 |" in md
+    # No writes anywhere: no GitHub write, no branch, nothing in the mirror.
+    assert org.github.writes() == []
+    assert all(org.remote_git(name, "branch", "--list", BRANCH) == "" for name in org.remotes)
+    host, rest = org.target("redis").split("/", 1)
+    name, tag = rest.rsplit(":", 1)
+    assert httpx.head(f"http://{host}/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT}).status_code == 404
+
+
+def test_a_repos_file_dry_run_writes_nothing_and_reports_unreadable_names(org: Org, capsys, tmp_path) -> None:
+    names = tmp_path / "repos.txt"
+    names.write_text("# the services\nacme/svc-web\nacme/svc-docs  # no third-party images\n\nacme/missing\n")
+    state = tmp_path / "state.jsonl"
+    code, result, err = sweep(capsys, org, "--repos-file", str(names), "--dry-run", "--state", str(state),
+                              by_org=False)
+    assert code == 1, err
+    assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
+        ("acme/missing", "failed", "GitHub: read repository acme/missing: 404 Not Found"),
+        ("acme/svc-docs", "nothing-to-do", None), ("acme/svc-web", "done", None)]
+    assert result["mode"] == "dry-run"
+    assert org.github.writes() == [] and not state.exists()
+    assert org.remote_git("acme/svc-web", "branch", "--list", BRANCH) == ""
+
+
+def test_sweep_usage_errors(org: Org, capsys, tmp_path) -> None:
+    for extra, message in ((("--shard", "3/3"), "--shard '3/3'"), (("--repo-include", "("), "invalid regular"),
+                           (("--repos-file", str(tmp_path / "x")), "--org ORG or --repos-file FILE"),
+                           (("--inventory", "--dry-run"), "--inventory already writes nothing")):
+        code, _, err = sweep(capsys, org, *extra)
+        assert code == 2 and message in err, err
+
+
+def test_a_bug_in_one_repository_is_its_outcome_and_the_sweep_goes_on(org: Org, capsys, monkeypatch) -> None:
+    import bot.sweep.runner as runner
+
+    real = runner.run_repository
+
+    def flaky(forge, args, **kwargs):
+        if forge.repository == "acme/svc-api":
+            raise KeyError("boom")
+        return real(forge, args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_repository", flaky)
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(api|web)$")
+    assert code == 1
+    assert {(r["repo"], r["status"]) for r in result["repositories"]} == {("acme/svc-api", "failed"),
+                                                                          ("acme/svc-web", "done")}
+    (error,) = [r["error"] for r in result["repositories"] if r["error"]]
+    assert error.startswith("internal error: KeyError: 'boom' (at test_sweep.py:")

@@ -1,0 +1,157 @@
+"""The sweep's GitHub side: paginated listing and filters, rate limits, App installation tokens,
+`rehome report status`."""
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import time
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bot.registry import Secret
+from bot.sweep import access
+from bot.sweep.ratelimit import RateLimiter
+from bot.sweep.select import Selection, select
+from tests.helpers import run_cli
+from tests.sweep.conftest import LIBS, ORG, PER_PAGE, TOKEN, TOKEN_ENV, Org
+from tests.sweep.test_sweep import state_lines, sweep
+
+
+def listed(org: Org) -> list:
+    tokens = access.TokenSource(Secret(TOKEN))
+    return list(access.org_repositories(access.client(tokens, org.github.base_url), ORG, RateLimiter()))
+
+
+def names(repos) -> list[str]:
+    return [repo.full_name for repo in repos]
+
+
+def test_the_org_is_listed_page_by_page_and_filtered(org: Org) -> None:
+    repos = listed(org)
+    total = len(org.remotes) + LIBS + 4
+    assert len(repos) == total and total > 2 * PER_PAGE
+    pages = [r for r in org.github.requests if r.path == f"/orgs/{ORG}/repos"]
+    # The organisation, then its pages; never one request per repository.
+    assert [r.path for r in org.github.requests] == [f"/orgs/{ORG}"] + [f"/orgs/{ORG}/repos"] * 3
+    assert [r.query.get("page", "1") for r in pages] == ["1", "2", "3"]
+    assert all(r.authorization == f"token {TOKEN}" for r in pages)
+    by_name = {r.full_name: r for r in repos}
+    assert (by_name["acme/svc-old"].archived, by_name["acme/svc-fork"].fork, by_name["acme/svc-new"].empty,
+            by_name["acme/svc-off"].disabled, by_name["acme/lib-10"].topics) == (True, True, True, True, ("team-x",))
+
+    def taken(**flags) -> list[str]:
+        return names(select(repos, Selection.from_flags(flags.pop("include", ()), flags.pop("exclude", ()),
+                                                         **flags))[0])
+
+    assert taken(include=["^acme/svc-"]) == [f"acme/svc-{n}" for n in
+                                             ("api", "broken", "docs", "jobs", "prfail", "pushfail", "web")]
+    assert taken(include=["^acme/svc-"], exclude=["fail$", "broken"], include_archived=True, include_forks=True,
+                 include_empty=True) == [f"acme/svc-{n}" for n in ("api", "docs", "fork", "jobs", "new", "old", "web")]
+    assert taken(topics=("team-x",)) == [f"acme/lib-{n}" for n in ("00", "10", "20", "30", "40", "50")]
+    assert taken(topics=("team-x",), limit=2) == ["acme/lib-00", "acme/lib-10"]
+    assert len(taken()) == len(org.remotes) + LIBS  # archived, fork, empty and disabled left out by default
+
+
+def test_rate_limit_headers_make_the_sweep_wait_and_say_so(org: Org, capsys, monkeypatch) -> None:
+    waits: list[float] = []
+    budget = {"left": 30, "reset": int(time.time()) + 600}
+
+    def headers() -> dict[str, str]:
+        budget["left"] = max(0, budget["left"] - 1)
+        return {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(budget["left"]),
+                "X-RateLimit-Reset": str(budget["reset"])}
+
+    def fake_sleep(seconds: float) -> None:  # the reset came: a full budget again
+        waits.append(seconds)
+        budget["left"], budget["reset"] = 5000, int(time.time()) + 3600
+
+    org.github.rate_headers = headers
+    monkeypatch.setattr("bot.commands.sweep.RateLimiter", lambda: RateLimiter(reserve=20, sleep=fake_sleep))
+    # Secondary limits: a 403 and a 429 with Retry-After, each retried after the wait it asks for.
+    org.github.faults.append(("GET", f"^/orgs/{ORG}/repos$", 403, {"Retry-After": "1"},
+                              {"message": "You have exceeded a secondary rate limit."}))
+    org.github.faults.append(("POST", "^/repos/acme/svc-web/pulls$", 429, {"Retry-After": "1"},
+                              {"message": "You have exceeded a secondary rate limit."}))
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(web|docs)$", "--jobs", "1")
+    assert code == 0, err
+    assert [r["status"] for r in result["repositories"]] == ["nothing-to-do", "done"]
+    assert len(waits) == 1 and 590 < waits[0] <= 601
+    said = re.findall(r"GitHub rate limit: (\d+) requests left; waiting (\d+)s until the reset at", err)
+    assert len(said) == 1 and int(said[0][0]) <= 20 and said[0][1] == f"{waits[0]:.0f}"
+    assert err.count("GitHub: waiting 1.0s before retrying (rate limit or server error)") == 2
+    assert len(org.pulls("acme/svc-web")) == 1
+
+
+def test_rate_limiter_waits_only_when_the_reserve_is_reached() -> None:
+    now = [1000.0]
+    slept: list[float] = []
+    limiter = RateLimiter(reserve=2, clock=lambda: now[0], sleep=slept.append)
+    limiter.before()  # nothing known yet
+    limiter.observe(4, 1060)
+    limiter.before()  # 4 left: go (3 now counted)
+    limiter.before()  # 3 left: go
+    limiter.before()  # 2 left: wait for the reset, plus a second
+    assert slept == [61.0]
+    limiter.observe(-1, None)  # an answer without the headers changes nothing
+    limiter.before()
+    assert slept == [61.0]
+
+
+def _private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def test_a_github_app_sweeps_with_installation_tokens_refreshed_before_expiry(org: Org, capsys, tmp_path) -> None:
+    org.github.installations[ORG] = 7
+    key = tmp_path / "app.pem"
+    key.write_text(_private_key())
+    code, result, err = run_cli(capsys, "sweep", "--org", ORG, "--to", org.destination, "--github-url",
+                                org.github.base_url, "--app-id", "42", "--app-key-file", str(key),
+                                "--repo-include", "^acme/svc-web$", "--format", "json")
+    assert code == 0, err
+    assert [(r["repo"], r["status"]) for r in json.loads(result)["repositories"]] == [("acme/svc-web", "done")]
+    app_calls = [r for r in org.github.requests if r.path.startswith(("/app/", f"/orgs/{ORG}/installation"))]
+    assert [(r.method, r.path) for r in app_calls] == [("GET", f"/orgs/{ORG}/installation"),
+                                                      ("POST", "/app/installations/7/access_tokens")]
+    assert all(r.authorization.startswith("Bearer ey") for r in app_calls)  # the App's JWT
+    later = [r for r in org.github.requests if r not in app_calls]
+    assert later and all(r.authorization == "token ghs_installation1" for r in later)
+    assert len(org.pulls("acme/svc-web")) == 1
+    assert "ghs_installation1" not in err
+
+    # An installation token is replaced before it expires, not after.
+    clock = [datetime.datetime.now(datetime.timezone.utc)]
+    tokens = access.TokenSource(app=access.AppCredentials("42", Secret(key.read_text())), org=ORG,
+                                base_url=org.github.base_url, now=lambda: clock[0])
+    first = tokens.current()
+    assert tokens.current() == first
+    clock[0] += datetime.timedelta(minutes=51)  # 9 minutes left of the hour: a new token
+    assert tokens.current().reveal() != first.reveal()
+    assert "ghs_" not in repr(tokens)
+
+
+def test_report_status_says_which_pull_requests_are_open_merged_or_closed(org: Org, capsys, tmp_path) -> None:
+    state = tmp_path / "state.jsonl"
+    code, _, err = sweep(capsys, org, "--repo-include", "^acme/svc-(web|api|jobs|docs)$", "--state", str(state))
+    assert code == 0, err
+    org.pulls("acme/svc-api")[0].update(state="closed", merged=True)
+    org.pulls("acme/svc-jobs")[0].update(state="closed")
+    before = len(org.github.requests)
+    code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", org.github.base_url,
+                             "--token-env", TOKEN_ENV, "--format", "json")
+    assert code == 0, err
+    origin = org.github.origin
+    assert json.loads(out) == {
+        "version": 1, "totals": {"open": 1, "merged": 1, "closed": 1, "unknown": 0, "without_pull_request": 1},
+        "pull_requests": [
+            {"repo": "acme/svc-api", "pr_url": f"{origin}/acme/svc-api/pull/1", "state": "merged", "error": None},
+            {"repo": "acme/svc-jobs", "pr_url": f"{origin}/acme/svc-jobs/pull/1", "state": "closed", "error": None},
+            {"repo": "acme/svc-web", "pr_url": f"{origin}/acme/svc-web/pull/1", "state": "open", "error": None}]}
+    # One API call per pull request.
+    assert [(r.method, r.path) for r in org.github.requests[before:]] == [
+        ("GET", f"/repos/acme/{name}/pulls/1") for name in ("svc-api", "svc-jobs", "svc-web")]
+    assert len(state_lines(state)) == 4
