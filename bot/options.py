@@ -88,3 +88,26 @@ def mapping(args: argparse.Namespace, config: Config) -> str:
     except MappingError as exc:
         raise UsageError(str(exc)) from None
     return template
+
+
+def add_github_options(group: argparse._ArgumentGroup | argparse.ArgumentParser, *, app: bool = False) -> None:
+    """Where GitHub is and how to log in: run, sweep and report share these."""
+    group.add_argument("--github-url", metavar="URL", help="GitHub Enterprise: https://HOST (or its API URL)")
+    group.add_argument("--token-env", metavar="NAME", default="GITHUB_TOKEN",
+                       help="environment variable holding the GitHub token (default: GITHUB_TOKEN)")
+    if app:
+        group.add_argument("--app-id", metavar="ID", help="authenticate as this GitHub App (installation tokens)")
+        group.add_argument("--app-key-file", metavar="FILE", help="the App's private key (PEM)")
+        group.add_argument("--app-key-env", metavar="NAME", default="GITHUB_APP_PRIVATE_KEY",
+                           help="environment variable holding the App's private key (default: GITHUB_APP_PRIVATE_KEY)")
+
+
+def add_pull_request_options(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """How the bot's pull requests look: run and sweep share these (rehome.yaml sets them too)."""
+    group.add_argument("--branch", metavar="NAME", help="the bot's branch (default: rehome/mirror-images)")
+    group.add_argument("--title", help="pull request title ({count} and {destination} are replaced)")
+    group.add_argument("--labels", metavar="A,B", help="labels, comma-separated (default: rehome; '' for none)")
+    group.add_argument("--reviewers", metavar="X,Y", help="reviewers to request, comma-separated")
+    group.add_argument("--assignees", metavar="X,Y", help="assignees, comma-separated")
+    group.add_argument("--draft", action="store_true", default=None, help="open pull requests as drafts")
+    group.add_argument("--templates", metavar="DIR", help="a folder of templates overriding the built-in ones")

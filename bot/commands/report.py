@@ -32,13 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report_command", metavar="ACTION", required=True)
     status = sub.add_parser("status", help="which pull requests in a sweep's state file are open, merged or closed")
     status.add_argument("--state", metavar="FILE", required=True, help="the sweep's --state journal")
-    status.add_argument("--github-url", metavar="URL", help="GitHub Enterprise: https://HOST (or its API URL)")
-    status.add_argument("--token-env", metavar="NAME", default="GITHUB_TOKEN",
-                        help="environment variable holding the GitHub token (default: GITHUB_TOKEN)")
-    status.add_argument("--app-id", metavar="ID", help="authenticate as this GitHub App")
-    status.add_argument("--app-key-file", metavar="FILE", help="the App's private key (PEM)")
-    status.add_argument("--app-key-env", metavar="NAME", default="GITHUB_APP_PRIVATE_KEY",
-                        help="environment variable holding the App's private key")
+    options.add_github_options(status, app=True)
     status.add_argument("--org", metavar="ORG", help="with --app-id: the organisation the App is installed in")
     options.add_format(status)
     status.set_defaults(action=run_status)

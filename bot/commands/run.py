@@ -34,17 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--forge", choices=sorted(FORGES),
                        help="local (default for a path: branch in the local repository, text to --pr-file) "
                             "or github (default for OWNER/NAME; for a path, OWNER/NAME comes from its origin remote)")
-    group.add_argument("--github-url", metavar="URL", help="GitHub Enterprise: https://HOST (or its API URL)")
-    group.add_argument("--token-env", metavar="NAME", default="GITHUB_TOKEN",
-                       help="environment variable holding the GitHub token (default: GITHUB_TOKEN)")
+    options.add_github_options(group)
     group.add_argument("--pr-file", metavar="FILE", help="local forge: write the pull request title and body here")
-    group.add_argument("--branch", metavar="NAME", help="the bot's branch (default: rehome/mirror-images)")
-    group.add_argument("--title", help="pull request title ({count} and {destination} are replaced)")
-    group.add_argument("--labels", metavar="A,B", help="labels, comma-separated (default: rehome; '' for none)")
-    group.add_argument("--reviewers", metavar="X,Y", help="reviewers to request, comma-separated")
-    group.add_argument("--assignees", metavar="X,Y", help="assignees, comma-separated")
-    group.add_argument("--draft", action="store_true", default=None, help="open the pull request as a draft")
-    group.add_argument("--templates", metavar="DIR", help="a folder of templates overriding the built-in ones")
+    options.add_pull_request_options(group)
     options.add_scan_options(parser)
     mirror.add_copy_arguments(parser)
     mirror.add_registry_arguments(parser)
