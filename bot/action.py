@@ -131,7 +131,7 @@ def _append(path: str | None, text: str) -> None:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    args = cli.build_parser().parse_args(argv)
+    args = cli.build_parser(argv).parse_args(argv)
     cli._setup_logging(args)
     return args
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -11,45 +12,39 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bot import __version__
-from bot.commands import (
-    check,
-    copy,
-    doctor,
-    init,
-    mirror,
-    plan,
-    pulls,
-    renovate_config,
-    report,
-    rewrite,
-    run,
-    scan,
-    sink,
-    sweep,
-    sync,
-    updates,
-)
 from bot.errors import RehomeError
 
-# Each module has HELP, add_arguments(parser) and run(args) -> int.
-COMMANDS: dict[str, ModuleType] = {
-    "scan": scan,
-    "plan": plan,
-    "rewrite": rewrite,
-    "mirror": mirror,
-    "copy": copy,
-    "doctor": doctor,
-    "pulls": pulls,
-    "sink": sink,
-    "check": check,
-    "sync": sync,
-    "updates": updates,
-    "renovate-config": renovate_config,
-    "init": init,
-    "run": run,
-    "sweep": sweep,
-    "report": report,
+# Each module has HELP, add_arguments(parser) and run(args) -> int. They are imported only when
+# their command runs: the registry, GitHub and pull-count clients take longer to import than a scan.
+COMMANDS: dict[str, str] = {
+    "scan": "bot.commands.scan",
+    "plan": "bot.commands.plan",
+    "rewrite": "bot.commands.rewrite",
+    "mirror": "bot.commands.mirror",
+    "copy": "bot.commands.copy",
+    "doctor": "bot.commands.doctor",
+    "pulls": "bot.commands.pulls",
+    "sink": "bot.commands.sink",
+    "check": "bot.commands.check",
+    "sync": "bot.commands.sync",
+    "updates": "bot.commands.updates",
+    "renovate-config": "bot.commands.renovate_config",
+    "init": "bot.commands.init",
+    "run": "bot.commands.run",
+    "sweep": "bot.commands.sweep",
+    "report": "bot.commands.report",
 }
+
+
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def _chosen(argv: Sequence[str] | None) -> str | None:
+    """The command argv names (its first word that is not an option), if it names one."""
+    words = [a for a in argv or () if not a.startswith("-")]
+    return words[0] if words and words[0] in COMMANDS else None
+
 
 log = logging.getLogger("rehome")
 
@@ -62,7 +57,9 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: only the command it names is imported and fully described
+    (every command is, for `rehome --help` or a word that names none)."""
     parser = argparse.ArgumentParser(
         prog="rehome",
         description="Move container images off third-party registries into your own, by pull request.",
@@ -70,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rehome {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
-    for name, module in COMMANDS.items():
+    chosen = _chosen(argv)
+    for name in COMMANDS:
+        if chosen is not None and name != chosen:
+            subparsers.add_parser(name, parents=[common])
+            continue
+        module = command_module(name)
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
@@ -103,7 +105,8 @@ def _report_bug(exc: BaseException) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, or a usage error (exit 2)

@@ -45,3 +45,17 @@ def test_a_closed_pipe_is_not_an_error(tmp_path):
         shell=True, capture_output=True, text=True, timeout=60,
     )
     assert (proc.stdout, proc.stderr) == ('{\n  "versi', "")
+
+
+def test_a_command_imports_only_what_it_needs():
+    code = ("import sys; from bot.cli import main; main(['scan', 'examples/shop', '-q', '--format', 'json']); "
+            "print(sorted(m for m in ('github', 'httpx', 'msgspec', 'jinja2') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parent.parent)
+    assert proc.stdout.splitlines()[-1] == "[]", proc.stderr
+
+
+def test_help_lists_every_command(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    assert all(name in out for name in COMMANDS)

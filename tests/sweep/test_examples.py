@@ -21,7 +21,7 @@ def _parses(command: str, values: dict[str, str]) -> None:
     for name, value in values.items():
         text = text.replace(f'"${name}"', value).replace(f"${name}", value)
     words = [w for w in shlex.split(text) if w not in ("exec",)]
-    args = build_parser().parse_args(words[1:])
+    args = build_parser(words[1:]).parse_args(words[1:])
     assert args.command in ("sweep", "report")
 
 
