@@ -145,8 +145,8 @@ def main() -> None:
             upstream.stop()
             target.stop()
     sweep, clone = statistics.median(sweeps), statistics.median(clones)
-    print(f"mode: real sweep (no --dry-run): 4 images copied once to a loopback mirror, every repository "
-          f"cloned, scanned, rewritten, pushed, its pull request opened on the GitHub stand-in")
+    print("mode: real sweep (no --dry-run): 4 images copied once to a loopback mirror, every repository "
+          "cloned, scanned, rewritten, pushed, its pull request opened on the GitHub stand-in")
     print(f"concurrency: --jobs {args.jobs} / {args.jobs} clones at once; {os.cpu_count()} CPUs")
     print(f"median of {args.runs} runs: rehome sweep {sweep:.2f}s, git clone {clone:.2f}s, "
           f"ratio {sweep / clone:.2f}x (target <= 1.5x)")

@@ -64,9 +64,5 @@ def compile_globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("(?:" + "|".join(_glob_regex(p) for p in patterns) + r")\Z")
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    return compile_globs((pattern,))
-
-
 def matches_any(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return compile_globs(tuple(patterns)).match(path) is not None

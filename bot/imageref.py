@@ -32,7 +32,6 @@ REFERENCE_RE = re.compile(
 )
 _ANCHORED_NAME_RE = re.compile(r"(?:(" + _DOMAIN_AND_PORT + r")/)?(" + _REMOTE_NAME + r")", re.ASCII)
 _IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
-_TAG_RE = re.compile(_TAG, re.ASCII)
 
 # Algorithms go-digest registers, and the hex length each requires.
 _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -153,10 +152,6 @@ def parse(text: str) -> ImageRef:
         # Cannot happen for names built above; kept so a grammar change fails loudly.
         raise InvalidReference(f"reference {text!r} has no domain")
     return ref
-
-
-def is_valid_tag(tag: str) -> bool:
-    return _TAG_RE.fullmatch(tag) is not None
 
 
 def parse_or_none(text: str) -> ImageRef | None:

@@ -11,9 +11,6 @@ from bot.policy import DEFAULT_INTERNAL, MappingError, Policy, check_template
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions
 
-__all__ = ["UsageError", "add_format", "add_scan_options", "load_config", "policy", "scan_options"]
-
-
 def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json")) -> None:
     parser.add_argument("--format", choices=choices, default=choices[0], help=f"output format (default: {choices[0]})")
 

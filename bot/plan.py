@@ -66,9 +66,6 @@ class Plan:
             "covered": [r.to_json() for r in self.covered],
         }
 
-    def move_for(self, ref: Reference) -> Move | None:
-        return next((m for m in self.moves if ref in m.references), None)
-
 
 def _with_reason(ref: Reference, status: str, reason: str) -> Reference:
     return dataclasses.replace(ref, status=status, reason=reason)

@@ -11,7 +11,7 @@ import io
 import json
 from datetime import datetime
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import msgspec
 

@@ -175,7 +175,3 @@ def value_offset(node: ScalarNode, text: str, base: int) -> tuple[int, tuple[int
     value_end = end - 1 if style in ('"', "'") else end
     exact = value_end == value_start + len(node.value) and text.startswith(node.value, value_start)
     return value_start, (start, end), exact
-
-
-def is_collection(node: Any) -> bool:
-    return isinstance(node, (MappingNode, SequenceNode))

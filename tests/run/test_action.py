@@ -134,7 +134,7 @@ def test_the_action_opens_the_pull_request_and_sets_outputs_and_summary(
     assert (data["version"], data["moved"], data["failed"]) == (1, 3, 1)
     sidecar = f"{project.upstream}/{project.prefix}/gone:1"
     assert f"::error file=deploy/app.yaml,line=12,col=19::{sidecar} was not moved (failed): " in run.stdout
-    assert run.summary.startswith(f"# rehome: acme/shop\n\n**3 images** from 1 registry")
+    assert run.summary.startswith("# rehome: acme/shop\n\n**3 images** from 1 registry")
     assert f"moved to `{project.destination}`" in run.summary
     for digest in project.digests.values():
         assert digest in run.summary

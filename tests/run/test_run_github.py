@@ -3,7 +3,6 @@ real loopback registries."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 

@@ -3,7 +3,6 @@ their reports merge into the single run's report; the shared mirror step; the pr
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import subprocess
