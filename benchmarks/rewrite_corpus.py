@@ -25,6 +25,7 @@ from bot.policy import DEFAULT_INTERNAL, Policy  # noqa: E402
 from bot.rewrite import kustomize_renames, rewrite_tree, write_atomically  # noqa: E402
 from bot.rules import load_rules  # noqa: E402
 from bot.scan.core import ScanOptions, scan  # noqa: E402
+from bot.scan.files import DiskTree  # noqa: E402
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 MAPPING = "{destination}/{domain}/{path}"
@@ -51,7 +52,7 @@ def rewrite_repository(source: Path, work: Path, destination: str) -> dict:
     before = scan(work, options)
     plan = make_plan(before, destination, MAPPING)
     started = time.perf_counter()
-    results = rewrite_tree(work, plan, {r.kind: r for r in options.rules}, options.policy, before.references)
+    results = rewrite_tree(DiskTree(work), plan, {r.kind: r for r in options.rules}, options.policy, before.references)
     for result in results:
         if result.changed:
             write_atomically(work / result.path, result.new_text)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import tarfile
-import tempfile
 from collections.abc import Iterable, Set
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from bot.errors import UsageError
 from bot.plan import covered_reasons
 from bot.policy import MappingError, map_to_mirror
 from bot.scan.core import ScanOptions, scan
+from bot.scan.files import GitTree
 from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult
 
 THIRD_PARTY_RULE = "rehome/third-party-image"
@@ -180,34 +179,12 @@ def git_prefix(folder: Path) -> str:
     return found.stdout.decode().strip() if found.returncode == 0 else ""
 
 
-def _skip_unsafe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    # Links that leave the tree are not extracted; the current scan reports such files itself.
-    try:
-        return tarfile.data_filter(member, dest)
-    except tarfile.FilterError:
-        return None
-
-
 def scan_at_ref(root: Path, ref: str, options: ScanOptions) -> ScanResult:
-    """Scan `root` as it was at git `ref` (its files exported into a temporary folder)."""
-    top = git_toplevel(root)
-    if top is None:
+    """Scan `root` as it was at git `ref`, reading the commit's objects (a folder the commit
+    does not hold has no files: everything in it is new)."""
+    if git_toplevel(root) is None:
         raise UsageError(f"{root}: --new-since needs a git checkout")
     commit = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if commit.returncode != 0:
         raise UsageError(f"--new-since {ref}: no such commit in {root}")
-    # Run at the top: from a subfolder, git would look for that subfolder inside the tree.
-    tree = f"{commit.stdout.decode().strip()}:{git_prefix(root)}"
-    if _git(top, "cat-file", "-e", tree).returncode != 0:
-        # The folder did not exist at `ref`: everything in it is new.
-        return ScanResult(root=str(root), references=[], ignored=0, skipped=[])
-    with tempfile.TemporaryDirectory(prefix="rehome-check-") as tmp:
-        archive_cmd = ["git", "-C", str(top), "archive", "--format=tar", tree]
-        # Streamed, so a large repository is never held in memory whole.
-        with subprocess.Popen(archive_cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as exported:
-            assert exported.stdout is not None
-            with tarfile.open(fileobj=exported.stdout, mode="r|") as archive:
-                archive.extractall(tmp, filter=_skip_unsafe)
-        if exported.returncode != 0:
-            raise UsageError(f"--new-since {ref}: `git archive {tree}` failed (exit {exported.returncode})")
-        return scan(Path(tmp), dataclasses.replace(options, untracked=False))
+    return scan(root, options, GitTree(root, commit.stdout.decode().strip()))

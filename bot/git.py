@@ -21,6 +21,7 @@ import git as gitpython
 
 from bot.errors import RehomeError, UsageError
 from bot.registry import Secret
+from bot.scan.files import GitTree
 
 log = logging.getLogger("rehome")
 
@@ -64,16 +65,41 @@ class Commit:
 
 @dataclasses.dataclass
 class Checkout:
-    """Where the bot's branch is built: `root` is a working tree at `base_sha` (the tip of `base`)."""
+    """Where the bot's branch is built: `root` is a working tree at `base_sha` (the tip of `base`).
+
+    A clone or a temporary worktree checks nothing out (`objects` reads the base commit's files
+    from git's objects, and its index is the base's): writing every file of a repository, to read
+    it once and delete it, costs more than the rest of a run. `materialize` writes the few files
+    that must be on disk (the configuration, the files the bot changes)."""
 
     root: Path
     base: str
     base_sha: str
     remote: bool  # a clone (publish by push) or a worktree of a local repository (publish by update-ref)
     token: Secret | None = dataclasses.field(default=None, repr=False)
+    checked_out: bool = True  # False: the working tree is empty, files are read from `objects`
+    _objects: GitTree | None = dataclasses.field(default=None, init=False, repr=False)
 
     def git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
         return run_git(self.root, args, env=dict(env or {}) | auth_environment(self.token), secret=self.token)
+
+    @property
+    def objects(self) -> GitTree | None:
+        """The base commit's files, when they are not checked out."""
+        if self.checked_out:
+            return None
+        if self._objects is None:
+            self._objects = GitTree(self.root, self.base_sha)
+        return self._objects
+
+    def materialize(self, paths: Sequence[str]) -> None:
+        """Write these files (or every file below these folders) of the base commit into the
+        working tree; paths the commit does not hold are passed over."""
+        if self.objects is None:
+            return
+        files = self.objects.files_below(paths)
+        if files:
+            self.git("checkout-index", "--force", "--", *files)
 
 
 def auth_environment(token: Secret | None) -> dict[str, str]:
@@ -132,9 +158,13 @@ def local_worktree(path: Path) -> Iterator[Checkout]:
     parent = Path(tempfile.mkdtemp(prefix="rehome-worktree-"))
     tree = parent / "tree"
     # No hooks: the user's post-checkout hooks are not for this temporary tree.
-    run_git(top, ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", "--detach", str(tree), base_sha])
+    run_git(top, ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", "--no-checkout", "--detach",
+                  str(tree), base_sha])
     try:
-        yield Checkout(tree / prefix if prefix else tree, base, base_sha, remote=False)
+        run_git(tree, ["read-tree", "HEAD"])  # the index of the base, with no file written
+        root = tree / prefix if prefix else tree
+        root.mkdir(parents=True, exist_ok=True)  # git runs here; the subfolder is not checked out
+        yield Checkout(root, base, base_sha, remote=False, checked_out=False)
     finally:
         with contextlib.suppress(GitError):
             run_git(top, ["worktree", "remove", "--force", str(tree)])
@@ -156,20 +186,20 @@ def read_only(path: Path) -> Checkout:
 
 
 @contextlib.contextmanager
-def clone(url: str, base: str, token: Secret | None = None, *, blobless: bool = True) -> Iterator[Checkout]:
-    """A shallow (by default also blobless) clone of `base` in a temporary folder (removed afterwards).
+def clone(url: str, base: str, token: Secret | None = None) -> Iterator[Checkout]:
+    """A shallow clone of `base` in a temporary folder (removed afterwards), nothing checked out.
 
-    The checkout needs every blob of the tip anyway, so `blobless=False` (what a sweep uses) fetches
-    them in the clone's one pack instead of in a second fetch after it."""
+    Not blobless: the files are read from the clone's objects, and one pack of the tip costs
+    less than fetching the blobs one by one as they are read."""
     parent = Path(tempfile.mkdtemp(prefix="rehome-clone-"))
     tree = parent / "repo"
     try:
         log.info("cloning %s (branch %s)", _safe_url(url), base)
-        run_git(parent, ["clone", "--quiet", "--depth", "1", *(["--filter=blob:none"] if blobless else []),
-                         "--single-branch", "--no-tags", "--branch", base, url, str(tree)],
-                env=auth_environment(token), secret=token)
-        checkout = Checkout(tree, base, "", remote=True, token=token)
+        run_git(parent, ["clone", "--quiet", "--depth", "1", "--no-checkout", "--single-branch", "--no-tags",
+                         "--branch", base, url, str(tree)], env=auth_environment(token), secret=token)
+        checkout = Checkout(tree, base, "", remote=True, token=token, checked_out=False)
         checkout.base_sha = checkout.git("rev-parse", "HEAD")
+        checkout.git("read-tree", "HEAD")  # the index of the base, with no file written
         yield checkout
     finally:
         shutil.rmtree(parent, ignore_errors=True)

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import git, mirror, render
+from bot import git, mirror, options, render
 from bot.commands import plan as plan_command
-from bot.config import Config
+from bot.config import CONFIG_NAME, Config
 from bot.errors import UsageError
 from bot.forge.base import Forge, PullRequest, PullRequestRequest
 from bot.git import Checkout, Identity
@@ -138,9 +138,23 @@ def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = m
         return result
 
 
+def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.Planned:
+    """Scan and plan the checkout's files. `rehome.yaml` and the rules and templates it names
+    inside the repository are written to disk first: the only files read from there."""
+    args = argparse.Namespace(**{**vars(args), "path": str(checkout.root)})
+    if checkout.objects is not None:
+        if getattr(args, "config", None) is None:
+            checkout.materialize([CONFIG_NAME])
+        config = options.load_config(args, checkout.root)
+        root = checkout.root.resolve()
+        named = [path for path in (config.rules, config.templates) if path is not None and path.is_relative_to(root)]
+        checkout.materialize([path.relative_to(root).as_posix() for path in named])
+    return plan_command.build(args, checkout.objects)
+
+
 def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, ensure: Ensure,
                   mirror_options: MirrorOptions | None, dry_run: bool) -> RunResult:
-    planned = plan_command.build(argparse.Namespace(**{**vars(args), "path": str(checkout.root)}))
+    planned = plan_checkout(checkout, args)
     settings = pull_request_settings(args, planned.config)
     if checkout.base == settings.branch:
         raise UsageError(f"the base branch is the bot's own branch {settings.branch}",
@@ -157,7 +171,7 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
                     pulls={m.source: m.pulls for m in plan.moves})
     moving = verified_plan(plan, images, DRY_RUN_MOVES if dry_run else VERIFIED)
     rules = {rule.kind: rule for rule in planned.scan_options.rules}
-    rewrites = rewrite_tree(checkout.root, moving, rules, planned.scan_options.policy, planned.scanned.references,
+    rewrites = rewrite_tree(planned.tree, moving, rules, planned.scan_options.policy, planned.scanned.references,
                             pins(plan, images))
     report = build_report(forge.repository, checkout.base, settings.branch, plan, moving, images, rewrites,
                           planned.scanned.references, dry_run, pull_window(planned.pulls))
@@ -200,6 +214,7 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
         else:
             result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
         return result
+    checkout.materialize([r.path for r in changed])
     for rewrite in changed:
         assert rewrite.new_text is not None
         write_atomically(checkout.root / rewrite.path, rewrite.new_text)

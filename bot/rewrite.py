@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import os
 import re
+import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bot import imageref
+from bot.errors import UsageError
 from bot.imageref import ImageRef
 from bot.plan import Plan, override_matches
 from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan.base import FileContext
 from bot.scan.core import scan_text
+from bot.scan.files import Tree
 from bot.scan.model import Reference
 from bot.semantics import AllowedChanges, SemanticsChanged, check_same_data, check_same_instructions
 
@@ -353,7 +356,7 @@ def can_pin(ref: Reference) -> bool:
 
 
 def rewrite_tree(
-    root: Path,
+    tree: Tree,
     plan: Plan,
     rules: dict[str, Rule],
     policy: Policy,
@@ -376,8 +379,10 @@ def rewrite_tree(
     results: list[FileRewrite] = []
     new_texts: dict[str, str] = {}
     for path in paths:
-        text = (root / path).read_bytes().decode("utf-8")
-        context = FileContext(root, path, overlay=new_texts)
+        text, why_not = tree.read(path, sys.maxsize)  # it was scanned: within the size limit
+        if text is None:
+            raise UsageError(f"{tree.root / path}: cannot be read again to rewrite it: {why_not or 'it is gone'}")
+        context = FileContext(tree, path, overlay=new_texts)
         result = rewrite_file(text, by_path[path], rules[kinds[path]], context, policy, renames.get(path))
         if result.changed:
             new_texts[path] = result.new_text

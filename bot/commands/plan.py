@@ -12,6 +12,7 @@ from bot.config import Config
 from bot.errors import UsageError
 from bot.pulls import PullCounts, SourceError, load_counts
 from bot.scan.core import ScanOptions, scan
+from bot.scan.files import DiskTree, Tree
 from bot.scan.model import ScanResult
 
 HELP = "show which third-party images would move to the mirror, and which references need a human"
@@ -38,6 +39,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 @dataclasses.dataclass
 class Planned:
     root: Path
+    tree: Tree  # the files scanned (a rewrite reads them again)
     config: Config
     scan_options: ScanOptions
     scanned: ScanResult
@@ -45,19 +47,21 @@ class Planned:
     pulls: PullCounts | None = None
 
 
-def build(args: argparse.Namespace) -> Planned:
-    """Scan and plan as the flags and rehome.yaml say; shared by plan, rewrite and mirror."""
+def build(args: argparse.Namespace, tree: Tree | None = None) -> Planned:
+    """Scan and plan as the flags and rehome.yaml say; shared by plan, rewrite and mirror.
+    `tree`: a commit's files to read instead of the folder `args.path` (where they belong)."""
     root = Path(args.path)
     config = options.load_config(args, root)
     destination = options.require_destination(args, config)
     template = options.mapping(args, config)
     scan_options = options.scan_options(args, config)
-    scanned = scan(root, scan_options)
+    scanned = scan(root, scan_options, tree)
+    tree = tree or DiskTree(root, scan_options.untracked)
     pin = args.pin_digest if getattr(args, "pin_digest", None) is not None else config.pin_digest
     # A sweep loads the counts once and hands them to every repository's plan.
     counts = getattr(args, "pull_counts", None) or load_pull_counts(args)
     plan = make_plan(scanned, destination, template, pin_digest=pin, pulls=counts)
-    return Planned(root, config, scan_options, scanned, plan, counts)
+    return Planned(root, tree, config, scan_options, scanned, plan, counts)
 
 
 def load_pull_counts(args: argparse.Namespace) -> PullCounts | None:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     rules = {rule.kind: rule for rule in planned.scan_options.rules}
     pins = verified_digests(planned, args) if planned.plan.pin_digest and planned.plan.moves else None
     results = rewrite_tree(
-        planned.root, planned.plan, rules, planned.scan_options.policy, planned.scanned.references, pins
+        planned.tree, planned.plan, rules, planned.scan_options.policy, planned.scanned.references, pins
     )
     if not args.dry_run:
         for result in results:

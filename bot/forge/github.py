@@ -93,9 +93,8 @@ class GitHubForge:
     name = "github"
 
     def __init__(self, repository: str, token: Secret | None, *, github_url: str | None = None,
-                 polite: bool | None = None, limiter: Any = None, blobless: bool = True) -> None:
+                 polite: bool | None = None, limiter: Any = None) -> None:
         self.repository = repository
-        self.blobless = blobless  # see bot.git.clone
         self.limiter = limiter  # a sweep's shared rate limiter (bot.sweep.ratelimit.RateLimiter)
         self.token = token
         self.base_url = api_url(github_url)
@@ -141,7 +140,7 @@ class GitHubForge:
     @contextlib.contextmanager
     def checkout(self, dry_run: bool = False) -> Iterator[Checkout]:
         repo = self.repo
-        with git.clone(repo.clone_url, repo.default_branch, self.token, blobless=self.blobless) as checkout:
+        with git.clone(repo.clone_url, repo.default_branch, self.token) as checkout:
             yield checkout
 
     def find_pull_request(self, branch: str, base: str) -> PullRequest | None:

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path, PurePosixPath
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Protocol
 
 from bot.rules import Rule
+from bot.scan.files import Tree, inside
 from bot.scan.model import Found
+
+# Files an extractor reads beside the one it scans (Chart.yaml, kustomizations, manifests).
+OTHER_FILE_LIMIT = 64 * 1024 * 1024
 
 
 class ExtractError(Exception):
@@ -18,10 +22,10 @@ class ExtractError(Exception):
 class FileContext:
     """Where the file being read is, so an extractor can read files beside it."""
 
-    root: Path
-    path: str  # relative to root, POSIX separators
-    # Texts that stand in for files on disk (a rewrite checks a file against the other
-    # files' new texts before anything is written), by path relative to root.
+    tree: Tree
+    path: str  # relative to the tree's root, POSIX separators
+    # Texts that stand in for the tree's files (a rewrite checks a file against the other
+    # files' new texts before anything is written), by path relative to the root.
     overlay: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -31,19 +35,17 @@ class FileContext:
     def read_text(self, relative: str) -> str | None:
         """Another file of the scanned tree (a path relative to root), or None when it is
         missing, unreadable, not UTF-8, or outside the root."""
-        root = self.root.resolve()
-        target = (root / relative).resolve()
-        if not target.is_relative_to(root):
+        path = inside(relative)
+        if path is None:
             return None
-        pending = self.overlay.get(target.relative_to(root).as_posix())
+        pending = self.overlay.get(path)
         if pending is not None:
             return pending
-        if not target.is_file():
-            return None
-        try:
-            return target.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
+        return self.tree.read(path, OTHER_FILE_LIMIT)[0]
+
+    def is_file(self, relative: str) -> bool:
+        path = inside(relative)
+        return path is not None and (path in self.overlay or self.tree.is_file(path))
 
 
 @dataclasses.dataclass

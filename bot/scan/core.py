@@ -16,7 +16,7 @@ from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan import dockerfile, helm, kustomize, yaml
 from bot.scan.base import ExtractError, Extraction, Extractor, FileContext
-from bot.scan.files import list_files, read_text
+from bot.scan.files import DiskTree, Tree
 from bot.scan.model import INTERNAL, THIRD_PARTY, UNRESOLVED, Found, Reference, ScanResult, Skipped
 
 EXTRACTORS: dict[str, Extractor] = {
@@ -143,54 +143,51 @@ def scan_text(text: str, path: str, rule: Rule, context: FileContext, policy: Po
     return result
 
 
-def _candidate_rules(path: str, rules: tuple[Rule, ...], root: Path) -> tuple[Rule, ...]:
+def _candidate_rules(path: str, rules: tuple[Rule, ...], tree: Tree) -> tuple[Rule, ...]:
     """Rules whose file patterns select `path`, in priority order; the first whose text
     test passes reads the file."""
     return tuple(
         rule
         for rule in rules
-        if rule.selects(path) and (rule.inside_dir_with is None or _has_ancestor_file(root, path, rule.inside_dir_with))
+        if rule.selects(path) and (rule.inside_dir_with is None or _has_ancestor_file(tree, path, rule.inside_dir_with))
     )
 
 
-def _has_ancestor_file(root: Path, path: str, name: str) -> bool:
+def _has_ancestor_file(tree: Tree, path: str, name: str) -> bool:
     parts = path.split("/")[:-1]
-    for depth in range(len(parts), -1, -1):
-        if (root.joinpath(*parts[:depth]) / name).is_file():
-            return True
-    return False
+    return any(tree.is_file("/".join([*parts[:depth], name])) for depth in range(len(parts), -1, -1))
 
 
-def _scan_file(root: Path, path: str, rules: tuple[Rule, ...], options: ScanOptions) -> _FileScan:
-    text, why_not = read_text(root, path, options.max_file_size)
+def _scan_file(tree: Tree, path: str, rules: tuple[Rule, ...], options: ScanOptions) -> _FileScan:
+    text, why_not = tree.read(path, options.max_file_size)
     if text is None:
         return _FileScan(skipped=None if why_not is None else Skipped(path, why_not))
     rule = next((r for r in rules if r.text_may_hold_references(text)), None)
     if rule is None:
         return _FileScan()
-    return scan_text(text, path, rule, FileContext(root, path), options.policy)
+    return scan_text(text, path, rule, FileContext(tree, path), options.policy)
 
 
 # The worker processes are forked and read the job from here rather than from pickles.
-_JOB: tuple[Path, list[tuple[str, tuple[Rule, ...]]], ScanOptions] | None = None
+_JOB: tuple[Tree, list[tuple[str, tuple[Rule, ...]]], ScanOptions] | None = None
 
 
 def _scan_share(share: tuple[int, int]) -> list[_FileScan]:
     assert _JOB is not None
-    root, work, options = _JOB
+    tree, work, options = _JOB
     index, count = share
-    return [_scan_file(root, path, rules, options) for path, rules in work[index::count]]
+    return [_scan_file(tree, path, rules, options) for path, rules in work[index::count]]
 
 
-def _scan_all(root: Path, work: list[tuple[str, tuple[Rule, ...]]], options: ScanOptions) -> list[_FileScan]:
+def _scan_all(tree: Tree, work: list[tuple[str, tuple[Rule, ...]]], options: ScanOptions) -> list[_FileScan]:
     jobs = options.jobs or os.cpu_count() or 1
     # Off the main thread (a sweep scans repositories in threads) the scan stays in this thread: the
     # forked workers take their job from one module-level slot, and forking a threaded process is unsafe.
     if (jobs < 2 or len(work) < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods()
             or threading.current_thread() is not threading.main_thread()):
-        return [_scan_file(root, path, rules, options) for path, rules in work]
+        return [_scan_file(tree, path, rules, options) for path, rules in work]
     global _JOB
-    _JOB = (root, work, options)
+    _JOB = (tree, work, options)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             shares = pool.map(_scan_share, [(i, jobs) for i in range(jobs)])
@@ -209,18 +206,22 @@ def _built_names(scans: list[_FileScan]) -> set[str]:
     return names
 
 
-def scan(root: Path, options: ScanOptions) -> ScanResult:
-    if not root.exists():
-        raise UsageError(f"{root}: no such file or directory")
-    if not root.is_dir():
-        raise UsageError(f"{root}: not a directory")
-    paths = list_files(root, options.untracked)
+def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResult:
+    """References in the files below `root`, or in `tree` (a commit's files) when given."""
+    if tree is None:
+        if not root.exists():
+            raise UsageError(f"{root}: no such file or directory")
+        if not root.is_dir():
+            raise UsageError(f"{root}: not a directory")
+        tree = DiskTree(root, options.untracked)
+    paths = tree.paths()
     if options.include:
         paths = [p for p in paths if matches_any(p, options.include)]
     if options.exclude:
         paths = [p for p in paths if not matches_any(p, options.exclude)]
-    work = [(path, rules) for path in paths if (rules := _candidate_rules(path, options.rules, root))]
-    scans = _scan_all(root, work, options)
+    work = [(path, rules) for path in paths if (rules := _candidate_rules(path, options.rules, tree))]
+    tree.prefetch(path for path, _ in work)
+    scans = _scan_all(tree, work, options)
     built = _built_names(scans)
     references = [
         ref

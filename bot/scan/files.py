@@ -1,10 +1,14 @@
-"""Which files a scan reads, and reading them whole or saying why not."""
+"""Which files a scan reads, and reading them whole or saying why not: from a folder on disk, or
+from a commit's objects in a git repository (a sweep's clone has no working tree to write)."""
 from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from bot.errors import UsageError
 
@@ -74,6 +78,144 @@ def read_text(root: Path, path: str, max_size: int) -> tuple[str | None, str | N
         return None, f"unreadable: {exc.strerror or exc}"
     except RuntimeError:  # a symlink loop, on Python versions that raise this for it
         return None, "unreadable: symlink loop"
+    return _decode(data)
+
+
+def _human_size(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def inside(path: str) -> str | None:
+    """`path` (relative, POSIX) normalised, or None when it leaves the tree or is absolute."""
+    if posixpath.isabs(path):
+        return None
+    normal = posixpath.normpath(path)
+    if normal == ".." or normal.startswith("../"):
+        return None
+    return normal
+
+
+class Tree(Protocol):
+    """The files a scan reads. `root` is where they are (or would be) on disk."""
+
+    root: Path
+
+    def paths(self) -> list[str]:
+        """Relative POSIX paths of the files to consider, sorted."""
+
+    def read(self, path: str, max_size: int) -> tuple[str | None, str | None]:
+        """As `read_text`: (text, None), (None, reason) or (None, None) when there is no such file."""
+
+    def is_file(self, path: str) -> bool:
+        ...
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """A hint: these files are about to be read."""
+
+
+class DiskTree:
+    """A folder: git's view of it when it is a checkout (tracked files, and with `untracked` the
+    others not ignored), else every file below it."""
+
+    def __init__(self, root: Path, untracked: bool = False) -> None:
+        self.root = root
+        self.untracked = untracked
+
+    def paths(self) -> list[str]:
+        return list_files(self.root, self.untracked)
+
+    def read(self, path: str, max_size: int) -> tuple[str | None, str | None]:
+        return read_text(self.root, path, max_size)
+
+    def is_file(self, path: str) -> bool:
+        return (self.root / path).is_file()
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        pass
+
+
+_REGULAR = ("100644", "100755")
+_SYMLINK = "120000"
+_MAX_LINKS = 40  # as the kernel's limit on symlinks followed in one lookup
+
+
+class GitTree:
+    """A commit's files read from the repository's objects, so nothing is checked out: for a
+    fresh clone the working tree is most of the cost (every file written, then deleted).
+    Symlinks are followed inside the tree; submodules are not files."""
+
+    def __init__(self, root: Path, commit: str) -> None:
+        self.root = root
+        self.commit = commit
+        self._entries = self._list(root, commit)  # path -> (mode, object, size)
+        self._blobs: dict[str, bytes] = {}
+
+    @staticmethod
+    def _list(root: Path, commit: str) -> dict[str, tuple[str, str, int]]:
+        listed = _git(root, ["ls-tree", "-r", "-z", "--long", commit])
+        entries = {}
+        for record in listed.decode("utf-8", "surrogateescape").split("\0"):
+            if not record:
+                continue
+            meta, path = record.split("\t", 1)
+            mode, kind, obj, size = meta.split()
+            if kind == "blob":
+                entries[path] = (mode, obj, int(size))
+        return entries
+
+    def paths(self) -> list[str]:
+        return sorted(p for p in self._entries if not _in_skipped_dir(p))
+
+    def files_below(self, paths: Iterable[str]) -> list[str]:
+        """The tree's files that are one of `paths` or inside one of them (as folders)."""
+        wanted = [p.rstrip("/") for p in paths]
+        return sorted(f for f in self._entries if any(f == w or f.startswith(w + "/") for w in wanted))
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        wanted = {self._entries[p][1] for p in paths if p in self._entries} - self._blobs.keys()
+        if wanted:
+            self._blobs.update(_cat_blobs(self.root, sorted(wanted)))
+
+    def _blob(self, obj: str) -> bytes:
+        if obj not in self._blobs:
+            self._blobs.update(_cat_blobs(self.root, [obj]))
+        return self._blobs[obj]
+
+    def _resolve(self, path: str) -> tuple[str | None, str | None]:
+        """(the regular file `path` leads to, None), or (None, why not) for a symlink going
+        nowhere readable; (None, None) when there is no such file."""
+        for _ in range(_MAX_LINKS):
+            entry = self._entries.get(path)
+            if entry is None:
+                return None, None
+            if entry[0] in _REGULAR:
+                return path, None
+            if entry[0] != _SYMLINK:
+                return None, None
+            target = inside(posixpath.join(posixpath.dirname(path), self._blob(entry[1]).decode("utf-8", "replace")))
+            if target is None:
+                return None, "symlink leads outside the scanned root"
+            path = target
+        return None, "unreadable: symlink loop"
+
+    def is_file(self, path: str) -> bool:
+        normal = inside(path)
+        return normal is not None and self._resolve(normal)[0] is not None
+
+    def read(self, path: str, max_size: int) -> tuple[str | None, str | None]:
+        found, why_not = self._resolve(path)
+        if found is None:
+            return None, why_not
+        _mode, obj, size = self._entries[found]
+        if size > max_size:
+            return None, f"larger than {_human_size(max_size)}"
+        return _decode(self._blob(obj))
+
+
+def _decode(data: bytes) -> tuple[str | None, str | None]:
     if b"\0" in data:
         return None, "binary file"
     try:
@@ -82,8 +224,25 @@ def read_text(root: Path, path: str, max_size: int) -> tuple[str | None, str | N
         return None, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
 
 
-def _human_size(size: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}"
-    return f"{size} bytes"
+def _git(root: Path, args: list[str], stdin: bytes | None = None) -> bytes:
+    done = subprocess.run(["git", "-C", str(root), "-c", "core.quotepath=off", *args], input=stdin,
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        raise UsageError(f"{root}: git {args[0]} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def _cat_blobs(root: Path, objects: list[str]) -> dict[str, bytes]:
+    """Blobs by object name, all through one `git cat-file --batch`."""
+    out = _git(root, ["cat-file", "--batch"], stdin="".join(f"{o}\n" for o in objects).encode())
+    blobs, at = {}, 0
+    for obj in objects:
+        header_end = out.index(b"\n", at)
+        header = out[at:header_end].split()
+        if len(header) != 3:
+            raise UsageError(f"{root}: git object {obj} is not in the repository ({b' '.join(header).decode()})")
+        name, _kind, size = header
+        start = header_end + 1
+        blobs[name.decode()] = out[start:start + int(size)]
+        at = start + int(size) + 1  # the newline after each object
+    return blobs

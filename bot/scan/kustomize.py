@@ -170,15 +170,10 @@ class _Tree:
 
     def __init__(self, context: FileContext) -> None:
         self.context = context
-        self.root = context.root.resolve()
         self.budget = 500  # kustomizations read for one file: includes can form large diamonds
         # Manifests are parsed only when an entry keeps the tags it matches; the walk over
         # kustomizations is still needed to see remote resources.
         self.read_manifests = False
-
-    def _local(self, relative: str) -> Path | None:
-        full = (self.root / relative).resolve()
-        return full if full.is_relative_to(self.root) else None
 
     def _read_manifest(self, relative: str) -> list[str] | None:
         text = self.context.read_text(relative)
@@ -212,8 +207,7 @@ class _Tree:
 
     def _add_resource(self, out: _Build, directory: str, resource: str, depth: int) -> None:
         path = _join(directory, resource)
-        full = None if path is None else self._local(path)
-        if path is not None and full is not None and full.is_file():
+        if path is not None and self.context.is_file(path):
             if not self.read_manifests:
                 return
             images = self._read_manifest(path)

@@ -12,11 +12,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from bot import git
-from bot.commands import plan as plan_command
 from bot.errors import RehomeError
 from bot.forge.github import GitHubForge
 from bot.mirror import MirrorOptions
-from bot.pipeline import RunResult, run_repository
+from bot.pipeline import RunResult, plan_checkout, run_repository
 from bot.scan.model import INTERNAL
 from bot.sweep.access import TokenSource
 from bot.sweep.mirrorcache import SharedMirror
@@ -104,8 +103,7 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             return RepoEntry(repo.full_name, previous.status, previous.pr_url, previous.head, previous.error,
                              from_state=True)
     try:
-        forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter,
-                            blobless=False)
+        forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter)
         args = argparse.Namespace(**{**vars(ctx.args), "target": repo.full_name})
         result = run_repository(forge, args, ensure=ctx.mirror, mirror_options=ctx.mirror_options)
     except Exception as exc:  # noqa: BLE001 - a repository's failure is its outcome; the sweep goes on
@@ -121,8 +119,8 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
 def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     """A shallow read-only clone, scanned and planned: counts and the images, nothing written."""
     try:
-        with git.clone(repo.clone_url, repo.default_branch, ctx.tokens.current(), blobless=False) as checkout:
-            planned = plan_command.build(argparse.Namespace(**{**vars(ctx.args), "path": str(checkout.root)}))
+        with git.clone(repo.clone_url, repo.default_branch, ctx.tokens.current()) as checkout:
+            planned = plan_checkout(checkout, ctx.args)
             head = checkout.base_sha
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
         if not isinstance(exc, RehomeError):

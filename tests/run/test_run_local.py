@@ -2,9 +2,10 @@
 checkout, branch and working tree are never touched."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from tests.helpers import git, run_cli
+from tests.helpers import git, run_cli, write_tree
 from tests.run.conftest import Project
 from tests.run.test_run_github import BRANCH, expected_diff, mirror_digest, mirror_name
 
@@ -140,3 +141,33 @@ def test_pull_counts_reach_the_pull_request(project: Project, tmp_path: Path, ca
     assert "| linux/amd64 | 12 |" in row
     assert "Pulls: counted from `pulls.csv (CSV of the guide's tracking query" in text
     assert "from 2026\\-11\\-14T10\\:00\\:00Z until 2026\\-11\\-21T10\\:00\\:00Z" in text
+
+
+def test_a_subfolder_run_reads_the_repositorys_own_config_rules_and_templates(project: Project, tmp_path: Path,
+                                                                             capsys) -> None:
+    # Nothing is checked out for the run: rehome.yaml and the rules and templates it names are the
+    # files written to disk first, and a changed file keeps its mode in the commit.
+    work = project.work
+    app = f"{project.upstream}/{project.prefix}/app:1"
+    write_tree(work, {
+        "svc/rehome.yaml": f"destination: {project.destination}\nrules: ops/rules\ntemplates: ops/templates\n",
+        "svc/ops/rules/team-jobs.yaml": ("description: the team's own job files\nextractor: yaml\n"
+                                         "files: ['**/*.job']\nimages: ['task.runner']\n"),
+        "svc/ops/templates/pr_title.j2": "Team mirror: {{ moved_count }} image(s)\n",
+        "svc/build.job": f"task:\n  runner: {app}\n",
+        "svc/deploy.sh": f"#!/bin/sh\n# {app} is not a reference: shell is not scanned\n",
+        "svc/k8s.yaml": f"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: app\n      image: {app}\n",
+    })
+    os.chmod(work / "svc" / "k8s.yaml", 0o755)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a service with its own rules")
+    pr_file = tmp_path / "pr.md"
+    code, out, err = run_cli(capsys, "run", str(work / "svc"), "--pr-file", str(pr_file))
+    assert code == 0, err
+    assert pr_file.read_text().startswith("Team mirror: 1 image(s)\n\n")
+    target = f"{mirror_name(project, 'app')}:1"
+    assert git(work, "diff", "--stat=200", "main", BRANCH).splitlines()[:-1] == [
+        " svc/build.job | 2 +-", " svc/k8s.yaml  | 2 +-"]
+    assert git(work, "show", f"{BRANCH}:svc/build.job") == f"task:\n  runner: {target}\n"
+    assert git(work, "ls-tree", BRANCH, "svc/k8s.yaml").split()[0] == "100755"
+    assert git(work, "ls-tree", "-r", "--name-only", BRANCH) == git(work, "ls-tree", "-r", "--name-only", "main")

@@ -9,6 +9,7 @@ import pytest
 from bot.rules import Rule, load_rules
 from bot.scan.base import ExtractError, FileContext
 from bot.scan.dockerfile import extract
+from bot.scan.files import DiskTree
 from bot.scan.model import Found
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dockerfile"
@@ -26,7 +27,7 @@ def position(text: str, offset: int) -> tuple[int, int]:
 
 
 def found_in(text: str, tmp_path: Path) -> list[Found]:
-    return extract(text, RULE, FileContext(root=tmp_path, path="Dockerfile")).found
+    return extract(text, RULE, FileContext(DiskTree(tmp_path), "Dockerfile")).found
 
 
 def rows(text: str, found: list[Found]) -> list[tuple[object, ...]]:

@@ -1,0 +1,99 @@
+"""A commit's files read from git's objects (`GitTree`) are the files a checkout of it holds
+(`DiskTree`): the same paths, texts and reasons, and the same scan."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.policy import DEFAULT_INTERNAL, Policy
+from bot.rules import load_rules
+from bot.scan.core import ScanOptions, scan
+from bot.scan.files import DiskTree, GitTree
+from tests.helpers import git, write_tree
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MAX = 64
+
+
+def committed(root: Path) -> str:
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "files")
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def odd_tree(tmp_path: Path) -> tuple[Path, str]:
+    root = write_tree(tmp_path / "repo", {
+        "Dockerfile": "FROM redis:7\n",
+        "deploy/app.yaml": "image: nginx:1.27\n",
+        "deploy/run.sh": "#!/bin/sh\n",
+        "deploy/latin1.yaml": b"name: caf\xe9\n",
+        "deploy/blob.yaml": b"a\0b\n",
+        "deploy/big.yaml": "x: " + "y" * 100 + "\n",
+        "node_modules/pkg/Dockerfile": "FROM node:20\n",
+        "docs/readme.md": "hello\n",
+    })
+    os.chmod(root / "deploy/run.sh", 0o755)
+    os.symlink("app.yaml", root / "deploy/alias.yaml")
+    os.symlink("../deploy/app.yaml", root / "docs/app.yaml")
+    os.symlink("../../outside.yaml", root / "deploy/escape.yaml")
+    os.symlink("/etc/hostname", root / "deploy/absolute.yaml")
+    os.symlink("loop-b.yaml", root / "deploy/loop-a.yaml")
+    os.symlink("loop-a.yaml", root / "deploy/loop-b.yaml")
+    (tmp_path / "outside.yaml").write_text("image: secret:1\n")
+    return root, committed(root)
+
+
+def test_a_commits_objects_read_as_its_checkout(odd_tree: tuple[Path, str]) -> None:
+    root, commit = odd_tree
+    disk, objects = DiskTree(root), GitTree(root, commit)
+    assert objects.paths() == disk.paths() == [
+        "Dockerfile", "deploy/absolute.yaml", "deploy/alias.yaml", "deploy/app.yaml", "deploy/big.yaml",
+        "deploy/blob.yaml", "deploy/escape.yaml", "deploy/latin1.yaml", "deploy/loop-a.yaml", "deploy/loop-b.yaml",
+        "deploy/run.sh", "docs/app.yaml", "docs/readme.md"]
+    read = {path: objects.read(path, MAX) for path in objects.paths() + ["missing.yaml", "deploy"]}
+    assert read == {path: disk.read(path, MAX) for path in read}
+    assert read == {
+        "Dockerfile": ("FROM redis:7\n", None),
+        "deploy/absolute.yaml": (None, "symlink leads outside the scanned root"),
+        "deploy/alias.yaml": ("image: nginx:1.27\n", None),
+        "deploy/app.yaml": ("image: nginx:1.27\n", None),
+        "deploy/big.yaml": (None, "larger than 64 bytes"),
+        "deploy/blob.yaml": (None, "binary file"),
+        "deploy/escape.yaml": (None, "symlink leads outside the scanned root"),
+        "deploy/latin1.yaml": (None, "not UTF-8 (byte 0xe9 at offset 9)"),
+        "deploy/loop-a.yaml": (None, "unreadable: symlink loop"),
+        "deploy/loop-b.yaml": (None, "unreadable: symlink loop"),
+        "deploy/run.sh": ("#!/bin/sh\n", None),
+        "docs/app.yaml": ("image: nginx:1.27\n", None),
+        "docs/readme.md": ("hello\n", None),
+        "missing.yaml": (None, None),
+        "deploy": (None, None),
+    }
+    assert [objects.is_file(p) for p in ("deploy/alias.yaml", "deploy", "deploy/escape.yaml", "../outside.yaml")] \
+        == [True, False, False, False]
+    assert objects.files_below(["deploy/run.sh", "docs/", "nowhere"]) == ["deploy/run.sh", "docs/app.yaml",
+                                                                        "docs/readme.md"]
+
+
+def test_a_tree_rooted_in_a_subfolder_lists_its_paths_from_there(odd_tree: tuple[Path, str]) -> None:
+    root, commit = odd_tree
+    objects = GitTree(root / "docs", commit)
+    assert objects.paths() == ["app.yaml", "readme.md"]
+    assert objects.read("app.yaml", MAX) == (None, "symlink leads outside the scanned root")
+    assert objects.read("readme.md", MAX) == ("hello\n", None)
+
+
+def test_every_fixture_scans_the_same_from_objects_as_from_disk(tmp_path: Path) -> None:
+    root = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES, root, symlinks=True)
+    commit = committed(root)
+    options = ScanOptions(rules=tuple(load_rules()), policy=Policy(DEFAULT_INTERNAL), jobs=1)
+    from_disk = scan(root, options)
+    from_objects = scan(root, options, GitTree(root, commit))
+    assert len(from_disk.references) > 100
+    assert from_objects == from_disk
