@@ -9,6 +9,7 @@ images, mentions, HTML or table breaks (docs/templates.md).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shlex
 import traceback
@@ -294,12 +295,21 @@ GLOBALS = {"plural": plural}
 
 def environment(template_dir: str | Path | None = None) -> jinja2.Environment:
     """Templates from `template_dir` first, then the built-in ones."""
-    paths = [data_dir("templates")]
-    if template_dir is not None:
-        user_dir = Path(template_dir)
-        if not user_dir.is_dir():
-            raise ConfigError(f"templates directory {user_dir} does not exist or is not a directory")
-        paths.insert(0, user_dir)
+    if template_dir is None:
+        return _builtin_environment()
+    user_dir = Path(template_dir)
+    if not user_dir.is_dir():
+        raise ConfigError(f"templates directory {user_dir} does not exist or is not a directory")
+    return _new_environment([user_dir, data_dir("templates")])
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_environment() -> jinja2.Environment:
+    # One for the process: it keeps the compiled templates (a sweep renders them for every repository).
+    return _new_environment([data_dir("templates")])
+
+
+def _new_environment(paths: list[Path]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in paths]),
         undefined=jinja2.StrictUndefined,
