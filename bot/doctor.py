@@ -16,7 +16,7 @@ from bot.imageref import ImageRef
 from bot.registry import Registries, RegistryError
 from bot.registry.blobs import cancel_upload, start_upload
 from bot.registry.client import Registry
-from bot.registry.credentials import google_credential
+from bot.registry.credentials import google_credential, is_google_host
 from bot.registry.errors import artifact_registry_create_hint, error_codes
 from bot.registry.manifests import head_digest
 
@@ -29,6 +29,8 @@ READ_ROLES = frozenset({
 })
 PROBE_REPOSITORY = "rehome-doctor"
 DOCKER_HUB_PROBE = "docker.io/ratelimitpreview/test:latest"
+GOOGLE_LOGIN_FIX = ("pip install 'rehome-bot[gcp]' and run `gcloud auth application-default login` (or point "
+                    "GOOGLE_APPLICATION_CREDENTIALS at a service account key), or `gcloud auth configure-docker HOST`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +80,9 @@ def check_credentials(registry: Registry) -> Check:
         credential = registry.auth.credential
     except RehomeError as exc:
         return _failure("credentials", exc, "fix the credential helper named in Docker's config.json")
+    if credential.anonymous and is_google_host(registry.domain):
+        return Check("credentials", False, f"{registry.domain}: no credentials found; Google's registries take no "
+                     "anonymous pushes", GOOGLE_LOGIN_FIX)
     return Check("credentials", True, f"{registry.domain}: {credential.source}")
 
 

@@ -54,7 +54,7 @@ def _server_key(text: str) -> str:
     return "docker.io" if host in _DOCKER_HUB_NAMES else host
 
 
-def _is_google_host(host: str) -> bool:
+def is_google_host(host: str) -> bool:
     return host.endswith(".pkg.dev") or host == "gcr.io" or host.endswith(".gcr.io")
 
 
@@ -179,7 +179,7 @@ class CredentialStore:
                 found = _from_auths_entry(entry, f"{path} auths")
                 if found:
                     return found
-        if _is_google_host(key):
+        if is_google_host(key):
             found = google_credential()
             if found:
                 return found

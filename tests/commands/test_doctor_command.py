@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from bot.cli import main
-from bot.doctor import ArtifactRepository, check_read_grant
+from bot.doctor import ArtifactRepository, check_credentials, check_read_grant
 from bot.imageref import parse
 from tests.oci import images
-from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, Loopback, unique_repo
+from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, Loopback, make_registries, unique_repo
 from tests.oci.servers import free_port
 
 
@@ -106,3 +106,16 @@ def test_runtime_service_account_read_grant() -> None:
     assert check_read_grant(REPOSITORY, email, http, "ya29.x").detail == (
         "cannot confirm: reading the repository's IAM policy gave HTTP 403")
     assert not check_read_grant(None, email, http, "ya29.x").ok
+
+
+def test_no_credentials_for_artifact_registry_is_a_failure_with_the_login_to_run(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.registry.credentials.google_credential", lambda: None)
+    monkeypatch.setattr("bot.doctor.google_credential", lambda: None)
+    registries = make_registries({"DOCKER_CONFIG": "/nonexistent"})
+    with registries:
+        check = check_credentials(registries.get("europe-west1-docker.pkg.dev"))
+    assert check.line() == (
+        "failed  credentials: europe-west1-docker.pkg.dev: no credentials found; Google's registries take no "
+        "anonymous pushes (fix: pip install 'rehome-bot[gcp]' and run `gcloud auth application-default login` "
+        "(or point GOOGLE_APPLICATION_CREDENTIALS at a service account key), or `gcloud auth configure-docker HOST`)")
