@@ -159,18 +159,31 @@ class GitHubForge:
                        lambda: pull.edit(title=request.title, body=request.body), write=True)
             log.info("updated %s", pull.html_url)
             self._add_labels(pull, request.labels, have={label.name for label in pull.labels})
+            self._add_people(pull, request, existing_pull=True)
             return PullRequest(pull.number, pull.html_url, request.title, request.body)
         pull = self._call("create pull request", lambda: self.repo.create_pull(
             base=request.base, head=request.branch, title=request.title, body=request.body, draft=request.draft),
             write=True)
         log.info("opened %s", pull.html_url)
         self._add_labels(pull, request.labels, have=set())
-        if request.reviewers:
-            self._call("request reviewers", lambda: pull.create_review_request(reviewers=list(request.reviewers)),
-                       write=True)
-        if request.assignees:
-            self._call("add assignees", lambda: pull.add_to_assignees(*request.assignees), write=True)
+        self._add_people(pull, request, existing_pull=False)
         return PullRequest(pull.number, pull.html_url, request.title, request.body)
+
+    def _add_people(self, pull: Any, request: PullRequestRequest, existing_pull: bool) -> None:
+        """Reviewers and assignees asked for and missing. On a pull request that was there before,
+        someone who already reviewed it is not asked again, and nobody is asked twice."""
+        reviewers, assignees = list(request.reviewers), list(request.assignees)
+        if existing_pull and reviewers:
+            asked = {user.login for user in pull.requested_reviewers}
+            asked |= self._call("list reviews", lambda: {review.user.login for review in pull.get_reviews()
+                                                          if review.user is not None})
+            reviewers = [name for name in reviewers if name not in asked]
+        if existing_pull and assignees:
+            assignees = [name for name in assignees if name not in {user.login for user in pull.assignees}]
+        if reviewers:
+            self._call("request reviewers", lambda: pull.create_review_request(reviewers=reviewers), write=True)
+        if assignees:
+            self._call("add assignees", lambda: pull.add_to_assignees(*assignees), write=True)
 
     def _add_labels(self, pull: Any, labels: tuple[str, ...], have: set[str]) -> None:
         missing = [label for label in labels if label not in have]

@@ -1,6 +1,6 @@
 """A loopback stand-in for the GitHub REST endpoints PyGithub calls to open a pull request:
 repository, branches, pulls (list with pagination, get, create, update), labels (get, create),
-requested reviewers, issue labels and assignees; for sweeps, an organisation's repositories
+requested reviewers, reviews, issue labels and assignees; for sweeps, an organisation's repositories
 (paginated, with archived/fork/disabled/size/topics), rate-limit headers, delays, and the GitHub
 App installation-token endpoints. Every request is recorded (method, path, query, JSON body) so
 tests assert exactly what was asked."""
@@ -197,7 +197,7 @@ class GitHubServer:
                 raise HTTPError(422, f"A pull request already exists for {body['head']}.")
             pull = {"number": len(repo.pulls) + 1, "state": "open", "title": body["title"],
                     "body": body.get("body", ""), "draft": body.get("draft", False), "head": body["head"],
-                    "base": body["base"], "labels": [], "reviewers": [], "assignees": []}
+                    "base": body["base"], "labels": [], "reviewers": [], "assignees": [], "reviewed_by": []}
             repo.pulls.append(pull)
             return 201, self._pull_json(repo, pull), {}
         if m := re.fullmatch(r"/(pulls|issues)/(\d+)(/.*)?", rest):
@@ -220,6 +220,10 @@ class GitHubServer:
                     if name not in pull["labels"]:
                         pull["labels"].append(name)
                 return 200, [repo.labels[name] for name in pull["labels"]], {}
+            if method == "GET" and tail == "/reviews":
+                chunk, headers = self._page([{"id": n + 1, "user": {"login": login}, "state": "COMMENTED"}
+                                             for n, login in enumerate(pull.get("reviewed_by", []))], query, path)
+                return 200, chunk, headers
             if method == "POST" and tail == "/requested_reviewers":
                 pull["reviewers"] += [r for r in body.get("reviewers", []) if r not in pull["reviewers"]]
                 return 201, self._pull_json(repo, pull), {}

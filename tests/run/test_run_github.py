@@ -183,6 +183,29 @@ def test_labels_reviewers_assignees_and_draft(project: Project, github: GitHubSe
     assert project.remote_git("rev-parse", "--verify", "bot/images")
 
 
+def test_an_update_asks_only_the_reviewers_and_assignees_still_missing(
+        project: Project, github: GitHubServer, capsys) -> None:
+    people = ("--reviewers", "alice,bob,dave", "--assignees", "carol,erin")
+    run_github(capsys, project, github, *people)
+    pull = github.repos["acme/shop"].pulls[0]
+    pull["reviewers"].remove("alice")  # she reviewed: GitHub takes her off the requested list
+    pull["reviewed_by"].append("alice")
+    pull["reviewers"].remove("bob")  # his request was withdrawn by hand; he has not reviewed
+    pull["assignees"].remove("erin")
+    (project.work / "README.md").write_text("the shop\n")
+    git(project.work, "add", "README.md")
+    git(project.work, "commit", "-q", "-m", "readme")
+    git(project.work, "push", "-q", "origin", "main")
+    before = len(github.writes())
+    code, result, _ = run_github(capsys, project, github, *people)
+    assert (code, result["pr_number"]) == (1, 1)
+    assert [(r.method, r.path, r.body) for r in github.writes()[before:]][1:] == [
+        ("POST", "/repos/acme/shop/pulls/1/requested_reviewers", {"reviewers": ["bob"]}),
+        ("POST", "/repos/acme/shop/issues/1/assignees", {"assignees": ["erin"]}),
+    ]
+    assert (pull["reviewers"], pull["assignees"]) == (["dave", "bob"], ["carol", "erin"])
+
+
 def test_the_open_pull_request_is_found_across_pages(project: Project, github: GitHubServer, capsys) -> None:
     repo = github.repos["acme/shop"]
     for n in range(1, 6):  # other open PRs the head filter would not hide from a careless stand-in
