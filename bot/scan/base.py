@@ -41,7 +41,7 @@ class FileContext:
         pending = self.overlay.get(path)
         if pending is not None:
             return pending
-        return self.tree.read(path, OTHER_FILE_LIMIT)[0]
+        return self.tree.read(path, OTHER_FILE_LIMIT, follow_links=True)[0]
 
     def is_file(self, relative: str) -> bool:
         path = inside(relative)

@@ -57,15 +57,18 @@ def list_files(root: Path, untracked: bool = False) -> list[str]:
     return [f for f in files if not _in_skipped_dir(f)]
 
 
-def read_text(root: Path, path: str, max_size: int) -> tuple[str | None, str | None]:
+def read_text(root: Path, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
     """(text, None) for a readable UTF-8 text file; (None, reason) otherwise; (None, None)
-    for a path that is gone or is not a regular file (nothing to report)."""
+    for a path that is gone or is not a regular file (nothing to report). A symlink to a file
+    of the tree is read only with `follow_links`: as itself it is its target's second name."""
     full = root / path
     try:
         if full.is_symlink():
             target = full.resolve()
             if not target.is_relative_to(root.resolve()):
                 return None, "symlink leads outside the scanned root"
+            if not follow_links and target.is_file():
+                return None, symlink_reason(target.relative_to(root.resolve()).as_posix())
         if not full.is_file():
             return None, None
         size = full.stat().st_size
@@ -79,6 +82,12 @@ def read_text(root: Path, path: str, max_size: int) -> tuple[str | None, str | N
     except RuntimeError:  # a symlink loop, on Python versions that raise this for it
         return None, "unreadable: symlink loop"
     return _decode(data)
+
+
+def symlink_reason(target: str) -> str:
+    # Its references are its target's: read twice, they would be reported (and rewritten) twice,
+    # and a rewrite would replace the link with a copy.
+    return f"symlink to {target}, read under that name"
 
 
 def _human_size(size: int) -> str:
@@ -106,7 +115,7 @@ class Tree(Protocol):
     def paths(self) -> list[str]:
         """Relative POSIX paths of the files to consider, sorted."""
 
-    def read(self, path: str, max_size: int) -> tuple[str | None, str | None]:
+    def read(self, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
         """As `read_text`: (text, None), (None, reason) or (None, None) when there is no such file."""
 
     def is_file(self, path: str) -> bool:
@@ -127,8 +136,8 @@ class DiskTree:
     def paths(self) -> list[str]:
         return list_files(self.root, self.untracked)
 
-    def read(self, path: str, max_size: int) -> tuple[str | None, str | None]:
-        return read_text(self.root, path, max_size)
+    def read(self, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
+        return read_text(self.root, path, max_size, follow_links)
 
     def is_file(self, path: str) -> bool:
         return (self.root / path).is_file()
@@ -205,10 +214,12 @@ class GitTree:
         normal = inside(path)
         return normal is not None and self._resolve(normal)[0] is not None
 
-    def read(self, path: str, max_size: int) -> tuple[str | None, str | None]:
+    def read(self, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
         found, why_not = self._resolve(path)
         if found is None:
             return None, why_not
+        if found != path and not follow_links:
+            return None, symlink_reason(found)
         _mode, obj, size = self._entries[found]
         if size > max_size:
             return None, f"larger than {_human_size(max_size)}"

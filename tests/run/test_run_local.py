@@ -159,6 +159,7 @@ def test_a_subfolder_run_reads_the_repositorys_own_config_rules_and_templates(pr
         "svc/k8s.yaml": f"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: app\n      image: {app}\n",
     })
     os.chmod(work / "svc" / "k8s.yaml", 0o755)
+    os.symlink("k8s.yaml", work / "svc" / "k8s-alias.yaml")  # its target's second name: stays a link
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "a service with its own rules")
     pr_file = tmp_path / "pr.md"
@@ -170,4 +171,5 @@ def test_a_subfolder_run_reads_the_repositorys_own_config_rules_and_templates(pr
         " svc/build.job | 2 +-", " svc/k8s.yaml  | 2 +-"]
     assert git(work, "show", f"{BRANCH}:svc/build.job") == f"task:\n  runner: {target}\n"
     assert git(work, "ls-tree", BRANCH, "svc/k8s.yaml").split()[0] == "100755"
+    assert git(work, "ls-tree", BRANCH, "svc/k8s-alias.yaml").split()[0] == "120000"
     assert git(work, "ls-tree", "-r", "--name-only", BRANCH) == git(work, "ls-tree", "-r", "--name-only", "main")

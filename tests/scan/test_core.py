@@ -76,12 +76,14 @@ def test_files_that_cannot_be_read_whole_are_skipped_with_a_reason(tmp_path, cap
     os.symlink(outside / "secret.yaml", root / "escape.yaml")
     os.symlink(root / "loop-a.yaml", root / "loop-b.yaml")
     os.symlink(root / "loop-b.yaml", root / "loop-a.yaml")
+    os.symlink("ok.yaml", root / "alias.yaml")
     result = scan_json(capsys, root, "--max-file-size", "1KiB")
     assert result == {
         "version": 1,
         "references": [ref("ok.yaml", 10, 18, "kubernetes", "nginx:1.14.2", "docker.io/library/nginx:1.14.2")],
         "ignored": 0,
         "skipped": [
+            {"path": "alias.yaml", "reason": "symlink to ok.yaml, read under that name"},
             {"path": "big.yaml", "reason": "larger than 1 KiB"},
             {"path": "binary.yaml", "reason": "binary file"},
             {"path": "broken.yaml", "reason": "not valid YAML: expected ',' or ']', but got '<stream end>' (line 4, column 1)"},

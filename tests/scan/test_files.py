@@ -60,7 +60,7 @@ def test_a_commits_objects_read_as_its_checkout(odd_tree: tuple[Path, str]) -> N
     assert read == {
         "Dockerfile": ("FROM redis:7\n", None),
         "deploy/absolute.yaml": (None, "symlink leads outside the scanned root"),
-        "deploy/alias.yaml": ("image: nginx:1.27\n", None),
+        "deploy/alias.yaml": (None, "symlink to deploy/app.yaml, read under that name"),
         "deploy/app.yaml": ("image: nginx:1.27\n", None),
         "deploy/big.yaml": (None, "larger than 64 bytes"),
         "deploy/blob.yaml": (None, "binary file"),
@@ -69,11 +69,14 @@ def test_a_commits_objects_read_as_its_checkout(odd_tree: tuple[Path, str]) -> N
         "deploy/loop-a.yaml": (None, "unreadable: symlink loop"),
         "deploy/loop-b.yaml": (None, "unreadable: symlink loop"),
         "deploy/run.sh": ("#!/bin/sh\n", None),
-        "docs/app.yaml": ("image: nginx:1.27\n", None),
+        "docs/app.yaml": (None, "symlink to deploy/app.yaml, read under that name"),
         "docs/readme.md": ("hello\n", None),
         "missing.yaml": (None, None),
         "deploy": (None, None),
     }
+    followed = {path: objects.read(path, MAX, follow_links=True) for path in ("deploy/alias.yaml", "docs/app.yaml")}
+    assert followed == {path: disk.read(path, MAX, follow_links=True) for path in followed} == {
+        "deploy/alias.yaml": ("image: nginx:1.27\n", None), "docs/app.yaml": ("image: nginx:1.27\n", None)}
     assert [objects.is_file(p) for p in ("deploy/alias.yaml", "deploy", "deploy/escape.yaml", "../outside.yaml")] \
         == [True, False, False, False]
     assert objects.files_below(["deploy/run.sh", "docs/", "nowhere"]) == ["deploy/run.sh", "docs/app.yaml",
