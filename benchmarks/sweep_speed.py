@@ -11,7 +11,7 @@ stand-in. The corpus's own references (docker.io, gcr.io, …) are declared inte
 `--internal`, as nothing can be copied from the internet here. Each run uses a fresh stand-in, a new
 mirror path and no bot branches. Prints medians of several runs and the ratio; asserts nothing.
 
-    python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4]
+    python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4] [--workers process]
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def time_clones(remotes: list[Path], jobs: int, into: Path) -> float:
     return elapsed
 
 
-def time_sweep(remotes: list[Path], jobs: int, target: str, run: int, work: Path) -> tuple[float, int]:
+def time_sweep(remotes: list[Path], jobs: int, workers: str, target: str, run: int, work: Path) -> tuple[float, int]:
     github = GitHubServer()
     try:
         for remote in remotes:
@@ -100,7 +100,8 @@ def time_sweep(remotes: list[Path], jobs: int, target: str, run: int, work: Path
         env = {**os.environ, TOKEN_ENV: "bench-token", "PYTHONPATH": str(ROOT),
                "DOCKER_CONFIG": str(work / "docker-config")}
         argv = [sys.executable, "-m", "bot", "sweep", "--org", "bench", "--to", f"{target}/run{run}",
-                "--github-url", github.base_url, "--token-env", TOKEN_ENV, "--jobs", str(jobs), "--no-progress",
+                "--github-url", github.base_url, "--token-env", TOKEN_ENV, "--jobs", str(jobs), "--workers", workers,
+                "--no-progress",
                 "--internal", "[!1]*", "--format", "json", "-q"]
         start = time.perf_counter()
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--workers", choices=["process", "thread"], default="process", help="the sweep's --workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rehome-sweep-bench-") as tmp:
         work = Path(tmp)
@@ -137,7 +139,7 @@ def main() -> None:
             sweeps, clones = [], []
             for run in range(args.runs):
                 clones.append(time_clones(remotes, args.jobs, work / f"clones{run}"))
-                elapsed, pulls = time_sweep(remotes, args.jobs, f"{target.host}/mirror", run, work)
+                elapsed, pulls = time_sweep(remotes, args.jobs, args.workers, f"{target.host}/mirror", run, work)
                 sweeps.append(elapsed)
                 print(f"run {run + 1}: sweep {elapsed:.2f}s ({pulls} pull requests opened), "
                       f"git clone {clones[-1]:.2f}s")
@@ -147,7 +149,8 @@ def main() -> None:
     sweep, clone = statistics.median(sweeps), statistics.median(clones)
     print("mode: real sweep (no --dry-run): 4 images copied once to a loopback mirror, every repository "
           "cloned, scanned, rewritten, pushed, its pull request opened on the GitHub stand-in")
-    print(f"concurrency: --jobs {args.jobs} / {args.jobs} clones at once; {os.cpu_count()} CPUs")
+    print(f"concurrency: --jobs {args.jobs} --workers {args.workers} / {args.jobs} clones at once; "
+          f"{os.cpu_count()} CPUs")
     print(f"median of {args.runs} runs: rehome sweep {sweep:.2f}s, git clone {clone:.2f}s, "
           f"ratio {sweep / clone:.2f}x (target <= 1.5x)")
 

@@ -23,7 +23,7 @@ from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.progress import SweepProgress
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import RepoEntry, SweepReport
-from bot.sweep.runner import SweepContext, failed_names, sweep
+from bot.sweep.runner import WORKERS, SweepContext, failed_names, sweep
 from bot.sweep.select import RepoInfo, Selection, parse_shard, select
 from bot.sweep.state import StateJournal
 
@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--dry-run", action="store_true", help="run each repository as `rehome run --dry-run` would")
     what.add_argument("--jobs", type=int, default=DEFAULT_REPO_JOBS, metavar="N",
                       help=f"repositories at once (default {DEFAULT_REPO_JOBS})")
+    what.add_argument("--workers", choices=WORKERS, default="process",
+                      help="where each repository runs: `process` (default), a worker process, so repositories "
+                           "use every core; `thread`, a thread of this one process (one core for the Python work)")
     what.add_argument("--copy-jobs", type=int, default=DEFAULT_JOBS, metavar="N",
                       help=f"images and blobs copied at once (default {DEFAULT_JOBS})")
     what.add_argument("--refresh", action="store_true", help="replace mirror tags that now differ from their source")
@@ -134,7 +137,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
     bar = not args.no_progress and sys.stderr.isatty()
     with SweepProgress(len(taken), bar) as progress:
-        entries = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done)
+        entries = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
+                        workers=args.workers)
     mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
     result = sweep_report.make_report(mode, destination, entries + unreadable)
     if args.report:

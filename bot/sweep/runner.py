@@ -3,11 +3,14 @@ A repository's failure is its outcome, never the sweep's end."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import signal
 import tempfile
+import threading
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -142,34 +145,83 @@ def record(entry: RepoEntry, ctx: SweepContext) -> None:
     ctx.journal.record(Outcome(entry.repo, entry.status, entry.pr_url, entry.head, entry.error, now()))
 
 
+WORKERS = ("process", "thread")
+POLL = 0.2  # seconds between looks at the interrupt flag while repositories run
+
+
 def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
           on_start: Callable[[str], None] = lambda name: None,
-          on_done: Callable[[RepoEntry], None] = lambda entry: None) -> list[RepoEntry]:
-    """Each repository once, `jobs` at a time; each outcome journaled as it finishes."""
-    work = inventory_one if ctx.inventory else run_one
+          on_done: Callable[[RepoEntry], None] = lambda entry: None, *, workers: str = "process") -> list[RepoEntry]:
+    """Each repository once, at most `jobs` at a time, each outcome journaled as it finishes.
+
+    `workers`: "process" runs each repository in a worker process (bot.sweep.workers), so the
+    Python work of several repositories uses several cores; "thread" runs them in threads of this
+    process, with the shared objects used directly (what tests that patch a repository's run use).
+    On SIGINT or SIGTERM no other repository starts; those running finish and are journaled, then
+    KeyboardInterrupt is raised."""
+    if workers not in WORKERS:
+        raise ValueError(f"workers must be one of {WORKERS}, not {workers!r}")
+    if workers == "thread":
+        work = inventory_one if ctx.inventory else run_one
+        return _schedule(repos, ctx, jobs, lambda repo: work(repo, ctx), on_start, on_done)
+    from bot.sweep.workers import ProcessWorkers  # it imports this module
+
+    with ProcessWorkers(ctx) as processes:
+        return _schedule(repos, ctx, jobs, processes.run, on_start, on_done)
+
+
+def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Callable[[RepoInfo], RepoEntry],
+              on_start: Callable[[str], None], on_done: Callable[[RepoEntry], None]) -> list[RepoEntry]:
+    """Submits a repository only when fewer than `jobs` run, so each one started is really running."""
     entries: list[RepoEntry] = []
+    waiting = list(reversed(repos))
 
     def task(repo: RepoInfo) -> RepoEntry:
         on_start(repo.full_name)
-        return work(repo, ctx)
+        return work(repo)
 
-    pool = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep")
-    try:
-        pending: set[Future[RepoEntry]] = {pool.submit(task, repo) for repo in repos}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+    with _interrupts() as interrupted, ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep") as pool:
+        running: set[Future[RepoEntry]] = set()
+        while running or (waiting and not interrupted.is_set()):
+            while waiting and len(running) < max(1, jobs) and not interrupted.is_set():
+                running.add(pool.submit(task, waiting.pop()))
+            finished, running = wait(running, timeout=POLL, return_when=FIRST_COMPLETED)
             for future in finished:
                 entry = future.result()
                 if not entry.from_state:
                     record(entry, ctx)
                 entries.append(entry)
                 on_done(entry)
-    except BaseException:
-        # Interrupted: start no other repository; those running finish (a push is never cut short).
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
     return entries
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM set the event instead of raising where the main thread happens to be (in
+    the middle of a journal line, say). Only the main thread can install handlers; elsewhere the
+    event is never set."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if not interrupted.is_set():
+            log.warning("%s: starting no other repository; waiting for those running to finish "
+                        "(a push is never cut short)", signal.Signals(signum).name)
+        else:
+            log.warning("still waiting for the repositories running to finish (SIGKILL ends the sweep now; "
+                        "a rerun with the same --state runs them again)")
+        interrupted.set()
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interrupted
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
 
 
 def failed_names(entries: Iterable[RepoEntry]) -> list[str]:

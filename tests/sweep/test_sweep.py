@@ -7,6 +7,7 @@ from pathlib import Path
 import collections
 
 import httpx
+import pytest
 
 from bot import mirror
 from tests.helpers import git, run_cli
@@ -28,7 +29,11 @@ def state_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, capsys, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("workers", ["process", "thread"])
+def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, capsys, tmp_path, monkeypatch,
+                                                                   workers: str) -> None:
+    # The mirror step runs in this process whatever the workers (the shared one), so the count sees
+    # every copy; a worker process that copied on its own would leave an image uncounted.
     ensured: list[tuple[str, str]] = []
     real = mirror.ensure_images
 
@@ -39,7 +44,7 @@ def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, ca
     monkeypatch.setattr(mirror, "ensure_images", counting)
     state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
     code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-", "--state", str(state),
-                              "--report", str(reports), "--jobs", "3")
+                              "--report", str(reports), "--jobs", "3", "--workers", workers)
     assert code == 1
     statuses = {r["repo"]: (r["status"], r["pr_url"] is not None) for r in result["repositories"]}
     assert statuses == {
@@ -87,7 +92,8 @@ def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, ca
 
     # A rerun with the same state skips what is done at the same head and retries the rest.
     writes_before = len(org.github.writes())
-    code, again, err = sweep(capsys, org, "--repo-include", "^acme/svc-", "--state", str(state), "--jobs", "3")
+    code, again, err = sweep(capsys, org, "--repo-include", "^acme/svc-", "--state", str(state), "--jobs", "3",
+                             "--workers", workers)
     assert code == 1
     assert {r["repo"]: r["status"] for r in again["repositories"]} == {
         "acme/svc-api": "done", "acme/svc-broken": "failed", "acme/svc-docs": "nothing-to-do", "acme/svc-jobs": "done",
@@ -202,7 +208,8 @@ def test_a_bug_in_one_repository_is_its_outcome_and_the_sweep_goes_on(org: Org, 
         return real(forge, args, **kwargs)
 
     monkeypatch.setattr(runner, "run_repository", flaky)
-    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(api|web)$")
+    # Threads: the patch is in this process (a worker process would run the real one).
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(api|web)$", "--workers", "thread")
     assert code == 1
     assert {(r["repo"], r["status"]) for r in result["repositories"]} == {("acme/svc-api", "failed"),
                                                                           ("acme/svc-web", "done")}

@@ -7,6 +7,7 @@ import json
 import re
 import time
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -54,7 +55,8 @@ def test_the_org_is_listed_page_by_page_and_filtered(org: Org) -> None:
     assert len(taken()) == len(org.remotes) + LIBS  # archived, fork, empty and disabled left out by default
 
 
-def test_rate_limit_headers_make_the_sweep_wait_and_say_so(org: Org, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize("workers", ["process", "thread"])
+def test_rate_limit_headers_make_the_sweep_wait_and_say_so(org: Org, capsys, monkeypatch, workers: str) -> None:
     waits: list[float] = []
     budget = {"left": 30, "reset": int(time.time()) + 600}
 
@@ -74,7 +76,8 @@ def test_rate_limit_headers_make_the_sweep_wait_and_say_so(org: Org, capsys, mon
                               {"message": "You have exceeded a secondary rate limit."}))
     org.github.faults.append(("POST", "^/repos/acme/svc-web/pulls$", 429, {"Retry-After": "1"},
                               {"message": "You have exceeded a secondary rate limit."}))
-    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(web|docs)$", "--jobs", "1")
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(web|docs)$", "--jobs", "1",
+                              "--workers", workers)
     assert code == 0, err
     assert [r["status"] for r in result["repositories"]] == ["nothing-to-do", "done"]
     assert len(waits) == 1 and 590 < waits[0] <= 601
@@ -109,18 +112,21 @@ def test_a_github_app_sweeps_with_installation_tokens_refreshed_before_expiry(or
     org.github.installations[ORG] = 7
     key = tmp_path / "app.pem"
     key.write_text(_private_key())
+    # Three repositories in three worker processes: one installation token for the whole sweep.
     code, result, err = run_cli(capsys, "sweep", "--org", ORG, "--to", org.destination, "--github-url",
                                 org.github.base_url, "--app-id", "42", "--app-key-file", str(key),
-                                "--repo-include", "^acme/svc-web$", "--format", "json")
+                                "--repo-include", "^acme/svc-(api|jobs|web)$", "--jobs", "3", "--format", "json")
     assert code == 0, err
-    assert [(r["repo"], r["status"]) for r in json.loads(result)["repositories"]] == [("acme/svc-web", "done")]
+    assert [(r["repo"], r["status"]) for r in json.loads(result)["repositories"]] == [
+        ("acme/svc-api", "done"), ("acme/svc-jobs", "done"), ("acme/svc-web", "done")]
     app_calls = [r for r in org.github.requests if r.path.startswith(("/app/", f"/orgs/{ORG}/installation"))]
     assert [(r.method, r.path) for r in app_calls] == [("GET", f"/orgs/{ORG}/installation"),
                                                       ("POST", "/app/installations/7/access_tokens")]
     assert all(r.authorization.startswith("Bearer ey") for r in app_calls)  # the App's JWT
     later = [r for r in org.github.requests if r not in app_calls]
     assert later and all(r.authorization == "token ghs_installation1" for r in later)
-    assert len(org.pulls("acme/svc-web")) == 1
+    assert {name: len(org.pulls(name)) for name in ("acme/svc-api", "acme/svc-jobs", "acme/svc-web")} == {
+        "acme/svc-api": 1, "acme/svc-jobs": 1, "acme/svc-web": 1}
     assert "ghs_installation1" not in err
 
     # An installation token is replaced before it expires, not after.

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -32,7 +33,8 @@ def test_a_sweep_killed_halfway_resumes_and_finishes_each_repository_once(org: O
     argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
             org.github.base_url, "--token-env", TOKEN_ENV, "--repo-include", "^acme/svc-(api|docs|jobs|web)$",
             "--jobs", "1", "--state", str(state), "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    marker = f"REHOME_TEST_SWEEP={uuid.uuid4()}"  # in the environment of every process the sweep starts
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REHOME_TEST_SWEEP": marker.split("=", 1)[1]}
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -41,6 +43,8 @@ def test_a_sweep_killed_halfway_resumes_and_finishes_each_repository_once(org: O
                 break
             time.sleep(0.02)
         assert process.poll() is None, "the sweep ended before it could be killed"
+        running = _processes_with(marker)
+        assert process.pid in running and len(running) > 1  # the sweep and its worker (at least)
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()
@@ -50,6 +54,14 @@ def test_a_sweep_killed_halfway_resumes_and_finishes_each_repository_once(org: O
     assert process.returncode == -signal.SIGKILL
     first = state_lines(state)
     assert 1 <= len(first) < len(GOOD)
+    # Its worker finishes (or fails) the repository it had, and starts no other; then every process
+    # of the killed sweep is gone.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _processes_with(marker):
+        time.sleep(0.1)
+    assert _processes_with(marker) == []
+    started = {r.path.split("/")[3] for r in org.github.requests if r.path.startswith("/repos/acme/")}
+    assert started <= {name.split("/")[1] for name in GOOD[:len(first) + 1]}
     org.github.delays.clear()
     # The rerun, with the same state, as a real process too.
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -62,6 +74,19 @@ def test_a_sweep_killed_halfway_resumes_and_finishes_each_repository_once(org: O
     assert {name: len(org.pulls(name)) for name in GOOD} == {
         "acme/svc-api": 1, "acme/svc-docs": 0, "acme/svc-jobs": 1, "acme/svc-web": 1}
     assert rerun.stderr.count("already done at this commit; skipped") == len(first)
+
+
+def _processes_with(marker: str) -> list[int]:
+    """The live processes whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone, or not ours to read
+                continue
+    return found
 
 
 def test_shards_cover_the_org_once_and_their_reports_merge_into_the_single_run(org: Org, capsys, tmp_path) -> None:

@@ -1,0 +1,217 @@
+"""A sweep's repositories in worker processes, so the per-repository Python work (scanning,
+planning, rewriting) uses every core; the sweep's own process keeps the journal, the progress and
+the reports, and the shared objects (bot.sweep.shared).
+
+Each thread of the sweep's pool owns one worker process and hands it one repository at a time over
+a pipe. The worker answers on the same pipe: its log records as they happen, then the repository's
+`RepoEntry`, so the records reach this process's handlers in order, before the outcome.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from types import TracebackType
+from typing import Any
+
+from bot.sweep.report import RepoEntry
+from bot.sweep.runner import SweepContext, inventory_one, run_one
+from bot.sweep.select import RepoInfo
+from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensProxy
+
+log = logging.getLogger("rehome")
+
+# Never `fork`: the sweep's process has threads (the progress display, the shared objects' server),
+# and a forked copy of a threaded process can hang on a lock some other thread held.
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+# Imported once by the fork server, before it forks each worker: a worker starts with them loaded.
+PRELOAD = ["bot.sweep.workers", "bot.commands.sweep"]
+STOP_TIMEOUT = 10.0  # seconds an idle worker has to exit once told to
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker process is started with (pickled once, at its start)."""
+
+    context: SweepContext  # the shared objects in it are proxies
+    level: int  # the `rehome` logger's level in the sweep's process
+    root_level: int
+
+
+class ProcessWorkers:
+    """`run(repo)` runs the repository in the calling thread's worker process (started on first use,
+    and again if it died)."""
+
+    def __init__(self, ctx: SweepContext) -> None:
+        self._mp = multiprocessing.get_context(START_METHOD)
+        if START_METHOD == "forkserver":
+            self._mp.set_forkserver_preload(PRELOAD)
+        self._shared = SharedObjects()
+        shared = dataclasses.replace(ctx, tokens=self._shared.share(ctx.tokens, TokensProxy),
+                                     limiter=self._shared.share(ctx.limiter, LimiterProxy),
+                                     mirror=self._shared.share(ctx.mirror, MirrorProxy))
+        self._setup = WorkerSetup(shared, log.getEffectiveLevel(), logging.getLogger().getEffectiveLevel())
+        self._mine = threading.local()
+        self._lock = threading.Lock()
+        self._started: list[_Worker] = []
+
+    def __enter__(self) -> ProcessWorkers:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def run(self, repo: RepoInfo) -> RepoEntry:
+        worker: _Worker | None = getattr(self._mine, "worker", None)
+        if worker is None or not worker.alive or not worker.process.is_alive():
+            with self._lock:
+                worker = _Worker(self._mp, self._setup, len(self._started) + 1)
+                self._started.append(worker)
+            self._mine.worker = worker
+        return worker.run(repo)
+
+    def close(self) -> None:
+        """Once no repository is running: each worker told to stop, waited for; then the shared objects."""
+        with self._lock:
+            started, self._started = self._started, []
+        for worker in started:
+            worker.stop()
+        self._shared.close()
+
+
+class _Worker:
+    """One worker process and this process's end of its pipe."""
+
+    def __init__(self, mp: BaseContext, setup: WorkerSetup, number: int) -> None:
+        self._conn, theirs = mp.Pipe()
+        name = f"rehome-sweep-worker-{number}"
+        self.process = mp.Process(target=serve, args=(theirs, setup), name=name)  # type: ignore[attr-defined]
+        self.process.start()
+        theirs.close()  # only the worker holds its end: when it dies, this end reads EOF
+        self.alive = True
+
+    def _receive(self) -> tuple[str, Any]:
+        """The worker's next message; EOFError when it has ended."""
+        ready = wait([self._conn, self.process.sentinel])
+        if self._conn not in ready and not self._conn.poll():
+            raise EOFError
+        message: tuple[str, Any] = self._conn.recv()
+        return message
+
+    def _answer(self) -> tuple[str, Any]:
+        """The worker's next message that is not a log record; those are handed to this process's loggers."""
+        kind, payload = self._receive()
+        while kind == "log":
+            logging.getLogger(payload.name).handle(payload)
+            kind, payload = self._receive()
+        return kind, payload
+
+    def run(self, repo: RepoInfo) -> RepoEntry:
+        try:
+            self._conn.send(repo)
+            kind, payload = self._answer()
+        except (EOFError, OSError):
+            self.alive = False
+            self.process.join(STOP_TIMEOUT)
+            return RepoEntry(repo.full_name, "failed",
+                             error=f"its worker process ended ({_ending(self.process.exitcode)}) before the repository "
+                                   f"was done; it runs again in the next sweep")
+        if kind == "raised":  # what would have ended a sweep in threads ends this one too
+            raise payload
+        entry: RepoEntry = payload
+        return entry
+
+    def stop(self) -> None:
+        try:
+            self._conn.send(None)
+            self._answer()  # the log records it sent after its last repository, if any, then EOF
+        except (EOFError, OSError):
+            pass
+        self.process.join(STOP_TIMEOUT)
+        if self.process.exitcode is None:
+            self.process.terminate()
+            self.process.join(STOP_TIMEOUT)
+        self._conn.close()
+        self.alive = False
+
+
+def _ending(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+# --- in the worker process ---------------------------------------------------------------------
+
+class _PipeHandler(logging.handlers.QueueHandler):
+    """Each record, its message formatted here (`prepare`), sent to the sweep's process."""
+
+    def __init__(self, send: Callable[[tuple[str, Any]], None]) -> None:
+        super().__init__(queue=None)  # type: ignore[arg-type]
+        self._send = send
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self._send(("log", record))
+
+
+def _detach() -> None:
+    """The worker takes its orders from the sweep's process only. Detached from the terminal
+    (setsid), it and the git it runs are out of the foreground process group the terminal's Ctrl-C
+    goes to; SIGINT and SIGTERM are ignored (and so by its git too): the sweep's process decides,
+    and lets a running repository finish, so a push is never cut short."""
+    if hasattr(os, "setsid"):
+        os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def serve(conn: Connection, setup: WorkerSetup) -> None:
+    """A worker process: repositories from the pipe, one at a time, until it says None or is closed
+    (the sweep's process has ended: no other repository is started)."""
+    _detach()
+    lock = threading.Lock()
+
+    def send(message: tuple[str, Any]) -> None:
+        with lock:
+            conn.send(message)
+
+    handler = _PipeHandler(send)
+    log.handlers[:] = [handler]
+    log.setLevel(setup.level)
+    log.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(setup.root_level)
+    work = inventory_one if setup.context.inventory else run_one
+    # Each repository runs off the worker's main thread: its scan then stays in this process (the
+    # scan forks workers of its own only from a main thread), so a sweep's processes are its --jobs.
+    with ThreadPoolExecutor(1, thread_name_prefix="repository") as runner:
+        while True:
+            try:
+                repo = conn.recv()
+            except (EOFError, OSError):
+                return
+            if repo is None:
+                return
+            try:
+                message: tuple[str, Any] = ("entry", runner.submit(work, repo, setup.context).result())
+            except Exception as exc:  # noqa: BLE001 - sent back, raised there as it would be in a thread
+                message = ("raised", exc)
+            try:
+                send(message)
+            except OSError:  # the sweep's process is gone
+                return
+            except Exception:  # noqa: BLE001 - an exception that does not pickle: its text does
+                send(("raised", RuntimeError(f"{type(message[1]).__name__}: {message[1]}")))

@@ -1,0 +1,149 @@
+"""Repositories in worker processes: the objects of the whole sweep stay shared, a worker's death is
+its repository's outcome, its log records reach this process, an interrupt lets running
+repositories finish."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import pytest
+
+from bot.mirror import MirrorImage, MirrorOptions
+from bot.sweep.mirrorcache import SharedMirror
+from bot.sweep.ratelimit import RateLimiter
+from bot.registry import Secret
+from bot.sweep.access import TokenSource
+from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensProxy
+from bot.sweep.workers import START_METHOD
+from tests.sweep.conftest import ORG, TOKEN_ENV, Org
+from tests.sweep.test_sweep import state_lines, sweep
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _ask(mirror: MirrorProxy, limiter: LimiterProxy, tokens: TokensProxy, moves: list[tuple[str, str]],
+         out: Connection) -> None:
+    """In a worker process: a token, two GitHub requests' worth of the limiter, then the mirror step."""
+    token = tokens.current()
+    limiter.before()
+    limiter.before()
+    images = mirror(moves, MirrorOptions(), pulls={"a": 5})
+    out.send((token.reveal(), [(image.source, image.pulls) for image in images]))
+
+
+def test_the_mirror_step_the_rate_limit_and_the_token_are_shared_by_worker_processes() -> None:
+    calls: list[list[tuple[str, str]]] = []
+    gate = threading.Event()
+
+    def ensure(moves, options, *, pulls=None):
+        calls.append(list(moves))
+        gate.wait(10)
+        return [MirrorImage(s, t, "sha256:" + "a" * 64, ("linux/amd64",), "copied", 10, None, None) for s, t in moves]
+
+    slept: list[float] = []
+    limiter = RateLimiter(reserve=2, clock=lambda: 1000.0, sleep=slept.append)
+    limiter.observe(5, 1060)  # three requests to go before the reserve: the fourth of six waits, once
+    mirror = SharedMirror(ensure)
+    moves = {"one": [("a", "m/a"), ("b", "m/b")], "two": [("b", "m/b"), ("c", "m/c")], "three": [("a", "m/a")]}
+    mp = multiprocessing.get_context(START_METHOD)
+    with SharedObjects() as shared:
+        proxies = (shared.share(mirror, MirrorProxy), shared.share(limiter, LimiterProxy),
+                   shared.share(TokenSource(Secret("ghs_shared")), TokensProxy))
+        pipes = {name: mp.Pipe(duplex=False) for name in moves}
+        processes = [mp.Process(target=_ask, args=(*proxies, moves[name], pipes[name][1])) for name in moves]
+        for process in processes:
+            process.start()
+        time.sleep(0.5)  # all three asking at once
+        gate.set()
+        results = {name: pipes[name][0].recv() for name in moves}
+        for process in processes:
+            process.join(10)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+    assert sorted(move for call in calls for move in call) == [("a", "m/a"), ("b", "m/b"), ("c", "m/c")]
+    assert results == {"one": ("ghs_shared", [("a", 5), ("b", None)]), "two": ("ghs_shared", [("b", None), ("c", None)]),
+                       "three": ("ghs_shared", [("a", 5)])}
+    assert mirror.calls == len(calls) and [i.source for i in mirror.images] == ["a", "b", "c"]
+    assert slept == [61.0]  # one limiter for all: a copy in each process would never have waited
+
+
+def test_a_worker_that_dies_fails_its_repository_and_the_sweep_goes_on(org: Org, capsys) -> None:
+    org.github.delays.append(("GET", r"^/repos/acme/svc-api/pulls$", 1.0))  # svc-api's run is still going on
+    killed: list[int] = []
+
+    def kill_the_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(r.path == "/repos/acme/svc-api" for r in org.github.requests):
+            time.sleep(0.01)
+        workers = [p for p in multiprocessing.active_children() if p.name.startswith("rehome-sweep-worker")]
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(api|web)$", "--jobs", "1")
+    killer.join()
+    assert len(killed) == 1  # --jobs 1: one worker
+    assert code == 1
+    assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
+        ("acme/svc-api", "failed", "its worker process ended (killed by SIGKILL) before the repository was done; "
+                                   "it runs again in the next sweep"),
+        ("acme/svc-web", "done", None)]  # in a new worker
+    assert len(org.pulls("acme/svc-web")) == 1 and org.pulls("acme/svc-api") == []
+
+
+@pytest.mark.parametrize("flag", ["-v", "-q"])
+def test_worker_log_records_reach_this_process_at_its_level(org: Org, capsys, flag: str) -> None:
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--workers", "process", flag)
+    assert code == 0, err
+    # `git push` is run, and logged at debug level, only in the worker.
+    pushes = [line for line in err.splitlines() if line.startswith("git push ")]
+    assert len(pushes) == (1 if flag == "-v" else 0), err
+    progress = [line for line in err.splitlines() if line.startswith("[1/1] ")]
+    assert progress == ([f"[1/1] acme/svc-web: done: {org.github.origin}/acme/svc-web/pull/1"] if flag == "-v" else [])
+
+
+def _started(org: Org) -> set[str]:
+    return {r.path.split("/")[3] for r in list(org.github.requests) if r.path.startswith("/repos/acme/")}
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_finish(
+        org: Org, tmp_path, how: str) -> None:
+    state = tmp_path / "state.jsonl"
+    org.github.delays.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", 0.5))
+    argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
+            org.github.base_url, "--token-env", TOKEN_ENV, "--repo-include", "^acme/svc-(api|docs|jobs|web)$",
+            "--jobs", "2", "--state", str(state), "--no-progress"]
+    # Its own process group: the Ctrl-C goes to the whole group, as a terminal's does.
+    process = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
+            time.sleep(0.01)
+        assert _started(org) == {"svc-api", "svc-docs"} and not state.exists()
+        if how == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, err
+    assert ("SIGINT" if how == "ctrl-c" else "SIGTERM") + ": starting no other repository; waiting" in err
+    # The two running finished, pushed, opened their pull request, were journaled; no other started.
+    assert sorted((line["repo"], line["status"]) for line in state_lines(state)) == [
+        ("acme/svc-api", "done"), ("acme/svc-docs", "nothing-to-do")]
+    assert len(org.pulls("acme/svc-api")) == 1
+    assert _started(org) == {"svc-api", "svc-docs"}
+    assert org.remote_git("acme/svc-jobs", "branch", "--list", "rehome/mirror-images") == ""
+    assert err.rstrip().endswith("rehome: interrupted")
