@@ -1,7 +1,10 @@
 """`ensure_images`, the function `rehome mirror` calls with the plan's moves, and its output."""
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 from bot.mirror import MirrorImage, MirrorOptions, ensure_images, exit_code, human_bytes, render, to_json
 from tests.oci import images
@@ -104,3 +107,35 @@ def test_pull_quota_is_reported(proxies: Loopback, tmp_path: Path, monkeypatch, 
     [image] = ensure_images([(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{unique_repo('m')}:v1")])
     assert image.status == "copied"
     assert caplog.messages == [f"{proxies.upstream_proxy.host}: 87 pulls left in the rate-limit window"]
+
+
+def test_images_sharing_a_base_cost_the_target_only_the_needed_requests(
+    proxies: Loopback, tmp_path: Path, monkeypatch
+) -> None:
+    """The benchmark's scenario (b) in small: each repository gets the shared base by one mount, and each
+    image costs the target one check, a check/start/upload per own blob, the push and the verification."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    base = images.random_layer(30_000)
+    many = [images.image((2000,), shared=(base,)) for _ in range(3)]
+    sources, targets = [unique_repo("upstream") for _ in many], [unique_repo("mirror") for _ in many]
+    for src, image in zip(sources, many):
+        images.push(proxies.upstream.host, src, image, "v1")
+    moves = [(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
+             for src, dst in zip(sources, targets)]
+    found = ensure_images(moves, MirrorOptions(jobs=4))
+    assert [(i.status, i.platforms, i.error) for i in found] == [("copied", ("linux/amd64",), None)] * 3
+    names = sorted({name for dst in targets for name in (dst, quote(dst, safe=""))}, key=len, reverse=True)
+    repo = re.compile("|".join(map(re.escape, names)))
+    session = re.compile(r"/uploads/[^/?]+\?_state=[^&]+&")
+    seen = Counter(session.sub("/uploads/<session>?", repo.sub("<repo>", f"{method} {path}"))
+                   for method, path in proxies.target_proxy.requests)
+    blobs = [base] + [blob for image in many for blob in image.blobs if blob != base]
+    assert seen == Counter({
+        "HEAD /v2/<repo>/manifests/v1": 3 + 3,  # each image's check, then its verification
+        "PUT /v2/<repo>/manifests/v1": 3,
+        **{f"HEAD /v2/<repo>/blobs/{blob.digest}": 1 for blob in blobs},
+        "POST /v2/<repo>/blobs/uploads/": len(blobs),
+        **{f"PUT /v2/<repo>/blobs/uploads/<session>?digest={quote(blob.digest)}": 1 for blob in blobs},
+        f"POST /v2/<repo>/blobs/uploads/?mount={quote(base.digest, safe='')}&from=<repo>": 2,
+    })
+    assert proxies.upstream_proxy.count("GET", "/blobs/") == len(blobs)

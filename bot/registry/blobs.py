@@ -14,7 +14,7 @@ from bot.registry.manifests import Descriptor
 
 log = logging.getLogger("rehome.registry")
 
-
+SMALL_BLOB_MAX = 4 << 20  # an image config larger than this is not expected
 
 @dataclasses.dataclass(frozen=True)
 class UploadSettings:
@@ -139,12 +139,15 @@ def _regroup(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-def put_monolithic(registry: Registry, repo: str, upload: Upload, body: Iterable[bytes], descriptor: Descriptor) -> None:
+def put_monolithic(
+    registry: Registry, repo: str, upload: Upload, body: bytes | Iterable[bytes], descriptor: Descriptor
+) -> None:
     step = f"upload blob {descriptor.digest}"
+    # Not retried on the same session, which a failed PUT may have closed: the caller starts a fresh one.
     response = registry.request(
         "PUT", with_digest(upload.location, descriptor.digest), repo=repo, step=step, actions=("pull", "push"),
         headers={"Content-Type": "application/octet-stream", "Content-Length": str(descriptor.size)},
-        content=body,
+        content=body, retry=False,
     )
     if response.status_code != 201:
         raise registry.fail(repo, step, response)
@@ -241,7 +244,22 @@ def transfer(
     return descriptor.size
 
 
-def read_small(registry: Registry, repo: str, descriptor: Descriptor, limit: int = 4 << 20) -> bytes:
+def transfer_small(
+    source: Registry, source_repo: str, target: Registry, target_repo: str, descriptor: Descriptor,
+    upload: Upload | None = None,
+) -> bytes:
+    """Copy a small blob (an image config) through memory, verified; its bytes, for the caller to keep."""
+    upload = upload or start_upload(target, target_repo)
+    try:
+        content = read_small(source, source_repo, descriptor)
+        put_monolithic(target, target_repo, upload, content, descriptor)
+    except RegistryError:
+        cancel_upload(target, target_repo, upload)
+        raise
+    return content
+
+
+def read_small(registry: Registry, repo: str, descriptor: Descriptor, limit: int = SMALL_BLOB_MAX) -> bytes:
     """A small blob (an image config) in memory, checked against its digest."""
     step = f"read blob {descriptor.digest}"
     if descriptor.size > limit:

@@ -68,6 +68,10 @@ def target_reference(source: ImageRef, target: ImageRef) -> str | None:
     return None if source.digest else "latest"
 
 
+def _is_config(descriptor: Descriptor) -> bool:
+    return descriptor.media_type in IMAGE_CONFIG_TYPES and descriptor.size <= blobs.SMALL_BLOB_MAX
+
+
 class Copier:
     """Copies images between registries; each unique blob goes once per target registry per run."""
 
@@ -77,6 +81,8 @@ class Copier:
         self._pool = ThreadPoolExecutor(max(1, options.jobs), thread_name_prefix="rehome-blob")
         # (target registry, digest) -> the blob's copy, whose result is (repository it landed in, bytes sent).
         self._blobs: dict[tuple[str, str], Future[tuple[str, int]]] = {}
+        # Image configs this run copied, by digest: their platform is read from here, not fetched back.
+        self._configs: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> Copier:
@@ -204,8 +210,14 @@ class Copier:
         retry = target.registry.retry
         for attempt in range(1, retry.tries + 1):
             try:
-                sent = blobs.transfer(source.registry, source.path, target.registry, target.path, descriptor,
-                                      self.options.upload, upload)
+                if _is_config(descriptor):
+                    content = blobs.transfer_small(source.registry, source.path, target.registry, target.path,
+                                                   descriptor, upload)
+                    self._configs[descriptor.digest] = content
+                    sent = len(content)
+                else:
+                    sent = blobs.transfer(source.registry, source.path, target.registry, target.path, descriptor,
+                                          self.options.upload, upload)
                 log.debug("%s: copied blob %s (%d bytes)", target, descriptor.digest, sent)
                 return sent
             except RetryableError as exc:
@@ -223,8 +235,11 @@ class Copier:
         config = manifest.config()
         if config is None or config.media_type not in IMAGE_CONFIG_TYPES:
             return []
+        content = self._configs.get(config.digest)
+        if content is None:
+            content = blobs.read_small(repo.registry, repo.path, config)
         try:
-            data = json.loads(blobs.read_small(repo.registry, repo.path, config))
+            data = json.loads(content)
         except ValueError:
             raise RegistryError(str(repo), f"read config {config.digest}", "the image config is not JSON") from None
         parts = (data.get("os"), data.get("architecture"), data.get("variant"))

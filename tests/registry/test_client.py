@@ -8,8 +8,9 @@ from bot import __version__
 from bot.registry import Registries, RetryPolicy
 from bot.registry.auth import normalise_scope, parse_challenge, scope_key
 from bot.registry.blobs import with_digest
-from bot.registry.client import is_loopback, parse_rate_limit, retry_after_seconds
+from bot.registry.client import _PoolPerHost, is_loopback, parse_rate_limit, retry_after_seconds
 from bot.registry.errors import ImmutableTagError, from_response
+from tests.oci.fixtures import Loopback
 
 
 @pytest.mark.parametrize(("host", "loopback"), [
@@ -29,6 +30,38 @@ def test_https_unless_loopback_or_insecure() -> None:
         assert registries.get("registry.lan:5000").base_url == "http://registry.lan:5000"
         assert registries.get("registry.lan").base_url == "https://registry.lan"
         assert registries.http.headers["User-Agent"] == f"rehome/{__version__}"
+
+
+def test_urls_of_paths_and_upload_locations() -> None:
+    with Registries() as registries:
+        registry = registries.get("localhost:5000")
+        assert [registry.url(u) for u in (
+            "/v2/a/b/blobs/uploads/",
+            "http://localhost:5000/v2/a/b/blobs/uploads/12?_state=x%3D",
+            "https://storage.example/blob?sig=1",
+            "12?_state=y",
+            "//mirror.example/v2/a/b/blobs/uploads/13",
+        )] == [
+            "http://localhost:5000/v2/a/b/blobs/uploads/",
+            "http://localhost:5000/v2/a/b/blobs/uploads/12?_state=x%3D",
+            "https://storage.example/blob?sig=1",
+            "http://localhost:5000/12?_state=y",
+            "http://mirror.example/v2/a/b/blobs/uploads/13",
+        ]
+
+
+def test_a_pool_per_host_and_certificates_only_for_https(loopback: Loopback) -> None:
+    transport = _PoolPerHost(httpx.Limits(max_connections=4))
+    with httpx.Client(transport=transport) as client:
+        for host in (loopback.upstream.host, loopback.target.host, loopback.upstream.host):
+            assert client.get(f"http://{host}/v2/").status_code == 200
+        assert sorted(transport._pools) == sorted(
+            ("http", "127.0.0.1", int(host.rpartition(":")[2])) for host in (loopback.upstream.host, loopback.target.host))
+        assert transport._tls is None
+        with pytest.raises(httpx.ConnectError):
+            client.get("https://127.0.0.1:1/v2/")
+        assert transport._tls is not None
+    assert transport._pools == {}
 
 
 def test_upload_location_keeps_its_query() -> None:

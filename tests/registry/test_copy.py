@@ -1,8 +1,9 @@
 """Copies between real loopback registries: images, indexes, referrers, what is sent and what is not."""
 from __future__ import annotations
 
+import re
 import subprocess
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ from bot.registry import Copier, CopyOptions, CopyResult, Registries
 from bot.registry.blobs import UploadSettings
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
-from tests.oci.proxy import Answer, Fault
+from tests.oci.proxy import Answer, Fault, Proxy
 
 
 def manifest_bytes(host: str, repo: str, reference: str) -> bytes | None:
@@ -38,6 +39,16 @@ def upstream_image(loopback: Loopback, image: images.Image, tag: str = "v1") -> 
     return repo
 
 
+def seen(proxy: Proxy) -> list[tuple[str, str]]:
+    """The requests the proxy saw, sorted (blobs go concurrently), each upload session written `<session>`."""
+    return sorted((method, re.sub(r"/uploads/[^/?]+\?_state=[^&]+&", "/uploads/<session>?", path))
+                  for method, path in proxy.requests)
+
+
+def upload(repo: str, digest: str) -> tuple[str, str]:
+    return "PUT", f"/v2/{repo}/blobs/uploads/<session>?digest={quote(digest)}"
+
+
 def test_copy_single_image(loopback: Loopback, registries: Registries) -> None:
     image = images.image((3000, 5000))
     src = upstream_image(loopback, image)
@@ -50,6 +61,29 @@ def test_copy_single_image(loopback: Loopback, registries: Registries) -> None:
     )
     assert result.verified_digest == image.digest
     assert_complete_copy(loopback.target.host, dst, image, "v1")
+
+
+def test_copy_asks_the_target_only_what_it_must(proxies: Loopback, registries: Registries) -> None:
+    image = images.image((3000,))
+    config, layer = image.blobs
+    src = upstream_image(proxies, image)
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
+    assert (result.status, result.platforms, result.error) == ("copied", ["linux/amd64"], None)
+    # The platform comes from the config as it was copied, not read back from the target.
+    assert seen(proxies.target_proxy) == sorted([
+        ("HEAD", f"/v2/{dst}/manifests/v1"),
+        ("HEAD", f"/v2/{dst}/blobs/{config.digest}"),
+        ("HEAD", f"/v2/{dst}/blobs/{layer.digest}"),
+        ("POST", f"/v2/{dst}/blobs/uploads/"),
+        ("POST", f"/v2/{dst}/blobs/uploads/"),
+        upload(dst, config.digest),
+        upload(dst, layer.digest),
+        ("PUT", f"/v2/{dst}/manifests/v1"),
+        ("HEAD", f"/v2/{dst}/manifests/v1"),
+    ])
+    assert_complete_copy(proxies.target.host, dst, image, "v1")
 
 
 def test_copy_index_with_every_platform(loopback: Loopback, registries: Registries) -> None:

@@ -22,7 +22,7 @@ def copy_through_faults(proxies: Loopback, registries: Registries, faults: list[
     src = unique_repo("upstream")
     images.push(proxies.upstream.host, src, image, "v1")
     for fault in faults:
-        fault.path = fault.path.format(src=src, layer=image.blobs[-1].digest)
+        fault.path = fault.path.format(src=src, config=image.blobs[0].digest, layer=image.blobs[-1].digest)
     proxies.upstream_proxy.faults.extend(faults)
     dst = unique_repo("mirror")
     with Copier(registries) as copier:
@@ -55,6 +55,15 @@ def test_corrupted_blob_once_is_fetched_again(proxies: Loopback, registries: Reg
     image, dst, result = copy_through_faults(proxies, registries, [Fault("GET", "/blobs/{layer}", "corrupt")])
     assert (result.status, result.digest) == ("copied", image.digest)
     assert httpx.get(f"http://{proxies.target.host}/v2/{dst}/blobs/{image.blobs[-1].digest}").content == image.blobs[-1].data
+
+
+def test_corrupted_or_lost_config_is_fetched_again(proxies: Loopback, registries: Registries) -> None:
+    image, dst, result = copy_through_faults(proxies, registries, [Fault("GET", "/blobs/{config}", "corrupt"),
+                                                                   Fault("GET", "/blobs/{config}", "reset-body")])
+    config = image.blobs[0]
+    assert (result.status, result.digest, result.platforms) == ("copied", image.digest, ["linux/amd64"])
+    assert proxies.upstream_proxy.count("GET", f"/blobs/{config.digest}") == 3
+    assert httpx.get(f"http://{proxies.target.host}/v2/{dst}/blobs/{config.digest}").content == config.data
 
 
 def test_always_corrupted_blob_fails_clearly_and_pushes_no_manifest(proxies: Loopback, registries: Registries) -> None:
