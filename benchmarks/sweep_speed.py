@@ -11,7 +11,8 @@ stand-in. The corpus's own references (docker.io, gcr.io, …) are declared inte
 `--internal`, as nothing can be copied from the internet here. Each run uses a fresh stand-in, a new
 mirror path and no bot branches. The plain clones write every file out, as `git clone` does; the
 sweep's clones write none (rehome reads the files from git's objects), which is much of the
-difference on a disk where creating a file is slow. Prints medians of several runs and of the
+difference on a disk where creating a file is slow. Each timed step starts after a `sync`, so neither
+pays for the other's writeback. Prints medians of several runs and of the
 runs' ratios; asserts nothing.
 
     python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4] [--workers process]
@@ -83,8 +84,21 @@ def build_repositories(work: Path, count: int, files: int, upstream: str) -> tup
     return remotes or sorted((work / "remotes").iterdir()), int(statistics.mean(sizes)), int(statistics.mean(counts))
 
 
+def drop_bot_branches(remotes: list[Path]) -> None:
+    for remote in remotes:
+        subprocess.run(["git", "--git-dir", str(remote), "update-ref", "-d", f"refs/heads/{BRANCH}"], check=False)
+
+
+def settle() -> None:
+    """Before each timed step: the files the last step wrote (or deleted) reach the disk now, so
+    their writeback is not charged to the next step."""
+    os.sync()
+    time.sleep(1)
+
+
 def time_clones(remotes: list[Path], jobs: int, into: Path) -> float:
     into.mkdir(parents=True)
+    settle()
     start = time.perf_counter()
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(lambda r: subprocess.run(["git", "clone", "-q", f"file://{r}", str(into / r.stem)],
@@ -98,7 +112,6 @@ def time_sweep(remotes: list[Path], jobs: int, workers: str, target: str, run: i
     github = GitHubServer()
     try:
         for remote in remotes:
-            subprocess.run(["git", "--git-dir", str(remote), "update-ref", "-d", f"refs/heads/{BRANCH}"], check=False)
             github.add_repo(f"bench/{remote.stem}", f"file://{remote}", git_dir=str(remote))
         env = {**os.environ, TOKEN_ENV: "bench-token", "PYTHONPATH": str(ROOT),
                "DOCKER_CONFIG": str(work / "docker-config")}
@@ -106,6 +119,7 @@ def time_sweep(remotes: list[Path], jobs: int, workers: str, target: str, run: i
                 "--github-url", github.base_url, "--token-env", TOKEN_ENV, "--jobs", str(jobs), "--workers", workers,
                 "--no-progress",
                 "--internal", "[!1]*", "--format", "json", "-q"]
+        settle()
         start = time.perf_counter()
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
@@ -141,6 +155,7 @@ def main() -> None:
                   f"mean {files} files, {size / 1e6:.1f} MB each (from ../shared/corpus)")
             sweeps, clones = [], []
             for run in range(args.runs):
+                drop_bot_branches(remotes)  # each run's clones and sweep see the repositories as built
                 clones.append(time_clones(remotes, args.jobs, work / f"clones{run}"))
                 elapsed, pulls = time_sweep(remotes, args.jobs, args.workers, f"{target.host}/mirror", run, work)
                 sweeps.append(elapsed)
