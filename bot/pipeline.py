@@ -142,14 +142,13 @@ def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.
     """Scan and plan the checkout's files. `rehome.yaml` and the rules and templates it names
     inside the repository are written to disk first: the only files read from there."""
     args = argparse.Namespace(**{**vars(args), "path": str(checkout.root)})
-    if checkout.objects is not None:
-        if getattr(args, "config", None) is None:
-            checkout.materialize([CONFIG_NAME])
-        config = options.load_config(args, checkout.root)
-        root = checkout.root.resolve()
-        named = [path for path in (config.rules, config.templates) if path is not None and path.is_relative_to(root)]
-        checkout.materialize([path.relative_to(root).as_posix() for path in named])
-    return plan_command.build(args, checkout.objects)
+    if checkout.objects is not None and getattr(args, "config", None) is None:
+        checkout.materialize([CONFIG_NAME])
+    config = options.load_config(args, checkout.root)
+    root = checkout.root.resolve()
+    named = [path for path in (config.rules, config.templates) if path is not None and path.is_relative_to(root)]
+    checkout.materialize([path.relative_to(root).as_posix() for path in named])
+    return plan_command.build(args, checkout.objects, config)
 
 
 def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, ensure: Ensure,

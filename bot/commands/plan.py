@@ -47,11 +47,12 @@ class Planned:
     pulls: PullCounts | None = None
 
 
-def build(args: argparse.Namespace, tree: Tree | None = None) -> Planned:
+def build(args: argparse.Namespace, tree: Tree | None = None, config: Config | None = None) -> Planned:
     """Scan and plan as the flags and rehome.yaml say; shared by plan, rewrite and mirror.
-    `tree`: a commit's files to read instead of the folder `args.path` (where they belong)."""
+    `tree`: a commit's files to read instead of the folder `args.path` (where they belong);
+    `config`: the configuration already loaded for these flags and that folder."""
     root = Path(args.path)
-    config = options.load_config(args, root)
+    config = config or options.load_config(args, root)
     destination = options.require_destination(args, config)
     template = options.mapping(args, config)
     scan_options = options.scan_options(args, config)

@@ -13,7 +13,6 @@ import dataclasses
 import posixpath
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
