@@ -78,10 +78,12 @@ class Checkout:
     remote: bool  # a clone (publish by push) or a worktree of a local repository (publish by update-ref)
     token: Secret | None = dataclasses.field(default=None, repr=False)
     checked_out: bool = True  # False: the working tree is empty, files are read from `objects`
+    prefix: str = ""  # where `root` is in the repository ("svc/" for a run in that subfolder)
     _objects: GitTree | None = dataclasses.field(default=None, init=False, repr=False)
 
-    def git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
-        return run_git(self.root, args, env=dict(env or {}) | auth_environment(self.token), secret=self.token)
+    def git(self, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> str:
+        return run_git(self.root, args, env=dict(env or {}) | auth_environment(self.token), secret=self.token,
+                       stdin=stdin)
 
     @property
     def objects(self) -> GitTree | None:
@@ -95,11 +97,8 @@ class Checkout:
     def materialize(self, paths: Sequence[str]) -> None:
         """Write these files (or every file below these folders) of the base commit into the
         working tree; paths the commit does not hold are passed over."""
-        if self.objects is None:
-            return
-        files = self.objects.files_below(paths)
-        if files:
-            self.git("checkout-index", "--force", "--", *files)
+        if self.objects is not None:
+            self.objects.write_files(self.objects.files_below(paths))
 
 
 def auth_environment(token: Secret | None) -> dict[str, str]:
@@ -121,10 +120,15 @@ def _scrub(text: str, secret: Secret | None) -> str:
 
 
 def run_git(cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None,
-            secret: Secret | None = None) -> str:
+            secret: Secret | None = None, stdin: bytes | None = None) -> str:
     log.debug("git %s", _scrub(" ".join(args), secret))
     try:
-        return gitpython.Git(str(cwd)).execute(["git", *args], env=dict(env or {}), strip_newline_in_stdout=True)
+        with tempfile.TemporaryFile() as given:
+            if stdin is not None:
+                given.write(stdin)
+                given.seek(0)
+            return gitpython.Git(str(cwd)).execute(["git", *args], istream=given if stdin is not None else None,
+                                                   env=dict(env or {}), strip_newline_in_stdout=True)
     except gitpython.GitCommandError as exc:
         stderr = (exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
         raise GitError(_scrub(f"git {args[0]} failed: {stderr or exc.status}", secret)) from None
@@ -161,10 +165,9 @@ def local_worktree(path: Path) -> Iterator[Checkout]:
     run_git(top, ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", "--no-checkout", "--detach",
                   str(tree), base_sha])
     try:
-        run_git(tree, ["read-tree", "HEAD"])  # the index of the base, with no file written
         root = tree / prefix if prefix else tree
         root.mkdir(parents=True, exist_ok=True)  # git runs here; the subfolder is not checked out
-        yield Checkout(root, base, base_sha, remote=False, checked_out=False)
+        yield Checkout(root, base, base_sha, remote=False, checked_out=False, prefix=prefix)
     finally:
         with contextlib.suppress(GitError):
             run_git(top, ["worktree", "remove", "--force", str(tree)])
@@ -199,7 +202,6 @@ def clone(url: str, base: str, token: Secret | None = None) -> Iterator[Checkout
                          "--branch", base, url, str(tree)], env=auth_environment(token), secret=token)
         checkout = Checkout(tree, base, "", remote=True, token=token, checked_out=False)
         checkout.base_sha = checkout.git("rev-parse", "HEAD")
-        checkout.git("read-tree", "HEAD")  # the index of the base, with no file written
         yield checkout
     finally:
         shutil.rmtree(parent, ignore_errors=True)
@@ -262,12 +264,41 @@ def foreign_commits(checkout: Checkout, head: str, identity: Identity) -> list[C
     return [c for c in commits_beyond_base(checkout, head) if c.author.email.lower() != identity.email.lower()]
 
 
-def commit_files(checkout: Checkout, paths: Sequence[str], message: str, identity: Identity) -> str:
-    """Commit `paths` (already written in the working tree) on top of the base; the new commit's sha."""
-    checkout.git("add", "--", *paths)
-    checkout.git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-m", message,
-                 env=identity.environment())
-    return checkout.git("rev-parse", "HEAD")
+# A ref of the checkout's own (per worktree): the one `git fast-import` must name. Publishing
+# the commit is `publish_branch`'s job, which checks the branch has not moved.
+_COMMIT_REF = "refs/worktree/rehome-commit"
+
+
+def commit_files(checkout: Checkout, files: Mapping[str, str], message: str, identity: Identity) -> str:
+    """Commit these files' new text (paths relative to `root`) on top of the base; the new commit's sha. One `git fast-import`
+    writes the blobs, trees and commit: no file is written to the working tree, no index is used.
+    Each file keeps its mode in the base (a new file is a regular one)."""
+    modes = checkout.objects.modes() if checkout.objects is not None else {}
+    who = f"{identity.name} <{identity.email}> now"
+    body = clean_message(message).encode()
+    stream = [f"commit {_COMMIT_REF}\nmark :1\nauthor {who}\ncommitter {who}\n".encode(),
+              b"data %d\n%b" % (len(body), body), f"from {checkout.base_sha}\n".encode()]
+    for path, text in sorted(files.items()):
+        data = text.encode("utf-8")
+        mode = modes.get(path, "100644")
+        stream.append(f"M {mode} inline {_fast_import_path(checkout.prefix + path)}\ndata {len(data)}\n".encode() + data + b"\n")
+    stream.append(b"get-mark :1\ndone\n")
+    return checkout.git("fast-import", "--quiet", "--force", "--date-format=now", "--done", stdin=b"".join(stream))
+
+
+def clean_message(message: str) -> str:
+    """What `git commit -m` makes of a message: no trailing spaces, one blank line at most in a row,
+    none at either end, a final newline."""
+    lines = [line.rstrip() for line in message.splitlines()]
+    kept = [line for i, line in enumerate(lines) if line or (i > 0 and lines[i - 1])]
+    return "\n".join(kept).strip("\n") + "\n"
+
+
+def _fast_import_path(path: str) -> str:
+    """A path as `git fast-import` reads it: C-quoted when it would be misread as it is."""
+    if "\n" not in path and not path.startswith('"'):
+        return path
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def _commit_fields(checkout: Checkout, sha: str) -> tuple[str, list[str]]:

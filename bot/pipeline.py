@@ -24,7 +24,7 @@ from bot.mirror import MirrorImage, MirrorOptions
 from bot.plan import Plan
 from bot.pulls import PullCounts
 from bot.report import MovedImage, NotMoved, PullWindow, RunReport
-from bot.rewrite import FileRewrite, rewrite_tree, unified_diff, write_atomically
+from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
 from bot.scan.model import INTERNAL, Reference
 
 log = logging.getLogger("rehome")
@@ -213,13 +213,10 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
         else:
             result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
         return result
-    checkout.materialize([r.path for r in changed])
-    for rewrite in changed:
-        assert rewrite.new_text is not None
-        write_atomically(checkout.root / rewrite.path, rewrite.new_text)
     assert result.report is not None
     message = render.render_commit_message(result.report, settings.templates)
-    new = git.commit_files(checkout, [r.path for r in changed], message, settings.author)
+    new = git.commit_files(checkout, {r.path: r.new_text for r in changed if r.new_text is not None}, message,
+                           settings.author)
     request = PullRequestRequest(settings.branch, checkout.base, result.title, result.body, settings.labels,
                                  settings.reviewers, settings.assignees, settings.draft)
     if git.same_change(checkout, head, new):

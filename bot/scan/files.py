@@ -183,6 +183,26 @@ class GitTree:
         wanted = [p.rstrip("/") for p in paths]
         return sorted(f for f in self._entries if any(f == w or f.startswith(w + "/") for w in wanted))
 
+    def modes(self) -> dict[str, str]:
+        """Each file's mode: 100644, 100755 (executable) or 120000 (symlink)."""
+        return {path: entry[0] for path, entry in self._entries.items()}
+
+    def write_files(self, paths: Iterable[str]) -> None:
+        """Write these files of the commit below `root`, as a checkout would (links as links)."""
+        paths = list(paths)
+        self.prefetch(paths)
+        for path in paths:
+            mode, obj, _size = self._entries[path]
+            target = self.root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            if mode == _SYMLINK:
+                os.symlink(os.fsdecode(self._blob(obj)), target)
+            else:
+                target.write_bytes(self._blob(obj))
+                target.chmod(0o755 if mode == "100755" else 0o644)
+
     def prefetch(self, paths: Iterable[str]) -> None:
         wanted = {self._entries[p][1] for p in paths if p in self._entries} - self._blobs.keys()
         if wanted:

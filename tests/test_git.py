@@ -1,0 +1,72 @@
+"""The bot's branch is built from git's objects: no working tree, no index."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+from bot import git
+from tests.helpers import git as run, write_tree
+
+ODD_NAME = 'odd "name"\nwith a newline.yaml'
+
+
+def _repository(tmp_path):
+    repo = write_tree(tmp_path / "repo", {
+        "svc/k8s.yaml": "image: redis:7\n",
+        "svc/bin/deploy": "#!/bin/sh\necho redis:7\n",
+        "svc/rehome.yaml": "destination: x\n",
+        f"svc/{ODD_NAME}": "image: redis:7\n",
+        "top.txt": "outside the subfolder\n",
+    })
+    (repo / "svc" / "bin" / "deploy").chmod(0o755)
+    os.symlink("k8s.yaml", repo / "svc" / "link.yaml")
+    run(repo, "init", "-q", "-b", "main")
+    run(repo, "add", "-A")
+    run(repo, "commit", "-q", "-m", "base")
+    return repo
+
+
+def test_a_commit_from_objects_keeps_modes_and_odd_names_and_cleans_the_message(tmp_path):
+    repo = _repository(tmp_path)
+    with git.local_worktree(repo / "svc") as checkout:
+        assert list(checkout.root.iterdir()) == []  # nothing is checked out
+        sha = git.commit_files(checkout, {
+            "k8s.yaml": "image: mirror/redis:7\n",
+            "bin/deploy": "#!/bin/sh\necho mirror/redis:7\n",
+            ODD_NAME: "image: mirror/redis:7\n",
+        }, "\n\nMove redis   \n\n\n\nto the mirror\n\n", git.Identity("Bot", "bot@example.com"))
+        assert list(checkout.root.iterdir()) == []  # the commit wrote no file either
+    header, message = run(repo, "cat-file", "-p", sha).split("\n\n", 1)
+    assert message == "Move redis\n\nto the mirror\n"
+    lines = header.splitlines()
+    assert lines[1:2] + [line.rsplit(" ", 2)[0] for line in lines[2:]] == [
+        f"parent {run(repo, 'rev-parse', 'main').strip()}",
+        "author Bot <bot@example.com>", "committer Bot <bot@example.com>"]
+    changed = run(repo, "diff", "--name-only", "-z", "main", sha).split("\0")[:-1]
+    assert sorted(changed) == sorted(["svc/bin/deploy", "svc/k8s.yaml", f"svc/{ODD_NAME}"])
+    assert run(repo, "show", f"{sha}:svc/k8s.yaml") == "image: mirror/redis:7\n"
+    assert run(repo, "show", f"{sha}:svc/{ODD_NAME}") == "image: mirror/redis:7\n"
+    modes = {line.split("\t")[1]: line.split()[0]
+             for line in run(repo, "ls-tree", "-r", sha, "svc/bin", "svc/link.yaml").splitlines()}
+    assert modes == {"svc/bin/deploy": "100755", "svc/link.yaml": "120000"}
+    # The commit is not published: no branch of the repository moved, no ref was left behind.
+    assert run(repo, "for-each-ref", "--format=%(refname)").split() == ["refs/heads/main"]
+
+
+def test_materialize_writes_files_links_and_modes_as_a_checkout_would(tmp_path):
+    repo = _repository(tmp_path)
+    with git.local_worktree(repo / "svc") as checkout:
+        checkout.materialize(["rehome.yaml", "bin", "link.yaml", "not-there.yaml"])
+        root = checkout.root
+        written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir())
+        assert written == ["bin/deploy", "link.yaml", "rehome.yaml"]
+        assert (root / "rehome.yaml").read_text() == "destination: x\n"
+        assert os.access(root / "bin" / "deploy", os.X_OK)
+        assert os.readlink(root / "link.yaml") == "k8s.yaml"
+
+
+def test_clean_message_is_what_git_commit_dash_m_keeps():
+    messages = ["  \ntitle \t\n\n\nbody line  \n  indented\n\n", "one line", "a\r\n\r\n\r\nb\r\n", "\n\n"]
+    for message in messages:
+        kept = subprocess.run(["git", "stripspace"], input=message, capture_output=True, text=True, check=True).stdout
+        assert (message, git.clean_message(message)) == (message, kept or "\n")
