@@ -82,7 +82,7 @@ class Rule:
     services: tuple[str, ...] = ()
 
     def selects(self, path: str) -> bool:
-        return matches_any(path, self.files) and not matches_any(path, self.exclude_files)
+        return matches_any(path, self.files) and not (self.exclude_files and matches_any(path, self.exclude_files))
 
     def text_may_hold_references(self, text: str) -> bool:
         return all(p.search(text) for p in self.contains)

@@ -1,7 +1,6 @@
 """The scan stage: files → rules → extractors → references with position and status."""
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import multiprocessing
 import os
@@ -73,18 +72,23 @@ def unresolved_reason(text: str) -> str:
 
 
 class _Lines:
-    """Line and column of a character offset, as DESIGN.md defines them (only `\\n` ends a line)."""
+    """Line and column of a character offset, as DESIGN.md defines them (only `\\n` ends a line).
+    Newlines are counted from the last offset asked for: a file's references come in order, and
+    most files have a few in a long text."""
 
     def __init__(self, text: str) -> None:
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.text = text
         self.bom = text.startswith("\ufeff")
+        self.last = (0, 0)  # (an offset, the newlines before it)
 
     def position(self, offset: int) -> tuple[int, int]:
-        index = bisect.bisect_right(self.starts, offset) - 1
-        column = offset - self.starts[index] + 1
-        if index == 0 and self.bom:
+        since, newlines = self.last if offset >= self.last[0] else (0, 0)
+        newlines += self.text.count("\n", since, offset)
+        self.last = (offset, newlines)
+        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        if newlines == 0 and self.bom:
             column -= 1
-        return index + 1, column
+        return newlines + 1, column
 
 
 def _ignored_lines(text: str) -> set[int]:

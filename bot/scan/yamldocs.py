@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.cyaml import CParser
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
@@ -29,8 +30,8 @@ _NUMBER_RE = re.compile(r"[-+]?(?:\.?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]
 BOM = "\ufeff"
 # A document marker line: `---` or `...` at column 0, then space or end of line.
 # YAML forbids such a line inside any scalar, so splitting here is always safe.
-_MARKER_RE = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r\n]|\Z)", re.MULTILINE)
-_DIRECTIVE_RE = re.compile(r"^%", re.MULTILINE)
+_MARKERS = ("\n---", "\n...")
+_AFTER_MARKER = frozenset(" \t\r\n")
 
 
 # Shared Tag objects: each caches its decoded text, so reading `node.tag` stays cheap.
@@ -57,45 +58,78 @@ class _ScanResolver(VersionedResolver):
         return _TAGS["str"]
 
 
-def _loader(pure: bool) -> YAML:
-    yaml = YAML(typ="safe", pure=pure)
+class _CComposer(CParser, _ScanResolver):  # type: ignore[misc]
+    """libyaml's parser and composer with the scan's resolver: what `YAML(typ="safe").compose_all`
+    builds for each call (a class and a constructor among it), made once."""
+
+    def __init__(self, text: str) -> None:
+        CParser.__init__(self, text)
+        _ScanResolver.__init__(self, loadumper=self)
+
+
+def _c_compose_all(text: str) -> list[Node]:
+    composer = _CComposer(text)
+    try:
+        nodes = []
+        while composer.check_node():
+            nodes.append(composer.get_node())
+        return nodes
+    finally:
+        composer.dispose()
+
+
+def _pure_loader() -> YAML:
+    yaml = YAML(typ="safe", pure=True)
     yaml.Resolver = _ScanResolver
     return yaml
 
 
 # libyaml (the C loader) speaks YAML 1.1 and rejects some YAML 1.2 that Kubernetes tools
 # accept, e.g. `{image: redis:7}`: a document it refuses is parsed again by the pure parser.
-# A YAML object keeps the state of the parse it is in, so each thread has its own pair (a sweep
+# A YAML object keeps the state of the parse it is in, so each thread has its own (a sweep
 # scans several repositories at once).
 _LOCAL = threading.local()
 
 
-def _loaders() -> tuple[YAML, YAML]:
-    pair = getattr(_LOCAL, "pair", None)
-    if pair is None:
-        pair = _LOCAL.pair = (_loader(pure=False), _loader(pure=True))
-    return pair
+def _pure() -> YAML:
+    loader = getattr(_LOCAL, "pure", None)
+    if loader is None:
+        loader = _LOCAL.pure = _pure_loader()
+    return loader
 
 
 def split_documents(text: str) -> list[tuple[int, str]]:
     """(offset, text) for each document's region. Directives make splitting unsafe: one chunk."""
-    if _DIRECTIVE_RE.search(text):
+    if text.startswith("%") or "\n%" in text:
         return [(0, text)]
-    starts = [0] + [m.start() for m in _MARKER_RE.finditer(text) if m.start() > 0]
+    starts = [0] + _marker_lines(text)
     ends = starts[1:] + [len(text)]
     return [(s, text[s:e]) for s, e in zip(starts, ends)]
 
 
+def _marker_lines(text: str) -> list[int]:
+    """Where each marker line after the first line starts. `str.find` rather than a regex: the
+    texts are megabytes, and the regex engine tries each character where `find` skips ahead."""
+    starts = []
+    for marker in _MARKERS:
+        at = text.find(marker)
+        while at != -1:
+            after = at + len(marker)
+            if after == len(text) or text[after] in _AFTER_MARKER:
+                starts.append(at + 1)
+            at = text.find(marker, after)
+    return sorted(starts)
+
+
 def compose_all(text: str) -> list[Node]:
-    fast, correct = _loaders()
     try:
-        return [n for n in fast.compose_all(text) if n is not None]
+        return [n for n in _c_compose_all(text) if n is not None]
     except YAMLError:
         pass
     except RecursionError:
         raise ExtractError("not parseable: YAML nested too deeply") from None
     try:
-        return [n for n in correct.compose_all(text) if n is not None]
+        return [n for n in _pure().compose_all(text) if n is not None]
     except YAMLError as exc:
         raise ExtractError(f"not valid YAML: {_one_line(exc)}") from None
     except RecursionError:
