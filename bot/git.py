@@ -123,12 +123,14 @@ def run_git(cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = N
             secret: Secret | None = None, stdin: bytes | None = None) -> str:
     log.debug("git %s", _scrub(" ".join(args), secret))
     try:
-        with tempfile.TemporaryFile() as given:
-            if stdin is not None:
+        with contextlib.ExitStack() as stack:
+            given = None
+            if stdin is not None:  # GitPython takes a file to read, not bytes
+                given = stack.enter_context(tempfile.TemporaryFile())
                 given.write(stdin)
                 given.seek(0)
-            return gitpython.Git(str(cwd)).execute(["git", *args], istream=given if stdin is not None else None,
-                                                   env=dict(env or {}), strip_newline_in_stdout=True)
+            return gitpython.Git(str(cwd)).execute(["git", *args], istream=given, env=dict(env or {}),
+                                                   strip_newline_in_stdout=True)
     except gitpython.GitCommandError as exc:
         stderr = (exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
         raise GitError(_scrub(f"git {args[0]} failed: {stderr or exc.status}", secret)) from None
