@@ -4,7 +4,8 @@ repositories with the same concurrency, measured in the same run.
 The organisation lives on the GitHub stand-in (tests/github/server.py, PyGithub's politeness pauses
 off as they are for loopback), each repository a bare remote built from ../shared/corpus: a random
 sample of its Dockerfiles and YAML (a few hundred files, a few MB), plus one manifest using two of
-four images on a loopback upstream registry. The sweep is a real one, not a dry run: the four
+four images on a loopback upstream registry; each remote is packed (`git repack -ad`), as a hosted
+repository is, so the server sends stored deltas rather than compressing loose objects for every clone. The sweep is a real one, not a dry run: the four
 images are copied to a loopback mirror registry (once for the whole sweep), every repository is
 cloned, scanned, planned, rewritten, committed and pushed, and its pull request opened on the
 stand-in. The corpus's own references (docker.io, gcr.io, …) are declared internal with
@@ -82,6 +83,7 @@ def build_repositories(work: Path, count: int, files: int, upstream: str) -> tup
         git(tree, "commit", "-q", "-m", "import")
         remote = work / "remotes" / f"repo-{number:03d}.git"
         git(work, "clone", "-q", "--bare", str(tree), str(remote))
+        git(remote, "repack", "-adq")  # packed, with deltas, as a hosted repository is (the clone left them loose)
         git(remote, "config", "uploadpack.allowFilter", "true")
         sizes.append(sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and ".git" not in p.parts))
         counts.append(len(picked) + 1)
