@@ -92,8 +92,10 @@ def build_repositories(work: Path, count: int, files: int, upstream: str) -> tup
 
 
 def drop_bot_branches(remotes: list[Path]) -> None:
+    """Each remote as built: no bot branch, and none of the objects its last push left behind."""
     for remote in remotes:
         subprocess.run(["git", "--git-dir", str(remote), "update-ref", "-d", f"refs/heads/{BRANCH}"], check=False)
+        subprocess.run(["git", "--git-dir", str(remote), "prune", "--expire=now"], check=True)
 
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
