@@ -272,18 +272,18 @@ _COMMIT_REF = "refs/worktree/rehome-commit"
 
 
 def commit_files(checkout: Checkout, files: Mapping[str, str], message: str, identity: Identity) -> str:
-    """Commit these files' new text (paths relative to `root`) on top of the base; the new commit's sha. One `git fast-import`
-    writes the blobs, trees and commit: no file is written to the working tree, no index is used.
-    Each file keeps its mode in the base (a new file is a regular one)."""
-    modes = checkout.objects.modes() if checkout.objects is not None else {}
+    """Commit these files' new text (paths relative to `root`) on top of the base; the new commit's
+    sha. One `git fast-import` writes the blobs, trees and commit: no file is written to the working
+    tree, no index is used. Each file keeps its mode in the base (a new file is a regular one)."""
     who = f"{identity.name} <{identity.email}> now"
     body = clean_message(message).encode()
     stream = [f"commit {_COMMIT_REF}\nmark :1\nauthor {who}\ncommitter {who}\n".encode(),
               b"data %d\n%b" % (len(body), body), f"from {checkout.base_sha}\n".encode()]
     for path, text in sorted(files.items()):
         data = text.encode("utf-8")
-        mode = modes.get(path, "100644")
-        stream.append(f"M {mode} inline {_fast_import_path(checkout.prefix + path)}\ndata {len(data)}\n".encode() + data + b"\n")
+        mode = (checkout.objects.mode(path) if checkout.objects is not None else None) or "100644"
+        stream.append(f"M {mode} inline {_fast_import_path(checkout.prefix + path)}\n".encode()
+                      + b"data %d\n%b\n" % (len(data), data))
     stream.append(b"get-mark :1\ndone\n")
     return checkout.git("fast-import", "--quiet", "--force", "--date-format=now", "--done", stdin=b"".join(stream))
 

@@ -183,9 +183,10 @@ class GitTree:
         wanted = [p.rstrip("/") for p in paths]
         return sorted(f for f in self._entries if any(f == w or f.startswith(w + "/") for w in wanted))
 
-    def modes(self) -> dict[str, str]:
-        """Each file's mode: 100644, 100755 (executable) or 120000 (symlink)."""
-        return {path: entry[0] for path, entry in self._entries.items()}
+    def mode(self, path: str) -> str | None:
+        """The file's mode (100644, 100755 executable, 120000 symlink); None when there is no such file."""
+        entry = self._entries.get(path)
+        return None if entry is None else entry[0]
 
     def write_files(self, paths: Iterable[str]) -> None:
         """Write these files of the commit below `root`, as a checkout would (links as links)."""

@@ -95,48 +95,43 @@ def _automaton(paths: tuple[str, ...]) -> _Automaton:
     return _Automaton(tuple(compile_path(p) for p in paths))
 
 
-class _Walk:
-    def __init__(self, automaton: _Automaton) -> None:
-        self.automaton = automaton
-
-    def hits(self, root: Node) -> list[Hit]:
-        """Depth first, in document order; a stack rather than recursion: documents are deep
-        and wide, and a generator per node costs more than the walk itself."""
-        step, accepting, accepted = self.automaton.step, self.automaton.accepting, self.automaton.accepted
-        visited: set[tuple[int, frozenset[State]]] = set()
-        reported: set[int] = set()
-        hits = []
-        stack: list[tuple[Node, frozenset[State], MappingNode | None]] = [(root, self.automaton.start, None)]
-        while stack:
-            node, states, parent = stack.pop()
-            if (id(node), states) in visited:
-                continue
-            visited.add((id(node), states))
-            for p in accepted.get(states) or accepting(states):
-                if id(node) not in reported:
-                    reported.add(id(node))
-                    hits.append(Hit(p, node, parent))
-            children: list[tuple[Node, frozenset[State], MappingNode | None]] = []
-            if isinstance(node, MappingNode):
-                for key_node, value in node.value:
-                    if not isinstance(key_node, ScalarNode):
-                        continue
-                    if key_node.value == "<<" and key_node.tag == MERGE_TAG:
-                        # `<<: *base` puts base's keys into this mapping.
-                        for merged in value.value if isinstance(value, SequenceNode) else [value]:
-                            children.append((merged, states, parent))
-                        continue
-                    nxt = step(states, str(key_node.value))
-                    if nxt:
-                        children.append((value, nxt, node))
-            elif isinstance(node, SequenceNode):
-                nxt = step(states, None)
+def _hits(automaton: _Automaton, root: Node) -> list[Hit]:
+    """Depth first, in document order; a stack rather than recursion: documents are deep
+    and wide, and a generator per node costs more than the walk itself."""
+    visited: set[tuple[int, frozenset[State]]] = set()
+    reported: set[int] = set()
+    hits = []
+    stack: list[tuple[Node, frozenset[State], MappingNode | None]] = [(root, automaton.start, None)]
+    while stack:
+        node, states, parent = stack.pop()
+        if (id(node), states) in visited:
+            continue
+        visited.add((id(node), states))
+        for p in automaton.accepting(states):
+            if id(node) not in reported:
+                reported.add(id(node))
+                hits.append(Hit(p, node, parent))
+        children: list[tuple[Node, frozenset[State], MappingNode | None]] = []
+        if isinstance(node, MappingNode):
+            for key_node, value in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    continue
+                if key_node.value == "<<" and key_node.tag == MERGE_TAG:
+                    # `<<: *base` puts base's keys into this mapping.
+                    for merged in value.value if isinstance(value, SequenceNode) else [value]:
+                        children.append((merged, states, parent))
+                    continue
+                nxt = automaton.step(states, str(key_node.value))
                 if nxt:
-                    children += [(item, nxt, None) for item in node.value]
-            stack += reversed(children)
-        return hits
+                    children.append((value, nxt, node))
+        elif isinstance(node, SequenceNode):
+            nxt = automaton.step(states, None)
+            if nxt:
+                children += [(item, nxt, None) for item in node.value]
+        stack += reversed(children)
+    return hits
 
 
 def select(root: Node, paths: list[str]) -> Iterator[Hit]:
     """Every node any of `paths` reaches, in document order; `Hit.pattern` indexes `paths`."""
-    yield from _Walk(_automaton(tuple(paths))).hits(root)
+    yield from _hits(_automaton(tuple(paths)), root)

@@ -78,12 +78,6 @@ def _c_compose_all(text: str) -> list[Node]:
         composer.dispose()
 
 
-def _pure_loader() -> YAML:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.Resolver = _ScanResolver
-    return yaml
-
-
 # libyaml (the C loader) speaks YAML 1.1 and rejects some YAML 1.2 that Kubernetes tools
 # accept, e.g. `{image: redis:7}`: a document it refuses is parsed again by the pure parser.
 # A YAML object keeps the state of the parse it is in, so each thread has its own (a sweep
@@ -94,7 +88,8 @@ _LOCAL = threading.local()
 def _pure() -> YAML:
     loader = getattr(_LOCAL, "pure", None)
     if loader is None:
-        loader = _LOCAL.pure = _pure_loader()
+        loader = _LOCAL.pure = YAML(typ="safe", pure=True)
+        loader.Resolver = _ScanResolver
     return loader
 
 
