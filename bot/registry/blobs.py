@@ -1,6 +1,7 @@
 """Blobs: existence checks, cross-repository mounts, and streamed, verified uploads."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -15,6 +16,7 @@ from bot.registry.manifests import Descriptor
 log = logging.getLogger("rehome.registry")
 
 SMALL_BLOB_MAX = 4 << 20  # an image config larger than this is not expected
+
 
 @dataclasses.dataclass(frozen=True)
 class UploadSettings:
@@ -218,14 +220,24 @@ def _downloaded(response: httpx.Response, where: str, step: str) -> Iterator[byt
         raise RetryableError(where, step, f"the connection broke mid-blob ({type(exc).__name__})") from None
 
 
+@contextlib.contextmanager
+def _session(target: Registry, repo: str, upload: Upload | None) -> Iterator[Upload]:
+    """The upload session given (a refused mount opens one), else a new one; cancelled when the copy fails."""
+    upload = upload or start_upload(target, repo)
+    try:
+        yield upload
+    except RegistryError:
+        cancel_upload(target, repo, upload)
+        raise
+
+
 def transfer(
     source: Registry, source_repo: str, target: Registry, target_repo: str, descriptor: Descriptor,
     settings: UploadSettings, upload: Upload | None = None,
 ) -> int:
     """Stream one blob from source to target, verified on the way; the number of bytes sent."""
     step = f"download blob {descriptor.digest}"
-    upload = upload or start_upload(target, target_repo)
-    try:
+    with _session(target, target_repo, upload) as upload:
         response = source.request("GET", f"/v2/{source_repo}/blobs/{descriptor.digest}", repo=source_repo, step=step, stream=True)
         try:
             if response.status_code != 200:
@@ -238,9 +250,6 @@ def transfer(
                 put_chunked(target, target_repo, upload, verified, descriptor, settings.chunk_size)
         finally:
             response.close()
-    except RegistryError:
-        cancel_upload(target, target_repo, upload)
-        raise
     return descriptor.size
 
 
@@ -249,13 +258,9 @@ def transfer_small(
     upload: Upload | None = None,
 ) -> bytes:
     """Copy a small blob (an image config) through memory, verified; its bytes, for the caller to keep."""
-    upload = upload or start_upload(target, target_repo)
-    try:
+    with _session(target, target_repo, upload) as upload:
         content = read_small(source, source_repo, descriptor)
         put_monolithic(target, target_repo, upload, content, descriptor)
-    except RegistryError:
-        cancel_upload(target, target_repo, upload)
-        raise
     return content
 
 
