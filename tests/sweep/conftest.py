@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.mirror import MirrorImage
 from tests.github.server import GitHubServer
 from tests.helpers import git, write_tree
 from tests.oci import images
@@ -20,6 +22,25 @@ TOKEN_ENV = "REHOME_SWEEP_TOKEN"
 ORG = "acme"
 LIBS = 52
 PER_PAGE = 25
+
+
+# What three repositories ask the mirror step for: `a` and `b` twice each.
+OVERLAPPING_MOVES = {"one": [("a", "m/a"), ("b", "m/b")], "two": [("b", "m/b"), ("c", "m/c")], "three": [("a", "m/a")]}
+
+
+class GatedMirrorStep:
+    """A stand-in for the mirror step: records the moves of each call, and holds every call until
+    `gate` is set (at most `timeout` seconds), so that its callers are all asking at once."""
+
+    def __init__(self, timeout: float) -> None:
+        self.calls: list[list[tuple[str, str]]] = []
+        self.gate = threading.Event()
+        self.timeout = timeout
+
+    def __call__(self, moves, options, *, pulls=None) -> list[MirrorImage]:
+        self.calls.append(list(moves))
+        self.gate.wait(self.timeout)
+        return [MirrorImage(s, t, "sha256:" + "a" * 64, ("linux/amd64",), "copied", 10, None, None) for s, t in moves]
 
 
 @dataclasses.dataclass

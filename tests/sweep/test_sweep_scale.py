@@ -19,7 +19,7 @@ from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.progress import SweepProgress
 from bot.sweep.report import RepoEntry
 from tests.helpers import run_cli
-from tests.sweep.conftest import ORG, TOKEN_ENV, Org
+from tests.sweep.conftest import ORG, OVERLAPPING_MOVES, TOKEN_ENV, GatedMirrorStep, Org
 from tests.sweep.test_sweep import state_lines, sweep
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -115,27 +115,20 @@ def test_shards_cover_the_org_once_and_their_reports_merge_into_the_single_run(o
 
 
 def test_the_shared_mirror_step_ensures_each_image_once_even_when_asked_at_the_same_time() -> None:
-    calls: list[list[tuple[str, str]]] = []
-    gate = threading.Event()
-
-    def ensure(moves, options, *, pulls=None):
-        calls.append(list(moves))
-        gate.wait(5)
-        return [MirrorImage(s, t, "sha256:" + "a" * 64, ("linux/amd64",), "copied", 10, None, None) for s, t in moves]
-
+    ensure = GatedMirrorStep(timeout=5)
     shared = SharedMirror(ensure)
     results: dict[str, list[MirrorImage]] = {}
-    moves = {"one": [("a", "m/a"), ("b", "m/b")], "two": [("b", "m/b"), ("c", "m/c")], "three": [("a", "m/a")]}
+    moves = OVERLAPPING_MOVES
     threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, shared(moves[n], MirrorOptions(),
                                                                                  pulls={"a": 5})))
                for n in moves]
     for thread in threads:
         thread.start()
     time.sleep(0.2)
-    gate.set()
+    ensure.gate.set()
     for thread in threads:
         thread.join(10)
-    assert sorted(move for call in calls for move in call) == [("a", "m/a"), ("b", "m/b"), ("c", "m/c")]
+    assert sorted(move for call in ensure.calls for move in call) == [("a", "m/a"), ("b", "m/b"), ("c", "m/c")]
     assert {n: [(i.source, i.pulls) for i in r] for n, r in results.items()} == {
         "one": [("a", 5), ("b", None)], "two": [("b", None), ("c", None)], "three": [("a", 5)]}
     assert [i.source for i in shared.images] == ["a", "b", "c"]

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.mirror import MirrorImage, MirrorOptions
+from bot.mirror import MirrorOptions
 from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.ratelimit import RateLimiter
 from bot.registry import Secret
 from bot.sweep.access import TokenSource
 from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensProxy
 from bot.sweep.workers import START_METHOD
-from tests.sweep.conftest import ORG, TOKEN_ENV, Org
+from tests.sweep.conftest import ORG, OVERLAPPING_MOVES, TOKEN_ENV, GatedMirrorStep, Org
 from tests.sweep.test_sweep import state_lines, sweep
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -39,19 +39,12 @@ def _ask(mirror: MirrorProxy, limiter: LimiterProxy, tokens: TokensProxy, moves:
 
 
 def test_the_mirror_step_the_rate_limit_and_the_token_are_shared_by_worker_processes() -> None:
-    calls: list[list[tuple[str, str]]] = []
-    gate = threading.Event()
-
-    def ensure(moves, options, *, pulls=None):
-        calls.append(list(moves))
-        gate.wait(10)
-        return [MirrorImage(s, t, "sha256:" + "a" * 64, ("linux/amd64",), "copied", 10, None, None) for s, t in moves]
-
+    ensure = GatedMirrorStep(timeout=10)
     slept: list[float] = []
     limiter = RateLimiter(reserve=2, clock=lambda: 1000.0, sleep=slept.append)
     limiter.observe(5, 1060)  # three requests to go before the reserve: the fourth of six waits, once
     mirror = SharedMirror(ensure)
-    moves = {"one": [("a", "m/a"), ("b", "m/b")], "two": [("b", "m/b"), ("c", "m/c")], "three": [("a", "m/a")]}
+    moves = OVERLAPPING_MOVES
     mp = multiprocessing.get_context(START_METHOD)
     with SharedObjects() as shared:
         proxies = (shared.share(mirror, MirrorProxy), shared.share(limiter, LimiterProxy),
@@ -61,15 +54,15 @@ def test_the_mirror_step_the_rate_limit_and_the_token_are_shared_by_worker_proce
         for process in processes:
             process.start()
         time.sleep(0.5)  # all three asking at once
-        gate.set()
+        ensure.gate.set()
         results = {name: pipes[name][0].recv() for name in moves}
         for process in processes:
             process.join(10)
     assert [process.exitcode for process in processes] == [0, 0, 0]
-    assert sorted(move for call in calls for move in call) == [("a", "m/a"), ("b", "m/b"), ("c", "m/c")]
+    assert sorted(move for call in ensure.calls for move in call) == [("a", "m/a"), ("b", "m/b"), ("c", "m/c")]
     assert results == {"one": ("ghs_shared", [("a", 5), ("b", None)]), "two": ("ghs_shared", [("b", None), ("c", None)]),
                        "three": ("ghs_shared", [("a", 5)])}
-    assert mirror.calls == len(calls) and [i.source for i in mirror.images] == ["a", "b", "c"]
+    assert mirror.calls == len(ensure.calls) and [i.source for i in mirror.images] == ["a", "b", "c"]
     assert slept == [61.0]  # one limiter for all: a copy in each process would never have waited
 
 
