@@ -3,7 +3,10 @@
 Values: an `image` (or `*Image` / `*image`) key holds either a reference string or a
 map of split keys (`registry`, `repository`, `tag`, `digest`) that the chart's
 templates join into one reference; an empty or absent tag means the chart's
-`appVersion`. Templates are Go templates, not YAML: they are read line by line.
+`appVersion`. A values file with no `Chart.yaml` beside or above it is read too: it is
+passed to a chart installed from elsewhere (`helm install repo/chart -f values.yaml`, an
+Argo CD or Flux release), so a tagless split entry there stays unresolved.
+Templates are Go templates, not YAML: they are read line by line.
 """
 from __future__ import annotations
 
@@ -58,24 +61,24 @@ def _compose(registry: str, repository: str, tag: str, digest: str) -> str:
     return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
-def _app_version(context: FileContext) -> tuple[str, str] | None:
-    """(Chart.yaml path, appVersion) of the nearest chart above the values file."""
+def _nearest_chart(context: FileContext) -> tuple[str, str | None] | None:
+    """(Chart.yaml path, its appVersion if any) of the nearest chart above the values file."""
     for directory in (context.directory, *context.directory.parents):
         chart_path = (directory / "Chart.yaml").as_posix()
         chart = context.read_text(chart_path)
         if chart is not None:
-            return _chart_app_version(chart, chart_path)
+            return chart_path, _chart_app_version(chart)
     return None
 
 
-def _chart_app_version(chart: str, chart_path: str) -> tuple[str, str] | None:
+def _chart_app_version(chart: str) -> str | None:
     try:
         roots = [node for _, node in documents(chart)]
     except ExtractError:
         return None
     value = mapping_get(roots[0], "appVersion") if roots else None
     if isinstance(value, ScalarNode) and value.tag != NULL_TAG and str(value.value):
-        return chart_path, str(value.value)
+        return str(value.value)
     return None
 
 
@@ -91,13 +94,14 @@ def _split_reference(mapping: MappingNode, text: str, base: int, context: FileCo
     edit = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column, "flow": bool(mapping.flow_style)}}
     if values["tag"] or values["digest"]:
         return Found(offset=at.offset, raw=raw, span=at.region, edit=edit)
-    chart = _app_version(context)
+    chart = _nearest_chart(context)
     if chart is None:
-        return Found(
-            offset=at.offset, raw=raw, span=at.region, edit=edit,
-            unresolved="no tag, and no appVersion in the chart's Chart.yaml to default to",
-        )
+        why = "no tag, and no Chart.yaml here: the chart installed from elsewhere picks the tag"
+        return Found(offset=at.offset, raw=raw, span=at.region, edit=edit, unresolved=why)
     chart_path, app_version = chart
+    if app_version is None:
+        why = "no tag, and no appVersion in the chart's Chart.yaml to default to"
+        return Found(offset=at.offset, raw=raw, span=at.region, edit=edit, unresolved=why)
     edit["helm"]["app_version"] = {"path": chart_path, "value": app_version}
     return Found(
         offset=at.offset,
