@@ -33,7 +33,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_table(export: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "pulls", str(export), "--since", "2024-05-01T02:00:00Z", "--limit", "1") == (0, f"""\
+    assert run(capsys, "pulls", str(export), "--since", "2024-05-01T02:00:00Z", "--limit", "1") == (0, """\
 IMAGE                                                         PULLS  REPOSITORY PULLS  PEAK 6H  AT LIMIT
 ------------------------------------------------------------  -----  ----------------  -------  --------
 us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.14.2  2      2                 1        yes
