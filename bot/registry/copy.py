@@ -18,6 +18,9 @@ from bot.registry.manifests import IMAGE_CONFIG_TYPES, Descriptor, Manifest
 log = logging.getLogger("rehome.registry")
 
 COSIGN_SUFFIXES = ("sig", "att", "sbom")
+# Referrers of referrers are copied too (a signature on an SBOM is two levels); a chain deeper than
+# this is not expected, and the bound keeps a registry that lists referrers in a cycle from looping.
+MAX_REFERRER_DEPTH = 4
 DEFAULT_JOBS = 8
 
 
@@ -246,25 +249,36 @@ class Copier:
         return ["/".join(p for p in parts if p)] if data.get("os") else []
 
     def _copy_referrers(self, source: _Repo, target: _Repo, manifest: Manifest) -> int:
-        """Cosign's `sha256-<hex>.sig/.att/.sbom` tags and what the OCI referrers API lists, for the image and its children."""
-        digests = [manifest.digest] + [c.digest for c in manifest.children()]
+        """Cosign's `sha256-<hex>.sig/.att/.sbom` tags and what the OCI referrers API lists, for the image and its
+        children, and in turn theirs (a signature on an SBOM), down to `MAX_REFERRER_DEPTH`."""
         tags = set(manifests.list_tags(source.registry, source.path))
+        subjects = [manifest.digest] + [c.digest for c in manifest.children()]
+        seen = set(subjects)
         sent = 0
-        for digest in digests:
-            for suffix in COSIGN_SUFFIXES:
-                tag = f"{digest.replace(':', '-')}.{suffix}"
-                if tag in tags:
-                    sent += self._copy_reference(source, target, tag)
-            for referrer in manifests.referrers(source.registry, source.path, digest):
-                sent += self._copy_reference(source, target, referrer.digest)
+        for _ in range(MAX_REFERRER_DEPTH):
+            found: list[str] = []
+            for subject in subjects:
+                for reference in self._referrers_of(source, subject, tags):
+                    copied, digest = self._copy_reference(source, target, reference)
+                    sent += copied
+                    if digest is not None and digest not in seen:
+                        seen.add(digest)
+                        found.append(digest)
+            subjects = found
         return sent
 
-    def _copy_reference(self, source: _Repo, target: _Repo, reference: str) -> int:
+    def _referrers_of(self, source: _Repo, subject: str, tags: set[str]) -> list[str]:
+        cosign = [f"{subject.replace(':', '-')}.{suffix}" for suffix in COSIGN_SUFFIXES]
+        listed = [referrer.digest for referrer in manifests.referrers(source.registry, source.path, subject)]
+        return [tag for tag in cosign if tag in tags] + listed
+
+    def _copy_reference(self, source: _Repo, target: _Repo, reference: str) -> tuple[int, str | None]:
+        """Copy one referrer (a tag or a digest) unless the target has it; (bytes sent, its digest)."""
         digest = manifests.head_digest(source.registry, source.path, reference, f"look up {reference}")
         if digest is None or manifests.head_digest(target.registry, target.path, reference, f"check {reference}") == digest:
-            return 0
+            return 0, digest
         manifest = manifests.get_manifest(source.registry, source.path, digest)
         sent = self._copy_contents(source, target, manifest)
         self._push_verified(target, reference, manifest)
         log.debug("%s: copied %s", target, reference)
-        return sent
+        return sent, digest

@@ -224,26 +224,60 @@ def test_cosign_signature_travels_unless_disabled(loopback: Loopback, registries
     assert_complete_copy(loopback.target.host, with_sig, signature, sig_tag)
 
 
+def serve_referrers(proxy: Proxy, repo: str, listed: dict[str, list[images.Image]]) -> None:
+    """The OCI referrers API on the proxy (the 2.8 registry has none): subject digest -> its referrers."""
+    def listing(referrers: list[images.Image]) -> bytes:
+        return httpx.Response(200, json={"schemaVersion": 2, "mediaType": images.OCI_INDEX, "manifests": [
+            {"mediaType": images.OCI_MANIFEST, "digest": r.digest, "size": r.size,
+             "artifactType": "application/vnd.example.sbom"} for r in referrers]}).content
+
+    def referrers_api(method: str, path: str) -> Answer | None:
+        for subject, referrers in listed.items():
+            if path == f"/v2/{repo}/referrers/{subject}":
+                return Answer(200, {"Content-Type": images.OCI_INDEX}, listing(referrers))
+        return None
+
+    proxy.routes.append(referrers_api)
+
+
+def copy_through_proxies(proxies: Loopback, registries: Registries, src: str) -> tuple[str, CopyResult]:
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1")
+    return dst, result
+
+
 def test_referrers_api_is_followed(proxies: Loopback, registries: Registries) -> None:
     image = images.image()
     sbom = images.referrer_for(image)
     src = upstream_image(proxies, image)
     images.push(proxies.upstream.host, src, sbom)
-    listing = {"schemaVersion": 2, "mediaType": images.OCI_INDEX, "manifests": [
-        {"mediaType": images.OCI_MANIFEST, "digest": sbom.digest, "size": sbom.size,
-         "artifactType": "application/vnd.example.sbom"}]}
-
-    def referrers_api(method: str, path: str) -> Answer | None:
-        if path == f"/v2/{src}/referrers/{image.digest}":
-            return Answer(200, {"Content-Type": images.OCI_INDEX}, httpx.Response(200, json=listing).content)
-        return None
-
-    proxies.upstream_proxy.routes.append(referrers_api)
-    dst = unique_repo("mirror")
-    with Copier(registries) as copier:
-        result = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1")
+    serve_referrers(proxies.upstream_proxy, src, {image.digest: [sbom]})
+    dst, result = copy_through_proxies(proxies, registries, src)
     assert result.status == "copied"
     assert_complete_copy(proxies.target.host, dst, sbom, sbom.digest)
+
+
+def test_referrers_of_referrers_travel_and_a_cycle_ends(proxies: Loopback, registries: Registries) -> None:
+    # image <- SBOM (listed by the referrers API) <- cosign signature of the SBOM (a tag); the API also
+    # lists the image as a referrer of its own SBOM, a cycle the copy must not follow forever.
+    image = images.image()
+    sbom = images.referrer_for(image)
+    signature = images.signature_for(sbom)
+    sig_tag = sbom.digest.replace(":", "-") + ".sig"
+    src = upstream_image(proxies, image)
+    images.push(proxies.upstream.host, src, sbom)
+    images.push(proxies.upstream.host, src, signature, sig_tag)
+    serve_referrers(proxies.upstream_proxy, src, {image.digest: [sbom], sbom.digest: [image]})
+    dst, result = copy_through_proxies(proxies, registries, src)
+    assert result.status == "copied"
+    unique_blobs = {b.digest: len(b.data) for b in image.blobs + sbom.blobs + signature.blobs}  # one empty config
+    assert result.bytes == sum(unique_blobs.values())
+    assert_complete_copy(proxies.target.host, dst, sbom, sbom.digest)
+    assert_complete_copy(proxies.target.host, dst, signature, sig_tag)
+    # Each referrer listing was asked for once: the image's, the SBOM's, then the signature's.
+    listings = [path for method, path in proxies.upstream_proxy.requests if "/referrers/" in path]
+    assert listings == [f"/v2/{src}/referrers/{d}" for d in (image.digest, sbom.digest, signature.digest)]
 
 
 def test_chunked_upload_honours_min_chunk_length_and_resumes(proxies: Loopback, registries: Registries) -> None:
