@@ -35,6 +35,7 @@ VERIFIED = frozenset({"present", "copied"})
 DRY_RUN_MOVES = VERIFIED | {"missing", "unknown"}
 
 Ensure = Callable[..., list[MirrorImage]]
+OnPlanned = Callable[[plan_command.Planned], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,12 +129,15 @@ def pull_request_settings(args: argparse.Namespace, config: Config,
 
 
 def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = mirror.ensure_images,
-                   mirror_options: MirrorOptions | None = None) -> RunResult:
+                   mirror_options: MirrorOptions | None = None,
+                   on_planned: OnPlanned = lambda planned: None) -> RunResult:
     """Run the whole pipeline for the repository `forge` names. `args` are `rehome run`'s flags
-    (scan, plan, mirror and pull request settings); `ensure` may be a sweep's shared mirror step."""
+    (scan, plan, mirror and pull request settings); `ensure` may be a sweep's shared mirror step.
+    `on_planned` is given the scan and plan as soon as they are made, so a caller keeps them even
+    when a later step (push, pull request) raises."""
     dry_run = bool(args.dry_run)
     with forge.checkout(dry_run=dry_run) as checkout:
-        result = _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run)
+        result = _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run, on_planned)
         result.base_sha = checkout.base_sha or None
         return result
 
@@ -152,8 +156,9 @@ def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.
 
 
 def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, ensure: Ensure,
-                  mirror_options: MirrorOptions | None, dry_run: bool) -> RunResult:
+                  mirror_options: MirrorOptions | None, dry_run: bool, on_planned: OnPlanned) -> RunResult:
     planned = plan_checkout(checkout, args)
+    on_planned(planned)
     settings = pull_request_settings(args, planned.config)
     if checkout.base == settings.branch:
         raise UsageError(f"the base branch is the bot's own branch {settings.branch}",

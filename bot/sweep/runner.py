@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from bot import git
+from bot.commands.plan import Planned
 from bot.errors import RehomeError
 from bot.forge.github import GitHubForge
 from bot.mirror import MirrorOptions
@@ -71,12 +72,11 @@ def _uses(result: RunResult) -> tuple[ImageUse, ...]:
                  for m in result.plan.moves)
 
 
-def _counts(result: RunResult) -> dict[str, int | None]:
-    if result.plan is None or result.report is None:
-        return {}
-    plan = result.plan
+def _counts(planned: Planned) -> dict[str, int]:
+    """The repository's references as its scan found them: RepoEntry's count fields."""
+    plan = planned.plan
     return {"third_party": sum(len(m.references) for m in plan.moves) + len(plan.covered),
-            "internal": sum(1 for n in result.report.not_moved if n.category == "internal"),
+            "internal": sum(1 for r in planned.scanned.references if r.status == INTERNAL),
             "unresolved": len(plan.unresolved)}
 
 
@@ -105,18 +105,20 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             log.info("%s: %s at %s in the state file; skipped", repo.full_name, previous.status, (head or "")[:12])
             return RepoEntry(repo.full_name, previous.status, previous.pr_url, previous.head, previous.error,
                              from_state=True)
+    counts: dict[str, int] = {}  # filled once the scan is done: a failure after it keeps them
     try:
         forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter)
         args = argparse.Namespace(**{**vars(ctx.args), "target": repo.full_name})
-        result = run_repository(forge, args, ensure=ctx.mirror, mirror_options=ctx.mirror_options)
+        result = run_repository(forge, args, ensure=ctx.mirror, mirror_options=ctx.mirror_options,
+                                on_planned=lambda planned: counts.update(_counts(planned)))
     except Exception as exc:  # noqa: BLE001 - a repository's failure is its outcome; the sweep goes on
         if not isinstance(exc, RehomeError):
             log.debug("%s: %s", repo.full_name, traceback.format_exc())
-        return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc))
+        return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc), **counts)
     status, error = outcome_of(result)
     pull = result.pull_request
     return RepoEntry(repo.full_name, status, pull.url if pull is not None and pull.number is not None else None,
-                     result.base_sha or head, error, images=_uses(result), **_counts(result))
+                     result.base_sha or head, error, images=_uses(result), **counts)
 
 
 def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
@@ -132,10 +134,7 @@ def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     plan = planned.plan
     uses = tuple(ImageUse(m.source, m.target, m.pulls, None, tuple(sorted({r.path for r in m.references})))
                  for m in plan.moves)
-    return RepoEntry(repo.full_name, "scanned", None, head, None,
-                     third_party=sum(len(m.references) for m in plan.moves) + len(plan.covered),
-                     internal=sum(1 for r in planned.scanned.references if r.status == INTERNAL),
-                     unresolved=len(plan.unresolved), images=uses)
+    return RepoEntry(repo.full_name, "scanned", None, head, None, images=uses, **_counts(planned))
 
 
 def record(entry: RepoEntry, ctx: SweepContext) -> None:

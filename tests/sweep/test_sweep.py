@@ -109,6 +109,40 @@ def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, ca
         "acme/svc-web": 1, "acme/svc-api": 1, "acme/svc-jobs": 1}
 
 
+def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(org: Org, capsys, tmp_path) -> None:
+    state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(pushfail|prfail)$", "--state", str(state),
+                              "--report", str(reports))
+    assert code == 1, err
+    head = {name: org.remote_git(name, "rev-parse", "main") for name in ("acme/svc-prfail", "acme/svc-pushfail")}
+    # The push's error names the bot's commit, which is made in the run: taken as it is.
+    pushed = next(r["error"] for r in result["repositories"] if r["repo"] == "acme/svc-pushfail")
+    assert pushed.startswith("git push failed: remote: protected: pushes are not allowed")
+    assert "-> rehome/mirror-images (pre-receive hook declined)" in pushed
+    report = {
+        "version": 1, "mode": "sweep", "destination": org.destination,
+        "totals": {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 2,
+                   "third_party": 2, "internal": 0, "unresolved": 0, "images": 0},
+        "repositories": [
+            {"repo": "acme/svc-prfail", "status": "failed", "pr_url": None, "head": head["acme/svc-prfail"],
+             "error": "GitHub: create pull request: 422 Validation Failed", "third_party": 1, "internal": 0,
+             "unresolved": 0},
+            {"repo": "acme/svc-pushfail", "status": "failed", "pr_url": None, "head": head["acme/svc-pushfail"],
+             "error": pushed, "third_party": 1, "internal": 0, "unresolved": 0},
+        ],
+        "images": [],
+    }
+    assert {k: v for k, v in result.items() if k != "left_out"} == report
+    assert json.loads((reports / "report.json").read_text()) == report
+    assert (reports / "report.csv").read_text() == (
+        "repo,status,pr_url,head,third_party,internal,unresolved,error\n"
+        f"acme/svc-prfail,failed,,{head['acme/svc-prfail']},1,0,0,GitHub: create pull request: 422 Validation Failed\n"
+        f'acme/svc-pushfail,failed,,{head["acme/svc-pushfail"]},1,0,0,"{pushed}"\n')
+    md = (reports / "report.md").read_text()
+    assert "| 2 | 2 | 0 | 2 | 0 | 0 |\n" in md  # repositories, failed, images, third-party, internal, unresolved
+    assert "| `acme/svc-prfail` | failed |  | 1 | GitHub\\: create pull request\\: 422 Validation Failed |\n" in md
+
+
 def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, capsys, tmp_path) -> None:
     pulls = tmp_path / "pulls.csv"
     pulls.write_text(f"imageName,numberOfPulls\n{org.image('redis')},1200\n{org.image('nginx')},45\n")
