@@ -137,10 +137,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
     bar = not args.no_progress and sys.stderr.isatty()
     with SweepProgress(len(taken), bar) as progress:
-        entries = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
-                        workers=args.workers)
+        swept = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
+                      workers=args.workers)
     mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
-    result = sweep_report.make_report(mode, destination, entries + unreadable)
+    result = sweep_report.make_report(mode, destination, swept.entries + unreadable, interrupted=swept.interrupted,
+                                      not_reached=swept.not_reached)
     if args.report:
         sweep_report.write(result, Path(args.report))
     if args.format == "json":
@@ -150,6 +151,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     failed = failed_names(result.repositories)
     if failed:
         log.warning("%d repositories need a look: %s", len(failed), ", ".join(failed[:10]) + (" …" if len(failed) > 10 else ""))
+    if result.interrupted:
+        raise KeyboardInterrupt  # reports written and printed: now the exit (130) of any interrupted command
     return 1 if failed else 0
 
 
@@ -161,4 +164,6 @@ def render(result: SweepReport, left_out: int) -> str:
     counts = ", ".join(f"{totals[s]} {s}" for s in sweep_report.ORDER if totals[s])
     lines.append(f"{totals['repositories']} repositories ({counts or 'none'}), {left_out} left out; "
                  f"{totals['images']} third-party images")
+    if result.interrupted:
+        lines.append(sweep_report.interrupted_line(result))
     return "\n".join(lines)

@@ -54,6 +54,8 @@ class SweepReport:
     mode: str  # inventory, sweep, or dry-run
     destination: str
     repositories: tuple[RepoEntry, ...]
+    interrupted: bool = False  # SIGINT or SIGTERM stopped the sweep: only the repositories that finished are here
+    not_reached: int = 0  # the repositories an interrupted sweep never started
 
     def totals(self) -> dict[str, int]:
         counts = {status: sum(1 for r in self.repositories if r.status == status) for status in ORDER}
@@ -80,7 +82,8 @@ class SweepReport:
         return [by_image[key] for key in sorted(by_image)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": VERSION, "mode": self.mode, "destination": self.destination, "totals": self.totals(),
+        return {"version": VERSION, "mode": self.mode, "destination": self.destination,
+                "interrupted": self.interrupted, "not_reached": self.not_reached, "totals": self.totals(),
                 "repositories": [r.to_json() for r in self.repositories], "images": self.images()}
 
     @classmethod
@@ -94,13 +97,17 @@ class SweepReport:
                     uses.setdefault(user["repo"], []).append(ImageUse(
                         image["image"], image["target"], image["pulls"], image["status"], tuple(user["files"])))
             repos = tuple(RepoEntry(**r, images=tuple(uses.get(r["repo"], ()))) for r in data["repositories"])
-            return cls(data["mode"], data["destination"], repos)
-        except (KeyError, TypeError) as exc:
+            # Reports written before `interrupted` was a field are of sweeps that went through.
+            return cls(data["mode"], data["destination"], repos, bool(data.get("interrupted", False)),
+                       int(data.get("not_reached", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{where}: not a rehome sweep report: {exc!r}") from None
 
 
-def make_report(mode: str, destination: str, repositories: Iterable[RepoEntry]) -> SweepReport:
-    return SweepReport(mode, destination, tuple(sorted(repositories, key=lambda r: r.repo.lower())))
+def make_report(mode: str, destination: str, repositories: Iterable[RepoEntry], *, interrupted: bool = False,
+                not_reached: int = 0) -> SweepReport:
+    return SweepReport(mode, destination, tuple(sorted(repositories, key=lambda r: r.repo.lower())), interrupted,
+                       not_reached)
 
 
 def merge(reports: Sequence[SweepReport]) -> SweepReport:
@@ -118,7 +125,8 @@ def merge(reports: Sequence[SweepReport]) -> SweepReport:
             if repo.repo in seen:
                 raise UsageError(f"report merge: {repo.repo} is in two reports; shards never overlap")
             seen[repo.repo] = repo
-    return make_report(reports[0].mode, reports[0].destination, seen.values())
+    return make_report(reports[0].mode, reports[0].destination, seen.values(),
+                       interrupted=any(r.interrupted for r in reports), not_reached=sum(r.not_reached for r in reports))
 
 
 def load(path: Path) -> SweepReport:
@@ -152,6 +160,7 @@ def to_markdown(report: SweepReport) -> str:
     totals = report.totals()
     title = {"inventory": "rehome inventory", "dry-run": "rehome sweep (dry run)"}.get(report.mode, "rehome sweep")
     lines = [f"# {title}", "", f"Destination: {render.code_span(report.destination, table=False)}", "",
+             *([interrupted_line(report), ""] if report.interrupted else []),
              "| repositories | " + " | ".join(s for s in ORDER if totals[s]) + " | images | third-party references |"
              " internal | unresolved |",
              "|---:|" + "---:|" * (sum(1 for s in ORDER if totals[s]) + 4),
@@ -174,6 +183,11 @@ def to_markdown(report: SweepReport) -> str:
         third = "" if repo.third_party is None else str(repo.third_party)
         lines.append(f"| {render.code_span(repo.repo)} | {repo.status} | {_link(repo.pr_url)} | {third} | {error} |")
     return "\n".join(lines) + "\n"
+
+
+def interrupted_line(report: SweepReport) -> str:
+    return (f"Interrupted: the sweep was stopped before it finished; {report.not_reached} repositories were not "
+            "reached and are not in this report.")
 
 
 def write(report: SweepReport, folder: Path) -> None:

@@ -148,16 +148,26 @@ WORKERS = ("process", "thread")
 POLL = 0.2  # seconds between looks at the interrupt flag while repositories run
 
 
+@dataclasses.dataclass(frozen=True)
+class Swept:
+    """The repositories' entries, in the order they finished; whether SIGINT or SIGTERM stopped
+    the sweep, and how many repositories it then never started."""
+
+    entries: list[RepoEntry]
+    interrupted: bool
+    not_reached: int
+
+
 def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
           on_start: Callable[[str], None] = lambda name: None,
-          on_done: Callable[[RepoEntry], None] = lambda entry: None, *, workers: str = "process") -> list[RepoEntry]:
+          on_done: Callable[[RepoEntry], None] = lambda entry: None, *, workers: str = "process") -> Swept:
     """Each repository once, at most `jobs` at a time, each outcome journaled as it finishes.
 
     `workers`: "process" runs each repository in a worker process (bot.sweep.workers), so the
     Python work of several repositories uses several cores; "thread" runs them in threads of this
     process, with the shared objects used directly (what tests that patch a repository's run use).
-    On SIGINT or SIGTERM no other repository starts; those running finish and are journaled, then
-    KeyboardInterrupt is raised."""
+    On SIGINT or SIGTERM no other repository starts; those running finish and are journaled, and
+    the result says the sweep was interrupted."""
     if workers not in WORKERS:
         raise ValueError(f"workers must be one of {WORKERS}, not {workers!r}")
     if workers == "thread":
@@ -170,7 +180,7 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
 
 
 def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Callable[[RepoInfo], RepoEntry],
-              on_start: Callable[[str], None], on_done: Callable[[RepoEntry], None]) -> list[RepoEntry]:
+              on_start: Callable[[str], None], on_done: Callable[[RepoEntry], None]) -> Swept:
     """Submits a repository only when fewer than `jobs` run, so each one started is really running."""
     entries: list[RepoEntry] = []
     waiting = list(reversed(repos))
@@ -191,9 +201,7 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Cal
                     record(entry, ctx)
                 entries.append(entry)
                 on_done(entry)
-    if interrupted.is_set():
-        raise KeyboardInterrupt
-    return entries
+    return Swept(entries, interrupted.is_set(), len(waiting))
 
 
 @contextlib.contextmanager

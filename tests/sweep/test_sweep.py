@@ -120,7 +120,7 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
     assert pushed.startswith("git push failed: remote: protected: pushes are not allowed")
     assert "-> rehome/mirror-images (pre-receive hook declined)" in pushed
     report = {
-        "version": 1, "mode": "sweep", "destination": org.destination,
+        "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
         "totals": {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 2,
                    "third_party": 2, "internal": 0, "unresolved": 0, "images": 0},
         "repositories": [
@@ -162,7 +162,7 @@ def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, 
               "fatal: Could not read from remote repository.\n\n"
               "Please make sure you have the correct access rights\nand the repository exists.")
     report = {
-        "version": 1, "mode": "inventory", "destination": org.destination,
+        "version": 1, "mode": "inventory", "destination": org.destination, "interrupted": False, "not_reached": 0,
         "totals": {"repositories": 9, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 8, "failed": 1,
                    "third_party": 10, "internal": 1, "unresolved": 1, "images": 3},
         "repositories": [

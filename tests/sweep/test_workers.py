@@ -3,6 +3,7 @@ its repository's outcome, its log records reach this process, an interrupt lets 
 repositories finish."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -22,6 +23,7 @@ from bot.registry import Secret
 from bot.sweep.access import TokenSource
 from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensProxy
 from bot.sweep.workers import START_METHOD
+from tests.helpers import run_cli
 from tests.sweep.conftest import ORG, OVERLAPPING_MOVES, TOKEN_ENV, GatedMirrorStep, Org
 from tests.sweep.test_sweep import state_lines, sweep
 
@@ -109,14 +111,15 @@ def _started(org: Org) -> set[str]:
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_finish(
-        org: Org, tmp_path, how: str) -> None:
-    state = tmp_path / "state.jsonl"
+        org: Org, capsys, tmp_path, how: str) -> None:
+    state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
     org.github.delays.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", 0.5))
+    which = ("--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2", "--state", str(state))
     argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
-            org.github.base_url, "--token-env", TOKEN_ENV, "--repo-include", "^acme/svc-(api|docs|jobs|web)$",
-            "--jobs", "2", "--state", str(state), "--no-progress"]
+            org.github.base_url, "--token-env", TOKEN_ENV, *which, "--no-progress", "--report", str(reports),
+            "--format", "json"]
     # Its own process group: the Ctrl-C goes to the whole group, as a terminal's does.
-    process = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -127,7 +130,7 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
             os.killpg(process.pid, signal.SIGINT)
         else:
             process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=60)
     finally:
         process.kill()
         process.wait()
@@ -140,3 +143,68 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
     assert _started(org) == {"svc-api", "svc-docs"}
     assert org.remote_git("acme/svc-jobs", "branch", "--list", "rehome/mirror-images") == ""
     assert err.rstrip().endswith("rehome: interrupted")
+    # The reports: the two that finished, and that the sweep was interrupted before the other two.
+    api, docs = (org.remote_git(name, "rev-parse", "main") for name in ("acme/svc-api", "acme/svc-docs"))
+    pr_url = f"{org.github.origin}/acme/svc-api/pull/1"
+    report = {
+        "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True, "not_reached": 2,
+        "totals": {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 1, "scanned": 0, "failed": 0,
+                   "third_party": 2, "internal": 1, "unresolved": 1, "images": 2},
+        "repositories": [
+            {"repo": "acme/svc-api", "status": "done", "pr_url": pr_url, "head": api, "error": None,
+             "third_party": 2, "internal": 0, "unresolved": 1},
+            {"repo": "acme/svc-docs", "status": "nothing-to-do", "pr_url": None, "head": docs, "error": None,
+             "third_party": 0, "internal": 1, "unresolved": 0},
+        ],
+        "images": [
+            {"image": org.image("nginx"), "target": org.target("nginx"), "pulls": None, "status": "copied",
+             "repositories": [{"repo": "acme/svc-api", "files": ["Dockerfile"]}]},
+            {"image": org.image("redis"), "target": org.target("redis"), "pulls": None, "status": "copied",
+             "repositories": [{"repo": "acme/svc-api", "files": ["compose.yaml"]}]},
+        ],
+    }
+    assert json.loads((reports / "report.json").read_text()) == report
+    assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report
+    assert (reports / "report.md").read_text() == f"""# rehome sweep
+
+Destination: `{org.destination}`
+
+Interrupted: the sweep was stopped before it finished; 2 repositories were not reached and are not in this report.
+
+| repositories | done | nothing-to-do | images | third-party references | internal | unresolved |
+|---:|---:|---:|---:|---:|---:|---:|
+| 2 | 1 | 1 | 2 | 2 | 1 | 1 |
+
+## Images
+
+| image | pulls | repositories | status | target |
+|---|---:|---:|---|---|
+| `{org.image("nginx")}` | — | 1 | copied | `{org.target("nginx")}` |
+| `{org.image("redis")}` | — | 1 | copied | `{org.target("redis")}` |
+
+## Repositories
+
+| repository | status | pull request | third-party | error |
+|---|---|---|---:|---|
+| `acme/svc-api` | done | <{pr_url}> | 2 |  |
+| `acme/svc-docs` | nothing-to-do |  | 0 |  |
+"""
+    assert (reports / "report.csv").read_text() == (
+        "repo,status,pr_url,head,third_party,internal,unresolved,error\n"
+        f"acme/svc-api,done,{pr_url},{api},2,0,1,\n"
+        f"acme/svc-docs,nothing-to-do,,{docs},0,1,0,\n")
+    # `report merge` reads it back as it is.
+    code, _, merge_err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(reports))
+    assert code == 0, merge_err
+    for name in ("report.json", "report.md", "report.csv"):
+        assert (tmp_path / "merged" / name).read_text() == (reports / name).read_text()
+    # The rerun with the same state skips the two finished and runs the two not reached: a whole report.
+    org.github.delays.clear()
+    code, again, err = sweep(capsys, org, *which, "--report", str(reports))
+    assert code == 0, err
+    assert (again["interrupted"], again["not_reached"]) == (False, 0)
+    finished = [("acme/svc-api", "done"), ("acme/svc-docs", "nothing-to-do"), ("acme/svc-jobs", "done"),
+                ("acme/svc-web", "done")]
+    assert [(r["repo"], r["status"]) for r in again["repositories"]] == finished
+    assert sorted((line["repo"], line["status"]) for line in state_lines(state)) == finished  # each journaled once
+    assert "Interrupted" not in (reports / "report.md").read_text()

@@ -1,0 +1,72 @@
+"""A sweep's reports: an interrupted sweep says so in each of them, and shards merge with it."""
+from __future__ import annotations
+
+import json
+
+from bot.commands.sweep import render
+from bot.sweep import report as sweep_report
+from bot.sweep.report import RepoEntry
+from tests.helpers import run_cli
+
+DESTINATION = "mirror.example/acme"
+SHOP = RepoEntry("acme/shop", "done", "https://github.com/acme/shop/pull/7", "a" * 40, None, 3, 1, 0)
+WEB = RepoEntry("acme/web", "failed", None, "b" * 40, "git push failed: rejected", 2, 0, 1)
+
+
+def test_shards_merge_into_an_interrupted_report_when_one_was_interrupted(capsys, tmp_path) -> None:
+    # Shard 0 went through, and was written before reports said whether they were interrupted.
+    (tmp_path / "shard-0").mkdir()
+    (tmp_path / "shard-0" / "report.json").write_text(json.dumps({
+        "version": 1, "mode": "sweep", "destination": DESTINATION, "totals": {}, "repositories": [SHOP.to_json()],
+        "images": []}))
+    interrupted = sweep_report.make_report("sweep", DESTINATION, [WEB], interrupted=True, not_reached=3)
+    sweep_report.write(interrupted, tmp_path / "shard-1")
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"),
+                             str(tmp_path / "shard-1"), "--format", "json")
+    assert code == 0, err
+    merged = {
+        "version": 1, "mode": "sweep", "destination": DESTINATION, "interrupted": True, "not_reached": 3,
+        "totals": {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 1,
+                   "third_party": 5, "internal": 1, "unresolved": 1, "images": 0},
+        "repositories": [SHOP.to_json(), WEB.to_json()], "images": []}
+    assert json.loads(out) == merged
+    assert json.loads((tmp_path / "merged" / "report.json").read_text()) == merged
+    assert (tmp_path / "merged" / "report.md").read_text() == f"""# rehome sweep
+
+Destination: `{DESTINATION}`
+
+Interrupted: the sweep was stopped before it finished; 3 repositories were not reached and are not in this report.
+
+| repositories | done | failed | images | third-party references | internal | unresolved |
+|---:|---:|---:|---:|---:|---:|---:|
+| 2 | 1 | 1 | 0 | 5 | 1 | 1 |
+
+## Images
+
+No third-party images.
+
+## Repositories
+
+| repository | status | pull request | third-party | error |
+|---|---|---|---:|---|
+| `acme/shop` | done | <https://github.com/acme/shop/pull/7> | 3 |  |
+| `acme/web` | failed |  | 2 | git push failed\\: rejected |
+"""
+    # Shards that all went through merge into a report that did too.
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "whole"), str(tmp_path / "shard-0"),
+                             "--format", "json")
+    assert code == 0, err
+    assert (json.loads(out)["interrupted"], json.loads(out)["not_reached"]) == (False, 0)
+    assert "Interrupted" not in (tmp_path / "whole" / "report.md").read_text()
+
+
+def test_the_summary_table_says_the_sweep_was_interrupted() -> None:
+    result = sweep_report.make_report("sweep", DESTINATION, [SHOP, WEB], interrupted=True, not_reached=4)
+    assert render(result, left_out=1) == (
+        "REPOSITORY  STATUS  PULL REQUEST                         THIRD-PARTY  ERROR\n"
+        "----------  ------  -----------------------------------  -----------  -------------------------\n"
+        "acme/shop   done    https://github.com/acme/shop/pull/7  3\n"
+        "acme/web    failed                                       2            git push failed: rejected\n"
+        "2 repositories (1 done, 1 failed), 1 left out; 0 third-party images\n"
+        "Interrupted: the sweep was stopped before it finished; 4 repositories were not reached and are not in "
+        "this report.")
