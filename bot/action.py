@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from typing import TextIO
@@ -27,6 +26,7 @@ from bot.commands.run import make_forge
 from bot.commands.sync import FORK_MESSAGE
 from bot.errors import RehomeError, UsageError
 from bot.follow import Refused, from_fork
+from bot.gitcmd import GitError, run_git
 from bot.forge.github import GITHUB_API
 from bot.mirror import NEEDS_ATTENTION, MirrorImage
 from bot.pipeline import RunResult, run_repository
@@ -88,12 +88,13 @@ def pull_request_base(environ: Mapping[str, str]) -> str | None:
     except (KeyError, OSError, ValueError, TypeError) as exc:
         raise UsageError(f"cannot read the pull request's base from the event: {exc}") from None
     workspace = environ.get("GITHUB_WORKSPACE") or "."
-    present = subprocess.run(["git", "-C", workspace, "cat-file", "-e", f"{sha}^{{commit}}"], capture_output=True)
-    if present.returncode != 0:
-        fetched = subprocess.run(["git", "-C", workspace, "fetch", "--no-tags", "--depth=1", "origin", sha],
-                                 capture_output=True, text=True)
-        if fetched.returncode != 0:
-            raise UsageError(f"cannot fetch the pull request's base {sha}: {fetched.stderr.strip()}")
+    try:
+        run_git(workspace, ["cat-file", "-e", f"{sha}^{{commit}}"])
+    except GitError:
+        try:
+            run_git(workspace, ["fetch", "--no-tags", "--depth=1", "origin", sha])
+        except GitError as exc:
+            raise UsageError(f"cannot fetch the pull request's base {sha}: {exc}") from None
     return sha
 
 

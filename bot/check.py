@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 from collections.abc import Iterable, Set
 from pathlib import Path
 from typing import Any
 
 from bot import imageref
 from bot.errors import UsageError
+from bot.gitcmd import GitError, run_git
 from bot.plan import covered_reasons
 from bot.policy import MappingError, map_to_mirror
 from bot.scan.core import ScanOptions, scan
@@ -157,26 +157,23 @@ def read_baseline(path: Path) -> set[tuple[str, str]]:
 
 # --- the tree at an earlier git ref ------------------------------------------------------------
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
+def _git_or_none(root: Path, *args: str) -> str | None:
+    """git's output, or None where git fails (outside a checkout, no such commit, no git)."""
+    try:
+        return run_git(root, args)
+    except GitError:
+        return None
 
 
 def git_toplevel(folder: Path) -> Path | None:
     """The top of the git checkout holding `folder`, or None outside one."""
-    try:
-        found = _git(folder, "rev-parse", "--show-toplevel")
-    except FileNotFoundError:
-        return None
-    return Path(found.stdout.decode().strip()) if found.returncode == 0 else None
+    top = _git_or_none(folder, "rev-parse", "--show-toplevel")
+    return None if top is None else Path(top)
 
 
 def git_prefix(folder: Path) -> str:
     """`folder` relative to the top of its git checkout (`sub/dir/`), or '' outside one."""
-    try:
-        found = _git(folder, "rev-parse", "--show-prefix")
-    except FileNotFoundError:
-        return ""
-    return found.stdout.decode().strip() if found.returncode == 0 else ""
+    return _git_or_none(folder, "rev-parse", "--show-prefix") or ""
 
 
 def scan_at_ref(root: Path, ref: str, options: ScanOptions) -> ScanResult:
@@ -184,7 +181,7 @@ def scan_at_ref(root: Path, ref: str, options: ScanOptions) -> ScanResult:
     does not hold has no files: everything in it is new)."""
     if git_toplevel(root) is None:
         raise UsageError(f"{root}: --new-since needs a git checkout")
-    commit = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    if commit.returncode != 0:
+    commit = _git_or_none(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if commit is None:
         raise UsageError(f"--new-since {ref}: no such commit in {root}")
-    return scan(root, options, GitTree(root, commit.stdout.decode().strip()))
+    return scan(root, options, GitTree(root, commit))

@@ -17,9 +17,9 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-import git as gitpython
 
-from bot.errors import RehomeError, UsageError
+from bot.errors import UsageError
+from bot.gitcmd import GitError, run_git
 from bot.registry import Secret
 from bot.scan.files import GitTree
 
@@ -27,10 +27,6 @@ log = logging.getLogger("rehome")
 
 DEFAULT_BRANCH = "rehome/mirror-images"
 NO_SHA = "0" * 40
-
-
-class GitError(RehomeError):
-    """A git command that failed (exit 1): the message is git's, with any secret removed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,31 +105,6 @@ def auth_environment(token: Secret | None) -> dict[str, str]:
     basic = base64.b64encode(f"x-access-token:{token.reveal()}".encode()).decode()
     return base | {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
-
-
-def _scrub(text: str, secret: Secret | None) -> str:
-    if secret is None or not secret.reveal():
-        return text
-    value = secret.reveal()
-    basic = base64.b64encode(f"x-access-token:{value}".encode()).decode()
-    return text.replace(value, "***").replace(basic, "***")
-
-
-def run_git(cwd: Path, args: Sequence[str], *, env: Mapping[str, str] | None = None,
-            secret: Secret | None = None, stdin: bytes | None = None) -> str:
-    log.debug("git %s", _scrub(" ".join(args), secret))
-    try:
-        with contextlib.ExitStack() as stack:
-            given = None
-            if stdin is not None:  # GitPython takes a file to read, not bytes
-                given = stack.enter_context(tempfile.TemporaryFile())
-                given.write(stdin)
-                given.seek(0)
-            return gitpython.Git(str(cwd)).execute(["git", *args], istream=given, env=dict(env or {}),
-                                                   strip_newline_in_stdout=True)
-    except gitpython.GitCommandError as exc:
-        stderr = (exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
-        raise GitError(_scrub(f"git {args[0]} failed: {stderr or exc.status}", secret)) from None
 
 
 # --- opening a checkout -------------------------------------------------------------------------

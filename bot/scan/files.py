@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
 from bot.errors import UsageError
+from bot.gitcmd import GitError, git_output, run_git
 
 SKIPPED_DIRS = frozenset({".git", "node_modules", "vendor", "third_party"})
 
@@ -22,21 +22,14 @@ def _in_skipped_dir(path: str) -> bool:
 def _git_files(root: Path, untracked: bool) -> list[str] | None:
     """Files git tracks below root (plus untracked, not ignored ones), or None outside a checkout."""
     try:
-        inside = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
-            capture_output=True, text=True, check=False,
-        )
-    except FileNotFoundError:
+        inside = run_git(root, ["rev-parse", "--is-inside-work-tree"])
+    except GitError:
         return None
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
+    if inside != "true":
         return None
-    cmd = ["git", "-C", str(root), "-c", "core.quotepath=off", "ls-files", "-z", "--cached"]
-    if untracked:
-        cmd += ["--others", "--exclude-standard"]
-    listed = subprocess.run(cmd, capture_output=True, check=False)
-    if listed.returncode != 0:
-        raise UsageError(f"{root}: git ls-files failed: {listed.stderr.decode(errors='replace').strip()}")
-    return sorted({p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p})
+    args = ["ls-files", "-z", "--cached"] + (["--others", "--exclude-standard"] if untracked else [])
+    listed = _git(root, args)
+    return sorted({p for p in listed.decode("utf-8", "surrogateescape").split("\0") if p})
 
 
 def _walked_files(root: Path) -> list[str]:
@@ -257,11 +250,10 @@ def _decode(data: bytes) -> tuple[str | None, str | None]:
 
 
 def _git(root: Path, args: list[str], stdin: bytes | None = None) -> bytes:
-    done = subprocess.run(["git", "-C", str(root), "-c", "core.quotepath=off", *args], input=stdin,
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        raise UsageError(f"{root}: git {args[0]} failed: {done.stderr.decode(errors='replace').strip()}")
-    return done.stdout
+    try:
+        return git_output(root, ["-c", "core.quotepath=off", *args], stdin=stdin)
+    except GitError as exc:
+        raise UsageError(f"{root}: {exc}") from None
 
 
 def _cat_blobs(root: Path, objects: list[str]) -> dict[str, bytes]:
