@@ -35,7 +35,7 @@ VERIFIED = frozenset({"present", "copied"})
 DRY_RUN_MOVES = VERIFIED | {"missing", "unknown"}
 
 Ensure = Callable[..., list[MirrorImage]]
-OnPlanned = Callable[[plan_command.Planned], None]
+OnPlanned = Callable[[plan_command.Planned, str], None]  # the scan and plan, the base commit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,11 +130,11 @@ def pull_request_settings(args: argparse.Namespace, config: Config,
 
 def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = mirror.ensure_images,
                    mirror_options: MirrorOptions | None = None,
-                   on_planned: OnPlanned = lambda planned: None) -> RunResult:
+                   on_planned: OnPlanned = lambda planned, base_sha: None) -> RunResult:
     """Run the whole pipeline for the repository `forge` names. `args` are `rehome run`'s flags
     (scan, plan, mirror and pull request settings); `ensure` may be a sweep's shared mirror step.
-    `on_planned` is given the scan and plan as soon as they are made, so a caller keeps them even
-    when a later step (push, pull request) raises."""
+    `on_planned` is given the scan and plan, and the commit they are of, as soon as they are made,
+    so a caller keeps them even when a later step (push, pull request) raises."""
     dry_run = bool(args.dry_run)
     with forge.checkout(dry_run=dry_run) as checkout:
         result = _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run, on_planned)
@@ -158,7 +158,7 @@ def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.
 def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, ensure: Ensure,
                   mirror_options: MirrorOptions | None, dry_run: bool, on_planned: OnPlanned) -> RunResult:
     planned = plan_checkout(checkout, args)
-    on_planned(planned)
+    on_planned(planned, checkout.base_sha)
     settings = pull_request_settings(args, planned.config)
     if checkout.base == settings.branch:
         raise UsageError(f"the base branch is the bot's own branch {settings.branch}",

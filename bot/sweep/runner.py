@@ -18,8 +18,9 @@ from bot import git
 from bot.commands.plan import Planned
 from bot.errors import RehomeError
 from bot.forge.github import GitHubForge
-from bot.mirror import MirrorOptions
+from bot.mirror import MirrorImage, MirrorOptions
 from bot.pipeline import RunResult, plan_checkout, run_repository
+from bot.plan import Plan
 from bot.scan.model import INTERNAL
 from bot.sweep.access import TokenSource
 from bot.sweep.mirrorcache import SharedMirror
@@ -64,12 +65,11 @@ def remote_head(repo: RepoInfo, ctx: SweepContext) -> str | None:
     return out.split()[0] if out.strip() else None
 
 
-def _uses(result: RunResult) -> tuple[ImageUse, ...]:
-    if result.plan is None:
-        return ()
-    status = {image.source: image.status for image in result.images}
+def _uses(plan: Plan, images: Sequence[MirrorImage] = ()) -> tuple[ImageUse, ...]:
+    """The images the plan moves, each with the files using it and the mirror's status where known."""
+    status = {image.source: image.status for image in images}
     return tuple(ImageUse(m.source, m.target, m.pulls, status.get(m.source), tuple(sorted({r.path for r in m.references})))
-                 for m in result.plan.moves)
+                 for m in plan.moves)
 
 
 def _counts(planned: Planned) -> dict[str, int]:
@@ -105,20 +105,25 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             log.info("%s: %s at %s in the state file; skipped", repo.full_name, previous.status, (head or "")[:12])
             return RepoEntry(repo.full_name, previous.status, previous.pr_url, previous.head, previous.error,
                              from_state=True)
-    counts: dict[str, int] = {}  # filled once the scan is done: a failure after it keeps them
+    planned: list[tuple[Planned, str]] = []  # filled once the scan is done: a failure after it keeps what it found
     try:
         forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter)
         args = argparse.Namespace(**{**vars(ctx.args), "target": repo.full_name})
         result = run_repository(forge, args, ensure=ctx.mirror, mirror_options=ctx.mirror_options,
-                                on_planned=lambda planned: counts.update(_counts(planned)))
+                                on_planned=lambda *found: planned.append(found))
     except Exception as exc:  # noqa: BLE001 - a repository's failure is its outcome; the sweep goes on
         if not isinstance(exc, RehomeError):
             log.debug("%s: %s", repo.full_name, traceback.format_exc())
-        return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc), **counts)
+        if not planned:
+            return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc))
+        scanned, base_sha = planned[0]
+        return RepoEntry(repo.full_name, "failed", None, base_sha or head, _error_text(exc),
+                         images=_uses(scanned.plan), **_counts(scanned))
     status, error = outcome_of(result)
     pull = result.pull_request
+    scanned, base_sha = planned[0]
     return RepoEntry(repo.full_name, status, pull.url if pull is not None and pull.number is not None else None,
-                     result.base_sha or head, error, images=_uses(result), **counts)
+                     base_sha or head, error, images=_uses(scanned.plan, result.images), **_counts(scanned))
 
 
 def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
@@ -131,10 +136,7 @@ def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
         if not isinstance(exc, RehomeError):
             log.debug("%s: %s", repo.full_name, traceback.format_exc())
         return RepoEntry(repo.full_name, "failed", error=_error_text(exc))
-    plan = planned.plan
-    uses = tuple(ImageUse(m.source, m.target, m.pulls, None, tuple(sorted({r.path for r in m.references})))
-                 for m in plan.moves)
-    return RepoEntry(repo.full_name, "scanned", None, head, None, images=uses, **_counts(planned))
+    return RepoEntry(repo.full_name, "scanned", None, head, None, images=_uses(planned.plan), **_counts(planned))
 
 
 def record(entry: RepoEntry, ctx: SweepContext) -> None:

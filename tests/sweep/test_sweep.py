@@ -73,8 +73,11 @@ def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, ca
     # Images shared by several repositories are ensured once in the whole sweep, and are there.
     shared = {(org.image(n), org.target(n)) for n in ("nginx", "app", "redis")}
     assert collections.Counter(ensured) == {move: 1 for move in shared}
-    assert {(i["image"], i["status"], len(i["repositories"])) for i in result["images"]} == {
-        (org.image("nginx"), "copied", 2), (org.image("app"), "copied", 2), (org.image("redis"), "copied", 2)}
+    # A repository that failed after its scan (push refused, pull request API error) still lists its images.
+    assert {i["image"]: (i["status"], sorted(r["repo"] for r in i["repositories"])) for i in result["images"]} == {
+        org.image("nginx"): ("copied", ["acme/svc-api", "acme/svc-prfail", "acme/svc-web"]),
+        org.image("app"): ("copied", ["acme/svc-jobs", "acme/svc-web"]),
+        org.image("redis"): ("copied", ["acme/svc-api", "acme/svc-jobs", "acme/svc-pushfail"])}
     for _, target in shared:
         host, rest = target.split("/", 1)
         name, tag = rest.rsplit(":", 1)
@@ -122,7 +125,7 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
     report = {
         "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
         "totals": {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 2,
-                   "third_party": 2, "internal": 0, "unresolved": 0, "images": 0},
+                   "third_party": 2, "internal": 0, "unresolved": 0, "images": 2},
         "repositories": [
             {"repo": "acme/svc-prfail", "status": "failed", "pr_url": None, "head": head["acme/svc-prfail"],
              "error": "GitHub: create pull request: 422 Validation Failed", "third_party": 1, "internal": 0,
@@ -130,7 +133,13 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
             {"repo": "acme/svc-pushfail", "status": "failed", "pr_url": None, "head": head["acme/svc-pushfail"],
              "error": pushed, "third_party": 1, "internal": 0, "unresolved": 0},
         ],
-        "images": [],
+        # Each image the scan found, with the files using it; its mirror status went with the failure.
+        "images": [
+            {"image": org.image("nginx"), "target": org.target("nginx"), "pulls": None, "status": None,
+             "repositories": [{"repo": "acme/svc-prfail", "files": ["deploy/pr.yaml"]}]},
+            {"image": org.image("redis"), "target": org.target("redis"), "pulls": None, "status": None,
+             "repositories": [{"repo": "acme/svc-pushfail", "files": ["Dockerfile"]}]},
+        ],
     }
     assert {k: v for k, v in result.items() if k != "left_out"} == report
     assert json.loads((reports / "report.json").read_text()) == report
@@ -139,7 +148,7 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
         f"acme/svc-prfail,failed,,{head['acme/svc-prfail']},1,0,0,GitHub: create pull request: 422 Validation Failed\n"
         f'acme/svc-pushfail,failed,,{head["acme/svc-pushfail"]},1,0,0,"{pushed}"\n')
     md = (reports / "report.md").read_text()
-    assert "| 2 | 2 | 0 | 2 | 0 | 0 |\n" in md  # repositories, failed, images, third-party, internal, unresolved
+    assert "| 2 | 2 | 2 | 2 | 0 | 0 |\n" in md  # repositories, failed, images, third-party, internal, unresolved
     assert "| `acme/svc-prfail` | failed |  | 1 | GitHub\\: create pull request\\: 422 Validation Failed |\n" in md
 
 
