@@ -26,8 +26,8 @@ from bot.commands.run import make_forge
 from bot.commands.sync import FORK_MESSAGE
 from bot.errors import RehomeError, UsageError
 from bot.follow import Refused, from_fork
-from bot.gitcmd import GitError, run_git
 from bot.forge.github import GITHUB_API
+from bot.gitcmd import GitError, run_git
 from bot.mirror import NEEDS_ATTENTION, MirrorImage
 from bot.pipeline import RunResult, run_repository
 from bot.render import code_span, markdown_text, render_step_summary
