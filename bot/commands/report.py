@@ -116,4 +116,6 @@ def run_merge(args: argparse.Namespace) -> int:
         totals = merged.totals()
         print(f"{len(paths)} reports merged into {args.out_dir}: {totals['repositories']} repositories, "
               f"{totals['images']} images")
+        if merged.interrupted:
+            print(sweep_report.interrupted_line(merged))
     return 0

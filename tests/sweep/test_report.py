@@ -52,6 +52,11 @@ No third-party images.
 | `acme/shop` | done | <https://github.com/acme/shop/pull/7> | 3 |  |
 | `acme/web` | failed |  | 2 | git push failed\\: rejected |
 """
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged-table"), str(tmp_path / "shard-0"),
+                             str(tmp_path / "shard-1"))
+    assert (code, out) == (0, f"2 reports merged into {tmp_path / 'merged-table'}: 2 repositories, 0 images\n"
+                              "Interrupted: the sweep was stopped before it finished; 3 repositories were not "
+                              "reached and are not in this report.\n")
     # Shards that all went through merge into a report that did too.
     code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "whole"), str(tmp_path / "shard-0"),
                              "--format", "json")
