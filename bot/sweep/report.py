@@ -98,8 +98,11 @@ class SweepReport:
                         image["image"], image["target"], image["pulls"], image["status"], tuple(user["files"])))
             repos = tuple(RepoEntry(**r, images=tuple(uses.get(r["repo"], ()))) for r in data["repositories"])
             # Reports written before `interrupted` was a field are of sweeps that went through.
-            return cls(data["mode"], data["destination"], repos, bool(data.get("interrupted", False)),
-                       int(data.get("not_reached", 0)))
+            interrupted, not_reached = data.get("interrupted", False), data.get("not_reached", 0)
+            if not isinstance(interrupted, bool) or not isinstance(not_reached, int) or isinstance(not_reached, bool):
+                raise UsageError(f"{where}: not a rehome sweep report: \"interrupted\" must be true or false and "
+                                 f"\"not_reached\" a count, not {interrupted!r} and {not_reached!r}")
+            return cls(data["mode"], data["destination"], repos, interrupted, not_reached)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{where}: not a rehome sweep report: {exc!r}") from None
 

@@ -75,3 +75,14 @@ def test_the_summary_table_says_the_sweep_was_interrupted() -> None:
         "2 repositories (1 done, 1 failed), 1 left out; 0 third-party images\n"
         "Interrupted: the sweep was stopped before it finished; 4 repositories were not reached and are not in "
         "this report.")
+
+
+def test_a_report_whose_interrupted_field_is_not_a_boolean_is_refused(capsys, tmp_path) -> None:
+    report = sweep_report.make_report("sweep", DESTINATION, [SHOP]).to_json() | {"interrupted": "false"}
+    (tmp_path / "shard-0").mkdir()
+    (tmp_path / "shard-0" / "report.json").write_text(json.dumps(report))
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"))
+    assert (code, out) == (2, "")
+    assert err == (f"rehome: error: {tmp_path / 'shard-0' / 'report.json'}: not a rehome sweep report: "
+                   "\"interrupted\" must be true or false and \"not_reached\" a count, not 'false' and 0\n")
+    assert not (tmp_path / "merged").exists()
