@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from bot import git
 from bot.commands.plan import Planned
@@ -105,11 +106,19 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             log.info("%s: %s at %s in the state file; skipped", repo.full_name, previous.status, (head or "")[:12])
             return RepoEntry(repo.full_name, previous.status, previous.pr_url, previous.head, previous.error,
                              from_state=True)
-    planned: list[tuple[Planned, str]] = []  # filled once the scan is done: a failure after it keeps what it found
+    # Filled as the run goes: a failure after the scan (a push refused) keeps what it found and copied.
+    planned: list[tuple[Planned, str]] = []
+    mirrored: list[MirrorImage] = []
+
+    def ensure(*args: Any, **kwargs: Any) -> list[MirrorImage]:
+        found = ctx.mirror(*args, **kwargs)
+        mirrored.extend(found)
+        return found
+
     try:
         forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter)
         args = argparse.Namespace(**{**vars(ctx.args), "target": repo.full_name})
-        result = run_repository(forge, args, ensure=ctx.mirror, mirror_options=ctx.mirror_options,
+        result = run_repository(forge, args, ensure=ensure, mirror_options=ctx.mirror_options,
                                 on_planned=lambda *found: planned.append(found))
     except Exception as exc:  # noqa: BLE001 - a repository's failure is its outcome; the sweep goes on
         if not isinstance(exc, RehomeError):
@@ -118,7 +127,7 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc))
         scanned, base_sha = planned[0]
         return RepoEntry(repo.full_name, "failed", None, base_sha or head, _error_text(exc),
-                         images=_uses(scanned.plan), **_counts(scanned))
+                         images=_uses(scanned.plan, mirrored), **_counts(scanned))
     status, error = outcome_of(result)
     pull = result.pull_request
     scanned, base_sha = planned[0]

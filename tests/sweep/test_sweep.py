@@ -133,11 +133,11 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
             {"repo": "acme/svc-pushfail", "status": "failed", "pr_url": None, "head": head["acme/svc-pushfail"],
              "error": pushed, "third_party": 1, "internal": 0, "unresolved": 0},
         ],
-        # Each image the scan found, with the files using it; its mirror status went with the failure.
+        # Each image the scan found, with the files using it and the copy made before the failure.
         "images": [
-            {"image": org.image("nginx"), "target": org.target("nginx"), "pulls": None, "status": None,
+            {"image": org.image("nginx"), "target": org.target("nginx"), "pulls": None, "status": "copied",
              "repositories": [{"repo": "acme/svc-prfail", "files": ["deploy/pr.yaml"]}]},
-            {"image": org.image("redis"), "target": org.target("redis"), "pulls": None, "status": None,
+            {"image": org.image("redis"), "target": org.target("redis"), "pulls": None, "status": "copied",
              "repositories": [{"repo": "acme/svc-pushfail", "files": ["Dockerfile"]}]},
         ],
     }
