@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-
 from bot.errors import UsageError
 from bot.gitcmd import GitError, run_git
 from bot.registry import Secret

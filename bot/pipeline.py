@@ -69,7 +69,6 @@ class RunResult:
     title: str = ""
     body: str = ""
     templates: Path | None = None  # the template folder the text was rendered with
-    base_sha: str | None = None  # the base commit scanned (a sweep's state journal keeps it)
 
     @property
     def diff(self) -> str:
@@ -137,9 +136,7 @@ def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = m
     so a caller keeps them even when a later step (push, pull request) raises."""
     dry_run = bool(args.dry_run)
     with forge.checkout(dry_run=dry_run) as checkout:
-        result = _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run, on_planned)
-        result.base_sha = checkout.base_sha or None
-        return result
+        return _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run, on_planned)
 
 
 def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.Planned:
