@@ -125,14 +125,14 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             log.debug("%s: %s", repo.full_name, traceback.format_exc())
         if not planned:
             return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc))
-        scanned, base_sha = planned[0]
-        return RepoEntry(repo.full_name, "failed", None, base_sha or head, _error_text(exc),
-                         images=_uses(scanned.plan, mirrored), **_counts(scanned))
-    status, error = outcome_of(result)
-    pull = result.pull_request
+        status, error, pr_url = "failed", _error_text(exc), None
+    else:
+        status, error = outcome_of(result)
+        pull = result.pull_request
+        pr_url = pull.url if pull is not None and pull.number is not None else None
     scanned, base_sha = planned[0]
-    return RepoEntry(repo.full_name, status, pull.url if pull is not None and pull.number is not None else None,
-                     base_sha or head, error, images=_uses(scanned.plan, result.images), **_counts(scanned))
+    return RepoEntry(repo.full_name, status, pr_url, base_sha or head, error, images=_uses(scanned.plan, mirrored),
+                     **_counts(scanned))
 
 
 def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
