@@ -7,7 +7,6 @@ any error message.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import logging
@@ -18,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from bot.errors import UsageError
-from bot.gitcmd import GitError, run_git
+from bot.gitcmd import GitError, basic_credential, run_git
 from bot.registry import Secret
 from bot.scan.files import GitTree
 
@@ -101,9 +100,8 @@ def auth_environment(token: Secret | None) -> dict[str, str]:
     base = {"GIT_TERMINAL_PROMPT": "0"}
     if token is None:
         return base
-    basic = base64.b64encode(f"x-access-token:{token.reveal()}".encode()).decode()
     return base | {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                   "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+                   "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic_credential(token)}"}
 
 
 # --- opening a checkout -------------------------------------------------------------------------

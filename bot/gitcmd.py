@@ -24,13 +24,16 @@ class GitError(RehomeError):
     secret removed."""
 
 
-def scrub(text: str, secret: Secret | None) -> str:
+def basic_credential(token: Secret) -> str:
+    """The token as git sends it over HTTPS (`Authorization: Basic …`)."""
+    return base64.b64encode(f"x-access-token:{token.reveal()}".encode()).decode()
+
+
+def _scrub(text: str, secret: Secret | None) -> str:
     """`text` without the token, raw or as the Basic credential git sends."""
     if secret is None or not secret.reveal():
         return text
-    value = secret.reveal()
-    basic = base64.b64encode(f"x-access-token:{value}".encode()).decode()
-    return text.replace(value, "***").replace(basic, "***")
+    return text.replace(secret.reveal(), "***").replace(basic_credential(secret), "***")
 
 
 def git_output(cwd: Path | str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
@@ -38,7 +41,7 @@ def git_output(cwd: Path | str, args: Sequence[str], *, env: Mapping[str, str] |
     """git's standard output, byte for byte (`args` without the leading `git`)."""
     import git as gitpython  # here, not above: a scan that never runs git does not pay for loading it
 
-    log.debug("git %s", scrub(" ".join(args), secret))
+    log.debug("git %s", _scrub(" ".join(args), secret))
     with contextlib.ExitStack() as stack:
         given = None
         if stdin is not None:  # GitPython takes a file to read, not bytes
@@ -54,7 +57,7 @@ def git_output(cwd: Path | str, args: Sequence[str], *, env: Mapping[str, str] |
         except gitpython.GitCommandNotFound:
             raise GitError("cannot run git: it is not installed, or not on PATH") from None
     if status != 0:
-        raise GitError(scrub(f"git {_command(args)} failed: {str(err).strip() or f'exit {status}'}", secret))
+        raise GitError(_scrub(f"git {_command(args)} failed: {str(err).strip() or f'exit {status}'}", secret))
     assert isinstance(out, bytes)
     return out
 
