@@ -1,8 +1,11 @@
 """How fast `rehome` copies images between loopback registries, beside `skopeo copy` and a `curl -T` floor.
 
 Scenarios (issue 4): (a) one 100 MB image with 4 layers; (b) 20 images sharing a 60 MB base, each with its
-own 5 MB layer; (c) a 3-platform index. Every run copies into a freshly started target registry.
-Prints medians of several runs and the ratios; asserts nothing.
+own 5 MB layer; (c) a 3-platform index. Every run copies into a freshly started target registry, each
+tool after a `sync` (the previous step's writes reach the disk first), the tools taking turns at going
+first. The targets are deleted at the end, not between steps: on an ext4 disk mounted with `discard`,
+writing right after a large deletion costs much more kernel time (benchmarks/sweep_speed.py measures
+it). Prints medians of several runs and the ratios; asserts nothing.
 
     python benchmarks/mirror_speed.py [--runs 3] [--scale 1.0]
 """
@@ -93,6 +96,13 @@ def curl_floor(target: str, path: Path, digest: str) -> float:
         check=True, capture_output=True))
 
 
+def settle() -> None:
+    """Before each timed step: what the last one wrote reaches the disk now, so its writeback
+    is not charged to whichever tool comes next."""
+    os.sync()
+    time.sleep(0.5)
+
+
 def measure(workdir: Path, upstream: str, scenario: Scenario, runs: int) -> dict[str, float]:
     floor_file = workdir / "floor.bin"
     hasher = hashlib.sha256()
@@ -105,10 +115,13 @@ def measure(workdir: Path, upstream: str, scenario: Scenario, runs: int) -> dict
             remaining -= len(chunk)
     digest = "sha256:" + hasher.hexdigest()
     times: dict[str, list[float]] = {"rehome": [], "skopeo": [], "floor": []}
+    tools = list(times)
+    used: list[RegistryServer] = []
     for run in range(runs):
-        for tool in times:
+        for tool in tools[run % len(tools):] + tools[:run % len(tools)]:  # each tool in each place in turn
             target = RegistryServer(workdir / f"target-{tool}-{run}").start()
             try:
+                settle()
                 if tool == "floor":
                     times[tool].append(curl_floor(target.host, floor_file, digest))
                 else:
@@ -116,7 +129,9 @@ def measure(workdir: Path, upstream: str, scenario: Scenario, runs: int) -> dict
                     times[tool].append(timed(lambda: runner(upstream, target.host, scenario)))
             finally:
                 target.stop()
-                target.wipe()
+                used.append(target)
+    for target in used:  # deleted only now: see the module's notes
+        target.wipe()
     floor_file.unlink()
     return {tool: statistics.median(values) for tool, values in times.items()}
 
