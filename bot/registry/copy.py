@@ -194,7 +194,9 @@ class Copier:
             return future, True
 
     def _copy_blob(self, source: _Repo, target: _Repo, descriptor: Descriptor) -> tuple[str, int]:
-        if blobs.exists(target.registry, target.path, descriptor.digest):
+        # An image config (a few kilobytes) is sent without asking first: a new image's config is new
+        # too, and sending one the target already holds costs one request more than the question.
+        if not _is_config(descriptor) and blobs.exists(target.registry, target.path, descriptor.digest):
             return target.path, 0
         upload = None
         if source.registry is target.registry and source.path != target.path:

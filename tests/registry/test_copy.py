@@ -71,15 +71,38 @@ def test_copy_asks_the_target_only_what_it_must(proxies: Loopback, registries: R
     with Copier(registries) as copier:
         result = copier.ensure(f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
     assert (result.status, result.platforms, result.error) == ("copied", ["linux/amd64"], None)
-    # The platform comes from the config as it was copied, not read back from the target.
+    # The platform comes from the config as it was copied, not read back from the target; the config is
+    # sent without asking whether the target has it.
     assert seen(proxies.target_proxy) == sorted([
         ("HEAD", f"/v2/{dst}/manifests/v1"),
-        ("HEAD", f"/v2/{dst}/blobs/{config.digest}"),
         ("HEAD", f"/v2/{dst}/blobs/{layer.digest}"),
         ("POST", f"/v2/{dst}/blobs/uploads/"),
         ("POST", f"/v2/{dst}/blobs/uploads/"),
         upload(dst, config.digest),
         upload(dst, layer.digest),
+        ("PUT", f"/v2/{dst}/manifests/v1"),
+        ("HEAD", f"/v2/{dst}/manifests/v1"),
+    ])
+    assert_complete_copy(proxies.target.host, dst, image, "v1")
+
+
+def test_an_image_whose_blobs_the_target_holds_sends_only_its_config(proxies: Loopback, registries: Registries) -> None:
+    """The target repository has the image under another tag: the layer is not sent again; the config,
+    sent without asking, is (its few bytes, verified like any blob)."""
+    image = images.image((3000,))
+    config, layer = image.blobs
+    src = upstream_image(proxies, image)
+    dst = unique_repo("mirror")
+    images.push(proxies.target.host, dst, image, "old")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
+    assert (result.status, result.bytes, result.platforms, result.error) == (
+        "copied", len(config.data), ["linux/amd64"], None)
+    assert seen(proxies.target_proxy) == sorted([
+        ("HEAD", f"/v2/{dst}/manifests/v1"),
+        ("HEAD", f"/v2/{dst}/blobs/{layer.digest}"),
+        ("POST", f"/v2/{dst}/blobs/uploads/"),
+        upload(dst, config.digest),
         ("PUT", f"/v2/{dst}/manifests/v1"),
         ("HEAD", f"/v2/{dst}/manifests/v1"),
     ])
