@@ -19,8 +19,8 @@ virtual machines this was measured on, the kernel time of the same clones grew f
 with the dentries and inodes earlier steps left behind (15 s, then 28, 28, 34 and 36 s for five
 runs of the same 100 clones; 8-11 s each when the caches were dropped first), so the later runs
 compared the sweep with ever slower clones. Nor is anything deleted between timed steps: on such
-a disk (ext4 mounted with `discard`) 100 clones took 12.6-13.0 s of system time right after the
-previous 100 clones were deleted, and 4.9-5.5 s when those were kept, so the trees and the clone
+a disk (ext4 mounted with `discard`) 100 clones took 11.9-13.0 s of system time right after the
+previous 100 clones were deleted, and 4.8-6.2 s when those were kept, so the trees and the clone
 folders stay until the end. Prints medians of several runs and of the runs' ratios; asserts nothing.
 
     python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4] [--workers process]
