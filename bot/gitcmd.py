@@ -7,7 +7,7 @@ import base64
 import contextlib
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from bot.registry import Secret
 
 log = logging.getLogger("rehome")
+
+# Set while a sweep runs its repositories in threads of this process: see `out_of_ctrl_c`.
+_own_session = False
 
 
 class GitError(RehomeError):
@@ -36,6 +39,19 @@ def _scrub(text: str, secret: Secret | None) -> str:
     return text.replace(secret.reveal(), "***").replace(basic_credential(secret), "***")
 
 
+@contextlib.contextmanager
+def out_of_ctrl_c() -> Iterator[None]:
+    """While this lasts, each git starts in a session of its own, out of the foreground process group a
+    terminal's Ctrl-C is sent to: a sweep that lets the running repositories finish on Ctrl-C then does
+    not see their pushes cut short. (Elsewhere Ctrl-C stops git with rehome, as it should.)"""
+    global _own_session
+    _own_session = True
+    try:
+        yield
+    finally:
+        _own_session = False
+
+
 def git_output(cwd: Path | str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
                secret: Secret | None = None, stdin: bytes | None = None) -> bytes:
     """git's standard output, byte for byte (`args` without the leading `git`)."""
@@ -53,7 +69,8 @@ def git_output(cwd: Path | str, args: Sequence[str], *, env: Mapping[str, str] |
             # when the folder is missing.
             status, out, err = gitpython.Git().execute(
                 ["git", "-C", str(cwd), *args], istream=given, env=dict(env or {}), with_extended_output=True,
-                with_exceptions=False, stdout_as_string=False, strip_newline_in_stdout=False)
+                with_exceptions=False, stdout_as_string=False, strip_newline_in_stdout=False,
+                start_new_session=_own_session)
         except gitpython.GitCommandNotFound:
             raise GitError("cannot run git: it is not installed, or not on PATH") from None
     if status != 0:

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from bot import git
+from bot import git, gitcmd
 from bot.commands.plan import Planned
 from bot.errors import RehomeError
 from bot.forge.github import GitHubForge
@@ -183,7 +183,8 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
         raise ValueError(f"workers must be one of {WORKERS}, not {workers!r}")
     if workers == "thread":
         work = inventory_one if ctx.inventory else run_one
-        return _schedule(repos, ctx, jobs, lambda repo: work(repo, ctx), on_start, on_done)
+        with gitcmd.out_of_ctrl_c():  # the worker processes are out of it already
+            return _schedule(repos, ctx, jobs, lambda repo: work(repo, ctx), on_start, on_done)
     from bot.sweep.workers import ProcessWorkers  # it imports this module
 
     with ProcessWorkers(ctx) as processes:

@@ -109,18 +109,21 @@ def _started(org: Org) -> set[str]:
     return {r.path.split("/")[3] for r in list(org.github.requests) if r.path.startswith("/repos/acme/")}
 
 
+def _sweep_process(org: Org, *args: str) -> subprocess.Popen[str]:
+    """`rehome sweep` in a process group of its own: a Ctrl-C goes to the whole group, as a terminal's does."""
+    argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
+            org.github.base_url, "--token-env", TOKEN_ENV, *args, "--no-progress", "--format", "json"]
+    return subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_finish(
         org: Org, capsys, tmp_path, how: str) -> None:
     state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
     org.github.delays.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", 0.5))
     which = ("--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2", "--state", str(state))
-    argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
-            org.github.base_url, "--token-env", TOKEN_ENV, *which, "--no-progress", "--report", str(reports),
-            "--format", "json"]
-    # Its own process group: the Ctrl-C goes to the whole group, as a terminal's does.
-    process = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = _sweep_process(org, *which, "--report", str(reports))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
@@ -208,3 +211,28 @@ Interrupted: the sweep was stopped before it finished; 2 repositories were not r
     assert [(r["repo"], r["status"]) for r in again["repositories"]] == finished
     assert sorted((line["repo"], line["status"]) for line in state_lines(state)) == finished  # each journaled once
     assert "Interrupted" not in (reports / "report.md").read_text()
+
+
+def test_ctrl_c_does_not_cut_short_a_push_in_a_sweep_in_threads(org: Org, tmp_path: Path) -> None:
+    """`--workers thread`: git runs out of the process group the Ctrl-C reaches, so the push under way
+    (held up for a second by the remote's hook) finishes, and its pull request opens."""
+    state, receiving = tmp_path / "state.jsonl", tmp_path / "receiving"
+    hook = org.remotes[f"{ORG}/svc-api"] / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\ntouch '{receiving}'\nsleep 1\n")
+    hook.chmod(0o755)
+    process = _sweep_process(org, "--repo-include", "^acme/svc-api$", "--workers", "thread", "--state", str(state))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not receiving.exists():
+            time.sleep(0.01)
+        assert receiving.exists()
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, err
+    assert "SIGINT: starting no other repository; waiting" in err
+    assert [(line["repo"], line["status"]) for line in state_lines(state)] == [(f"{ORG}/svc-api", "done")], err
+    assert len(org.pulls(f"{ORG}/svc-api")) == 1
+    assert org.remote_git(f"{ORG}/svc-api", "branch", "--list", "rehome/mirror-images") == "rehome/mirror-images"
