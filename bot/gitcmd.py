@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import signal
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -74,9 +75,19 @@ def git_output(cwd: Path | str, args: Sequence[str], *, env: Mapping[str, str] |
         except gitpython.GitCommandNotFound:
             raise GitError("cannot run git: it is not installed, or not on PATH") from None
     if status != 0:
-        raise GitError(_scrub(f"git {_command(args)} failed: {str(err).strip() or f'exit {status}'}", secret))
+        raise GitError(_scrub(f"git {_command(args)} failed: {str(err).strip() or _ended(status)}", secret))
     assert isinstance(out, bytes)
     return out
+
+
+def _ended(status: int) -> str:
+    """How git ended, when it said nothing: its exit status, or the signal that stopped it."""
+    if status >= 0:
+        return f"exit {status}"
+    try:
+        return f"stopped by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"stopped by signal {-status}"
 
 
 def _command(args: Sequence[str]) -> str:

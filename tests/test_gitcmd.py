@@ -38,6 +38,16 @@ def test_a_failure_names_the_command_after_its_options_and_never_the_secret(tmp_
     assert str(echoed.value) == "git checkout failed: error: pathspec '***' did not match any file(s) known to git"
 
 
+def test_git_stopped_by_a_signal_says_which(tmp_path: Path) -> None:
+    repo = _repository(tmp_path)
+    with pytest.raises(GitError) as stopped:  # the alias's shell stops the git that runs it
+        run_git(repo, ["-c", "alias.halt=!kill -TERM $PPID", "halt"])
+    assert str(stopped.value) == "git halt failed: stopped by SIGTERM"
+    with pytest.raises(GitError) as failed:
+        run_git(repo, ["-c", "alias.quit=!exit 3", "quit"])
+    assert str(failed.value) == "git quit failed: exit 3"
+
+
 def test_a_missing_folder_is_an_error_not_the_current_folder(tmp_path: Path) -> None:
     with pytest.raises(GitError) as failed:
         run_git(tmp_path / "missing", ["rev-parse", "--show-toplevel"])
