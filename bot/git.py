@@ -163,13 +163,16 @@ def clone(url: str, base: str, token: Secret | None = None) -> Iterator[Checkout
     """A shallow clone of `base` in a temporary folder (removed afterwards), nothing checked out.
 
     Not blobless: the files are read from the clone's objects, and one pack of the tip costs
-    less than fetching the blobs one by one as they are read."""
+    less than fetching the blobs one by one as they are read. Nor does it take git's template
+    folder (sample hooks, `description`, `info/exclude`) or keep reflogs: nothing would read them,
+    and each file is one more to write and delete (a sweep makes thousands of these clones)."""
     parent = Path(tempfile.mkdtemp(prefix="rehome-clone-"))
     tree = parent / "repo"
     try:
         log.info("cloning %s (branch %s)", _safe_url(url), base)
-        run_git(parent, ["clone", "--quiet", "--depth", "1", "--no-checkout", "--single-branch", "--no-tags",
-                         "--branch", base, url, str(tree)], env=auth_environment(token), secret=token)
+        run_git(parent, ["-c", "core.logAllRefUpdates=false", "clone", "--quiet", "--template=", "--depth", "1",
+                         "--no-checkout", "--single-branch", "--no-tags", "--branch", base, url, str(tree)],
+                env=auth_environment(token), secret=token)
         checkout = Checkout(tree, base, "", remote=True, token=token, checked_out=False)
         checkout.base_sha = checkout.git("rev-parse", "HEAD")
         yield checkout

@@ -70,3 +70,21 @@ def test_clean_message_is_what_git_commit_dash_m_keeps():
     for message in messages:
         kept = subprocess.run(["git", "stripspace"], input=message, capture_output=True, text=True, check=True).stdout
         assert (message, git.clean_message(message)) == (message, kept or "\n")
+
+
+def test_the_throwaway_clone_takes_no_template_and_keeps_no_reflog(tmp_path, monkeypatch):
+    """A template folder's hooks (here a pre-push hook that refuses) are not the bot's; the clone
+    holds only what git needs: no sample hooks, `description`, `info/exclude` or `logs/`."""
+    repo = _repository(tmp_path)
+    remote = tmp_path / "remote.git"
+    run(tmp_path, "clone", "-q", "--bare", str(repo), str(remote))
+    template = write_tree(tmp_path / "template", {"hooks/pre-push": "#!/bin/sh\necho refused >&2\nexit 1\n"})
+    (template / "hooks" / "pre-push").chmod(0o755)
+    monkeypatch.setenv("GIT_TEMPLATE_DIR", str(template))
+    with git.clone(f"file://{remote}", "main") as checkout:
+        assert sorted(p.name for p in (checkout.root / ".git").iterdir()) == [
+            "HEAD", "config", "objects", "packed-refs", "refs", "shallow"]
+        sha = git.commit_files(checkout, {"svc/k8s.yaml": "image: mirror/redis:7\n"}, "Move redis",
+                               git.Identity("Bot", "bot@example.com"))
+        git.publish_branch(checkout, "rehome/mirror-images", sha, None)
+    assert run(remote, "rev-parse", "rehome/mirror-images").strip() == sha
