@@ -8,17 +8,21 @@ a pipe. The worker answers on the same pipe: its log records as they happen, the
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import logging.handlers
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -48,9 +52,13 @@ class WorkerSetup:
 
 class ProcessWorkers:
     """`run(repo)` runs the repository in the calling thread's worker process (started on first use,
-    and again if it died)."""
+    and again if it died).
+
+    Each worker keeps its temporary files (its clones) in a folder of its own inside one the sweep
+    owns: what a worker that dies leaves there is removed by the sweep, at once."""
 
     def __init__(self, ctx: SweepContext) -> None:
+        self._temp = Path(tempfile.mkdtemp(prefix="rehome-sweep-"))
         self._mp = multiprocessing.get_context(START_METHOD)
         if START_METHOD == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
@@ -74,7 +82,9 @@ class ProcessWorkers:
         worker: _Worker | None = getattr(self._mine, "worker", None)
         if worker is None or not worker.alive or not worker.process.is_alive():
             with self._lock:
-                worker = _Worker(self._mp, self._setup, len(self._started) + 1)
+                number = len(self._started) + 1
+                temp = Path(tempfile.mkdtemp(prefix=f"worker-{number}-", dir=self._temp))
+                worker = _Worker(self._mp, self._setup, number, temp)
                 self._started.append(worker)
             self._mine.worker = worker
         return worker.run(repo)
@@ -86,15 +96,17 @@ class ProcessWorkers:
         for worker in started:
             worker.stop()
         self._shared.close()
+        shutil.rmtree(self._temp, ignore_errors=True)
 
 
 class _Worker:
     """One worker process and this process's end of its pipe."""
 
-    def __init__(self, mp: BaseContext, setup: WorkerSetup, number: int) -> None:
+    def __init__(self, mp: BaseContext, setup: WorkerSetup, number: int, temp: Path) -> None:
         self._conn, theirs = mp.Pipe()
+        self.temp = temp
         name = f"rehome-sweep-worker-{number}"
-        self.process = mp.Process(target=serve, args=(theirs, setup), name=name)  # type: ignore[attr-defined]
+        self.process = mp.Process(target=serve, args=(theirs, setup, str(temp)), name=name)  # type: ignore[attr-defined]
         self.process.start()
         theirs.close()  # only the worker holds its end: when it dies, this end reads EOF
         self.alive = True
@@ -122,6 +134,7 @@ class _Worker:
         except (EOFError, OSError):
             self.alive = False
             self.process.join(STOP_TIMEOUT)
+            shutil.rmtree(self.temp, ignore_errors=True)  # the clone it was working in, say
             return RepoEntry(repo.full_name, "failed",
                              error=f"its worker process ended ({_ending(self.process.exitcode)}) before the repository "
                                    f"was done; it runs again in the next sweep")
@@ -177,10 +190,11 @@ def _detach() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def serve(conn: Connection, setup: WorkerSetup) -> None:
+def serve(conn: Connection, setup: WorkerSetup, temp: str) -> None:
     """A worker process: repositories from the pipe, one at a time, until it says None or is closed
-    (the sweep's process has ended: no other repository is started)."""
+    (the sweep's process has ended: no other repository is started). Its temporary files go in `temp`."""
     _detach()
+    tempfile.tempdir = temp
     lock = threading.Lock()
 
     def send(message: tuple[str, Any]) -> None:
@@ -194,6 +208,13 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(setup.root_level)
+    try:
+        _run_repositories(conn, setup, send)
+    finally:
+        _leave(Path(temp))
+
+
+def _run_repositories(conn: Connection, setup: WorkerSetup, send: Callable[[tuple[str, Any]], None]) -> None:
     work = inventory_one if setup.context.inventory else run_one
     # Each repository runs off the worker's main thread: its scan then stays in this process (the
     # scan forks workers of its own only from a main thread), so a sweep's processes are its --jobs.
@@ -215,3 +236,11 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
                 return
             except Exception:  # noqa: BLE001 - an exception that does not pickle: its text does
                 send(("raised", RuntimeError(f"{type(message[1]).__name__}: {message[1]}")))
+
+
+def _leave(temp: Path) -> None:
+    """The worker's temporary folder goes with it; so does the sweep's, once empty: when the sweep was
+    killed outright, its last worker out removes it."""
+    shutil.rmtree(temp, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        temp.parent.rmdir()

@@ -34,7 +34,9 @@ def test_a_sweep_killed_halfway_resumes_and_finishes_each_repository_once(org: O
             org.github.base_url, "--token-env", TOKEN_ENV, "--repo-include", "^acme/svc-(api|docs|jobs|web)$",
             "--jobs", "1", "--state", str(state), "--no-progress"]
     marker = f"REHOME_TEST_SWEEP={uuid.uuid4()}"  # in the environment of every process the sweep starts
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "REHOME_TEST_SWEEP": marker.split("=", 1)[1]}
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REHOME_TEST_SWEEP": marker.split("=", 1)[1], "TMPDIR": str(temp)}
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -60,6 +62,7 @@ def test_a_sweep_killed_halfway_resumes_and_finishes_each_repository_once(org: O
     while time.monotonic() < deadline and _processes_with(marker):
         time.sleep(0.1)
     assert _processes_with(marker) == []
+    assert list(temp.glob("rehome-*")) == []  # the last worker out removed the sweep's temporary folder
     started = {r.path.split("/")[3] for r in org.github.requests if r.path.startswith("/repos/acme/")}
     assert started <= {name.split("/")[1] for name in GOOD[:len(first) + 1]}
     org.github.delays.clear()

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -68,13 +69,19 @@ def test_the_mirror_step_the_rate_limit_and_the_token_are_shared_by_worker_proce
     assert slept == [61.0]  # one limiter for all: a copy in each process would never have waited
 
 
-def test_a_worker_that_dies_fails_its_repository_and_the_sweep_goes_on(org: Org, capsys) -> None:
+def test_a_worker_that_dies_fails_its_repository_and_the_sweep_goes_on(
+        org: Org, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     org.github.delays.append(("GET", r"^/repos/acme/svc-api/pulls$", 1.0))  # svc-api's run is still going on
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     killed: list[int] = []
+    clones: list[Path] = []
 
     def kill_the_worker() -> None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(r.path == "/repos/acme/svc-api" for r in org.github.requests):
+        while time.monotonic() < deadline and not clones:
+            clones.extend(temp.glob("rehome-sweep-*/worker-1-*/rehome-clone-*/repo/.git"))
             time.sleep(0.01)
         workers = [p for p in multiprocessing.active_children() if p.name.startswith("rehome-sweep-worker")]
         for worker in workers:
@@ -92,6 +99,9 @@ def test_a_worker_that_dies_fails_its_repository_and_the_sweep_goes_on(org: Org,
                                    "it runs again in the next sweep"),
         ("acme/svc-web", "done", None)]  # in a new worker
     assert len(org.pulls("acme/svc-web")) == 1 and org.pulls("acme/svc-api") == []
+    # The clone the dead worker was working in was in the sweep's folder, and went with it.
+    assert len(clones) == 1 and not clones[0].exists()
+    assert list(temp.glob("rehome-*")) == []
 
 
 @pytest.mark.parametrize("flag", ["-v", "-q"])
