@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 
@@ -66,3 +67,19 @@ def compile_globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
 
 def matches_any(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return compile_globs(tuple(patterns)).match(path) is not None
+
+
+def name_filter(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """A regex on a path's base name that the base name of every path some pattern matches also
+    matches (the patterns' last segments): one cheap first test that rules out most of a large tree's
+    paths. None when a last segment may reach across folders (`**`) or cannot be told apart."""
+    names = set()
+    for pattern in patterns:
+        for expanded in _expand_braces(pattern):
+            name = expanded.rsplit("/", 1)[-1]
+            if "**" in name or ("]" in name and "[" not in name):  # `a**`, or a `[...]` holding a `/`
+                return None
+            names.add(name)
+    if not names:
+        return re.compile(r"(?!)")
+    return re.compile("(?:" + "|".join(_translate(name) for name in sorted(names)) + r")\Z")

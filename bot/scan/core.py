@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot import imageref
 from bot.errors import UsageError
-from bot.globs import matches_any
+from bot.globs import matches_any, name_filter
 from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan import dockerfile, helm, kustomize, yaml
@@ -223,7 +223,10 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
         paths = [p for p in paths if matches_any(p, options.include)]
     if options.exclude:
         paths = [p for p in paths if not matches_any(p, options.exclude)]
-    work = [(path, rules) for path in paths if (rules := _candidate_rules(path, options.rules, tree))]
+    names = name_filter(pattern for rule in options.rules for pattern in rule.files)
+    work = [(path, rules) for path in paths
+            if (names is None or names.match(path.rpartition("/")[2]))
+            and (rules := _candidate_rules(path, options.rules, tree))]
     tree.prefetch(path for path, _ in work)
     scans = _scan_all(tree, work, options)
     built = _built_names(scans)
