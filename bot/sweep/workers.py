@@ -58,7 +58,6 @@ class ProcessWorkers:
     owns: what a worker that dies leaves there is removed by the sweep, at once."""
 
     def __init__(self, ctx: SweepContext) -> None:
-        self._temp = Path(tempfile.mkdtemp(prefix="rehome-sweep-"))
         self._mp = multiprocessing.get_context(START_METHOD)
         if START_METHOD == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
@@ -70,6 +69,7 @@ class ProcessWorkers:
         self._mine = threading.local()
         self._lock = threading.Lock()
         self._started: list[_Worker] = []
+        self._temp = Path(tempfile.mkdtemp(prefix="rehome-sweep-"))
 
     def __enter__(self) -> ProcessWorkers:
         return self
