@@ -32,7 +32,10 @@ def load_config(args: argparse.Namespace, root: Path | None) -> Config:
 
 
 def destination(args: argparse.Namespace, config: Config) -> str | None:
-    return getattr(args, "to", None) or config.destination
+    given = getattr(args, "to", None)
+    if given is not None and not given.strip():  # `--to "$DEST"` with DEST unset
+        raise UsageError("--to is empty: give the mirror prefix, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY")
+    return given or config.destination
 
 
 def policy(args: argparse.Namespace, config: Config) -> Policy:

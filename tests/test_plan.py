@@ -79,6 +79,7 @@ def test_destination_and_mapping_come_from_config_and_flags(tmp_path, capsys):
     ("argv", "message"),
     [
         ([], "no destination: give --to DEST or set `destination` in rehome.yaml"),
+        (["--to", ""], "--to is empty: give the mirror prefix, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
         (["--to", "mirror"], "destination 'mirror' must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
         (["--to", "gcr.io/acme:1"], "destination 'gcr.io/acme:1' must be a registry path without tag or digest"),
         (["--to", DEST, "--mapping", "{destination}/{registry}/{path}"],

@@ -6,6 +6,7 @@ import argparse
 import csv
 import sys
 
+from bot import options
 from bot.config import find_config
 from bot.errors import UsageError
 from bot.output import print_json, render_table
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_track(args: argparse.Namespace, counts: PullCounts) -> int:
     config = find_config(args.config, None)
-    destination = args.to or config.destination
+    destination = options.destination(args, config)
     if not destination:
         raise UsageError("--track needs --to DEST (or `destination` in rehome.yaml)")
     policy = Policy(internal=config.internal if config.internal is not None else DEFAULT_INTERNAL,

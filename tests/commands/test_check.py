@@ -233,6 +233,7 @@ def test_files_outside_git_are_relative_to_the_current_folder(tmp_path, capsys, 
     (["missing.yaml"], "missing.yaml: no such file or directory"),
     (["deploy", "Dockerfile"], "deploy: a folder: give one folder to check, or files, not both"),
     (["../outside.yaml"], "../outside.yaml: outside {repo}, the root of this check"),
+    ([".", "--to", " "], "--to is empty: give the mirror prefix, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
 ])
 def test_bad_files_are_usage_errors(repo, capsys, monkeypatch, argv, message):
     (repo.parent / "outside.yaml").write_text("image: nginx\n")
