@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 import re
 import sys
-import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from bot import imageref
@@ -319,20 +316,6 @@ def unified_diff(rewrite: FileRewrite) -> str:
     for line in difflib.unified_diff(old, new, f"a/{rewrite.path}", f"b/{rewrite.path}"):
         lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(lines)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace the file's content in one step, keeping its mode bits."""
-    mode = path.stat().st_mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def kustomize_renames(plan: Plan, references: list[Reference]) -> dict[str, list[Edit]]:

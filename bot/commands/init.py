@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.config import CONFIG_NAME, load_config
 from bot.errors import UsageError
+from bot.output import write_atomically
 
 HELP = "write a commented starter rehome.yaml"
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.path}: not a directory")
     if target.exists() and not args.force:
         raise UsageError(f"{target} already exists (use --force to overwrite it)")
-    target.write_text(STARTER.format(destination=args.to))
+    write_atomically(target, STARTER.format(destination=args.to))
     load_config(target)  # the starter must always validate
     print(f"wrote {target}")
     return 0

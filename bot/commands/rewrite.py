@@ -8,7 +8,8 @@ import sys
 from bot import mirror
 from bot.commands import plan as plan_command
 from bot.output import print_json, render_table
-from bot.rewrite import FileRewrite, rewrite_tree, unified_diff, write_atomically
+from bot.output import write_atomically
+from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
 
 log = logging.getLogger("rehome")
 

@@ -11,6 +11,7 @@ from typing import TextIO
 from bot import git
 from bot.forge.base import PullRequest, PullRequestRequest
 from bot.git import Checkout
+from bot.output import write_atomically
 
 
 class LocalForge:
@@ -36,7 +37,7 @@ class LocalForge:
     def open_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
         text = f"{request.title}\n\n{request.body}"
         if self.pr_file is not None:
-            self.pr_file.write_text(text, encoding="utf-8")
+            write_atomically(self.pr_file, text)
             url = str(self.pr_file)
         else:
             if self.stream is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot import render
 from bot.errors import UsageError
+from bot.output import write_atomically
 
 VERSION = 1
 # Repository statuses: a sweep's journal statuses, plus `scanned` for an inventory.
@@ -196,8 +197,8 @@ def interrupted_line(report: SweepReport) -> str:
 def write(report: SweepReport, folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-        (folder / "report.md").write_text(to_markdown(report), encoding="utf-8")
-        (folder / "report.csv").write_text(to_csv(report), encoding="utf-8")
+        write_atomically(folder / "report.json", json.dumps(report.to_json(), indent=2) + "\n")
+        write_atomically(folder / "report.md", to_markdown(report))
+        write_atomically(folder / "report.csv", to_csv(report))
     except OSError as exc:
         raise UsageError(f"{folder}: cannot write the reports: {exc.strerror or exc}") from None
