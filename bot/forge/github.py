@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import requests
 from github import Auth, Github, GithubException, GithubRetry, UnknownObjectException
+from github.Repository import Repository
 
 from bot import git
 from bot.errors import RehomeError
@@ -93,8 +94,11 @@ class GitHubForge:
     name = "github"
 
     def __init__(self, repository: str, token: Secret | None, *, github_url: str | None = None,
-                 polite: bool | None = None, limiter: Any = None) -> None:
+                 polite: bool | None = None, limiter: Any = None, listed: Mapping[str, str] | None = None) -> None:
         self.repository = repository
+        # `clone_url` and `default_branch` as a listing of the organisation gave them (a sweep): the
+        # repository is then not read again, one request fewer for each repository.
+        self.listed = listed
         self.limiter = limiter  # a sweep's shared rate limiter (bot.sweep.ratelimit.RateLimiter)
         self.token = token
         self.base_url = api_url(github_url)
@@ -133,6 +137,9 @@ class GitHubForge:
 
     @property
     def repo(self) -> Any:
+        if self._repo is None and self.listed is not None:
+            known = {**self.listed, "full_name": self.repository, "url": f"{self.base_url}/repos/{self.repository}"}
+            self._repo = self.github.create_from_raw_data(Repository, known)
         if self._repo is None:
             self._repo = self._call(f"read repository {self.repository}", lambda: self.github.get_repo(self.repository))
         return self._repo

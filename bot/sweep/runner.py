@@ -116,7 +116,8 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
         return found
 
     try:
-        forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter)
+        forge = GitHubForge(repo.full_name, ctx.tokens.current(), github_url=ctx.github_url, limiter=ctx.limiter,
+                            listed={"clone_url": repo.clone_url, "default_branch": repo.default_branch})
         args = argparse.Namespace(**{**vars(ctx.args), "target": repo.full_name})
         result = run_repository(forge, args, ensure=ensure, mirror_options=ctx.mirror_options,
                                 on_planned=lambda *found: planned.append(found))

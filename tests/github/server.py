@@ -260,12 +260,13 @@ class GitHubServer:
                 split = urlsplit(self.path)
                 path = split.path.removeprefix(PREFIX)
                 query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+                with server._lock:  # recorded as it arrives: a test sees a request that is being delayed
+                    server.requests.append(Request(self.command, path, query, body,
+                                                   self.headers.get("Authorization")))
                 delay = sum(d[2] for d in list(server.delays) if d[0] == self.command and re.search(d[1], path))
                 if delay:
                     time.sleep(delay)
                 with server._lock:
-                    server.requests.append(Request(self.command, path, query, body,
-                                                   self.headers.get("Authorization")))
                     fault = next((f for f in server.faults if f[0] == self.command and re.search(f[1], path)), None)
                     try:
                         if fault is not None:

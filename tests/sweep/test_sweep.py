@@ -258,3 +258,17 @@ def test_a_bug_in_one_repository_is_its_outcome_and_the_sweep_goes_on(org: Org, 
                                                                           ("acme/svc-web", "done")}
     (error,) = [r["error"] for r in result["repositories"] if r["error"]]
     assert error.startswith("internal error: KeyError: 'boom' (at test_sweep.py:")
+
+
+def test_each_repository_costs_github_only_the_requests_its_pull_request_needs(org: Org, capsys) -> None:
+    """The listing gave the clone URL and the default branch: the repository is not read again."""
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-api$")
+    assert code == 0, err
+    asked = [(r.method, r.path) for r in org.github.requests if r.path.startswith("/repos/acme/svc-api")]
+    assert asked == [
+        ("GET", "/repos/acme/svc-api/pulls"),  # a pull request of the bot's already open?
+        ("POST", "/repos/acme/svc-api/pulls"),
+        ("GET", "/repos/acme/svc-api/labels/rehome"),
+        ("POST", "/repos/acme/svc-api/labels"),  # the label did not exist yet
+        ("POST", "/repos/acme/svc-api/issues/1/labels"),
+    ]
