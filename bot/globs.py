@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 
 
@@ -69,7 +68,8 @@ def matches_any(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return compile_globs(tuple(patterns)).match(path) is not None
 
 
-def name_filter(patterns: Iterable[str]) -> re.Pattern[str] | None:
+@lru_cache(maxsize=64)
+def name_filter(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     """A regex on a path's base name that the base name of every path some pattern matches also
     matches (the patterns' last segments): one cheap first test that rules out most of a large tree's
     paths. None when a last segment may reach across folders (`**`) or cannot be told apart."""

@@ -35,11 +35,11 @@ def test_the_name_filter_keeps_every_path_the_rules_select(shared_dir: Path) -> 
 
 
 def test_the_name_filter_declines_what_a_base_name_cannot_decide() -> None:
-    assert name_filter(["docs/**"]) is None  # any name below docs/
-    assert name_filter(["k8s/app**"]) is None  # `**` inside a segment reaches across folders
-    assert name_filter(["x/[a/b]c.yaml"]) is None  # a bracket expression holding a `/`
-    braces = name_filter(["{deploy/app,base}.yaml"])
+    assert name_filter(("docs/**",)) is None  # any name below docs/
+    assert name_filter(("k8s/app**",)) is None  # `**` inside a segment reaches across folders
+    assert name_filter(("x/[a/b]c.yaml",)) is None  # a bracket expression holding a `/`
+    braces = name_filter(("{deploy/app,base}.yaml",))
     assert braces is not None and _kept(braces, ["x/app.yaml", "base.yaml", "x/deploy.yaml"]) == ["x/app.yaml",
                                                                                                   "base.yaml"]
-    nothing = name_filter([])
+    nothing = name_filter(())
     assert nothing is not None and _kept(nothing, ["a.yaml"]) == []

@@ -223,7 +223,7 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
         paths = [p for p in paths if matches_any(p, options.include)]
     if options.exclude:
         paths = [p for p in paths if not matches_any(p, options.exclude)]
-    names = name_filter(pattern for rule in options.rules for pattern in rule.files)
+    names = name_filter(tuple(pattern for rule in options.rules for pattern in rule.files))
     work = [(path, rules) for path in paths
             if (names is None or names.match(path.rpartition("/")[2]))
             and (rules := _candidate_rules(path, options.rules, tree))]
