@@ -44,6 +44,7 @@ def scan_json(directory: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, 
 # once, at the anchor's value. quoting.yaml: quoted, flow-style and tagged values, an
 # anchored quoted value. crlf.yaml has CRLF line ends; bom.yaml starts with a BOM (not a
 # column); broken.yaml is not valid YAML (skipped); not-kubernetes.yaml has no apiVersion.
+# quoted-keys.yaml quotes its keys and json-style.yaml is JSON: both are read like any other.
 KUBERNETES = {
     "version": 1,
     "references": [
@@ -106,6 +107,8 @@ KUBERNETES = {
             "quay.io/acme/data-artifact:v1",
             THIRD_PARTY,
         ),
+        ref("json-style.yaml", 2, 52, "kubernetes", "redis:7.2", "docker.io/library/redis:7.2", THIRD_PARTY),
+        ref("quoted-keys.yaml", 8, 16, "kubernetes", "python:3.12", "docker.io/library/python:3.12", THIRD_PARTY),
         ref("quoting.yaml", 7, 15, "kubernetes", "nginx:1.25", "docker.io/library/nginx:1.25", THIRD_PARTY),
         ref("quoting.yaml", 9, 15, "kubernetes", "redis:7.2", "docker.io/library/redis:7.2", THIRD_PARTY),
         ref("quoting.yaml", 10, 28, "kubernetes", "quay.io/acme/flow:1", "quay.io/acme/flow:1", THIRD_PARTY),
