@@ -121,6 +121,14 @@ def _current_branch(top: Path) -> str:
         raise UsageError(f"{top}: HEAD is detached", hint="check out the branch the pull request should target") from None
 
 
+def _base_commit(top: Path, base: str) -> str:
+    try:
+        return run_git(top, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+    except GitError:
+        raise UsageError(f"{top}: the branch {base} has no commits yet",
+                         hint="commit the files first: the pull request's branch starts from the last commit") from None
+
+
 @contextlib.contextmanager
 def local_worktree(path: Path) -> Iterator[Checkout]:
     """A temporary worktree of the local repository at the tip of the branch checked out now;
@@ -128,7 +136,7 @@ def local_worktree(path: Path) -> Iterator[Checkout]:
     top = _top(path)
     prefix = run_git(path, ["rev-parse", "--show-prefix"])
     base = _current_branch(top)
-    base_sha = run_git(top, ["rev-parse", "HEAD"])
+    base_sha = _base_commit(top, base)
     parent = Path(tempfile.mkdtemp(prefix="rehome-worktree-"))
     tree = parent / "tree"
     # No hooks: the user's post-checkout hooks are not for this temporary tree.
@@ -304,4 +312,19 @@ def publish_branch(checkout: Checkout, branch: str, new: str, expected: str | No
         log.info("pushing %s", branch)
         checkout.git("push", "--quiet", f"--force-with-lease={ref}:{expected or ''}", "origin", f"{new}:{ref}")
     else:
+        elsewhere = _worktree_with(checkout, ref)
+        if elsewhere is not None:  # git itself never moves a branch under another worktree's feet
+            raise UsageError(f"the branch {branch} is checked out in {elsewhere}; it is not moved under that checkout",
+                             hint="check out another branch there (or remove that worktree), then run again")
         checkout.git("update-ref", "-m", "rehome: rebuilt from the base branch", ref, new, expected or NO_SHA)
+
+
+def _worktree_with(checkout: Checkout, ref: str) -> str | None:
+    """The worktree that has `ref` checked out, if one has."""
+    path = None
+    for line in checkout.git("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = line.removeprefix("worktree ")
+        elif line == f"branch {ref}":
+            return path
+    return None

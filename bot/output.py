@@ -10,6 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.errors import RehomeError, UsageError
+
+
+class WriteError(RehomeError):
+    """A file that could not be written (permissions, a read-only or full disk)."""
+
 
 def print_json(obj: Any, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
@@ -28,19 +34,93 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def write_atomically(path: Path, text: str) -> None:
     """Replace (or create) the file in one step: no reader, and no interruption, meets half of it. A file
-    that was there keeps its mode bits; a new one gets the usual ones (0666 less the umask)."""
+    that was there keeps its mode bits and, where the user may give it, its owner; a new one gets the
+    usual mode (0666 less the umask)."""
+    temporary = stage(path, text)
     try:
-        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_together(changes: Sequence[tuple[Path, str, str]]) -> None:
+    """Replace several files, each (path, old text, new text), all or none: every new text is staged
+    first, and a file that cannot be replaced puts back the ones replaced before it."""
+    staged: list[tuple[Path, Path, str]] = []
+    try:
+        for path, old, new in changes:
+            staged.append((path, _stage_or_fail(path, new), old))
+    except BaseException:
+        for _path, temporary, _old in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for done, (path, temporary, _old) in enumerate(staged):
+        try:
+            os.replace(temporary, path)
+        except OSError as exc:
+            for _path, later, _old in staged[done:]:
+                later.unlink(missing_ok=True)
+            for earlier, _temporary, old in staged[:done]:
+                write_atomically(earlier, old)
+            raise WriteError(f"{path}: cannot replace it: {exc.strerror or exc}; nothing was changed") from None
+
+
+def _stage_or_fail(path: Path, text: str) -> Path:
+    try:
+        return stage(path, text)
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write it: {exc.strerror or exc}; nothing was changed") from None
+
+
+def stage(path: Path, text: str) -> Path:
+    """The new content in a temporary file beside `path`, with `path`'s mode and owner, for the
+    caller to move over it (`os.replace`) or delete."""
+    try:
+        before: os.stat_result | None = path.stat()
     except FileNotFoundError:
-        mode = None
+        before = None
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(text.encode("utf-8"))
-        if mode is not None:
-            os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        if before is not None:
+            os.chmod(temporary, stat.S_IMODE(before.st_mode))
+            _keep_owner(temporary, before)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    return temporary
+
+
+def _keep_owner(path: Path, before: os.stat_result) -> None:
+    if (before.st_uid, before.st_gid) == (os.getuid(), os.getgid()):
+        return
+    try:
+        os.chown(path, before.st_uid, before.st_gid)
+    except PermissionError:
+        pass  # only root gives files away: the new file is the user's own, as an editor's would be
+
+
+def check_writable_file(path: Path, flag: str) -> None:
+    """Before any work: `path` can be created or appended to (a folder that is there, a file or nothing)."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder, not a file")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: not writable")
+
+
+def check_writable_folder(path: Path, flag: str) -> None:
+    """Before any work: `path` is a writable folder, made now (with its parents) when missing."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot make the folder: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: not writable")

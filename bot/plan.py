@@ -107,6 +107,22 @@ def covered_reasons(references: list[Reference]) -> dict[int, str]:
     return reasons
 
 
+def _collisions(targets: dict[str, str]) -> dict[str, str]:
+    """Sources that a mapping (one without `{domain}`) gives the same mirror name as another source:
+    copying both would let one overwrite the other. Each, with why it does not move."""
+    sources: dict[str, list[str]] = defaultdict(list)
+    for source, target in targets.items():
+        sources[target].append(source)
+    reasons = {}
+    for target, same in sources.items():
+        if len(same) > 1:
+            for source in same:
+                others = ", ".join(sorted(s for s in same if s != source))
+                reasons[source] = (f"the mapping gives {source} and {others} one mirror name, {target}; "
+                                   "put {domain} in the mapping to keep them apart")
+    return reasons
+
+
 def make_plan(
     scanned: ScanResult,
     destination: str,
@@ -135,6 +151,8 @@ def make_plan(
             continue
         by_source[ref.image].append(ref)
         targets[ref.image] = str(target)
+    for source, reason in _collisions(targets).items():
+        unresolved.extend(_with_reason(ref, UNRESOLVED, reason) for ref in by_source.pop(source))
     moves = []
     for source in sorted(by_source):
         counts = pulls.lookup(source) if pulls is not None else (None, None)

@@ -299,6 +299,8 @@ def rewrite_file(
         return FileRewrite(context.path, text, None, 0, str(exc))
     except SemanticsChanged as exc:
         return FileRewrite(context.path, text, None, 0, f"the rewrite would change more than image names: {exc}")
+    except RecursionError:
+        return FileRewrite(context.path, text, None, 0, "nested too deeply to check that only image names change")
     return FileRewrite(context.path, text, new_text, len(moves))
 
 

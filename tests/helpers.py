@@ -1,11 +1,32 @@
 """Small helpers the tests share."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from bot.cli import main
+
+
+@contextlib.contextmanager
+def warnings_logged() -> Iterator[list[str]]:
+    """The messages rehome logs at warning level or above while the block runs (whatever an
+    earlier command set the logger to)."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("rehome")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

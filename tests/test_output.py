@@ -1,13 +1,16 @@
 """Writing a file in one step: the old content or the new one, never half of it, and the right mode."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from bot.output import write_atomically
+from bot import output
+from bot.errors import UsageError
+from bot.output import WriteError, check_writable_file, check_writable_folder, write_atomically, write_together
 
 
 def _mode(path: Path) -> int:
@@ -41,3 +44,83 @@ def test_a_write_that_fails_leaves_the_old_content_and_no_temporary_file(tmp_pat
         write_atomically(path, "half \udc80 written")  # a lone surrogate cannot be encoded: the write fails midway
     assert path.read_text() == "the old baseline\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json"]
+
+
+def test_a_file_given_to_another_user_keeps_its_owner(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("only root can give a file to another user")  # CI runs as root
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM alpine:3\n")
+    os.chown(path, 1234, 2345)
+    write_atomically(path, "FROM mirror.example.com/alpine:3\n")
+    assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345)
+
+
+def _three_files(tmp_path: Path) -> list[tuple[Path, str, str]]:
+    changes = []
+    for name in ("a.yaml", "b.yaml", "c.yaml"):
+        (tmp_path / name).write_text(f"old {name}\n")
+        changes.append((tmp_path / name, f"old {name}\n", f"new {name}\n"))
+    return changes
+
+
+def _contents(tmp_path: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(tmp_path.iterdir())}
+
+
+def test_files_written_together_are_all_replaced(tmp_path: Path) -> None:
+    write_together(_three_files(tmp_path))
+    assert _contents(tmp_path) == {"a.yaml": "new a.yaml\n", "b.yaml": "new b.yaml\n", "c.yaml": "new c.yaml\n"}
+
+
+def test_a_file_that_cannot_be_written_leaves_every_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    changes = _three_files(tmp_path)
+    real_stage = output.stage
+
+    def stage(path: Path, text: str) -> Path:
+        if path.name == "c.yaml":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_stage(path, text)
+
+    monkeypatch.setattr(output, "stage", stage)
+    with pytest.raises(WriteError) as failed:
+        write_together(changes)
+    assert str(failed.value) == f"{tmp_path / 'c.yaml'}: cannot write it: Read-only file system; nothing was changed"
+    assert _contents(tmp_path) == {"a.yaml": "old a.yaml\n", "b.yaml": "old b.yaml\n", "c.yaml": "old c.yaml\n"}
+
+
+def test_a_file_that_cannot_be_replaced_puts_back_those_replaced_before_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    changes = _three_files(tmp_path)
+    real_replace = os.replace
+
+    def replace(source: Path, target: Path) -> None:
+        if Path(target).name == "b.yaml":  # an immutable file (chattr +i) refuses even root
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+        real_replace(source, target)
+
+    monkeypatch.setattr(output.os, "replace", replace)
+    with pytest.raises(WriteError) as failed:
+        write_together(changes)
+    assert str(failed.value) == f"{tmp_path / 'b.yaml'}: cannot replace it: Operation not permitted; nothing was changed"
+    assert _contents(tmp_path) == {"a.yaml": "old a.yaml\n", "b.yaml": "old b.yaml\n", "c.yaml": "old c.yaml\n"}
+
+
+@pytest.mark.parametrize(("make", "flag", "message"), [
+    (lambda p: p.mkdir(), "--state", "{p}: is a folder, not a file"),
+    (lambda p: None, "--state", "{p}: the folder {p.parent} does not exist"),
+])
+def test_a_file_that_could_not_be_written_is_refused_before_any_work(tmp_path: Path, make, flag: str, message: str) -> None:
+    path = tmp_path / "state.jsonl" if "folder, not" in message else tmp_path / "missing" / "state.jsonl"
+    make(path)
+    with pytest.raises(UsageError) as refused:
+        check_writable_file(path, flag)
+    assert str(refused.value) == f"{flag} " + message.format(p=path)
+
+
+def test_a_report_folder_that_is_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "reports").write_text("")
+    with pytest.raises(UsageError) as refused:
+        check_writable_folder(tmp_path / "reports", "--report")
+    assert str(refused.value) == f"--report {tmp_path / 'reports'}: is a file, not a folder"
+    check_writable_folder(tmp_path / "new" / "reports", "--report")
+    assert (tmp_path / "new" / "reports").is_dir()

@@ -138,3 +138,25 @@ def test_plan_shows_pull_counts_from_a_log_export(tmp_path, capsys):
     ]
     code, out, err = run_cli(capsys, "plan", str(tmp_path / "repo"), "--to", DEST, "--pulls", str(tmp_path / "nope"))
     assert (code, err) == (2, f"rehome: error: {tmp_path / 'nope'}: no such file\n")
+
+
+def test_a_mapping_that_gives_two_images_one_mirror_name_moves_neither(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "rehome.yaml": "mapping: '{destination}/{path}'\n",
+        "pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+                    "    - {name: a, image: redis:7}\n    - {name: b, image: quay.io/library/redis:7}\n"
+                    "    - {name: c, image: nginx:1.27}\n",
+    })
+    code, out, err = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert [(m["source"], m["target"]) for m in plan["moves"]] == [
+        ("docker.io/library/nginx:1.27", f"{DEST}/library/nginx:1.27")]
+    why = ("the mapping gives {} and {} one mirror name, " + DEST + "/library/redis:7; "
+           "put {{domain}} in the mapping to keep them apart")
+    assert plan["unresolved"] == [
+        ref("pod.yaml", 6, 24, "kubernetes", "redis:7", "docker.io/library/redis:7", "unresolved",
+            why.format("docker.io/library/redis:7", "quay.io/library/redis:7")),
+        ref("pod.yaml", 7, 24, "kubernetes", "quay.io/library/redis:7", "quay.io/library/redis:7", "unresolved",
+            why.format("quay.io/library/redis:7", "docker.io/library/redis:7")),
+    ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.config import CONFIG_NAME, load_config
+from bot import options
+from bot.config import CONFIG_NAME, Config, load_config
 from bot.errors import UsageError
 from bot.output import write_atomically
 
 HELP = "write a commented starter rehome.yaml"
+PLACEHOLDER = "us-docker.pkg.dev/PROJECT/mirror"  # for the user to fill in: not a valid path as it is
 
 STARTER = """\
 # rehome configuration (see "Configuration" in the rehome README).
@@ -46,7 +48,7 @@ pin_digest: false
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="where to write rehome.yaml (default: .)")
-    parser.add_argument("--to", metavar="DEST", default="us-docker.pkg.dev/PROJECT/mirror",
+    parser.add_argument("--to", metavar="DEST", default=PLACEHOLDER,
                         help="the destination to write into the file")
     parser.add_argument("--force", action="store_true", help="overwrite an existing rehome.yaml")
 
@@ -55,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.path) / CONFIG_NAME
     if not Path(args.path).is_dir():
         raise UsageError(f"{args.path}: not a directory")
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder")
     if target.exists() and not args.force:
         raise UsageError(f"{target} already exists (use --force to overwrite it)")
+    if args.to != PLACEHOLDER:
+        options.require_destination(args, Config())  # a destination the file could not use is refused now
     write_atomically(target, STARTER.format(destination=args.to))
     load_config(target)  # the starter must always validate
     print(f"wrote {target}")

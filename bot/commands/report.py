@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
 from github import GithubException
 
 from bot import options
 from bot.errors import UsageError
-from bot.forge.github import LOOPBACK, SECONDS_BETWEEN_REQUESTS, Pacer, api_url
+from bot.forge.github import LOOPBACK, SECONDS_BETWEEN_REQUESTS, Pacer, api_url, failure_text
 from bot.output import print_json, render_table
 from bot.sweep import access
 from bot.sweep import report as sweep_report
+from bot.sweep.access import SweepError
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.state import StateJournal
 
@@ -77,6 +79,8 @@ def pull_states(journal: StateJournal, github: Any, limiter: RateLimiter, pacer:
         except GithubException as exc:
             message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
             states.append(PullState(repo, outcome.pr_url, "unknown", f"GitHub: {exc.status} {message or ''}".strip()))
+        except requests.RequestException as exc:  # GitHub out of reach: so for every other pull request too
+            raise SweepError(failure_text(f"read {outcome.pr_url}", exc)) from None
         finally:
             limiter.observe_requester(github.requester)
     return states

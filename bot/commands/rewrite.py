@@ -7,8 +7,7 @@ import sys
 
 from bot import mirror
 from bot.commands import plan as plan_command
-from bot.output import print_json, render_table
-from bot.output import write_atomically
+from bot.output import print_json, render_table, write_together
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
 
 log = logging.getLogger("rehome")
@@ -47,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
         planned.tree, planned.plan, rules, planned.scan_options.policy, planned.scanned.references, pins
     )
     if not args.dry_run:
-        for result in results:
-            if result.changed:
-                write_atomically(planned.root / result.path, result.new_text)
+        # All or none: the files of one rewrite may depend on each other (a kustomization and its manifests).
+        write_together([(planned.root / r.path, r.old_text, r.new_text) for r in results if r.changed])
     if args.format == "json":
         print_json(to_json(results, args.dry_run))
     elif args.dry_run:

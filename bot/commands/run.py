@@ -13,7 +13,7 @@ from bot.commands import plan as plan_command
 from bot.errors import UsageError
 from bot.forge import FORGES, Forge, GitHubForge, LocalForge
 from bot.git import origin_repository
-from bot.output import print_json
+from bot.output import check_writable_file, print_json
 from bot.pipeline import RunResult, run_repository
 from bot.registry import Secret
 
@@ -53,6 +53,8 @@ def make_forge(args: argparse.Namespace, environ: dict[str, str] | os._Environ =
         if not is_path:
             raise UsageError(f"{args.target}: the local forge needs a local checkout")
         pr_file = Path(args.pr_file) if args.pr_file else None
+        if pr_file is not None:
+            check_writable_file(pr_file, "--pr-file")
         return LocalForge(path, pr_file, stream=sys.stdout if args.format == "table" else None)
     repository = origin_repository(path) if is_path else args.target
     token_value = environ.get(args.token_env)

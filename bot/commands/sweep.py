@@ -15,7 +15,7 @@ from bot.commands import plan as plan_command
 from bot.config import Config
 from bot.errors import UsageError
 from bot.mirror import MirrorOptions
-from bot.output import print_json, render_table
+from bot.output import check_writable_file, check_writable_folder, print_json, render_table
 from bot.registry.copy import DEFAULT_JOBS
 from bot.sweep import access
 from bot.sweep import report as sweep_report
@@ -94,7 +94,14 @@ def _check(args: argparse.Namespace) -> str:
         raise UsageError("--inventory already writes nothing; --dry-run goes without it")
     if not args.to:
         raise UsageError("no destination: give --to DEST")
-    return options.require_destination(args, Config())
+    if getattr(args, "config", None):
+        options.load_config(args, None)  # a missing or invalid file fails here, not once per repository
+    destination = options.require_destination(args, Config())
+    if args.state and not args.inventory:
+        check_writable_file(Path(args.state), "--state")
+    if args.report:
+        check_writable_folder(Path(args.report), "--report")
+    return destination
 
 
 def repositories(args: argparse.Namespace, tokens: access.TokenSource,

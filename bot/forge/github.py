@@ -35,6 +35,18 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 T = TypeVar("T")
 
 
+# What a call to GitHub raises when GitHub says no (GithubException) or cannot be reached, or keeps
+# failing (requests' ConnectionError, RetryError, …).
+FAILURES = (GithubException, requests.RequestException)
+
+
+def failure_text(what: str, exc: Exception) -> str:
+    if isinstance(exc, GithubException):
+        message = exc.data.get("message") if isinstance(exc.data, dict) else None
+        return f"GitHub: {what}: {exc.status} {message or exc.data or ''}".strip()
+    return f"GitHub: {what}: {type(exc).__name__}: {exc}"
+
+
 class GitHubError(RehomeError):
     """A GitHub API call that failed: the status and GitHub's own message."""
 
@@ -120,14 +132,8 @@ class GitHubForge:
             self.limiter.before()
         try:
             return call()
-        except GithubException as exc:
-            message = exc.data.get("message") if isinstance(exc.data, dict) else None
-            text = f"GitHub: {what}: {exc.status} {message or exc.data or ''}".strip()
-            if self.token:
-                text = text.replace(self.token.reveal(), "***")
-            raise GitHubError(text) from None
-        except requests.RequestException as exc:
-            text = f"GitHub: {what}: {type(exc).__name__}: {exc}"
+        except FAILURES as exc:
+            text = failure_text(what, exc)
             if self.token:
                 text = text.replace(self.token.reveal(), "***")
             raise GitHubError(text) from None

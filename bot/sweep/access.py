@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from github import Auth, Github, GithubException, GithubIntegration
 
 from bot.errors import RehomeError, UsageError
-from bot.forge.github import LOOPBACK, LoggingRetry, api_url
+from bot.forge.github import FAILURES, LOOPBACK, LoggingRetry, api_url, failure_text
 from bot.registry import Secret
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.select import RepoInfo
@@ -68,10 +71,8 @@ class TokenSource:
             if self._installation is None:
                 self._installation = integration.get_org_installation(self._org).id
             granted = integration.get_access_token(self._installation)
-        except GithubException as exc:
-            message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
-            raise SweepError(f"GitHub App {self._app.app_id}: no installation token for {self._org}: "
-                             f"{exc.status} {message}") from None
+        except FAILURES as exc:
+            raise SweepError(failure_text(f"App {self._app.app_id}: no installation token for {self._org}", exc)) from None
         expires = granted.expires_at
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=datetime.timezone.utc)
@@ -93,12 +94,21 @@ def token_source(token_env: str, app_id: str | None, app_key_file: str | None, a
             key = environ[app_key_env]
         else:
             raise UsageError("--app-id needs the App's private key: --app-key-file FILE or --app-key-env NAME")
+        _check_private_key(key, f"--app-key-file {app_key_file}" if app_key_file else f"--app-key-env {app_key_env}")
         return TokenSource(app=AppCredentials(app_id, Secret(key)), org=org, base_url=base_url)
     value = environ.get(token_env)
     if not value and required:
         raise UsageError(f"no GitHub token: the environment variable {token_env} is not set",
                          hint="export GITHUB_TOKEN=… or name another variable with --token-env, or use --app-id")
     return TokenSource(Secret(value) if value else None, base_url=base_url)
+
+
+def _check_private_key(key: str, where: str) -> None:
+    try:
+        serialization.load_pem_private_key(key.encode("utf-8"), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise UsageError(f"{where}: not a PEM private key",
+                         hint="give the .pem file GitHub made for the App (Settings → Developer settings → GitHub Apps)") from None
 
 
 def client(tokens: TokenSource, github_url: str | None, *, lazy: bool = False) -> Github:
@@ -111,9 +121,8 @@ def client(tokens: TokenSource, github_url: str | None, *, lazy: bool = False) -
                   seconds_between_requests=0, seconds_between_writes=0, per_page=100, lazy=lazy)
 
 
-def _failed(what: str, exc: GithubException) -> SweepError:
-    message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
-    return SweepError(f"GitHub: {what}: {exc.status} {message or ''}".strip())
+def _failed(what: str, exc: Exception) -> SweepError:
+    return SweepError(failure_text(what, exc))
 
 
 def repo_info(repo: Any) -> RepoInfo:
@@ -137,7 +146,7 @@ def org_repositories(github: Github, org: str, limiter: RateLimiter) -> Iterator
                 limiter.observe_requester(requester)
                 limiter.before()
             yield repo_info(repo)
-    except GithubException as exc:
+    except FAILURES as exc:
         raise _failed(f"list the repositories of {org}", exc) from None
     finally:
         limiter.observe_requester(requester)
@@ -149,15 +158,17 @@ def read_repos_file(path: str) -> list[str]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--repos-file {path}: cannot read it: {exc}") from None
-    names = []
+    names: dict[str, tuple[str, int]] = {}  # GitHub's names ignore case: one run per repository
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
         if text.count("/") != 1 or not all(text.split("/")):
             raise UsageError(f"--repos-file {path}:{number}: {text!r} is not owner/name")
-        names.append(text)
-    return names
+        first = names.setdefault(text.lower(), (text, number))
+        if first[1] != number:
+            log.warning("--repos-file %s:%d: %s is already on line %d; it runs once", path, number, text, first[1])
+    return [name for name, _number in names.values()]
 
 
 def named_repositories(github: Github, names: list[str], limiter: RateLimiter) -> Iterator[RepoInfo | tuple[str, str]]:
@@ -168,5 +179,7 @@ def named_repositories(github: Github, names: list[str], limiter: RateLimiter) -
             yield RepoInfo.from_api(github.get_repo(name).raw_data)
         except GithubException as exc:
             yield name, str(_failed(f"read repository {name}", exc))
+        except requests.RequestException as exc:  # GitHub out of reach: so for every other name too
+            raise _failed(f"read repository {name}", exc) from None
         finally:
             limiter.observe_requester(github.requester)

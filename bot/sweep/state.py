@@ -35,6 +35,22 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _outcome(line: str) -> Outcome | None:
+    """The outcome a journal line records, or None for anything else (any valid JSON included)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    values = {field.name: data.get(field.name) for field in dataclasses.fields(Outcome)}
+    if not all(value is None or isinstance(value, str) for value in values.values()):
+        return None
+    if values["status"] not in STATUSES or not values["repo"]:
+        return None
+    return Outcome(**values)
+
+
 class StateJournal:
     """Appends outcomes as they happen (flushed and synced, one line each); reads the last one per repository."""
 
@@ -53,14 +69,9 @@ class StateJournal:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            try:
-                data = json.loads(line)
-                outcome = Outcome(**{f.name: data.get(f.name) for f in dataclasses.fields(Outcome)})
-            except (ValueError, TypeError):
-                # The last line of a sweep killed while writing it: that repository simply runs again.
-                log.warning("%s:%d: not a state line; ignored", self.path, number)
-                continue
-            if outcome.status not in STATUSES or not outcome.repo:
+            outcome = _outcome(line)
+            if outcome is None:
+                # E.g. the last line of a sweep killed while writing it: that repository simply runs again.
                 log.warning("%s:%d: not a state line; ignored", self.path, number)
                 continue
             last[outcome.repo] = outcome

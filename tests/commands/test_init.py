@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from bot.config import load_config
 from tests.helpers import run_cli
 
@@ -20,3 +22,22 @@ def test_init_never_overwrites_without_force(tmp_path, capsys):
     assert (tmp_path / "rehome.yaml").read_text() == "destination: keep.me/x\n"
     assert run_cli(capsys, "init", str(tmp_path), "--force")[0] == 0
     assert load_config(tmp_path / "rehome.yaml").destination == "us-docker.pkg.dev/PROJECT/mirror"
+
+
+@pytest.mark.parametrize(("dest", "message"), [
+    ("BAD Dest", "destination 'BAD Dest' is not a registry path: invalid reference format: 'BAD Dest'"),
+    ("not a valid//dest:", "destination 'not a valid//dest:' is not a registry path: "
+                           "invalid reference format: 'not a valid//dest:'"),
+    ("mirror/images", "destination 'mirror/images' must start with a registry host, "
+                      "e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
+])
+def test_init_refuses_a_destination_no_command_could_use_and_writes_nothing(tmp_path, capsys, dest, message):
+    code, out, err = run_cli(capsys, "init", str(tmp_path), "--to", dest)
+    assert (code, out, err) == (2, "", f"rehome: error: {message}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_over_a_folder_named_rehome_yaml_is_refused(tmp_path, capsys):
+    (tmp_path / "rehome.yaml").mkdir()
+    code, out, err = run_cli(capsys, "init", str(tmp_path), "--force")
+    assert (code, out, err) == (2, "", f"rehome: error: {tmp_path / 'rehome.yaml'} is a folder\n")

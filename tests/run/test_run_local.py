@@ -173,3 +173,29 @@ def test_a_subfolder_run_reads_the_repositorys_own_config_rules_and_templates(pr
     assert git(work, "ls-tree", BRANCH, "svc/k8s.yaml").split()[0] == "100755"
     assert git(work, "ls-tree", BRANCH, "svc/k8s-alias.yaml").split()[0] == "120000"
     assert git(work, "ls-tree", "-r", "--name-only", BRANCH) == git(work, "ls-tree", "-r", "--name-only", "main")
+
+
+def test_the_bots_branch_checked_out_in_another_worktree_is_not_moved(project: Project, tmp_path: Path, capsys) -> None:
+    work = project.work
+    assert run_cli(capsys, "run", str(work), "--to", project.destination)[0] == 1  # gone:1 could not be copied
+    other = tmp_path / "review"
+    git(work, "worktree", "add", "-q", str(other), BRANCH)
+    (work / "README.md").write_text("new on main\n")
+    git(work, "add", "README.md")
+    git(work, "commit", "-q", "-m", "main moves on")
+    head = git(work, "rev-parse", BRANCH)
+    code, out, err = run_cli(capsys, "run", str(work), "--to", project.destination)
+    assert (code, out) == (2, "")
+    assert err == (f"rehome: error: the branch {BRANCH} is checked out in {other}; it is not moved under that checkout\n"
+                   "hint: check out another branch there (or remove that worktree), then run again\n")
+    assert git(work, "rev-parse", BRANCH) == head
+    assert git(other, "status", "--porcelain") == ""
+
+
+def test_a_repository_without_commits_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "Dockerfile").write_text("FROM nginx:1.27\n")
+    code, out, err = run_cli(capsys, "run", str(tmp_path), "--to", "127.0.0.1:5999/mirror")
+    assert (code, out) == (2, "")
+    assert err == (f"rehome: error: {tmp_path}: the branch main has no commits yet\n"
+                   "hint: commit the files first: the pull request's branch starts from the last commit\n")

@@ -7,6 +7,7 @@ import pytest
 from bot.errors import UsageError
 from bot.sweep.select import RepoInfo, Selection, parse_shard, select, shard_of
 from bot.sweep.state import Outcome, StateJournal
+from tests.helpers import warnings_logged
 
 
 def _repo(name: str, **flags) -> RepoInfo:
@@ -68,3 +69,16 @@ def test_journal_resumes_and_skips_finished_repositories_at_the_same_head(tmp_pa
     assert json.loads(path.read_text().splitlines()[0]) == {
         "repo": "acme/a", "status": "done", "pr_url": "https://x/pull/1", "head": "aaa", "error": None,
         "finished_at": "2026-11-26T10:00:00Z"}
+
+
+def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_path):
+    path = tmp_path / "state.jsonl"
+    path.write_text("\n".join([
+        '[1, 2]', '"hello"', 'null', '{"repo": ["acme/x"], "status": "done"}',
+        '{"repo": "acme/y", "status": "done", "pr_url": 12}', '{"repo": "acme/z", "status": "weird"}',
+        '{"repo": "acme/a", "status": "done", "pr_url": null, "head": "aaa", "error": null, "finished_at": "t"}',
+    ]) + "\n")
+    with warnings_logged() as warnings:
+        journal = StateJournal(path)
+    assert list(journal.last) == ["acme/a"]
+    assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 7)]

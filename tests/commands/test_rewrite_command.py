@@ -1,0 +1,57 @@
+"""`rehome rewrite` writes all of its files or none of them."""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from bot import output
+from tests.helpers import run_cli
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n    - name: app\n      image: {image}\n"
+
+
+def _tree(root: Path) -> dict[str, str]:
+    files = {"a.yaml": POD.format(name="a", image="redis:7"), "z.yaml": POD.format(name="z", image="nginx:1.27")}
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return files
+
+
+def test_a_file_that_cannot_be_replaced_leaves_the_whole_tree_as_it_was(tmp_path: Path, capsys,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _tree(tmp_path)
+    real_replace = os.replace
+
+    def replace(source, target) -> None:
+        if Path(target).name == "z.yaml":  # an immutable file (chattr +i): even root may not replace it
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+        real_replace(source, target)
+
+    monkeypatch.setattr(output.os, "replace", replace)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m")
+    assert (code, out) == (1, "")
+    assert err == f"rehome: error: {tmp_path / 'z.yaml'}: cannot replace it: Operation not permitted; nothing was changed\n"
+    assert {p.name: p.read_text() for p in sorted(tmp_path.iterdir())} == before
+
+
+def test_every_file_is_rewritten_when_all_can_be(tmp_path: Path, capsys) -> None:
+    _tree(tmp_path)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m")
+    assert (code, err) == (0, "")
+    assert out == ("FILE    REFERENCES\n------  ----------\na.yaml  1\nz.yaml  1\n"
+                   "2 files rewritten, 2 references moved\n")
+    assert (tmp_path / "a.yaml").read_text() == POD.format(name="a", image="mirror.example.com/m/docker.io/library/redis:7")
+    assert (tmp_path / "z.yaml").read_text() == POD.format(name="z", image="mirror.example.com/m/docker.io/library/nginx:1.27")
+
+
+def test_a_file_nested_too_deeply_to_check_is_left_untouched_and_said_so(tmp_path: Path, capsys) -> None:
+    deep = POD.format(name="deep", image="redis:7") + "nested: " + "[" * 1000 + "]" * 1000 + "\n"
+    (tmp_path / "deep.yaml").write_text(deep)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m")
+    assert (code, err) == (1, "")
+    assert out == "0 files rewritten, 0 references moved\n" \
+                  "left untouched: deep.yaml: nested too deeply to check that only image names change\n"
+    assert (tmp_path / "deep.yaml").read_text() == deep

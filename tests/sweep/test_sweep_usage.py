@@ -1,0 +1,82 @@
+"""What a sweep refuses before it does any work, and how it says that GitHub is out of reach."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from bot.sweep import access
+from tests.github.server import GitHubServer
+from tests.helpers import run_cli, warnings_logged
+from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV
+
+DEST = "127.0.0.1:5999/mirror"
+
+
+@pytest.fixture(autouse=True)
+def token(monkeypatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+
+def sweep_args(github_url: str, *extra: str) -> list[str]:
+    return ["sweep", "--org", ORG, "--to", DEST, "--github-url", github_url, "--token-env", TOKEN_ENV,
+            "--no-progress", *extra]
+
+
+@pytest.mark.parametrize(("flag", "make", "message"), [
+    ("--state", lambda tmp: tmp / "no-such-folder" / "state.jsonl",
+     "--state {path}: the folder {path.parent} does not exist"),
+    ("--state", lambda tmp: (tmp / "state").mkdir() or tmp / "state", "--state {path}: is a folder, not a file"),
+    ("--report", lambda tmp: (tmp / "report").write_text("") or tmp / "report", "--report {path}: is a file, not a folder"),
+    ("--config", lambda tmp: tmp / "missing.yaml", "{path}: configuration file not found"),
+])
+def test_an_output_or_config_that_cannot_serve_is_refused_before_github_is_asked_anything(
+        flag: str, make, message: str, tmp_path: Path, github: GitHubServer, capsys) -> None:
+    path = make(tmp_path)
+    code, out, err = run_cli(capsys, *sweep_args(github.base_url, flag, str(path)))
+    assert (code, out, err) == (2, "", f"rehome: error: {message.format(path=path)}\n")
+    assert github.requests == []
+
+
+def test_a_github_app_key_that_is_not_a_key_is_a_usage_error(tmp_path: Path, github: GitHubServer, capsys) -> None:
+    key = tmp_path / "app.pem"
+    key.write_text("x\n")
+    code, out, err = run_cli(capsys, *sweep_args(github.base_url, "--app-id", "1", "--app-key-file", str(key)))
+    assert (code, out) == (2, "")
+    assert err == (f"rehome: error: --app-key-file {key}: not a PEM private key\n"
+                   "hint: give the .pem file GitHub made for the App (Settings → Developer settings → GitHub Apps)\n")
+    assert github.requests == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once it is closed
+
+
+def test_a_github_out_of_reach_is_an_error_naming_the_step_not_a_crash(tmp_path: Path, capsys) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/api/v3"
+    code, out, err = run_cli(capsys, *sweep_args(url, "--inventory"))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"rehome: error: GitHub: list the repositories of {ORG}: ConnectionError: ")
+    assert "internal error" not in err and err.count("\n") == 1
+
+
+def test_report_status_with_github_out_of_reach_is_an_error_not_a_crash(tmp_path: Path, capsys) -> None:
+    state = tmp_path / "state.jsonl"
+    state.write_text('{"repo": "acme/a", "status": "done", "pr_url": "https://github.com/acme/a/pull/1", '
+                     '"head": "a", "error": null, "finished_at": "2026-11-27T00:00:00Z"}\n')
+    url = f"http://127.0.0.1:{_closed_port()}/api/v3"
+    code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", url)
+    assert (code, out) == (1, "")
+    assert err.startswith("rehome: error: GitHub: read https://github.com/acme/a/pull/1: ConnectionError: ")
+
+
+def test_a_repository_named_twice_in_the_repos_file_runs_once(tmp_path: Path) -> None:
+    names = tmp_path / "repos.txt"
+    names.write_text("acme/api\nacme/web  # the shop\n\nACME/API\nacme/api\n")
+    with warnings_logged() as warnings:
+        assert access.read_repos_file(str(names)) == ["acme/api", "acme/web"]
+    assert warnings == [f"--repos-file {names}:4: ACME/API is already on line 1; it runs once",
+                        f"--repos-file {names}:5: acme/api is already on line 1; it runs once"]
