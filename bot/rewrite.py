@@ -257,8 +257,10 @@ def apply_splices(text: str, splices: list[Splice]) -> str:
 
 def _check_rescan(text: str, new_text: str, targets: dict[int, str], rule: Rule, context: FileContext, policy: Policy) -> None:
     """Scan both texts: moved references (keyed by their old offset) must read as their
-    targets, every other reference exactly as before."""
-    before = scan_text(text, context.path, rule, context, policy).references
+    targets, every other reference exactly as before. The old text is read beside the other
+    files' old texts: a Kustomize entry with only `newName` takes its tag from the manifests."""
+    original = dataclasses.replace(context, overlay={})
+    before = scan_text(text, context.path, rule, original, policy).references
     rescanned = scan_text(new_text, context.path, rule, context, policy)
     if rescanned.skipped is not None:
         raise CannotRewrite(f"the rewritten file no longer reads as {rule.kind}: {rescanned.skipped.reason}")
@@ -372,4 +374,22 @@ def rewrite_tree(
         if result.changed:
             new_texts[path] = result.new_text
         results.append(result)
-    return sorted(results, key=lambda r: r.path)
+    return sorted(_hold_what_refused_kustomizations_match(results, renames, references), key=lambda r: r.path)
+
+
+def _hold_what_refused_kustomizations_match(results: list[FileRewrite], renames: Mapping[str, list[Edit]],
+                                            references: list[Reference]) -> list[FileRewrite]:
+    """A kustomization that had to follow its manifests' moves (rename `name:`) but is left
+    untouched: those manifests keep their old text too, or its entries would stop applying."""
+    refused = {r.path: r.reason for r in results if r.new_text is None and r.path in renames}
+    held: dict[str, str] = {}
+    for ref in references:
+        if ref.path in refused and "kustomize" in ref.found.edit:
+            for match in override_matches(ref, references):
+                held.setdefault(match.path, ref.path)
+    return [
+        FileRewrite(r.path, r.old_text, None, 0, f"left as it is: {held[r.path]}, whose images: entries apply to it, "
+                                                 f"could not follow the move ({refused[held[r.path]]})")
+        if r.changed and r.path in held else r
+        for r in results
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from bot import rewrite
 from bot.imageref import parse
 from bot.policy import map_to_mirror
 from tests.helpers import run_cli
@@ -89,3 +90,69 @@ def test_remote_bases_leave_the_override_and_its_manifests_covered(tmp_path, cap
     before = {p: p.read_bytes() for p in (work / "remote").iterdir()}
     assert run_cli(capsys, "rewrite", str(work / "remote"), "--to", DEST)[0] == 0
     assert {p: p.read_bytes() for p in (work / "remote").iterdir()} == before
+
+
+KUSTOMIZATION_WITH_INTERNAL_NEW_NAME = """\
+resources: [deployment.yaml]
+images:
+- name: nginx
+  newTag: "1.26"
+- name: busybox
+  newName: us-docker.pkg.dev/acme/team/busybox
+"""
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: a, image: nginx:1.25}
+      - {name: b, image: busybox:1.36}
+"""
+
+
+def _internal_new_name_tree(root: Path) -> Path:
+    root.mkdir()
+    (root / "kustomization.yaml").write_text(KUSTOMIZATION_WITH_INTERNAL_NEW_NAME)
+    (root / "deployment.yaml").write_text(DEPLOYMENT)
+    return root
+
+
+def test_an_entry_with_only_an_internal_new_name_follows_its_manifest_and_keeps_applying(tmp_path, capsys):
+    work = _internal_new_name_tree(tmp_path / "tree")
+    assert _built_images(work) == ["nginx:1.26", "us-docker.pkg.dev/acme/team/busybox:1.36"]
+    code, out, err = run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert out.endswith("2 files rewritten, 3 references moved\n")
+    assert _built_images(work) == [f"{DEST}/docker.io/library/nginx:1.26", "us-docker.pkg.dev/acme/team/busybox:1.36"]
+    assert (work / "kustomization.yaml").read_text() == (
+        "resources: [deployment.yaml]\n"
+        "images:\n"
+        f"- name: {DEST}/docker.io/library/nginx\n"
+        f"  newName: {DEST}/docker.io/library/nginx\n"
+        '  newTag: "1.26"\n'
+        f"- name: {DEST}/docker.io/library/busybox\n"
+        "  newName: us-docker.pkg.dev/acme/team/busybox\n")
+    assert run_cli(capsys, "rewrite", str(work), "--to", DEST)[:2] == (0, "0 files rewritten, 0 references moved\n")
+
+
+def test_manifests_stay_as_they_are_when_their_kustomization_cannot_follow(tmp_path, capsys, monkeypatch):
+    work = _internal_new_name_tree(tmp_path / "tree")
+    real = rewrite.rewrite_file
+
+    def refuse_kustomizations(text, moves, rule, context, policy, extra=None):
+        if context.path == "kustomization.yaml":
+            return rewrite.FileRewrite(context.path, text, None, 0, "two edits overlap at characters 1-2")
+        return real(text, moves, rule, context, policy, extra)
+
+    monkeypatch.setattr(rewrite, "rewrite_file", refuse_kustomizations)
+    code, out, err = run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert (code, err) == (1, "")
+    assert out == ("0 files rewritten, 0 references moved\n"
+                   "left untouched: deployment.yaml: left as it is: kustomization.yaml, whose images: entries apply "
+                   "to it, could not follow the move (two edits overlap at characters 1-2)\n"
+                   "left untouched: kustomization.yaml: two edits overlap at characters 1-2\n")
+    assert (work / "deployment.yaml").read_text() == DEPLOYMENT
+    assert _built_images(work) == ["nginx:1.26", "us-docker.pkg.dev/acme/team/busybox:1.36"]
