@@ -88,6 +88,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 result.builds.append(value)
                 continue
             if hit.parent is not None and any(mapping_get(hit.parent, k) is not None for k in rule.skip_if_sibling):
+                result.builds.append(value)  # what the service builds: other uses of that name are not references
                 continue
             assert isinstance(hit.node, ScalarNode)
             extra = _service_facts(hit, text, base) if role == "service" else {}

@@ -250,7 +250,7 @@ KNATIVE = {
     "skipped": [],
 }
 
-# Services with `build:` name their build output (not listed); a merge key reports the
+# Services with `build:` name their build output (not listed, nor where another service runs it); a merge key reports the
 # anchor's image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file
 # not named like a compose file is not.
 COMPOSE = {
