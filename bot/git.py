@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -303,6 +304,16 @@ def same_change(checkout: Checkout, head: str | None, new: str) -> bool:
     head_tree, head_parents = _commit_fields(checkout, head)
     new_tree, _ = _commit_fields(checkout, new)
     return head_parents == [checkout.base_sha] and head_tree == new_tree
+
+
+def check_branch_name(name: str) -> str:
+    """`name` when git takes it as a branch name as it is, else a usage error (before any work)."""
+    valid = not name.startswith(("-", "refs/")) and subprocess.run(
+        ["git", "check-ref-format", f"refs/heads/{name}"], capture_output=True).returncode == 0
+    if not valid:
+        raise UsageError(f"{name!r} is not a usable branch name",
+                         hint="a name such as rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/")
+    return name
 
 
 def publish_branch(checkout: Checkout, branch: str, new: str, expected: str | None) -> None:

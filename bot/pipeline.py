@@ -116,7 +116,7 @@ def pull_request_settings(args: argparse.Namespace, config: Config,
     assignees = split_list(getattr(args, "assignees", None))
     templates = getattr(args, "templates", None)
     return PullRequestSettings(
-        branch=getattr(args, "branch", None) or config.branch or git.DEFAULT_BRANCH,
+        branch=git.check_branch_name(getattr(args, "branch", None) or config.branch or git.DEFAULT_BRANCH),
         author=Identity.parse(config.author) if config.author else default_author(environ),
         title=getattr(args, "title", None) or config.title,
         labels=labels if labels is not None else config.labels if config.labels is not None else DEFAULT_LABELS,

@@ -4,7 +4,11 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from bot import git
+from bot.errors import UsageError
+from bot.git import check_branch_name
 from tests.helpers import git as run, write_tree
 
 ODD_NAME = 'odd "name"\nwith a newline.yaml'
@@ -88,3 +92,14 @@ def test_the_throwaway_clone_takes_no_template_and_keeps_no_reflog(tmp_path, mon
                                git.Identity("Bot", "bot@example.com"))
         git.publish_branch(checkout, "rehome/mirror-images", sha, None)
     assert run(remote, "rev-parse", "rehome/mirror-images").strip() == sha
+
+
+@pytest.mark.parametrize("name", ["a..b", "bad name", "-x", "refs/heads/x", "x.lock", "ends/", "a~1"])
+def test_a_branch_name_git_would_refuse_or_misread_is_a_usage_error(name: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        check_branch_name(name)
+    assert refused.value.message == f"{name!r} is not a usable branch name"
+
+
+def test_a_branch_name_git_takes_as_it_is_is_kept() -> None:
+    assert check_branch_name("rehome/mirror-images") == "rehome/mirror-images"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.cyaml import CParser
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import ReusedAnchorWarning, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
@@ -33,6 +34,10 @@ BOM = "\ufeff"
 _MARKERS = ("\n---", "\n...")
 _AFTER_MARKER = frozenset(" \t\r\n")
 
+
+# An anchor name used twice is valid YAML (an alias means the latest); ruamel's warning about it
+# would print library paths on the user's terminal once per scan, plan and rewrite.
+warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
 
 # Shared Tag objects: each caches its decoded text, so reading `node.tag` stays cheap.
 _TAGS = {name: Tag(suffix=f"tag:yaml.org,2002:{name}") for name in ("str", "seq", "map", "merge", "null", "bool", "float")}

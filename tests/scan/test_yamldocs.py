@@ -1,8 +1,15 @@
 """Splitting YAML text into documents, and key paths over composed nodes."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from bot.scan import keypaths
 from bot.scan.yamldocs import compose_all, split_documents
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_documents_split_at_marker_lines_only():
@@ -31,3 +38,13 @@ def test_key_paths_report_in_document_order_once_per_node_with_their_parent():
     hits = list(keypaths.select(root, ["jobs.*.image", "jobs.*.services[].image", "**.image"]))
     assert [(h.pattern, h.node.value, h.parent is not None) for h in hits] == [
         (2, "base:1", True), (1, "svc:1", True), (0, "two:1", True), (2, "deep:1", True)]
+
+
+def test_an_anchor_name_used_twice_reads_without_a_warning_on_the_terminal(tmp_path):
+    (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: &n a, labels: {x: &n b}}\n"
+                                       "spec:\n  containers:\n    - {name: *n, image: redis:7}\n")
+    # A process of its own: pytest sets its own warning filters for each test.
+    done = subprocess.run([sys.executable, "-m", "bot", "scan", str(tmp_path), "--format", "json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert [r["image"] for r in json.loads(done.stdout)["references"]] == ["docker.io/library/redis:7"]
