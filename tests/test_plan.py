@@ -160,3 +160,22 @@ def test_a_mapping_that_gives_two_images_one_mirror_name_moves_neither(tmp_path,
         ref("pod.yaml", 7, 24, "kubernetes", "quay.io/library/redis:7", "quay.io/library/redis:7", "unresolved",
             why.format("quay.io/library/redis:7", "docker.io/library/redis:7")),
     ]
+
+
+def test_plan_and_rewrite_name_the_files_the_scan_could_not_read(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "latin.yaml": b"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: alpine:3.19 # caf\xe9\n",
+        "Dockerfile": "FROM redis:7\n",
+    })
+    code, out, err = run_cli(capsys, "plan", str(tmp_path), "--to", DEST)
+    target = f"{DEST}/docker.io/library/redis:7"
+    assert (code, err) == (0, "")
+    assert out == (f"FROM                       TO{' ' * len(target)}REFS  PULLS\n"
+                   f"-------------------------  {'-' * len(target)}  ----  -----\n"
+                   f"docker.io/library/redis:7  {target}  1     -\n"
+                   f"1 images to move to {DEST}, in 1 files\n"
+                   "skipped latin.yaml: not UTF-8 (byte 0xe9 at offset 73)\n")
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert out == ("FILE        REFERENCES\n----------  ----------\nDockerfile  1\n1 files rewritten, 1 references moved\n"
+                   "skipped latin.yaml: not UTF-8 (byte 0xe9 at offset 73)\n")

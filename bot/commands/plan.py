@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from bot import options
+from bot.commands.scan import skipped_lines
 from bot.output import print_json, render_table
 from bot.plan import Plan, make_plan
 from bot.config import Config
@@ -78,11 +79,11 @@ def load_pull_counts(args: argparse.Namespace) -> PullCounts | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = build(args).plan
+    planned = build(args)
     if args.format == "json":
-        print_json(plan.to_json())
+        print_json(planned.plan.to_json())
     else:
-        print(render(plan))
+        print("\n".join([render(planned.plan), *skipped_lines(planned.scanned)]))
     return 0
 
 

@@ -7,6 +7,7 @@ import sys
 
 from bot import mirror
 from bot.commands import plan as plan_command
+from bot.commands.scan import skipped_lines
 from bot.output import print_json, render_table, write_together
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("".join(unified_diff(r) for r in results if r.changed))
         _print_untouched(results, sys.stdout)
     else:
-        print(render(results))
+        print("\n".join([render(results), *skipped_lines(planned.scanned)]))
     return 1 if any(r.new_text is None for r in results) else 0
 
 

@@ -66,6 +66,10 @@ def render(result: ScanResult) -> str:
         f"{len(result.references)} references in {files} files: {counts['third-party']} third-party, "
         f"{counts['internal']} internal, {counts['unresolved']} unresolved; {result.ignored} ignored"
     )
-    for skipped in result.skipped:
-        lines.append(f"skipped {skipped.path}: {skipped.reason}")
+    lines += skipped_lines(result)
     return "\n".join(lines)
+
+
+def skipped_lines(result: ScanResult) -> list[str]:
+    """The files the scan could not read (plan and rewrite say so too: nothing moves there)."""
+    return [f"skipped {skipped.path}: {skipped.reason}" for skipped in result.skipped]
