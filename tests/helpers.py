@@ -12,21 +12,21 @@ from bot.cli import main
 
 
 @contextlib.contextmanager
-def warnings_logged() -> Iterator[list[str]]:
-    """The messages rehome logs at warning level or above while the block runs (whatever an
-    earlier command set the logger to)."""
+def logged(level: int = logging.WARNING) -> Iterator[list[str]]:
+    """The messages rehome logs at `level` or above while the block runs (whatever an earlier
+    command set the logger to)."""
     messages: list[str] = []
-    handler = logging.Handler(logging.WARNING)
+    handler = logging.Handler(level)
     handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
     logger = logging.getLogger("rehome")
-    level = logger.level
+    before = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(level)
     try:
         yield messages
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(level)
+        logger.setLevel(before)
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,30 +13,13 @@ from bot.git import BOT, Identity, origin_repository
 from bot.pipeline import split_list
 from bot.registry import Secret
 from tests.github.server import GitHubServer
-from tests.helpers import git
-
-
-class Logged(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+from tests.helpers import git, logged
 
 
 @pytest.fixture
-def logged():
-    handler = Logged()
-    logger = logging.getLogger("rehome")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+def debug_log() -> Iterator[list[str]]:
+    with logged(logging.DEBUG) as messages:
+        yield messages
 
 
 def test_api_url_for_github_enterprise_and_loopback() -> None:
@@ -54,7 +38,7 @@ def test_politeness_is_kept_for_github_and_off_on_loopback() -> None:
     assert (local.pacer.between_requests, local.pacer.between_writes) == (0.0, 0.0)
 
 
-def test_every_wait_is_logged(logged: Logged) -> None:
+def test_every_wait_is_logged(debug_log: list[str]) -> None:
     now = [100.0]
     slept: list[float] = []
 
@@ -68,10 +52,10 @@ def test_every_wait_is_logged(logged: Logged) -> None:
     pacer.wait(write=False)
     pacer.wait(write=True)
     assert slept == [pytest.approx(0.15), pytest.approx(0.75)]
-    assert logged.messages == ["GitHub: waiting 0.15s between requests", "GitHub: waiting 0.75s between writes"]
+    assert debug_log == ["GitHub: waiting 0.15s between requests", "GitHub: waiting 0.75s between writes"]
 
 
-def test_a_rate_limited_request_is_retried_after_a_logged_wait(logged: Logged) -> None:
+def test_a_rate_limited_request_is_retried_after_a_logged_wait(debug_log: list[str]) -> None:
     server = GitHubServer()
     try:
         server.add_repo("acme/shop", "file:///nowhere.git")
@@ -80,7 +64,7 @@ def test_a_rate_limited_request_is_retried_after_a_logged_wait(logged: Logged) -
         assert forge.find_pull_request("rehome/mirror-images", "main") is None
         assert [path for method, path in server.calls()] == ["/repos/acme/shop", "/repos/acme/shop/pulls",
                                                              "/repos/acme/shop/pulls"]
-        assert any("waiting 1.0s before retrying" in m for m in logged.messages), logged.messages
+        assert any("waiting 1.0s before retrying" in m for m in debug_log), debug_log
     finally:
         server.stop()
 

@@ -7,7 +7,7 @@ import pytest
 from bot.errors import UsageError
 from bot.sweep.select import RepoInfo, Selection, parse_shard, select, shard_of
 from bot.sweep.state import Outcome, StateJournal
-from tests.helpers import warnings_logged
+from tests.helpers import logged
 
 
 def _repo(name: str, **flags) -> RepoInfo:
@@ -78,7 +78,7 @@ def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_pa
         '{"repo": "acme/y", "status": "done", "pr_url": 12}', '{"repo": "acme/z", "status": "weird"}',
         '{"repo": "acme/a", "status": "done", "pr_url": null, "head": "aaa", "error": null, "finished_at": "t"}',
     ]) + "\n")
-    with warnings_logged() as warnings:
+    with logged() as warnings:
         journal = StateJournal(path)
     assert list(journal.last) == ["acme/a"]
     assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 7)]

@@ -8,7 +8,7 @@ import pytest
 
 from bot.sweep import access
 from tests.github.server import GitHubServer
-from tests.helpers import run_cli, warnings_logged
+from tests.helpers import logged, run_cli
 from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV
 
 DEST = "127.0.0.1:5999/mirror"
@@ -76,7 +76,7 @@ def test_report_status_with_github_out_of_reach_is_an_error_not_a_crash(tmp_path
 def test_a_repository_named_twice_in_the_repos_file_runs_once(tmp_path: Path) -> None:
     names = tmp_path / "repos.txt"
     names.write_text("acme/api\nacme/web  # the shop\n\nACME/API\nacme/api\n")
-    with warnings_logged() as warnings:
+    with logged() as warnings:
         assert access.read_repos_file(str(names)) == ["acme/api", "acme/web"]
     assert warnings == [f"--repos-file {names}:4: ACME/API is already on line 1; it runs once",
                         f"--repos-file {names}:5: acme/api is already on line 1; it runs once"]
