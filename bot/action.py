@@ -37,6 +37,9 @@ TOKEN_ENV = "REHOME_TOKEN"
 ANNOTATED = ("failed", "differs", "untouched")
 
 
+BOOLEAN_INPUTS = {"REHOME_DRY_RUN": "dry-run", "REHOME_SYNC": "sync"}
+
+
 def run_arguments(environ: Mapping[str, str]) -> list[str]:
     """`rehome run`'s arguments from the Actions environment and the inputs."""
     argv = ["run", environ.get("GITHUB_WORKSPACE") or ".", "--forge", "github", "--format", "json",
@@ -57,7 +60,12 @@ def run_arguments(environ: Mapping[str, str]) -> list[str]:
 
 
 def _true(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(name, "").strip().lower() == "true"
+    """A boolean input: `true` or `false` (any case), empty for the default (false). Anything else is
+    refused: `dry-run: yes` read as false would make a real run."""
+    value = environ.get(name, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise UsageError(f"the {BOOLEAN_INPUTS[name]} input must be true or false, not {environ[name].strip()!r}")
+    return value == "true"
 
 
 def _common(environ: Mapping[str, str]) -> list[str]:

@@ -160,6 +160,31 @@ def test_the_action_dry_run_writes_nothing(project: Project, github: GitHubServe
     assert github.writes() == [] and project.remote_git("branch", "--list") == "* main"
 
 
+def test_a_bot_package_in_the_repository_never_runs_in_rehomes_place(project: Project, github: GitHubServer,
+                                                                     tmp_path: Path) -> None:
+    workspace = _workspace(project)
+    (workspace / "bot").mkdir()
+    (workspace / "bot" / "__init__.py").write_text("")
+    (workspace / "bot" / "action.py").write_text("print('the repository s own code ran')\n")
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    run = run_action(tmp_path, workspace, {"destination": project.destination, "dry-run": "true"}, environ)
+    assert run.codes == [0, 0], run.stderr
+    assert "own code ran" not in run.stdout + run.stderr
+    assert run.outputs["moved-count"] == "4"
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on"])
+def test_a_dry_run_input_that_is_not_true_or_false_is_refused_not_read_as_false(
+        project: Project, github: GitHubServer, tmp_path: Path, value: str) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    run = run_action(tmp_path, _workspace(project), {"destination": project.destination, "dry-run": value}, environ)
+    assert run.codes == [0, 2]
+    assert run.stdout.endswith(f"::error::the dry-run input must be true or false, not {value!r}\n")
+    assert github.writes() == [] and project.remote_git("branch", "--list") == "* main"
+
+
 @pytest.mark.slow
 def test_the_install_step(tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
