@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -306,14 +306,22 @@ def same_change(checkout: Checkout, head: str | None, new: str) -> bool:
     return head_parents == [checkout.base_sha] and head_tree == new_tree
 
 
+@functools.lru_cache(maxsize=None)
 def check_branch_name(name: str) -> str:
-    """`name` when git takes it as a branch name as it is, else a usage error (before any work)."""
-    valid = not name.startswith(("-", "refs/")) and subprocess.run(
-        ["git", "check-ref-format", f"refs/heads/{name}"], capture_output=True).returncode == 0
-    if not valid:
-        raise UsageError(f"{name!r} is not a usable branch name",
-                         hint="a name such as rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/")
-    return name
+    """`name` when git takes it as a branch name as it is, else a usage error (before any work).
+    Cached: a sweep asks once per repository, always about the same name."""
+    if not name.startswith(("-", "refs/")) and _is_ref_name(f"refs/heads/{name}"):
+        return name
+    raise UsageError(f"{name!r} is not a usable branch name",
+                     hint="a name such as rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/")
+
+
+def _is_ref_name(ref: str) -> bool:
+    try:
+        run_git(".", ["check-ref-format", ref])
+    except GitError:
+        return False
+    return True
 
 
 def publish_branch(checkout: Checkout, branch: str, new: str, expected: str | None) -> None:
