@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
@@ -104,6 +105,17 @@ def _report_bug(exc: BaseException) -> int:
     return 3
 
 
+def _leave_stuck_threads(code: int) -> int:
+    """After Ctrl-C, a thread still blocked in a network read (a registry that stopped answering) would
+    keep the process alive until its timeout: leave at once instead. Only after an interrupt."""
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if code == 130 and stuck:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
@@ -116,13 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except RehomeError as exc:
         print(f"rehome: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _leave_stuck_threads(exc.exit_code)
     except BrokenPipeError:
         # The reader went away (`rehome scan | head`): stop quietly, without a traceback at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
         print("rehome: interrupted", file=sys.stderr)
-        return 130
+        return _leave_stuck_threads(130)
     except Exception as exc:  # noqa: BLE001 - anything else is a bug, reported with its traceback
         return _report_bug(exc)

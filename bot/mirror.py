@@ -9,12 +9,12 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from bot.errors import UsageError
+from bot.errors import RehomeError, UsageError
 from bot.imageref import InvalidReference, parse
-from bot.output import render_table
+from bot.output import print_json, render_table
 from bot.registry import Copier, CopyOptions, Credential, CredentialStore, Registries, RetryPolicy, Secret
 from bot.registry.copy import DEFAULT_JOBS, CopyResult
 
@@ -23,6 +23,8 @@ log = logging.getLogger("rehome")
 # Statuses a human must look at (exit 1). A dry run's `unknown` (could not check, e.g. offline)
 # is shown but is not a failure: the dry run changed nothing and promised nothing.
 NEEDS_ATTENTION = frozenset({"failed", "differs"})
+INTERRUPT_GRACE = 3.0  # seconds the copies under way get, after Ctrl-C, to stop at their next step
+POLL = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,21 +84,82 @@ def ensure_images(
     pulls: Mapping[str, int | None] | None = None,
     registries: Registries | None = None,
 ) -> list[MirrorImage]:
-    """Ensure each `(source, target)`; one result per move, sorted by source. Failures are results, not exceptions."""
+    """Ensure each `(source, target)`; one result per move, sorted by source. Failures are results, not exceptions.
+
+    Ctrl-C stops every copy (no request starts after it, downloads stop at their next chunk) and raises
+    `Interrupted` with the results so far."""
     copy_options = CopyOptions(dry_run=options.dry_run, refresh=options.refresh, referrers=options.referrers,
                                jobs=options.jobs)
     pulls = pulls or {}
     own = registries is None
     pool = registries or open_registries(options)
     try:
-        with Copier(pool, copy_options) as copier, ThreadPoolExecutor(max(1, options.jobs)) as images:
-            results = list(images.map(lambda move: copier.ensure(*move), moves))
+        with Copier(pool, copy_options) as copier:
+            results, interrupted = _ensure_each(copier, moves, options.jobs)
         report_rate_limits(pool)
     finally:
         if own:
             pool.close()
-    found = [MirrorImage.from_result(r, pulls.get(r.source)) for r in results]
-    return sorted(found, key=lambda image: (image.source, image.target))
+    found = sorted((MirrorImage.from_result(r, pulls.get(r.source)) for r in results),
+                   key=lambda image: (image.source, image.target))
+    if interrupted:
+        raise Interrupted(found)
+    return found
+
+
+def _ensure_each(copier: Copier, moves: Sequence[tuple[str, str]], jobs: int) -> tuple[list[CopyResult], bool]:
+    """The moves' results in order, and whether Ctrl-C stopped them (then the unfinished ones are failed)."""
+    workers = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="rehome-image")
+    futures = [workers.submit(copier.ensure, *move) for move in moves]
+    try:
+        pending: set[Future[CopyResult]] = set(futures)
+        while pending:  # in steps: a Ctrl-C that reached another thread is handled at the next one
+            pending = wait(pending, timeout=POLL).not_done
+        results = [future.result() for future in futures]
+    except KeyboardInterrupt:
+        copier.registries.cancel()
+        workers.shutdown(wait=False, cancel_futures=True)
+        wait(futures, timeout=INTERRUPT_GRACE)
+        return [_finished_or_stopped(future, move, copier.options) for future, move in zip(futures, moves)], True
+    workers.shutdown()
+    return results, False
+
+
+def _finished_or_stopped(future: Future[CopyResult], move: tuple[str, str], options: CopyOptions) -> CopyResult:
+    if future.done() and not future.cancelled():
+        return future.result()
+    return CopyResult(*move, "unknown" if options.dry_run else "failed", error="interrupted before it finished")
+
+
+class Interrupted(RehomeError):
+    """Ctrl-C stopped the mirror step; `images` are the results, the unfinished ones failed (exit 130)."""
+
+    exit_code = 130
+
+    def __init__(self, images: list[MirrorImage]) -> None:
+        verified = sum(1 for image in images if image.verified_digest)
+        super().__init__(f"interrupted: {verified} of {len(images)} images are verified in the mirror; "
+                         f"no copy went on after the interrupt (run the command again to finish)")
+        self.images = images
+
+
+def ensure_and_print(moves: Sequence[tuple[str, str]], options: MirrorOptions, output_format: str, *,
+                     pulls: Mapping[str, int | None] | None = None) -> list[MirrorImage]:
+    """`ensure_images`, then its table or JSON; when interrupted, what was done is printed before the error."""
+    try:
+        images = ensure_images(moves, options, pulls=pulls)
+    except Interrupted as stop:
+        print_images(stop.images, output_format)
+        raise
+    print_images(images, output_format)
+    return images
+
+
+def print_images(images: Sequence[MirrorImage], output_format: str) -> None:
+    if output_format == "json":
+        print_json(to_json(images))
+    else:
+        print(render(images), flush=True)
 
 
 def report_rate_limits(registries: Registries) -> None:

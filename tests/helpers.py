@@ -10,6 +10,8 @@ from pathlib import Path
 
 from bot.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent  # the project: what `python -m bot` needs on its path
+
 
 @contextlib.contextmanager
 def logged(level: int = logging.WARNING) -> Iterator[list[str]]:

@@ -1,14 +1,28 @@
 """`ensure_images`, the function `rehome mirror` calls with the plan's moves, and its output."""
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from bot.mirror import MirrorImage, MirrorOptions, ensure_images, exit_code, human_bytes, render, to_json
+import httpx
+import pytest
+
+from bot.mirror import (
+    INTERRUPT_GRACE, Interrupted, MirrorImage, MirrorOptions, ensure_images, exit_code, human_bytes, render, to_json,
+)
+from tests.helpers import ROOT
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
+from tests.oci.proxy import Fault
 
 
 def test_ensure_images_reports_each_move_sorted(loopback: Loopback, tmp_path: Path, monkeypatch) -> None:
@@ -141,3 +155,69 @@ def test_images_sharing_a_base_cost_the_target_only_the_needed_requests(
         f"POST /v2/<repo>/blobs/uploads/?mount={quote(base.digest, safe='')}&from=<repo>": 2,
     })
     assert proxies.upstream_proxy.count("GET", "/blobs/") == len(blobs)
+
+
+def _stuck_download(proxies: Loopback) -> tuple[str, str, str]:
+    """An image whose layer download stops half way and goes silent: (source, target, target repository)."""
+    image = images.image((400_000,))
+    src, dst = unique_repo("upstream"), unique_repo("mirror")
+    images.push(proxies.upstream.host, src, image, "v1")
+    proxies.upstream_proxy.faults.append(Fault("GET", f"/blobs/{image.blobs[-1].digest}", "hang"))
+    return f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1", dst
+
+
+def _when_downloading(proxies: Loopback, action: Callable[[], None]) -> threading.Thread:
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not proxies.upstream_proxy.count("GET", "/blobs/"):
+            time.sleep(0.01)
+        action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    source, target, dst = _stuck_download(proxies)
+    started = time.monotonic()
+    _when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(Interrupted) as stopped:
+        ensure_images([(source, target)], MirrorOptions(jobs=2))
+    assert time.monotonic() - started < INTERRUPT_GRACE + 10
+    [image] = stopped.value.images
+    # Stopped where it was: waiting on the silent download, or at the next step of the config's copy.
+    assert (image.source, image.target, image.status, image.bytes) == (source, target, "failed", 0)
+    assert image.error is not None and image.error.endswith("interrupted before it finished")
+    assert str(stopped.value) == ("interrupted: 0 of 1 images are verified in the mirror; no copy went on after "
+                                  "the interrupt (run the command again to finish)")
+    assert stopped.value.exit_code == 130
+    proxies.upstream_proxy.reset()  # the silent download ends; its copy must not go on
+    time.sleep(0.5)
+    assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404
+
+
+def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, tmp_path: Path) -> None:
+    """A real Ctrl-C to a real process whose only copy waits on a registry that went silent: it does not
+    wait for the read timeout (60 s), prints what it did, and pushes nothing."""
+    source, target, dst = _stuck_download(proxies)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "copy", source, target],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "DOCKER_CONFIG": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        _when_downloading(proxies, lambda: os.killpg(process.pid, signal.SIGINT)).join(timeout=40)
+        started = time.monotonic()
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert time.monotonic() - started < INTERRUPT_GRACE + 10
+    assert process.returncode == 130, err
+    problem = out.splitlines()[-1]
+    assert problem.startswith(f"failed: {source}: ") and problem.endswith("interrupted before it finished"), out
+    assert err.splitlines()[-1] == ("rehome: error: interrupted: 0 of 1 images are verified in the mirror; no copy "
+                                    "went on after the interrupt (run the command again to finish)")
+    assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404

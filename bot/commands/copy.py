@@ -5,7 +5,6 @@ import argparse
 
 from bot import mirror
 from bot.config import find_config
-from bot.output import print_json
 
 HELP = "copy one image (all platforms, signatures included) and verify the copy by digest"
 
@@ -24,9 +23,5 @@ def run(args: argparse.Namespace) -> int:
     host = mirror.registry_host(args.destination, "DST")
     mirror.registry_host(args.source, "SRC")
     options = mirror.options_from_args(args, config.insecure_registries, host)
-    images = mirror.ensure_images([(args.source, args.destination)], options)
-    if args.format == "json":
-        print_json(mirror.to_json(images))
-    else:
-        print(mirror.render(images))
+    images = mirror.ensure_and_print([(args.source, args.destination)], options, args.format)
     return mirror.exit_code(images)

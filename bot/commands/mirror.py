@@ -5,7 +5,6 @@ import argparse
 
 from bot import mirror
 from bot.commands import plan as plan_command
-from bot.output import print_json
 
 HELP = "copy every third-party image the tree uses into the mirror (all platforms, same digests), verified"
 
@@ -22,9 +21,5 @@ def run(args: argparse.Namespace) -> int:
     options = mirror.options_from_args(args, planned.config.insecure_registries, host)
     moves = planned.plan.moves
     pulls = {m.source: m.pulls for m in moves}
-    images = mirror.ensure_images([(m.source, m.target) for m in moves], options, pulls=pulls)
-    if args.format == "json":
-        print_json(mirror.to_json(images))
-    else:
-        print(mirror.render(images))
+    images = mirror.ensure_and_print([(m.source, m.target) for m in moves], options, args.format, pulls=pulls)
     return mirror.exit_code(images)

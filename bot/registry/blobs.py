@@ -9,13 +9,15 @@ from collections.abc import Iterable, Iterator
 
 import httpx
 
-from bot.registry.client import Registry
+from bot.registry.client import Registry, transport_failure
 from bot.registry.errors import RegistryError, RetryableError
 from bot.registry.manifests import Descriptor
 
 log = logging.getLogger("rehome.registry")
 
 SMALL_BLOB_MAX = 4 << 20  # an image config larger than this is not expected
+# Blobs are compressed already, and their digest is of the bytes as stored: ask for them as they are.
+RAW_BYTES = {"Accept-Encoding": "identity"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,12 +214,16 @@ def upload_status(registry: Registry, repo: str, location: str) -> tuple[str, in
     return registry.url(response.headers.get("Location", location)), held
 
 
-def _downloaded(response: httpx.Response, where: str, step: str) -> Iterator[bytes]:
-    # Chunks as the network gives them: re-chunking to a fixed size costs more than it saves.
+def _downloaded(response: httpx.Response, registry: Registry, where: str, step: str) -> Iterator[bytes]:
+    # Chunks as the network gives them: re-chunking to a fixed size costs more than it saves. The bytes as
+    # sent (not decoded): a blob is checked against its digest as stored, whatever encoding a server added.
     try:
-        yield from response.iter_bytes()
+        for chunk in response.iter_raw():
+            registry.check_cancelled(where, step)
+            yield chunk
     except httpx.TransportError as exc:
-        raise RetryableError(where, step, f"the connection broke mid-blob ({type(exc).__name__})") from None
+        what, why = transport_failure(exc)
+        raise RetryableError(where, step, f"{what} mid-blob ({why})") from None
 
 
 @contextlib.contextmanager
@@ -238,11 +244,12 @@ def transfer(
     """Stream one blob from source to target, verified on the way; the number of bytes sent."""
     step = f"download blob {descriptor.digest}"
     with _session(target, target_repo, upload) as upload:
-        response = source.request("GET", f"/v2/{source_repo}/blobs/{descriptor.digest}", repo=source_repo, step=step, stream=True)
+        response = source.request("GET", f"/v2/{source_repo}/blobs/{descriptor.digest}", repo=source_repo, step=step,
+                                  headers=RAW_BYTES, stream=True)
         try:
             if response.status_code != 200:
                 raise source.fail(source_repo, step, response)
-            chunks = _downloaded(response, _where(source, source_repo), step)
+            chunks = _downloaded(response, source, _where(source, source_repo), step)
             verified = Verifier(chunks, descriptor, _where(source, source_repo))
             if descriptor.size <= settings.monolithic_max:
                 put_monolithic(target, target_repo, upload, verified, descriptor)
@@ -269,7 +276,12 @@ def read_small(registry: Registry, repo: str, descriptor: Descriptor, limit: int
     step = f"read blob {descriptor.digest}"
     if descriptor.size > limit:
         raise RegistryError(_where(registry, repo), step, f"{descriptor.size} bytes is more than the {limit} expected")
-    response = registry.request("GET", f"/v2/{repo}/blobs/{descriptor.digest}", repo=repo, step=step)
-    if response.status_code != 200:
-        raise registry.fail(repo, step, response)
-    return b"".join(Verifier([response.content], descriptor, _where(registry, repo)))
+    response = registry.request("GET", f"/v2/{repo}/blobs/{descriptor.digest}", repo=repo, step=step, headers=RAW_BYTES,
+                                stream=True)
+    try:
+        if response.status_code != 200:
+            raise registry.fail(repo, step, response)
+        return b"".join(Verifier(_downloaded(response, registry, _where(registry, repo), step), descriptor,
+                                 _where(registry, repo)))
+    finally:
+        response.close()

@@ -18,7 +18,7 @@ import httpx
 from bot import __version__
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
-from bot.registry.errors import RegistryError, RetryableError, from_response
+from bot.registry.errors import Cancelled, RegistryError, RetryableError, from_response
 
 log = logging.getLogger("rehome.registry")
 
@@ -64,6 +64,15 @@ class _PoolPerHost(httpx.BaseTransport):
             for pool in self._pools.values():
                 pool.close()
             self._pools.clear()
+
+
+def transport_failure(exc: httpx.TransportError) -> tuple[str, str]:
+    """What went wrong on the wire, and the exception's words: a timeout says which wait ran out."""
+    what = "connection failed"
+    if isinstance(exc, httpx.TimeoutException):
+        what = {httpx.ConnectTimeout: "no connection within the timeout", httpx.WriteTimeout: "could not send within the timeout",
+                httpx.PoolTimeout: "no free connection within the timeout"}.get(type(exc), "no answer within the timeout")
+    return what, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _unknown_host(exc: httpx.TransportError) -> bool:
@@ -163,7 +172,8 @@ class Registry:
         insecure: bool,
         retry: RetryPolicy,
         quota_reserve: int = 5,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
+        cancelled: threading.Event | None = None,
     ) -> None:
         self.domain = domain
         self.scheme = "http" if insecure or is_loopback(domain) else "https"
@@ -176,6 +186,8 @@ class Registry:
         # None until asked; False once the registry answered 404 to the OCI referrers API.
         self.serves_referrers: bool | None = None
         self.sleep = sleep
+        # Set when the run is interrupted: no request starts after it, and downloads stop at the next chunk.
+        self.cancelled = cancelled or threading.Event()
         self._warned_quota = False
         self._lock = threading.Lock()
 
@@ -215,17 +227,22 @@ class Registry:
         resendable = content is None or isinstance(content, bytes)
         tries = self.retry.tries if retry and resendable else 1
         for attempt in range(1, tries + 1):
+            self.check_cancelled(where, step)
             try:
                 response = self._send_authenticated(method, url, scopes, headers, content, params, stream, where)
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
                     raise RetryableError(where, step, f"registry host not found ({exc})") from None
+                what, why = transport_failure(exc)
                 if attempt == tries:
-                    raise RetryableError(where, step, f"connection failed after {attempt} tries ({type(exc).__name__}: {exc})") from None
+                    raise RetryableError(where, step, f"{what} after {attempt} tries ({why})") from None
                 delay = self.retry.delay(attempt, None)
-                log.debug("%s: %s: %s; retrying in %.1fs", where, step, type(exc).__name__, delay)
+                log.info("%s: %s: %s (%s); trying again in %.1fs (try %d of %d)", where, step, what, why, delay,
+                         attempt + 1, tries)
                 self.sleep(delay)
                 continue
+            except httpx.TooManyRedirects:
+                raise RegistryError(where, step, "the registry redirected too many times (a redirect loop)") from None
             self._note_rate_limit(response)
             if response.status_code in RETRY_STATUSES and attempt < tries:
                 delay = self.retry.delay(attempt, retry_after_seconds(response))
@@ -235,6 +252,10 @@ class Registry:
                 continue
             return response
         raise AssertionError("unreachable: the last try returns or raises")
+
+    def check_cancelled(self, where: str, step: str) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled(where, step, "interrupted before it finished")
 
     def _send_authenticated(
         self,
@@ -305,14 +326,15 @@ class Registries:
         timeout: float = 60.0,
         connections: int = 32,
         quota_reserve: int = 5,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.credentials = credentials or CredentialStore()
         self.insecure = frozenset(insecure)
         self.retry = retry
         self.quota_reserve = quota_reserve
-        self._sleep = sleep
+        self.cancelled = threading.Event()
+        self._sleep = sleep or self.cancelled.wait  # a pause before a retry ends at once when interrupted
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         mounts = None
         if transport is None:
@@ -338,6 +360,10 @@ class Registries:
     def close(self) -> None:
         self.http.close()
 
+    def cancel(self) -> None:
+        """Interrupt: every registry stops starting requests, and downloads stop at their next chunk."""
+        self.cancelled.set()
+
     def used(self) -> list[Registry]:
         with self._lock:
             return list(self._registries.values())
@@ -353,5 +379,6 @@ class Registries:
                     retry=self.retry,
                     quota_reserve=self.quota_reserve,
                     sleep=self._sleep,
+                    cancelled=self.cancelled,
                 )
             return self._registries[domain]

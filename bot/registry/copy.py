@@ -22,6 +22,8 @@ COSIGN_SUFFIXES = ("sig", "att", "sbom")
 # this is not expected, and the bound keeps a registry that lists referrers in a cycle from looping.
 MAX_REFERRER_DEPTH = 4
 DEFAULT_JOBS = 8
+# An index of indexes is rare; deeper nesting is a registry serving nonsense, not an image.
+MAX_INDEX_DEPTH = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +97,8 @@ class Copier:
         self.close()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Interrupted: a blob copy blocked in a read cannot be stopped from here, and is not waited for.
+        self._pool.shutdown(wait=not self.registries.cancelled.is_set(), cancel_futures=True)
 
     def ensure(self, source: str, target: str) -> CopyResult:
         result = CopyResult(source, target, "unknown" if self.options.dry_run else "failed")
@@ -155,10 +158,12 @@ class Copier:
         if after != manifest.digest:
             raise RegistryError(str(target), "verify the copy", f"{reference} answers {after} after the push, not {manifest.digest}")
 
-    def _copy_contents(self, source: _Repo, target: _Repo, manifest: Manifest) -> int:
+    def _copy_contents(self, source: _Repo, target: _Repo, manifest: Manifest, depth: int = 0) -> int:
         """Everything `manifest` refers to (child manifests, blobs), not the manifest itself; the bytes sent."""
         if not manifest.is_index:
             return self._copy_blobs(source, target, manifest.blobs())
+        if depth == MAX_INDEX_DEPTH:
+            raise RegistryError(str(source), f"copy index {manifest.digest}", f"indexes nested more than {MAX_INDEX_DEPTH} deep")
         children = [
             manifests.get_manifest(source.registry, source.path, child.digest)
             for child in manifest.children()
@@ -167,7 +172,7 @@ class Copier:
         sent = self._copy_blobs(source, target, [blob for child in children for blob in child.blobs()])
         for child in children:
             if child.is_index:
-                sent += self._copy_contents(source, target, child)
+                sent += self._copy_contents(source, target, child, depth + 1)
             manifests.put_manifest(target.registry, target.path, child.digest, child)
         return sent
 

@@ -25,6 +25,10 @@ class RetryableError(RegistryError):
     """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match)."""
 
 
+class Cancelled(RegistryError):
+    """The run was interrupted (Ctrl-C): this step was not started, or stopped part way."""
+
+
 class ImmutableTagError(RegistryError):
     """The repository refuses to move an existing tag."""
 

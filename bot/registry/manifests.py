@@ -4,8 +4,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from functools import cached_property
 from typing import Any
+
+import httpx
 
 from bot.registry.client import Registry
 from bot.registry.errors import RegistryError, RetryableError
@@ -30,6 +33,29 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+# The OCI digest grammar; sha256 and sha512 must also have their exact length of lowercase hex.
+_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_HEX_LENGTH = {"sha256": 64, "sha512": 128}
+
+
+class MalformedManifest(ValueError):
+    """A manifest (or referrers list) whose JSON does not have the shape the OCI spec gives it."""
+
+
+def is_digest(value: object) -> bool:
+    if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
+        return False
+    algorithm, _, encoded = value.partition(":")
+    length = _HEX_LENGTH.get(algorithm)
+    return length is None or (len(encoded) == length and all(c in "0123456789abcdef" for c in encoded))
+
+
+def _platform_text(platform: object) -> str | None:
+    if not isinstance(platform, dict) or not platform.get("os"):
+        return None
+    return "/".join(str(platform[key]) for key in ("os", "architecture", "variant") if platform.get(key))
+
+
 @dataclasses.dataclass(frozen=True)
 class Descriptor:
     media_type: str
@@ -39,12 +65,27 @@ class Descriptor:
     urls: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Descriptor:
-        platform = data.get("platform")
-        text = None
-        if isinstance(platform, dict) and platform.get("os"):
-            text = "/".join(filter(None, (platform.get("os"), platform.get("architecture"), platform.get("variant"))))
-        return cls(data.get("mediaType", ""), data["digest"], int(data.get("size", 0)), text, tuple(data.get("urls") or ()))
+    def from_json(cls, data: object) -> Descriptor:
+        if not isinstance(data, dict):
+            raise MalformedManifest(f"a descriptor is {type(data).__name__}, not an object")
+        digest, size, media_type, urls = data.get("digest"), data.get("size", 0), data.get("mediaType", ""), data.get("urls") or []
+        if not is_digest(digest):
+            raise MalformedManifest(f"a descriptor's digest is not a digest: {digest!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise MalformedManifest(f"the size of {digest} is not a byte count: {size!r}")
+        if not isinstance(media_type, str):
+            raise MalformedManifest(f"the mediaType of {digest} is not a string: {media_type!r}")
+        if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
+            raise MalformedManifest(f"the urls of {digest} are not a list of strings")
+        return cls(media_type, str(digest), size, _platform_text(data.get("platform")), tuple(urls))
+
+
+def descriptors(data: dict[str, Any], key: str) -> list[Descriptor]:
+    """The descriptors listed under `key` (`manifests`, `layers`); none when the key is absent."""
+    listed = data.get(key, [])
+    if not isinstance(listed, list):
+        raise MalformedManifest(f'"{key}" is {type(listed).__name__}, not a list')
+    return [Descriptor.from_json(item) for item in listed]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,18 +103,23 @@ class Manifest:
         return self.media_type in INDEX_TYPES
 
     def children(self) -> list[Descriptor]:
-        return [Descriptor.from_json(d) for d in self.data.get("manifests", [])] if self.is_index else []
+        return descriptors(self.data, "manifests") if self.is_index else []
 
     def config(self) -> Descriptor | None:
         config = self.data.get("config")
-        return Descriptor.from_json(config) if isinstance(config, dict) and not self.is_index else None
+        return Descriptor.from_json(config) if config is not None and not self.is_index else None
 
     def blobs(self) -> list[Descriptor]:
         """Config and layers that live in the registry (foreign layers left out)."""
         if self.is_index:
             return []
-        found = [self.config()] + [Descriptor.from_json(d) for d in self.data.get("layers", [])]
+        found = [self.config()] + descriptors(self.data, "layers")
         return [d for d in found if d is not None and not d.urls and d.media_type not in FOREIGN_LAYER_TYPES]
+
+    def check(self) -> None:
+        """Raise `MalformedManifest` unless every descriptor is well formed (then the methods above cannot fail)."""
+        self.children()
+        self.blobs()
 
 
 def _manifest_path(repo: str, reference: str) -> str:
@@ -115,9 +161,16 @@ def get_manifest(registry: Registry, repo: str, reference: str) -> Manifest:
     if data.get("schemaVersion") == 1:
         raise RegistryError(f"{registry.domain}/{repo}", step, "schema 1 manifests are not supported (deprecated by Docker)")
     media_type = data.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0].strip()
+    if not isinstance(media_type, str):
+        raise RegistryError(f"{registry.domain}/{repo}", step, f"the manifest's mediaType is not a string: {media_type!r}")
     if not media_type:
         media_type = OCI_INDEX if "manifests" in data else OCI_MANIFEST
-    return Manifest(media_type, content, digest)
+    manifest = Manifest(media_type, content, digest)
+    try:
+        manifest.check()
+    except MalformedManifest as exc:
+        raise RegistryError(f"{registry.domain}/{repo}", step, f"the manifest is malformed: {exc}") from None
+    return manifest
 
 
 def put_manifest(registry: Registry, repo: str, reference: str, manifest: Manifest) -> None:
@@ -146,7 +199,10 @@ def list_tags(registry: Registry, repo: str, max_pages: int = 100) -> list[str]:
             return tags
         if response.status_code != 200:
             raise registry.fail(repo, "list tags", response)
-        tags.extend(response.json().get("tags") or [])
+        page = _json_field(registry, repo, "list tags", response, "tags")
+        if not all(isinstance(tag, str) for tag in page):
+            raise RegistryError(f"{registry.domain}/{repo}", "list tags", 'the answer\'s "tags" are not all strings')
+        tags.extend(page)
         link = response.links.get("next")
         url = link["url"] if link else None
     return tags
@@ -166,4 +222,22 @@ def referrers(registry: Registry, repo: str, digest: str) -> list[Descriptor]:
         raise registry.fail(repo, step, response)
     if response.headers.get("Content-Type", "").split(";")[0].strip() != OCI_INDEX:
         return []
-    return [Descriptor.from_json(d) for d in response.json().get("manifests", [])]
+    listed = _json_field(registry, repo, step, response, "manifests")
+    try:
+        return [Descriptor.from_json(item) for item in listed]
+    except MalformedManifest as exc:
+        raise RegistryError(f"{registry.domain}/{repo}", step, f"the referrers list is malformed: {exc}") from None
+
+
+def _json_field(registry: Registry, repo: str, step: str, response: httpx.Response, key: str) -> list[Any]:
+    """The list under `key` of a JSON object answer (none when it is null or absent)."""
+    try:
+        data = response.json()
+    except ValueError:
+        raise RegistryError(f"{registry.domain}/{repo}", step, "the answer is not JSON") from None
+    listed = data.get(key) if isinstance(data, dict) else None
+    if listed is None and isinstance(data, dict):
+        return []
+    if not isinstance(listed, list):
+        raise RegistryError(f"{registry.domain}/{repo}", step, f'the answer has no list of "{key}"')
+    return listed

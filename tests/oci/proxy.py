@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+HANG_LIMIT = 60.0
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
 
 
@@ -21,7 +22,8 @@ class Fault:
 
     Actions: an int status (answered instead of forwarding, with `headers`), "reset-request" (drop the
     connection without forwarding), "reset-body" (forward, send half the body, drop the connection),
-    "corrupt" (forward, flip one byte of the body).
+    "corrupt" (forward, flip one byte of the body), "hang" (forward, send half the body, then go silent
+    until the proxy is reset or stopped, at most `HANG_LIMIT` seconds).
     """
 
     method: str
@@ -54,17 +56,21 @@ class Proxy:
         self.add_headers: list[tuple[str, str, dict[str, str]]] = []
         self._client = httpx.Client(base_url=f"http://{upstream}", timeout=30.0)
         self._lock = threading.Lock()
+        self._silence_over = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
+        self._silence_over.set()
         self._server.shutdown()
         self._server.server_close()
         self._client.close()
 
     def reset(self) -> None:
+        self._silence_over.set()  # what hangs ends now; what hangs from here on waits again
+        self._silence_over = threading.Event()
         with self._lock:
             self.faults.clear()
             self.requests.clear()
@@ -129,13 +135,16 @@ class Proxy:
                     if add_method == method and re.search(pattern, self.path):
                         out.update(extra)
                 answer = Answer(response.status_code, out, response.content)
-                if fault is not None and fault.action == "reset-body":
+                if fault is not None and fault.action in ("reset-body", "hang"):
                     self.send_response(answer.status)
                     for name, value in out.items():
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(answer.body)))
                     self.end_headers()
                     self.wfile.write(answer.body[: len(answer.body) // 2])
+                    self.wfile.flush()
+                    if fault.action == "hang":
+                        proxy._silence_over.wait(HANG_LIMIT)
                     return self._reset()
                 if fault is not None and fault.action == "corrupt" and answer.body:
                     corrupted = bytearray(answer.body)

@@ -1,13 +1,15 @@
 """A fault-injecting proxy in front of real registries: every copy ends verified or clearly failed."""
 from __future__ import annotations
 
+import logging
 import time
 
 import httpx
 
-from bot.registry import Copier, Registries
+from bot.registry import Copier, CredentialStore, Registries
+from tests.helpers import logged
 from tests.oci import images
-from tests.oci.fixtures import Loopback, unique_repo
+from tests.oci.fixtures import FAST_RETRY, Loopback, unique_repo
 from tests.oci.proxy import Fault
 
 
@@ -124,3 +126,19 @@ def test_401_during_a_streamed_upload_renews_and_retries(proxies: Loopback, regi
     assert (result.status, result.digest) == ("copied", image.digest)
     assert proxies.target_proxy.count("PUT", f"digest={layer}") == 2
     assert target_has(proxies.target.host, dst, "v1")
+
+
+def test_a_registry_gone_silent_mid_blob_is_named_and_its_retries_shown(proxies: Loopback, tmp_path) -> None:
+    silent = Registries(credentials=CredentialStore(environ={"DOCKER_CONFIG": str(tmp_path)}), retry=FAST_RETRY,
+                        timeout=0.5)
+    with silent, logged(logging.INFO) as messages:
+        image, dst, result = copy_through_faults(proxies, silent, [Fault("GET", "/blobs/{layer}", "hang", times=99)])
+    layer, src = image.blobs[-1].digest, result.source.split("/", 1)[1].rsplit(":", 1)[0]
+    problem = f"{proxies.upstream_proxy.host}/{src}: download blob {layer}: no answer within the timeout mid-blob " \
+              "(ReadTimeout: timed out)"
+    assert (result.status, result.error) == ("failed", problem)
+    retries = [m for m in messages if "trying again" in m]
+    assert len(retries) == FAST_RETRY.tries - 1
+    assert retries[0].startswith(f"{proxies.target.host}/{dst}: blob {layer}: no answer within the timeout mid-blob "
+                                 "(ReadTimeout: timed out); trying again in ")
+    assert not target_has(proxies.target.host, dst, "v1")
