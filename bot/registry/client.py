@@ -294,6 +294,11 @@ class Registry:
                 self._warned_quota = True
                 log.warning("%s: only %d pulls left in the rate-limit window", self.domain, limit.remaining)
 
+    @property
+    def meters_pulls(self) -> bool:
+        """Whether manifest fetches count against a pull quota (Docker Hub's; a `HEAD` does not count)."""
+        return self.domain == "docker.io" or self.rate_limit is not None
+
     def check_quota(self, repo: str, step: str) -> None:
         """Stop before a pull that would eat into the last few of Docker Hub's quota."""
         limit = self.rate_limit

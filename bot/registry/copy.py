@@ -113,25 +113,29 @@ class Copier:
     def _ensure(self, source_ref: ImageRef, target_ref: ImageRef, result: CopyResult) -> None:
         source = _Repo(self.registries.get(source_ref.domain), source_ref.path)
         target = _Repo(self.registries.get(target_ref.domain), target_ref.path)
-        digest = self._resolve(source, source_ref)
+        reference = target_reference(source_ref, target_ref) or target_ref.digest or source_ref.digest
+        assert reference is not None  # an untagged reference has a digest
+        existing = manifests.find_manifest(target.registry, target.path, reference, "check target")
+        # A source without a pull quota is asked for the manifest itself at once when the target lacks it;
+        # from one with a quota, the digest is looked up first by HEAD (free), and fetched only when needed.
+        fetch_now = existing is None and not source.registry.meters_pulls
+        manifest = self._source_manifest(source, source_ref) if fetch_now else None
+        digest = manifest.digest if manifest is not None else self._resolve(source, source_ref)
         result.digest = digest
         if target_ref.digest and target_ref.digest != digest:
             raise RegistryError(str(target), "check target", f"the target pins {target_ref.digest}, the source is {digest}")
-        reference = target_reference(source_ref, target_ref) or digest
-        existing = manifests.head_digest(target.registry, target.path, reference, "check target")
-        if existing == digest:
+        if existing is not None and existing.digest == digest:
             result.status = "present"
-            manifest = manifests.get_manifest(target.registry, target.path, digest)
-            result.platforms = self._platforms(target, manifest)
+            result.platforms = self._platforms(target, existing)
             if self.options.referrers and not self.options.dry_run:
-                result.bytes = self._copy_referrers(source, target, manifest)
+                result.bytes = self._copy_referrers(source, target, existing)
             return
         if existing is not None and not self.options.refresh:
             result.status = "differs"
-            result.error = (f"{target}:{reference} holds {existing}; the source is now {digest} "
+            result.error = (f"{target}:{reference} holds {existing.digest}; the source is now {digest} "
                             f"(left alone; --refresh replaces it)")
             return
-        manifest = manifests.get_manifest(source.registry, source.path, digest)
+        manifest = manifest or manifests.get_manifest(source.registry, source.path, digest)
         if self.options.dry_run:
             result.status = "missing"
             result.platforms = self._platforms(source, manifest)
@@ -143,7 +147,17 @@ class Copier:
         if self.options.referrers:
             result.bytes += self._copy_referrers(source, target, manifest)
 
+    def _source_manifest(self, source: _Repo, ref: ImageRef) -> Manifest:
+        if ref.digest:
+            return manifests.get_manifest(source.registry, source.path, ref.digest)
+        tag = ref.tag or "latest"
+        manifest = manifests.find_manifest(source.registry, source.path, tag, f"resolve tag {tag}")
+        if manifest is None:
+            raise RegistryError(str(source), f"resolve tag {tag}", "no such image (manifest unknown)")
+        return manifest
+
     def _resolve(self, source: _Repo, ref: ImageRef) -> str:
+        """The digest the source's tag points to, by `HEAD` (which Docker Hub does not count as a pull)."""
         if ref.digest:
             return ref.digest  # `tag@digest` is copied by digest; the tag is only the target's name
         tag = ref.tag or "latest"

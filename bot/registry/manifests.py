@@ -142,8 +142,21 @@ def head_digest(registry: Registry, repo: str, reference: str, step: str = "look
 def get_manifest(registry: Registry, repo: str, reference: str) -> Manifest:
     """Fetch a manifest and check its bytes against the digest asked for and the one the registry announces."""
     step = f"get manifest {reference}"
+    return _manifest_from(registry, repo, reference, step, _manifest_response(registry, repo, reference, step))
+
+
+def find_manifest(registry: Registry, repo: str, reference: str, step: str) -> Manifest | None:
+    """`get_manifest`, or None when the registry does not have it."""
+    response = _manifest_response(registry, repo, reference, step)
+    return None if response.status_code == 404 else _manifest_from(registry, repo, reference, step, response)
+
+
+def _manifest_response(registry: Registry, repo: str, reference: str, step: str) -> httpx.Response:
     registry.check_quota(repo, step)
-    response = registry.request("GET", _manifest_path(repo, reference), repo=repo, step=step, headers={"Accept": ACCEPT})
+    return registry.request("GET", _manifest_path(repo, reference), repo=repo, step=step, headers={"Accept": ACCEPT})
+
+
+def _manifest_from(registry: Registry, repo: str, reference: str, step: str, response: httpx.Response) -> Manifest:
     if response.status_code != 200:
         raise registry.fail(repo, step, response)
     content = response.content

@@ -51,7 +51,7 @@ def test_basic_auth_refused_says_where_and_what_to_do(loopback: Loopback, tmp_pa
         _, dst, anonymous = copy_into(loopback, registries, loopback.basic.host)
     assert anonymous.status == "failed"
     assert anonymous.error == (
-        f"{loopback.basic.host}/{dst}: check target: HTTP 401\n"
+        f"{loopback.basic.host}/{dst}: check target: HTTP 401 (UNAUTHORIZED: authentication required)\n"
         "hint: the credentials used: anonymous (no credentials found); `rehome doctor --to ...` checks them")
     with make_registries(no_docker_config(tmp_path), {loopback.basic.host: basic_credential("wrong")}) as registries:
         _, _, wrong = copy_into(loopback, registries, loopback.basic.host)

@@ -10,6 +10,7 @@ import pytest
 
 from bot.registry import Copier, CopyOptions, CopyResult, Registries
 from bot.registry.blobs import UploadSettings
+from bot.registry.client import Registry
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
 from tests.oci.proxy import Answer, Fault, Proxy
@@ -74,7 +75,7 @@ def test_copy_asks_the_target_only_what_it_must(proxies: Loopback, registries: R
     # The platform comes from the config as it was copied, not read back from the target; the config is
     # sent without asking whether the target has it.
     assert seen(proxies.target_proxy) == sorted([
-        ("HEAD", f"/v2/{dst}/manifests/v1"),
+        ("GET", f"/v2/{dst}/manifests/v1"),
         ("HEAD", f"/v2/{dst}/blobs/{layer.digest}"),
         ("POST", f"/v2/{dst}/blobs/uploads/"),
         ("POST", f"/v2/{dst}/blobs/uploads/"),
@@ -99,7 +100,7 @@ def test_an_image_whose_blobs_the_target_holds_sends_only_its_config(proxies: Lo
     assert (result.status, result.bytes, result.platforms, result.error) == (
         "copied", len(config.data), ["linux/amd64"], None)
     assert seen(proxies.target_proxy) == sorted([
-        ("HEAD", f"/v2/{dst}/manifests/v1"),
+        ("GET", f"/v2/{dst}/manifests/v1"),
         ("HEAD", f"/v2/{dst}/blobs/{layer.digest}"),
         ("POST", f"/v2/{dst}/blobs/uploads/"),
         upload(dst, config.digest),
@@ -226,7 +227,7 @@ def test_dry_run_copies_nothing(proxies: Loopback, registries: Registries) -> No
     assert (missing.status, missing.digest, missing.platforms, missing.bytes) == ("missing", image.digest, ["linux/amd64"], 0)
     assert unknown.status == "unknown"
     assert unknown.error == f"{proxies.upstream_proxy.host}/{src}: resolve tag nope: no such image (manifest unknown)"
-    assert [m for m, _ in proxies.target_proxy.requests] == ["HEAD"]
+    assert [m for m, _ in proxies.target_proxy.requests] == ["GET", "GET"]  # each image's check
     assert not {m for m, _ in proxies.upstream_proxy.requests} - {"HEAD", "GET"}
 
 
@@ -360,3 +361,24 @@ def test_immutable_tag_refusal_is_reported_as_such(proxies: Loopback, registries
     assert refused.error == (f"{target.rsplit(':', 1)[0]}: push manifest v1: refused because the repository has "
                              f"immutable tags (HTTP 400 (MANIFEST_INVALID: {message}))")
     assert manifest_bytes(proxies.target.host, dst, "v1") == old.manifest
+
+
+@pytest.mark.parametrize("quota", [False, True])
+def test_what_a_new_image_costs_the_source(proxies: Loopback, registries: Registries, monkeypatch, quota: bool) -> None:
+    """Without a pull quota the manifest is fetched by tag at once; from a registry with one (Docker Hub), the
+    tag's digest is looked up first by HEAD, which does not count as a pull, then the manifest fetched by digest."""
+    monkeypatch.setattr(Registry, "meters_pulls", quota)
+    image = images.image((3000,))
+    config, layer = image.blobs
+    src = upstream_image(proxies, image)
+    dst, result = copy_through_proxies(proxies, registries, src)
+    assert (result.status, result.digest) == ("copied", image.digest)
+    lookup = [("HEAD", f"/v2/{src}/manifests/v1"), ("GET", f"/v2/{src}/manifests/{image.digest}")] if quota else [
+        ("GET", f"/v2/{src}/manifests/v1")]
+    assert seen(proxies.upstream_proxy) == sorted([
+        *lookup,
+        ("GET", f"/v2/{src}/blobs/{config.digest}"),
+        ("GET", f"/v2/{src}/blobs/{layer.digest}"),
+        ("GET", f"/v2/{src}/tags/list"),
+        ("GET", f"/v2/{src}/referrers/{image.digest}"),
+    ])

@@ -7,6 +7,7 @@ import time
 import httpx
 
 from bot.registry import Copier, CredentialStore, Registries
+from bot.registry.client import Registry
 from tests.helpers import logged
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, unique_repo
@@ -35,7 +36,7 @@ def copy_through_faults(proxies: Loopback, registries: Registries, faults: list[
 def test_429_with_retry_after_is_waited_for(proxies: Loopback, registries: Registries) -> None:
     started = time.monotonic()
     image, dst, result = copy_through_faults(
-        proxies, registries, [Fault("HEAD", "/v2/{src}/manifests/v1", 429, headers={"Retry-After": "1"})])
+        proxies, registries, [Fault("GET", "/v2/{src}/manifests/v1", 429, headers={"Retry-After": "1"})])
     assert time.monotonic() - started >= 1.0
     assert (result.status, result.digest) == ("copied", image.digest)
     assert target_has(proxies.target.host, dst, "v1")
@@ -81,22 +82,23 @@ def test_always_corrupted_blob_fails_clearly_and_pushes_no_manifest(proxies: Loo
 
 
 def test_persistent_503_fails_after_bounded_tries(proxies: Loopback, registries: Registries) -> None:
-    image, dst, result = copy_through_faults(proxies, registries, [Fault("GET", "/v2/{src}/manifests/sha256:", 503, times=99)])
+    image, dst, result = copy_through_faults(proxies, registries, [Fault("GET", "/v2/{src}/manifests/v1", 503, times=99)])
     assert result.status == "failed"
-    assert result.error.endswith("get manifest " + image.digest + ": HTTP 503")
-    assert proxies.upstream_proxy.count("GET", "/manifests/sha256:") == registries.retry.tries
+    assert result.error.endswith("resolve tag v1: HTTP 503")
+    assert proxies.upstream_proxy.count("GET", "/manifests/v1") == registries.retry.tries
     assert not target_has(proxies.target.host, dst, "v1")
 
 
 def test_corrupted_manifest_is_never_pushed(proxies: Loopback, registries: Registries) -> None:
     image, dst, result = copy_through_faults(
-        proxies, registries, [Fault("GET", "/v2/{src}/manifests/sha256:", "corrupt", times=99)])
+        proxies, registries, [Fault("GET", "/v2/{src}/manifests/v1", "corrupt", times=99)])
     assert result.status == "failed"
     assert "the manifest's bytes hash to" in result.error
     assert not target_has(proxies.target.host, dst, "v1")
 
 
-def test_pull_quota_running_out_stops_before_pulling(proxies: Loopback, registries: Registries) -> None:
+def test_pull_quota_running_out_stops_before_pulling(proxies: Loopback, registries: Registries, monkeypatch) -> None:
+    monkeypatch.setattr(Registry, "meters_pulls", True)  # as Docker Hub's does: the digest is looked up by HEAD first
     proxies.upstream_proxy.add_headers.append(("HEAD", "/manifests/", {"ratelimit-remaining": "3;w=21600",
                                                                         "ratelimit-limit": "100;w=21600"}))
     image, dst, result = copy_through_faults(proxies, registries, [])

@@ -60,11 +60,11 @@ def test_a_malformed_manifest_fails_its_image_with_the_reason(
 ) -> None:
     src, dst = unique_repo("upstream"), unique_repo("mirror")
     media_type = manifest["mediaType"]
-    digest = serve(proxies.upstream_proxy, src, manifest, media_type)
+    serve(proxies.upstream_proxy, src, manifest, media_type)
     with Copier(registries) as copier:
         result = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1")
-    assert (result.status, result.digest, result.error) == (
-        "failed", digest, f"{proxies.upstream_proxy.host}/{src}: get manifest {digest}: the manifest is malformed: {problem}")
+    assert (result.status, result.error) == (
+        "failed", f"{proxies.upstream_proxy.host}/{src}: resolve tag v1: the manifest is malformed: {problem}")
 
 
 def test_one_malformed_image_does_not_stop_the_others(proxies: Loopback, tmp_path, monkeypatch) -> None:
