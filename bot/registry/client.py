@@ -66,12 +66,17 @@ class _PoolPerHost(httpx.BaseTransport):
             self._pools.clear()
 
 
+_TIMEOUTS = {
+    httpx.ConnectTimeout: "no connection within the timeout",
+    httpx.WriteTimeout: "could not send within the timeout",
+    httpx.PoolTimeout: "no free connection within the timeout",
+    httpx.ReadTimeout: "no answer within the timeout",
+}
+
+
 def transport_failure(exc: httpx.TransportError) -> tuple[str, str]:
     """What went wrong on the wire, and the exception's words: a timeout says which wait ran out."""
-    what = "connection failed"
-    if isinstance(exc, httpx.TimeoutException):
-        what = {httpx.ConnectTimeout: "no connection within the timeout", httpx.WriteTimeout: "could not send within the timeout",
-                httpx.PoolTimeout: "no free connection within the timeout"}.get(type(exc), "no answer within the timeout")
+    what = _TIMEOUTS.get(type(exc), "connection failed")
     return what, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
