@@ -159,3 +159,10 @@ def parse_or_none(text: str) -> ImageRef | None:
         return parse(text)
     except InvalidReference:
         return None
+
+
+def written_name(text: str) -> str:
+    """The image name `text` starts with, as written (`python` in `python:${PY}-slim`); "" for none."""
+    match = _ANCHORED_NAME_RE.match(text)
+    return match.group(0) if match else ""
+

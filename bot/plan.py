@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from bot import imageref
@@ -107,6 +108,48 @@ def covered_reasons(references: list[Reference]) -> dict[int, str]:
     return reasons
 
 
+def is_multiline_block(facts: Mapping[str, Any]) -> bool:
+    """A YAML block scalar over several lines (`|` / `>`): its text is not its value, and
+    writing the value on one line would change the style."""
+    return not facts.get("exact", True) and facts.get("style") in ("|", ">")
+
+
+def _edited_scalars(ref: Reference) -> list[Mapping[str, Any]]:
+    """The facts of each scalar a rewrite of `ref` replaces."""
+    edit = ref.found.edit
+    if "helm" in edit:
+        return [part for key in ("registry", "repository") if (part := edit["helm"].get(key)) is not None]
+    if "kustomize" in edit:
+        return [part for part in [edit["kustomize"].get("newName")] if part is not None]
+    return [edit]
+
+
+def _name_is_written(ref: Reference) -> bool:
+    """The reference text holds its image name as plain text: variables, if any, only in the
+    tag or digest (`python:${PY}-slim`), so a rewrite can replace the name and keep the rest."""
+    resolved = ref.found.resolve_as
+    if resolved is None or "helm" in ref.found.edit or "kustomize" in ref.found.edit:
+        return True
+    name = imageref.written_name(ref.raw)
+    return bool(name) and name == imageref.written_name(resolved) and ref.raw[len(name):][:1] in ("", ":", "@")
+
+
+def rewrite_blocker(ref: Reference) -> str | None:
+    """Why a rewrite cannot edit this reference (it stays, unresolved, and the rest of its file
+    still moves), or None."""
+    edit = ref.found.edit
+    if edit.get("arg_used_elsewhere"):
+        return f"ARG {edit.get('arg')} holds the image and is also used outside FROM lines; change it by hand"
+    if edit.get("shared_anchor"):
+        return (f"the value is the YAML anchor &{edit['shared_anchor']}, also used where no image is expected: "
+                "moving it would change that value too; change it by hand")
+    if any(is_multiline_block(facts) for facts in _edited_scalars(ref)):
+        return "the image is a block scalar over several lines; change it by hand"
+    if not _name_is_written(ref):
+        return "the image name comes from a variable: only a name written out can be rewritten; change it by hand"
+    return None
+
+
 def _collisions(targets: dict[str, str]) -> dict[str, str]:
     """Sources that a mapping (one without `{domain}`) gives the same mirror name as another source:
     copying both would let one overwrite the other. Each, with why it does not move."""
@@ -148,6 +191,10 @@ def make_plan(
             target = map_to_mirror(imageref.parse(ref.image), destination, mapping)
         except MappingError as exc:
             unresolved.append(_with_reason(ref, UNRESOLVED, str(exc)))
+            continue
+        reason = rewrite_blocker(ref)
+        if reason is not None:
+            unresolved.append(_with_reason(ref, UNRESOLVED, reason))
             continue
         by_source[ref.image].append(ref)
         targets[ref.image] = str(target)

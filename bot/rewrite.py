@@ -20,7 +20,7 @@ from typing import Any
 from bot import imageref
 from bot.errors import UsageError
 from bot.imageref import ImageRef
-from bot.plan import Plan, override_matches
+from bot.plan import Plan, is_multiline_block, override_matches, rewrite_blocker
 from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan.base import FileContext
@@ -57,18 +57,12 @@ class FileRewrite:
         return self.new_text is not None and self.new_text != self.old_text
 
 
-_NAME_PREFIX_RE = re.compile(r"(?:" + imageref._DOMAIN_AND_PORT + r"/)?" + imageref._REMOTE_NAME, re.ASCII)
-
-
 def new_raw(ref: Reference, target: ImageRef) -> str:
     """The reference text to write: the target, or, where the text holds variables for its
     tag (`python:${PY}-slim`), the target's name followed by the text's own tag part."""
     if ref.found.resolve_as is None:
         return str(target)
-    match = _NAME_PREFIX_RE.match(ref.raw)
-    if match is None:
-        raise CannotRewrite(f"cannot tell the image name from {ref.raw!r}")
-    return target.name + ref.raw[match.end():]
+    return target.name + ref.raw[len(imageref.written_name(ref.raw)):]
 
 
 def _quote(value: str, style: str) -> str:
@@ -99,16 +93,16 @@ def _column(text: str, offset: int) -> int:
 def _scalar_edit(ref: Reference, value: str) -> Edit:
     edit = ref.found.edit
     prefix = edit.get("prefix", "")
+    # A one-line block scalar keeps the line end(s) its value holds after the name.
+    suffix = edit.get("suffix", "")
     allowed = AllowedChanges()
-    allowed.allow(prefix + ref.raw, prefix + value)
+    allowed.allow(prefix + ref.raw + suffix, prefix + value + suffix)
     if edit.get("exact", True):
         start, end = ref.found.region
         return Edit([Splice(start, end, value)], allowed)
     # The scalar was written with escapes or folded over lines: write it again, whole.
     start, end = edit["scalar"]
     style = edit.get("style", "")
-    if style in ("|", ">"):
-        raise CannotRewrite(f"line {ref.line}: the image is a block scalar over several lines; change it by hand")
     return Edit([Splice(start, end, _quote(prefix + value, style if style in ("'", '"') else '"'))], allowed)
 
 
@@ -120,7 +114,7 @@ def _replace_part(part: dict[str, Any], value: str, where: str) -> Edit:
         start, end = part["span"]
         return Edit([Splice(start, end, value)], allowed)
     style = part["style"]
-    if style in ("|", ">"):
+    if is_multiline_block(part):
         raise CannotRewrite(f"{where}: the value is a block scalar over several lines; change it by hand")
     start, end = part["scalar"]
     return Edit([Splice(start, end, _quote(value, style if style in ("'", '"') else '"'))], allowed)
@@ -179,8 +173,7 @@ def _kustomize_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
 
 def gitlab_aliases(raw: str) -> list[str]:
     """Host names GitLab derives for a service from its image name, as written."""
-    match = _NAME_PREFIX_RE.match(raw)
-    name = match.group(0) if match else raw
+    name = imageref.written_name(raw) or raw
     return list(dict.fromkeys([name.replace("/", "__"), name.replace("/", "-")]))
 
 
@@ -221,23 +214,17 @@ def _service_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     return result
 
 
-def _default_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
-    if ref.found.edit.get("arg_used_elsewhere"):
-        raise CannotRewrite(
-            f"ARG {ref.found.edit.get('arg')} holds the image and is also used outside FROM lines; "
-            "change it by hand"
-        )
-    return _scalar_edit(ref, new_raw(ref, target))
-
-
 def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:
+    blocker = rewrite_blocker(ref)  # the plan leaves such references unresolved
+    if blocker is not None:
+        raise CannotRewrite(f"line {ref.line}: {blocker}")
     if "helm" in ref.found.edit:
         return _helm_edit(ref, target, text)
     if "kustomize" in ref.found.edit:
         return _kustomize_edit(ref, target, text)
     if ref.found.edit.get("service"):
         return _service_edit(ref, target, text)
-    return _default_edit(ref, target, text)
+    return _scalar_edit(ref, new_raw(ref, target))
 
 
 def rename_edit(override: Reference, new_name: str) -> Edit:

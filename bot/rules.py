@@ -22,7 +22,7 @@ from bot.resources import data_dir
 
 EXTRACTORS = ("dockerfile", "yaml", "helm-values", "helm-template", "kustomize")
 
-_PATH_SEGMENT = r"(?:\*\*|\*|[A-Za-z0-9_$-]+)(?:\[\])?"
+_PATH_SEGMENT = r"(?:\*\*|\*|[A-Za-z0-9_$-]+\*?)(?:\[\])?"
 KEY_PATH_RE = re.compile(rf"^{_PATH_SEGMENT}(?:\.{_PATH_SEGMENT})*$")
 
 RULE_SCHEMA: dict[str, Any] = {
@@ -56,6 +56,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "not_images": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "skip_if_sibling": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "services": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
+        "anchor_holders": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
     },
 }
 
@@ -80,6 +81,8 @@ class Rule:
     not_images: tuple[str, ...] = ()  # key paths that never hold an image, even where `images` reach
     skip_if_sibling: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
+    # key paths the tool never reads, there to hold YAML anchors (Compose `x-` extension fields)
+    anchor_holders: tuple[str, ...] = ()
 
     def selects(self, path: str) -> bool:
         return matches_any(path, self.files) and not (self.exclude_files and matches_any(path, self.exclude_files))
@@ -155,6 +158,7 @@ def _rule_from_data(kind: str, path: Path, data: dict[str, Any]) -> Rule:
         not_images=tuple(data.get("not_images", ())),
         skip_if_sibling=tuple(data.get("skip_if_sibling", ())),
         services=tuple(data.get("services", ())),
+        anchor_holders=tuple(data.get("anchor_holders", ())),
     )
 
 

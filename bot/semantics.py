@@ -145,8 +145,9 @@ def _replaced(text: str, allowed: AllowedChanges) -> str:
 
 def check_same_instructions(old_text: str, new_text: str, allowed: AllowedChanges) -> None:
     """Dockerfiles: the same directives, instructions and heredoc bodies, where each changed
-    line differs only by the planned reference texts."""
-    from bot.scan.dockerfile import read_dockerfile
+    word differs only by the planned reference texts (word by word: `FROM python AS node` keeps
+    its stage name when `node` moves elsewhere in the file)."""
+    from bot.scan.dockerfile import iter_words, read_dockerfile
 
     try:
         old, new = read_dockerfile(old_text), read_dockerfile(new_text)
@@ -159,5 +160,11 @@ def check_same_instructions(old_text: str, new_text: str, allowed: AllowedChange
     if len(old.directives) != len(new.directives) or len(old.instructions) != len(new.instructions):
         raise SemanticsChanged(f"{len(old.instructions)} instructions became {len(new.instructions)}")
     for before, after in pairs:
-        if before != after and _replaced(before, allowed) != after:
+        if before == after:
+            continue
+        old_words = [before[start:end] for start, end in iter_words(before, 0, old.escape)]
+        new_words = [after[start:end] for start, end in iter_words(after, 0, old.escape)]
+        if len(old_words) != len(new_words) or any(
+            a != b and _replaced(a, allowed) != b for a, b in zip(old_words, new_words)
+        ):
             raise SemanticsChanged(f"{before!r} became {after!r}")

@@ -114,3 +114,17 @@ def test_invalid_references_say_why(text, message):
         imageref.parse(text)
     assert str(excinfo.value) == message
     assert isinstance(excinfo.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("python:${PY}-slim", "python"),
+        ("ghcr.io:443/a/b@${DIGEST}", "ghcr.io:443/a/b"),
+        ("docker.io/${ORG}/app:1", "docker.io"),  # a name the variable would continue
+        ("${REGISTRY}/app:1", ""),
+    ],
+)
+def test_written_name(text, name):
+    assert imageref.written_name(text) == name
+

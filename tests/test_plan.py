@@ -179,3 +179,49 @@ def test_plan_and_rewrite_name_the_files_the_scan_could_not_read(tmp_path, capsy
     assert (code, err) == (0, "")
     assert out == ("FILE        REFERENCES\n----------  ----------\nDockerfile  1\n1 files rewritten, 1 references moved\n"
                    "skipped latin.yaml: not UTF-8 (byte 0xe9 at offset 73)\n")
+
+
+def _plan(capsys, root, destination: str = DEST) -> dict:
+    code, out, err = run_cli(capsys, "plan", str(root), "--to", destination, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _moves(plan: dict) -> list[tuple[str, list[tuple[str, int, int]]]]:
+    return [(m["source"], [(o["path"], o["line"], o["column"]) for o in m["occurrences"]]) for m in plan["moves"]]
+
+
+def test_what_the_rewrite_cannot_edit_is_unresolved_and_the_rest_of_the_file_moves(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "Dockerfile": "ARG REG=docker.io\nARG IMG=alpine:3.20\nFROM ${REG}/prometheus/prometheus:v2\n"
+                      "FROM ${IMG}\nRUN echo ${IMG}\nFROM ${NOPE:-nginx:1.25}\nFROM redis:7\n",
+        "pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    base: &img busybox:1.36\n"
+                    "spec:\n  containers:\n    - {name: a, image: *img}\n    - {name: b, image: &ok node:20}\n"
+                    "    - {name: c, image: *ok}\n    - name: d\n      image: |\n        python:3.12\n",
+    })
+    plan = _plan(capsys, tmp_path)
+    assert _moves(plan) == [
+        ("docker.io/library/nginx:1.25", [("Dockerfile", 6, 14)]),
+        ("docker.io/library/node:20", [("pod.yaml", 10, 28)]),
+        ("docker.io/library/python:3.12", [("pod.yaml", 14, 9)]),
+        ("docker.io/library/redis:7", [("Dockerfile", 7, 6)]),
+    ]
+    assert plan["unresolved"] == [
+        ref("Dockerfile", 2, 9, "dockerfile", "alpine:3.20", "docker.io/library/alpine:3.20", "unresolved",
+            "ARG IMG holds the image and is also used outside FROM lines; change it by hand"),
+        ref("Dockerfile", 3, 6, "dockerfile", "${REG}/prometheus/prometheus:v2", "docker.io/prometheus/prometheus:v2",
+            "unresolved",
+            "the image name comes from a variable: only a name written out can be rewritten; change it by hand"),
+        ref("pod.yaml", 6, 16, "kubernetes", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
+            "the value is the YAML anchor &img, also used where no image is expected: "
+            "moving it would change that value too; change it by hand"),
+    ]
+
+
+def test_a_name_that_an_earlier_stage_took_is_the_stage(tmp_path, capsys):
+    write_tree(tmp_path, {"Dockerfile": "FROM node AS first\nFROM python AS node\nFROM node\nCOPY --from=node /a /b\n"})
+    assert _moves(_plan(capsys, tmp_path)) == [
+        ("docker.io/library/node", [("Dockerfile", 1, 6)]),
+        ("docker.io/library/python", [("Dockerfile", 2, 6)]),
+    ]
+

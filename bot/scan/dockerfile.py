@@ -674,8 +674,7 @@ class Extractor:
         if problem:
             self._add(self._found(instruction, start, end, unresolved=problem, edit=edit))
         elif is_image(value, self.stages):
-            note = "; ".join(use_note(value, use) for use in uses)
-            self._add(self._found(instruction, start, end, resolve_as=value, note=note or None, edit=edit))
+            self._add(self._substituted(instruction, start, end, value, uses, edit))
 
     def _whole_arg(self, raw: str) -> Arg | None:
         """The global ARG whose default is the whole image: `FROM $NAME`, `${NAME}`, or
@@ -749,8 +748,16 @@ class Extractor:
         if problem:
             self._add(self._found(instruction, start, end, unresolved=problem, edit=edit))
         elif not resolved.isdigit() and is_image(resolved, self.all_stages):
-            note = "; ".join(use_note(resolved, use) for use in uses)
-            self._add(self._found(instruction, start, end, resolve_as=resolved, note=note or None, edit=edit))
+            self._add(self._substituted(instruction, start, end, resolved, uses, edit))
+
+    def _substituted(self, instruction: Instruction, start: int, end: int, value: str, uses: list[Use],
+                     edit: dict[str, object]) -> Found:
+        """A reference that variables gave. One that is wholly `${NAME:-word}` and took its word
+        is located at the word: a rewrite replaces that text and keeps the substitution around it."""
+        note = "; ".join(use_note(value, use) for use in uses) or None
+        start, end = chosen_word(instruction.text, start, end, uses, self.escape) or (start, end)
+        resolve_as = None if value == instruction.text[start:end] else value
+        return self._found(instruction, start, end, resolve_as=resolve_as, note=note, edit=edit)
 
     def _found(self, instruction: Instruction, start: int, end: int, **fields: Any) -> Found:
         raw = instruction.text[start:end]
@@ -795,6 +802,23 @@ def reference_part(value: str, position: int) -> str:
     if ":" in before[before.rfind("/") + 1 :]:
         return "tag"
     return "name"
+
+
+def chosen_word(text: str, start: int, end: int, uses: list[Use], escape: str) -> tuple[int, int] | None:
+    """Where the word of `text[start:end]` is when that text is one `${NAME:-word}` (or `-`, `:+`,
+    `+`) whose word gave the value, written without quotes or escapes; else None."""
+    raw = text[start:end]
+    if not raw.startswith("${") or closing_brace(raw, 2) != len(raw) - 1:
+        return None
+    if not any(use.expression == raw and use.value for use in uses):
+        return None  # the variable's own value, not the word
+    name = NAME_RE.match(raw, 2)
+    assert name is not None  # the substitution accepted the expression
+    operator = next(op for op in SUBSTITUTION_OPERATORS if raw.startswith(op, name.end()))
+    word_start = start + name.end() + len(operator)
+    if any(char in "\"'" + escape for char in text[word_start : end - 1]):
+        return None
+    return word_start, end - 1
 
 
 def empty_part(raw: str, value: str, uses: list[Use]) -> str | None:

@@ -1,7 +1,8 @@
 """Key paths over composed YAML nodes: `jobs.*.services.*.image`, `**.containers[].image`.
 
-Segments: a key name; `*` any one key; `name[]` / `*[]` a key then each item of the
-list under it; `**` any depth (zero or more keys or list items). A path selects the
+Segments: a key name; `*` any one key; `name*` any key starting with `name`; `name[]` /
+`*[]` a key then each item of the list under it; `**` any depth (zero or more keys or list
+items). A path selects the
 nodes it reaches; the walk visits each node once, so an aliased node is seen once, at
 its anchor, and alias bombs cost nothing.
 """
@@ -79,7 +80,7 @@ class _Automaton:
             elif key is None:
                 if segment == ITEM:
                     nxt.add((p, i + 1))
-            elif segment == ANY_KEY or segment == key:
+            elif segment == ANY_KEY or segment == key or (segment[-1] == "*" and key.startswith(segment[:-1])):
                 nxt.add((p, i + 1))
         return self.closure(frozenset(nxt))
 
@@ -135,3 +136,33 @@ def _hits(automaton: _Automaton, root: Node) -> list[Hit]:
 def select(root: Node, paths: list[str]) -> Iterator[Hit]:
     """Every node any of `paths` reaches, in document order; `Hit.pattern` indexes `paths`."""
     yield from _hits(_automaton(tuple(paths)), root)
+
+
+def used_elsewhere(root: Node, paths: list[str], inside: set[int], watched: set[int]) -> set[int]:
+    """Of the `watched` nodes (by id), those the document also holds where the first path that
+    reaches them is not one of `inside` (indexes in `paths`), or where no path reaches them at
+    all, keys included: an anchored value that aliases repeat under other keys."""
+    automaton = _automaton(tuple(paths))
+    visited: set[tuple[int, frozenset[State]]] = set()
+    found: set[int] = set()
+    stack: list[tuple[Node, frozenset[State]]] = [(root, automaton.start)]
+    while stack:
+        node, states = stack.pop()
+        if (id(node), states) in visited:
+            continue
+        visited.add((id(node), states))
+        accepted = automaton.accepting(states)
+        if id(node) in watched and not (accepted and accepted[0] in inside):
+            found.add(id(node))
+        if isinstance(node, MappingNode):
+            for key_node, value in node.value:
+                stack.append((key_node, frozenset()))
+                if isinstance(key_node, ScalarNode) and key_node.value == "<<" and key_node.tag == MERGE_TAG:
+                    stack += [(merged, states) for merged in (value.value if isinstance(value, SequenceNode) else [value])]
+                elif isinstance(key_node, ScalarNode) and states:
+                    stack.append((value, automaton.step(states, str(key_node.value))))
+                else:
+                    stack.append((value, frozenset()))
+        elif isinstance(node, SequenceNode):
+            stack += [(item, automaton.step(states, None) if states else frozenset()) for item in node.value]
+    return found

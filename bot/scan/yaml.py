@@ -7,7 +7,7 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yamldocs import documents, mapping_get, scalar_text, value_offset
+from bot.scan.yamldocs import anchor_name, documents, mapping_get, scalar_text, value_offset
 
 
 def _document_selected(root: Node, rule: Rule) -> bool:
@@ -34,11 +34,13 @@ def found_at(node: ScalarNode, text: str, base: int, *, prefix: str = "", **edit
     else:
         # Escapes or folding: the value is not written as-is; a rewrite re-emits the scalar.
         offset, span = value_start, scalar_span
+    suffix = node.value[len(prefix) + len(raw):]  # the line ends a block scalar's value keeps
     return Found(
         offset=offset,
         raw=raw,
         span=span,
-        edit={"style": node.style or "", "scalar": scalar_span, "exact": exact, "prefix": prefix, **edit},
+        edit={"style": node.style or "", "scalar": scalar_span, "exact": exact, "prefix": prefix, "suffix": suffix,
+              **edit},
     )
 
 
@@ -71,12 +73,26 @@ def _paths(rule: Rule) -> list[tuple[str, str, str]]:
     return paths
 
 
+def _shared_anchors(root: Node, hits: list[keypaths.Hit], rule: Rule, text: str, base: int) -> dict[int, str]:
+    """The anchored image values that the document also holds where no image is expected (an
+    annotation, a label), by node id, with the anchor's name: moving one would change those too.
+    The rule's `anchor_holders` (keys the tool never reads) do not count."""
+    anchors = {id(hit.node): name for hit in hits if (name := anchor_name(hit.node, text, base)) is not None}
+    if not anchors:
+        return {}
+    paths = _paths(rule) + [(p, "", "holder") for p in rule.anchor_holders]
+    inside = {i for i, (_, _, role) in enumerate(paths) if role in ("image", "service", "holder")}
+    shared = keypaths.used_elsewhere(root, [p for p, _, _ in paths], inside, set(anchors))
+    return {node: name for node, name in anchors.items() if node in shared}
+
+
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     paths = _paths(rule)
     for base, root in documents(text, rule.document_contains):
         if not _document_selected(root, rule):
             continue
+        images: list[tuple[keypaths.Hit, str, str]] = []
         for hit in keypaths.select(root, [p for p, _, _ in paths]):
             _, prefix, role = paths[hit.pattern]
             if role == "not-image":
@@ -90,8 +106,13 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             if hit.parent is not None and any(mapping_get(hit.parent, k) is not None for k in rule.skip_if_sibling):
                 result.builds.append(value)  # what the service builds: other uses of that name are not references
                 continue
+            images.append((hit, prefix, role))
+        shared = _shared_anchors(root, [hit for hit, _, _ in images], rule, text, base)
+        for hit, prefix, role in images:
             assert isinstance(hit.node, ScalarNode)
             extra = _service_facts(hit, text, base) if role == "service" else {}
+            if id(hit.node) in shared:
+                extra["shared_anchor"] = shared[id(hit.node)]
             result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
     return result
 

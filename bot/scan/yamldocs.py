@@ -183,21 +183,30 @@ def scalar_text(node: Node | None) -> str | None:
     return None
 
 
-def _after_properties(text: str, start: int, end: int) -> int:
-    """A node's mark starts at its properties (`&anchor`, `!tag`) when it has any; the
-    scalar itself starts after them. No scalar starts with `&` or `!` (both are indicators)."""
+def _properties(text: str, start: int, end: int) -> tuple[list[str], int]:
+    """A node's mark starts at its properties (`&anchor`, `!tag`) when it has any: those, and
+    where the node itself starts after them. No scalar starts with `&` or `!` (both are indicators)."""
+    properties = []
     while start < end and text[start] in "&!":
+        word_start = start
         while start < end and text[start] not in " \t\r\n":
             start += 1
+        properties.append(text[word_start:start])
         while start < end and text[start] in " \t\r\n":
             start += 1
-    return start
+    return properties, start
+
+
+def anchor_name(node: Node, text: str, base: int) -> str | None:
+    """The name of the `&anchor` a node is written with, if any (libyaml's nodes do not keep it)."""
+    properties, _ = _properties(text, base + node.start_mark.index, base + node.end_mark.index)
+    return next((p[1:] for p in properties if p.startswith("&")), None)
 
 
 def value_offset(node: ScalarNode, text: str, base: int) -> tuple[int, tuple[int, int], bool]:
     """Where a scalar's value text starts, the scalar's whole span, and whether the value
     stands in the file exactly as parsed (no escapes, no folding)."""
-    start = _after_properties(text, base + node.start_mark.index, base + node.end_mark.index)
+    _, start = _properties(text, base + node.start_mark.index, base + node.end_mark.index)
     end = base + node.end_mark.index
     style = node.style
     if style in ("|", ">"):

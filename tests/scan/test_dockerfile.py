@@ -180,6 +180,21 @@ def test_substitution_forms(tmp_path):
     ]
 
 
+def test_a_default_word_that_gave_the_image_is_the_reference(tmp_path):
+    # A rewrite replaces the word and keeps the substitution; quotes or escapes in the word, or
+    # an image only partly from the word, keep the whole text (the name comes from a variable).
+    text = ("ARG TAG=3.12\nFROM ${NOPE:-nginx:1.25}\nFROM ${PY:-python:${TAG}-slim}\nCOPY --from=${H-busybox:1.36} / /\n"
+            "FROM ${Q:-\"redis:7\"}\nFROM ${D:-debian}:12\n")
+    assert rows(text, found_in(text, tmp_path)) == [
+        (2, 14, "nginx:1.25", None, None, 'name from ${NOPE:-nginx:1.25}: "nginx:1.25" (NOPE is not set)'),
+        (3, 12, "python:${TAG}-slim", "python:3.12-slim", None,
+         'tag from ARG TAG default "3.12"; name from ${PY:-python:${TAG}-slim}: "python:3.12-slim" (PY is not set)'),
+        (4, 17, "busybox:1.36", None, None, 'name from ${H-busybox:1.36}: "busybox:1.36" (H is not set)'),
+        (5, 6, '${Q:-"redis:7"}', "redis:7", None, 'name from ${Q:-"redis:7"}: "redis:7" (Q is not set)'),
+        (6, 6, "${D:-debian}:12", "debian:12", None, 'name from ${D:-debian}: "debian" (D is not set)'),
+    ]
+
+
 def test_substituted_arg_default_records_the_args_it_reads(tmp_path):
     found = found_in(fixture("arg-substitution.Dockerfile"), tmp_path)
     assert found[0].edit == {

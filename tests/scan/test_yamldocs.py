@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.scan import keypaths
-from bot.scan.yamldocs import compose_all, split_documents
+from bot.scan.yamldocs import anchor_name, compose_all, split_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +38,23 @@ def test_key_paths_report_in_document_order_once_per_node_with_their_parent():
     hits = list(keypaths.select(root, ["jobs.*.image", "jobs.*.services[].image", "**.image"]))
     assert [(h.pattern, h.node.value, h.parent is not None) for h in hits] == [
         (2, "base:1", True), (1, "svc:1", True), (0, "two:1", True), (2, "deep:1", True)]
+
+
+def test_anchored_values_used_where_no_accepted_path_reaches(tmp_path):
+    text = ("x-held: &held held:1\n"
+            "labels: {a: &label label:1}\n"
+            "jobs:\n"
+            "  one: {image: *held, tool: &tool tool:1, keyed: &key key:1}\n"
+            "  two: {image: *label, helper: *tool, *key : v}\n"
+            "  three: {<<: {image: &merged merged:1}, extra: [*merged]}\n")
+    (root,) = compose_all(text)
+    paths = ["jobs.*.image", "jobs.*.tool", "jobs.*.helper", "jobs.*.keyed", "x-*"]
+    hits = list(keypaths.select(root, paths[:4]))
+    assert [anchor_name(h.node, text, 0) for h in hits] == ["held", "tool", "key", "label", "merged"]
+    watched = {id(h.node): h.node.value for h in hits}
+    # Every path is accepted; `labels.a`, a key and a list item are reached by none.
+    outside = keypaths.used_elsewhere(root, paths, set(range(len(paths))), set(watched))
+    assert sorted(watched[node] for node in outside) == ["key:1", "label:1", "merged:1"]
 
 
 def test_an_anchor_name_used_twice_reads_without_a_warning_on_the_terminal(tmp_path):
