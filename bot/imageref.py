@@ -6,7 +6,9 @@ adds `:latest`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import ipaddress
 import re
 
 DEFAULT_DOMAIN = "docker.io"
@@ -166,3 +168,10 @@ def written_name(text: str) -> str:
     match = _ANCHORED_NAME_RE.match(text)
     return match.group(0) if match else ""
 
+
+def on_loopback(domain: str) -> bool:
+    """The registry `domain` is `localhost` or a loopback address (127.0.0.0/8, [::1]), with or without a port."""
+    host = re.sub(r":[0-9]+\Z", "", domain).removeprefix("[").removesuffix("]")
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host).is_loopback
+    return host == "localhost"

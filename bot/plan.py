@@ -150,6 +150,14 @@ def rewrite_blocker(ref: Reference) -> str | None:
     return None
 
 
+def _loopback_reason(source: imageref.ImageRef, destination: str) -> str | None:
+    """A registry on loopback names the machine that pulls the image: from anywhere else there is
+    nothing to copy. (With a mirror on loopback too, everything runs on one machine: it moves.)"""
+    if not imageref.on_loopback(source.domain) or imageref.on_loopback(destination.partition("/")[0]):
+        return None
+    return f"registry {source.domain} is a loopback address: only the machine that pulls the image can reach it"
+
+
 def _collisions(targets: dict[str, str]) -> dict[str, str]:
     """Sources that a mapping (one without `{domain}`) gives the same mirror name as another source:
     copying both would let one overwrite the other. Each, with why it does not move."""
@@ -187,12 +195,13 @@ def make_plan(
             covered.append(_with_reason(ref, ref.status, reason))
             continue
         assert ref.image is not None
+        source = imageref.parse(ref.image)
         try:
-            target = map_to_mirror(imageref.parse(ref.image), destination, mapping)
+            target = map_to_mirror(source, destination, mapping)
         except MappingError as exc:
             unresolved.append(_with_reason(ref, UNRESOLVED, str(exc)))
             continue
-        reason = rewrite_blocker(ref)
+        reason = _loopback_reason(source, destination) or rewrite_blocker(ref)
         if reason is not None:
             unresolved.append(_with_reason(ref, UNRESOLVED, reason))
             continue

@@ -225,3 +225,21 @@ def test_a_name_that_an_earlier_stage_took_is_the_stage(tmp_path, capsys):
         ("docker.io/library/python", [("Dockerfile", 2, 6)]),
     ]
 
+
+def test_images_on_loopback_registries_stay_unless_the_mirror_is_on_loopback_too(tmp_path, capsys):
+    write_tree(tmp_path, {"Dockerfile": "FROM localhost:5000/app:1\nFROM 127.0.0.1:5000/tool:2\nFROM localhost/base\n"})
+    why = "registry {} is a loopback address: only the machine that pulls the image can reach it"
+    plan = _plan(capsys, tmp_path)
+    assert (plan["moves"], plan["unresolved"]) == ([], [
+        ref("Dockerfile", 1, 6, "dockerfile", "localhost:5000/app:1", "localhost:5000/app:1", "unresolved",
+            why.format("localhost:5000")),
+        ref("Dockerfile", 2, 6, "dockerfile", "127.0.0.1:5000/tool:2", "127.0.0.1:5000/tool:2", "unresolved",
+            why.format("127.0.0.1:5000")),
+        ref("Dockerfile", 3, 6, "dockerfile", "localhost/base", "localhost/base", "unresolved", why.format("localhost")),
+    ])
+    plan = _plan(capsys, tmp_path, "127.0.0.1:5001/mirror")
+    assert ([m["target"] for m in plan["moves"]], plan["unresolved"]) == ([
+        "127.0.0.1:5001/mirror/127.0.0.1__5000/tool:2",
+        "127.0.0.1:5001/mirror/localhost/base",
+        "127.0.0.1:5001/mirror/localhost__5000/app:1",
+    ], [])
