@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import ipaddress
 import logging
 import random
 import socket
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 
 from bot import __version__
+from bot.imageref import on_loopback
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
 from bot.registry.errors import Cancelled, RegistryError, RetryableError, from_response
@@ -109,21 +109,6 @@ class RateLimit:
     window: int | None  # seconds
 
 
-def is_loopback(host: str) -> bool:
-    """`localhost`, 127.0.0.0/8 and [::1], with or without a port."""
-    name = host
-    if name.startswith("["):
-        name = name[1:].partition("]")[0]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def api_host(domain: str) -> str:
     return DOCKER_HUB_API if domain == "docker.io" else domain
 
@@ -181,7 +166,7 @@ class Registry:
         cancelled: threading.Event | None = None,
     ) -> None:
         self.domain = domain
-        self.scheme = "http" if insecure or is_loopback(domain) else "https"
+        self.scheme = "http" if insecure or on_loopback(domain) else "https"
         self.base_url = f"{self.scheme}://{api_host(domain)}"
         self.http = http
         self.auth = Authenticator(domain, credential, http)

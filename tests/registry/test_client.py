@@ -8,18 +8,9 @@ from bot import __version__
 from bot.registry import Registries, RetryPolicy
 from bot.registry.auth import normalise_scope, parse_challenge, scope_key
 from bot.registry.blobs import with_digest
-from bot.registry.client import _PoolPerHost, is_loopback, parse_rate_limit, retry_after_seconds
+from bot.registry.client import _PoolPerHost, parse_rate_limit, retry_after_seconds
 from bot.registry.errors import ImmutableTagError, from_response
 from tests.oci.fixtures import Loopback
-
-
-@pytest.mark.parametrize(("host", "loopback"), [
-    ("localhost", True), ("localhost:5000", True), ("127.0.0.1", True), ("127.3.4.5:443", True),
-    ("[::1]:5000", True), ("[::1]", True), ("registry.local", False), ("10.0.0.1:5000", False),
-    ("docker.io", False), ("localhost.example.com", False),
-])
-def test_loopback_hosts(host: str, loopback: bool) -> None:
-    assert is_loopback(host) is loopback
 
 
 def test_https_unless_loopback_or_insecure() -> None:
