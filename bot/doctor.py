@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bot.errors import RehomeError
+from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef
 from bot.registry import Registries, RegistryError
 from bot.registry.blobs import cancel_upload, start_upload
@@ -78,6 +78,8 @@ def _failure(name: str, exc: RehomeError, fix: str | None = None) -> Check:
 def check_credentials(registry: Registry) -> Check:
     try:
         credential = registry.auth.credential
+    except UsageError:
+        raise  # Docker's config.json of the wrong shape: refused as by every other command
     except RehomeError as exc:
         return _failure("credentials", exc, "fix the credential helper named in Docker's config.json")
     if credential.anonymous and is_google_host(registry.domain):

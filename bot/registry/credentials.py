@@ -63,25 +63,70 @@ def docker_config_path(environ: Mapping[str, str]) -> Path:
     return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
 
 
-def _load_docker_config(path: Path) -> dict[str, Any]:
+_JSON_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "a number",
+               float: "a number", type(None): "null"}
+# The fields of an `auths` entry that rehome reads.
+AUTHS_FIELDS = ("auth", "username", "password", "identitytoken")
+
+
+def _checked(value: Any, kind: type, where: str, what: str) -> Any:
+    """`value` when it is a `kind` or null (Docker takes null as absent); else a `ConfigError` saying what it
+    must be."""
+    if value is not None and not isinstance(value, kind):
+        raise ConfigError(f"{where} must be {what}, not {_JSON_KINDS.get(type(value), type(value).__name__)}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class DockerConfig:
+    """The credential settings of Docker's `config.json`; a file of another shape is refused, as Docker refuses it."""
+
+    path: Path
+    auths: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    cred_helpers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    creds_store: str | None = None
+
+    @classmethod
+    def from_json(cls, path: Path, data: Any) -> DockerConfig:
+        top = _checked(data, dict, str(path), "a JSON object") or {}
+        helpers = _checked(top.get("credHelpers"), dict, f'{path}: "credHelpers"',
+                           "an object of registry -> helper name") or {}
+        for host, name in helpers.items():
+            _checked(name, str, f'{path}: "credHelpers" entry "{host}"', "a helper name (a string)")
+        auths = _checked(top.get("auths"), dict, f'{path}: "auths"', "an object of registry -> credentials") or {}
+        entries = {host: cls._auths_entry(f'{path}: "auths" entry "{host}"', entry) for host, entry in auths.items()}
+        store = _checked(top.get("credsStore"), str, f'{path}: "credsStore"', "a helper name (a string)")
+        return cls(path, entries, helpers, store or None)
+
+    @staticmethod
+    def _auths_entry(where: str, entry: Any) -> Mapping[str, str]:
+        entry = _checked(entry, dict, where, 'an object such as {"auth": "base64 of user:password"}') or {}
+        for field in AUTHS_FIELDS:
+            _checked(entry.get(field), str, f'{where}: "{field}"', "a string")
+        return entry
+
+
+def load_docker_config(path: Path) -> DockerConfig:
     if not path.is_file():
-        return {}
+        return DockerConfig(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read Docker's credentials file: {exc}") from None
-    return data if isinstance(data, dict) else {}
+    return DockerConfig.from_json(path, data)
 
 
-def _from_auths_entry(entry: dict[str, Any], source: str) -> Credential | None:
+def _from_auths_entry(entry: Mapping[str, str], where: str, source: str) -> Credential | None:
     identity = entry.get("identitytoken")
     username, password = entry.get("username"), entry.get("password")
     if entry.get("auth"):
         try:
             decoded = base64.b64decode(entry["auth"], validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise ConfigError(f"{source}: the 'auth' value is not base64 of 'user:password'") from None
-        username, _, password = decoded.partition(":")
+            decoded = ""
+        username, colon, password = decoded.partition(":")
+        if not colon:
+            raise ConfigError(f'{where}: "auth" must be base64 of user:password')
     if identity:
         return Credential(username or None, None, Secret(identity), source)
     if username and password:
@@ -160,23 +205,22 @@ class CredentialStore:
     def _find(self, key: str) -> Credential:
         if key in self._explicit:
             return self._explicit[key]
-        path = docker_config_path(self._environ)
-        config = _load_docker_config(path)
+        config = load_docker_config(docker_config_path(self._environ))
+        path = config.path
         server = DOCKER_HUB_SERVER if key == "docker.io" else key
-        helpers = config.get("credHelpers") or {}
-        helper = next((name for host, name in helpers.items() if _server_key(host) == key), None)
+        helper = next((name for host, name in config.cred_helpers.items() if _server_key(host) == key), None)
         if helper:
             found = run_credential_helper(helper, server, f"{path} credHelpers (docker-credential-{helper})")
             if found:
                 return found
-        if config.get("credsStore"):
-            store = config["credsStore"]
+        if config.creds_store:
+            store = config.creds_store
             found = run_credential_helper(store, server, f"{path} credsStore (docker-credential-{store})")
             if found:
                 return found
-        for host, entry in (config.get("auths") or {}).items():
-            if _server_key(host) == key and isinstance(entry, dict):
-                found = _from_auths_entry(entry, f"{path} auths")
+        for host, entry in config.auths.items():
+            if _server_key(host) == key:
+                found = _from_auths_entry(entry, f'{path}: "auths" entry "{host}"', f"{path} auths")
                 if found:
                     return found
         if is_google_host(key):

@@ -54,6 +54,18 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err.startswith("rehome: error: ")
 
 
+def test_docker_config_of_the_wrong_shape_is_a_usage_error(loopback: Loopback, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    src = unique_repo("upstream")
+    images.push(loopback.upstream.host, src, images.image((300,)), "v1")
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text('{"credHelpers": "gcloud"}')
+    target = f"{loopback.basic.host}/{unique_repo('mirror')}"
+    assert main(["copy", f"{loopback.upstream.host}/{src}:v1", target]) == 2
+    assert capsys.readouterr() == ("", f"rehome: error: {tmp_path}/docker/config.json: \"credHelpers\" must be an object "
+                                       "of registry -> helper name, not a string\n")
+
+
 def test_canary_password_never_appears(loopback: Loopback, capsys: pytest.CaptureFixture[str],
                                        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)

@@ -69,6 +69,15 @@ def test_doctor_unreachable_registry(capsys: pytest.CaptureFixture[str], monkeyp
     assert len(lines) == 3
 
 
+def test_doctor_refuses_a_docker_config_of_the_wrong_shape(loopback: Loopback, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text('{"auths": {"registry.example": "dXNlcjpwdw=="}}')
+    assert main(["doctor", "--to", f"{loopback.basic.host}/team/mirror"]) == 2
+    assert capsys.readouterr() == ("", f"rehome: error: {tmp_path}/docker/config.json: \"auths\" entry \"registry.example\" "
+                                       "must be an object such as {\"auth\": \"base64 of user:password\"}, not a string\n")
+
+
 def test_doctor_needs_a_destination(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) == 2
     assert capsys.readouterr().err == "rehome: error: say where the mirror is: --to DEST, or `destination:` in rehome.yaml\n"
