@@ -5,6 +5,7 @@ Each check is one `Check`: ok or failed, what was found, and for a failure the f
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -15,9 +16,9 @@ from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef
 from bot.registry import Registries, RegistryError
 from bot.registry.blobs import cancel_upload, start_upload
-from bot.registry.client import Registry
+from bot.registry.client import RETRY_STATUSES, Registry
 from bot.registry.credentials import google_credential, is_google_host
-from bot.registry.errors import artifact_registry_create_hint, error_codes
+from bot.registry.errors import RetryableError, artifact_registry_create_hint, error_codes
 from bot.registry.manifests import head_digest
 
 ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
@@ -31,6 +32,9 @@ PROBE_REPOSITORY = "rehome-doctor"
 DOCKER_HUB_PROBE = "docker.io/ratelimitpreview/test:latest"
 GOOGLE_LOGIN_FIX = ("pip install 'rehome-bot[gcp]' and run `gcloud auth application-default login` (or point "
                     "GOOGLE_APPLICATION_CREDENTIALS at a service account key), or `gcloud auth configure-docker HOST`")
+READ_GRANT_FIX = "grant the credentials read access (roles/artifactregistry.reader on Artifact Registry)"
+WRITE_GRANT_FIX = "grant the credentials write access (roles/artifactregistry.writer on Artifact Registry)"
+NOT_A_REGISTRY_FIX = "check the host name: DEST must start with a container registry's host"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +79,25 @@ def _failure(name: str, exc: RehomeError, fix: str | None = None) -> Check:
     return Check(name, False, exc.message, fix or exc.hint)
 
 
+def _credentials_fix(registry: Registry) -> str:
+    credential = registry.auth.credential
+    if credential.anonymous:
+        return f"log in with `docker login {registry.domain}`, or give --username USER --password-stdin"
+    return (f"check the username and password ({credential.source}), "
+            f"or log in again with `docker login {registry.domain}`")
+
+
+def _refused(registry: Registry) -> str:
+    return "anonymous access was refused" if registry.auth.credential.anonymous else "the credentials were refused"
+
+
+def _access_fix(registry: Registry, exc: RegistryError, grant: str) -> str | None:
+    """A 401 wants (other) credentials, a 403 a grant, unless no credentials were sent; else the error's own hint."""
+    if exc.status == 401 or (exc.status == 403 and registry.auth.credential.anonymous):
+        return _credentials_fix(registry)
+    return grant if exc.status == 403 else exc.hint
+
+
 def check_credentials(registry: Registry) -> Check:
     try:
         credential = registry.auth.credential
@@ -88,14 +111,39 @@ def check_credentials(registry: Registry) -> Check:
     return Check("credentials", True, f"{registry.domain}: {credential.source}")
 
 
+def _speaks_registry_api(response: httpx.Response) -> bool:
+    """A registry answers `/v2/` with a challenge (401), or with 200 and its API version header or a JSON body."""
+    if response.status_code != 200:
+        return response.status_code == 401
+    if "Docker-Distribution-API-Version" in response.headers:
+        return True
+    try:
+        json.loads(response.content or b"{}")
+    except ValueError:
+        return False
+    return True
+
+
 def check_answers(registry: Registry, repo: str) -> Check:
+    url = f"{registry.base_url}/v2/"
     try:
         response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
-    except RegistryError as exc:
+    except RetryableError as exc:
         return _failure("registry", exc, f"check the host name; a plain-HTTP registry needs --insecure-registry {registry.domain}")
-    if response.status_code not in (200, 401):
-        return Check("registry", False, f"{registry.base_url}/v2/ answered HTTP {response.status_code}")
-    return Check("registry", True, f"{registry.base_url}/v2/ answers")
+    except RegistryError as exc:  # the authentication the registry asked for failed
+        if exc.status in (401, 403):
+            return Check("registry", False, f"{exc.message}: {_refused(registry)}", _credentials_fix(registry))
+        return _failure("registry", exc)
+    status = response.status_code
+    answered = f"{url} answered HTTP {status}"
+    if status == 403 or (status == 401 and not registry.auth.credential.anonymous):
+        return Check("registry", False, f"{answered}: {_refused(registry)}", _credentials_fix(registry))
+    if status in RETRY_STATUSES:
+        return Check("registry", False, answered, "the registry is down or overloaded: try again later")
+    if not _speaks_registry_api(response):
+        return Check("registry", False, f"{registry.domain} does not speak the registry API: {answered}, "
+                     "not as a registry does", NOT_A_REGISTRY_FIX)
+    return Check("registry", True, f"{url} answers")
 
 
 def check_repository(registry: Registry, repo: str) -> Check:
@@ -113,7 +161,7 @@ def check_repository(registry: Registry, repo: str) -> Check:
                          hint.split("create it with: ", 1)[1])
         return Check("repository", True, f"{where} has no images yet; the registry creates repositories on first push")
     error = registry.fail(repo, "list tags", response)
-    return _failure("repository", error)
+    return _failure("repository", error, _access_fix(registry, error, READ_GRANT_FIX))
 
 
 def check_push(registry: Registry, repo: str) -> Check:
@@ -121,7 +169,7 @@ def check_push(registry: Registry, repo: str) -> Check:
     try:
         upload = start_upload(registry, probe)
     except RegistryError as exc:
-        return _failure("push", exc, exc.hint or "grant the credentials write access (roles/artifactregistry.writer on Artifact Registry)")
+        return _failure("push", exc, _access_fix(registry, exc, WRITE_GRANT_FIX))
     cancel_upload(registry, probe, upload)
     return Check("push", True, f"{registry.domain}/{probe}: a test upload was accepted, then cancelled")
 

@@ -143,7 +143,8 @@ class Authenticator:
             raise RegistryError(self.host, f"get a token from {realm}", f"connection failed: {type(exc).__name__}") from None
         if response.status_code != 200:
             hint = None if credential.anonymous else f"the token service refused the credentials from {credential.source}"
-            raise RegistryError(self.host, f"get a token from {realm} for {' '.join(scopes)}", describe(response), hint)
+            raise RegistryError(self.host, f"get a token from {realm} for {' '.join(scopes)}", describe(response), hint,
+                                response.status_code)
         try:
             body = response.json()
             value = body.get("token") or body.get("access_token")

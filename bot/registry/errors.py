@@ -12,13 +12,15 @@ _ARTIFACT_REGISTRY_RE = re.compile(r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev")
 
 
 class RegistryError(RehomeError):
-    """A registry request that failed: `where` is `host/repository`, `step` what was being done."""
+    """A registry request that failed: `where` is `host/repository`, `step` what was being done,
+    `status` the HTTP status that said no (None when no answer said it)."""
 
-    def __init__(self, where: str, step: str, detail: str, hint: str | None = None) -> None:
+    def __init__(self, where: str, step: str, detail: str, hint: str | None = None, status: int | None = None) -> None:
         super().__init__(f"{where}: {step}: {detail}", hint)
         self.where = where
         self.step = step
         self.detail = detail
+        self.status = status
 
 
 class RetryableError(RegistryError):
@@ -78,4 +80,4 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
         hint = artifact_registry_create_hint(host, repository)
     elif response.status_code in (401, 403):
         hint = f"the credentials used: {credential_source or 'unknown'}; `rehome doctor --to ...` checks them"
-    return RegistryError(where, step, detail, hint)
+    return RegistryError(where, step, detail, hint, response.status_code)

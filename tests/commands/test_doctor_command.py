@@ -12,7 +12,8 @@ from bot.cli import main
 from bot.doctor import ArtifactRepository, check_credentials, check_read_grant
 from bot.imageref import parse
 from tests.oci import images
-from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, Loopback, make_registries, unique_repo
+from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, TOKEN_USER, Loopback, make_registries, unique_repo
+from tests.oci.proxy import Answer, Fault
 from tests.oci.servers import free_port
 
 
@@ -45,7 +46,7 @@ def test_doctor_failures_say_why_and_how_to_fix(loopback: Loopback, capsys: pyte
     source = f"{loopback.upstream.host}/{unique_repo('absent')}:v1"
     assert main(["doctor", "--to", dest, "--source", source, "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    anonymous = "the credentials used: anonymous (no credentials found); `rehome doctor --to ...` checks them"
+    anonymous = f"log in with `docker login {loopback.basic.host}`, or give --username USER --password-stdin"
     assert report == {"version": 1, "destination": dest, "checks": [
         {"check": "credentials", "status": "ok", "detail": f"{loopback.basic.host}: anonymous (no credentials found)", "fix": None},
         {"check": "registry", "status": "ok", "detail": f"http://{loopback.basic.host}/v2/ answers", "fix": None},
@@ -57,6 +58,80 @@ def test_doctor_failures_say_why_and_how_to_fix(loopback: Loopback, capsys: pyte
         {"check": f"source {source}", "status": "failed",
          "detail": f"{loopback.upstream.host} answers, but has no {source.split('/', 1)[1].replace(':v1', '')}:v1", "fix": None},
     ]}
+
+
+def doctor_lines(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, dest: str, source: str,
+                 username: str | None = None) -> list[str]:
+    """`rehome doctor` with exit 1, its lines; with `username`, a wrong password on standard input."""
+    login = ["--username", username, "--password-stdin"] if username else []
+    monkeypatch.setattr("sys.stdin", io.StringIO(CANARY_PASSWORD + "-wrong"))
+    assert main(["doctor", "--to", dest, "--source", source, *login]) == 1
+    return capsys.readouterr().out.splitlines()
+
+
+def present_source(loopback: Loopback) -> tuple[str, str]:
+    repo = unique_repo("upstream")
+    images.push(loopback.upstream.host, repo, images.image((20,)), "v1")
+    source = f"{loopback.upstream.host}/{repo}:v1"
+    return source, f"ok      source {source}: {loopback.upstream.host} answers"
+
+
+@pytest.mark.parametrize("auth", ["token", "basic"])
+def test_refused_credentials_say_so_and_what_to_check(loopback: Loopback, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch, auth: str) -> None:
+    host, (source, source_ok) = getattr(loopback, auth).host, present_source(loopback)
+    refused = {
+        "token": f"{host}: get a token from {loopback.token_server.realm} for repository:team/mirror:pull: HTTP 401",
+        "basic": f"http://{host}/v2/ answered HTTP 401",
+    }[auth]
+    user = TOKEN_USER if auth == "token" else BASIC_USER
+    assert doctor_lines(capsys, monkeypatch, f"{host}/team/mirror", source, user) == [
+        f"ok      credentials: {host}: --username/--password-stdin",
+        f"failed  registry: {refused}: the credentials were refused (fix: check the username and password "
+        f"(--username/--password-stdin), or log in again with `docker login {host}`)",
+        source_ok,
+    ]
+
+
+def test_forbidden_asks_for_a_grant(proxies: Loopback, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    host, (source, source_ok) = proxies.target_proxy.host, present_source(proxies)
+    denied = b'{"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]}'
+    proxies.target_proxy.faults += [Fault("GET", "/tags/list", 403, body=denied),
+                                    Fault("POST", "/blobs/uploads/", 403, body=denied)]
+    dest = f"{host}/team/mirror"
+    assert doctor_lines(capsys, monkeypatch, dest, source, BASIC_USER) == [
+        f"ok      credentials: {host}: --username/--password-stdin",
+        f"ok      registry: http://{host}/v2/ answers",
+        f"failed  repository: {dest}: list tags: HTTP 403 (DENIED: requested access to the resource is denied) "
+        "(fix: grant the credentials read access (roles/artifactregistry.reader on Artifact Registry))",
+        f"failed  push: {dest}/rehome-doctor: start blob upload: HTTP 403 (DENIED: requested access to the resource is "
+        "denied) (fix: grant the credentials write access (roles/artifactregistry.writer on Artifact Registry))",
+        source_ok,
+    ]
+
+
+@pytest.mark.parametrize(("answer", "failure"), [
+    (Answer(404, {"Content-Type": "text/plain"}, b"404 page not found\n"),
+     "HOST does not speak the registry API: http://HOST/v2/ answered HTTP 404, not as a registry does "
+     "(fix: check the host name: DEST must start with a container registry's host)"),
+    (Answer(200, {"Content-Type": "text/html"}, b"<html><body>Welcome</body></html>"),
+     "HOST does not speak the registry API: http://HOST/v2/ answered HTTP 200, not as a registry does "
+     "(fix: check the host name: DEST must start with a container registry's host)"),
+    (Answer(503, {"Content-Type": "text/plain"}, b"busy"),
+     "http://HOST/v2/ answered HTTP 503 (fix: the registry is down or overloaded: try again later)"),
+])
+def test_a_server_that_is_not_a_registry_is_named_as_such(proxies: Loopback, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch, answer: Answer,
+                                                          failure: str) -> None:
+    monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)  # no backoff waits
+    host, (source, source_ok) = proxies.target_proxy.host, present_source(proxies)
+    proxies.target_proxy.routes.append(lambda method, path: answer)
+    assert doctor_lines(capsys, monkeypatch, f"{host}/team/mirror", source) == [
+        f"ok      credentials: {host}: anonymous (no credentials found)",
+        f"failed  registry: {failure.replace('HOST', host)}",
+        source_ok,
+    ]
 
 
 def test_doctor_unreachable_registry(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
