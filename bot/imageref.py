@@ -156,6 +156,20 @@ def parse(text: str) -> ImageRef:
     return ref
 
 
+def check_not_host_alone(text: str) -> None:
+    """Refuse a registry host alone (`127.0.0.1:5000`, `registry.example.com`, `localhost`) where an image belongs.
+
+    Docker's grammar reads those as Docker Hub names (`docker.io/library/127.0.0.1`, tag `5000`), which nobody
+    means; a name without a dot (`nginx:1.27`) is left to be Docker Hub's.
+    """
+    if "/" in text:
+        return
+    name, _, port = text.partition("@")[0].partition(":")
+    if "." in name or name == "localhost":
+        host = f"{name}:{port}" if port.isdigit() else name
+        raise InvalidReference(f"{host} names a registry but no repository; add a repository path, e.g. {host}/NAME")
+
+
 def parse_or_none(text: str) -> ImageRef | None:
     try:
         return parse(text)

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from bot.errors import RehomeError, UsageError
-from bot.imageref import InvalidReference, parse
+from bot.imageref import ImageRef, InvalidReference, check_not_host_alone, parse
 from bot.output import print_json, render_table
 from bot.registry import Copier, CopyOptions, Credential, CredentialStore, Registries, RetryPolicy, Secret
 from bot.registry.copy import DEFAULT_JOBS, CopyResult
@@ -245,8 +245,14 @@ def options_from_args(args: argparse.Namespace, insecure_registries: Sequence[st
     )
 
 
-def registry_host(reference: str, what: str) -> str:
+def image_argument(reference: str, what: str) -> ImageRef:
+    """An image named on the command line, as Docker reads it; a registry host alone is refused."""
     try:
-        return parse(reference).domain
+        check_not_host_alone(reference)
+        return parse(reference)
     except InvalidReference as exc:
         raise UsageError(f"{what} {reference!r}: {exc}") from None
+
+
+def registry_host(reference: str, what: str) -> str:
+    return image_argument(reference, what).domain

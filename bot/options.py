@@ -71,6 +71,7 @@ def require_destination(args: argparse.Namespace, config: Config) -> str:
     if not dest:
         raise UsageError("no destination: give --to DEST or set `destination` in rehome.yaml")
     try:
+        imageref.check_not_host_alone(dest.rstrip("/"))
         ref = imageref.parse_raw(dest.rstrip("/"))
     except imageref.InvalidReference as exc:
         raise UsageError(f"destination {dest!r} is not a registry path: {exc}") from None

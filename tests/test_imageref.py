@@ -95,6 +95,25 @@ def test_str_is_full_form_without_latest():
     assert str(imageref.parse("nginx:1.27@sha256:" + "c" * 64)) == "docker.io/library/nginx:1.27@sha256:" + "c" * 64
 
 
+@pytest.mark.parametrize("text", ["nginx", "nginx:1.27", "redis:7", "registry:5000", "localhost:5000/app",
+                                  "registry.example.com/app:1", "library/nginx@sha256:" + "c" * 64])
+def test_docker_hub_names_and_full_names_are_not_taken_for_hosts(text):
+    imageref.check_not_host_alone(text)
+
+
+@pytest.mark.parametrize(("text", "host"), [
+    ("127.0.0.1:5000", "127.0.0.1:5000"),
+    ("registry.example.com", "registry.example.com"),
+    ("registry.example.com:v1", "registry.example.com"),
+    ("localhost", "localhost"),
+    ("localhost:5000", "localhost:5000"),
+])
+def test_a_registry_host_alone_is_refused(text, host):
+    with pytest.raises(InvalidReference) as excinfo:
+        imageref.check_not_host_alone(text)
+    assert str(excinfo.value) == f"{host} names a registry but no repository; add a repository path, e.g. {host}/NAME"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import argparse
 
-from bot import doctor, mirror
+from bot import doctor, mirror, options
 from bot.config import find_config
-from bot.errors import UsageError
-from bot.imageref import ImageRef, InvalidReference, parse
+from bot.imageref import parse
 from bot.output import print_json
 
 HELP = "check credentials, the destination repository, push rights, the source registries and pull quotas"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--to", dest="destination", metavar="DEST",
+    parser.add_argument("--to", metavar="DEST",
                         help="mirror prefix, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY (default: rehome.yaml's destination)")
     parser.add_argument("--runtime-sa", metavar="EMAIL",
                         help="service account the clusters pull with; checks its read grant on the repository")
@@ -23,27 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 
 
-def _parse(text: str, what: str) -> ImageRef:
-    try:
-        return parse(text)
-    except InvalidReference as exc:
-        raise UsageError(f"{what} {text!r}: {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     config = find_config(args.config, None)
-    text = args.destination or config.destination
-    if not text:
-        raise UsageError("say where the mirror is: --to DEST, or `destination:` in rehome.yaml")
-    destination = _parse(text.rstrip("/"), "--to")
-    if destination.tag or destination.digest:
-        raise UsageError(f"--to {text!r}: a destination is a registry path, without tag or digest")
-    sources = [_parse(s, "--source") for s in args.source or [doctor.DOCKER_HUB_PROBE]]
-    options = mirror.MirrorOptions(
+    text = options.require_destination(args, config)
+    destination = parse(text)
+    sources = [mirror.image_argument(s, "--source") for s in args.source or [doctor.DOCKER_HUB_PROBE]]
+    mirror_options = mirror.MirrorOptions(
         insecure_registries=tuple(config.insecure_registries) + tuple(args.insecure_registry),
         credentials=mirror.credentials_from_args(args, destination.domain),
     )
-    with mirror.open_registries(options) as registries:
+    with mirror.open_registries(mirror_options) as registries:
         checks = doctor.run_checks(registries, destination, sources, args.runtime_sa)
     if args.format == "json":
         print_json({"version": 1, "destination": text, "checks": [c.to_json() for c in checks]})

@@ -54,6 +54,18 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err.startswith("rehome: error: ")
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["nginx:1.27", "127.0.0.1:5000"], "DST '127.0.0.1:5000': 127.0.0.1:5000 names a registry but no repository; add a repository path, e.g. 127.0.0.1:5000/NAME"),
+    (["nginx:1.27", "myreg.example:5000"], "DST 'myreg.example:5000': myreg.example:5000 names a registry but no repository; add a repository path, e.g. myreg.example:5000/NAME"),
+    (["nginx:1.27", "localhost"], "DST 'localhost': localhost names a registry but no repository; add a repository path, e.g. localhost/NAME"),
+    (["localhost:5000", "r.example/x"], "SRC 'localhost:5000': localhost:5000 names a registry but no repository; add a repository path, e.g. localhost:5000/NAME"),
+])
+def test_a_registry_host_alone_is_not_read_as_a_docker_hub_image(argv: list[str], message: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["copy", *argv]) == 2
+    assert capsys.readouterr() == ("", f"rehome: error: {message}\n")
+
+
 def test_docker_config_of_the_wrong_shape_is_a_usage_error(loopback: Loopback, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     src = unique_repo("upstream")

@@ -153,9 +153,18 @@ def test_doctor_refuses_a_docker_config_of_the_wrong_shape(loopback: Loopback, t
                                        "must be an object such as {\"auth\": \"base64 of user:password\"}, not a string\n")
 
 
-def test_doctor_needs_a_destination(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doctor"]) == 2
-    assert capsys.readouterr().err == "rehome: error: say where the mirror is: --to DEST, or `destination:` in rehome.yaml\n"
+@pytest.mark.parametrize(("argv", "message"), [
+    ([], "no destination: give --to DEST or set `destination` in rehome.yaml"),
+    (["--to", "127.0.0.1:5000"], "destination '127.0.0.1:5000' is not a registry path: 127.0.0.1:5000 names a registry but no repository; add a repository path, e.g. "
+                                 "127.0.0.1:5000/NAME"),
+    (["--to", "registry.example.com"], "destination 'registry.example.com' is not a registry path: "
+                                       "registry.example.com names a registry but no repository; add a repository path, e.g. registry.example.com/NAME"),
+    (["--to", "r.example/m", "--source", "localhost:5000"],
+     "--source 'localhost:5000': localhost:5000 names a registry but no repository; add a repository path, e.g. localhost:5000/NAME"),
+])
+def test_doctor_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", *argv]) == 2
+    assert capsys.readouterr() == ("", f"rehome: error: {message}\n")
 
 
 REPOSITORY = ArtifactRepository("europe-west1", "acme-prod", "mirror")
