@@ -55,15 +55,31 @@ def _error_text(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc}{where}"
 
 
-def remote_head(repo: RepoInfo, ctx: SweepContext) -> str | None:
-    """The base branch's commit, without cloning (`git ls-remote`); None when it cannot be read."""
+def _ls_remote(repo: RepoInfo, ctx: SweepContext, *patterns: str) -> str:
+    """`git ls-remote`'s lines for the repository's refs matching `patterns`, without cloning."""
     token = ctx.tokens.current()
+    return git.run_git(Path(tempfile.gettempdir()), ["ls-remote", repo.clone_url, *patterns],
+                       env=git.auth_environment(token), secret=token)
+
+
+def remote_head(repo: RepoInfo, ctx: SweepContext) -> str | None:
+    """The base branch's commit, without cloning; None when it cannot be read."""
     try:
-        out = git.run_git(Path(tempfile.gettempdir()), ["ls-remote", repo.clone_url, f"refs/heads/{repo.default_branch}"],
-                          env=git.auth_environment(token), secret=token)
+        out = _ls_remote(repo, ctx, f"refs/heads/{repo.default_branch}")
     except RehomeError:
         return None
     return out.split()[0] if out.strip() else None
+
+
+def has_no_commits(repo: RepoInfo, ctx: SweepContext) -> bool:
+    """True for a repository the listing says is empty and that has no branch indeed (GitHub's
+    size can lag behind a first push): there is nothing to clone, scan or change."""
+    if not repo.empty:
+        return False
+    try:
+        return not _ls_remote(repo, ctx, "--heads").strip()
+    except RehomeError:
+        return False  # the clone says what is wrong
 
 
 def _uses(plan: Plan, images: Sequence[MirrorImage] = ()) -> tuple[ImageUse, ...]:
@@ -98,6 +114,8 @@ def outcome_of(result: RunResult) -> tuple[str, str | None]:
 
 def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     """`rehome run` for one repository, as a sweep entry; never raises for the repository's own faults."""
+    if has_no_commits(repo, ctx):
+        return _without_commits(repo, "nothing-to-do")
     head = None
     if ctx.journal is not None:
         head = remote_head(repo, ctx)
@@ -138,6 +156,8 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
 
 def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     """A shallow read-only clone, scanned and planned: counts and the images, nothing written."""
+    if has_no_commits(repo, ctx):
+        return _without_commits(repo, "scanned")
     try:
         with git.clone(repo.clone_url, repo.default_branch, ctx.tokens.current()) as checkout:
             planned = plan_checkout(checkout, ctx.args)
@@ -147,6 +167,11 @@ def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             log.debug("%s: %s", repo.full_name, traceback.format_exc())
         return RepoEntry(repo.full_name, "failed", error=_error_text(exc))
     return RepoEntry(repo.full_name, "scanned", None, head, None, images=_uses(planned.plan), **_counts(planned))
+
+
+def _without_commits(repo: RepoInfo, status: str) -> RepoEntry:
+    log.info("%s: no commits yet; nothing to scan", repo.full_name)
+    return RepoEntry(repo.full_name, status, third_party=0, internal=0, unresolved=0)
 
 
 def record(entry: RepoEntry, ctx: SweepContext) -> None:

@@ -121,7 +121,9 @@ def build_org(root: Path, loopback: Loopback, github: GitHubServer) -> Org:
                         topics=("team-x",) if number % 10 == 0 else ())
     github.add_repo(f"{ORG}/svc-old", f"file://{lib}", git_dir=str(lib), archived=True)
     github.add_repo(f"{ORG}/svc-fork", f"file://{lib}", git_dir=str(lib), fork=True)
-    github.add_repo(f"{ORG}/svc-new", f"file://{root}/remotes/none.git", size=0)
+    new = root / "remotes" / "svc-new.git"  # no commits: GitHub lists its size as 0
+    git(root, "init", "-q", "--bare", "-b", "main", str(new))
+    github.add_repo(f"{ORG}/svc-new", f"file://{new}", git_dir=str(new), size=0)
     github.add_repo(f"{ORG}/svc-off", f"file://{lib}", git_dir=str(lib), disabled=True)
     github.add_repo("other/elsewhere", f"file://{lib}", git_dir=str(lib))  # another organisation
     return Org(root, github, up, f"{loopback.target.host}/mirror", prefix, remotes)

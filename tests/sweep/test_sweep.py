@@ -272,3 +272,25 @@ def test_each_repository_costs_github_only_the_requests_its_pull_request_needs(o
         ("POST", "/repos/acme/svc-api/labels"),  # the label did not exist yet
         ("POST", "/repos/acme/svc-api/issues/1/labels"),
     ]
+
+
+def test_a_repository_without_commits_has_nothing_to_do(org: Org, capsys, tmp_path) -> None:
+    state = tmp_path / "state.jsonl"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(new|docs)$", "--include-empty",
+                              "--state", str(state))
+    assert code == 0, err
+    docs_head = org.remote_git("acme/svc-docs", "rev-parse", "main")
+    assert result["repositories"] == [
+        {"repo": "acme/svc-docs", "status": "nothing-to-do", "pr_url": None, "head": docs_head, "error": None,
+         "third_party": 0, "internal": 1, "unresolved": 0},
+        {"repo": "acme/svc-new", "status": "nothing-to-do", "pr_url": None, "head": None, "error": None,
+         "third_party": 0, "internal": 0, "unresolved": 0}]
+    assert sorted((line["repo"], line["status"], line["head"], line["error"]) for line in state_lines(state)) == [
+        ("acme/svc-docs", "nothing-to-do", docs_head, None), ("acme/svc-new", "nothing-to-do", None, None)]
+    assert "acme/svc-new: no commits yet; nothing to scan" in err
+    assert org.github.writes() == []
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-new$", "--include-empty", "--inventory")
+    assert code == 0, err
+    assert result["repositories"] == [
+        {"repo": "acme/svc-new", "status": "scanned", "pr_url": None, "head": None, "error": None,
+         "third_party": 0, "internal": 0, "unresolved": 0}]
