@@ -89,6 +89,21 @@ class Checkout:
             self._objects = GitTree(self.root, self.base_sha)
         return self._objects
 
+    def name_in_repository(self, text: str, repository: str) -> str:
+        """`text` with each path into this checkout given as the repository (or, for a run in a
+        subfolder, that folder) and the path inside it (`acme/shop: rehome.yaml`): a clone or a
+        worktree is a temporary folder, gone once the run ends. The user's own folder (a dry run
+        reads it as it is) keeps its paths."""
+        if self.checked_out:
+            return text
+        levels = len(Path(self.prefix).parts)
+        top = self.root.parents[levels - 1] if levels else self.root
+        # `root` first: it is inside `top`, and what is left of `top` is outside the subfolder.
+        for folder, inside in ((self.root, ""), (top, "../" * levels)):
+            for spelling in dict.fromkeys((str(folder), str(folder.resolve()))):
+                text = text.replace(f"{spelling}/", f"{repository}: {inside}")
+        return text
+
     def materialize(self, paths: Sequence[str]) -> None:
         """Write these files (or every file below these folders) of the base commit into the
         working tree; paths the commit does not hold are passed over."""

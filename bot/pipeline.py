@@ -7,17 +7,18 @@ It is idempotent: with nothing new it commits, pushes and edits nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot import git, mirror, options, render
 from bot.commands import plan as plan_command
 from bot.config import CONFIG_NAME, Config
-from bot.errors import UsageError
+from bot.errors import RehomeError, UsageError
 from bot.forge.base import Forge, PullRequest, PullRequestRequest
 from bot.git import Checkout, Identity
 from bot.mirror import MirrorImage, MirrorOptions
@@ -135,8 +136,20 @@ def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = m
     `on_planned` is given the scan and plan, and the commit they are of, as soon as they are made,
     so a caller keeps them even when a later step (push, pull request) raises."""
     dry_run = bool(args.dry_run)
-    with forge.checkout(dry_run=dry_run) as checkout:
+    with forge.checkout(dry_run=dry_run) as checkout, files_named_in_repository(checkout, forge.repository):
         return _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run, on_planned)
+
+
+@contextlib.contextmanager
+def files_named_in_repository(checkout: Checkout, repository: str) -> Iterator[None]:
+    """An error about a file of the checkout (a bad `rehome.yaml`, rules or templates) names it as
+    `repository: path`, not by the temporary folder it was read from."""
+    try:
+        yield
+    except RehomeError as exc:
+        exc.message = checkout.name_in_repository(exc.message, repository)
+        exc.args = (exc.message,)
+        raise
 
 
 def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.Planned:
@@ -300,5 +313,5 @@ def build_report(repository: str, base: str, branch: str, plan: Plan, moving: Pl
                      pull_window=window, dry_run=dry_run)
 
 
-__all__ = ["PullRequestSettings", "RunResult", "build_report", "pins", "pull_request_settings", "pull_window",
-           "run_repository", "verified_plan"]
+__all__ = ["PullRequestSettings", "RunResult", "build_report", "files_named_in_repository", "pins",
+           "pull_request_settings", "pull_window", "run_repository", "verified_plan"]

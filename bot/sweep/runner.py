@@ -20,7 +20,7 @@ from bot.commands.plan import Planned
 from bot.errors import RehomeError
 from bot.forge.github import GitHubForge
 from bot.mirror import MirrorImage, MirrorOptions
-from bot.pipeline import RunResult, plan_checkout, run_repository
+from bot.pipeline import RunResult, files_named_in_repository, plan_checkout, run_repository
 from bot.plan import Plan
 from bot.scan.model import INTERNAL
 from bot.sweep.access import TokenSource
@@ -159,7 +159,8 @@ def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     if has_no_commits(repo, ctx):
         return _without_commits(repo, "scanned")
     try:
-        with git.clone(repo.clone_url, repo.default_branch, ctx.tokens.current()) as checkout:
+        with git.clone(repo.clone_url, repo.default_branch, ctx.tokens.current()) as checkout, \
+                files_named_in_repository(checkout, repo.full_name):
             planned = plan_checkout(checkout, ctx.args)
             head = checkout.base_sha
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on

@@ -260,3 +260,17 @@ def test_after_the_merge_it_says_everything_is_already_moved(project: Project, g
     assert f"acme/shop: everything is already moved; the pull request {github.origin}/acme/shop/pull/1 " \
            "is left as it is" in err
     assert len(github.writes()) == before
+
+
+def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(
+        project: Project, github: GitHubServer, capsys) -> None:
+    (project.work / "rehome.yaml").write_text("draft: maybe\n")
+    git(project.work, "add", "rehome.yaml")
+    git(project.work, "commit", "-q", "-m", "configure")
+    git(project.work, "push", "-q", "origin", "main")
+    code, out, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--github-url",
+                             github.base_url, "--token-env", TOKEN_ENV)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-1] == ("rehome: error: acme/shop: rehome.yaml: key 'draft': 'maybe' is not of type "
+                                    "'boolean'")
+    assert github.writes() == []

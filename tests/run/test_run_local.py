@@ -199,3 +199,14 @@ def test_a_repository_without_commits_is_a_usage_error(tmp_path: Path, capsys) -
     assert (code, out) == (2, "")
     assert err == (f"rehome: error: {tmp_path}: the branch main has no commits yet\n"
                    "hint: commit the files first: the pull request's branch starts from the last commit\n")
+
+
+def test_a_bad_rules_file_in_the_repository_is_named_by_its_path_there(project: Project, capsys) -> None:
+    work = project.work
+    write_tree(work, {"svc/rehome.yaml": f"destination: {project.destination}\nrules: ops/rules\n",
+                      "svc/ops/rules/jobs.yaml": "extractor: yaml\nfiles: ['**/*.job']\nimage: ['task.runner']\n"})
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a rules file with a typo")
+    code, out, err = run_cli(capsys, "run", str(work / "svc"))
+    assert (code, out) == (2, "")
+    assert err == "rehome: error: svc: ops/rules/jobs.yaml: unknown field 'image'\n"

@@ -294,3 +294,18 @@ def test_a_repository_without_commits_has_nothing_to_do(org: Org, capsys, tmp_pa
     assert result["repositories"] == [
         {"repo": "acme/svc-new", "status": "scanned", "pr_url": None, "head": None, "error": None,
          "third_party": 0, "internal": 0, "unresolved": 0}]
+
+
+def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(org: Org, capsys, tmp_path) -> None:
+    work = org.root / "work" / "svc-web"
+    (work / "rehome.yaml").write_text("labels: images\n")
+    git(work, "add", "rehome.yaml")
+    git(work, "commit", "-q", "-m", "configure")
+    git(work, "push", "-q", str(org.remotes["acme/svc-web"]), "main")
+    message = "acme/svc-web: rehome.yaml: key 'labels': 'images' is not of type 'array'"
+    for mode in ((), ("--inventory",)):
+        code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", *mode)
+        assert code == 1
+        assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
+            ("acme/svc-web", "failed", message)]
+        assert f"[1/1] acme/svc-web: failed: {message}\n" in err
