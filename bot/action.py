@@ -118,6 +118,7 @@ def annotations(result: RunResult) -> list[str]:
     lines = []
     if result.status == "stopped":
         lines.append(f"::error::{_escape_data(result.message)}")
+    lines += [f"::warning::{_escape_data(warning)}" for warning in result.warnings]
     for item in result.report.not_moved if result.report else ():
         if item.category in ANNOTATED:
             lines.append(f"::error file={_escape_property(item.path)},line={item.line},col={item.column}::"

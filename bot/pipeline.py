@@ -2,7 +2,8 @@
 bot's branch → push → open or update the one pull request.
 
 `run_repository` is what `rehome run` calls, and what a sweep calls once per repository.
-It is idempotent: with nothing new it commits, pushes and edits nothing.
+It is idempotent: with nothing new it commits, pushes and edits nothing (it only adds to the open
+pull request the labels, reviewers and assignees it lacks).
 """
 from __future__ import annotations
 
@@ -80,9 +81,14 @@ class RunResult:
         return [image for image in self.images if image.status in mirror.NEEDS_ATTENTION]
 
     @property
+    def warnings(self) -> list[str]:
+        """What could not be set on the pull request (labels, reviewers, assignees)."""
+        return list(self.pull_request.warnings) if self.pull_request is not None else []
+
+    @property
     def exit_code(self) -> int:
         untouched = any(r.new_text is None for r in self.rewrites)
-        return 1 if self.status == "stopped" or self.failed or untouched else 0
+        return 1 if self.status == "stopped" or self.failed or untouched or self.warnings else 0
 
     def to_json(self) -> dict[str, Any]:
         """`rehome run --format json`: the fields issue 6 defines, `moved` counting images."""
@@ -95,6 +101,7 @@ class RunResult:
             "moved": len(self.report.moved) if self.report else 0,
             "unresolved": len(self.plan.unresolved) if self.plan else 0,
             "failed": len(self.failed),
+            "warnings": self.warnings,
             "images": [image.to_json() for image in self.images],
         }
 
@@ -177,6 +184,8 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     if head is not None:
         foreign = git.foreign_commits(checkout, head, settings.author)
         if foreign:
+            if not dry_run:
+                forge.no_pull_request()
             return _stopped(forge.repository, settings, foreign)
     options = mirror_options or mirror.options_from_args(
         args, planned.config.insecure_registries, mirror.registry_host(planned.plan.destination, "destination"))
@@ -197,7 +206,10 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
         result.status, result.changed = "dry-run", bool(changed)
         result.message = f"dry run: {len(report.moved)} images would move, in {len(changed)} files; nothing written"
         return result
-    return _publish(forge, checkout, settings, head, result, changed)
+    _publish(forge, checkout, settings, head, result, changed)
+    for warning in result.warnings:
+        log.warning("%s: %s", forge.repository, warning)
+    return result
 
 
 def _title(report: RunReport, settings: PullRequestSettings) -> str:
@@ -215,10 +227,11 @@ def _stopped(repository: str, settings: PullRequestSettings, foreign: Sequence[g
 
 
 def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None,
-             result: RunResult, changed: list[FileRewrite]) -> RunResult:
+             result: RunResult, changed: list[FileRewrite]) -> None:
     existing = forge.find_pull_request(settings.branch, checkout.base)
     result.pull_request = existing
     if not changed:
+        forge.no_pull_request()
         result.status = "nothing-to-do"
         failed = len(result.failed)
         state = (f"nothing more can move ({failed} images could not be copied)" if failed
@@ -227,7 +240,7 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
             result.message = f"{forge.repository}: {state}; the pull request {existing.url} is left as it is"
         else:
             result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
-        return result
+        return
     assert result.report is not None
     message = render.render_commit_message(result.report, settings.templates)
     new = git.commit_files(checkout, {r.path: r.new_text for r in changed if r.new_text is not None}, message,
@@ -236,21 +249,21 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
                                  settings.reviewers, settings.assignees, settings.draft)
     if git.same_change(checkout, head, new):
         if existing is not None or not checkout.remote:
+            result.pull_request = forge.complete_pull_request(request, existing)
             result.status = "unchanged"
             where = existing.url if existing is not None else f"the branch {settings.branch}"
             result.message = f"{forge.repository}: nothing new; {where} already holds this change"
-            return result
+            return
         result.pull_request = forge.open_pull_request(request, None)  # the branch is there, its PR is not
         result.status = "opened"
         result.message = f"{forge.repository}: opened {result.pull_request.url}"
-        return result
+        return
     git.publish_branch(checkout, settings.branch, new, head)
     result.changed = True
     result.pull_request = forge.open_pull_request(request, existing)
     result.status = "updated" if existing is not None else "opened"
     where = result.pull_request.url or settings.branch
     result.message = f"{forge.repository}: {result.status} {where} ({len(result.report.moved)} images moved)"
-    return result
 
 
 def verified_plan(plan: Plan, images: Sequence[MirrorImage], statuses: frozenset[str]) -> Plan:

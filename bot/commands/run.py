@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="local (default for a path: branch in the local repository, text to --pr-file) "
                             "or github (default for OWNER/NAME; for a path, OWNER/NAME comes from its origin remote)")
     options.add_github_options(group)
-    group.add_argument("--pr-file", metavar="FILE", help="local forge: write the pull request title and body here")
+    group.add_argument("--pr-file", metavar="FILE",
+                       help="local forge: write the pull request title and body here (emptied when a run "
+                            "proposes none)")
     options.add_pull_request_options(group)
     options.add_scan_options(parser)
     mirror.add_copy_arguments(parser)

@@ -30,6 +30,9 @@ class PullRequest:
     url: str | None
     title: str
     body: str
+    # What could not be set on it (labels, reviewers, assignees): it is open all the same, and the
+    # next run adds what is still missing.
+    warnings: tuple[str, ...] = ()
 
 
 class Forge(Protocol):
@@ -45,3 +48,12 @@ class Forge(Protocol):
 
     def open_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
         """Create the pull request, or edit `existing` (never a second one)."""
+
+    def complete_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest | None:
+        """The pull request of a branch that already holds this change: the labels, reviewers and
+        assignees `request` asks for and `existing` lacks are added, nothing else is edited (the
+        local forge writes its text again)."""
+
+    def no_pull_request(self) -> None:
+        """This run proposes nothing (nothing to move, or the branch is someone else's): an open
+        pull request is left as it is; the local forge empties its pull request file."""

@@ -8,6 +8,7 @@ mutating requests); against a loopback stand-in, none. Rate-limit retries are lo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -125,6 +126,7 @@ class GitHubForge:
             seconds_between_writes=0,
         )
         self._repo: Any = None
+        self._found: dict[int, Any] = {}  # the pull requests find_pull_request found, by number
 
     def _call(self, what: str, call: Callable[[], T], write: bool = False) -> T:
         self.pacer.wait(write)
@@ -133,13 +135,14 @@ class GitHubForge:
         try:
             return call()
         except FAILURES as exc:
-            text = failure_text(what, exc)
-            if self.token:
-                text = text.replace(self.token.reveal(), "***")
-            raise GitHubError(text) from None
+            raise self._error(what, exc) from None
         finally:
             if self.limiter is not None:
                 self.limiter.observe_requester(self.github.requester)
+
+    def _error(self, what: str, exc: Exception) -> GitHubError:
+        text = failure_text(what, exc)
+        return GitHubError(text.replace(self.token.reveal(), "***") if self.token else text)
 
     @property
     def repo(self) -> Any:
@@ -162,6 +165,7 @@ class GitHubForge:
             self.repo.get_pulls(state="open", head=f"{owner}:{branch}", base=base)))
         for pull in pulls:
             if pull.head.ref == branch:
+                self._found[pull.number] = pull  # as listed: with its labels, reviewers and assignees
                 return _plain(pull)
         return None
 
@@ -171,35 +175,61 @@ class GitHubForge:
             self._call(f"edit pull request #{existing.number}",
                        lambda: pull.edit(title=request.title, body=request.body), write=True)
             log.info("updated %s", pull.html_url)
-            self._add_labels(pull, request.labels, have={label.name for label in pull.labels})
-            self._add_people(pull, request, existing_pull=True)
-            return PullRequest(pull.number, pull.html_url, request.title, request.body)
-        pull = self._call("create pull request", lambda: self.repo.create_pull(
-            base=request.base, head=request.branch, title=request.title, body=request.body, draft=request.draft),
-            write=True)
-        log.info("opened %s", pull.html_url)
-        self._add_labels(pull, request.labels, have=set())
-        self._add_people(pull, request, existing_pull=False)
-        return PullRequest(pull.number, pull.html_url, request.title, request.body)
+        else:
+            pull = self._call("create pull request", lambda: self.repo.create_pull(
+                base=request.base, head=request.branch, title=request.title, body=request.body, draft=request.draft),
+                write=True)
+            log.info("opened %s", pull.html_url)
+        warnings = self._complete(pull, request, existing_pull=existing is not None)
+        return PullRequest(pull.number, pull.html_url, request.title, request.body, warnings)
 
-    def _add_people(self, pull: Any, request: PullRequestRequest, existing_pull: bool) -> None:
-        """Reviewers and assignees asked for and missing. On a pull request that was there before,
-        someone who already reviewed it is not asked again, and nobody is asked twice."""
-        reviewers, assignees = list(request.reviewers), list(request.assignees)
+    def complete_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest | None:
+        if existing is None or existing.number is None:
+            return existing
+        number = existing.number
+        pull = self._found.get(number) or self._call(f"read pull request #{number}", lambda: self.repo.get_pull(number))
+        return dataclasses.replace(existing, warnings=self._complete(pull, request, existing_pull=True))
+
+    def no_pull_request(self) -> None:
+        pass
+
+    def _complete(self, pull: Any, request: PullRequestRequest, existing_pull: bool) -> tuple[str, ...]:
+        """Adds the labels, reviewers and assignees asked for and missing. The pull request is open
+        whatever happens here: a failure is a warning, and the next run adds what is still missing."""
+        steps = (("labels", self._add_labels), ("reviewers", self._add_reviewers), ("assignees", self._add_assignees))
+        warnings = []
+        for what, add in steps:
+            try:
+                add(pull, request, existing_pull)
+            except GitHubError as exc:
+                warnings.append(f"{pull.html_url}: its {what} could not be set ({exc.message}); the next run "
+                                "tries again")
+        return tuple(warnings)
+
+    def _add_reviewers(self, pull: Any, request: PullRequestRequest, existing_pull: bool) -> None:
+        """On a pull request that was there before, someone asked already, or who already reviewed
+        it, is not asked again."""
+        reviewers = list(request.reviewers)
         if existing_pull and reviewers:
             asked = {user.login for user in pull.requested_reviewers}
-            asked |= self._call("list reviews", lambda: {review.user.login for review in pull.get_reviews()
-                                                          if review.user is not None})
             reviewers = [name for name in reviewers if name not in asked]
-        if existing_pull and assignees:
-            assignees = [name for name in assignees if name not in {user.login for user in pull.assignees}]
+        if existing_pull and reviewers:
+            reviewed = self._call("list reviews", lambda: {review.user.login for review in pull.get_reviews()
+                                                           if review.user is not None})
+            reviewers = [name for name in reviewers if name not in reviewed]
         if reviewers:
             self._call("request reviewers", lambda: pull.create_review_request(reviewers=reviewers), write=True)
+
+    def _add_assignees(self, pull: Any, request: PullRequestRequest, existing_pull: bool) -> None:
+        assignees = list(request.assignees)
+        if existing_pull and assignees:
+            assignees = [name for name in assignees if name not in {user.login for user in pull.assignees}]
         if assignees:
             self._call("add assignees", lambda: pull.add_to_assignees(*assignees), write=True)
 
-    def _add_labels(self, pull: Any, labels: tuple[str, ...], have: set[str]) -> None:
-        missing = [label for label in labels if label not in have]
+    def _add_labels(self, pull: Any, request: PullRequestRequest, existing_pull: bool) -> None:
+        have = {label.name for label in pull.labels} if existing_pull else set()
+        missing = [label for label in request.labels if label not in have]
         if not missing:
             return
         for label in missing:
@@ -213,8 +243,8 @@ class GitHubForge:
             return
         except UnknownObjectException:
             pass
-        except GithubException as exc:
-            raise GitHubError(f"GitHub: read label {name!r}: {exc.status}") from None
+        except FAILURES as exc:
+            raise self._error(f"read label {name!r}", exc) from None
         self._call(f"create label {name!r}", lambda: self.repo.create_label(
             name, LABEL_COLOR, "Pull requests that move container images to the team's mirror"), write=True)
 

@@ -44,3 +44,10 @@ class LocalForge:
                 self.stream.write(text if text.endswith("\n") else text + "\n")
             url = None
         return PullRequest(None, url, request.title, request.body)
+
+    def complete_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
+        return self.open_pull_request(request, existing)
+
+    def no_pull_request(self) -> None:
+        if self.pr_file is not None:
+            write_atomically(self.pr_file, "")

@@ -102,6 +102,7 @@ def outcome_of(result: RunResult) -> tuple[str, str | None]:
     problems = [f"{i.source} not moved ({i.status}: {i.error or 'no detail'})" for i in result.failed]
     problems += [f"{r.path} left as it is ({r.reason or 'a safety check failed'})"
                  for r in result.rewrites if r.new_text is None]
+    problems += result.warnings
     error = "; ".join(problems) or None
     if result.status == "stopped":
         return "failed", result.message

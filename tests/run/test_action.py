@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from bot.action import annotations
+from bot.forge.base import PullRequest
+from bot.pipeline import RunResult
 from tests.github.server import GitHubServer
 from tests.helpers import git
 from tests.run.conftest import TOKEN_CANARY, Project
@@ -202,3 +205,10 @@ def test_the_install_step(tmp_path: Path) -> None:
     proc = subprocess.run([str(python), "-m", "bot", "--version"], capture_output=True, text=True, timeout=60,
                           cwd=workspace)
     assert proc.returncode == 0 and proc.stdout.startswith("rehome "), proc.stderr
+
+
+def test_what_could_not_be_set_on_the_pull_request_is_a_warning_annotation() -> None:
+    warning = ("https://github.com/acme/shop/pull/1: its reviewers could not be set (GitHub: request reviewers: 422 "
+               "Reviews may only be requested from collaborators); the next run tries again")
+    pull = PullRequest(1, "https://github.com/acme/shop/pull/1", "title", "body", (warning,))
+    assert annotations(RunResult("acme/shop", "opened", "", pull_request=pull)) == [f"::warning::{warning}"]

@@ -90,7 +90,7 @@ def test_run_opens_one_pull_request_for_the_verified_images(project: Project, gi
     assert code == 1
     assert {k: v for k, v in result.items() if k != "images"} == {
         "version": 1, "pr_url": f"{github.origin}/acme/shop/pull/1", "pr_number": 1, "changed": True,
-        "moved": 3, "unresolved": 1, "failed": 1}
+        "moved": 3, "unresolved": 1, "failed": 1, "warnings": []}
     assert [(i["source"], i["status"]) for i in result["images"]] == [
         (f"{up}/{p}/app:1", "copied"), (f"{up}/{p}/gone:1", "failed"),
         (f"{up}/{p}/nginx:1.27", "copied"), (f"{up}/{p}/redis:7.4", "copied")]
@@ -274,3 +274,34 @@ def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(
     assert err.splitlines()[-1] == ("rehome: error: acme/shop: rehome.yaml: key 'draft': 'maybe' is not of type "
                                     "'boolean'")
     assert github.writes() == []
+
+
+def test_labels_or_reviewers_that_fail_warn_and_the_next_run_adds_them(
+        project: Project, github: GitHubServer, capsys) -> None:
+    github.faults += [("POST", "^/repos/acme/shop/issues/1/labels$", 422, {}, {"message": "Validation Failed"}),
+                      ("POST", "^/repos/acme/shop/pulls/1/requested_reviewers$", 422, {},
+                       {"message": "Reviews may only be requested from collaborators"})]
+    url = f"{github.origin}/acme/shop/pull/1"
+    warnings = [f"{url}: its labels could not be set (GitHub: add labels: 422 Validation Failed); the next run "
+                "tries again",
+                f"{url}: its reviewers could not be set (GitHub: request reviewers: 422 Reviews may only be requested "
+                "from collaborators); the next run tries again"]
+    code, result, err = run_github(capsys, project, github, "--reviewers", "alice")
+    assert code == 1
+    assert {k: v for k, v in result.items() if k != "images"} == {
+        "version": 1, "pr_url": url, "pr_number": 1, "changed": True, "moved": 3, "unresolved": 1, "failed": 1,
+        "warnings": warnings}
+    assert [line for line in err.splitlines() if "could not be set" in line] == [f"acme/shop: {w}" for w in warnings]
+    pull = github.repos["acme/shop"].pulls[0]
+    assert (pull["labels"], pull["reviewers"]) == ([], [])
+    before = len(github.writes())
+    code, result, err = run_github(capsys, project, github, "--reviewers", "alice")
+    assert (code, result["changed"], result["pr_number"], result["warnings"]) == (1, False, 1, [])
+    assert f"nothing new; {url} already holds this change" in err
+    assert [(r.method, r.path, r.body) for r in github.writes()[before:]] == [
+        ("POST", "/repos/acme/shop/issues/1/labels", ["rehome"]),
+        ("POST", "/repos/acme/shop/pulls/1/requested_reviewers", {"reviewers": ["alice"]})]
+    assert (pull["labels"], pull["reviewers"]) == (["rehome"], ["alice"])
+    before = len(github.writes())
+    assert run_github(capsys, project, github, "--reviewers", "alice")[1]["warnings"] == []
+    assert github.writes()[before:] == []  # nothing is missing any more

@@ -56,8 +56,9 @@ def test_without_pr_file_the_text_is_printed(project: Project, capsys) -> None:
     assert project.digests[f"{project.upstream}/{project.prefix}/nginx:1.27"] in out
 
 
-def test_a_local_branch_with_someone_elses_commit_is_left_alone(project: Project, capsys) -> None:
-    work = project.work
+def test_a_local_branch_with_someone_elses_commit_is_left_alone(project: Project, tmp_path: Path, capsys) -> None:
+    work, pr_file = project.work, tmp_path / "pr.md"
+    pr_file.write_text("an earlier run's pull request\n")
     git(work, "branch", BRANCH)
     git(work, "checkout", "-q", BRANCH)
     (work / "NOTES.md").write_text("mine\n")
@@ -65,9 +66,10 @@ def test_a_local_branch_with_someone_elses_commit_is_left_alone(project: Project
     git(work, "commit", "-q", "-m", "mine")
     git(work, "checkout", "-q", "main")
     head = git(work, "rev-parse", BRANCH)
-    code, out, err = run_cli(capsys, "run", str(work), "--to", project.destination)
+    code, out, err = run_cli(capsys, "run", str(work), "--to", project.destination, "--pr-file", str(pr_file))
     assert (code, out) == (1, "\n")
     assert git(work, "rev-parse", BRANCH) == head
+    assert pr_file.read_text() == ""  # this run proposes nothing
     assert "holds commits by someone other than rehome-bot <rehome-bot@users.noreply.github.com>" in err
 
 
@@ -210,3 +212,19 @@ def test_a_bad_rules_file_in_the_repository_is_named_by_its_path_there(project: 
     code, out, err = run_cli(capsys, "run", str(work / "svc"))
     assert (code, out) == (2, "")
     assert err == "rehome: error: svc: ops/rules/jobs.yaml: unknown field 'image'\n"
+
+
+def test_the_pr_file_is_written_by_every_run_empty_when_nothing_is_proposed(
+        project: Project, tmp_path: Path, capsys) -> None:
+    work, pr_file = project.work, tmp_path / "pr.md"
+    run = ("run", str(work), "--to", project.destination, "--pr-file", str(pr_file))
+    assert run_cli(capsys, *run)[0] == 1  # gone:1 could not be copied
+    opened = pr_file.read_text()
+    pr_file.unlink()
+    code, out, _ = run_cli(capsys, *run)
+    assert code == 1 and f"work: nothing new; the branch {BRANCH} already holds this change" in out
+    assert pr_file.read_text() == opened.replace("| copied |", "| already there |")  # this run found the copies made
+    git(work, "merge", "-q", "--ff-only", BRANCH)  # the change is merged: nothing more to propose
+    code, out, _ = run_cli(capsys, *run)
+    assert code == 1 and out.endswith("work: nothing more can move (1 images could not be copied)\n")
+    assert pr_file.read_text() == ""

@@ -309,3 +309,24 @@ def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(org: Or
         assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
             ("acme/svc-web", "failed", message)]
         assert f"[1/1] acme/svc-web: failed: {message}\n" in err
+
+
+def test_a_pull_request_whose_labels_fail_is_partial_and_the_rerun_labels_it(org: Org, capsys, tmp_path) -> None:
+    org.github.faults.append(("POST", "^/repos/acme/svc-web/issues/1/labels$", 403, {},
+                              {"message": "Resource not accessible by integration"}))
+    state = tmp_path / "state.jsonl"
+    url = f"{org.github.origin}/acme/svc-web/pull/1"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state))
+    assert code == 1
+    error = (f"{url}: its labels could not be set (GitHub: add labels: 403 Resource not accessible by integration); "
+             "the next run tries again")
+    assert [(r["repo"], r["status"], r["pr_url"], r["error"]) for r in result["repositories"]] == [
+        ("acme/svc-web", "partial", url, error)]
+    assert [(line["status"], line["pr_url"], line["error"]) for line in state_lines(state)] == [
+        ("partial", url, error)]
+    assert org.pulls("acme/svc-web")[0]["labels"] == []
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state))
+    assert code == 0, err
+    assert [(r["repo"], r["status"], r["pr_url"], r["error"]) for r in result["repositories"]] == [
+        ("acme/svc-web", "done", url, None)]
+    assert org.pulls("acme/svc-web")[0]["labels"] == ["rehome"] and len(org.pulls("acme/svc-web")) == 1
