@@ -15,8 +15,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
-from typing import TextIO
+from collections.abc import Iterable, Mapping
+from typing import NoReturn, TextIO
 
 from bot import cli
 from bot.check import Report
@@ -33,6 +33,10 @@ from bot.pipeline import RunResult, run_repository
 from bot.render import code_span, markdown_text, render_step_summary
 
 TOKEN_ENV = "REHOME_TOKEN"
+# The inputs that become `rehome` flags, each passed as `--flag=value`: a value starting with "-"
+# stays a value, never read as another flag.
+INPUT_FLAGS = {"destination": "--to", "config": "--config", "labels": "--labels", "reviewers": "--reviewers",
+               "branch": "--branch", "pulls": "--pulls"}
 # Not-moved categories a human must act on: each becomes an ::error:: on its line.
 ANNOTATED = ("failed", "differs", "untouched")
 
@@ -43,14 +47,7 @@ BOOLEAN_INPUTS = {"REHOME_DRY_RUN": "dry-run", "REHOME_SYNC": "sync"}
 def run_arguments(environ: Mapping[str, str]) -> list[str]:
     """`rehome run`'s arguments from the Actions environment and the inputs."""
     argv = ["run", environ.get("GITHUB_WORKSPACE") or ".", "--forge", "github", "--format", "json",
-            "--token-env", TOKEN_ENV]
-    flags = (("REHOME_DESTINATION", "--to"), ("REHOME_CONFIG", "--config"), ("REHOME_LABELS", "--labels"),
-             ("REHOME_REVIEWERS", "--reviewers"), ("REHOME_BRANCH", "--branch"))
-    for name, flag in flags:
-        if environ.get(name, "").strip():
-            argv += [flag, environ[name].strip()]
-    if environ.get("REHOME_PULLS", "").strip():
-        argv += ["--pulls", environ["REHOME_PULLS"].strip()]
+            "--token-env", TOKEN_ENV, *_flags(environ, INPUT_FLAGS)]
     if _true(environ, "REHOME_DRY_RUN"):
         argv.append("--dry-run")
     api = environ.get("GITHUB_API_URL", "").rstrip("/")
@@ -68,12 +65,15 @@ def _true(environ: Mapping[str, str], name: str) -> bool:
     return value == "true"
 
 
+def _flags(environ: Mapping[str, str], inputs: Iterable[str]) -> list[str]:
+    """`--flag=value` for each of these inputs that is given (`action.yml` passes input `x-y` as
+    `REHOME_X_Y`)."""
+    given = {name: environ.get("REHOME_" + name.upper().replace("-", "_"), "").strip() for name in inputs}
+    return [f"{INPUT_FLAGS[name]}={value}" for name, value in given.items() if value]
+
+
 def _common(environ: Mapping[str, str]) -> list[str]:
-    argv = []
-    for name, flag in (("REHOME_DESTINATION", "--to"), ("REHOME_CONFIG", "--config")):
-        if environ.get(name, "").strip():
-            argv += [flag, environ[name].strip()]
-    return argv
+    return _flags(environ, ("destination", "config"))
 
 
 def check_arguments(environ: Mapping[str, str], base: str | None) -> list[str]:
@@ -126,11 +126,15 @@ def annotations(result: RunResult) -> list[str]:
     return lines
 
 
-def outputs(data: Mapping[str, object]) -> dict[str, str]:
+def outputs(result: RunResult) -> dict[str, str]:
+    """The step outputs. `changed` is true only when this run pushed the branch: a dry run's
+    `changed` (in the JSON: files it would change) is not."""
     def text(value: object) -> str:
         return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
-    return {"pr-url": text(data["pr_url"]), "pr-number": text(data["pr_number"]), "changed": text(data["changed"]),
+    data = result.to_json()
+    return {"pr-url": text(data["pr_url"]), "pr-number": text(data["pr_number"]),
+            "changed": text(result.changed and result.status != "dry-run"),
             "moved-count": text(data["moved"]), "unresolved-count": text(data["unresolved"])}
 
 
@@ -140,8 +144,19 @@ def _append(path: str | None, text: str) -> None:
             f.write(text)
 
 
+class _InputsParser(argparse.ArgumentParser):
+    """Refuses arguments with a usage error (an `::error::` annotation) that names the input a
+    refused flag came from: argparse would name the flag, which Action users never see, and
+    exit with its message on standard error only."""
+
+    def error(self, message: str) -> NoReturn:
+        for name, flag in INPUT_FLAGS.items():
+            message = message.replace(f"argument {flag}:", f"the {name} input:")
+        raise UsageError(message)
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
-    args = cli.build_parser(argv).parse_args(argv)
+    args = cli.build_parser(argv, _InputsParser).parse_args(argv)
     cli._setup_logging(args)
     return args
 
@@ -191,14 +206,22 @@ def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     return 1 if report.errors or failed else 0
 
 
+def _require_token(environ: Mapping[str, str], args: argparse.Namespace) -> None:
+    """Said in the Action's terms: `rehome run` would point at --token-env."""
+    if not args.dry_run and not environ.get(TOKEN_ENV):
+        raise UsageError("no GitHub token: the action's token input is empty",
+                         hint="leave the token input out to use the workflow's GITHUB_TOKEN, or give it a token "
+                              "that may push and open pull requests (a secret that is not defined reads as empty)")
+
+
 def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     args = _parse(run_arguments(environ))
+    _require_token(environ, args)
     result = run_repository(make_forge(args, dict(environ)), args)
-    data = result.to_json()
-    print(json.dumps(data, indent=2), file=stdout)
+    print(json.dumps(result.to_json(), indent=2), file=stdout)
     for line in annotations(result):
         print(line, file=stdout)
-    _append(environ.get("GITHUB_OUTPUT"), "".join(f"{k}={v}\n" for k, v in outputs(data).items()))
+    _append(environ.get("GITHUB_OUTPUT"), "".join(f"{k}={v}\n" for k, v in outputs(result).items()))
     if result.report is not None:
         summary = render_step_summary(result.report, result.templates)
     else:
@@ -217,8 +240,6 @@ def main(environ: Mapping[str, str] = os.environ, stdout: TextIO = sys.stdout) -
         return 2
     try:
         return MODES[mode](environ, stdout)
-    except SystemExit as exc:  # argparse: a bad input reached a flag
-        return exc.code if isinstance(exc.code, int) else 2
     except RehomeError as exc:
         print(f"::error::{_escape_data(str(exc))}", file=stdout)
         return exc.exit_code

@@ -58,10 +58,12 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None,
+                 parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The parser for `argv`: only the command it names is imported and fully described
-    (every command is, for `rehome --help` or a word that names none)."""
-    parser = argparse.ArgumentParser(
+    (every command is, for `rehome --help` or a word that names none). Its subcommands' parsers
+    are of `parser_class` too (one that reports errors its own way, say)."""
+    parser = parser_class(
         prog="rehome",
         description="Move container images off third-party registries into your own, by pull request.",
     )

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from bot.action import annotations
+from bot.action import _parse, annotations
+from bot.errors import UsageError
 from bot.forge.base import PullRequest
 from bot.pipeline import RunResult
 from tests.github.server import GitHubServer
@@ -157,8 +158,10 @@ def test_the_action_dry_run_writes_nothing(project: Project, github: GitHubServe
     run = run_action(tmp_path, _workspace(project), {"destination": project.destination, "dry-run": "true",
                                                      "pulls": str(pulls)}, environ)
     assert run.codes == [0, 0], run.stderr
-    assert run.outputs == {"pr-url": "", "pr-number": "", "changed": "true", "moved-count": "4",
+    # A dry run pushes nothing: `changed` is false, though the JSON says files would change.
+    assert run.outputs == {"pr-url": "", "pr-number": "", "changed": "false", "moved-count": "4",
                            "unresolved-count": "1", "findings": ""}
+    assert '"changed": true' in run.stdout
     assert "| 321 |" in run.summary and "Pulls: counted from `pulls.csv" in run.summary
     assert github.writes() == [] and project.remote_git("branch", "--list") == "* main"
 
@@ -212,3 +215,34 @@ def test_what_could_not_be_set_on_the_pull_request_is_a_warning_annotation() -> 
                "Reviews may only be requested from collaborators); the next run tries again")
     pull = PullRequest(1, "https://github.com/acme/shop/pull/1", "title", "body", (warning,))
     assert annotations(RunResult("acme/shop", "opened", "", pull_request=pull)) == [f"::warning::{warning}"]
+
+
+def test_input_values_starting_with_a_dash_are_values_not_flags(project: Project, github: GitHubServer,
+                                                                tmp_path: Path) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    inputs = {"destination": project.destination, "dry-run": "true", "labels": "-wip,images"}
+    run = run_action(tmp_path, _workspace(project), inputs, environ)
+    assert run.codes == [0, 0], run.stdout + run.stderr
+    run = run_action(tmp_path, _workspace(project), {**inputs, "branch": "--force"}, environ)
+    assert run.codes == [0, 2]
+    assert run.stdout == ("::error::'--force' is not a usable branch name%0Ahint: a name such as rehome/mirror-images: "
+                          "no spaces, no '..', not starting with '-' or refs/\n")
+    assert "usage:" not in run.stderr
+
+
+def test_an_argument_argparse_refuses_names_the_action_input() -> None:
+    with pytest.raises(UsageError) as caught:
+        _parse(["run", ".", "--labels"])
+    assert str(caught.value) == "the labels input: expected one argument"
+
+
+def test_a_missing_token_names_the_token_input(project: Project, github: GitHubServer, tmp_path: Path) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    run = run_action(tmp_path, _workspace(project), {"destination": project.destination, "token": ""}, environ)
+    assert run.codes == [0, 2]
+    assert run.stdout == ("::error::no GitHub token: the action's token input is empty%0Ahint: leave the token input "
+                          "out to use the workflow's GITHUB_TOKEN, or give it a token that may push and open pull "
+                          "requests (a secret that is not defined reads as empty)\n")
+    assert github.requests == []
