@@ -70,6 +70,11 @@ def require_destination(args: argparse.Namespace, config: Config) -> str:
     dest = destination(args, config)
     if not dest:
         raise UsageError("no destination: give --to DEST or set `destination` in rehome.yaml")
+    return check_destination(dest)
+
+
+def check_destination(dest: str) -> str:
+    """The mirror prefix without a trailing `/`, or a usage error saying what is wrong with it."""
     try:
         imageref.check_not_host_alone(dest.rstrip("/"))
         ref = imageref.parse_raw(dest.rstrip("/"))

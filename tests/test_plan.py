@@ -144,6 +144,17 @@ def test_plan_shows_pull_counts_from_a_log_export(tmp_path, capsys):
     assert (code, err) == (2, f"rehome: error: {tmp_path / 'nope'}: no such file\n")
 
 
+def test_plan_says_which_pull_count_entries_it_skipped(tmp_path, capsys):
+    pulls = tmp_path / "pulls.csv"
+    pulls.write_text("imageName,numberOfPulls\nnginx:1.27,5\nredis:7,lots\n")
+    write_tree(tmp_path / "repo", {"Dockerfile": "FROM nginx:1.27\n"})
+    code, out, err = run_cli(capsys, "plan", str(tmp_path / "repo"), "--to", DEST, "--pulls", str(pulls),
+                             "--format", "json")
+    assert (code, err) == (0, "pulls.csv (CSV of the guide's query (imageName,numberOfPulls)): "
+                              "malformed entries skipped: 1 (at 3)\n")
+    assert [(m["source"], m["pulls"]) for m in json.loads(out)["moves"]] == [("docker.io/library/nginx:1.27", 5)]
+
+
 def test_a_mapping_that_gives_two_images_one_mirror_name_moves_neither(tmp_path, capsys):
     write_tree(tmp_path, {
         "rehome.yaml": "mapping: '{destination}/{path}'\n",

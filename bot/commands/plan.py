@@ -11,7 +11,7 @@ from bot.output import print_json, render_table
 from bot.plan import Plan, make_plan
 from bot.config import Config
 from bot.errors import UsageError
-from bot.pulls import PullCounts, SourceError, load_counts
+from bot.pulls import PullCounts, SourceError, load_counts, warn_malformed
 from bot.scan.core import ScanOptions, scan
 from bot.scan.files import DiskTree, Tree
 from bot.scan.model import ScanResult
@@ -73,9 +73,11 @@ def load_pull_counts(args: argparse.Namespace) -> PullCounts | None:
             raise UsageError("--since and --until go with --pulls SOURCE")
         return None
     try:
-        return load_counts(source, since=args.since, until=args.until)
+        counts = load_counts(source, since=args.since, until=args.until)
     except SourceError as exc:
         raise UsageError(str(exc)) from None
+    warn_malformed(counts)
+    return counts
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from bot.config import find_config
 from bot.errors import UsageError
 from bot.output import print_json, render_table
 from bot.policy import DEFAULT_INTERNAL, Policy
-from bot.pulls import Limit, PullCounts, load_counts
+from bot.pulls import Limit, PullCounts, load_counts, warn_malformed
 from bot.pulls.times import BadTime, MINUTE, format_duration, parse_duration
 from bot.pulls.track import TrackDay, plot, track
 
@@ -56,12 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.plot and not args.track:
         raise UsageError("--plot draws the --track view: add --track")
+    mirror = _track_mirror(args) if args.track else None
     counts = load_counts(args.source, since=args.since, until=args.until, limit=Limit(args.limit, args.per))
-    if args.track:
-        return _run_track(args, counts)
+    if mirror is not None:
+        return _run_track(args, counts, *mirror)
     if args.format == "json":
         print_json(counts.to_json())
     elif args.format == "csv":
+        warn_malformed(counts)
         _write_csv(["image", "repository", "pulls", "repository_pulls", "peak_6h", "at_risk"],
                    ([r.image, r.repository, r.pulls, r.repository_pulls, r.peak_6h, r.at_risk] for r in counts.images))
     else:
@@ -69,13 +71,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_track(args: argparse.Namespace, counts: PullCounts) -> int:
+def _track_mirror(args: argparse.Namespace) -> tuple[Policy, str]:
+    """The policy and the mirror for --track, the mirror checked as plan and mirror check it: before
+    any reading."""
     config = find_config(args.config, None)
     destination = options.destination(args, config)
     if not destination:
         raise UsageError("--track needs --to DEST (or `destination` in rehome.yaml)")
+    destination = options.check_destination(destination)
     policy = Policy(internal=config.internal if config.internal is not None else DEFAULT_INTERNAL,
                     destination=destination)
+    return policy, destination
+
+
+def _run_track(args: argparse.Namespace, counts: PullCounts, policy: Policy, destination: str) -> int:
+    warn_malformed(counts)
     days = track(counts, policy, destination)
     if args.plot:
         plot(days, args.plot, destination)
@@ -119,9 +129,7 @@ def _table(counts: PullCounts) -> str:
         lines.append(f"{at_risk} image(s) reach the limit of {counts.limit.pulls} pulls per "
                      f"{format_duration(counts.limit.per)} in some stretch of the window")
     if counts.malformed:
-        shown = ", ".join(map(str, counts.malformed_lines))
-        more = ", …" if counts.malformed > len(counts.malformed_lines) else ""
-        lines.append(f"malformed entries: {counts.malformed} (at {shown}{more})")
+        lines.append(f"malformed entries: {counts.malformed_summary()}")
     return "\n".join(lines)
 
 

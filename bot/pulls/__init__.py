@@ -6,7 +6,7 @@ by normalised reference.
 from __future__ import annotations
 
 import gzip
-import time
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -18,9 +18,11 @@ from bot.pulls.kubectl import KubectlEvents
 from bot.pulls.logexport import JsonArrayExport, NdjsonExport
 from bot.pulls.model import Limit, PullCounts
 from bot.pulls.source import Entry, FileSource, Malformed, SourceError
-from bot.pulls.times import SECOND
+from bot.pulls.times import now
 
-__all__ = ["FORMATS", "Limit", "PullCounts", "SourceError", "detect", "load_counts"]
+__all__ = ["FORMATS", "Limit", "PullCounts", "SourceError", "detect", "load_counts", "warn_malformed"]
+
+log = logging.getLogger("rehome")
 
 # File formats, in the order auto-detection tries them.
 FORMATS: dict[str, FileSource] = {
@@ -90,11 +92,17 @@ def load_counts(source: str, *, since: str | None = None, until: str | None = No
 
 def _load_bigquery(source: str, *, since: str | None, until: str | None, limit: Limit) -> PullCounts:
     project, dataset = bigquery.parse_location(source)
-    now = int(time.time()) * SECOND
-    window = resolve_window(since, until, newest=now)
+    window = resolve_window(since, until, newest=now())
     assert window is not None
     client = bigquery.make_client(project)
     return count_pulls(
         lambda: bigquery.query_entries(client, project, dataset, window), source=source, has_times=True,
         window=window, limit=limit, peaks=False,
     )
+
+
+def warn_malformed(counts: PullCounts) -> None:
+    """For output that has no place for them: the entries that could not be read."""
+    summary = counts.malformed_summary()
+    if summary:
+        log.warning("%s: malformed entries skipped: %s", counts.source, summary)

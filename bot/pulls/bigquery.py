@@ -90,4 +90,4 @@ def query_entries(client: Any, project: str, dataset: str, window: Window) -> It
         if not row["imageName"] or row["day"] is None:
             yield Malformed(number)
         else:
-            yield Entry(from_datetime(row["day"]), row["imageName"], int(row["numberOfPulls"]))
+            yield Entry(from_datetime(row["day"]), row["imageName"], int(row["numberOfPulls"]), position=number)

@@ -3,8 +3,8 @@
 Reading the entries is the slow part, and the window's end (the newest entry) is known only at the
 end, so entries are read once: each pull goes to a temporary file as three integers (time, name id,
 count); counting then reads those back. Memory does not grow with the number of entries: counts are
-kept per distinct (name, cluster), and the times for peaks in fixed arrays of per-minute buckets
-spanning the window.
+kept per distinct (name, cluster), and the times for peaks in fixed lists of per-minute buckets
+spanning the window (which is at most MAX_WINDOW long, so a list is at most MAX_BUCKETS long).
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from bot.errors import UsageError
 from bot.pulls.model import ClusterCount, DayCount, ImageCount, Limit, PullCounts, Window
 from bot.pulls.model import display_name, join_key, repository_of
 from bot.pulls.source import Entry, Malformed
-from bot.pulls.times import DAY, HOUR, MINUTE, BadTime, format_day, parse_duration, parse_time
+from bot.pulls.times import DAY, EARLIEST, HOUR, MINUTE, BadTime, format_day, format_time, now
+from bot.pulls.times import parse_duration, parse_time
 
 log = logging.getLogger("rehome")
 
@@ -32,24 +33,37 @@ PEAK_PERIOD = 6 * HOUR
 # Bucket widths (minutes) that divide 6 hours; the narrowest that keeps a window within MAX_BUCKETS.
 _BUCKET_MINUTES = (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 18, 20, 24, 30, 36, 40, 45, 60, 72, 90, 120, 180, 360)
 MAX_BUCKETS = 31 * 24 * 60
+MAX_WINDOW = 10950 * DAY  # 30 years: within MAX_BUCKETS buckets of 6 hours
+# Clocks disagree a little: an entry this far past this machine's clock is not dated in the future yet.
+CLOCK_SLACK = HOUR
 _SPILL_ITEMS = 3 * 65536
 
 Key = tuple[str, "str | None"]  # (name as logged, cluster)
 
 
 def resolve_window(since: str | None, until: str | None, newest: int | None) -> Window | None:
-    """`--until` (default: the newest entry), `--since` a duration back from it (default 7d) or a time."""
-    try:
-        end = parse_time(until) if until is not None else newest
-        if end is None:
-            return None
-        since = DEFAULT_SINCE if since is None else since
-        start = _since(since, end)
-    except BadTime as exc:
-        raise UsageError(f"--since/--until: {exc}") from None
+    """`--until` (default: the newest entry), `--since` a duration back from it (default 7d) or a time;
+    at most MAX_WINDOW long."""
+    end = _flag_time("--until", until, parse_time) if until is not None else newest
+    if end is None:
+        return None
+    since = DEFAULT_SINCE if since is None else since
+    start = _flag_time("--since", since, lambda text: _since(text, end))
     if start > end:
         raise UsageError(f"--since {since} is after --until ({until or 'the newest entry'})")
+    if end - start > MAX_WINDOW:
+        raise UsageError(f"--since {since}: the window would be {(end - start) // DAY} days long; "
+                         f"rehome counts at most {MAX_WINDOW // DAY} days (30 years)")
+    if start < EARLIEST:
+        raise UsageError(f"--since {since}: the window would start before the year 1")
     return Window(start, end)
+
+
+def _flag_time(flag: str, text: str, parse: Callable[[str], int]) -> int:
+    try:
+        return parse(text)
+    except BadTime as exc:
+        raise UsageError(f"{flag}: {exc}") from None
 
 
 def _since(text: str, until: int) -> int:
@@ -76,12 +90,15 @@ class Reading:
     """What one reading of the entries gives; the pulls themselves are in the spill file."""
 
     keys: list[Key] = dataclasses.field(default_factory=list)
-    newest: int | None = None
+    newest: int | None = None  # of the entries not dated in the future
     malformed: int = 0
     malformed_lines: list[int] = dataclasses.field(default_factory=list)
+    future: int = 0
+    first_future: Entry | None = None
 
 
-def read_entries(entries: Iterable[Entry | Malformed], spill: BinaryIO) -> Reading:
+def read_entries(entries: Iterable[Entry | Malformed], spill: BinaryIO, latest: int) -> Reading:
+    """`latest`: entries dated after it are in the future, and never the newest."""
     reading = Reading()
     ids: dict[Key, int] = {}
     pending = array("q")
@@ -92,9 +109,14 @@ def read_entries(entries: Iterable[Entry | Malformed], spill: BinaryIO) -> Readi
             if len(reading.malformed_lines) < MALFORMED_SHOWN:
                 reading.malformed_lines.append(entry.position)
             continue
-        time, image, count, cluster = entry
+        time, image, count, cluster, _ = entry
         if time is not None and (newest is None or time > newest):
-            newest = time
+            if time <= latest:
+                newest = time
+            else:
+                reading.future += 1
+                if reading.first_future is None:
+                    reading.first_future = entry
         if image is None:
             continue
         key_id = ids.get((image, cluster))
@@ -124,7 +146,7 @@ def spilled(spill: BinaryIO) -> Iterator[tuple[int, int, int]]:
 @dataclasses.dataclass
 class Tally:
     pulls: list[int]  # by key id
-    buckets: list[array | None]  # by key id: pulls per bucket of the window
+    buckets: list[list[int] | None]  # by key id: pulls per bucket of the window (Python ints: no overflow)
     daily: Counter[tuple[int, int]]  # (day start, key id) -> pulls
 
 
@@ -145,12 +167,12 @@ def tally(pulls: Iterable[tuple[int, int, int]], keys: int, window: Window | Non
         if width:
             slots = buckets[key_id]
             if slots is None:
-                slots = buckets[key_id] = array("q", bytes(8 * length))
+                slots = buckets[key_id] = [0] * length
             slots[(time - since) // width] += count
     return result
 
 
-def sliding_max(slots: array, width: int, periods: Iterable[int]) -> list[int]:
+def sliding_max(slots: list[int], width: int, periods: Iterable[int]) -> list[int]:
     """For each period, the largest sum over `period / width` consecutive buckets (a sliding window)."""
     sums = list(itertools.accumulate(slots, initial=0))
     found = []
@@ -160,13 +182,13 @@ def sliding_max(slots: array, width: int, periods: Iterable[int]) -> list[int]:
     return found
 
 
-def _sum_slots(result: Tally, key_ids: Iterable[int]) -> array | None:
+def _sum_slots(result: Tally, key_ids: Iterable[int]) -> list[int] | None:
     present = [result.buckets[k] for k in key_ids if result.buckets[k] is not None]
     if not present:
         return None
     if len(present) == 1:
         return present[0]
-    return array("q", map(sum, zip(*present)))
+    return list(map(sum, zip(*present)))
 
 
 def summarise(result: Tally, keys: list[Key], *, source: str, window: Window | None, limit: Limit,
@@ -224,17 +246,29 @@ def count_pulls(entries: Callable[[], Iterable[Entry | Malformed]], *, source: s
                 since: str | None = None, until: str | None = None, limit: Limit = Limit(),
                 peaks: bool = True, window: Window | None = None) -> PullCounts:
     """Count `entries()`. A `window` given means the source applied it already; otherwise it is
-    resolved from `since`/`until` and the newest entry."""
+    resolved from `since`/`until` and the newest entry not dated in the future."""
     filter_window = window is None
     peaks = peaks and has_times
     if not has_times and (since is not None or until is not None):
         log.warning("%s has no times: --since and --until do not apply to it", source)
+    clock = now()
     with tempfile.TemporaryFile(prefix="rehome-pulls-") as spill:
-        reading = read_entries(entries(), spill)
+        reading = read_entries(entries(), spill, clock + CLOCK_SLACK)
         if not has_times:
             window = None
         elif window is None:
-            window = resolve_window(since, until, reading.newest)
+            if reading.future and until is None:
+                _warn_future(source, reading)
+            newest = clock if reading.newest is None and reading.future else reading.newest
+            window = resolve_window(since, until, newest)
         result = tally(spilled(spill), len(reading.keys), window, filter_window=filter_window, peaks=peaks)
     return summarise(result, reading.keys, source=source, window=window, limit=limit, peaks=peaks,
                      reading=reading)
+
+
+def _warn_future(source: str, reading: Reading) -> None:
+    first = reading.first_future
+    assert first is not None and first.time is not None
+    log.warning("%s: entries dated in the future left out: %d (the first at %d: %s); the window ends at the "
+                "newest entry up to now (--until sets another end)",
+                source, reading.future, first.position, format_time(first.time))

@@ -1,20 +1,23 @@
 """The guide's query results exported as CSV: `imageName,numberOfPulls`, and the tracking query's
 `timeOfImagePull,imageName,numberOfPulls` (columns found by name, in any order).
 
-A row is malformed when it has the wrong number of fields, an empty name, a count that is not a
-non-negative integer, or a time that cannot be read.
+A row is malformed when it is not readable as CSV, has the wrong number of fields, an empty name, a
+count that is not a whole number from 0 to MAX_PULLS, or a time that cannot be read. A quoted value
+may span lines; when the row it makes is malformed (a quote left open takes in the lines after it),
+the row's first line is reported and the lines after it are read again as rows of their own.
 """
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from bot.pulls.source import Entry, Malformed, SourceError
+from bot.pulls.source import MAX_PULLS, Entry, Malformed, SourceError
 from bot.pulls.times import BadTime, parse_time
 
 IMAGE, PULLS, TIME = "imageName", "numberOfPulls", "timeOfImagePull"
+Line = tuple[int, str]  # (line number, text)
 
 
 def _header(line: str) -> list[str]:
@@ -38,32 +41,68 @@ class CsvCounts:
         return IMAGE in columns and PULLS in columns and (TIME in columns) == self.timed
 
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        lines = _Lines(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
         try:
-            yield from _rows(csv.reader(text))
+            yield from _rows(lines, csv.reader(lines))
         except UnicodeDecodeError as exc:
             raise SourceError(f"{where}: not UTF-8 text: {exc}") from None
-        except csv.Error as exc:
+        except csv.Error as exc:  # only the header can get here
             raise SourceError(f"{where}: not readable as CSV: {exc}") from None
 
 
-def _rows(reader: csv.reader) -> Iterator[Entry | Malformed]:
+class _Lines:
+    """The file's lines for the CSV reader, numbered; `taken` holds those of the row being read, and
+    lines given back are read again before any new one."""
+
+    def __init__(self, text: Iterable[str]) -> None:
+        self._text = iter(text)
+        self._read = 0
+        self._again: list[Line] = []  # the next one to read again last
+        self.taken: list[Line] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            line = self._again.pop()
+        else:
+            line = (self._read + 1, next(self._text))
+            self._read += 1
+        self.taken.append(line)
+        return line[1]
+
+    def give_back(self, lines: list[Line]) -> None:
+        self._again.extend(reversed(lines))
+
+
+def _rows(lines: _Lines, reader: csv.reader) -> Iterator[Entry | Malformed]:
     columns = [name.strip() for name in next(reader)]
     image_at, pulls_at = columns.index(IMAGE), columns.index(PULLS)
     time_at = columns.index(TIME) if TIME in columns else None
-    line = reader.line_num + 1
-    for row in reader:
-        if row:
-            yield _row_entry(row, len(columns), image_at, pulls_at, time_at, line)
-        line = reader.line_num + 1
+    while True:
+        lines.taken = []
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:  # a value longer than the csv module takes
+            row = None
+        if row == []:
+            continue
+        first = lines.taken[0][0]
+        entry = Malformed(first) if row is None else _row_entry(row, len(columns), image_at, pulls_at, time_at, first)
+        if type(entry) is Malformed and len(lines.taken) > 1:
+            lines.give_back(lines.taken[1:])
+        yield entry
 
 
 def _row_entry(row: list[str], width: int, image_at: int, pulls_at: int, time_at: int | None,
                line: int) -> Entry | Malformed:
     if len(row) != width or not row[image_at].strip():
         return Malformed(line)
-    pulls = row[pulls_at].strip()
-    if not (pulls.isascii() and pulls.isdigit()):
+    pulls = _count(row[pulls_at].strip())
+    if pulls is None:
         return Malformed(line)
     time = None
     if time_at is not None:
@@ -71,4 +110,14 @@ def _row_entry(row: list[str], width: int, image_at: int, pulls_at: int, time_at
             time = parse_time(row[time_at])
         except BadTime:
             return Malformed(line)
-    return Entry(time, row[image_at].strip(), int(pulls))
+    return Entry(time, row[image_at].strip(), pulls, position=line)
+
+
+def _count(text: str) -> int | None:
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_PULLS)):  # and so never more digits than int() converts
+        return None
+    pulls = int(digits)
+    return pulls if pulls <= MAX_PULLS else None

@@ -11,6 +11,13 @@ from typing import Any, TextIO
 
 _CHUNK = 1 << 16
 _WHITESPACE = " \t\n\r"
+_INT_DIGITS = 20
+
+
+def _int(text: str) -> int | float:
+    """A longer integer than any count is read as a float, never a valid count (and never Python's
+    error for converting thousands of digits)."""
+    return int(text) if len(text) <= _INT_DIGITS else float(text)
 
 
 class JsonStreamError(ValueError):
@@ -26,7 +33,7 @@ class JsonStream:
         self._pos = 0
         self._consumed = 0  # characters dropped from the front of the buffer
         self._eof = False
-        self._decoder = json.JSONDecoder()
+        self._decoder = json.JSONDecoder(parse_int=_int)
 
     def _fill(self) -> bool:
         if self._eof:

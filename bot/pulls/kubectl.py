@@ -1,7 +1,8 @@
 """`kubectl get events -A -o json`: for teams without a log sink (events live about an hour).
 
-An event is malformed when it is not an object, or lacks `reason`, `message` or any time. A repeated
-event counts `count` times (`series.count` for the newer event series), all at its last time.
+An event is malformed when it is not an object, or lacks `reason`, `message` or any time, or has a
+`count` that is not a whole number from 1 to MAX_PULLS. A repeated event counts `count` times
+(`series.count` for the newer event series), all at its last time.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, BinaryIO
 
 from bot.pulls.jsonstream import JsonStream, JsonStreamError
 from bot.pulls.message import PULLING, quoted_image
-from bot.pulls.source import Entry, Malformed, SourceError
+from bot.pulls.source import MAX_PULLS, Entry, Malformed, SourceError
 from bot.pulls.times import BadTime, parse_time
 
 _LIST_RE = re.compile(r'^\s*\{\s*"(apiVersion|items|kind|metadata)"\s*:')
@@ -27,7 +28,7 @@ class KubectlEvents:
         return _LIST_RE.match(head) is not None and '"items"' in head
 
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
-        reader = JsonStream(io.TextIOWrapper(stream, encoding="utf-8"))
+        reader = JsonStream(io.TextIOWrapper(stream, encoding="utf-8-sig"))
         position = 0
         try:
             for key in reader.object_members():
@@ -51,12 +52,12 @@ def _event_entry(event: Any, position: int) -> Entry | Malformed:
     if not isinstance(reason, str) or not isinstance(message, str) or time is None:
         return Malformed(position)
     if reason != PULLING:
-        return Entry(time, None)
+        return Entry(time, None, position=position)
     image = quoted_image(message)
     count = _event_count(event)
     if not image or count is None:
         return Malformed(position)
-    return Entry(time, image, count)
+    return Entry(time, image, count, position=position)
 
 
 def _event_time(event: dict[str, Any]) -> int | None:
@@ -80,6 +81,6 @@ def _event_count(event: dict[str, Any]) -> int | None:
     count = series.get("count") if isinstance(series, dict) else event.get("count", 1)
     if count is None:
         return 1
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_PULLS:
         return None
     return count

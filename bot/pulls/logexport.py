@@ -1,8 +1,9 @@
 """Cloud Logging exports: `gcloud logging read … --format=json` (a JSON array) and NDJSON (one entry
 per line, as a sink to Cloud Storage writes).
 
-An entry is malformed when it is not valid JSON or lacks `timestamp`, `jsonPayload.reason` or
-`jsonPayload.message` (or has them in a form that cannot be read). Entries of other reasons are valid,
+An entry is malformed when it is not valid JSON (an NDJSON line that is not UTF-8 counts as such)
+or lacks `timestamp`, `jsonPayload.reason` or `jsonPayload.message` (or has them in a form that
+cannot be read, such as a time outside the years 1 to 9999). Entries of other reasons are valid,
 just not pulls.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import msgspec
 from bot.pulls.jsonstream import JsonStream, JsonStreamError
 from bot.pulls.message import PULLING, quoted_image
 from bot.pulls.source import Entry, Malformed, SourceError
-from bot.pulls.times import from_datetime
+from bot.pulls.times import BadTime, from_datetime
 
 
 class Payload(msgspec.Struct):
@@ -67,16 +68,19 @@ class EntryReader:
         self._images: dict[str, str] = {}
 
     def entry(self, log: LogEntry, position: int) -> Entry | Malformed:
-        time = from_datetime(log.timestamp)
+        try:
+            time = from_datetime(log.timestamp)
+        except BadTime:
+            return Malformed(position)
         payload = log.jsonPayload
         if payload.reason != PULLING:
-            return Entry(time, None)
+            return Entry(time, None, position=position)
         image = self._images.get(payload.message)
         if image is None:
             if len(self._images) >= _IMAGES_KEPT:
                 self._images.clear()
             image = self._images[payload.message] = quoted_image(payload.message) or ""
-        return Entry(time, image, 1, cluster_of(log.resource)) if image else Malformed(position)
+        return Entry(time, image, 1, cluster_of(log.resource), position) if image else Malformed(position)
 
 
 class NdjsonExport:
@@ -103,7 +107,7 @@ class NdjsonExport:
                 line = line[len(_BOM):]
             try:
                 log = decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 if not line.isspace():
                     yield Malformed(number)
                 continue
@@ -119,7 +123,7 @@ class JsonArrayExport:
         return head.lstrip().startswith("[")
 
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
-        reader = JsonStream(io.TextIOWrapper(stream, encoding="utf-8"))
+        reader = JsonStream(io.TextIOWrapper(stream, encoding="utf-8-sig"))
         entry = EntryReader().entry
         position = 0
         try:

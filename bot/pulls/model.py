@@ -102,6 +102,14 @@ class PullCounts:
         source has no data. A reference without tag or digest is the same image as `:latest`."""
         return self._by_key.get(join_key(image)), self._by_repository.get(repository_of(image))
 
+    def malformed_summary(self) -> str | None:
+        """`2 (at 1877, 90211)`: how many entries could not be read, and where the first ones are;
+        None when there were none."""
+        if not self.malformed:
+            return None
+        more = ", …" if self.malformed > len(self.malformed_lines) else ""
+        return f"{self.malformed} (at {', '.join(map(str, self.malformed_lines))}{more})"
+
     def describe(self) -> str:
         """One line for a pull request: where the counts come from and over which window."""
         if self.window is None:

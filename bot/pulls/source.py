@@ -7,6 +7,10 @@ from typing import BinaryIO, NamedTuple, Protocol
 from bot.errors import RehomeError
 
 
+# The most pulls one entry may say (BigQuery's INT64): the counter keeps each entry's count in 64 bits.
+MAX_PULLS = 2**63 - 1
+
+
 class Entry(NamedTuple):
     """One valid entry. `image` is the name as the log wrote it, or None when the entry is not a pull
     (a `Pulled`, `Failed`, `BackOff` … event still counts for the newest entry's time)."""
@@ -15,6 +19,7 @@ class Entry(NamedTuple):
     image: str | None
     pulls: int = 1
     cluster: str | None = None
+    position: int = 0  # as in Malformed, to name the entry in a warning
 
 
 class Malformed(NamedTuple):

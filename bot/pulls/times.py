@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 SECOND = 1_000_000
@@ -10,7 +11,7 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_DURATION_RE = re.compile(r"^([0-9]+)([smhdw])$")
+_DURATION_RE = re.compile(r"^([0-9]{1,15})([smhdw])$")  # 15 digits: longer than any window already
 _DURATION_UNITS = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY, "w": 7 * DAY}
 # Cloud Logging writes nanoseconds; datetime keeps microseconds (and Python 3.10 wants at most 6 digits).
 _FRACTION_RE = re.compile(r"(\.[0-9]{6})[0-9]+")
@@ -18,6 +19,17 @@ _FRACTION_RE = re.compile(r"(\.[0-9]{6})[0-9]+")
 
 class BadTime(ValueError):
     """Text that is not a time (or duration) this module understands."""
+
+
+# What datetime (and so format_time) can show: the years 1 to 9999.
+EARLIEST = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+LATEST = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _in_range(micros: int, text: str) -> int:
+    if not EARLIEST <= micros <= LATEST:
+        raise BadTime(f"{text} is outside the years 1 to 9999")
+    return micros
 
 
 # The form Cloud Logging and Kubernetes write, read without datetime: it is most of the work of counting.
@@ -58,7 +70,7 @@ def _parse_iso(text: str) -> int:
         raise BadTime(f"{text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return _in_range((moment - _EPOCH) // timedelta(microseconds=1), repr(text))
 
 
 def parse_duration(text: str) -> int:
@@ -67,6 +79,11 @@ def parse_duration(text: str) -> int:
     if match is None or int(match.group(1)) == 0:
         raise BadTime(f"{text!r} is not a duration (examples: 30m, 6h, 7d, 2w)")
     return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def now() -> int:
+    """This machine's clock, to the second."""
+    return int(time.time()) * SECOND
 
 
 def format_time(micros: int) -> str:
@@ -91,7 +108,7 @@ def from_datetime(moment: datetime) -> int:
     """Microseconds since the epoch; a time without zone is UTC."""
     if moment.tzinfo is None:
         return (moment - _NAIVE_EPOCH) // _MICROSECOND
-    return (moment - _EPOCH) // _MICROSECOND
+    return _in_range((moment - _EPOCH) // _MICROSECOND, moment.isoformat())
 
 
 def format_duration(micros: int) -> str:

@@ -21,13 +21,15 @@ def test_mirror_copies_every_move_then_finds_them_present(loopback: Loopback, tm
         "pod.yaml": f"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: {up}/{index}:3\n    - image: {up}/{web}:missing\n",
     })
     pulls = tmp_path / "pulls.csv"
-    pulls.write_text(f"imageName,numberOfPulls\n{up}/{web}:1.0,42\n")
+    pulls.write_text(f"imageName,numberOfPulls\n{up}/{web}:1.0,42\n{up}/{index}:3,-1\n")
     dest = f"{down}/mirror"
     encoded = up.replace(":", "__")
     argv = ["mirror", str(repo), "--to", dest, "--internal", down, "--pulls", str(pulls), "--format", "json"]
-    code, out, _ = run_cli(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     result = json.loads(out)
     assert code == 1  # one image failed; the others still completed
+    assert err.splitlines()[0] == ("pulls.csv (CSV of the guide's query (imageName,numberOfPulls)): "
+                                   "malformed entries skipped: 1 (at 3)")
     assert [(i["source"], i["target"], i["status"], i["digest"], i["platforms"], i["pulls"]) for i in result["images"]] == [
         (f"{up}/{index}:3", f"{dest}/{encoded}/{index}:3", "copied", multi.digest,
          ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"], None),

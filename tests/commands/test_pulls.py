@@ -9,6 +9,7 @@ from bot.cli import main
 from tests.pulls.logdata import kube_event, log_entry, write_gzip, write_ndjson
 
 MIRROR = "us-docker.pkg.dev/acme/mirror"
+SOURCE = "pulls.ndjson (Cloud Logging export, one JSON entry per line)"
 
 
 @pytest.fixture()
@@ -85,11 +86,18 @@ docker.io/library/redis,docker.io/library/redis,3,3,,
     code, _, err = run(capsys, "pulls", str(source), "--since", "1d")
     assert (code, err) == (0, "query.csv (CSV of the guide's query (imageName,numberOfPulls)) has no times: "
                               "--since and --until do not apply to it\n")
+    # The output has no place for malformed rows: stderr says how many and where.
+    source.write_text("imageName,numberOfPulls\nnginx:1.14.2,120\nredis,many\n\"busybox,3\nalpine,1\n")
+    code, out, err = run(capsys, "pulls", str(source), "--format", "csv")
+    assert (code, out.splitlines()[1:], err) == (0, [
+        "docker.io/library/nginx:1.14.2,docker.io/library/nginx,120,120,,",
+        "docker.io/library/alpine,docker.io/library/alpine,1,1,,",
+    ], "query.csv (CSV of the guide's query (imageName,numberOfPulls)): malformed entries skipped: 2 (at 3, 4)\n")
 
 
 def test_track_json_and_table(export: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "pulls", str(export), "--track", "--to", MIRROR, "--format", "json", "--since", "3d")
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, f"{SOURCE}: malformed entries skipped: 1 (at 6)\n")
     assert json.loads(out) == {"version": 1, "days": [
         {"day": "2024-04-30", "third_party": 0, "mirror": 0, "moved_share": None},
         {"day": "2024-05-01", "third_party": 3, "mirror": 0, "moved_share": 0.0},
@@ -102,7 +110,7 @@ DAY         THIRD-PARTY  MIRROR  MOVED
 2024-05-01  0            0
 2024-05-02  0            1       100.0%
 2024-05-03  0            1       100.0%
-""", "")
+""", f"{SOURCE}: malformed entries skipped: 1 (at 6)\n")
 
 
 def test_track_takes_the_destination_and_internal_patterns_from_the_config(
@@ -126,7 +134,7 @@ def test_plot_writes_a_png(export: Path, tmp_path: Path, capsys: pytest.CaptureF
     (["--track"], 2, "rehome: error: --track needs --to DEST (or `destination` in rehome.yaml)\n"),
     (["--plot", "x.png"], 2, "rehome: error: --plot draws the --track view: add --track\n"),
     (["--since", "soon"], 2,
-     "rehome: error: --since/--until: 'soon' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time\n"),
+     "rehome: error: --since: 'soon' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time\n"),
 ])
 def test_usage_errors(export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                       tmp_path: Path, argv: list[str], code: int, message: str) -> None:
@@ -174,3 +182,60 @@ def test_kubectl_events_gzipped(tmp_path: Path, capsys: pytest.CaptureFixture[st
              "repository_pulls": 1, "peak_6h": 1, "at_risk": False, "clusters": []},
         ],
     }
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--since", "100000d"], "--since 100000d: the window would be 100000 days long; rehome counts at most 10950 days "
+                             "(30 years)"),
+    (["--since", "0001-01-01"], "--since 0001-01-01: the window would be 739008 days long; rehome counts at most "
+                                "10950 days (30 years)"),
+    (["--until", "0001-01-01"], "--since 7d: the window would start before the year 1"),
+    (["--until", "9999-12-31T23:59:59-01:00"], "--until: '9999-12-31T23:59:59-01:00' is outside the years 1 to 9999"),
+    (["--since", "9" * 40 + "d"],
+     f"--since: '{'9' * 40}d' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time"),
+    (["--track", "--to", "us-docker.pkg.dev/acme/mirror:v1"],
+     "destination 'us-docker.pkg.dev/acme/mirror:v1' must be a registry path without tag or digest"),
+    (["--track", "--to", "mirror"],
+     "destination 'mirror' must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
+    (["--track", "--to", " "], "--to is empty: give the mirror prefix, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
+])
+def test_windows_out_of_range_and_bad_mirrors_are_usage_errors(export: Path, capsys: pytest.CaptureFixture[str],
+                                                                 argv: list[str], message: str) -> None:
+    assert run(capsys, "pulls", str(export), *argv) == (2, "", f"rehome: error: {message}\n")
+
+
+def test_a_bad_mirror_is_refused_before_the_source_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "pulls", str(tmp_path / "absent.ndjson"), "--track", "--to", "Mirror/UPPER") == (
+        2, "", "rehome: error: destination 'Mirror/UPPER' is not a registry path: "
+               "invalid reference 'Mirror/UPPER': repository name must be lowercase\n")
+
+
+def test_a_future_dated_entry_is_named_and_leaves_the_window_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("time.time", lambda: 1_714_608_000.0)  # 2024-05-02T00:00:00Z
+    export = write_ndjson(tmp_path / "pulls.ndjson", [
+        log_entry("2024-05-01T01:00:00Z", "nginx:1.14.2"),
+        log_entry("2094-05-01T01:00:00Z", "nginx:1.14.2"),
+    ])
+    assert run(capsys, "pulls", str(export)) == (0, """\
+IMAGE                           PULLS  REPOSITORY PULLS  PEAK 6H  AT LIMIT
+------------------------------  -----  ----------------  -------  --------
+docker.io/library/nginx:1.14.2  1      1                 1
+
+source: pulls.ndjson (Cloud Logging export, one JSON entry per line)
+window: 2024-04-24T01:00:00Z to 2024-05-01T01:00:00Z
+""", f"{SOURCE}: entries dated in the future left out: 1 (the first at 2: 2094-05-01T01:00:00Z); the window ends "
+     "at the newest entry up to now (--until sets another end)\n")
+
+
+def test_json_array_and_kubectl_events_with_a_byte_order_mark(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    array = tmp_path / "pulls.json"
+    array.write_bytes(b"\xef\xbb\xbf" + json.dumps([log_entry("2024-05-01T01:00:00Z", "nginx")]).encode())
+    events = tmp_path / "events.json"
+    events.write_bytes(b"\xef\xbb\xbf" + json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        kube_event("2024-05-01T01:00:00Z", "nginx")]}).encode())
+    for path in (array, events):
+        code, out, err = run(capsys, "pulls", str(path), "--format", "json")
+        assert (code, err) == (0, "")
+        assert [(row["image"], row["pulls"]) for row in json.loads(out)["images"]] == [("docker.io/library/nginx", 1)]

@@ -47,8 +47,9 @@ def test_the_guides_query_with_the_window_as_parameters() -> None:
         client = bq.Client(project="acme-logs", credentials=AnonymousCredentials(),
                            client_options={"api_endpoint": api.url})
         entries = list(query_entries(client, "acme-logs", "pull_logs", window))
-    assert entries == [Entry(DAY1, "nginx:1.14.2", 40), Entry(DAY1, "docker.io/library/nginx:1.14.2", 2),
-                       Malformed(3), Entry(DAY2, "us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.14.2", 30)]
+    assert entries == [Entry(DAY1, "nginx:1.14.2", 40, position=1),
+                       Entry(DAY1, "docker.io/library/nginx:1.14.2", 2, position=2), Malformed(3),
+                       Entry(DAY2, "us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.14.2", 30, position=4)]
     [request] = api.requests
     assert request.path == "/bigquery/v2/projects/acme-logs/queries"
     assert request.body["formatOptions"] == {"useInt64Timestamp": True}

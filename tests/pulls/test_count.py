@@ -7,9 +7,11 @@ import pytest
 
 from bot.errors import UsageError
 from bot.pulls import FORMATS, Limit, SourceError, detect, load_counts
-from bot.pulls.count import MAX_BUCKETS, bucket_width
+from bot.pulls.count import MAX_BUCKETS, MAX_WINDOW, bucket_width
 from bot.pulls.model import Window
 from bot.pulls.times import DAY, HOUR, MINUTE, parse_time
+from bot.pulls.source import MAX_PULLS
+from tests.helpers import logged
 from tests.pulls.logdata import kube_event, log_entry, write_gzip, write_ndjson
 
 SPELLINGS = [
@@ -80,9 +82,17 @@ def test_window_is_inclusive_and_ends_at_the_newest_entry_by_default(tmp_path: P
 
 
 @pytest.mark.parametrize(("since", "until", "message"), [
-    ("soon", None, "--since/--until: 'soon' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time"),
-    (None, "tomorrow", "--since/--until: 'tomorrow' is not an ISO 8601 time"),
+    ("soon", None, "--since: 'soon' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time"),
+    (None, "tomorrow", "--until: 'tomorrow' is not an ISO 8601 time"),
     ("2024-06-01", None, "--since 2024-06-01 is after --until (the newest entry)"),
+    ("100000d", None, "--since 100000d: the window would be 100000 days long; rehome counts at most 10950 days "
+                      "(30 years)"),
+    ("0001-01-01", None, "--since 0001-01-01: the window would be 739006 days long; rehome counts at most "
+                         "10950 days (30 years)"),
+    ("2024-04-01", "9999-12-31", "--since 2024-04-01: the window would be 2913082 days long; rehome counts at "
+                                 "most 10950 days (30 years)"),
+    (None, "0001-01-03", "--since 7d: the window would start before the year 1"),
+    (None, "0001-01-01T00:00:00+01:00", "--until: '0001-01-01T00:00:00+01:00' is outside the years 1 to 9999"),
 ])
 def test_bad_windows_are_usage_errors(tmp_path: Path, since: str | None, until: str | None, message: str) -> None:
     path = write_ndjson(tmp_path / "pulls.ndjson", [log_entry("2024-05-01T10:00:00Z", "redis:7")])
@@ -117,6 +127,54 @@ def test_long_windows_use_wider_buckets_that_divide_six_hours() -> None:
     assert bucket_width(Window(0, 7 * DAY)) == MINUTE
     assert bucket_width(Window(0, 365 * DAY)) == 12 * MINUTE
     assert (365 * DAY) // (12 * MINUTE) < MAX_BUCKETS
+    # The longest window rehome takes still fits: memory per image never grows with the window.
+    assert MAX_WINDOW // bucket_width(Window(0, MAX_WINDOW)) < MAX_BUCKETS
+
+
+def test_the_longest_window_counts(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "pulls.ndjson", [log_entry("2024-05-01T10:00:00Z", "redis:7")])
+    counts = load_counts(str(path), since="10950d")
+    assert (counts.window, counts.lookup("redis:7")) == (Window(parse_time("2024-05-01T10:00:00Z") - MAX_WINDOW,
+                                                                parse_time("2024-05-01T10:00:00Z")), (1, 1))
+
+
+def test_sums_beyond_64_bits_are_counted_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(f"timeOfImagePull,imageName,numberOfPulls\n2024-05-01T10:00:00Z,nginx,{MAX_PULLS}\n"
+                    f"2024-05-01T10:00:00Z,nginx,{MAX_PULLS}\n2024-05-01T10:00:00Z,nginx:latest,{MAX_PULLS}\n")
+    [row] = load_counts(str(path)).images
+    assert (row.pulls, row.repository_pulls, row.peak_6h) == (3 * MAX_PULLS, 3 * MAX_PULLS, 3 * MAX_PULLS)
+
+
+def test_entries_dated_in_the_future_do_not_move_the_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("time.time", lambda: parse_time("2024-05-02T00:00:00Z") / 1e6)
+    path = write_ndjson(tmp_path / "pulls.ndjson", [
+        log_entry("2024-05-01T10:00:00Z", "redis:7"),
+        log_entry("2099-05-01T10:00:00Z", "redis:7"),            # 2: a clock gone wrong
+        log_entry("2024-05-02T00:59:00Z", "redis:7"),            # 3: within the hour clocks may disagree
+        log_entry("2099-06-01T10:00:00Z", "redis:7", reason="Pulled"),
+    ])
+    source = "pulls.ndjson (Cloud Logging export, one JSON entry per line)"
+    with logged() as messages:
+        counts = load_counts(str(path))
+    assert messages == [f"{source}: entries dated in the future left out: 2 (the first at 2: 2099-05-01T10:00:00Z); "
+                        "the window ends at the newest entry up to now (--until sets another end)"]
+    assert (counts.window, counts.lookup("redis:7")) == (
+        Window(parse_time("2024-04-25T00:59:00Z"), parse_time("2024-05-02T00:59:00Z")), (2, 2))
+    with logged() as messages:
+        counts = load_counts(str(path), until="2099-05-01T10:00:00Z", since="1d")
+    assert (messages, counts.lookup("redis:7")) == ([], (1, 1))
+
+
+def test_only_entries_dated_in_the_future_leave_a_window_ending_now(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("time.time", lambda: parse_time("2024-05-02T00:00:00Z") / 1e6)
+    path = write_ndjson(tmp_path / "pulls.ndjson", [log_entry("2099-05-01T10:00:00Z", "redis:7")])
+    with logged() as messages:
+        counts = load_counts(str(path))
+    assert len(messages) == 1
+    assert (counts.window, counts.images) == (
+        Window(parse_time("2024-04-25T00:00:00Z"), parse_time("2024-05-02T00:00:00Z")), ())
 
 
 def test_malformed_entries_are_counted_with_the_first_positions(tmp_path: Path) -> None:

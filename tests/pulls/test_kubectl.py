@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bot.pulls.kubectl import KubectlEvents
-from bot.pulls.source import Entry, Malformed, SourceError
+from bot.pulls.source import MAX_PULLS, Entry, Malformed, SourceError
 from bot.pulls.times import parse_time
 from tests.pulls.logdata import kube_event
 
@@ -38,11 +38,11 @@ def test_pulling_events_count_with_their_repeat_count_and_last_time() -> None:
         repeated, series, event_time_only,
         no_reason, no_time, bad_count, "text",
     ]) == [
-        Entry(parse_time(T), "nginx:1.14.2", 1),
-        Entry(parse_time(T), None), Entry(parse_time(T), None),
-        Entry(parse_time(T), "redis:7", 3),
-        Entry(parse_time("2024-05-01T11:00:00Z"), "busybox", 4),
-        Entry(parse_time("2024-05-01T12:00:00Z"), "nginx:1.14.2", 1),
+        Entry(parse_time(T), "nginx:1.14.2", 1, position=1),
+        Entry(parse_time(T), None, position=2), Entry(parse_time(T), None, position=3),
+        Entry(parse_time(T), "redis:7", 3, position=4),
+        Entry(parse_time("2024-05-01T11:00:00Z"), "busybox", 4, position=5),
+        Entry(parse_time("2024-05-01T12:00:00Z"), "nginx:1.14.2", 1, position=6),
         Malformed(7), Malformed(8), Malformed(9), Malformed(10),
     ]
 
@@ -50,7 +50,8 @@ def test_pulling_events_count_with_their_repeat_count_and_last_time() -> None:
 def test_items_after_other_members_and_empty_lists() -> None:
     assert events([]) == []
     text = json.dumps({"kind": "List", "metadata": {"a": [1, {"b": "]"}]}, "items": [kube_event(T, "nginx")]})
-    assert list(KubectlEvents().entries(io.BytesIO(text.encode()), "e.json")) == [Entry(parse_time(T), "nginx", 1)]
+    assert list(KubectlEvents().entries(io.BytesIO(text.encode()), "e.json")) == [
+        Entry(parse_time(T), "nginx", 1, position=1)]
 
 
 def test_broken_document_is_an_error() -> None:
@@ -63,3 +64,14 @@ def test_sniff() -> None:
     assert KubectlEvents().sniff('{\n    "apiVersion": "v1",\n    "items": [\n')
     assert not KubectlEvents().sniff('{"insertId": "x", "jsonPayload": {"items": 1}}\n')
     assert not KubectlEvents().sniff("[]")
+
+
+def test_a_byte_order_mark_and_counts_beyond_64_bits() -> None:
+    huge = kube_event(T, "redis")
+    huge["count"] = MAX_PULLS + 1
+    text = "\ufeff" + json.dumps({"apiVersion": "v1", "items": [
+        kube_event(T, "nginx", count=MAX_PULLS), huge, kube_event(T, "busybox", count=12345)]})
+    text = text.replace("12345", "9" * 5000)  # more digits than Python converts to an int
+    assert list(KubectlEvents().entries(io.BytesIO(text.encode()), "e.json")) == [
+        Entry(parse_time(T), "nginx", MAX_PULLS, position=1), Malformed(2), Malformed(3),
+    ]

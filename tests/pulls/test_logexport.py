@@ -41,10 +41,10 @@ def test_ndjson_pulls_other_reasons_and_malformed_lines() -> None:
         "[1, 2]",                                            # 12
         log_entry(T, "quay.io/jetstack/cert-manager-controller:v1.14.4", cluster=None),  # 13
     ]) == [
-        Entry(T_US, "nginx:1.14.2", 1, "acme/us-central1/prod"),
-        Entry(T_US, None), Entry(T_US, None), Entry(T_US, None),
+        Entry(T_US, "nginx:1.14.2", 1, "acme/us-central1/prod", 1),
+        Entry(T_US, None, position=2), Entry(T_US, None, position=3), Entry(T_US, None, position=4),
         Malformed(5), Malformed(7), Malformed(8), Malformed(9), Malformed(10), Malformed(11), Malformed(12),
-        Entry(T_US, "quay.io/jetstack/cert-manager-controller:v1.14.4", 1, None),
+        Entry(T_US, "quay.io/jetstack/cert-manager-controller:v1.14.4", 1, None, 13),
     ]
 
 
@@ -53,7 +53,7 @@ def test_json_array_positions_are_entries_not_lines() -> None:
     del broken["jsonPayload"]
     text = json.dumps([log_entry(T, "nginx"), "not an entry", broken, log_entry(T, "nginx", reason="Pulled")], indent=2)
     assert list(JsonArrayExport().entries(io.BytesIO(text.encode()), "pulls.json")) == [
-        Entry(T_US, "nginx", 1, "acme/us-central1/prod"), Malformed(2), Malformed(3), Entry(T_US, None),
+        Entry(T_US, "nginx", 1, "acme/us-central1/prod", 1), Malformed(2), Malformed(3), Entry(T_US, None, position=4),
     ]
 
 
@@ -84,5 +84,24 @@ def test_sniff(head: str, ndjson: bool, array: bool) -> None:
 def test_ndjson_with_a_byte_order_mark_and_crlf_lines() -> None:
     text = "\ufeff" + json.dumps(log_entry(T, "nginx")) + "\r\n" + json.dumps(log_entry(T, "redis")) + "\r\n"
     assert list(NdjsonExport().entries(io.BytesIO(text.encode()), "p.ndjson")) == [
-        Entry(T_US, "nginx", 1, "acme/us-central1/prod"), Entry(T_US, "redis", 1, "acme/us-central1/prod"),
+        Entry(T_US, "nginx", 1, "acme/us-central1/prod", 1), Entry(T_US, "redis", 1, "acme/us-central1/prod", 2),
+    ]
+
+
+def test_an_ndjson_line_that_is_not_utf8_is_malformed_and_the_rest_counts() -> None:
+    latin1 = json.dumps(log_entry(T, "café:1"), ensure_ascii=False).encode("latin-1")
+    out_of_range = log_entry(T, "redis")
+    out_of_range["timestamp"] = "0001-01-01T00:00:00+01:00"
+    data = b"\n".join([json.dumps(log_entry(T, "nginx")).encode(), latin1, json.dumps(out_of_range).encode(),
+                       json.dumps(log_entry(T, "redis")).encode()]) + b"\n"
+    assert list(NdjsonExport().entries(io.BytesIO(data), "p.ndjson")) == [
+        Entry(T_US, "nginx", 1, "acme/us-central1/prod", 1), Malformed(2), Malformed(3),
+        Entry(T_US, "redis", 1, "acme/us-central1/prod", 4),
+    ]
+
+
+def test_a_json_array_with_a_byte_order_mark() -> None:
+    text = "\ufeff" + json.dumps([log_entry(T, "nginx")])
+    assert list(JsonArrayExport().entries(io.BytesIO(text.encode()), "p.json")) == [
+        Entry(T_US, "nginx", 1, "acme/us-central1/prod", 1),
     ]
