@@ -19,6 +19,11 @@ from bot.pulls.times import from_datetime, to_datetime
 SCHEME = "bigquery://"
 SCOPES = ("https://www.googleapis.com/auth/bigquery",)
 ENDPOINT_ENV = "REHOME_BIGQUERY_ENDPOINT"
+# The client retries an unreachable BigQuery for 10 minutes (40 with job retries), silently: give up
+# after RETRY_SECONDS of retries, each request waiting at most REQUEST_SECONDS. A query that takes
+# longer still runs: the client asks again for its result while it runs.
+RETRY_SECONDS = 20.0
+REQUEST_SECONDS = 30.0
 # Project IDs may be domain-scoped (`example.com:project`); dataset IDs are letters, digits, `_`.
 _LOCATION_RE = re.compile(r"^([a-z][a-z0-9.:-]*[a-z0-9])\.([A-Za-z0-9_]+)$")
 
@@ -76,16 +81,31 @@ def make_client(project: str) -> Any:
 def query_entries(client: Any, project: str, dataset: str, window: Window) -> Iterator[Entry | Malformed]:
     """One entry per (day, image) row; a row whose message names no image is malformed (its row number)."""
     bigquery = _bigquery()
-    from google.api_core.exceptions import GoogleAPIError
+    from google.api_core.exceptions import GoogleAPIError, RetryError
+    from google.auth.exceptions import GoogleAuthError
+    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+    from requests.exceptions import RequestException
 
     config = bigquery.QueryJobConfig(query_parameters=[
         bigquery.ScalarQueryParameter("since", "TIMESTAMP", to_datetime(window.since)),
         bigquery.ScalarQueryParameter("until", "TIMESTAMP", to_datetime(window.until)),
     ])
+    where = f"bigquery://{project}.{dataset}"
     try:
-        rows = list(client.query_and_wait(QUERY.format(project=project, dataset=dataset), job_config=config))
+        rows = list(client.query_and_wait(
+            QUERY.format(project=project, dataset=dataset), job_config=config, api_timeout=REQUEST_SECONDS,
+            retry=DEFAULT_RETRY.with_timeout(RETRY_SECONDS), job_retry=DEFAULT_JOB_RETRY.with_timeout(RETRY_SECONDS),
+        ))
+    except RetryError as exc:
+        last = exc.cause
+        while isinstance(last, RetryError):  # the job's retries around the request's
+            last = last.cause
+        raise SourceError(f"{where}: BigQuery did not answer within {RETRY_SECONDS:g}s of retries: {last}",
+                          hint=f"check the network, or {ENDPOINT_ENV} if it is set") from None
     except GoogleAPIError as exc:
-        raise SourceError(f"bigquery://{project}.{dataset}: the query failed: {exc}") from None
+        raise SourceError(f"{where}: the query failed: {exc}") from None
+    except (GoogleAuthError, RequestException) as exc:
+        raise SourceError(f"{where}: cannot reach BigQuery: {exc}") from None
     for number, row in enumerate(rows, 1):
         if not row["imageName"] or row["day"] is None:
             yield Malformed(number)

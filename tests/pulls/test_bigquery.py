@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +10,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery as bq
 
-from bot.pulls import load_counts
+from bot.pulls import bigquery, load_counts
 from bot.pulls.bigquery import parse_location, query_entries
 from bot.pulls.model import Window
 from bot.pulls.source import Entry, Malformed, SourceError
@@ -109,3 +112,46 @@ def test_query_errors_and_bad_locations(tmp_path: Path, monkeypatch: pytest.Monk
     assert parse_location("bigquery://example.com:acme.logs_1") == ("example.com:acme", "logs_1")
     with pytest.raises(SourceError, match="expected bigquery://PROJECT.DATASET"):
         parse_location("bigquery://just-a-project")
+
+
+@pytest.fixture()
+def short_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bigquery, "RETRY_SECONDS", 1.0)
+    monkeypatch.setattr(bigquery, "REQUEST_SECONDS", 1.0)
+
+
+def unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str) -> SourceError:
+    with serve(token_answer) as tokens:
+        adc = write_adc(tmp_path / "adc.json", tokens.url + "/token")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+        monkeypatch.setenv("REHOME_BIGQUERY_ENDPOINT", endpoint)
+        started = time.monotonic()
+        with pytest.raises(SourceError) as caught:
+            load_counts("bigquery://acme-logs.pull_logs", until="2024-05-03")
+    assert time.monotonic() - started < 10
+    assert caught.value.hint == "check the network, or REHOME_BIGQUERY_ENDPOINT if it is set"
+    return caught.value
+
+
+def test_bigquery_refusing_connections_fails_after_a_bounded_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   short_retries: None) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    error = unreachable(tmp_path, monkeypatch, endpoint)
+    assert re.fullmatch(r"bigquery://acme-logs\.pull_logs: BigQuery did not answer within 1s of retries: "
+                        r".*Connection refused.*", error.message), error.message
+
+
+def test_bigquery_that_never_answers_fails_after_a_bounded_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 short_retries: None) -> None:
+    with socket.socket() as silent:  # takes connections (the kernel does), never reads or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        error = unreachable(tmp_path, monkeypatch, f"http://127.0.0.1:{silent.getsockname()[1]}")
+    assert re.fullmatch(r"bigquery://acme-logs\.pull_logs: BigQuery did not answer within 1s of retries: "
+                        r".*[Rr]ead timed out.*", error.message), error.message
+
+
+def test_the_default_retries_give_up_well_within_a_minute() -> None:
+    assert bigquery.RETRY_SECONDS + bigquery.REQUEST_SECONDS < 60
