@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from bot.output import print_json
-from bot.pulls.sink import SINK_NAME, Dataset, LoggingApi, SinkResult, ensure_sink, gcloud_commands, logging_client
+from bot.pulls.sink import SINK_NAME, Dataset, LoggingApi, SinkResult, check_project, ensure_sink, gcloud_commands
+from bot.pulls.sink import logging_client
 
 HELP = "create the log sink of image pulls into BigQuery in each project (for `rehome pulls bigquery://…`)"
 
@@ -20,13 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    projects = [check_project(project) for project in args.projects]
     dataset = Dataset.parse(args.dataset)
     if args.print_only:
-        print("\n".join(gcloud_commands(args.projects, dataset)))
+        print("\n".join(gcloud_commands(projects, dataset)))
         return 0
     with logging_client() as client:
         api = LoggingApi(client)
-        results = [ensure_sink(api, project, dataset) for project in args.projects]
+        results = [ensure_sink(api, project, dataset) for project in projects]
     if args.format == "json":
         print_json({"version": 1, "sink": SINK_NAME, "destination": dataset.destination,
                     "grant": {"role": "roles/bigquery.dataEditor", "dataset": args.dataset},

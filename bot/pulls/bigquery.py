@@ -24,8 +24,11 @@ ENDPOINT_ENV = "REHOME_BIGQUERY_ENDPOINT"
 # longer still runs: the client asks again for its result while it runs.
 RETRY_SECONDS = 20.0
 REQUEST_SECONDS = 30.0
-# Project IDs may be domain-scoped (`example.com:project`); dataset IDs are letters, digits, `_`.
-_LOCATION_RE = re.compile(r"^([a-z][a-z0-9.:-]*[a-z0-9])\.([A-Za-z0-9_]+)$")
+# A project ID: 6 to 30 lowercase letters, digits and hyphens, starting with a letter and not ending
+# with a hyphen; older projects may be domain-scoped (`example.com:project`).
+PROJECT_ID = r"(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
+# PROJECT.DATASET; dataset IDs are letters, digits, `_`.
+PROJECT_DATASET_RE = re.compile(rf"({PROJECT_ID})\.([A-Za-z0-9_]+)")
 
 QUERY = """\
 SELECT
@@ -46,7 +49,7 @@ def is_bigquery(source: str) -> bool:
 
 
 def parse_location(source: str) -> tuple[str, str]:
-    match = _LOCATION_RE.match(source[len(SCHEME):])
+    match = PROJECT_DATASET_RE.fullmatch(source[len(SCHEME):])
     if match is None:
         raise SourceError(f"{source}: expected bigquery://PROJECT.DATASET (for example bigquery://acme-prod.pull_logs)")
     return match.group(1), match.group(2)

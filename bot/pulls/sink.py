@@ -10,10 +10,12 @@ import os
 import re
 import shlex
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from bot.errors import RehomeError, UsageError
+from bot.pulls.bigquery import PROJECT_DATASET_RE, PROJECT_ID
 
 SINK_NAME = "image_pull_logs"
 SINK_FILTER = 'resource.type="k8s_pod" jsonPayload.reason="Pulling"'
@@ -21,7 +23,13 @@ ENDPOINT = "https://logging.googleapis.com"
 ENDPOINT_ENV = "REHOME_LOGGING_ENDPOINT"
 SCOPES = ("https://www.googleapis.com/auth/logging.admin",)
 GRANT_ROLE = "roles/bigquery.dataEditor"
-_DATASET_RE = re.compile(r"^([a-z][a-z0-9.:-]*[a-z0-9])\.([A-Za-z0-9_]+)$")
+
+
+def check_project(project: str) -> str:
+    if re.fullmatch(PROJECT_ID, project) is None:
+        raise UsageError(f"--projects {project!r}: not a project ID (6 to 30 lowercase letters, digits and "
+                         "hyphens, starting with a letter; for example acme-prod)")
+    return project
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +39,7 @@ class Dataset:
 
     @classmethod
     def parse(cls, text: str) -> Dataset:
-        match = _DATASET_RE.match(text)
+        match = PROJECT_DATASET_RE.fullmatch(text)
         if match is None:
             raise UsageError(f"--dataset {text!r}: expected PROJECT.DATASET (for example acme-logs.pull_logs)")
         return cls(match.group(1), match.group(2))
@@ -60,9 +68,20 @@ class LoggingApi:
     def __init__(self, client: httpx.Client) -> None:
         self._client = client
 
-    def _check(self, response: httpx.Response) -> dict[str, Any]:
+    def _call(self, step: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:  # refused, timed out, cut off: the next project may still work
+            raise RehomeError(f"Cloud Logging API: {step}: cannot reach {self._client.base_url}: "
+                              f"{exc or type(exc).__name__}") from None
+
+    def _check(self, step: str, response: httpx.Response) -> dict[str, Any]:
         if response.is_success:
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                raise RehomeError(f"Cloud Logging API: {step}: the answer is not JSON: "
+                                  f"{response.text[:200]!r}") from None
         try:
             detail = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
@@ -70,16 +89,23 @@ class LoggingApi:
         raise RehomeError(f"Cloud Logging API: {response.status_code} {detail}")
 
     def get_sink(self, project: str, name: str) -> dict[str, Any] | None:
-        response = self._client.get(f"/v2/projects/{project}/sinks/{name}")
+        step = "reading the sink"
+        response = self._call(step, "GET", f"/v2/projects/{_segment(project)}/sinks/{_segment(name)}")
         if response.status_code == 404:
             return None
-        return self._check(response)
+        return self._check(step, response)
 
     def create_sink(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
         # No retry: a create is not idempotent, and a second run finds the sink anyway.
-        response = self._client.post(f"/v2/projects/{project}/sinks", params={"uniqueWriterIdentity": "true"},
-                                     json=body)
-        return self._check(response)
+        step = "creating the sink"
+        response = self._call(step, "POST", f"/v2/projects/{_segment(project)}/sinks",
+                              params={"uniqueWriterIdentity": "true"}, json=body)
+        return self._check(step, response)
+
+
+def _segment(text: str) -> str:
+    """One segment of a request path (`:` of a domain-scoped project stays as it is)."""
+    return quote(text, safe=":")
 
 
 def _same_filter(a: str, b: str) -> bool:
@@ -110,7 +136,7 @@ def logging_client() -> httpx.Client:
     try:
         import google.auth
         import google.auth.transport.requests
-        from google.auth.exceptions import DefaultCredentialsError, RefreshError
+        from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
     except ImportError:
         raise UsageError("rehome sink needs google-auth", hint="pip install 'rehome-bot[gcp]'") from None
     try:
@@ -119,6 +145,8 @@ def logging_client() -> httpx.Client:
     except (DefaultCredentialsError, RefreshError) as exc:
         raise RehomeError(f"no usable Google Cloud credentials: {exc}",
                           hint="gcloud auth application-default login") from None
+    except TransportError as exc:
+        raise RehomeError(f"cannot get a Google Cloud access token, no project was changed: {exc}") from None
     return httpx.Client(
         base_url=os.environ.get(ENDPOINT_ENV, ENDPOINT), timeout=30,
         headers={"Authorization": f"Bearer {credentials.token}"},

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.cli import main
@@ -122,6 +125,80 @@ gcloud logging sinks create image_pull_logs {DESTINATION} --project=acme-dev '--
 
 
 def test_a_bad_dataset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sink", "--projects", "p", "--dataset", "just_a_dataset", "--print"]) == 2
-    assert capsys.readouterr().err == (
-        "rehome: error: --dataset 'just_a_dataset': expected PROJECT.DATASET (for example acme-logs.pull_logs)\n")
+    for dataset in ("just_a_dataset", "logs.pull_logs", "acme-logs/x.pull_logs"):
+        assert main(["sink", "--projects", "acme-prod", "--dataset", dataset, "--print"]) == 2
+        assert capsys.readouterr().err == (
+            f"rehome: error: --dataset {dataset!r}: expected PROJECT.DATASET (for example acme-logs.pull_logs)\n")
+
+
+BAD_PROJECTS = ["acme", "a" * 31, "Acme-prod", "1acme-prod", "acme-prod-", "acme_prod", "acme-prod/sinks/x",
+                "../../v2/x", "acme-prod?x=1", "example.com:acme", ":acme-prod"]
+
+
+def test_a_bad_project_id_is_a_usage_error_before_any_call(logging_api: Any,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    for project in BAD_PROJECTS:
+        for extra in ([], ["--print"]):
+            assert main(["sink", "--projects", "acme-prod", project, "--dataset", "acme-logs.pull_logs", *extra]) == 2
+            assert capsys.readouterr() == ("", (
+                f"rehome: error: --projects {project!r}: not a project ID (6 to 30 lowercase letters, digits and "
+                "hyphens, starting with a letter; for example acme-prod)\n"))
+    assert logging_api.requests == []
+
+
+def test_a_domain_scoped_project_is_one_path_segment(logging_api: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sink", "--projects", "example.com:acme-prod", "--dataset", "example.com:acme-logs.pull_logs",
+                 "--format", "json"]) == 0
+    destination = "bigquery.googleapis.com/projects/example.com:acme-logs/datasets/pull_logs"
+    assert json.loads(capsys.readouterr().out)["destination"] == destination
+    assert calls(logging_api) == [
+        ("GET", "/v2/projects/example.com:acme-prod/sinks/image_pull_logs", {}),
+        ("POST", "/v2/projects/example.com:acme-prod/sinks",
+         {"name": "image_pull_logs", "destination": destination, "filter": FILTER}),
+    ]
+
+
+def test_an_unreachable_api_fails_each_project_by_name(logging_api: Any, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setenv("REHOME_LOGGING_ENDPOINT", endpoint)
+    assert main(["sink", "--projects", "acme-prod", "acme-dev", "--dataset", "acme-logs.pull_logs"]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert re.fullmatch(
+        f"acme-prod: failed: Cloud Logging API: reading the sink: cannot reach {endpoint}: .*Connection refused.*\n"
+        f"acme-dev: failed: Cloud Logging API: reading the sink: cannot reach {endpoint}: .*Connection refused.*\n",
+        out), out
+
+
+def test_a_network_error_midway_keeps_the_projects_done(logging_api: Any, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def cut_off(request: httpx.Request) -> httpx.Response:
+        if "/acme-gone/" in request.url.path:
+            raise httpx.ConnectError("connection refused")
+        if "/acme-cut/" in request.url.path and request.method == "POST":
+            raise httpx.ReadError("connection reset by peer")
+        with httpx.Client(base_url=logging_api.url) as real:
+            answer = real.request(request.method, request.url.path, params=request.url.params,
+                                  headers=request.headers, content=request.content)
+            return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+    def client() -> httpx.Client:
+        return httpx.Client(base_url="https://logging.example", transport=httpx.MockTransport(cut_off),
+                            headers={"Authorization": "Bearer test-token"})
+
+    monkeypatch.setattr("bot.commands.sink.logging_client", client)
+    assert main(["sink", "--projects", "acme-prod", "acme-gone", "acme-cut", "acme-next",
+                 "--dataset", "acme-logs.pull_logs", "--format", "json"]) == 1
+    writer = "serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com"
+    assert json.loads(capsys.readouterr().out)["sinks"] == [
+        {"project": "acme-prod", "status": "created", "writer_identity": writer, "message": None},
+        {"project": "acme-gone", "status": "failed", "writer_identity": None,
+         "message": "Cloud Logging API: reading the sink: cannot reach https://logging.example: connection refused"},
+        {"project": "acme-cut", "status": "failed", "writer_identity": None,
+         "message": "Cloud Logging API: creating the sink: cannot reach https://logging.example: "
+                    "connection reset by peer"},
+        {"project": "acme-next", "status": "created", "writer_identity": writer, "message": None},
+    ]

@@ -109,9 +109,10 @@ def test_query_errors_and_bad_locations(tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.setenv("REHOME_BIGQUERY_ENDPOINT", api.url)
         with pytest.raises(SourceError, match=r"^bigquery://acme-logs\.pull_logs: the query failed: 403 .*Access Denied"):
             load_counts("bigquery://acme-logs.pull_logs", until="2024-05-03")
-    assert parse_location("bigquery://example.com:acme.logs_1") == ("example.com:acme", "logs_1")
-    with pytest.raises(SourceError, match="expected bigquery://PROJECT.DATASET"):
-        parse_location("bigquery://just-a-project")
+    assert parse_location("bigquery://example.com:acme-logs.logs_1") == ("example.com:acme-logs", "logs_1")
+    for location in ("just-a-project", "acme.logs", "acme-logs-.logs", "Acme-logs.logs", "acme-logs.`x`"):
+        with pytest.raises(SourceError, match="expected bigquery://PROJECT.DATASET"):
+            parse_location(f"bigquery://{location}")
 
 
 @pytest.fixture()
