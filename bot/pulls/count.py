@@ -23,7 +23,7 @@ from bot.pulls.model import ClusterCount, DayCount, ImageCount, Limit, PullCount
 from bot.pulls.model import display_name, join_key, repository_of
 from bot.pulls.source import Entry, Malformed
 from bot.pulls.times import DAY, EARLIEST, HOUR, MINUTE, BadTime, format_day, format_time, now
-from bot.pulls.times import parse_duration, parse_time
+from bot.pulls.times import OutOfRange, parse_duration, parse_time
 
 log = logging.getLogger("rehome")
 
@@ -73,6 +73,8 @@ def _since(text: str, until: int) -> int:
         pass
     try:
         return parse_time(text)
+    except OutOfRange:
+        raise
     except BadTime:
         raise BadTime(f"{text!r} is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time") from None
 

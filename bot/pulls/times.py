@@ -21,6 +21,10 @@ class BadTime(ValueError):
     """Text that is not a time (or duration) this module understands."""
 
 
+class OutOfRange(BadTime):
+    """A time this module reads, but outside the years it can show."""
+
+
 # What datetime (and so format_time) can show: the years 1 to 9999.
 EARLIEST = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
 LATEST = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
@@ -28,7 +32,7 @@ LATEST = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - _EPO
 
 def _in_range(micros: int, text: str) -> int:
     if not EARLIEST <= micros <= LATEST:
-        raise BadTime(f"{text} is outside the years 1 to 9999")
+        raise OutOfRange(f"{text} is outside the years 1 to 9999")
     return micros
 
 

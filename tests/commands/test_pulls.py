@@ -191,6 +191,7 @@ def test_kubectl_events_gzipped(tmp_path: Path, capsys: pytest.CaptureFixture[st
                                 "10950 days (30 years)"),
     (["--until", "0001-01-01"], "--since 7d: the window would start before the year 1"),
     (["--until", "9999-12-31T23:59:59-01:00"], "--until: '9999-12-31T23:59:59-01:00' is outside the years 1 to 9999"),
+    (["--since", "0001-01-01T00:00:00+01:00"], "--since: '0001-01-01T00:00:00+01:00' is outside the years 1 to 9999"),
     (["--since", "9" * 40 + "d"],
      f"--since: '{'9' * 40}d' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time"),
     (["--track", "--to", "us-docker.pkg.dev/acme/mirror:v1"],
