@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "/api/v3"
+GATE_LIMIT = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,8 @@ class GitHubServer:
         self.faults: list[tuple[str, str, int, dict[str, str], dict[str, Any]]] = []
         # Seconds to wait before answering matching requests: (method, path regex, seconds).
         self.delays: list[tuple[str, str, float]] = []
+        # Requests held until the event is set (at most GATE_LIMIT seconds): (method, path regex, event).
+        self.gates: list[tuple[str, str, threading.Event]] = []
         # Extra headers on every answer (e.g. X-RateLimit-*), computed per request.
         self.rate_headers: Callable[[], dict[str, str]] | None = None
         # GitHub App: the installation per organisation, and how long an installation token lives.
@@ -266,6 +269,9 @@ class GitHubServer:
                 delay = sum(d[2] for d in list(server.delays) if d[0] == self.command and re.search(d[1], path))
                 if delay:
                     time.sleep(delay)
+                for method, pattern, gate in list(server.gates):
+                    if method == self.command and re.search(pattern, path):
+                        gate.wait(GATE_LIMIT)
                 with server._lock:
                     fault = next((f for f in server.faults if f[0] == self.command and re.search(f[1], path)), None)
                     try:

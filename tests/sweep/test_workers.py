@@ -131,7 +131,9 @@ def _sweep_process(org: Org, *args: str) -> subprocess.Popen[str]:
 def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_finish(
         org: Org, capsys, tmp_path, how: str) -> None:
     state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
-    org.github.delays.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", 0.5))
+    # Each repository's first question to GitHub waits until the signal is sent: both are surely running then.
+    hold = threading.Event()
+    org.github.gates.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", hold))
     which = ("--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2", "--state", str(state))
     process = _sweep_process(org, *which, "--report", str(reports))
     try:
@@ -143,6 +145,7 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
             os.killpg(process.pid, signal.SIGINT)
         else:
             process.send_signal(signal.SIGTERM)
+        hold.set()
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
