@@ -93,19 +93,53 @@ class SweepReport:
             raise UsageError(f"{where}: not a rehome sweep report (version {VERSION})")
         try:
             uses: dict[str, list[ImageUse]] = {}
-            for image in data["images"]:
-                for user in image["repositories"]:
+            for image in _listed(data, "images", _IMAGE_FIELDS):
+                for user in _listed(image, "repositories", _USER_FIELDS):
+                    if not all(isinstance(f, str) for f in user["files"]):
+                        raise ValueError(f"the files of {user['repo']} are not all paths")
                     uses.setdefault(user["repo"], []).append(ImageUse(
                         image["image"], image["target"], image["pulls"], image["status"], tuple(user["files"])))
-            repos = tuple(RepoEntry(**r, images=tuple(uses.get(r["repo"], ()))) for r in data["repositories"])
+            repos = tuple(RepoEntry(**r, images=tuple(uses.get(r["repo"], ())))
+                          for r in _listed(data, "repositories", _REPO_FIELDS))
+            bad_status = next((r for r in repos if r.status not in ORDER), None)
+            if bad_status is not None:
+                raise ValueError(f"{bad_status.repo}: unknown status {bad_status.status!r}")
+            _checked(data, {"mode": (str,), "destination": (str,)}, "the report")
             # Reports written before `interrupted` was a field are of sweeps that went through.
             interrupted, not_reached = data.get("interrupted", False), data.get("not_reached", 0)
             if not isinstance(interrupted, bool) or not isinstance(not_reached, int) or isinstance(not_reached, bool):
                 raise UsageError(f"{where}: not a rehome sweep report: \"interrupted\" must be true or false and "
                                  f"\"not_reached\" a count, not {interrupted!r} and {not_reached!r}")
             return cls(data["mode"], data["destination"], repos, interrupted, not_reached)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"{where}: not a rehome sweep report: {exc!r}") from None
+        except KeyError as exc:
+            raise UsageError(f"{where}: not a rehome sweep report: {exc} is missing") from None
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{where}: not a rehome sweep report: {exc}") from None
+
+
+_TEXT, _MAYBE_TEXT, _MAYBE_COUNT = (str,), (str, type(None)), (int, type(None))
+_REPO_FIELDS = {"repo": _TEXT, "status": _TEXT, "pr_url": _MAYBE_TEXT, "head": _MAYBE_TEXT, "error": _MAYBE_TEXT,
+                "third_party": _MAYBE_COUNT, "internal": _MAYBE_COUNT, "unresolved": _MAYBE_COUNT}
+_IMAGE_FIELDS = {"image": _TEXT, "target": _TEXT, "pulls": _MAYBE_COUNT, "status": _MAYBE_TEXT, "repositories": (list,)}
+_USER_FIELDS = {"repo": _TEXT, "files": (list,)}
+
+
+def _listed(data: dict[str, Any], key: str, fields: dict[str, tuple[type, ...]]) -> list[dict[str, Any]]:
+    """The objects listed under `key`, each with `fields` of the given types (a count is never true or false)."""
+    items = data[key]
+    if not isinstance(items, list):
+        raise ValueError(f'"{key}" is not a list')
+    return [_checked(item, fields, f'an entry of "{key}"') for item in items]
+
+
+def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ValueError(f"{what} is not an object: {item!r}")
+    for name, types in fields.items():
+        value = item[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f'{what}: "{name}" is {value!r}')
+    return item
 
 
 def make_report(mode: str, destination: str, repositories: Iterable[RepoEntry], *, interrupted: bool = False,

@@ -1,11 +1,14 @@
 """A sweep's reports: an interrupted sweep says so in each of them, and shards merge with it."""
 from __future__ import annotations
 
+import dataclasses
 import json
+
+import pytest
 
 from bot.commands.sweep import render
 from bot.sweep import report as sweep_report
-from bot.sweep.report import RepoEntry
+from bot.sweep.report import ImageUse, RepoEntry
 from tests.helpers import run_cli
 
 DESTINATION = "mirror.example/acme"
@@ -85,4 +88,31 @@ def test_a_report_whose_interrupted_field_is_not_a_boolean_is_refused(capsys, tm
     assert (code, out) == (2, "")
     assert err == (f"rehome: error: {tmp_path / 'shard-0' / 'report.json'}: not a rehome sweep report: "
                    "\"interrupted\" must be true or false and \"not_reached\" a count, not 'false' and 0\n")
+    assert not (tmp_path / "merged").exists()
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (lambda r: r["repositories"][0].update(third_party="3"), 'an entry of "repositories": "third_party" is \'3\''),
+    (lambda r: r["repositories"][0].update(third_party=True), 'an entry of "repositories": "third_party" is True'),
+    (lambda r: r["repositories"][0].update(repo=5), 'an entry of "repositories": "repo" is 5'),
+    (lambda r: r["repositories"][0].update(status="merged"), "acme/shop: unknown status 'merged'"),
+    (lambda r: r["repositories"][0].pop("head"), "'head' is missing"),
+    (lambda r: r.update(repositories={}), '"repositories" is not a list'),
+    (lambda r: r["repositories"].append("acme/web"), "an entry of \"repositories\" is not an object: 'acme/web'"),
+    (lambda r: r["images"][0].update(pulls="many"), 'an entry of "images": "pulls" is \'many\''),
+    (lambda r: r["images"][0]["repositories"][0].update(files="Dockerfile"),
+     'an entry of "repositories": "files" is \'Dockerfile\''),
+    (lambda r: r["images"][0]["repositories"][0].update(files=[7]), "the files of acme/shop are not all paths"),
+    (lambda r: r.update(destination=None), 'the report: "destination" is None'),
+])
+def test_a_report_with_fields_of_the_wrong_kind_is_refused(capsys, tmp_path, change, problem: str) -> None:
+    nginx = ImageUse("docker.io/library/nginx:1.27", f"{DESTINATION}/docker.io/library/nginx:1.27", 5, "copied",
+                     ("Dockerfile",))
+    report = sweep_report.make_report("sweep", DESTINATION, [dataclasses.replace(SHOP, images=(nginx,))]).to_json()
+    change(report)
+    (tmp_path / "shard-0").mkdir()
+    (tmp_path / "shard-0" / "report.json").write_text(json.dumps(report))
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"))
+    assert (code, out) == (2, "")
+    assert err == f"rehome: error: {tmp_path / 'shard-0' / 'report.json'}: not a rehome sweep report: {problem}\n"
     assert not (tmp_path / "merged").exists()
