@@ -89,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def left_in_place_lines(plan: Plan) -> list[str]:
+    """The references no move covers (unresolved), and those another move's rewrite covers."""
+    return [f"{title}: {ref.path}:{ref.line}:{ref.column}: {ref.raw}: {ref.reason}"
+            for title, refs in (("unresolved", plan.unresolved), ("covered", plan.covered)) for ref in refs]
+
+
 def render(plan: Plan) -> str:
     lines = []
     if plan.moves:
@@ -96,9 +102,7 @@ def render(plan: Plan) -> str:
         lines.append(render_table(("FROM", "TO", "REFS", "PULLS"), rows))
     files = len({r.path for m in plan.moves for r in m.references})
     lines.append(f"{len(plan.moves)} images to move to {plan.destination}, in {files} files")
-    for title, refs in (("unresolved", plan.unresolved), ("covered", plan.covered)):
-        for ref in refs:
-            lines.append(f"{title}: {ref.path}:{ref.line}:{ref.column}: {ref.raw}: {ref.reason}")
+    lines += left_in_place_lines(plan)
     if plan.pin_digest:
         lines.append("pin_digest: references will be pinned to the digest the mirror step verifies")
     return "\n".join(lines)

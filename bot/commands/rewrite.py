@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("".join(unified_diff(r) for r in results if r.changed))
         _print_untouched(results, sys.stdout)
     else:
-        print("\n".join([render(results), *skipped_lines(planned.scanned)]))
+        left = plan_command.left_in_place_lines(planned.plan)
+        print("\n".join([render(results), *left, *skipped_lines(planned.scanned)]))
     return 1 if any(r.new_text is None for r in results) else 0
 
 

@@ -55,3 +55,14 @@ def test_a_file_nested_too_deeply_to_check_is_left_untouched_and_said_so(tmp_pat
     assert out == "0 files rewritten, 0 references moved\n" \
                   "left untouched: deep.yaml: nested too deeply to check that only image names change\n"
     assert (tmp_path / "deep.yaml").read_text() == deep
+
+
+def test_what_stays_in_place_is_listed_as_plan_lists_it(tmp_path: Path, capsys) -> None:
+    _tree(tmp_path)
+    (tmp_path / "b.yaml").write_text(POD.format(name="b", image="${APP_IMAGE}"))
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m")
+    assert (code, err) == (0, "")
+    assert out == ("FILE    REFERENCES\n------  ----------\na.yaml  1\nz.yaml  1\n"
+                   "2 files rewritten, 2 references moved\n"
+                   "unresolved: b.yaml:8:14: ${APP_IMAGE}: contains a variable: ${APP_IMAGE}\n")
+    assert (tmp_path / "b.yaml").read_text() == POD.format(name="b", image="${APP_IMAGE}")
