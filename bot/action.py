@@ -152,6 +152,7 @@ class _InputsParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         for name, flag in INPUT_FLAGS.items():
             message = message.replace(f"argument {flag}:", f"the {name} input:")
+        message = message.replace("argument --github-url:", "GITHUB_API_URL (the GitHub API the runner names):")
         raise UsageError(message)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot import imageref
 from bot.config import Config, find_config, parse_size
@@ -96,9 +97,22 @@ def mapping(args: argparse.Namespace, config: Config) -> str:
     return template
 
 
+def github_url(text: str) -> str:
+    """`--github-url`: an http(s) URL naming a host."""
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # `http://[::1` and the like
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL, e.g. https://github.example.com")
+    return text
+
+
 def add_github_options(group: argparse._ArgumentGroup | argparse.ArgumentParser, *, app: bool = False) -> None:
     """Where GitHub is and how to log in: run, sweep and report share these."""
-    group.add_argument("--github-url", metavar="URL", help="GitHub Enterprise: https://HOST (or its API URL)")
+    group.add_argument("--github-url", metavar="URL", type=github_url,
+                       help="GitHub Enterprise: https://HOST (or its API URL)")
     group.add_argument("--token-env", metavar="NAME", default="GITHUB_TOKEN",
                        help="environment variable holding the GitHub token (default: GITHUB_TOKEN)")
     if app:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from bot.action import _parse, annotations
+from bot.action import _parse, annotations, run_arguments
 from bot.errors import UsageError
 from bot.forge.base import PullRequest
 from bot.pipeline import RunResult
@@ -235,6 +235,14 @@ def test_an_argument_argparse_refuses_names_the_action_input() -> None:
     with pytest.raises(UsageError) as caught:
         _parse(["run", ".", "--labels"])
     assert str(caught.value) == "the labels input: expected one argument"
+
+
+def test_a_github_api_url_that_is_not_a_url_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        _parse(run_arguments({"GITHUB_WORKSPACE": str(tmp_path), "GITHUB_API_URL": "github.acme.com",
+                              "REHOME_DESTINATION": "reg.example.com/mirror"}))
+    assert str(caught.value) == ("GITHUB_API_URL (the GitHub API the runner names): 'github.acme.com' is not an "
+                                 "http(s) URL, e.g. https://github.example.com")
 
 
 def test_a_missing_token_names_the_token_input(project: Project, github: GitHubServer, tmp_path: Path) -> None:

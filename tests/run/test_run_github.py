@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.github.server import GitHubServer
 from tests.helpers import git, run_cli
@@ -305,3 +306,13 @@ def test_labels_or_reviewers_that_fail_warn_and_the_next_run_adds_them(
     before = len(github.writes())
     assert run_github(capsys, project, github, "--reviewers", "alice")[1]["warnings"] == []
     assert github.writes()[before:] == []  # nothing is missing any more
+
+
+@pytest.mark.parametrize("url", ["github.acme.com", "ftp://x", "http://[::1"])
+@pytest.mark.parametrize("command", [["run", "acme/shop", "--to", "reg.example.com/m"],
+                                     ["sweep", "--org", "acme", "--to", "reg.example.com/m"],
+                                     ["report", "status", "--state", "state.jsonl"]])
+def test_a_github_url_that_is_not_one_is_a_usage_error(capsys, command: list[str], url: str) -> None:
+    code, out, err = run_cli(capsys, *command, "--github-url", url)
+    assert (code, out) == (2, "")
+    assert err.endswith(f"error: argument --github-url: {url!r} is not an http(s) URL, e.g. https://github.example.com\n")
