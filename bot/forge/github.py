@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import requests
 from github import Auth, Github, GithubException, GithubRetry, UnknownObjectException
 from github.Repository import Repository
+from urllib3.util.retry import Retry
 
 from bot import git
 from bot.errors import RehomeError
@@ -32,6 +33,7 @@ SECONDS_BETWEEN_REQUESTS = 0.25
 SECONDS_BETWEEN_WRITES = 1.0
 LABEL_COLOR = "0e8a16"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+DEFAULT_TIMEOUT = 15  # seconds for each answer (PyGithub's default; it takes whole seconds)
 
 T = TypeVar("T")
 
@@ -53,7 +55,15 @@ class GitHubError(RehomeError):
 
 
 class LoggingRetry(GithubRetry):
-    """PyGithub's retry (rate limits, 5xx), saying how long each wait is."""
+    """PyGithub's retry (rate limits, 5xx), saying how long each wait is. A POST whose answer was lost
+    (a read timeout, a dropped connection) is not sent again: GitHub got it and may have acted on it,
+    and a second one would open a second pull request."""
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Retry:
+        if error is not None and method == "POST" and self._is_read_error(error):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def sleep(self, response: Any = None) -> None:
         wait = self.get_retry_after(response) if response is not None else None
@@ -107,7 +117,8 @@ class GitHubForge:
     name = "github"
 
     def __init__(self, repository: str, token: Secret | None, *, github_url: str | None = None,
-                 polite: bool | None = None, limiter: Any = None, listed: Mapping[str, str] | None = None) -> None:
+                 polite: bool | None = None, limiter: Any = None, listed: Mapping[str, str] | None = None,
+                 timeout: int = DEFAULT_TIMEOUT) -> None:
         self.repository = repository
         # `clone_url` and `default_branch` as a listing of the organisation gave them (a sweep): the
         # repository is then not read again, one request fewer for each repository.
@@ -124,6 +135,7 @@ class GitHubForge:
             retry=LoggingRetry(total=5, backoff_factor=1.0 if polite else 0.0),
             seconds_between_requests=0,
             seconds_between_writes=0,
+            timeout=timeout,
         )
         self._repo: Any = None
         self._found: dict[int, Any] = {}  # the pull requests find_pull_request found, by number
@@ -135,7 +147,11 @@ class GitHubForge:
         try:
             return call()
         except FAILURES as exc:
-            raise self._error(what, exc) from None
+            error = self._error(what, exc)
+            if write and isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+                error.hint = ("the answer was lost, so GitHub may have done it; a rerun finds what it did "
+                              "(its pull request, its labels) and does not do it twice")
+            raise error from None
         finally:
             if self.limiter is not None:
                 self.limiter.observe_requester(self.github.requester)

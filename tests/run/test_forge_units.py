@@ -98,3 +98,22 @@ def test_owner_and_name_from_the_origin_remote(tmp_path: Path, url: str) -> None
     git(tmp_path, "init", "-q")
     git(tmp_path, "remote", "add", "origin", url)
     assert origin_repository(tmp_path) == "acme/shop"
+
+
+def test_a_pull_request_whose_answer_is_lost_is_not_created_twice() -> None:
+    """A POST that timed out reached GitHub, which may have opened the pull request: it is not sent again
+    (a GET that timed out is)."""
+    server = GitHubServer()
+    try:
+        server.add_repo("acme/shop", "file:///nowhere.git")
+        server.delays.append(("POST", r"/pulls$", 2.0))
+        forge = GitHubForge("acme/shop", Secret("token-0001"), github_url=server.base_url, timeout=1)
+        from bot.forge import PullRequestRequest
+        with pytest.raises(GitHubError) as caught:
+            forge.open_pull_request(PullRequestRequest("b", "main", "t", "body"), None)
+        assert str(caught.value).startswith("GitHub: create pull request: ReadTimeout: ")
+        assert caught.value.hint == ("the answer was lost, so GitHub may have done it; a rerun finds what it did "
+                                     "(its pull request, its labels) and does not do it twice")
+        assert [path for method, path in server.calls() if method == "POST"] == ["/repos/acme/shop/pulls"]
+    finally:
+        server.stop()
