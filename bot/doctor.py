@@ -18,7 +18,7 @@ from bot.registry import Registries, RegistryError
 from bot.registry.blobs import cancel_upload, start_upload
 from bot.registry.client import RETRY_STATUSES, Registry
 from bot.registry.credentials import google_credential, is_google_host
-from bot.registry.errors import RetryableError, artifact_registry_create_hint, error_codes
+from bot.registry.errors import RetryableError, Unreachable, artifact_registry_create_hint, error_codes
 from bot.registry.manifests import head_digest
 
 ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
@@ -128,7 +128,9 @@ def check_answers(registry: Registry, repo: str) -> Check:
     url = f"{registry.base_url}/v2/"
     try:
         response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
-    except RetryableError as exc:
+    except (Unreachable, RetryableError) as exc:
+        if registry.scheme == "http":
+            return _failure("registry", exc, f"check that a registry runs at {registry.base_url}")
         return _failure("registry", exc, f"check the host name; a plain-HTTP registry needs --insecure-registry {registry.domain}")
     except RegistryError as exc:  # the authentication the registry asked for failed
         if exc.status in (401, 403):

@@ -170,7 +170,8 @@ def report_rate_limits(registries: Registries) -> None:
 
 
 def exit_code(images: Sequence[MirrorImage]) -> int:
-    return 1 if any(image.status in NEEDS_ATTENTION for image in images) else 0
+    """1 when an image failed or differs, or is verified but its signatures could not be copied."""
+    return 1 if any(image.status in NEEDS_ATTENTION or (image.verified_digest and image.error) for image in images) else 0
 
 
 def to_json(images: Sequence[MirrorImage]) -> dict[str, Any]:

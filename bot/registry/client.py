@@ -18,12 +18,13 @@ from bot import __version__
 from bot.imageref import on_loopback
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
-from bot.registry.errors import Cancelled, RegistryError, RetryableError, from_response
+from bot.registry.errors import Cancelled, RegistryError, RetryableError, Unreachable, from_response
 
 log = logging.getLogger("rehome.registry")
 
 USER_AGENT = f"rehome/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TRIES = "rehome.tries"  # in a response's extensions: how many times its request was sent
 DOCKER_HUB_API = "registry-1.docker.io"
 # Below this many pulls left, say so; at or below `quota_reserve`, stop pulling.
 QUOTA_WARNING = 20
@@ -222,10 +223,12 @@ class Registry:
                 response = self._send_authenticated(method, url, scopes, headers, content, params, stream, where)
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
-                    raise RetryableError(where, step, f"registry host not found ({exc})") from None
+                    raise Unreachable(where, step, f"registry host not found ({exc})") from None
                 what, why = transport_failure(exc)
                 if attempt == tries:
-                    raise RetryableError(where, step, f"{what} after {attempt} tries ({why})") from None
+                    # Tried as often as allowed: final. A single try (a streamed upload) may be tried again whole.
+                    final = Unreachable if tries > 1 else RetryableError
+                    raise final(where, step, f"{what} after {attempt} tries ({why})") from None
                 delay = self.retry.delay(attempt, None)
                 log.info("%s: %s: %s (%s); trying again in %.1fs (try %d of %d)", where, step, what, why, delay,
                          attempt + 1, tries)
@@ -237,9 +240,11 @@ class Registry:
             if response.status_code in RETRY_STATUSES and attempt < tries:
                 delay = self.retry.delay(attempt, retry_after_seconds(response))
                 response.close()
-                log.info("%s: %s: HTTP %s; retrying in %.1fs", where, step, response.status_code, delay)
+                log.info("%s: %s: HTTP %s; trying again in %.1fs (try %d of %d)", where, step, response.status_code,
+                         delay, attempt + 1, tries)
                 self.sleep(delay)
                 continue
+            response.extensions[TRIES] = attempt
             return response
         raise AssertionError("unreachable: the last try returns or raises")
 
@@ -304,7 +309,10 @@ class Registry:
         if not response.is_closed:
             response.read()
         error = from_response(self.domain, repo, step, response, self.auth.credential.source)
-        if response.status_code in RETRY_STATUSES:
+        tries = response.extensions.get(TRIES, 1)
+        if response.status_code in RETRY_STATUSES and tries > 1:
+            return RegistryError(error.where, error.step, f"{error.detail} after {tries} tries", error.hint)
+        if response.status_code in RETRY_STATUSES:  # asked once (a streamed upload): worth trying again whole
             return RetryableError(error.where, error.step, error.detail, error.hint)
         return error
 

@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef, InvalidReference, parse
 from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSettings
@@ -104,7 +105,9 @@ class Copier:
         result = CopyResult(source, target, "unknown" if self.options.dry_run else "failed")
         try:
             self._ensure(parse(source), parse(target), result)
-        except (RegistryError, InvalidReference) as exc:
+        except UsageError:
+            raise  # a setting that is wrong for every image (a Docker config.json of the wrong shape)
+        except (RehomeError, InvalidReference) as exc:  # this image's registry, or its credential helper
             result.status = "unknown" if self.options.dry_run else "failed"
             result.error = str(exc)
             log.debug("%s -> %s: %s", source, target, exc)
@@ -128,7 +131,7 @@ class Copier:
             result.status = "present"
             result.platforms = self._platforms(target, existing)
             if self.options.referrers and not self.options.dry_run:
-                result.bytes = self._copy_referrers(source, target, existing)
+                result.bytes = self._referrers_of_verified(source, target, existing, result)
             return
         if existing is not None and not self.options.refresh:
             result.status = "differs"
@@ -145,7 +148,19 @@ class Copier:
         result.status = "copied"
         result.platforms = self._platforms(target, manifest)
         if self.options.referrers:
-            result.bytes += self._copy_referrers(source, target, manifest)
+            result.bytes += self._referrers_of_verified(source, target, manifest, result)
+
+    def _referrers_of_verified(self, source: _Repo, target: _Repo, manifest: Manifest, result: CopyResult) -> int:
+        """The image is in the mirror, verified, whatever happens to its signatures: a failure to copy
+        them is the result's error, not its status."""
+        try:
+            return self._copy_referrers(source, target, manifest)
+        except UsageError:
+            raise
+        except RehomeError as exc:
+            result.error = f"the image is verified, but its signatures and attestations were not copied: {exc} " \
+                           f"(--no-referrers leaves them out)"
+            return 0
 
     def _source_manifest(self, source: _Repo, ref: ImageRef) -> Manifest:
         if ref.digest:
@@ -249,7 +264,8 @@ class Copier:
                     raise
                 upload = None  # the failed session was cancelled; start afresh
                 delay = retry.delay(attempt, None)
-                log.info("%s: blob %s: %s; trying again in %.1fs", target, descriptor.digest, exc.detail, delay)
+                log.info("%s: %s: %s; trying again in %.1fs (try %d of %d)", exc.where, exc.step, exc.detail, delay,
+                         attempt + 1, retry.tries)
                 target.registry.sleep(delay)
         raise AssertionError("unreachable: the last try returns or raises")
 
@@ -265,9 +281,12 @@ class Copier:
         try:
             data = json.loads(content)
         except ValueError:
-            raise RegistryError(str(repo), f"read config {config.digest}", "the image config is not JSON") from None
-        parts = (data.get("os"), data.get("architecture"), data.get("variant"))
-        return ["/".join(p for p in parts if p)] if data.get("os") else []
+            data = None
+        parts = [data.get(key) for key in ("os", "architecture", "variant")] if isinstance(data, dict) else []
+        if not parts or not parts[0] or not all(isinstance(p, str) for p in parts if p is not None):
+            log.debug("%s: the image config %s names no platform", repo, config.digest)
+            return []  # only shown, never checked: an image whose config says nothing still copies
+        return ["/".join(p for p in parts if p)]
 
     def _copy_referrers(self, source: _Repo, target: _Repo, manifest: Manifest) -> int:
         """Cosign's `sha256-<hex>.sig/.att/.sbom` tags and what the OCI referrers API lists, for the image and its

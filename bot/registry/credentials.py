@@ -107,8 +107,10 @@ class DockerConfig:
 
 
 def load_docker_config(path: Path) -> DockerConfig:
-    if not path.is_file():
+    if not path.exists():
         return DockerConfig(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: Docker's credentials file is not a file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

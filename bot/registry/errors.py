@@ -27,6 +27,10 @@ class RetryableError(RegistryError):
     """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match)."""
 
 
+class Unreachable(RegistryError):
+    """No answer from the registry (connection refused, timeouts), after every try."""
+
+
 class Cancelled(RegistryError):
     """The run was interrupted (Ctrl-C): this step was not started, or stopped part way."""
 

@@ -56,3 +56,11 @@ def test_wrong_shapes_name_the_file_and_the_key(tmp_path: Path, text: str, messa
 def test_empty_and_null_settings_mean_no_credentials(tmp_path: Path, text: str) -> None:
     store, _ = store_with_config(tmp_path, text)
     assert store.lookup(HOST) == ANONYMOUS
+
+
+def test_a_folder_where_the_file_belongs_is_named(tmp_path: Path) -> None:
+    (tmp_path / "config.json").mkdir()
+    store = CredentialStore(environ={"DOCKER_CONFIG": str(tmp_path)})
+    with pytest.raises(ConfigError) as caught:
+        store.lookup(HOST)
+    assert str(caught.value) == f"{tmp_path / 'config.json'}: Docker's credentials file is not a file"

@@ -1,17 +1,20 @@
 """A fault-injecting proxy in front of real registries: every copy ends verified or clearly failed."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 
 import httpx
 
+from bot.mirror import ensure_images
 from bot.registry import Copier, CredentialStore, Registries
 from bot.registry.client import Registry
 from tests.helpers import logged
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, unique_repo
-from tests.oci.proxy import Fault
+from tests.oci.proxy import Answer, Fault
 
 
 def target_has(host: str, repo: str, reference: str) -> bool:
@@ -84,7 +87,7 @@ def test_always_corrupted_blob_fails_clearly_and_pushes_no_manifest(proxies: Loo
 def test_persistent_503_fails_after_bounded_tries(proxies: Loopback, registries: Registries) -> None:
     image, dst, result = copy_through_faults(proxies, registries, [Fault("GET", "/v2/{src}/manifests/v1", 503, times=99)])
     assert result.status == "failed"
-    assert result.error.endswith("resolve tag v1: HTTP 503")
+    assert result.error.endswith(f"resolve tag v1: HTTP 503 after {registries.retry.tries} tries")
     assert proxies.upstream_proxy.count("GET", "/manifests/v1") == registries.retry.tries
     assert not target_has(proxies.target.host, dst, "v1")
 
@@ -141,6 +144,38 @@ def test_a_registry_gone_silent_mid_blob_is_named_and_its_retries_shown(proxies:
     assert (result.status, result.error) == ("failed", problem)
     retries = [m for m in messages if "trying again" in m]
     assert len(retries) == FAST_RETRY.tries - 1
-    assert retries[0].startswith(f"{proxies.target.host}/{dst}: blob {layer}: no answer within the timeout mid-blob "
-                                 "(ReadTimeout: timed out); trying again in ")
+    assert retries[0].startswith(f"{proxies.upstream_proxy.host}/{src}: download blob {layer}: no answer within the "
+                                 "timeout mid-blob (ReadTimeout: timed out); trying again in ")
+    assert retries[-1].endswith(f"(try {FAST_RETRY.tries} of {FAST_RETRY.tries})")
     assert not target_has(proxies.target.host, dst, "v1")
+
+
+def test_a_blob_refused_on_every_try_is_asked_for_only_as_often_as_retries_allow(
+        proxies: Loopback, registries: Registries) -> None:
+    image, dst, result = copy_through_faults(proxies, registries, [Fault("GET", "/blobs/{layer}", 503, times=99)])
+    layer = image.blobs[-1].digest
+    assert result.status == "failed"
+    assert result.error.endswith(f"download blob {layer}: HTTP 503 after {registries.retry.tries} tries")
+    assert proxies.upstream_proxy.count("GET", f"/blobs/{layer}") == registries.retry.tries
+
+
+def test_a_credential_helper_that_fails_fails_only_its_registrys_images(proxies: Loopback, tmp_path, monkeypatch) -> None:
+    helper = tmp_path / "bin" / "docker-credential-broken"
+    helper.parent.mkdir()
+    helper.write_text("#!/bin/sh\necho 'cannot reach the keychain' >&2\nexit 1\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}:{os.environ['PATH']}")
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {proxies.upstream_proxy.host: "broken"}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    image = images.image((100,))
+    src = unique_repo("upstream")
+    images.push(proxies.upstream.host, src, image, "v1")
+    proxies.upstream_proxy.routes.append(  # through the proxy the registry asks for credentials
+        lambda method, path: Answer(401, {"WWW-Authenticate": 'Basic realm="x"'}, b"") if src in path else None)
+    helped, plain = (f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{unique_repo('m')}:v1"), \
+        (f"{proxies.upstream.host}/{src}:v1", f"{proxies.target.host}/{unique_repo('m')}:v1")
+    found = {image.source: image for image in ensure_images([helped, plain])}
+    assert found[plain[0]].status == "copied"
+    assert found[helped[0]].status == "failed"
+    assert "docker-credential-broken get failed" in found[helped[0]].error
