@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -119,7 +120,8 @@ def _ensure_each(copier: Copier, moves: Sequence[tuple[str, str]], jobs: int) ->
     except KeyboardInterrupt:
         copier.registries.cancel()
         workers.shutdown(wait=False, cancel_futures=True)
-        wait(futures, timeout=INTERRUPT_GRACE)
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: report what is done now
+            wait(futures, timeout=INTERRUPT_GRACE)
         return [_finished_or_stopped(future, move, copier.options) for future, move in zip(futures, moves)], True
     workers.shutdown()
     return results, False

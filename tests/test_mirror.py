@@ -200,9 +200,10 @@ def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tm
     assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404
 
 
-def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, tmp_path: Path) -> None:
-    """A real Ctrl-C to a real process whose only copy waits on a registry that went silent: it does not
-    wait for the read timeout (60 s), prints what it did, and pushes nothing."""
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, tmp_path: Path, presses: int) -> None:
+    """A real Ctrl-C (or two) to a real process whose only copy waits on a registry that went silent: it does
+    not wait for the read timeout (60 s), prints what it did, and pushes nothing."""
     source, target, dst = _stuck_download(proxies)
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "copy", source, target],
@@ -210,7 +211,12 @@ def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, t
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
-        _when_downloading(proxies, lambda: os.killpg(process.pid, signal.SIGINT)).join(timeout=40)
+        def ctrl_c() -> None:
+            for press in range(presses):
+                time.sleep(0.3 * press)
+                os.killpg(process.pid, signal.SIGINT)
+
+        _when_downloading(proxies, ctrl_c).join(timeout=40)
         started = time.monotonic()
         out, err = process.communicate(timeout=60)
     finally:
