@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from bot.registry.credentials import Credential
-from bot.registry.errors import RegistryError, describe
+from bot.registry.errors import RegistryError, describe, tries_of
 from bot.registry.secret import Secret
 
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -58,6 +58,23 @@ class _Token:
     expires_at: float
 
 
+# `Registry.retrying`: send(), where, step -> the answer, retried as the registry's requests are.
+Retrying = Callable[[Callable[[], httpx.Response], str, str], httpx.Response]
+
+
+def _token_refusal_hint(status: int, credential: Credential) -> str | None:
+    if status in (401, 403) and not credential.anonymous:
+        return f"the token service refused the credentials from {credential.source}"
+    if status == 429 or status >= 500:
+        return "the token service is down or overloaded: try again later"
+    return None
+
+
+def _after_tries(detail: str, response: httpx.Response) -> str:
+    tries = tries_of(response)
+    return f"{detail} after {tries} tries" if tries > 1 else detail
+
+
 class Authenticator:
     """The Authorization header for one registry host, learnt from its challenges."""
 
@@ -66,11 +83,13 @@ class Authenticator:
         host: str,
         credential: Callable[[], Credential],
         http: httpx.Client,
+        retrying: Retrying,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self._credential = credential
         self._http = http
+        self._retrying = retrying  # the registry's retries (connection errors, 429, 5xx), for the token service
         self._clock = clock
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
@@ -126,25 +145,22 @@ class Authenticator:
         scopes = self._wanted.get(key, key)
         credential = self._credential()
         self.token_requests += 1
-        try:
-            if credential.identity_token is not None:
-                data = {"grant_type": "refresh_token", "refresh_token": credential.identity_token.reveal(),
-                        "client_id": "rehome", "scope": " ".join(scopes)}
-                if service:
-                    data["service"] = service
-                response = self._http.post(realm, data=data)
-            else:
-                params = [("scope", s) for s in scopes]
-                if service:
-                    params.insert(0, ("service", service))
-                headers = {} if credential.password is None else {"Authorization": _basic_header(credential)}
-                response = self._http.get(realm, params=params, headers=headers)
-        except httpx.TransportError as exc:
-            raise RegistryError(self.host, f"get a token from {realm}", f"connection failed: {type(exc).__name__}") from None
+        step = f"get a token from {realm} for {' '.join(scopes)}"
+        if credential.identity_token is not None:
+            data = {"grant_type": "refresh_token", "refresh_token": credential.identity_token.reveal(),
+                    "client_id": "rehome", "scope": " ".join(scopes)}
+            if service:
+                data["service"] = service
+            response = self._retrying(lambda: self._http.post(realm, data=data), self.host, step)
+        else:
+            params = [("scope", s) for s in scopes]
+            if service:
+                params.insert(0, ("service", service))
+            headers = {} if credential.password is None else {"Authorization": _basic_header(credential)}
+            response = self._retrying(lambda: self._http.get(realm, params=params, headers=headers), self.host, step)
         if response.status_code != 200:
-            hint = None if credential.anonymous else f"the token service refused the credentials from {credential.source}"
-            raise RegistryError(self.host, f"get a token from {realm} for {' '.join(scopes)}", describe(response), hint,
-                                response.status_code)
+            raise RegistryError(self.host, step, _after_tries(describe(response), response),
+                                _token_refusal_hint(response.status_code, credential), response.status_code)
         try:
             body = response.json()
             value = body.get("token") or body.get("access_token")

@@ -18,13 +18,12 @@ from bot import __version__
 from bot.imageref import on_loopback
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
-from bot.registry.errors import Cancelled, RegistryError, RetryableError, Unreachable, from_response
+from bot.registry.errors import TRIES, Cancelled, RegistryError, RetryableError, Unreachable, from_response, tries_of
 
 log = logging.getLogger("rehome.registry")
 
 USER_AGENT = f"rehome/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-TRIES = "rehome.tries"  # in a response's extensions: how many times its request was sent
 DOCKER_HUB_API = "registry-1.docker.io"
 # Below this many pulls left, say so; at or below `quota_reserve`, stop pulling.
 QUOTA_WARNING = 20
@@ -170,7 +169,7 @@ class Registry:
         self.scheme = "http" if insecure or on_loopback(domain) else "https"
         self.base_url = f"{self.scheme}://{api_host(domain)}"
         self.http = http
-        self.auth = Authenticator(domain, credential, http)
+        self.auth = Authenticator(domain, credential, http, self.retrying)
         self.retry = retry
         self.quota_reserve = quota_reserve
         self.rate_limit: RateLimit | None = None
@@ -217,10 +216,18 @@ class Registry:
         where = f"{self.domain}/{repo}"
         resendable = content is None or isinstance(content, bytes)
         tries = self.retry.tries if retry and resendable else 1
+        return self.retrying(
+            lambda: self._send_authenticated(method, url, scopes, headers, content, params, stream, where), where, step,
+            tries)
+
+    def retrying(self, send: Callable[[], httpx.Response], where: str, step: str,
+                 tries: int | None = None) -> httpx.Response:
+        """`send()` until it answers other than 429 or 5xx, or `tries` (default: the policy's) run out."""
+        tries = tries or self.retry.tries
         for attempt in range(1, tries + 1):
             self.check_cancelled(where, step)
             try:
-                response = self._send_authenticated(method, url, scopes, headers, content, params, stream, where)
+                response = send()
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
                     raise Unreachable(where, step, f"registry host not found ({exc})") from None
@@ -309,7 +316,7 @@ class Registry:
         if not response.is_closed:
             response.read()
         error = from_response(self.domain, repo, step, response, self.auth.credential.source)
-        tries = response.extensions.get(TRIES, 1)
+        tries = tries_of(response)
         if response.status_code in RETRY_STATUSES and tries > 1:
             return RegistryError(error.where, error.step, f"{error.detail} after {tries} tries", error.hint)
         if response.status_code in RETRY_STATUSES:  # asked once (a streamed upload): worth trying again whole

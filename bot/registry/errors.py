@@ -51,6 +51,13 @@ def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
 
 
+TRIES = "rehome.tries"  # in a response's extensions: how many times its request was sent
+
+
+def tries_of(response: httpx.Response) -> int:
+    return response.extensions.get(TRIES, 1)
+
+
 def describe(response: httpx.Response) -> str:
     codes = error_codes(response)
     text = "; ".join(f"{code}: {message}" if message else code for code, message in codes)

@@ -9,14 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bot.registry import Copier, CredentialStore, Registries, Secret
+from bot.registry import Copier, CredentialStore, Registries, RegistryError, Secret
 from bot.registry.credentials import ANONYMOUS, Credential, google_credential
 from bot.registry.manifests import head_digest
 from tests.oci import images
-from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, IDENTITY_TOKEN, TOKEN_USER, Loopback, basic_credential,
-                                make_registries, token_credential, unique_repo)
+from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, FAST_RETRY, IDENTITY_TOKEN, TOKEN_USER, Loopback,
+                                basic_credential, make_registries, token_credential, unique_repo)
 
 
 def copy_into(loopback: Loopback, registries: Registries, target_host: str) -> tuple[images.Image, str, object]:
@@ -179,3 +180,38 @@ def test_secrets_never_show_in_reprs() -> None:
     credential = Credential(BASIC_USER, Secret(CANARY_PASSWORD), Secret(IDENTITY_TOKEN), "somewhere")
     for text in (repr(credential), str(credential), repr(credential.password), f"{credential.identity_token}"):
         assert CANARY_PASSWORD not in text and IDENTITY_TOKEN not in text
+
+
+def _token_outage(answers: list[int]) -> tuple[Registries, list[str]]:
+    """A registry (mocked transport) whose token service answers `answers` in turn, then 200 with a token."""
+    asked: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.host)
+        if request.url.host == "auth.example":
+            status = answers.pop(0) if answers else 200
+            return httpx.Response(status, json={"token": "t-123"} if status == 200 else {})
+        if request.headers.get("Authorization") != "Bearer t-123":
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/token",'
+                                                                    'service="registry.example"'})
+        return httpx.Response(200)
+
+    credentials = CredentialStore(environ={"DOCKER_CONFIG": "/nonexistent-docker-config"})
+    return Registries(credentials=credentials, retry=FAST_RETRY, transport=httpx.MockTransport(handle)), asked
+
+
+def test_a_token_service_outage_is_retried_like_any_request() -> None:
+    registries, asked = _token_outage([503, 429])
+    with registries:
+        response = registries.get("registry.example").request("GET", "/v2/app/manifests/v1", repo="app", step="look")
+    assert response.status_code == 200
+    assert asked == ["registry.example", "auth.example", "auth.example", "auth.example", "registry.example"]
+
+
+def test_a_token_service_that_stays_down_is_said_to_be_down_not_to_refuse_credentials() -> None:
+    registries, _ = _token_outage([503] * 10)
+    with registries, pytest.raises(RegistryError) as caught:
+        registries.get("registry.example").request("GET", "/v2/app/manifests/v1", repo="app", step="look")
+    assert str(caught.value) == (
+        f"registry.example: get a token from https://auth.example/token for repository:app:pull: HTTP 503 after "
+        f"{FAST_RETRY.tries} tries\nhint: the token service is down or overloaded: try again later")
