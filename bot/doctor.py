@@ -16,7 +16,7 @@ from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef
 from bot.registry import Registries, RegistryError
 from bot.registry.blobs import cancel_upload, start_upload
-from bot.registry.client import RETRY_STATUSES, Registry
+from bot.registry.client import RETRY_STATUSES, Registry, RetryPolicy
 from bot.registry.credentials import google_credential, is_google_host
 from bot.registry.errors import RetryableError, Unreachable, artifact_registry_create_hint, error_codes
 from bot.registry.manifests import head_digest
@@ -29,6 +29,9 @@ READ_ROLES = frozenset({
     "roles/artifactregistry.admin",
 })
 PROBE_REPOSITORY = "rehome-doctor"
+# A check is a quick question: a registry that does not answer within this is reported as such, not waited for.
+CHECK_TIMEOUT = 15.0
+CHECK_RETRY = RetryPolicy(tries=2)
 DOCKER_HUB_PROBE = "docker.io/ratelimitpreview/test:latest"
 GOOGLE_LOGIN_FIX = ("pip install 'rehome-bot[gcp]' and run `gcloud auth application-default login` (or point "
                     "GOOGLE_APPLICATION_CREDENTIALS at a service account key), or `gcloud auth configure-docker HOST`")

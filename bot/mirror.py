@@ -38,6 +38,7 @@ class MirrorOptions:
     # Credentials given on the command line, by registry host (the destination's).
     credentials: Mapping[str, Credential] = dataclasses.field(default_factory=dict)
     retry: RetryPolicy = RetryPolicy()
+    timeout: float = 60.0  # seconds to wait for each answer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,7 @@ def open_registries(options: MirrorOptions) -> Registries:
         credentials=CredentialStore(options.credentials),
         insecure=options.insecure_registries,
         retry=options.retry,
+        timeout=options.timeout,
         connections=max(8, options.jobs * 4),
     )
 

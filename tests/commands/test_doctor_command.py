@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -139,7 +141,7 @@ def test_doctor_unreachable_registry(capsys: pytest.CaptureFixture[str], monkeyp
     dest = f"127.0.0.1:{free_port()}/mirror"
     assert main(["doctor", "--to", dest, "--source", dest + "/x:1"]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].startswith(f"failed  registry: {dest}: ping the registry API: connection failed after 5 tries (ConnectError")
+    assert lines[1].startswith(f"failed  registry: {dest}: ping the registry API: connection failed after 2 tries (ConnectError")
     assert lines[1].endswith(f"(fix: check that a registry runs at http://{dest.split('/')[0]})")
     assert len(lines) == 3
 
@@ -212,3 +214,19 @@ def test_no_credentials_for_artifact_registry_is_a_failure_with_the_login_to_run
         "failed  credentials: europe-west1-docker.pkg.dev: no credentials found; Google's registries take no "
         "anonymous pushes (fix: pip install 'rehome-bot[gcp]' and run `gcloud auth application-default login` "
         "(or point GOOGLE_APPLICATION_CREDENTIALS at a service account key), or `gcloud auth configure-docker HOST`)")
+
+
+def test_doctor_does_not_wait_long_on_a_registry_that_never_answers(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check is a quick question: doctor's own short timeout and two tries, not a copy's 60 s and five."""
+    monkeypatch.setattr("bot.doctor.CHECK_TIMEOUT", 0.5)
+    monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        dest = f"127.0.0.1:{silent.getsockname()[1]}/mirror"
+        started = time.monotonic()
+        assert main(["doctor", "--to", dest, "--source", dest + "/x:1"]) == 1
+    assert time.monotonic() - started < 10
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line == (f"failed  registry: {dest}: ping the registry API: no answer within the timeout after 2 tries "
+                    f"(ReadTimeout: timed out) (fix: check that a registry runs at http://{dest.split('/')[0]})")
