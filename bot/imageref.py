@@ -188,4 +188,4 @@ def on_loopback(domain: str) -> bool:
     host = re.sub(r":[0-9]+\Z", "", domain).removeprefix("[").removesuffix("]")
     with contextlib.suppress(ValueError):
         return ipaddress.ip_address(host).is_loopback
-    return host == "localhost"
+    return host.lower() == "localhost"

@@ -149,7 +149,7 @@ def test_written_name(text, name):
 
 
 def test_loopback_registries():
-    loopback = ["localhost", "localhost:5000", "127.0.0.1", "127.0.0.1:5000", "127.1.2.3", "127.3.4.5:443", "[::1]",
+    loopback = ["localhost", "localhost:5000", "LOCALHOST:5000", "127.0.0.1", "127.0.0.1:5000", "127.1.2.3", "127.3.4.5:443", "[::1]",
                 "[::1]:5000"]
     elsewhere = ["docker.io", "registry:5000", "10.0.0.1:5000", "[2001:db8::1]:5000", "localhost.example.com"]
     assert [d for d in loopback + elsewhere if imageref.on_loopback(d)] == loopback
