@@ -13,7 +13,7 @@ from typing import Any
 from bot import mirror, options
 from bot.commands import plan as plan_command
 from bot.config import Config
-from bot.errors import UsageError
+from bot.errors import RehomeError, UsageError
 from bot.mirror import MirrorOptions
 from bot.output import check_writable_file, check_writable_folder, print_json, render_table
 from bot.registry.copy import DEFAULT_JOBS
@@ -147,7 +147,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         swept = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
                       workers=args.workers)
     mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
-    result = sweep_report.make_report(mode, destination, swept.entries + unreadable, interrupted=swept.interrupted,
+    stopped = swept.interrupted or swept.journal_error is not None
+    result = sweep_report.make_report(mode, destination, swept.entries + unreadable, interrupted=stopped,
                                       not_reached=swept.not_reached)
     if args.report:
         sweep_report.write(result, Path(args.report))
@@ -158,6 +159,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     failed = failed_names(result.repositories)
     if failed:
         log.warning("%d repositories need a look: %s", len(failed), ", ".join(failed[:10]) + (" …" if len(failed) > 10 else ""))
+    if swept.journal_error is not None:
+        raise RehomeError(swept.journal_error.message, hint="make room for it (or give another --state) and run "
+                          "the sweep again: the repositories not journaled run again, their pull requests updated")
     if result.interrupted:
         raise KeyboardInterrupt  # reports written and printed: now the exit (130) of any interrupted command
     return 1 if failed else 0

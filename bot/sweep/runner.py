@@ -28,7 +28,7 @@ from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import ImageUse, RepoEntry
 from bot.sweep.select import RepoInfo
-from bot.sweep.state import Outcome, StateJournal, now
+from bot.sweep.state import JournalError, Outcome, StateJournal, inputs_of, now
 
 log = logging.getLogger("rehome")
 
@@ -120,7 +120,7 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     head = None
     if ctx.journal is not None:
         head = remote_head(repo, ctx)
-        if ctx.journal.should_skip(repo.full_name, head):
+        if ctx.journal.should_skip(repo.full_name, head, inputs_of(ctx.args)):
             previous = ctx.journal.last[repo.full_name]
             log.info("%s: %s at %s in the state file; skipped", repo.full_name, previous.status, (head or "")[:12])
             return RepoEntry(repo.full_name, previous.status, previous.pr_url, previous.head, previous.error,
@@ -180,7 +180,8 @@ def record(entry: RepoEntry, ctx: SweepContext) -> None:
     """The journal line for a repository that ran (not for one skipped, nor in a dry run or inventory)."""
     if ctx.journal is None or ctx.inventory or ctx.args.dry_run:
         return
-    ctx.journal.record(Outcome(entry.repo, entry.status, entry.pr_url, entry.head, entry.error, now()))
+    ctx.journal.record(Outcome(entry.repo, entry.status, entry.pr_url, entry.head, entry.error, now(),
+                               inputs_of(ctx.args)))
 
 
 WORKERS = ("process", "thread")
@@ -190,11 +191,13 @@ POLL = 0.2  # seconds between looks at the interrupt flag while repositories run
 @dataclasses.dataclass(frozen=True)
 class Swept:
     """The repositories' entries, in the order they finished; whether SIGINT or SIGTERM stopped
-    the sweep, and how many repositories it then never started."""
+    the sweep, and how many repositories it then never started; the journal's write error, if one
+    stopped it."""
 
     entries: list[RepoEntry]
     interrupted: bool
     not_reached: int
+    journal_error: JournalError | None = None
 
 
 def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
@@ -206,7 +209,8 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
     Python work of several repositories uses several cores; "thread" runs them in threads of this
     process, with the shared objects used directly (what tests that patch a repository's run use).
     On SIGINT or SIGTERM no other repository starts; those running finish and are journaled, and
-    the result says the sweep was interrupted."""
+    the result says the sweep was interrupted. A journal line that cannot be written stops it the
+    same way (those running finish, unjournaled), and the result holds the error."""
     if workers not in WORKERS:
         raise ValueError(f"workers must be one of {WORKERS}, not {workers!r}")
     if workers == "thread":
@@ -224,24 +228,32 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Cal
     """Submits a repository only when fewer than `jobs` run, so each one started is really running."""
     entries: list[RepoEntry] = []
     waiting = list(reversed(repos))
+    journal_error: JournalError | None = None
 
     def task(repo: RepoInfo) -> RepoEntry:
         on_start(repo.full_name)
         return work(repo)
 
+    def stopping() -> bool:
+        return interrupted.is_set() or journal_error is not None
+
     with _interrupts() as interrupted, ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep") as pool:
         running: set[Future[RepoEntry]] = set()
-        while running or (waiting and not interrupted.is_set()):
-            while waiting and len(running) < max(1, jobs) and not interrupted.is_set():
+        while running or (waiting and not stopping()):
+            while waiting and len(running) < max(1, jobs) and not stopping():
                 running.add(pool.submit(task, waiting.pop()))
             finished, running = wait(running, timeout=POLL, return_when=FIRST_COMPLETED)
             for future in finished:
                 entry = future.result()
-                if not entry.from_state:
-                    record(entry, ctx)
+                if not entry.from_state and journal_error is None:
+                    try:
+                        record(entry, ctx)
+                    except JournalError as exc:
+                        journal_error = exc
+                        log.error("%s; starting no other repository", exc.message)
                 entries.append(entry)
                 on_done(entry)
-    return Swept(entries, interrupted.is_set(), len(waiting))
+    return Swept(entries, interrupted.is_set(), len(waiting), journal_error)
 
 
 @contextlib.contextmanager

@@ -52,6 +52,9 @@ def test_bad_shards_are_usage_errors(text):
     assert parse_shard("3/4") == (3, 4)
 
 
+INPUTS = {"to": "mirror.example/m", "branch": None, "mapping": None}
+
+
 def test_journal_resumes_and_skips_finished_repositories_at_the_same_head(tmp_path):
     path = tmp_path / "state.jsonl"
     journal = StateJournal(path)
@@ -62,13 +65,15 @@ def test_journal_resumes_and_skips_finished_repositories_at_the_same_head(tmp_pa
         f.write('{"repo": "acme/d", "status": "do')  # killed mid-line
     again = StateJournal(path)
     assert sorted(again.last) == ["acme/a", "acme/b", "acme/c"]
-    assert [again.should_skip(r, h) for r, h in [("acme/a", "aaa"), ("acme/a", "new"), ("acme/b", "bbb"),
-                                                  ("acme/c", "ccc"), ("acme/d", "ddd")]] == [True, False, False, True, False]
-    again.record(Outcome("acme/d", "done", None, "ddd", None, "2026-11-26T10:05:00Z"))
-    assert StateJournal(path).should_skip("acme/d", "ddd")
-    assert json.loads(path.read_text().splitlines()[0]) == {
-        "repo": "acme/a", "status": "done", "pr_url": "https://x/pull/1", "head": "aaa", "error": None,
-        "finished_at": "2026-11-26T10:00:00Z"}
+    assert [again.should_skip(r, h, INPUTS) for r, h in [("acme/a", "aaa"), ("acme/a", "new"), ("acme/b", "bbb"),
+                                                          ("acme/c", "ccc"), ("acme/d", "ddd")]] == [
+        True, False, False, True, False]
+    again.record(Outcome("acme/d", "done", None, "ddd", None, "2026-11-26T10:05:00Z", INPUTS))
+    assert StateJournal(path).should_skip("acme/d", "ddd", INPUTS)
+    assert not StateJournal(path).should_skip("acme/d", "ddd", {**INPUTS, "to": "elsewhere"})
+    assert json.loads(path.read_text().splitlines()[-1]) == {
+        "repo": "acme/d", "status": "done", "pr_url": None, "head": "ddd", "error": None,
+        "finished_at": "2026-11-26T10:05:00Z", "inputs": {"to": "mirror.example/m", "branch": None, "mapping": None}}
 
 
 def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_path):
@@ -76,9 +81,10 @@ def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_pa
     path.write_text("\n".join([
         '[1, 2]', '"hello"', 'null', '{"repo": ["acme/x"], "status": "done"}',
         '{"repo": "acme/y", "status": "done", "pr_url": 12}', '{"repo": "acme/z", "status": "weird"}',
+        '{"repo": "acme/w", "status": "done", "inputs": ["to"]}',
         '{"repo": "acme/a", "status": "done", "pr_url": null, "head": "aaa", "error": null, "finished_at": "t"}',
     ]) + "\n")
     with logged() as warnings:
         journal = StateJournal(path)
     assert list(journal.last) == ["acme/a"]
-    assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 7)]
+    assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 8)]

@@ -1,7 +1,9 @@
 """`rehome sweep` end to end: the org on the GitHub stand-in, bare remotes, loopback registries."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import collections
@@ -330,3 +332,53 @@ def test_a_pull_request_whose_labels_fail_is_partial_and_the_rerun_labels_it(org
     assert [(r["repo"], r["status"], r["pr_url"], r["error"]) for r in result["repositories"]] == [
         ("acme/svc-web", "done", url, None)]
     assert org.pulls("acme/svc-web")[0]["labels"] == ["rehome"] and len(org.pulls("acme/svc-web")) == 1
+
+
+def test_a_state_journal_that_cannot_be_written_stops_the_sweep_and_the_report_says_what_finished(
+        org: Org, capsys, tmp_path, monkeypatch) -> None:
+    from bot.sweep import state as state_module
+
+    def full(path, line):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(state_module, "_append", full)
+    state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(api|jobs|web)$", "--state", str(state),
+                              "--report", str(reports), "--jobs", "1", "--workers", "thread")
+    assert code == 1
+    url = f"{org.github.origin}/acme/svc-api/pull/1"
+    assert [(r["repo"], r["status"], r["pr_url"]) for r in result["repositories"]] == [("acme/svc-api", "done", url)]
+    assert (result["interrupted"], result["not_reached"]) == (True, 2)
+    assert json.loads((reports / "report.json").read_text()) == {k: v for k, v in result.items() if k != "left_out"}
+    message = f"{state}: cannot write the sweep state (acme/svc-api's line): No space left on device"
+    assert err.endswith(f"error: {message}\nhint: make room for it (or give another --state) and run the sweep "
+                        "again: the repositories not journaled run again, their pull requests updated\n"), err
+    assert f"{message}; starting no other repository" in err
+    assert not state.exists() and org.pulls("acme/svc-jobs") == org.pulls("acme/svc-web") == []
+
+
+def test_a_state_file_of_a_sweep_to_another_destination_or_branch_skips_nothing(org: Org, capsys, tmp_path) -> None:
+    state = tmp_path / "state.jsonl"
+    code, _, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state))
+    assert code == 0, err
+    head = org.remote_git("acme/svc-web", "rev-parse", "main")
+    (line,) = state_lines(state)
+    assert (line["head"], line["inputs"]) == (head, {"to": org.destination, "branch": None, "mapping": None})
+    code, _, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--branch", "rehome/b2")
+    assert code == 0, err
+    assert "skipped" not in err and org.remote_git("acme/svc-web", "rev-parse", "rehome/b2")
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state),
+                              "--branch", "rehome/b2")
+    assert "acme/svc-web: done (already done at this commit; skipped)" in err
+    # A line an older version wrote (no inputs) is honoured at the same head, whatever the flags.
+    state.write_text(json.dumps({k: v for k, v in line.items() if k != "inputs"}) + "\n")
+    other = org.destination.replace("/mirror", "/other")
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state))
+    assert "acme/svc-web: done (already done at this commit; skipped)" in err
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--to", other)
+    assert "skipped" in err
+    state.write_text(json.dumps(line) + "\n")
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--to", other)
+    assert code == 0, err
+    assert "skipped" not in err and [r["status"] for r in result["repositories"]] == ["done"]
+    assert state_lines(state)[-1]["inputs"] == {"to": other, "branch": None, "mapping": None}
