@@ -26,6 +26,7 @@ log = logging.getLogger("rehome")
 
 DEFAULT_BRANCH = "rehome/mirror-images"
 NO_SHA = "0" * 40
+NO_COMMITS = "no commits yet; nothing to scan"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,14 +195,33 @@ def clone(url: str, base: str, token: Secret | None = None) -> Iterator[Checkout
     tree = parent / "repo"
     try:
         log.info("cloning %s (branch %s)", _safe_url(url), base)
-        run_git(parent, ["-c", "core.logAllRefUpdates=false", "clone", "--quiet", "--template=", "--depth", "1",
-                         "--no-checkout", "--single-branch", "--no-tags", "--branch", base, url, str(tree)],
-                env=auth_environment(token), secret=token)
+        try:
+            run_git(parent, ["-c", "core.logAllRefUpdates=false", "clone", "--quiet", "--template=", "--depth", "1",
+                             "--no-checkout", "--single-branch", "--no-tags", "--branch", base, url, str(tree)],
+                    env=auth_environment(token), secret=token)
+        except GitError:
+            if has_no_branches(url, token):
+                raise NoCommits(f"{_safe_url(url)}: {NO_COMMITS}") from None
+            raise
         checkout = Checkout(tree, base, "", remote=True, token=token, checked_out=False)
         checkout.base_sha = checkout.git("rev-parse", "HEAD")
         yield checkout
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+class NoCommits(GitError):
+    """The repository is empty: there is no branch to clone."""
+
+
+def has_no_branches(url: str, token: Secret | None) -> bool:
+    """True when the remote answers and lists no branch (an empty repository); False when it has
+    some, or cannot be read (the clone's own error then says what is wrong)."""
+    try:
+        return not run_git(Path(tempfile.gettempdir()), ["ls-remote", "--heads", url],
+                           env=auth_environment(token), secret=token).strip()
+    except GitError:
+        return False
 
 
 def _safe_url(url: str) -> str:

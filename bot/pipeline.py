@@ -143,8 +143,11 @@ def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = m
     `on_planned` is given the scan and plan, and the commit they are of, as soon as they are made,
     so a caller keeps them even when a later step (push, pull request) raises."""
     dry_run = bool(args.dry_run)
-    with forge.checkout(dry_run=dry_run) as checkout, files_named_in_repository(checkout, forge.repository):
-        return _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run, on_planned)
+    try:
+        with forge.checkout(dry_run=dry_run) as checkout, files_named_in_repository(checkout, forge.repository):
+            return _run_checkout(forge, checkout, args, ensure, mirror_options, dry_run, on_planned)
+    except git.NoCommits:  # an empty repository: nothing to clone, scan or change
+        return RunResult(forge.repository, "nothing-to-do", f"{forge.repository}: {git.NO_COMMITS}")
 
 
 @contextlib.contextmanager

@@ -55,17 +55,13 @@ def _error_text(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc}{where}"
 
 
-def _ls_remote(repo: RepoInfo, ctx: SweepContext, *patterns: str) -> str:
-    """`git ls-remote`'s lines for the repository's refs matching `patterns`, without cloning."""
-    token = ctx.tokens.current()
-    return git.run_git(Path(tempfile.gettempdir()), ["ls-remote", repo.clone_url, *patterns],
-                       env=git.auth_environment(token), secret=token)
-
-
 def remote_head(repo: RepoInfo, ctx: SweepContext) -> str | None:
     """The base branch's commit, without cloning; None when it cannot be read."""
+    token = ctx.tokens.current()
+    ref = f"refs/heads/{repo.default_branch}"
     try:
-        out = _ls_remote(repo, ctx, f"refs/heads/{repo.default_branch}")
+        out = git.run_git(Path(tempfile.gettempdir()), ["ls-remote", repo.clone_url, ref],
+                          env=git.auth_environment(token), secret=token)
     except RehomeError:
         return None
     return out.split()[0] if out.strip() else None
@@ -73,13 +69,9 @@ def remote_head(repo: RepoInfo, ctx: SweepContext) -> str | None:
 
 def has_no_commits(repo: RepoInfo, ctx: SweepContext) -> bool:
     """True for a repository the listing says is empty and that has no branch indeed (GitHub's
-    size can lag behind a first push): there is nothing to clone, scan or change."""
-    if not repo.empty:
-        return False
-    try:
-        return not _ls_remote(repo, ctx, "--heads").strip()
-    except RehomeError:
-        return False  # the clone says what is wrong
+    size can lag behind a first push): there is nothing to clone, scan or change. One the listing
+    does not say is empty is cloned; its clone finds out (git.NoCommits)."""
+    return repo.empty and git.has_no_branches(repo.clone_url, ctx.tokens.current())
 
 
 def _uses(plan: Plan, images: Sequence[MirrorImage] = ()) -> tuple[ImageUse, ...]:
@@ -147,6 +139,8 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
             return RepoEntry(repo.full_name, "failed", None, head, _error_text(exc))
         status, error, pr_url = "failed", _error_text(exc), None
     else:
+        if not planned:  # nothing was scanned: the repository has no commits
+            return _without_commits(repo, "nothing-to-do")
         status, error = outcome_of(result)
         pull = result.pull_request
         pr_url = pull.url if pull is not None and pull.number is not None else None
@@ -164,6 +158,8 @@ def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
                 files_named_in_repository(checkout, repo.full_name):
             planned = plan_checkout(checkout, ctx.args)
             head = checkout.base_sha
+    except git.NoCommits:
+        return _without_commits(repo, "scanned")
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
         if not isinstance(exc, RehomeError):
             log.debug("%s: %s", repo.full_name, traceback.format_exc())
@@ -172,7 +168,7 @@ def inventory_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
 
 
 def _without_commits(repo: RepoInfo, status: str) -> RepoEntry:
-    log.info("%s: no commits yet; nothing to scan", repo.full_name)
+    log.info("%s: %s", repo.full_name, git.NO_COMMITS)
     return RepoEntry(repo.full_name, status, third_party=0, internal=0, unresolved=0)
 
 

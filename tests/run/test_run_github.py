@@ -316,3 +316,13 @@ def test_a_github_url_that_is_not_one_is_a_usage_error(capsys, command: list[str
     code, out, err = run_cli(capsys, *command, "--github-url", url)
     assert (code, out) == (2, "")
     assert err.endswith(f"error: argument --github-url: {url!r} is not an http(s) URL, e.g. https://github.example.com\n")
+
+
+def test_a_repository_without_commits_has_nothing_to_do(tmp_path, github: GitHubServer, capsys, monkeypatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN_CANARY)
+    empty = tmp_path / "empty.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(empty))
+    github.add_repo("acme/new", f"file://{empty}", git_dir=str(empty))
+    code, out, err = run_cli(capsys, "run", "acme/new", "--to", "mirror.example/m", "--github-url", github.base_url,
+                             "--token-env", TOKEN_ENV)
+    assert (code, out, github.writes()) == (0, "acme/new: no commits yet; nothing to scan\n", [])

@@ -277,25 +277,30 @@ def test_each_repository_costs_github_only_the_requests_its_pull_request_needs(o
 
 
 def test_a_repository_without_commits_has_nothing_to_do(org: Org, capsys, tmp_path) -> None:
+    # svc-blank has no commits either, but its listed size is not 0 (GitHub's can lag): its clone finds out.
+    org.github.add_repo("acme/svc-blank", f"file://{org.root}/remotes/svc-new.git")
     state = tmp_path / "state.jsonl"
-    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(new|docs)$", "--include-empty",
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(new|docs|blank)$", "--include-empty",
                               "--state", str(state))
     assert code == 0, err
     docs_head = org.remote_git("acme/svc-docs", "rev-parse", "main")
+    empty = {"pr_url": None, "head": None, "error": None, "third_party": 0, "internal": 0, "unresolved": 0}
     assert result["repositories"] == [
+        {"repo": "acme/svc-blank", "status": "nothing-to-do", **empty},
         {"repo": "acme/svc-docs", "status": "nothing-to-do", "pr_url": None, "head": docs_head, "error": None,
          "third_party": 0, "internal": 1, "unresolved": 0},
-        {"repo": "acme/svc-new", "status": "nothing-to-do", "pr_url": None, "head": None, "error": None,
-         "third_party": 0, "internal": 0, "unresolved": 0}]
+        {"repo": "acme/svc-new", "status": "nothing-to-do", **empty}]
     assert sorted((line["repo"], line["status"], line["head"], line["error"]) for line in state_lines(state)) == [
-        ("acme/svc-docs", "nothing-to-do", docs_head, None), ("acme/svc-new", "nothing-to-do", None, None)]
+        ("acme/svc-blank", "nothing-to-do", None, None), ("acme/svc-docs", "nothing-to-do", docs_head, None),
+        ("acme/svc-new", "nothing-to-do", None, None)]
     assert "acme/svc-new: no commits yet; nothing to scan" in err
+    assert "acme/svc-blank: no commits yet; nothing to scan" in err
     assert org.github.writes() == []
-    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-new$", "--include-empty", "--inventory")
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-(new|blank)$", "--include-empty",
+                              "--inventory")
     assert code == 0, err
-    assert result["repositories"] == [
-        {"repo": "acme/svc-new", "status": "scanned", "pr_url": None, "head": None, "error": None,
-         "third_party": 0, "internal": 0, "unresolved": 0}]
+    assert result["repositories"] == [{"repo": "acme/svc-blank", "status": "scanned", **empty},
+                                      {"repo": "acme/svc-new", "status": "scanned", **empty}]
 
 
 def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(org: Org, capsys, tmp_path) -> None:
