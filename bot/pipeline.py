@@ -19,11 +19,12 @@ from typing import Any
 from bot import git, mirror, options, render
 from bot.commands import plan as plan_command
 from bot.config import CONFIG_NAME, Config
-from bot.errors import RehomeError, UsageError
+from bot.errors import ConfigError, RehomeError, UsageError
 from bot.forge.base import Forge, PullRequest, PullRequestRequest
 from bot.git import Checkout, Identity
 from bot.mirror import MirrorImage, MirrorOptions
 from bot.plan import Plan
+from bot.policy import MappingError, check_template
 from bot.pulls import PullCounts
 from bot.report import MovedImage, NotMoved, PullWindow, RunReport
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
@@ -170,9 +171,35 @@ def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.
         checkout.materialize([CONFIG_NAME])
     config = options.load_config(args, checkout.root)
     root = checkout.root.resolve()
-    named = [path for path in (config.rules, config.templates) if path is not None and path.is_relative_to(root)]
-    checkout.materialize([path.relative_to(root).as_posix() for path in named])
+    named = {key: path for key, path in (("rules", config.rules), ("templates", config.templates)) if path is not None}
+    if config.path is not None:
+        _check_used_values(args, config)
+    if not checkout.checked_out and config.path is not None and config.path.resolve().is_relative_to(root):
+        _check_inside(config.path, named, root)
+    checkout.materialize([path.relative_to(root).as_posix() for path in named.values() if path.is_relative_to(root)])
     return plan_command.build(args, checkout.objects, config)
+
+
+def _check_used_values(args: argparse.Namespace, config: Config) -> None:
+    """The destination and mapping rehome.yaml gives (no flag overriding them) are refused naming
+    the file and key: a sweep's report should say which repository's file to fix."""
+    for key, flag, check in (("destination", "to", options.check_destination), ("mapping", "mapping", check_template)):
+        value = getattr(config, key)
+        if value and not getattr(args, flag, None):
+            try:
+                check(value)
+            except (UsageError, MappingError) as exc:
+                raise ConfigError(f"{config.path}: key {key!r}: {exc}") from None
+
+
+def _check_inside(config_path: Path, named: Mapping[str, Path], root: Path) -> None:
+    """The repository's rehome.yaml may name only the repository's own rules and templates: the
+    checkout is a temporary folder, and what lies beside it is not the repository's."""
+    for key, path in named.items():
+        if not path.is_relative_to(root):
+            where = os.path.relpath(path, config_path.resolve().parent)
+            raise ConfigError(f"{config_path}: key {key!r}: {where} is outside the repository; "
+                              "only the repository's own files are read")
 
 
 def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, ensure: Ensure,
@@ -181,8 +208,7 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     on_planned(planned, checkout.base_sha)
     settings = pull_request_settings(args, planned.config)
     if checkout.base == settings.branch:
-        raise UsageError(f"the base branch is the bot's own branch {settings.branch}",
-                         hint="check out (or make default) the branch the pull request should target")
+        raise _same_branch(args, planned.config, settings.branch, not checkout.remote)
     head = git.branch_head(checkout, settings.branch)
     if head is not None:
         foreign = git.foreign_commits(checkout, head, settings.author)
@@ -213,6 +239,27 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     for warning in result.warnings:
         log.warning("%s: %s", forge.repository, warning)
     return result
+
+
+def branch_option(args: argparse.Namespace) -> str:
+    """How the user names the bot's branch: `--branch`, or the Action's input."""
+    return getattr(args, "branch_option", None) or "--branch"
+
+
+def _same_branch(args: argparse.Namespace, config: Config, branch: str, local: bool) -> UsageError:
+    """The bot's branch is the base: said where the name came from, with the fixes that fit (a
+    local checkout may just have the bot's branch checked out; a clone's base is the default branch)."""
+    same = f"{branch!r} is the base branch itself; the bot's branch must be another one"
+    check_out = ", or check out the branch the pull request should target" if local else ""
+    if getattr(args, "branch", None):
+        option = branch_option(args)
+        return UsageError(f"{option}: {same}",
+                          hint=f"give another {option}, or leave it out ({git.DEFAULT_BRANCH}){check_out}")
+    if config.branch:
+        return ConfigError(f"{config.path}: key 'branch': {same}",
+                           hint=f"name another branch there, or remove the key ({git.DEFAULT_BRANCH}){check_out}")
+    return UsageError(f"the base branch is the bot's own branch {branch}",
+                      hint="check out (or make default) the branch the pull request should target")
 
 
 def _title(report: RunReport, settings: PullRequestSettings) -> str:

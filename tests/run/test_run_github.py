@@ -277,6 +277,43 @@ def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(
     assert github.writes() == []
 
 
+@pytest.mark.parametrize("config, last_lines", [
+    ("rules: ../elsewhere\n", ["rehome: error: acme/shop: rehome.yaml: key 'rules': ../elsewhere is outside the "
+                               "repository; only the repository's own files are read"]),
+    ("templates: ../outside\n", ["rehome: error: acme/shop: rehome.yaml: key 'templates': ../outside is outside "
+                                  "the repository; only the repository's own files are read"]),
+    ("mapping: '{destination}/{nope}'\n", [
+        "rehome: error: acme/shop: rehome.yaml: key 'mapping': mapping template '{destination}/{nope}' uses unknown "
+        "placeholder(s) {nope}; known: {destination}, {domain}, {path}"]),
+    ("destination: 'not a registry'\n", [
+        "rehome: error: acme/shop: rehome.yaml: key 'destination': destination 'not a registry' is not a registry "
+        "path: invalid reference format: 'not a registry'"]),
+    ("branch: main\n", ["rehome: error: acme/shop: rehome.yaml: key 'branch': 'main' is the base branch itself; "
+                        "the bot's branch must be another one",
+                        "hint: name another branch there, or remove the key (rehome/mirror-images)"]),
+])
+def test_each_bad_value_in_the_repositorys_rehome_yaml_is_named_by_the_repository_and_key(
+        project: Project, github: GitHubServer, capsys, config: str, last_lines: list[str]) -> None:
+    (project.work / "rehome.yaml").write_text(config)
+    git(project.work, "add", "rehome.yaml")
+    git(project.work, "commit", "-q", "-m", "configure")
+    git(project.work, "push", "-q", "origin", "main")
+    to = () if config.startswith("destination") else ("--to", project.destination)  # the flag would win
+    code, out, err = run_cli(capsys, "run", "acme/shop", *to, "--github-url", github.base_url, "--token-env", TOKEN_ENV)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-len(last_lines):] == last_lines
+    assert github.writes() == []
+
+
+def test_a_branch_flag_naming_the_base_says_so(project: Project, github: GitHubServer, capsys) -> None:
+    code, out, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--github-url",
+                             github.base_url, "--token-env", TOKEN_ENV, "--branch", "main")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-2:] == [
+        "rehome: error: --branch: 'main' is the base branch itself; the bot's branch must be another one",
+        "hint: give another --branch, or leave it out (rehome/mirror-images)"]
+
+
 def test_labels_or_reviewers_that_fail_warn_and_the_next_run_adds_them(
         project: Project, github: GitHubServer, capsys) -> None:
     github.faults += [("POST", "^/repos/acme/shop/issues/1/labels$", 422, {}, {"message": "Validation Failed"}),

@@ -117,7 +117,11 @@ def test_rehome_yaml_sets_author_branch_and_title(project: Project, tmp_path: Pa
     assert pr_file.read_text().startswith("Mirror 3 images\n\n")
     git(work, "checkout", "-q", "platform/images")
     code, out, err = run_cli(capsys, "run", str(work))
-    assert code == 2 and "the base branch is the bot's own branch platform/images" in err
+    assert (code, err.splitlines()[-2:]) == (2, [
+        "rehome: error: work: rehome.yaml: key 'branch': 'platform/images' is the base branch itself; the bot's "
+        "branch must be another one",
+        "hint: name another branch there, or remove the key (rehome/mirror-images), or check out the branch the "
+        "pull request should target"])
 
 
 def test_target_must_be_a_folder_or_owner_and_name(capsys, tmp_path: Path) -> None:
