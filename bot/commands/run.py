@@ -13,7 +13,7 @@ from bot.commands import plan as plan_command
 from bot.errors import UsageError
 from bot.forge import FORGES, Forge, GitHubForge, LocalForge
 from bot.git import origin_repository
-from bot.output import check_writable_file, print_json
+from bot.output import check_writable_file, print_json, write_atomically
 from bot.pipeline import RunResult, run_repository
 from bot.registry import Secret
 
@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "or github (default for OWNER/NAME; for a path, OWNER/NAME comes from its origin remote)")
     options.add_github_options(group)
     group.add_argument("--pr-file", metavar="FILE",
-                       help="local forge: write the pull request title and body here (emptied when a run "
-                            "proposes none)")
+                       help="local forge: write the pull request title and body here (emptied as a run "
+                            "starts, and left empty when it proposes none or fails)")
     options.add_pull_request_options(group)
     options.add_scan_options(parser)
     mirror.add_copy_arguments(parser)
@@ -57,6 +57,8 @@ def make_forge(args: argparse.Namespace, environ: dict[str, str] | os._Environ =
         pr_file = Path(args.pr_file) if args.pr_file else None
         if pr_file is not None:
             check_writable_file(pr_file, "--pr-file")
+            if not args.dry_run:
+                _empty(pr_file)
         return LocalForge(path, pr_file, stream=sys.stdout if args.format == "table" else None)
     repository = origin_repository(path) if is_path else args.target
     token_value = environ.get(args.token_env)
@@ -65,6 +67,14 @@ def make_forge(args: argparse.Namespace, environ: dict[str, str] | os._Environ =
                          hint="export GITHUB_TOKEN=… or name another variable with --token-env")
     token = Secret(token_value) if token_value else None
     return GitHubForge(repository, token, github_url=args.github_url)
+
+
+def _empty(pr_file: Path) -> None:
+    """Before any work: a run that then fails leaves no earlier run's pull request in the file."""
+    try:
+        write_atomically(pr_file, "")
+    except OSError as exc:
+        raise UsageError(f"--pr-file {pr_file}: cannot write it: {exc.strerror or exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -73,6 +73,15 @@ def test_a_local_branch_with_someone_elses_commit_is_left_alone(project: Project
     assert "holds commits by someone other than rehome-bot <rehome-bot@users.noreply.github.com>" in err
 
 
+def test_a_run_that_fails_leaves_the_pr_file_empty(project: Project, tmp_path: Path, capsys) -> None:
+    pr_file = tmp_path / "pr.md"
+    pr_file.write_text("an earlier run's pull request\n")
+    git(project.work, "checkout", "-q", "--detach")
+    code, out, err = run_cli(capsys, "run", str(project.work), "--to", project.destination, "--pr-file", str(pr_file))
+    assert (code, out, pr_file.read_text()) == (2, "", "")
+    assert "HEAD is detached" in err
+
+
 def test_a_detached_head_is_a_usage_error(project: Project, capsys) -> None:
     git(project.work, "checkout", "-q", "--detach")
     code, out, err = run_cli(capsys, "run", str(project.work), "--to", project.destination)
