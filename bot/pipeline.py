@@ -233,7 +233,9 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     changed = [r for r in rewrites if r.changed]
     if dry_run:
         result.status, result.changed = "dry-run", bool(changed)
-        result.message = f"dry run: {len(report.moved)} images would move, in {len(changed)} files; nothing written"
+        result.message = (f"dry run: {render.plural(len(report.moved), 'image')} would move, in "
+                          f"{render.plural(len(changed), 'file')}; nothing written" if changed else
+                          "dry run: nothing would change, so no pull request would be opened; nothing written")
         return result
     _publish(forge, checkout, settings, head, result, changed)
     for warning in result.warnings:
@@ -284,7 +286,7 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
         forge.no_pull_request()
         result.status = "nothing-to-do"
         failed = len(result.failed)
-        state = (f"nothing more can move ({failed} images could not be copied)" if failed
+        state = (f"nothing more can move ({render.plural(failed, 'image')} could not be copied)" if failed
                  else "everything is already moved")
         if existing is not None:
             result.message = f"{forge.repository}: {state}; the pull request {existing.url} is left as it is"
@@ -313,7 +315,7 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
     result.pull_request = forge.open_pull_request(request, existing)
     result.status = "updated" if existing is not None else "opened"
     where = result.pull_request.url or settings.branch
-    result.message = f"{forge.repository}: {result.status} {where} ({len(result.report.moved)} images moved)"
+    result.message = f"{forge.repository}: {result.status} {where} ({render.plural(len(result.report.moved), 'image')} moved)"
 
 
 def verified_plan(plan: Plan, images: Sequence[MirrorImage], statuses: frozenset[str]) -> Plan:

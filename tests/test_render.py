@@ -64,6 +64,16 @@ def test_dry_run_body_says_so():
     assert body.startswith("> **Dry run.**")
 
 
+def test_a_dry_run_that_would_change_nothing_says_no_pull_request_would_open():
+    body = render.render_body(report(not_moved=[NotMoved("Dockerfile", 1, 6, "${BASE}", "unresolved", "a variable")],
+                                     files_changed=(), dry_run=True))
+    assert body == (
+        "> **Dry run.** Nothing was copied, committed or pushed, and nothing would change: rehome would open no "
+        f"pull request.\n\nNo image moved to `{DEST}`.\n\n## Not moved\n\n1 reference stays as it is:\n\n"
+        "### Unresolved (a variable, template or parameter) (1)\n\n"
+        "| Where | Reference | Why |\n|---|---|---|\n| `Dockerfile:1` | `${BASE}` | a variable |\n")
+
+
 def test_body_with_nothing_left_behind():
     assert render.render_body(typical_report(not_moved=False)) == golden("all_moved_body.md")
 

@@ -99,7 +99,7 @@ def render(result: RunResult) -> str:
         lines += [plan_command.render(result.plan), ""]
     if result.images:
         lines += [mirror.render(result.images), ""]
-    if result.status == "dry-run":
+    if result.status == "dry-run" and result.changed:
         lines += [result.diff.rstrip("\n"), "", f"{result.title}\n\n{result.body}".rstrip("\n"), ""]
     lines += [f"{problem.path}:{problem.line}: {problem.raw}: {problem.category}: {problem.reason}"
               for problem in (result.report.not_moved if result.report else ())

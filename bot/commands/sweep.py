@@ -17,6 +17,7 @@ from bot.errors import RehomeError, UsageError
 from bot.mirror import MirrorOptions
 from bot.output import check_writable_file, check_writable_folder, print_json, render_table
 from bot.registry.copy import DEFAULT_JOBS
+from bot.render import plural
 from bot.sweep import access
 from bot.sweep import report as sweep_report
 from bot.sweep.mirrorcache import SharedMirror
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     args.pull_counts = plan_command.load_pull_counts(args)
     found, unreadable = repositories(args, tokens, limiter)
     taken, left = select(found, chosen)
-    log.info("%d repositories to sweep, %d left out", len(taken), len(left))
+    log.info("%s to sweep, %d left out", plural(len(taken), "repository", "repositories"), len(left))
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
     ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         print(render(result, len(left)))
     failed = failed_names(result.repositories)
     if failed:
-        log.warning("%d repositories need a look: %s", len(failed), ", ".join(failed[:10]) + (" …" if len(failed) > 10 else ""))
+        log.warning("%s: %s", _needing_a_look(len(failed)), ", ".join(failed[:10]) + (" …" if len(failed) > 10 else ""))
     if swept.journal_error is not None:
         raise RehomeError(swept.journal_error.message, hint="make room for it (or give another --state) and run "
                           "the sweep again: the repositories not journaled run again, their pull requests updated")
@@ -167,14 +168,18 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     return 1 if failed else 0
 
 
+def _needing_a_look(count: int) -> str:
+    return f"{plural(count, 'repository', 'repositories')} {'needs' if count == 1 else 'need'} a look"
+
+
 def render(result: SweepReport, left_out: int) -> str:
     rows = [(r.repo, r.status, r.pr_url or "", "" if r.third_party is None else r.third_party,
              (r.error or "").splitlines()[0] if r.error else "") for r in result.repositories]
     lines = [render_table(("REPOSITORY", "STATUS", "PULL REQUEST", "THIRD-PARTY", "ERROR"), rows)] if rows else []
     totals: dict[str, Any] = result.totals()
     counts = ", ".join(f"{totals[s]} {s}" for s in sweep_report.ORDER if totals[s])
-    lines.append(f"{totals['repositories']} repositories ({counts or 'none'}), {left_out} left out; "
-                 f"{totals['images']} third-party images")
+    lines.append(f"{plural(totals['repositories'], 'repository', 'repositories')} ({counts or 'none'}), "
+                 f"{left_out} left out; {plural(totals['images'], 'third-party image')}")
     if result.interrupted:
         lines.append(sweep_report.interrupted_line(result))
     return "\n".join(lines)

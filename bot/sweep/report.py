@@ -224,8 +224,8 @@ def to_markdown(report: SweepReport) -> str:
 
 
 def interrupted_line(report: SweepReport) -> str:
-    return (f"Interrupted: the sweep was stopped before it finished; {report.not_reached} repositories were not "
-            "reached and are not in this report.")
+    not_reached = render.plural(report.not_reached, "repository", "repositories")
+    return f"Interrupted: the sweep was stopped before it finished; not reached, and not in this report: {not_reached}."
 
 
 def write(report: SweepReport, folder: Path) -> None:

@@ -247,7 +247,7 @@ def test_after_the_merge_it_says_everything_is_already_moved(project: Project, g
     before = len(github.writes())
     code, result, err = run_github(capsys, project, github)
     assert (code, result["changed"], result["moved"], result["pr_number"]) == (1, False, 0, 1)
-    assert f"acme/shop: nothing more can move (1 images could not be copied); the pull request " \
+    assert f"acme/shop: nothing more can move (1 image could not be copied); the pull request " \
            f"{github.origin}/acme/shop/pull/1 is left as it is" in err
     assert len(github.writes()) == before
     git(project.work, "pull", "-q", "origin", "main")

@@ -239,5 +239,15 @@ def test_the_pr_file_is_written_by_every_run_empty_when_nothing_is_proposed(
     assert pr_file.read_text() == opened.replace("| copied |", "| already there |")  # this run found the copies made
     git(work, "merge", "-q", "--ff-only", BRANCH)  # the change is merged: nothing more to propose
     code, out, _ = run_cli(capsys, *run)
-    assert code == 1 and out.endswith("work: nothing more can move (1 images could not be copied)\n")
+    assert code == 1 and out.endswith("work: nothing more can move (1 image could not be copied)\n")
     assert pr_file.read_text() == ""
+
+
+def test_a_dry_run_with_nothing_to_move_says_no_pull_request_would_be_opened(tmp_path: Path, capsys) -> None:
+    work = write_tree(tmp_path / "work", {"Dockerfile": "FROM scratch\n"})
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "first")
+    code, out, err = run_cli(capsys, "run", str(work), "--to", "mirror.example/m", "--dry-run")
+    assert (code, out) == (0, "0 images to move to mirror.example/m, in 0 files\n\n"
+                              "dry run: nothing would change, so no pull request would be opened; nothing written\n")

@@ -38,7 +38,7 @@ def test_shards_merge_into_an_interrupted_report_when_one_was_interrupted(capsys
 
 Destination: `{DESTINATION}`
 
-Interrupted: the sweep was stopped before it finished; 3 repositories were not reached and are not in this report.
+Interrupted: the sweep was stopped before it finished; not reached, and not in this report: 3 repositories.
 
 | repositories | done | failed | images | third-party references | internal | unresolved |
 |---:|---:|---:|---:|---:|---:|---:|
@@ -58,8 +58,8 @@ No third-party images.
     code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged-table"), str(tmp_path / "shard-0"),
                              str(tmp_path / "shard-1"))
     assert (code, out) == (0, f"2 reports merged into {tmp_path / 'merged-table'}: 2 repositories, 0 images\n"
-                              "Interrupted: the sweep was stopped before it finished; 3 repositories were not "
-                              "reached and are not in this report.\n")
+                              "Interrupted: the sweep was stopped before it finished; not reached, and not in "
+                              "this report: 3 repositories.\n")
     # Shards that all went through merge into a report that did too.
     code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "whole"), str(tmp_path / "shard-0"),
                              "--format", "json")
@@ -76,8 +76,15 @@ def test_the_summary_table_says_the_sweep_was_interrupted() -> None:
         "acme/shop   done    https://github.com/acme/shop/pull/7  3\n"
         "acme/web    failed                                       2            git push failed: rejected\n"
         "2 repositories (1 done, 1 failed), 1 left out; 0 third-party images\n"
-        "Interrupted: the sweep was stopped before it finished; 4 repositories were not reached and are not in "
-        "this report.")
+        "Interrupted: the sweep was stopped before it finished; not reached, and not in this report: "
+        "4 repositories.")
+
+
+def test_the_summary_says_one_of_each_in_the_singular() -> None:
+    result = sweep_report.make_report("sweep", DESTINATION, [WEB], interrupted=True, not_reached=1)
+    assert render(result, left_out=0).splitlines()[-2:] == [
+        "1 repository (1 failed), 0 left out; 0 third-party images",
+        "Interrupted: the sweep was stopped before it finished; not reached, and not in this report: 1 repository."]
 
 
 def test_a_report_whose_interrupted_field_is_not_a_boolean_is_refused(capsys, tmp_path) -> None:

@@ -316,6 +316,7 @@ def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(org: Or
         assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
             ("acme/svc-web", "failed", message)]
         assert f"[1/1] acme/svc-web: failed: {message}\n" in err
+        assert "1 repository needs a look: acme/svc-web\n" in err
 
 
 def test_a_pull_request_whose_labels_fail_is_partial_and_the_rerun_labels_it(org: Org, capsys, tmp_path) -> None:

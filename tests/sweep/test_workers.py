@@ -185,7 +185,7 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
 
 Destination: `{org.destination}`
 
-Interrupted: the sweep was stopped before it finished; 2 repositories were not reached and are not in this report.
+Interrupted: the sweep was stopped before it finished; not reached, and not in this report: 2 repositories.
 
 | repositories | done | nothing-to-do | images | third-party references | internal | unresolved |
 |---:|---:|---:|---:|---:|---:|---:|
