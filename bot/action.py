@@ -217,6 +217,7 @@ def _require_token(environ: Mapping[str, str], args: argparse.Namespace) -> None
 
 def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     args = _parse(run_arguments(environ))
+    args.branch_option = "the branch input"
     _require_token(environ, args)
     result = run_repository(make_forge(args, dict(environ)), args)
     print(json.dumps(result.to_json(), indent=2), file=stdout)

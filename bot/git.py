@@ -51,6 +51,9 @@ class Identity:
 
 BOT = Identity("rehome-bot", "rehome-bot@users.noreply.github.com")
 ACTIONS_BOT = Identity("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")
+# rehome's own default identities: a branch made by `rehome run` (BOT) is the Action's (ACTIONS_BOT) to
+# rebuild, and the reverse.
+DEFAULT_AUTHORS = (BOT, ACTIONS_BOT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,9 +279,10 @@ def commits_beyond_base(checkout: Checkout, head: str) -> list[Commit]:
     return commits
 
 
-def foreign_commits(checkout: Checkout, head: str, identity: Identity) -> list[Commit]:
-    """Commits on the bot's branch, not on the base, that someone other than `identity` wrote."""
-    return [c for c in commits_beyond_base(checkout, head) if c.author.email.lower() != identity.email.lower()]
+def foreign_commits(checkout: Checkout, head: str, identities: Sequence[Identity]) -> list[Commit]:
+    """Commits on the bot's branch, not on the base, that someone other than `identities` wrote."""
+    own = {identity.email.lower() for identity in identities}
+    return [c for c in commits_beyond_base(checkout, head) if c.author.email.lower() not in own]
 
 
 # A ref of the checkout's own (per worktree): the one `git fast-import` must name. Publishing

@@ -211,11 +211,11 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
         raise _same_branch(args, planned.config, settings.branch, not checkout.remote)
     head = git.branch_head(checkout, settings.branch)
     if head is not None:
-        foreign = git.foreign_commits(checkout, head, settings.author)
+        foreign = git.foreign_commits(checkout, head, (settings.author, *git.DEFAULT_AUTHORS))
         if foreign:
             if not dry_run:
                 forge.no_pull_request()
-            return _stopped(forge.repository, settings, foreign)
+            return _stopped(forge.repository, settings, foreign, branch_option(args))
     options = mirror_options or mirror.options_from_args(
         args, planned.config.insecure_registries, mirror.registry_host(planned.plan.destination, "destination"))
     plan = planned.plan
@@ -270,11 +270,11 @@ def _title(report: RunReport, settings: PullRequestSettings) -> str:
     return render.render_title(report, settings.templates)
 
 
-def _stopped(repository: str, settings: PullRequestSettings, foreign: Sequence[git.Commit]) -> RunResult:
+def _stopped(repository: str, settings: PullRequestSettings, foreign: Sequence[git.Commit], option: str) -> RunResult:
     who = ", ".join(f"{c.sha[:12]} by {c.author}" for c in foreign[:3]) + (" …" if len(foreign) > 3 else "")
     message = (f"{repository}: stopped: the branch {settings.branch} holds commits by someone other than "
                f"{settings.author} ({who}); it is not overwritten. Merge or delete that branch, or choose "
-               "another with --branch")
+               f"another with {option}")
     return RunResult(repository, "stopped", message)
 
 

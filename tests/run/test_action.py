@@ -19,8 +19,8 @@ from bot.errors import UsageError
 from bot.forge.base import PullRequest
 from bot.pipeline import RunResult
 from tests.github.server import GitHubServer
-from tests.helpers import git
-from tests.run.conftest import TOKEN_CANARY, Project
+from tests.helpers import git, run_cli
+from tests.run.conftest import TOKEN_CANARY, TOKEN_ENV, Project
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ACTION = ROOT / "action.yml"
@@ -254,3 +254,33 @@ def test_a_missing_token_names_the_token_input(project: Project, github: GitHubS
                           "out to use the workflow's GITHUB_TOKEN, or give it a token that may push and open pull "
                           "requests (a secret that is not defined reads as empty)\n")
     assert github.requests == []
+
+
+def test_the_branch_rehome_run_made_is_the_actions_to_update_and_a_strangers_commit_names_the_branch_input(
+        project: Project, github: GitHubServer, tmp_path: Path, capsys) -> None:
+    code, _, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--github-url", github.base_url,
+                           "--token-env", TOKEN_ENV)
+    assert code == 1, err  # by rehome-bot; gone:1 could not be copied
+    (project.work / "README.md").write_text("the shop\n")
+    git(project.work, "add", "README.md")
+    git(project.work, "commit", "-q", "-m", "readme")
+    git(project.work, "push", "-q", "origin", "main")
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    run = run_action(tmp_path, _workspace(project), {"destination": project.destination}, environ)
+    assert "stopped" not in run.stdout and run.outputs["changed"] == "true", run.stdout
+    assert project.remote_git("log", "-1", "--format=%an", "rehome/mirror-images") == "github-actions[bot]"
+    git(project.work, "fetch", "-q", str(project.remote), "rehome/mirror-images:fix")  # origin is github.com now
+    git(project.work, "checkout", "-q", "fix")
+    (project.work / "NOTES.md").write_text("a reviewer's fix\n")
+    git(project.work, "add", "NOTES.md")
+    git(project.work, "commit", "-q", "-m", "fix by hand")
+    git(project.work, "push", "-q", str(project.remote), "fix:rehome/mirror-images")
+    git(project.work, "checkout", "-q", "main")
+    run = run_action(tmp_path, project.work, {"destination": project.destination}, environ)
+    assert run.codes == [0, 1]
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("::error::")]
+    assert line.startswith("::error::acme/shop: stopped: the branch rehome/mirror-images holds commits by someone "
+                           "other than github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com> (")
+    assert line.endswith(" by t <t@example.com>); it is not overwritten. Merge or delete that branch, or choose "
+                         "another with the branch input")
