@@ -124,3 +124,9 @@ def check_writable_folder(path: Path, flag: str) -> None:
         raise UsageError(f"{flag} {path}: cannot make the folder: {exc.strerror or exc}") from None
     if not os.access(path, os.W_OK):
         raise UsageError(f"{flag} {path}: not writable")
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 image`, `2 images`."""
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"

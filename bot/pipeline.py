@@ -23,6 +23,7 @@ from bot.errors import ConfigError, RehomeError, UsageError
 from bot.forge.base import Forge, PullRequest, PullRequestRequest
 from bot.git import Checkout, Identity
 from bot.mirror import MirrorImage, MirrorOptions
+from bot.output import plural
 from bot.plan import Plan
 from bot.policy import MappingError, check_template
 from bot.pulls import PullCounts
@@ -233,8 +234,8 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     changed = [r for r in rewrites if r.changed]
     if dry_run:
         result.status, result.changed = "dry-run", bool(changed)
-        result.message = (f"dry run: {render.plural(len(report.moved), 'image')} would move, in "
-                          f"{render.plural(len(changed), 'file')}; nothing written" if changed else
+        result.message = (f"dry run: {plural(len(report.moved), 'image')} would move, in "
+                          f"{plural(len(changed), 'file')}; nothing written" if changed else
                           "dry run: nothing would change, so no pull request would be opened; nothing written")
         return result
     _publish(forge, checkout, settings, head, result, changed)
@@ -286,7 +287,7 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
         forge.no_pull_request()
         result.status = "nothing-to-do"
         failed = len(result.failed)
-        state = (f"nothing more can move ({render.plural(failed, 'image')} could not be copied)" if failed
+        state = (f"nothing more can move ({plural(failed, 'image')} could not be copied)" if failed
                  else "everything is already moved")
         if existing is not None:
             result.message = f"{forge.repository}: {state}; the pull request {existing.url} is left as it is"
@@ -315,7 +316,7 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
     result.pull_request = forge.open_pull_request(request, existing)
     result.status = "updated" if existing is not None else "opened"
     where = result.pull_request.url or settings.branch
-    result.message = f"{forge.repository}: {result.status} {where} ({render.plural(len(result.report.moved), 'image')} moved)"
+    result.message = f"{forge.repository}: {result.status} {where} ({plural(len(result.report.moved), 'image')} moved)"
 
 
 def verified_plan(plan: Plan, images: Sequence[MirrorImage], statuses: frozenset[str]) -> Plan:

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from bot.errors import ConfigError
+from bot.output import plural
 from bot.report import MovedImage, NotMoved, RunReport
 from bot.resources import data_dir
 
@@ -174,12 +175,6 @@ def clip(value: object, limit: int = 200) -> str:
 def count_text(number: int | None) -> str:
     """A count for a table cell: `1,234`, or `—` when unknown (never 0 for unknown)."""
     return "—" if number is None else f"{number:,}"
-
-
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """`1 image`, `2 images`."""
-    word = singular if count == 1 else (plural_form or singular + "s")
-    return f"{count:,} {word}"
 
 
 def short_digest(digest: str | None) -> str:

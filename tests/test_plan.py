@@ -188,11 +188,11 @@ def test_plan_and_rewrite_name_the_files_the_scan_could_not_read(tmp_path, capsy
     assert out == (f"FROM                       TO{' ' * len(target)}REFS  PULLS\n"
                    f"-------------------------  {'-' * len(target)}  ----  -----\n"
                    f"docker.io/library/redis:7  {target}  1     -\n"
-                   f"1 images to move to {DEST}, in 1 files\n"
+                   f"1 image to move to {DEST}, in 1 file\n"
                    "skipped latin.yaml: not UTF-8 (byte 0xe9 at offset 73)\n")
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, err) == (0, "")
-    assert out == ("FILE        REFERENCES\n----------  ----------\nDockerfile  1\n1 files rewritten, 1 references moved\n"
+    assert out == ("FILE        REFERENCES\n----------  ----------\nDockerfile  1\n1 file rewritten, 1 reference moved\n"
                    "skipped latin.yaml: not UTF-8 (byte 0xe9 at offset 73)\n")
 
 

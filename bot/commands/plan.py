@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot import options
 from bot.commands.scan import skipped_lines
-from bot.output import print_json, render_table
+from bot.output import plural, print_json, render_table
 from bot.plan import Plan, make_plan
 from bot.config import Config
 from bot.errors import UsageError
@@ -101,7 +101,7 @@ def render(plan: Plan) -> str:
         rows = [(m.source, m.target, len(m.references), "-" if m.pulls is None else m.pulls) for m in plan.moves]
         lines.append(render_table(("FROM", "TO", "REFS", "PULLS"), rows))
     files = len({r.path for m in plan.moves for r in m.references})
-    lines.append(f"{len(plan.moves)} images to move to {plan.destination}, in {files} files")
+    lines.append(f"{plural(len(plan.moves), 'image')} to move to {plan.destination}, in {plural(files, 'file')}")
     lines += left_in_place_lines(plan)
     if plan.pin_digest:
         lines.append("pin_digest: references will be pinned to the digest the mirror step verifies")

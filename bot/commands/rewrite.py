@@ -8,7 +8,7 @@ import sys
 from bot import mirror
 from bot.commands import plan as plan_command
 from bot.commands.scan import skipped_lines
-from bot.output import print_json, render_table, write_together
+from bot.output import plural, print_json, render_table, write_together
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
 
 log = logging.getLogger("rehome")
@@ -81,6 +81,6 @@ def _print_untouched(results: list[FileRewrite], stream) -> None:
 def render(results: list[FileRewrite]) -> str:
     rows = [(r.path, r.moved) for r in results if r.new_text is not None]
     lines = [render_table(("FILE", "REFERENCES"), rows)] if rows else []
-    lines.append(f"{len(rows)} files rewritten, {sum(r.moved for r in results)} references moved")
+    lines.append(f"{plural(len(rows), 'file')} rewritten, {plural(sum(r.moved for r in results), 'reference')} moved")
     lines += [f"left untouched: {r.path}: {r.reason}" for r in results if r.new_text is None]
     return "\n".join(lines)

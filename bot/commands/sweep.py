@@ -17,7 +17,7 @@ from bot.errors import RehomeError, UsageError
 from bot.mirror import MirrorOptions
 from bot.output import check_writable_file, check_writable_folder, print_json, render_table
 from bot.registry.copy import DEFAULT_JOBS
-from bot.render import plural
+from bot.output import plural
 from bot.sweep import access
 from bot.sweep import report as sweep_report
 from bot.sweep.mirrorcache import SharedMirror

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot import render
 from bot.errors import UsageError
-from bot.output import write_atomically
+from bot.output import plural, write_atomically
 
 VERSION = 1
 # Repository statuses: a sweep's journal statuses, plus `scanned` for an inventory.
@@ -224,7 +224,7 @@ def to_markdown(report: SweepReport) -> str:
 
 
 def interrupted_line(report: SweepReport) -> str:
-    not_reached = render.plural(report.not_reached, "repository", "repositories")
+    not_reached = plural(report.not_reached, "repository", "repositories")
     return f"Interrupted: the sweep was stopped before it finished; not reached, and not in this report: {not_reached}."
 
 
