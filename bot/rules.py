@@ -22,7 +22,7 @@ from bot.resources import data_dir
 
 EXTRACTORS = ("dockerfile", "yaml", "helm-values", "helm-template", "kustomize")
 
-_PATH_SEGMENT = r"(?:\*\*|\*|[A-Za-z0-9_$-]+\*?)(?:\[\])?"
+_PATH_SEGMENT = r"(?:\*\*|\*|(?:[A-Za-z0-9_$-]|\\\.)+\*?)(?:\[\])?"
 KEY_PATH_RE = re.compile(rf"^{_PATH_SEGMENT}(?:\.{_PATH_SEGMENT})*$")
 
 RULE_SCHEMA: dict[str, Any] = {
@@ -81,7 +81,8 @@ class Rule:
     not_images: tuple[str, ...] = ()  # key paths that never hold an image, even where `images` reach
     skip_if_sibling: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
-    # key paths the tool never reads, there to hold YAML anchors (Compose `x-` extension fields)
+    # key paths the tool never reads, there to hold YAML anchors (Compose `x-` extension fields,
+    # GitLab hidden keys): nothing under them counts as a use of an anchor
     anchor_holders: tuple[str, ...] = ()
 
     def selects(self, path: str) -> bool:

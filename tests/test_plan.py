@@ -228,9 +228,45 @@ def test_what_the_rewrite_cannot_edit_is_unresolved_and_the_rest_of_the_file_mov
             "unresolved",
             "the image name comes from a variable: only a name written out can be rewritten; change it by hand"),
         ref("pod.yaml", 6, 16, "kubernetes", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
-            "the value is the YAML anchor &img, also used where no image is expected: "
-            "moving it would change that value too; change it by hand"),
+            SHARED_ANCHOR.format("img")),
     ]
+
+
+SHARED_ANCHOR = ("the value is the YAML anchor &{}, also used where no image is expected: "
+                 "moving it would change that value too; change it by hand")
+
+
+def test_an_anchor_defined_in_a_holder_and_used_only_by_images_moves(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "compose.yaml": "x-images: {web: &web nginx:1.27, db: &db postgres:16}\n"
+                        "x-common: &common\n  image: &red redis:7\n"
+                        "services:\n  web: {image: *web}\n  db: {image: *db, labels: {base: *db}}\n"
+                        "  cache:\n    <<: *common\n",
+        ".gitlab-ci.yml": ".images: {python: &python python:3.12, go: &go golang:1.22}\n"
+                          "test: {image: *python, script: [x]}\nbuild: {image: *go, script: [*go]}\n",
+    })
+    plan = _plan(capsys, tmp_path)
+    assert _moves(plan) == [
+        ("docker.io/library/nginx:1.27", [("compose.yaml", 1, 22)]),
+        ("docker.io/library/python:3.12", [(".gitlab-ci.yml", 1, 27)]),
+        ("docker.io/library/redis:7", [("compose.yaml", 3, 15)]),
+    ]
+    assert plan["unresolved"] == [
+        ref(".gitlab-ci.yml", 1, 48, "gitlab-ci", "golang:1.22", "docker.io/library/golang:1.22", "unresolved",
+            SHARED_ANCHOR.format("go")),
+        ref("compose.yaml", 1, 42, "compose", "postgres:16", "docker.io/library/postgres:16", "unresolved",
+            SHARED_ANCHOR.format("db")),
+    ]
+    code, _, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    mirror = f"{DEST}/docker.io/library"
+    assert (tmp_path / "compose.yaml").read_text() == (
+        f"x-images: {{web: &web {mirror}/nginx:1.27, db: &db postgres:16}}\n"
+        f"x-common: &common\n  image: &red {mirror}/redis:7\n"
+        "services:\n  web: {image: *web}\n  db: {image: *db, labels: {base: *db}}\n  cache:\n    <<: *common\n")
+    assert (tmp_path / ".gitlab-ci.yml").read_text() == (
+        f".images: {{python: &python {mirror}/python:3.12, go: &go golang:1.22}}\n"
+        "test: {image: *python, script: [x]}\nbuild: {image: *go, script: [*go]}\n")
 
 
 def test_a_name_that_an_earlier_stage_took_is_the_stage(tmp_path, capsys):

@@ -1,14 +1,14 @@
 """Key paths over composed YAML nodes: `jobs.*.services.*.image`, `**.containers[].image`.
 
-Segments: a key name; `*` any one key; `name*` any key starting with `name`; `name[]` /
-`*[]` a key then each item of the list under it; `**` any depth (zero or more keys or list
-items). A path selects the
-nodes it reaches; the walk visits each node once, so an aliased node is seen once, at
-its anchor, and alias bombs cost nothing.
+Segments: a key name (`\\.` a dot in it); `*` any one key; `name*` any key starting with
+`name`; `name[]` / `*[]` a key then each item of the list under it; `**` any depth (zero or
+more keys or list items). A path selects the nodes it reaches; the walk visits each node
+once, so an aliased node is seen once, at its anchor, and alias bombs cost nothing.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -19,12 +19,14 @@ from bot.scan.yamldocs import MERGE_TAG
 ANY_KEY = "*"
 DEEP = "**"
 ITEM = "[]"
+_SEPARATOR_RE = re.compile(r"(?<!\\)\.")  # `\.` is a dot inside a key name
 
 
 @lru_cache(maxsize=256)
 def compile_path(path: str) -> tuple[str, ...]:
     segments: list[str] = []
-    for part in path.split("."):
+    for part in _SEPARATOR_RE.split(path):
+        part = part.replace("\\.", ".")
         if part.endswith(ITEM):
             segments += [part[: -len(ITEM)], ITEM]
         else:

@@ -76,11 +76,11 @@ def _paths(rule: Rule) -> list[tuple[str, str, str]]:
 def _shared_anchors(root: Node, hits: list[keypaths.Hit], rule: Rule, text: str, base: int) -> dict[int, str]:
     """The anchored image values that the document also holds where no image is expected (an
     annotation, a label), by node id, with the anchor's name: moving one would change those too.
-    The rule's `anchor_holders` (keys the tool never reads) do not count."""
+    The rule's `anchor_holders` (keys the tool never reads) and everything under them do not count."""
     anchors = {id(hit.node): name for hit in hits if (name := anchor_name(hit.node, text, base)) is not None}
     if not anchors:
         return {}
-    paths = _paths(rule) + [(p, "", "holder") for p in rule.anchor_holders]
+    paths = _paths(rule) + [(f"{p}.**", "", "holder") for p in rule.anchor_holders]
     inside = {i for i, (_, _, role) in enumerate(paths) if role in ("image", "service", "holder")}
     shared = keypaths.used_elsewhere(root, [p for p, _, _ in paths], inside, set(anchors))
     return {node: name for node, name in anchors.items() if node in shared}

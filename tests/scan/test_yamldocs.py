@@ -40,6 +40,12 @@ def test_key_paths_report_in_document_order_once_per_node_with_their_parent():
         (2, "base:1", True), (1, "svc:1", True), (0, "two:1", True), (2, "deep:1", True)]
 
 
+def test_a_dot_inside_a_key_name_is_written_escaped():
+    (root,) = compose_all(".hidden: {image: a:1}\nvisible: {image: b:1}\napp.kubernetes.io: {image: c:1}\n")
+    hits = list(keypaths.select(root, [r"\.*.image", r"app\.kubernetes\.io.image"]))
+    assert [(h.pattern, h.node.value) for h in hits] == [(0, "a:1"), (1, "c:1")]
+
+
 def test_anchored_values_used_where_no_accepted_path_reaches(tmp_path):
     text = ("x-held: &held held:1\n"
             "labels: {a: &label label:1}\n"
