@@ -108,6 +108,39 @@ def covered_reasons(references: list[Reference]) -> dict[int, str]:
     return reasons
 
 
+def _renamable_overrides(references: list[Reference]) -> list[tuple[Reference, list[Reference]]]:
+    """The Kustomize `images:` entries whose `name` a rewrite renames to follow their manifests'
+    move, each with the manifest references it applies to."""
+    return [
+        (ref, override_matches(ref, references)) for ref in references
+        if (entry := ref.found.edit.get("kustomize")) and not entry.get("remote") and entry.get("name") is not None
+    ]
+
+
+def held_by_overrides(references: list[Reference], moving: set[int]) -> dict[int, str]:
+    """Of the `moving` references (by id), those that must stay with a Kustomize `images:` entry,
+    with the reason. An entry applying to references of which some move and some stay cannot be
+    renamed to follow the ones that move without ceasing to apply to the others: it and all it
+    matches stay. Repeated until nothing changes, as what stays can hold more."""
+    overrides = _renamable_overrides(references)
+    held: dict[int, str] = {}
+    while True:
+        before = len(held)
+        for override, matches in overrides:
+            staying = [m for m in matches if id(m) not in moving or id(m) in held]
+            if not staying or len(staying) == len(matches):
+                continue
+            where = f"{staying[0].path}:{staying[0].line}"
+            name = override.found.edit["kustomize"]["name"]["value"]
+            held.setdefault(id(override), f"its name {name} also matches {where}, which stays: renamed to follow "
+                                          "the others, it would stop applying there; change it by hand")
+            for match in matches:
+                held.setdefault(id(match), f"matched by the Kustomize images: entry at {override.path}:{override.line}, "
+                                           f"which must keep its name: it also matches {where}, which stays")
+        if len(held) == before:
+            return {ref: reason for ref, reason in held.items() if ref in moving}
+
+
 def is_multiline_block(facts: Mapping[str, Any]) -> bool:
     """A YAML block scalar over several lines (`|` / `>`): its text is not its value, and
     writing the value on one line would change the style."""
@@ -209,6 +242,12 @@ def make_plan(
         targets[ref.image] = str(target)
     for source, reason in _collisions(targets).items():
         unresolved.extend(_with_reason(ref, UNRESOLVED, reason) for ref in by_source.pop(source))
+    held = held_by_overrides(scanned.references, {id(ref) for refs in by_source.values() for ref in refs})
+    for source, refs in list(by_source.items()):
+        unresolved.extend(_with_reason(ref, UNRESOLVED, held[id(ref)]) for ref in refs if id(ref) in held)
+        by_source[source] = [ref for ref in refs if id(ref) not in held]
+        if not by_source[source]:
+            del by_source[source]
     moves = []
     for source in sorted(by_source):
         counts = pulls.lookup(source) if pulls is not None else (None, None)

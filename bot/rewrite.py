@@ -20,7 +20,7 @@ from typing import Any
 from bot import imageref
 from bot.errors import UsageError
 from bot.imageref import ImageRef
-from bot.plan import Plan, is_multiline_block, override_matches, rewrite_blocker
+from bot.plan import Plan, held_by_overrides, is_multiline_block, override_matches, rewrite_blocker
 from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan.base import FileContext
@@ -309,15 +309,16 @@ def unified_diff(rewrite: FileRewrite) -> str:
     return "".join(lines)
 
 
-def kustomize_renames(plan: Plan, references: list[Reference]) -> dict[str, list[Edit]]:
-    """`name:` edits, by kustomization path, for the overrides whose manifests move."""
+def kustomize_renames(plan: Plan, references: list[Reference], moving: set[int]) -> dict[str, list[Edit]]:
+    """`name:` edits, by kustomization path, for the overrides whose manifests move (the `moving`
+    references, by id)."""
     targets = {id(ref): imageref.parse(move.target) for move in plan.moves for ref in move.references}
     renames: dict[str, list[Edit]] = defaultdict(list)
     for ref in references:
         entry = ref.found.edit.get("kustomize")
         if not entry or entry.get("remote") or entry.get("name") is None:
             continue
-        new_names = {targets[id(m)].name for m in override_matches(ref, references) if id(m) in targets}
+        new_names = {targets[id(m)].name for m in override_matches(ref, references) if id(m) in moving}
         if len(new_names) == 1:
             renames[ref.path].append(rename_edit(ref, new_names.pop()))
     return renames
@@ -348,20 +349,52 @@ def rewrite_tree(
         pinned = target.with_digest(digest) if digest and target.digest is None else target
         for ref in move.references:
             by_path[ref.path].append((ref, pinned if can_pin(ref) else target))
-    renames = kustomize_renames(plan, references)
-    paths = sorted(set(by_path) | set(renames), key=lambda p: (rules[kinds[p]].extractor == "kustomize", p))
-    results: list[FileRewrite] = []
-    new_texts: dict[str, str] = {}
-    for path in paths:
-        text, why_not = tree.read(path, sys.maxsize)  # it was scanned: within the size limit
-        if text is None:
-            raise UsageError(f"{tree.root / path}: cannot be read again to rewrite it: {why_not or 'it is gone'}")
-        context = FileContext(tree, path, overlay=new_texts)
-        result = rewrite_file(text, by_path[path], rules[kinds[path]], context, policy, renames.get(path))
-        if result.changed:
-            new_texts[path] = result.new_text
-        results.append(result)
-    return sorted(_hold_what_refused_kustomizations_match(results, renames, references), key=lambda r: r.path)
+    is_kustomization = {p: rules[kinds[p]].extractor == "kustomize" for p in kinds}
+    results = {path: _rewrite_one(tree, path, by_path[path], rules[kinds[path]], policy, {})
+               for path in sorted(by_path) if not is_kustomization[path]}
+    held = _hold_what_stays_with_kustomizations(results, by_path, references)
+    moving = {id(ref) for path, moves in by_path.items() for ref, _ in moves
+              if id(ref) not in held and (is_kustomization[path] or results[path].changed)}
+    renames = kustomize_renames(plan, references, moving)
+    new_texts = {path: r.new_text for path, r in results.items() if r.new_text is not None and r.changed}
+    for path in sorted(p for p in set(by_path) | set(renames) if is_kustomization[p]):
+        moves = [(ref, target) for ref, target in by_path[path] if id(ref) not in held]
+        results[path] = _rewrite_one(tree, path, moves, rules[kinds[path]], policy, new_texts, renames.get(path))
+        if results[path].changed:
+            new_texts[path] = results[path].new_text
+        elif not moves and path not in renames:
+            results[path].reason = next(held[id(ref)] for ref, _ in by_path[path])
+    return sorted(_hold_what_refused_kustomizations_match(list(results.values()), renames, references),
+                  key=lambda r: r.path)
+
+
+def _rewrite_one(tree: Tree, path: str, moves: list[tuple[Reference, ImageRef]], rule: Rule, policy: Policy,
+                 new_texts: dict[str, str], extra: list[Edit] | None = None) -> FileRewrite:
+    text, why_not = tree.read(path, sys.maxsize)  # it was scanned: within the size limit
+    if text is None:
+        raise UsageError(f"{tree.root / path}: cannot be read again to rewrite it: {why_not or 'it is gone'}")
+    if not moves and not extra:
+        return FileRewrite(path, text, None, 0)
+    return rewrite_file(text, moves, rule, FileContext(tree, path, overlay=new_texts), policy, extra)
+
+
+def _hold_what_stays_with_kustomizations(results: dict[str, FileRewrite],
+                                         by_path: Mapping[str, list[tuple[Reference, ImageRef]]],
+                                         references: list[Reference]) -> dict[int, str]:
+    """A manifest left untouched keeps references a kustomization's `images:` entry applies to:
+    the entry keeps its name, so what else it applies to stays too (whole files, repeated until
+    nothing changes). The references held, by id, with the reason."""
+    held: dict[int, str] = {}
+    while True:
+        moving = {id(ref) for path, r in results.items() if r.changed for ref, _ in by_path[path]}
+        moving |= {id(ref) for path, moves in by_path.items() if path not in results for ref, _ in moves}
+        held.update(held_by_overrides(references, moving - set(held)))
+        newly = {path: reason for path, r in results.items() if r.changed
+                 for ref, _ in by_path[path] if (reason := held.get(id(ref))) is not None}
+        if not newly:
+            return held
+        for path, reason in newly.items():
+            results[path] = FileRewrite(path, results[path].old_text, None, 0, f"left as it is: {reason}")
 
 
 def _hold_what_refused_kustomizations_match(results: list[FileRewrite], renames: Mapping[str, list[Edit]],

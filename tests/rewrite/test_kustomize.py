@@ -156,3 +156,74 @@ def test_manifests_stay_as_they_are_when_their_kustomization_cannot_follow(tmp_p
                    "left untouched: kustomization.yaml: two edits overlap at characters 1-2\n")
     assert (work / "deployment.yaml").read_text() == DEPLOYMENT
     assert _built_images(work) == ["nginx:1.26", "us-docker.pkg.dev/acme/team/busybox:1.36"]
+
+
+def _deployment(name: str, *images: str, annotations: str = "{}") -> str:
+    containers = "".join(f"      - {{name: c{i}, image: {image}}}\n" for i, image in enumerate(images))
+    return (f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  annotations: {annotations}\n"
+            f"spec:\n  template:\n    spec:\n      containers:\n{containers}")
+
+
+def _shared_entry_tree(root: Path, base: dict[str, str]) -> dict[Path, str]:
+    files = {root / "base" / name: text for name, text in base.items()}
+    files[root / "base" / "kustomization.yaml"] = f"resources: [{', '.join(sorted(base))}]\n"
+    files[root / "overlay" / "kustomization.yaml"] = 'resources: [../base]\nimages:\n- name: nginx\n  newTag: "1.28"\n'
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return files
+
+
+def test_an_entry_that_also_matches_a_reference_that_stays_keeps_its_name_and_all_it_matches(tmp_path, capsys):
+    files = _shared_entry_tree(tmp_path, {
+        "deploy.yaml": _deployment("web", "*orig", "nginx:1.27", annotations="{original: &orig nginx:1.27}"),
+        "cache.yaml": _deployment("cache", "redis:7"),
+    })
+    before = {d: _built_images(tmp_path / d) for d in ("base", "overlay")}
+    assert before["overlay"] == ["redis:7", "nginx:1.28", "nginx:1.28"]
+    code, out, _ = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
+    plan = json.loads(out)
+    assert (code, [m["source"] for m in plan["moves"]]) == (0, ["docker.io/library/redis:7"])
+    assert [(r["path"], r["line"], r["reason"]) for r in plan["unresolved"]] == [
+        ("base/deploy.yaml", 5, "the value is the YAML anchor &orig, also used where no image is expected: "
+                                "moving it would change that value too; change it by hand"),
+        ("base/deploy.yaml", 11, "matched by the Kustomize images: entry at overlay/kustomization.yaml:4, which must "
+                                 "keep its name: it also matches base/deploy.yaml:5, which stays"),
+        ("overlay/kustomization.yaml", 4, "its name nginx also matches base/deploy.yaml:5, which stays: renamed to "
+                                          "follow the others, it would stop applying there; change it by hand"),
+    ]
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)[0] == 0
+    assert {path: path.read_text() for path in files if path.name != "cache.yaml"} == {
+        path: text for path, text in files.items() if path.name != "cache.yaml"}
+    assert {d: _built_images(tmp_path / d) for d in ("base", "overlay")} == {
+        "base": [_mirror("redis:7"), "nginx:1.27", "nginx:1.27"],
+        "overlay": [_mirror("redis:7"), "nginx:1.28", "nginx:1.28"],
+    }
+
+
+def test_an_entry_keeps_its_name_when_a_manifest_it_matches_is_left_untouched(tmp_path, capsys, monkeypatch):
+    files = _shared_entry_tree(tmp_path, {
+        "a.yaml": _deployment("a", "nginx:1.27"),
+        "b.yaml": _deployment("b", "nginx:1.27", "redis:7"),
+    })
+    before = {d: _built_images(tmp_path / d) for d in ("base", "overlay")}
+    real = rewrite.rewrite_file
+
+    def refuse_a(text, moves, rule, context, policy, extra=None):
+        if context.path == "base/a.yaml":
+            return rewrite.FileRewrite(context.path, text, None, 0, "nested too deeply to check that only image "
+                                                                    "names change")
+        return real(text, moves, rule, context, policy, extra)
+
+    monkeypatch.setattr(rewrite, "rewrite_file", refuse_a)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (1, "")
+    assert out == (
+        "0 files rewritten, 0 references moved\n"
+        "left untouched: base/a.yaml: nested too deeply to check that only image names change\n"
+        "left untouched: base/b.yaml: left as it is: matched by the Kustomize images: entry at "
+        "overlay/kustomization.yaml:4, which must keep its name: it also matches base/a.yaml:10, which stays\n"
+        "left untouched: overlay/kustomization.yaml: its name nginx also matches base/a.yaml:10, which stays: "
+        "renamed to follow the others, it would stop applying there; change it by hand\n")
+    assert {path: path.read_text() for path in files} == files
+    assert {d: _built_images(tmp_path / d) for d in ("base", "overlay")} == before
