@@ -269,6 +269,38 @@ def test_an_anchor_defined_in_a_holder_and_used_only_by_images_moves(tmp_path, c
         "test: {image: *python, script: [x]}\nbuild: {image: *go, script: [*go]}\n")
 
 
+HELM_VALUES = """\
+global:
+  imageRegistry: &reg docker.io
+image: {registry: *reg, repository: bitnami/nginx, tag: "1.27"}
+sidecarImage: &side busybox:1.36
+podLabels: {side: *side}
+api:
+  image: {registry: &quay quay.io, repository: prometheus/node-exporter, tag: v1}
+  exporterImage: {registry: *quay, repository: prometheus/blackbox-exporter, tag: v2}
+"""
+
+
+def test_helm_values_keep_an_anchor_also_used_where_no_image_is_expected(tmp_path, capsys):
+    write_tree(tmp_path, {"Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n", "values.yaml": HELM_VALUES})
+    plan = _plan(capsys, tmp_path)
+    assert _moves(plan) == [
+        ("quay.io/prometheus/blackbox-exporter:v2", [("values.yaml", 8, 48)]),
+        ("quay.io/prometheus/node-exporter:v1", [("values.yaml", 7, 48)]),
+    ]
+    assert plan["unresolved"] == [
+        ref("values.yaml", 3, 37, "helm-values", "docker.io/bitnami/nginx:1.27", "docker.io/bitnami/nginx:1.27",
+            "unresolved", SHARED_ANCHOR.format("reg")),
+        ref("values.yaml", 4, 21, "helm-values", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
+            SHARED_ANCHOR.format("side")),
+    ]
+    code, _, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    mirrored = "repository: acme/mirror/quay.io/prometheus/"
+    assert (tmp_path / "values.yaml").read_text() == HELM_VALUES.replace(
+        "&quay quay.io", "&quay us-docker.pkg.dev").replace("repository: prometheus/", mirrored)
+
+
 def test_a_name_that_an_earlier_stage_took_is_the_stage(tmp_path, capsys):
     write_tree(tmp_path, {"Dockerfile": "FROM node AS first\nFROM python AS node\nFROM node\nCOPY --from=node /a /b\n"})
     assert _moves(_plan(capsys, tmp_path)) == [

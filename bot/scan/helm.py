@@ -20,7 +20,7 @@ from bot.rules import Rule
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
 from bot.scan.yaml import NULL_TAG, found_at, scalar_part
-from bot.scan.yamldocs import documents, mapping_get, scalar_text
+from bot.scan.yamldocs import anchor_name, documents, mapping_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
 _IMAGE_KEY_RE = re.compile(r".*[iI]mage\Z")
@@ -82,7 +82,53 @@ def _chart_app_version(chart: str) -> str | None:
     return None
 
 
-def _split_reference(mapping: MappingNode, text: str, base: int, context: FileContext) -> Found | None:
+def _edited_nodes(entry: Node) -> list[Node]:
+    """The scalars a rewrite of an image entry replaces: the reference, or a split entry's
+    `registry` and `repository`."""
+    if isinstance(entry, MappingNode):
+        return [node for key in ("registry", "repository") if (node := mapping_get(entry, key)) is not None]
+    return [entry]
+
+
+def _value_positions(root: Node) -> Iterator[tuple[MappingNode | None, str | None, Node]]:
+    """Every place a node stands: (the mapping holding it, its key), or (None, None) for the root,
+    a list item or a key. Each mapping and list is read once, so aliases cost nothing."""
+    read: set[int] = set()
+    stack: list[tuple[MappingNode | None, str | None, Node]] = [(None, None, root)]
+    while stack:
+        parent, key, node = stack.pop()
+        yield parent, key, node
+        if id(node) in read:
+            continue
+        read.add(id(node))
+        if isinstance(node, MappingNode):
+            for key_node, value in node.value:
+                stack.append((None, None, key_node))
+                stack.append((node, str(key_node.value) if isinstance(key_node, ScalarNode) else None, value))
+        elif isinstance(node, SequenceNode):
+            stack += [(None, None, item) for item in node.value]
+
+
+def _shared_anchors(root: Node, entries: list[Node], text: str, base: int) -> dict[int, str]:
+    """The anchored values a rewrite would replace that the document also holds where no image is
+    expected (a label, `global.imageRegistry`), by node id, with the anchor's name."""
+    anchors = {id(node): name for entry in entries for node in _edited_nodes(entry)
+               if (name := anchor_name(node, text, base)) is not None}
+    if not anchors:
+        return {}
+    split_entries = {id(entry) for entry in entries if isinstance(entry, MappingNode)}
+
+    def holds_an_image(parent: MappingNode | None, key: str | None) -> bool:
+        if parent is None or key is None:
+            return False
+        return bool(_IMAGE_KEY_RE.match(key)) or (id(parent) in split_entries and key in ("registry", "repository"))
+
+    return {id(node): anchors[id(node)] for parent, key, node in _value_positions(root)
+            if id(node) in anchors and not holds_an_image(parent, key)}
+
+
+def _split_reference(mapping: MappingNode, text: str, base: int, context: FileContext,
+                     shared: dict[int, str]) -> Found | None:
     repository_node = mapping_get(mapping, "repository")
     repository = scalar_text(repository_node)
     if not repository:
@@ -91,7 +137,11 @@ def _split_reference(mapping: MappingNode, text: str, base: int, context: FileCo
     values = {key: part["value"] if part else "" for key, part in parts.items()}
     raw = _compose(values["registry"], values["repository"], values["tag"], values["digest"])
     at = found_at(repository_node, text, base)
-    edit = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column, "flow": bool(mapping.flow_style)}}
+    edit: dict[str, Any] = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column,
+                                     "flow": bool(mapping.flow_style)}}
+    anchor = next((shared[id(node)] for node in _edited_nodes(mapping) if id(node) in shared), None)
+    if anchor is not None:
+        edit["shared_anchor"] = anchor
     if values["tag"] or values["digest"]:
         return Found(offset=at.offset, raw=raw, span=at.region, edit=edit)
     chart = _nearest_chart(context)
@@ -120,13 +170,15 @@ def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
             values = list(_image_entries(root, set(), set()))
         except RecursionError:
             raise ExtractError("not parseable: YAML nested too deeply") from None
+        shared = _shared_anchors(root, values, text, base)
         for value in values:
             if isinstance(value, MappingNode):
-                found = _split_reference(value, text, base, context)
+                found = _split_reference(value, text, base, context, shared)
                 if found is not None:
                     result.found.append(found)
             elif isinstance(value, ScalarNode) and scalar_text(value):
-                result.found.append(found_at(value, text, base))
+                extra = {"shared_anchor": shared[id(value)]} if id(value) in shared else {}
+                result.found.append(found_at(value, text, base, **extra))
     return result
 
 
