@@ -141,6 +141,25 @@ def held_by_overrides(references: list[Reference], moving: set[int]) -> dict[int
             return {ref: reason for ref, reason in held.items() if ref in moving}
 
 
+def held_by_args(references: list[Reference], moving: set[int]) -> dict[int, str]:
+    """Of the `moving` references (by id), the Dockerfile ARG defaults that a FROM which stays also
+    reads (`ARG PY=python:3.12` with `FROM ${PY}-slim`): moving the default would change that
+    image too. With the reason. (An ARG another ARG reads is used outside FROM lines: it stays.)"""
+    readers: dict[tuple[str, str], Reference] = {}
+    for ref in references:
+        if id(ref) not in moving:
+            for name in ref.found.edit.get("args", ()):
+                readers.setdefault((ref.path, name), ref)
+    held = {}
+    for ref in references:
+        name = ref.found.edit.get("arg")
+        reader = readers.get((ref.path, str(name)))
+        if id(ref) in moving and ref.found.edit.get("instruction") == "ARG" and reader is not None:
+            held[id(ref)] = (f"ARG {name} is also read by {reader.raw} (line {reader.line}), which stays: "
+                             "moving its default would change that image too; change it by hand")
+    return held
+
+
 def is_multiline_block(facts: Mapping[str, Any]) -> bool:
     """A YAML block scalar over several lines (`|` / `>`): its text is not its value, and
     writing the value on one line would change the style."""
@@ -242,7 +261,9 @@ def make_plan(
         targets[ref.image] = str(target)
     for source, reason in _collisions(targets).items():
         unresolved.extend(_with_reason(ref, UNRESOLVED, reason) for ref in by_source.pop(source))
-    held = held_by_overrides(scanned.references, {id(ref) for refs in by_source.values() for ref in refs})
+    moving = {id(ref) for refs in by_source.values() for ref in refs}
+    held = held_by_args(scanned.references, moving)
+    held.update(held_by_overrides(scanned.references, moving - set(held)))
     for source, refs in list(by_source.items()):
         unresolved.extend(_with_reason(ref, UNRESOLVED, held[id(ref)]) for ref in refs if id(ref) in held)
         by_source[source] = [ref for ref in refs if id(ref) not in held]

@@ -259,8 +259,11 @@ def _check_rescan(text: str, new_text: str, targets: dict[int, str], rule: Rule,
         expected = targets.get(old.found.offset)
         if expected is not None and new.image != expected:
             raise CannotRewrite(f"line {old.line}: expected {expected} after the rewrite, found {new.image or new.raw}")
-        if expected is None and (new.raw, new.image) != (old.raw, old.image):
+        if expected is None and new.raw != old.raw:
             raise CannotRewrite(f"line {old.line}: {old.raw} changed to {new.raw}, which was not planned")
+        if expected is None and new.image != old.image:
+            raise CannotRewrite(f"line {old.line}: {old.raw} would name {new.image} instead of {old.image}, "
+                                "which was not planned")
 
 
 def rewrite_file(

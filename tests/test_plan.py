@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from bot import plan as plan_module
 from bot.imageref import parse
 from bot.policy import MappingError, check_template, map_to_mirror
 from tests.helpers import ref, run_cli, write_tree
@@ -299,6 +300,42 @@ def test_helm_values_keep_an_anchor_also_used_where_no_image_is_expected(tmp_pat
     mirrored = "repository: acme/mirror/quay.io/prometheus/"
     assert (tmp_path / "values.yaml").read_text() == HELM_VALUES.replace(
         "&quay quay.io", "&quay us-docker.pkg.dev").replace("repository: prometheus/", mirrored)
+
+
+ARG_READ_BY_A_FROM_THAT_STAYS = ("ARG PY=python:3.12\nARG B2=perl:5\nFROM ${PY} AS base\nFROM ${PY}-slim\n"
+                                 "FROM ${B2}\nFROM ${B3:-${B2}}\nFROM alpine:3.19\n")
+
+
+def test_an_arg_that_a_from_which_stays_reads_stays_too(tmp_path, capsys):
+    write_tree(tmp_path, {"Dockerfile": ARG_READ_BY_A_FROM_THAT_STAYS})
+    plan = _plan(capsys, tmp_path)
+    assert _moves(plan) == [("docker.io/library/alpine:3.19", [("Dockerfile", 7, 6)])]
+    from_a_variable = "the image name comes from a variable: only a name written out can be rewritten; change it by hand"
+    assert plan["unresolved"] == [
+        ref("Dockerfile", 1, 8, "dockerfile", "python:3.12", "docker.io/library/python:3.12", "unresolved",
+            "ARG PY is also read by ${PY}-slim (line 4), which stays: moving its default would change that image "
+            "too; change it by hand"),
+        ref("Dockerfile", 2, 8, "dockerfile", "perl:5", "docker.io/library/perl:5", "unresolved",
+            "ARG B2 is also read by ${B2} (line 6), which stays: moving its default would change that image "
+            "too; change it by hand"),
+        ref("Dockerfile", 4, 6, "dockerfile", "${PY}-slim", "docker.io/library/python:3.12-slim", "unresolved",
+            from_a_variable),
+        ref("Dockerfile", 6, 12, "dockerfile", "${B2}", "docker.io/library/perl:5", "unresolved", from_a_variable),
+    ]
+    code, _, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert (tmp_path / "Dockerfile").read_text() == ARG_READ_BY_A_FROM_THAT_STAYS.replace(
+        "alpine:3.19", f"{DEST}/docker.io/library/alpine:3.19")
+
+
+def test_a_rewrite_that_would_change_an_unplanned_image_says_which(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(plan_module, "held_by_args", lambda references, moving: {})
+    write_tree(tmp_path, {"Dockerfile": ARG_READ_BY_A_FROM_THAT_STAYS})
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST, "--dry-run")
+    assert (code, err) == (1, "")
+    assert out.splitlines()[0] == (
+        "left untouched: Dockerfile: line 4: ${PY}-slim would name us-docker.pkg.dev/acme/mirror/docker.io/library/"
+        "python:3.12-slim instead of docker.io/library/python:3.12-slim, which was not planned")
 
 
 def test_a_name_that_an_earlier_stage_took_is_the_stage(tmp_path, capsys):
