@@ -843,4 +843,7 @@ def use_note(value: str, use: Use) -> str:
 
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
-    return Extraction(found=Extractor(read_dockerfile(text)).run())
+    try:
+        return Extraction(found=Extractor(read_dockerfile(text)).run())
+    except RecursionError:
+        raise ExtractError("not parseable: variables nested too deeply (${A:-${B:-...}})") from None

@@ -11,6 +11,7 @@ from bot.scan.base import ExtractError, FileContext
 from bot.scan.dockerfile import extract
 from bot.scan.files import DiskTree
 from bot.scan.model import Found
+from tests.helpers import run_cli, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dockerfile"
 RULE = Rule(kind="dockerfile", source=Path("rules/dockerfile.yaml"), extractor="dockerfile", files=("**/Dockerfile*",))
@@ -356,3 +357,18 @@ def test_corpus_agrees_with_renovate(shared_dir, tmp_path):
     assert sum((ours & theirs).values()) == 305
     assert set(theirs - ours) == RENOVATE_ONLY
     assert set(ours - theirs) == REHOME_ONLY
+
+
+def test_variables_nested_too_deeply_skip_the_file_and_the_scan_goes_on(tmp_path, capsys):
+    depth = 600
+    write_tree(tmp_path, {"Dockerfile": "FROM " + "${A:-" * depth + "node:20" + "}" * depth + "\nFROM alpine:3.19\n",
+                          "app/Dockerfile": "FROM redis:7\n"})
+    code, out, err = run_cli(capsys, "scan", str(tmp_path))
+    assert (code, err) == (0, "")
+    assert out == (
+        "IMAGE                      STATUS       REFS  FILES           KINDS       REASON\n"
+        "-------------------------  -----------  ----  --------------  ----------  ------\n"
+        "docker.io/library/redis:7  third-party  1     app/Dockerfile  dockerfile\n"
+        "1 references in 1 files: 1 third-party, 0 internal, 0 unresolved; 0 ignored\n"
+        "skipped Dockerfile: not parseable: variables nested too deeply (${A:-${B:-...}})\n"
+    )
