@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from bot.errors import UsageError
 from bot.pulls.model import Window
 from bot.pulls.source import Entry, Malformed, SourceError
 from bot.pulls.times import from_datetime, to_datetime
@@ -26,9 +27,9 @@ RETRY_SECONDS = 20.0
 REQUEST_SECONDS = 30.0
 # A project ID: 6 to 30 lowercase letters, digits and hyphens, starting with a letter and not ending
 # with a hyphen; older projects may be domain-scoped (`example.com:project`).
-PROJECT_ID = r"(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
-# PROJECT.DATASET; dataset IDs are letters, digits, `_`.
-PROJECT_DATASET_RE = re.compile(rf"({PROJECT_ID})\.([A-Za-z0-9_]+)")
+PROJECT_ID_RE = re.compile(r"(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+PROJECT_ID_RULE = "6 to 30 lowercase letters, digits and hyphens, starting with a letter; for example acme-prod"
+DATASET_ID_RE = re.compile(r"[A-Za-z0-9_]+")
 
 QUERY = """\
 SELECT
@@ -48,11 +49,23 @@ def is_bigquery(source: str) -> bool:
     return source.startswith(SCHEME)
 
 
+def check_project(project: str, where: str) -> str:
+    if PROJECT_ID_RE.fullmatch(project) is None:
+        raise UsageError(f"{where}: not a project ID ({PROJECT_ID_RULE})")
+    return project
+
+
+def split_dataset(text: str, where: str, expected: str) -> tuple[str, str]:
+    """PROJECT.DATASET as (project, dataset); a usage error naming `where` says what is wrong with it."""
+    project, dot, dataset = text.rpartition(".")  # a domain-scoped project has dots, a dataset none
+    if not dot or not project or DATASET_ID_RE.fullmatch(dataset) is None:
+        raise UsageError(f"{where}: expected {expected}")
+    return check_project(project, f"{where}: project {project!r}"), dataset
+
+
 def parse_location(source: str) -> tuple[str, str]:
-    match = PROJECT_DATASET_RE.fullmatch(source[len(SCHEME):])
-    if match is None:
-        raise SourceError(f"{source}: expected bigquery://PROJECT.DATASET (for example bigquery://acme-prod.pull_logs)")
-    return match.group(1), match.group(2)
+    return split_dataset(source[len(SCHEME):], source,
+                         "bigquery://PROJECT.DATASET (for example bigquery://acme-prod.pull_logs)")
 
 
 def _bigquery() -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shlex
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from bot.errors import RehomeError, UsageError
-from bot.pulls.bigquery import PROJECT_DATASET_RE, PROJECT_ID
+from bot.pulls import bigquery
 
 SINK_NAME = "image_pull_logs"
 SINK_FILTER = 'resource.type="k8s_pod" jsonPayload.reason="Pulling"'
@@ -26,10 +25,7 @@ GRANT_ROLE = "roles/bigquery.dataEditor"
 
 
 def check_project(project: str) -> str:
-    if re.fullmatch(PROJECT_ID, project) is None:
-        raise UsageError(f"--projects {project!r}: not a project ID (6 to 30 lowercase letters, digits and "
-                         "hyphens, starting with a letter; for example acme-prod)")
-    return project
+    return bigquery.check_project(project, f"--projects {project!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +35,8 @@ class Dataset:
 
     @classmethod
     def parse(cls, text: str) -> Dataset:
-        match = PROJECT_DATASET_RE.fullmatch(text)
-        if match is None:
-            raise UsageError(f"--dataset {text!r}: expected PROJECT.DATASET (for example acme-logs.pull_logs)")
-        return cls(match.group(1), match.group(2))
+        return cls(*bigquery.split_dataset(text, f"--dataset {text!r}",
+                                           "PROJECT.DATASET (for example acme-logs.pull_logs)"))
 
     @property
     def destination(self) -> str:

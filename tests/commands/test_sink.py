@@ -124,11 +124,17 @@ gcloud logging sinks create image_pull_logs {DESTINATION} --project=acme-dev '--
 """, "")
 
 
-def test_a_bad_dataset_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    for dataset in ("just_a_dataset", "logs.pull_logs", "acme-logs/x.pull_logs"):
-        assert main(["sink", "--projects", "acme-prod", "--dataset", dataset, "--print"]) == 2
-        assert capsys.readouterr().err == (
-            f"rehome: error: --dataset {dataset!r}: expected PROJECT.DATASET (for example acme-logs.pull_logs)\n")
+@pytest.mark.parametrize(("dataset", "message"), [
+    ("just_a_dataset", "expected PROJECT.DATASET (for example acme-logs.pull_logs)"),
+    ("acme-logs.pull-logs", "expected PROJECT.DATASET (for example acme-logs.pull_logs)"),
+    ("logs.pull_logs", "project 'logs': not a project ID (6 to 30 lowercase letters, digits and hyphens, "
+                       "starting with a letter; for example acme-prod)"),
+    ("acme-logs/x.pull_logs", "project 'acme-logs/x': not a project ID (6 to 30 lowercase letters, digits and "
+                              "hyphens, starting with a letter; for example acme-prod)"),
+])
+def test_a_bad_dataset_is_a_usage_error(capsys: pytest.CaptureFixture[str], dataset: str, message: str) -> None:
+    assert main(["sink", "--projects", "acme-prod", "--dataset", dataset, "--print"]) == 2
+    assert capsys.readouterr().err == f"rehome: error: --dataset {dataset!r}: {message}\n"
 
 
 BAD_PROJECTS = ["acme", "a" * 31, "Acme-prod", "1acme-prod", "acme-prod-", "acme_prod", "acme-prod/sinks/x",

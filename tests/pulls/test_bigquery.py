@@ -10,6 +10,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery as bq
 
+from bot.errors import UsageError
 from bot.pulls import bigquery, load_counts
 from bot.pulls.bigquery import parse_location, query_entries
 from bot.pulls.model import Window
@@ -109,10 +110,27 @@ def test_query_errors_and_bad_locations(tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.setenv("REHOME_BIGQUERY_ENDPOINT", api.url)
         with pytest.raises(SourceError, match=r"^bigquery://acme-logs\.pull_logs: the query failed: 403 .*Access Denied"):
             load_counts("bigquery://acme-logs.pull_logs", until="2024-05-03")
+
+
+NOT_A_PROJECT = "not a project ID (6 to 30 lowercase letters, digits and hyphens, starting with a letter; for example acme-prod)"
+
+
+@pytest.mark.parametrize(("location", "message"), [
+    ("just-a-project", "expected bigquery://PROJECT.DATASET (for example bigquery://acme-prod.pull_logs)"),
+    ("acme-logs.`x`", "expected bigquery://PROJECT.DATASET (for example bigquery://acme-prod.pull_logs)"),
+    (".logs", "expected bigquery://PROJECT.DATASET (for example bigquery://acme-prod.pull_logs)"),
+    ("acme.logs", f"project 'acme': {NOT_A_PROJECT}"),
+    ("acme-logs-.logs", f"project 'acme-logs-': {NOT_A_PROJECT}"),
+    ("Acme-logs.logs", f"project 'Acme-logs': {NOT_A_PROJECT}"),
+])
+def test_a_bad_location_is_a_usage_error_saying_what_is_wrong(location: str, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        load_counts(f"bigquery://{location}")
+    assert str(caught.value) == f"bigquery://{location}: {message}"
+
+
+def test_a_domain_scoped_project() -> None:
     assert parse_location("bigquery://example.com:acme-logs.logs_1") == ("example.com:acme-logs", "logs_1")
-    for location in ("just-a-project", "acme.logs", "acme-logs-.logs", "Acme-logs.logs", "acme-logs.`x`"):
-        with pytest.raises(SourceError, match="expected bigquery://PROJECT.DATASET"):
-            parse_location(f"bigquery://{location}")
 
 
 @pytest.fixture()
