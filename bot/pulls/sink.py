@@ -22,6 +22,7 @@ ENDPOINT = "https://logging.googleapis.com"
 ENDPOINT_ENV = "REHOME_LOGGING_ENDPOINT"
 SCOPES = ("https://www.googleapis.com/auth/logging.admin",)
 GRANT_ROLE = "roles/bigquery.dataEditor"
+TIMEOUT_SECONDS = 30.0
 
 
 def check_project(project: str) -> str:
@@ -63,24 +64,31 @@ class LoggingApi:
         self._client = client
 
     def _call(self, step: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        # Refused, timed out, cut off: the next project may still work.
         try:
             return self._client.request(method, path, **kwargs)
-        except httpx.TransportError as exc:  # refused, timed out, cut off: the next project may still work
+        except httpx.ReadTimeout:
+            raise RehomeError(f"Cloud Logging API: {step}: {self._client.base_url} did not answer within "
+                              f"{TIMEOUT_SECONDS:g}s") from None
+        except httpx.TransportError as exc:
             raise RehomeError(f"Cloud Logging API: {step}: cannot reach {self._client.base_url}: "
                               f"{exc or type(exc).__name__}") from None
 
     def _check(self, step: str, response: httpx.Response) -> dict[str, Any]:
-        if response.is_success:
+        if not response.is_success:
             try:
-                return response.json()
-            except ValueError:
-                raise RehomeError(f"Cloud Logging API: {step}: the answer is not JSON: "
-                                  f"{response.text[:200]!r}") from None
+                detail = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                detail = response.text[:200]
+            raise RehomeError(f"Cloud Logging API: {step}: {response.status_code} {detail}")
         try:
-            detail = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:200]
-        raise RehomeError(f"Cloud Logging API: {response.status_code} {detail}")
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise RehomeError(f"Cloud Logging API: {step}: the answer is not a JSON object: "
+                              f"{response.text[:200]!r}")
+        return answer
 
     def get_sink(self, project: str, name: str) -> dict[str, Any] | None:
         step = "reading the sink"
@@ -102,8 +110,8 @@ def _segment(text: str) -> str:
     return quote(text, safe=":")
 
 
-def _same_filter(a: str, b: str) -> bool:
-    return " ".join(a.split()) == " ".join(b.split())
+def _same_filter(a: object, b: str) -> bool:
+    return isinstance(a, str) and " ".join(a.split()) == " ".join(b.split())
 
 
 def ensure_sink(api: LoggingApi, project: str, dataset: Dataset) -> SinkResult:
@@ -117,7 +125,7 @@ def ensure_sink(api: LoggingApi, project: str, dataset: Dataset) -> SinkResult:
             return SinkResult(project, "created", created.get("writerIdentity"))
     except RehomeError as exc:
         return SinkResult(project, "failed", message=exc.message)
-    if _same_filter(existing.get("filter", ""), SINK_FILTER) and existing.get("destination") == dataset.destination:
+    if _same_filter(existing.get("filter"), SINK_FILTER) and existing.get("destination") == dataset.destination:
         return SinkResult(project, "exists", existing.get("writerIdentity"))
     return SinkResult(project, "conflict", existing.get("writerIdentity"), message=(
         f"sink {SINK_NAME} exists with filter {existing.get('filter', '')!r} and destination "
@@ -142,7 +150,7 @@ def logging_client() -> httpx.Client:
     except TransportError as exc:
         raise RehomeError(f"cannot get a Google Cloud access token, no project was changed: {exc}") from None
     return httpx.Client(
-        base_url=os.environ.get(ENDPOINT_ENV, ENDPOINT), timeout=30,
+        base_url=os.environ.get(ENDPOINT_ENV, ENDPOINT), timeout=TIMEOUT_SECONDS,
         headers={"Authorization": f"Bearer {credentials.token}"},
     )
 

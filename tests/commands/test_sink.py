@@ -101,7 +101,7 @@ def test_another_filter_or_a_refusal_is_reported_and_the_rest_goes_on(logging_ap
              "message": f"sink image_pull_logs exists with filter 'resource.type=\"k8s_pod\"' and destination "
                         f"'{DESTINATION}'; left unchanged"},
             {"project": "acme-locked", "status": "failed", "writer_identity": None,
-             "message": "Cloud Logging API: 403 Permission 'logging.sinks.get' denied"},
+             "message": "Cloud Logging API: reading the sink: 403 Permission 'logging.sinks.get' denied"},
             {"project": "acme-new", "status": "created",
              "writer_identity": "serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com", "message": None},
         ],
@@ -186,6 +186,8 @@ def test_a_network_error_midway_keeps_the_projects_done(logging_api: Any, monkey
             raise httpx.ConnectError("connection refused")
         if "/acme-cut/" in request.url.path and request.method == "POST":
             raise httpx.ReadError("connection reset by peer")
+        if "/acme-slow/" in request.url.path:
+            raise httpx.ReadTimeout("timed out")
         with httpx.Client(base_url=logging_api.url) as real:
             answer = real.request(request.method, request.url.path, params=request.url.params,
                                   headers=request.headers, content=request.content)
@@ -196,7 +198,7 @@ def test_a_network_error_midway_keeps_the_projects_done(logging_api: Any, monkey
                             headers={"Authorization": "Bearer test-token"})
 
     monkeypatch.setattr("bot.commands.sink.logging_client", client)
-    assert main(["sink", "--projects", "acme-prod", "acme-gone", "acme-cut", "acme-next",
+    assert main(["sink", "--projects", "acme-prod", "acme-gone", "acme-cut", "acme-slow", "acme-next",
                  "--dataset", "acme-logs.pull_logs", "--format", "json"]) == 1
     writer = "serviceAccount:service-1@gcp-sa-logging.iam.gserviceaccount.com"
     assert json.loads(capsys.readouterr().out)["sinks"] == [
@@ -206,5 +208,40 @@ def test_a_network_error_midway_keeps_the_projects_done(logging_api: Any, monkey
         {"project": "acme-cut", "status": "failed", "writer_identity": None,
          "message": "Cloud Logging API: creating the sink: cannot reach https://logging.example: "
                     "connection reset by peer"},
+        {"project": "acme-slow", "status": "failed", "writer_identity": None,
+         "message": "Cloud Logging API: reading the sink: https://logging.example did not answer within 30s"},
         {"project": "acme-next", "status": "created", "writer_identity": writer, "message": None},
     ]
+
+
+def test_answers_that_are_not_a_sink_fail_that_project_by_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    odd_get = {
+        "acme-list": (200, [1, 2]),
+        "acme-nullsink": (200, None),  # not "no sink": nothing is created
+        "acme-broken": (500, {"error": {"code": 500, "message": "backend error"}}),
+        "acme-nofilter": (200, {"name": "image_pull_logs", "destination": DESTINATION, "filter": None}),
+    }
+
+    def answer(request: Request) -> tuple[int, Any]:
+        project = request.path.split("/")[3] if request.path != "/token" else ""
+        if request.method == "GET" and project in odd_get:
+            return odd_get[project]
+        if request.method == "POST" and project == "acme-created-list":
+            return 200, ["x"]
+        return token_answer(request) or (404, {"error": {"code": 404, "message": "not found"}})
+
+    with serve(answer) as api:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_adc(tmp_path / "adc.json", api.url + "/token")))
+        monkeypatch.setenv("REHOME_LOGGING_ENDPOINT", api.url)
+        assert main(["sink", "--projects", "acme-list", "acme-nullsink", "acme-broken", "acme-nofilter",
+                     "acme-created-list", "--dataset", "acme-logs.pull_logs"]) == 1
+    assert capsys.readouterr() == (f"""\
+acme-list: failed: Cloud Logging API: reading the sink: the answer is not a JSON object: '[1, 2]'
+acme-nullsink: failed: Cloud Logging API: reading the sink: the answer is not a JSON object: 'null'
+acme-broken: failed: Cloud Logging API: reading the sink: 500 backend error
+acme-nofilter: conflict: sink image_pull_logs exists with filter None and destination '{DESTINATION}'; left unchanged
+acme-created-list: failed: Cloud Logging API: creating the sink: the answer is not a JSON object: '["x"]'
+""", "")
+    assert [(r.method, r.path) for r in api.requests if r.method == "POST" and r.path != "/token"] == [
+        ("POST", "/v2/projects/acme-created-list/sinks")]
