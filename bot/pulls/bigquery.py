@@ -20,9 +20,12 @@ from bot.pulls.times import from_datetime, to_datetime
 SCHEME = "bigquery://"
 SCOPES = ("https://www.googleapis.com/auth/bigquery",)
 ENDPOINT_ENV = "REHOME_BIGQUERY_ENDPOINT"
-# The client retries an unreachable BigQuery for 10 minutes (40 with job retries), silently: give up
-# after RETRY_SECONDS of retries, each request waiting at most REQUEST_SECONDS. A query that takes
-# longer still runs: the client asks again for its result while it runs.
+# The client retries an unreachable BigQuery for 10 minutes (40 with job retries), silently. rehome
+# starts no request after RETRY_SECONDS, and a request gives up after REQUEST_SECONDS without a
+# connection or an answer: an unreachable BigQuery fails within RETRY_SECONDS + REQUEST_SECONDS. No job
+# retries: they would start the request retries over, each time with RETRY_SECONDS of their own. A
+# query that takes longer still runs: BigQuery answers each request within REQUEST_SECONDS, and the
+# client asks again while the query runs.
 RETRY_SECONDS = 20.0
 REQUEST_SECONDS = 30.0
 # A project ID: 6 to 30 lowercase letters, digits and hyphens, starting with a letter and not ending
@@ -99,7 +102,7 @@ def query_entries(client: Any, project: str, dataset: str, window: Window) -> It
     bigquery = _bigquery()
     from google.api_core.exceptions import GoogleAPIError, RetryError
     from google.auth.exceptions import GoogleAuthError
-    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
     from requests.exceptions import RequestException
 
     config = bigquery.QueryJobConfig(query_parameters=[
@@ -110,13 +113,10 @@ def query_entries(client: Any, project: str, dataset: str, window: Window) -> It
     try:
         rows = list(client.query_and_wait(
             QUERY.format(project=project, dataset=dataset), job_config=config, api_timeout=REQUEST_SECONDS,
-            retry=DEFAULT_RETRY.with_timeout(RETRY_SECONDS), job_retry=DEFAULT_JOB_RETRY.with_timeout(RETRY_SECONDS),
+            retry=DEFAULT_RETRY.with_timeout(RETRY_SECONDS), job_retry=None,
         ))
     except RetryError as exc:
-        last = exc.cause
-        while isinstance(last, RetryError):  # the job's retries around the request's
-            last = last.cause
-        raise SourceError(f"{where}: BigQuery did not answer within {RETRY_SECONDS:g}s of retries: {last}",
+        raise SourceError(f"{where}: BigQuery did not answer within {RETRY_SECONDS:g}s of retries: {exc.cause}",
                           hint=f"check the network, or {ENDPOINT_ENV} if it is set") from None
     except GoogleAPIError as exc:
         raise SourceError(f"{where}: the query failed: {exc}") from None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import re
 import socket
 import time
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from google.api_core.retry import retry_base, retry_unary
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery as bq
 
@@ -172,5 +175,41 @@ def test_bigquery_that_never_answers_fails_after_a_bounded_retry(tmp_path: Path,
                         r".*[Rr]ead timed out.*", error.message), error.message
 
 
+class Clock:
+    """The retries' clock, with sleeps that take no time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_no_request_starts_after_the_retry_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    for module in (retry_base, retry_unary):
+        monkeypatch.setattr(module, "time", clock)
+    random.seed(7)  # the retries' jitter
+    started: list[float] = []
+
+    def refuse(adapter: object, request: object, **kwargs: object) -> None:
+        started.append(clock.now)
+        raise requests.ConnectionError("connection refused")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", refuse)
+    client = bq.Client(project="acme-logs", credentials=AnonymousCredentials(),
+                       client_options={"api_endpoint": "http://bigquery.invalid"})
+    with pytest.raises(SourceError) as caught:
+        list(query_entries(client, "acme-logs", "pull_logs", Window(0, DAY)))
+    assert caught.value.message == ("bigquery://acme-logs.pull_logs: BigQuery did not answer within 20s of retries: "
+                                    "connection refused")
+    assert len(started) > 3
+    assert max(started) <= bigquery.RETRY_SECONDS
+    assert clock.now <= bigquery.RETRY_SECONDS
+
+
 def test_the_default_retries_give_up_well_within_a_minute() -> None:
-    assert bigquery.RETRY_SECONDS + bigquery.REQUEST_SECONDS < 60
+    assert bigquery.RETRY_SECONDS + bigquery.REQUEST_SECONDS <= 50
