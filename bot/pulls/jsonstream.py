@@ -1,17 +1,23 @@
 """Read a large JSON document value by value, holding only a chunk of it in memory.
 
 `json.JSONDecoder.raw_decode` decodes one value from a buffer; when the value runs past the end of
-what has been read so far, read more and try again.
+what has been read so far, read more and try again. A value nested deeper than the decoder goes
+(it recurses) is read past instead, and given as TOO_DEEP: no caller takes it for an entry.
 """
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, TextIO
 
 _CHUNK = 1 << 16
 _WHITESPACE = " \t\n\r"
 _INT_DIGITS = 20
+_STRUCTURE_RE = re.compile(r'["\[\]{}]')
+_STRING_REST_RE = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # after the opening quote
+
+TOO_DEEP = object()
 
 
 def _int(text: str) -> int | float:
@@ -74,11 +80,40 @@ class JsonStream:
                 if self._fill():
                     continue
                 raise JsonStreamError(exc.msg, self._consumed + exc.pos) from None
+            except RecursionError:
+                self._skip_nested()
+                return TOO_DEEP
             # A number or literal that ends where the buffer ends may continue in the next chunk.
             if end == len(self._buffer) and self._fill():
                 continue
             self._pos = end
             return value
+
+    def _skip_nested(self) -> None:
+        """Read past the array or object that starts here by counting its brackets (strings aside)."""
+        depth = 0
+        while True:
+            found = _STRUCTURE_RE.search(self._buffer, self._pos)
+            if found is None:
+                self._pos = len(self._buffer)
+                self._more_of_the_nested_value()
+                continue
+            if found.group() == '"':
+                string = _STRING_REST_RE.match(self._buffer, found.end())
+                if string is None:  # the string goes on in the next chunk
+                    self._pos = found.start()
+                    self._more_of_the_nested_value()
+                    continue
+                self._pos = string.end()
+                continue
+            self._pos = found.end()
+            depth += 1 if found.group() in "[{" else -1
+            if depth == 0:
+                return
+
+    def _more_of_the_nested_value(self) -> None:
+        if not self._fill():
+            raise self._error("the document ends inside a nested value")
 
     def array_items(self) -> Iterator[Any]:
         """The values of the array that starts here."""

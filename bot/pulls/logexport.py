@@ -1,10 +1,10 @@
 """Cloud Logging exports: `gcloud logging read … --format=json` (a JSON array) and NDJSON (one entry
 per line, as a sink to Cloud Storage writes).
 
-An entry is malformed when it is not valid JSON (an NDJSON line that is not UTF-8 counts as such)
-or lacks `timestamp`, `jsonPayload.reason` or `jsonPayload.message` (or has them in a form that
-cannot be read, such as a time outside the years 1 to 9999). Entries of other reasons are valid,
-just not pulls.
+An entry is malformed when it is not valid JSON (an NDJSON line that is not UTF-8 counts as such, and
+so does an entry nested deeper than JSON can be read), or lacks `timestamp`, `jsonPayload.reason` or
+`jsonPayload.message` (or has them in a form that cannot be read, such as a time outside the years 1
+to 9999). Entries of other reasons are valid, just not pulls.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class NdjsonExport:
         for line in lines:
             try:
                 value = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             return isinstance(value, dict) and ("jsonPayload" in value or "timestamp" in value)
         return False

@@ -240,3 +240,15 @@ def test_json_array_and_kubectl_events_with_a_byte_order_mark(tmp_path: Path,
         code, out, err = run(capsys, "pulls", str(path), "--format", "json")
         assert (code, err) == (0, "")
         assert [(row["image"], row["pulls"]) for row in json.loads(out)["images"]] == [("docker.io/library/nginx", 1)]
+
+
+def test_a_document_nested_too_deep_counts_as_a_malformed_entry(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    code, out, err = run(capsys, "pulls", str(deep), "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {
+        "version": 1, "source": "deep.json (Cloud Logging export, a JSON array (gcloud logging read --format=json))",
+        "window": None, "limit": {"pulls": 100, "per": "6h"}, "malformed": 1, "malformed_lines": [1], "images": [],
+    }

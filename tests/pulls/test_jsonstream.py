@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bot.pulls.jsonstream import JsonStream, JsonStreamError
+from bot.pulls.jsonstream import TOO_DEEP, JsonStream, JsonStreamError
 
 
 class Trickle(io.StringIO):
@@ -53,3 +53,18 @@ def test_errors_say_where(text: str, message: str) -> None:
                 reader.value()
         reader.end()
     assert str(caught.value) == message
+
+
+def test_a_value_nested_deeper_than_the_decoder_goes_is_read_past() -> None:
+    deep_object = '{"a": "x]}\\\\\\"{[", "b": ' * 1500 + "[]" + "}" * 1500  # brackets in strings do not count
+    deep_array = "[" * 5000 + "]" * 5000
+    reader = JsonStream(Trickle(f'[1, {deep_object}, 2, {deep_array}, {{"c": 3}}]'))
+    assert list(reader.array_items()) == [1, TOO_DEEP, 2, TOO_DEEP, {"c": 3}]
+    reader.end()
+
+
+def test_a_document_that_ends_inside_a_deep_value_is_an_error() -> None:
+    reader = JsonStream(Trickle("[1, " + "[" * 5000 + '"]]'))
+    with pytest.raises(JsonStreamError) as caught:
+        list(reader.array_items())
+    assert str(caught.value) == "the document ends inside a nested value (character 5005)"

@@ -75,3 +75,12 @@ def test_a_byte_order_mark_and_counts_beyond_64_bits() -> None:
     assert list(KubectlEvents().entries(io.BytesIO(text.encode()), "e.json")) == [
         Entry(parse_time(T), "nginx", MAX_PULLS, position=1), Malformed(2), Malformed(3),
     ]
+
+
+def test_an_event_nested_deeper_than_json_reads_is_malformed() -> None:
+    deep = "[" * 200_000 + "]" * 200_000
+    text = (f'{{"apiVersion": "v1", "metadata": {deep}, '
+            f'"items": [{json.dumps(kube_event(T, "nginx"))}, {deep}, {json.dumps(kube_event(T, "redis"))}]}}')
+    assert list(KubectlEvents().entries(io.BytesIO(text.encode()), "e.json")) == [
+        Entry(parse_time(T), "nginx", 1, position=1), Malformed(2), Entry(parse_time(T), "redis", 1, position=3),
+    ]

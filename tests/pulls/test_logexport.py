@@ -105,3 +105,17 @@ def test_a_json_array_with_a_byte_order_mark() -> None:
     assert list(JsonArrayExport().entries(io.BytesIO(text.encode()), "p.json")) == [
         Entry(T_US, "nginx", 1, "acme/us-central1/prod", 1),
     ]
+
+
+def test_an_entry_nested_deeper_than_json_reads_is_malformed() -> None:
+    deep = "[" * 200_000 + "]" * 200_000
+    text = "[" + ", ".join([json.dumps(log_entry(T, "nginx")), deep, json.dumps(log_entry(T, "redis"))]) + "]"
+    expected = [Entry(T_US, "nginx", 1, "acme/us-central1/prod", 1), Malformed(2),
+                Entry(T_US, "redis", 1, "acme/us-central1/prod", 3)]
+    assert list(JsonArrayExport().entries(io.BytesIO(text.encode()), "pulls.json")) == expected
+    assert ndjson_entries([log_entry(T, "nginx"), deep, log_entry(T, "redis")]) == expected
+
+
+def test_sniffing_ndjson_whose_first_line_is_too_deep_to_read() -> None:
+    deep_first = '{"a": ' * 5000 + "1" + "}" * 5000 + "\n" + json.dumps(log_entry(T, "nginx")) + "\n"
+    assert NdjsonExport().sniff(deep_first)
