@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -80,14 +82,29 @@ def load_counts(source: str, *, since: str | None = None, until: str | None = No
     """
     if bigquery.is_bigquery(source):
         return _load_bigquery(source, since=since, until=until, limit=limit)
-    path = Path(source)
-    if not path.is_file():
-        raise SourceError(f"{source}: no such file")
+    path = _regular_file(source)
     fmt = detect(path)
     return count_pulls(
         lambda: _file_entries(path, fmt), source=f"{path.name} ({fmt.description})", has_times=fmt.has_times,
         since=since, until=until, limit=limit,
     )
+
+
+def _regular_file(source: str) -> Path:
+    """The path of SOURCE, a file that can be read twice (to detect its format, then to count)."""
+    try:
+        mode = os.stat(source).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceError(f"{source}: no such file") from None
+    except OSError as exc:
+        raise SourceError(f"{source}: cannot read: {exc}") from None
+    if stat.S_ISDIR(mode):
+        raise SourceError(f"{source}: a folder, not a file")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise SourceError(f"{source}: {kind}, not a file (rehome reads the source twice)",
+                          hint="save it to a file first")
+    return Path(source)
 
 
 def _load_bigquery(source: str, *, since: str | None, until: str | None, limit: Limit) -> PullCounts:

@@ -1,15 +1,17 @@
 """The guide's query results exported as CSV: `imageName,numberOfPulls`, and the tracking query's
 `timeOfImagePull,imageName,numberOfPulls` (columns found by name, in any order).
 
-A row is malformed when it is not readable as CSV, has the wrong number of fields, an empty name, a
-count that is not a whole number from 0 to MAX_PULLS, or a time that cannot be read. A quoted value
-may span lines; when the row it makes is malformed (a quote left open takes in the lines after it),
-the row's first line is reported and the lines after it are read again as rows of their own.
+A row is malformed when it is not readable as CSV (a quote left open to the end of the file, text
+right after a closing quote), is not UTF-8, has the wrong number of fields, an empty name, a count
+that is not a whole number from 0 to MAX_PULLS, or a time that cannot be read. A quoted value may
+span lines; when the row it makes is malformed (a quote left open takes in the lines after it), the
+row's first line is reported and the lines after it are read again as rows of their own.
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -17,6 +19,7 @@ from bot.pulls.source import MAX_PULLS, Entry, Malformed, SourceError
 from bot.pulls.times import BadTime, parse_time
 
 IMAGE, PULLS, TIME = "imageName", "numberOfPulls", "timeOfImagePull"
+_NOT_UTF8_RE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of bytes that are not UTF-8
 Line = tuple[int, str]  # (line number, text)
 
 
@@ -41,11 +44,12 @@ class CsvCounts:
         return IMAGE in columns and PULLS in columns and (TIME in columns) == self.timed
 
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
-        lines = _Lines(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+        # Bytes that are not UTF-8 become lone surrogates, which UTF-8 text never decodes to: the row
+        # holding them is malformed, and the rest of the file still counts.
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        lines = _Lines(text)
         try:
-            yield from _rows(lines, csv.reader(lines))
-        except UnicodeDecodeError as exc:
-            raise SourceError(f"{where}: not UTF-8 text: {exc}") from None
+            yield from _rows(lines, csv.reader(lines, strict=True))
         except csv.Error as exc:  # only the header can get here
             raise SourceError(f"{where}: not readable as CSV: {exc}") from None
 
@@ -86,7 +90,7 @@ def _rows(lines: _Lines, reader: csv.reader) -> Iterator[Entry | Malformed]:
             row = next(reader)
         except StopIteration:
             return
-        except csv.Error:  # a value longer than the csv module takes
+        except csv.Error:  # a value longer than the csv module takes, a quote left open at the end, …
             row = None
         if row == []:
             continue
@@ -99,7 +103,7 @@ def _rows(lines: _Lines, reader: csv.reader) -> Iterator[Entry | Malformed]:
 
 def _row_entry(row: list[str], width: int, image_at: int, pulls_at: int, time_at: int | None,
                line: int) -> Entry | Malformed:
-    if len(row) != width or not row[image_at].strip():
+    if len(row) != width or not row[image_at].strip() or any(map(_NOT_UTF8_RE.search, row)):
         return Malformed(line)
     pulls = _count(row[pulls_at].strip())
     if pulls is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -47,6 +48,7 @@ class LogEntry(msgspec.Struct):
 _DECODE = msgspec.json.Decoder(LogEntry).decode
 _IMAGES_KEPT = 10_000
 _BOM = b"\xef\xbb\xbf"
+_ENTRY_START_RE = re.compile(r'\{.*?"(?:jsonPayload|timestamp)"\s*:', re.DOTALL)
 
 
 def cluster_of(resource: Resource | None) -> str | None:
@@ -89,6 +91,7 @@ class NdjsonExport:
     has_times = True
 
     def sniff(self, head: str) -> bool:
+        head = head.lstrip()
         lines = head.splitlines()[:50]
         if len(lines) > 1 and not head.endswith("\n"):
             lines.pop()  # the head may end inside a line
@@ -98,7 +101,8 @@ class NdjsonExport:
             except (ValueError, RecursionError):
                 continue
             return isinstance(value, dict) and ("jsonPayload" in value or "timestamp" in value)
-        return False
+        # An entry may be longer than the head: then its start is all there is to go by.
+        return "\n" not in head and _ENTRY_START_RE.match(head) is not None
 
     def entries(self, stream: BinaryIO, where: str) -> Iterator[Entry | Malformed]:
         decode, entry = _DECODE, EntryReader().entry

@@ -242,6 +242,16 @@ def test_json_array_and_kubectl_events_with_a_byte_order_mark(tmp_path: Path,
         assert [(row["image"], row["pulls"]) for row in json.loads(out)["images"]] == [("docker.io/library/nginx", 1)]
 
 
+def test_a_bad_bigquery_project_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "pulls", "bigquery://Acme.x") == (
+        2, "", "rehome: error: bigquery://Acme.x: project 'Acme': not a project ID (6 to 30 lowercase letters, "
+               "digits and hyphens, starting with a letter; for example acme-prod)\n")
+
+
+def test_a_folder_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "pulls", str(tmp_path)) == (1, "", f"rehome: error: {tmp_path}: a folder, not a file\n")
+
+
 def test_a_document_nested_too_deep_counts_as_a_malformed_entry(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     deep = tmp_path / "deep.json"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,24 @@ def test_csv_without_times_has_no_window_and_no_peaks(tmp_path: Path) -> None:
         ],
     }
     assert counts.describe() == "pull counts from q.csv (CSV of the guide's query (imageName,numberOfPulls))"
+
+
+def test_ndjson_whose_first_entry_is_longer_than_what_detection_reads(tmp_path: Path) -> None:
+    first = log_entry("2024-05-01T10:00:00Z", "nginx")
+    first["jsonPayload"]["note"] = "x" * 100_000
+    path = write_ndjson(tmp_path / "pulls.ndjson", [first, log_entry("2024-05-01T10:00:00Z", "redis")])
+    assert detect(path) is FORMATS["log-ndjson"]
+    assert [(row.image, row.pulls) for row in load_counts(str(path)).images] == [
+        ("docker.io/library/nginx", 1), ("docker.io/library/redis", 1)]
+
+
+def test_a_folder_or_a_named_pipe_is_named_as_such(tmp_path: Path) -> None:
+    pipe = tmp_path / "pulls.fifo"
+    os.mkfifo(pipe)
+    with pytest.raises(SourceError) as caught:
+        load_counts(str(tmp_path))
+    assert (caught.value.message, caught.value.hint) == (f"{tmp_path}: a folder, not a file", None)
+    with pytest.raises(SourceError) as caught:
+        load_counts(str(pipe))
+    assert (caught.value.message, caught.value.hint) == (
+        f"{pipe}: a named pipe, not a file (rehome reads the source twice)", "save it to a file first")

@@ -87,3 +87,23 @@ def test_counts_beyond_64_bits_are_malformed() -> None:
     assert rows(text, timed=False) == [
         Entry(None, "nginx", MAX_PULLS, position=2), Malformed(3), Malformed(4), Entry(None, "alpine", 7, position=5),
     ]
+
+
+def test_a_quote_left_open_on_the_last_line_is_malformed_too() -> None:
+    text = 'imageName,numberOfPulls\nnginx,3\nredis,"4\n'
+    assert rows(text, timed=False) == [Entry(None, "nginx", 3, position=2), Malformed(3)]
+    assert rows(text.rstrip("\n"), timed=False) == [Entry(None, "nginx", 3, position=2), Malformed(3)]
+
+
+def test_text_right_after_a_closing_quote_is_malformed() -> None:
+    text = 'imageName,numberOfPulls\n"nginx"x,3\nredis,4\n'
+    assert rows(text, timed=False) == [Malformed(2), Entry(None, "redis", 4, position=3)]
+
+
+def test_a_row_that_is_not_utf8_is_malformed_and_the_rest_counts() -> None:
+    data = (b'imageName,numberOfPulls\nnginx,3\ncaf\xe9,2\nredis,1\n'
+            b'"multi\n\xff line",4\nalpine,5\n')  # 5-6: the row is malformed, and so is line 6 read again
+    assert list(CsvCounts(False).entries(io.BytesIO(data), "pulls.csv")) == [
+        Entry(None, "nginx", 3, position=2), Malformed(3), Entry(None, "redis", 1, position=4),
+        Malformed(5), Malformed(6), Entry(None, "alpine", 5, position=7),
+    ]

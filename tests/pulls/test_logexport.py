@@ -119,3 +119,11 @@ def test_an_entry_nested_deeper_than_json_reads_is_malformed() -> None:
 def test_sniffing_ndjson_whose_first_line_is_too_deep_to_read() -> None:
     deep_first = '{"a": ' * 5000 + "1" + "}" * 5000 + "\n" + json.dumps(log_entry(T, "nginx")) + "\n"
     assert NdjsonExport().sniff(deep_first)
+
+
+def test_sniffing_ndjson_whose_first_line_is_longer_than_the_head() -> None:
+    long_entry = log_entry(T, "nginx")
+    long_entry["jsonPayload"]["pad"] = "x" * 70_000
+    head = json.dumps(long_entry)[:65536]  # what detection reads: the start of the first line
+    assert NdjsonExport().sniff(head)
+    assert not NdjsonExport().sniff('{"kind": "List", "pad": "' + "x" * 70_000)
