@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bot.pulls import bigquery
-from bot.pulls.count import count_pulls, resolve_window
+from bot.pulls.count import check_window_flags, count_pulls, resolve_window
 from bot.pulls.csvfile import CsvCounts
 from bot.pulls.kubectl import KubectlEvents
 from bot.pulls.logexport import JsonArrayExport, NdjsonExport
@@ -80,6 +80,7 @@ def load_counts(source: str, *, since: str | None = None, until: str | None = No
     `until` defaults to the newest entry (for BigQuery: now), `since` to 7 days before it; both take
     ISO 8601 times, `since` also a duration such as `7d`.
     """
+    check_window_flags(since, until)
     if bigquery.is_bigquery(source):
         return _load_bigquery(source, since=since, until=until, limit=limit)
     path = _regular_file(source)

@@ -59,6 +59,14 @@ def resolve_window(since: str | None, until: str | None, newest: int | None) -> 
     return Window(start, end)
 
 
+def check_window_flags(since: str | None, until: str | None) -> None:
+    """--since and --until as text, before any reading: the window itself needs the newest entry."""
+    if until is not None:
+        _flag_time("--until", until, parse_time)
+    if since is not None:
+        _flag_time("--since", since, lambda text: _since(text, 0))
+
+
 def _flag_time(flag: str, text: str, parse: Callable[[str], int]) -> int:
     try:
         return parse(text)

@@ -261,3 +261,18 @@ def test_a_folder_or_a_named_pipe_is_named_as_such(tmp_path: Path) -> None:
         load_counts(str(pipe))
     assert (caught.value.message, caught.value.hint) == (
         f"{pipe}: a named pipe, not a file (rehome reads the source twice)", "save it to a file first")
+
+
+@pytest.mark.parametrize(("since", "until", "message"), [
+    ("soon", None, "--since: 'soon' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time"),
+    (None, "later", "--until: 'later' is not an ISO 8601 time"),
+    ("1d", "10000-01-01", "--until: '10000-01-01' is not an ISO 8601 time"),
+])
+def test_window_flags_are_checked_before_the_source_is_read(tmp_path: Path, since: str | None, until: str | None,
+                                                            message: str) -> None:
+    no_entries = tmp_path / "t.csv"
+    no_entries.write_text("timeOfImagePull,imageName,numberOfPulls\n")
+    for source in (no_entries, tmp_path / "absent.ndjson"):
+        with pytest.raises(UsageError) as caught:
+            load_counts(str(source), since=since, until=until)
+        assert str(caught.value) == message
