@@ -3,11 +3,13 @@
 Reading the entries is the slow part, and the window's end (the newest entry) is known only at the
 end, so entries are read once: each pull goes to a temporary file as three integers (time, name id,
 count); counting then reads those back. Memory does not grow with the number of entries: counts are
-kept per distinct (name, cluster), and the times for peaks in fixed lists of per-minute buckets
-spanning the window (which is at most MAX_WINDOW long, so a list is at most MAX_BUCKETS long).
+kept per distinct (name, cluster) and per day, and the times for peaks in per-minute buckets of the
+window (wider for a window over 31 days, so at most MAX_BUCKETS). A (name, cluster) keeps only its
+buckets with pulls, in a dict, until a list of all of them takes less room (DENSE_SHARE).
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import logging
@@ -37,6 +39,8 @@ MAX_WINDOW = 10950 * DAY  # 30 years: within MAX_BUCKETS buckets of 6 hours
 # Clocks disagree a little: an entry this far past this machine's clock is not dated in the future yet.
 CLOCK_SLACK = HOUR
 _SPILL_ITEMS = 3 * 65536
+# A dict entry takes about eight times a list slot: past this share of the buckets, a list is smaller.
+DENSE_SHARE = 8
 
 Key = tuple[str, "str | None"]  # (name as logged, cluster)
 
@@ -153,10 +157,15 @@ def spilled(spill: BinaryIO) -> Iterator[tuple[int, int, int]]:
         yield from zip(items, items, items)
 
 
+# A key's pulls per bucket of the window: {bucket: pulls} for the buckets with pulls, or a list of every
+# bucket. Python ints: no overflow.
+Slots = dict[int, int] | list[int]
+
+
 @dataclasses.dataclass
 class Tally:
     pulls: list[int]  # by key id
-    buckets: list[list[int] | None]  # by key id: pulls per bucket of the window (Python ints: no overflow)
+    buckets: list[Slots | None]  # by key id
     daily: Counter[tuple[int, int]]  # (day start, key id) -> pulls
 
 
@@ -176,14 +185,29 @@ def tally(pulls: Iterable[tuple[int, int, int]], keys: int, window: Window | Non
             daily[time - time % DAY, key_id] += count
         if width:
             slots = buckets[key_id]
+            slot = (time - since) // width
             if slots is None:
-                slots = buckets[key_id] = [0] * length
-            slots[(time - since) // width] += count
+                slots = buckets[key_id] = {}
+            if type(slots) is dict:
+                slots[slot] = slots.get(slot, 0) + count
+                if len(slots) * DENSE_SHARE > length:
+                    buckets[key_id] = dense_slots(slots, length)
+            else:
+                slots[slot] += count
     return result
 
 
-def sliding_max(slots: list[int], width: int, periods: Iterable[int]) -> list[int]:
+def dense_slots(slots: dict[int, int], length: int) -> list[int]:
+    dense = [0] * length
+    for slot, count in slots.items():
+        dense[slot] = count
+    return dense
+
+
+def sliding_max(slots: Slots, width: int, periods: Iterable[int]) -> list[int]:
     """For each period, the largest sum over `period / width` consecutive buckets (a sliding window)."""
+    if isinstance(slots, dict):
+        return _sparse_sliding_max(slots, width, periods)
     sums = list(itertools.accumulate(slots, initial=0))
     found = []
     for period in periods:
@@ -192,13 +216,33 @@ def sliding_max(slots: list[int], width: int, periods: Iterable[int]) -> list[in
     return found
 
 
-def _sum_slots(result: Tally, key_ids: Iterable[int]) -> list[int] | None:
+def _sparse_sliding_max(slots: dict[int, int], width: int, periods: Iterable[int]) -> list[int]:
+    """The same from the buckets with pulls: the busiest stretch may as well end at one of them."""
+    buckets = sorted(slots)
+    sums = list(itertools.accumulate(map(slots.__getitem__, buckets), initial=0))
+    found = []
+    for period in periods:
+        span = max(1, period // width)
+        firsts = map(bisect.bisect_right, itertools.repeat(buckets), [bucket - span for bucket in buckets])
+        found.append(max(map(operator.sub, sums[1:], map(sums.__getitem__, firsts))))
+    return found
+
+
+def _sum_slots(result: Tally, key_ids: Iterable[int]) -> Slots | None:
     present = [result.buckets[k] for k in key_ids if result.buckets[k] is not None]
     if not present:
         return None
     if len(present) == 1:
         return present[0]
-    return list(map(sum, zip(*present)))
+    lists = [slots for slots in present if type(slots) is list]
+    if not lists:
+        summed: Counter[int] = Counter()
+        for slots in present:
+            summed.update(slots)
+        return summed
+    length = len(lists[0])
+    return list(map(sum, zip(*(slots if type(slots) is list else dense_slots(slots, length)
+                               for slots in present))))
 
 
 def summarise(result: Tally, keys: list[Key], *, source: str, window: Window | None, limit: Limit,

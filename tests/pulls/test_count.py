@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from bot.errors import UsageError
 from bot.pulls import FORMATS, Limit, SourceError, detect, load_counts
-from bot.pulls.count import MAX_BUCKETS, MAX_WINDOW, bucket_width
+from bot.pulls.count import MAX_BUCKETS, MAX_WINDOW, bucket_width, dense_slots, sliding_max
 from bot.pulls.model import Window
-from bot.pulls.times import DAY, HOUR, MINUTE, parse_time
+from bot.pulls.times import DAY, HOUR, MINUTE, format_time, parse_time
 from bot.pulls.source import MAX_PULLS
 from tests.helpers import logged
 from tests.pulls.logdata import kube_event, log_entry, write_gzip, write_ndjson
@@ -276,3 +278,39 @@ def test_window_flags_are_checked_before_the_source_is_read(tmp_path: Path, sinc
         with pytest.raises(UsageError) as caught:
             load_counts(str(source), since=since, until=until)
         assert str(caught.value) == message
+
+
+def test_images_pulled_now_and_then_take_little_memory_whatever_the_window(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "pulls.ndjson", [
+        log_entry(f"2024-05-{1 + n % 30:02d}T10:00:00Z", f"app@sha256:{n:064x}") for n in range(500)])
+    tracemalloc.start()
+    try:
+        counts = load_counts(str(path), since="30d")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(counts.images) == 500
+    assert peak < 10 * 2**20  # a list of every minute of 30 days for each would take 170 MB
+
+
+def test_peaks_are_the_same_from_the_buckets_with_pulls_as_from_all_of_them() -> None:
+    spread = random.Random(3)
+    for _ in range(200):
+        length = spread.randint(1, 400)
+        slots = {spread.randrange(length): spread.randint(0, 5) for _ in range(spread.randint(1, 30))}
+        periods = [spread.randint(1, 500) * MINUTE for _ in range(3)]
+        assert sliding_max(slots, MINUTE, periods) == sliding_max(dense_slots(slots, length), MINUTE, periods)
+
+
+def test_an_image_pulled_every_minute_and_now_and_then(tmp_path: Path) -> None:
+    start = parse_time("2024-05-01T00:00:00Z")
+    path = write_ndjson(tmp_path / "pulls.ndjson", [
+        *(log_entry(format_time(start + n * MINUTE), "nginx", cluster="prod") for n in range(24 * 60)),
+        *(log_entry(f"2024-05-01T{hour:02d}:30:00Z", "nginx", cluster="dev") for hour in (1, 5, 20)),
+    ])
+    [row] = load_counts(str(path), since="1d").images
+    assert row.to_json() == image_row("docker.io/library/nginx", "docker.io/library/nginx", 1443, 1443, 362,
+                                      at_risk=True, clusters=[
+        {"cluster": "acme/us-central1/dev", "pulls": 3, "peak_6h": 2, "at_risk": False},
+        {"cluster": "acme/us-central1/prod", "pulls": 1440, "peak_6h": 360, "at_risk": True},
+    ])
