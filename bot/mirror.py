@@ -16,8 +16,11 @@ from typing import Any
 from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef, InvalidReference, check_not_host_alone, parse
 from bot.output import print_json, render_table
-from bot.registry import Copier, CopyOptions, Credential, CredentialStore, Registries, RetryPolicy, Secret
+from bot.registry import (
+    Copier, CopyOptions, Credential, CredentialStore, Registries, RegistryError, RetryPolicy, Secret,
+)
 from bot.registry.copy import DEFAULT_JOBS, CopyResult
+from bot.registry.manifests import head_digest
 
 log = logging.getLogger("rehome")
 
@@ -164,6 +167,23 @@ def print_images(images: Sequence[MirrorImage], output_format: str) -> None:
         print_json(to_json(images))
     else:
         print(render(images), flush=True)
+
+
+def mirror_digests(targets: Sequence[str], options: MirrorOptions) -> dict[str, tuple[str | None, str | None]]:
+    """The digest each target tag serves in the mirror, asking the mirror alone (its copies were verified
+    when made): target -> (digest, None), or (None, why not)."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    with open_registries(options) as registries:
+        for target in targets:
+            ref = parse(target)
+            reference = ref.digest or ref.tag or "latest"
+            try:
+                digest = head_digest(registries.get(ref.domain), ref.path, reference, "look up the copy")
+            except RegistryError as exc:
+                found[target] = (None, str(exc))
+                continue
+            found[target] = (digest, None if digest else "no such tag in the mirror")
+    return found
 
 
 def report_rate_limits(registries: Registries) -> None:

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def verified_digests(planned: plan_command.Planned, args: argparse.Namespace) -> dict[str, str]:
-    """For --pin-digest: the digest each mirror copy serves, looked up (read-only) in the mirror.
+    """For --pin-digest: the digest each mirror copy serves, looked up (read-only) in the mirror alone.
     Images the mirror does not hold yet are not pinned, and said so."""
     host = mirror.registry_host(planned.plan.destination, "destination")
     options = mirror.MirrorOptions(
@@ -31,12 +31,16 @@ def verified_digests(planned: plan_command.Planned, args: argparse.Namespace) ->
         insecure_registries=tuple(planned.config.insecure_registries) + tuple(args.insecure_registry),
         credentials=mirror.credentials_from_args(args, host),
     )
-    images = mirror.ensure_images([(m.source, m.target) for m in planned.plan.moves], options)
-    for image in images:
-        if image.verified_digest is None:
-            log.warning("not pinned: %s: the mirror does not hold a verified copy (%s); run `rehome mirror` first",
-                        image.target, image.error or image.status)
-    return {image.source: image.verified_digest for image in images if image.verified_digest}
+    served = mirror.mirror_digests([m.target for m in planned.plan.moves], options)
+    pins = {}
+    for move in planned.plan.moves:
+        digest, problem = served[move.target]
+        if digest is None:
+            log.warning("not pinned: %s: the mirror does not hold a copy (%s); run `rehome mirror` first",
+                        move.target, problem)
+        else:
+            pins[move.source] = digest
+    return pins
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 from tests.helpers import run_cli, write_tree
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
+from tests.oci.servers import free_port
 
 
 def test_pins_come_from_the_mirror(loopback: Loopback, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -37,4 +38,21 @@ def test_pins_come_from_the_mirror(loopback: Loopback, tmp_path: Path, capsys, m
         f"  digest: {image.digest}\n"
     )
     assert (repo / "pod.yaml").read_text().endswith(f"- image: {mirror_tool}:3\n")
-    assert f"not pinned: {mirror_tool}:3: the mirror does not hold a verified copy" in err
+    assert f"not pinned: {mirror_tool}:3: the mirror does not hold a copy (no such tag in the mirror)" in err
+
+
+def test_pins_need_only_the_mirror(loopback: Loopback, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The source registries are not asked: a source out of reach (here a closed port) is pinned all the
+    same to what its copy in the mirror serves."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    app, gone = unique_repo("pin-app"), f"127.0.0.1:{free_port()}"
+    image = images.image((1024,))
+    images.push(up, app, image, "1.0")
+    dest = f"{down}/mirror"
+    copy = f"{dest}/{gone.replace(':', '__')}/{app}:1.0"
+    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", copy)[0] == 0
+    repo = write_tree(tmp_path / "repo", {"Dockerfile": f"FROM {gone}/{app}:1.0\n"})
+    code, _, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--pin-digest")
+    assert (code, err) == (0, "")
+    assert (repo / "Dockerfile").read_text() == f"FROM {copy}@{image.digest}\n"
