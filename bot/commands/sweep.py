@@ -15,9 +15,8 @@ from bot.commands import plan as plan_command
 from bot.config import Config
 from bot.errors import RehomeError, UsageError
 from bot.mirror import MirrorOptions
-from bot.output import check_writable_file, check_writable_folder, print_json, render_table
+from bot.output import check_writable_file, check_writable_folder, plural, print_json, render_table
 from bot.registry.copy import DEFAULT_JOBS
-from bot.output import plural
 from bot.sweep import access
 from bot.sweep import report as sweep_report
 from bot.sweep.mirrorcache import SharedMirror

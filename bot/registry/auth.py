@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from bot.registry.credentials import Credential
-from bot.registry.errors import RegistryError, describe, tries_of
+from bot.registry.errors import RegistryError, after_tries, describe
 from bot.registry.secret import Secret
 
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -68,11 +68,6 @@ def _token_refusal_hint(status: int, credential: Credential) -> str | None:
     if status == 429 or status >= 500:
         return "the token service is down or overloaded: try again later"
     return None
-
-
-def _after_tries(detail: str, response: httpx.Response) -> str:
-    tries = tries_of(response)
-    return f"{detail} after {tries} tries" if tries > 1 else detail
 
 
 class Authenticator:
@@ -159,7 +154,7 @@ class Authenticator:
             headers = {} if credential.password is None else {"Authorization": _basic_header(credential)}
             response = self._retrying(lambda: self._http.get(realm, params=params, headers=headers), self.host, step)
         if response.status_code != 200:
-            raise RegistryError(self.host, step, _after_tries(describe(response), response),
+            raise RegistryError(self.host, step, after_tries(describe(response), response),
                                 _token_refusal_hint(response.status_code, credential), response.status_code)
         try:
             body = response.json()

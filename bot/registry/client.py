@@ -18,7 +18,9 @@ from bot import __version__
 from bot.imageref import on_loopback
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
-from bot.registry.errors import TRIES, Cancelled, RegistryError, RetryableError, Unreachable, from_response, tries_of
+from bot.registry.errors import (
+    TRIES, Cancelled, RegistryError, RetryableError, Unreachable, after_tries, from_response, tries_of,
+)
 
 log = logging.getLogger("rehome.registry")
 
@@ -316,9 +318,8 @@ class Registry:
         if not response.is_closed:
             response.read()
         error = from_response(self.domain, repo, step, response, self.auth.credential.source)
-        tries = tries_of(response)
-        if response.status_code in RETRY_STATUSES and tries > 1:
-            return RegistryError(error.where, error.step, f"{error.detail} after {tries} tries", error.hint)
+        if response.status_code in RETRY_STATUSES and tries_of(response) > 1:
+            return RegistryError(error.where, error.step, after_tries(error.detail, response), error.hint)
         if response.status_code in RETRY_STATUSES:  # asked once (a streamed upload): worth trying again whole
             return RetryableError(error.where, error.step, error.detail, error.hint)
         return error

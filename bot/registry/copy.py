@@ -74,6 +74,10 @@ def target_reference(source: ImageRef, target: ImageRef) -> str | None:
     return None if source.digest else "latest"
 
 
+def _no_such_image(source: _Repo, tag: str) -> RegistryError:
+    return RegistryError(str(source), f"resolve tag {tag}", "no such image (manifest unknown)")
+
+
 def _is_config(descriptor: Descriptor) -> bool:
     return descriptor.media_type in IMAGE_CONFIG_TYPES and descriptor.size <= blobs.SMALL_BLOB_MAX
 
@@ -168,7 +172,7 @@ class Copier:
         tag = ref.tag or "latest"
         manifest = manifests.find_manifest(source.registry, source.path, tag, f"resolve tag {tag}")
         if manifest is None:
-            raise RegistryError(str(source), f"resolve tag {tag}", "no such image (manifest unknown)")
+            raise _no_such_image(source, tag)
         return manifest
 
     def _resolve(self, source: _Repo, ref: ImageRef) -> str:
@@ -178,7 +182,7 @@ class Copier:
         tag = ref.tag or "latest"
         digest = manifests.head_digest(source.registry, source.path, tag, f"resolve tag {tag}")
         if digest is None:
-            raise RegistryError(str(source), f"resolve tag {tag}", "no such image (manifest unknown)")
+            raise _no_such_image(source, tag)
         return digest
 
     def _push_verified(self, target: _Repo, reference: str, manifest: Manifest) -> None:
@@ -279,14 +283,13 @@ class Copier:
         if content is None:
             content = blobs.read_small(repo.registry, repo.path, config)
         try:
-            data = json.loads(content)
+            platform = manifests.platform_text(json.loads(content))
         except ValueError:
-            data = None
-        parts = [data.get(key) for key in ("os", "architecture", "variant")] if isinstance(data, dict) else []
-        if not parts or not parts[0] or not all(isinstance(p, str) for p in parts if p is not None):
+            platform = None
+        if platform is None:
             log.debug("%s: the image config %s names no platform", repo, config.digest)
             return []  # only shown, never checked: an image whose config says nothing still copies
-        return ["/".join(p for p in parts if p)]
+        return [platform]
 
     def _copy_referrers(self, source: _Repo, target: _Repo, manifest: Manifest) -> int:
         """Cosign's `sha256-<hex>.sig/.att/.sbom` tags and what the OCI referrers API lists, for the image and its

@@ -58,6 +58,12 @@ def tries_of(response: httpx.Response) -> int:
     return response.extensions.get(TRIES, 1)
 
 
+def after_tries(detail: str, response: httpx.Response) -> str:
+    """`detail`, saying how many times the request was sent when it was retried."""
+    tries = tries_of(response)
+    return f"{detail} after {tries} tries" if tries > 1 else detail
+
+
 def describe(response: httpx.Response) -> str:
     codes = error_codes(response)
     text = "; ".join(f"{code}: {message}" if message else code for code, message in codes)

@@ -50,10 +50,15 @@ def is_digest(value: object) -> bool:
     return length is None or (len(encoded) == length and all(c in "0123456789abcdef" for c in encoded))
 
 
-def _platform_text(platform: object) -> str | None:
+def platform_text(platform: object) -> str | None:
+    """`os/architecture/variant` of an index entry's `platform` or an image config; None when it names no
+    `os`, or its parts are not all text."""
     if not isinstance(platform, dict) or not platform.get("os"):
         return None
-    return "/".join(str(platform[key]) for key in ("os", "architecture", "variant") if platform.get(key))
+    parts = [platform.get(key) for key in ("os", "architecture", "variant")]
+    if not all(isinstance(part, str) for part in parts if part is not None):
+        return None
+    return "/".join(part for part in parts if part)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Descriptor:
             raise MalformedManifest(f"the mediaType of {digest} is not a string: {media_type!r}")
         if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
             raise MalformedManifest(f"the urls of {digest} are not a list of strings")
-        return cls(media_type, str(digest), size, _platform_text(data.get("platform")), tuple(urls))
+        return cls(media_type, str(digest), size, platform_text(data.get("platform")), tuple(urls))
 
 
 def descriptors(data: dict[str, Any], key: str) -> list[Descriptor]:
