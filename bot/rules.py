@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,12 @@ def _read_rule_file(path: Path) -> dict[str, Any]:
     return data
 
 
+@lru_cache(maxsize=None)
+def _read_builtin_rule_file(path: Path) -> dict[str, Any]:
+    """A built-in rules file, read once per process: a sweep loads the rules for every repository."""
+    return _read_rule_file(path)
+
+
 def validate_rule(path: Path, data: dict[str, Any]) -> None:
     import jsonschema  # only needed for rules the user wrote: it takes longer to import than a scan of a repository
 
@@ -199,7 +206,7 @@ def load_rules(extra_dirs: Iterable[Path] = (), *, validate_builtin: bool = Fals
     for directory in [data_dir("rules"), *extra_dirs]:
         builtin = not sources and directory == data_dir("rules")
         for path in _rule_files(directory):
-            raw[path.stem] = _read_rule_file(path)
+            raw[path.stem] = _read_builtin_rule_file(path) if builtin else _read_rule_file(path)
             if validate_builtin or not builtin:
                 validate_rule(path, raw[path.stem])
             sources[path.stem] = path

@@ -6,6 +6,7 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.resources import data_dir
+from bot import rules as rules_module
 from bot.rules import load_rules
 from tests.helpers import run_cli, scan_json, write_tree
 
@@ -33,6 +34,18 @@ def test_builtin_rules_load_in_priority_order():
     # The generic kubernetes rule reads what no specific one took; only values files outside a chart come after it.
     assert [r.kind for r in rules][-2:] == ["kubernetes", "helm-release-values"]
     assert all(r.source.parent == data_dir("rules") for r in rules)
+
+
+def test_builtin_rules_files_are_read_once_and_users_files_every_time(tmp_path, monkeypatch):
+    """A sweep loads the rules for each repository: the built-in files do not change, a repository's rules may."""
+    load_rules()  # the built-in files read once in this process, whenever that was
+    write_tree(tmp_path, {"mine.yaml": "extractor: yaml\nfiles: ['*.y']\nimages: ['image']\n"})
+    read = []
+    monkeypatch.setattr(rules_module, "_read_rule_file", lambda path: read.append(path.name) or {
+        "extractor": "yaml", "files": ["*.y"], "images": ["image"]})
+    first, second = load_rules([tmp_path]), load_rules([tmp_path])
+    assert read == ["mine.yaml", "mine.yaml"]
+    assert first == second and [r.kind for r in first].count("mine") == 1
 
 
 @pytest.mark.parametrize(
