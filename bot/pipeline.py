@@ -234,14 +234,20 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     changed = [r for r in rewrites if r.changed]
     if dry_run:
         result.status, result.changed = "dry-run", bool(changed)
-        result.message = (f"dry run: {plural(len(report.moved), 'image')} would move, in "
-                          f"{plural(len(changed), 'file')}; nothing written" if changed else
-                          "dry run: nothing would change, so no pull request would be opened; nothing written")
+        result.message = _dry_run_message(len(report.moved), len(changed), len(result.failed))
         return result
     _publish(forge, checkout, settings, head, result, changed)
     for warning in result.warnings:
         log.warning("%s: %s", forge.repository, warning)
     return result
+
+
+def _dry_run_message(moved: int, files: int, failed: int) -> str:
+    """What the dry run found; the images the real run would fail on are counted apart, never as moving."""
+    failing = f" ({plural(failed, 'image')} cannot be copied)" if failed else ""
+    if files:
+        return f"dry run: {plural(moved, 'image')} would move, in {plural(files, 'file')}{failing}; nothing written"
+    return f"dry run: nothing would change{failing}, so no pull request would be opened; nothing written"
 
 
 def branch_option(args: argparse.Namespace) -> str:

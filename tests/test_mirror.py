@@ -21,8 +21,9 @@ from bot.mirror import (
 )
 from tests.helpers import ROOT
 from tests.oci import images
-from tests.oci.fixtures import Loopback, unique_repo
+from tests.oci.fixtures import FAST_RETRY, Loopback, unique_repo
 from tests.oci.proxy import Fault
+from tests.oci.servers import free_port
 
 
 def test_ensure_images_reports_each_move_sorted(loopback: Loopback, tmp_path: Path, monkeypatch) -> None:
@@ -52,9 +53,20 @@ def test_ensure_images_reports_each_move_sorted(loopback: Loopback, tmp_path: Pa
     again = ensure_images(moves[:2], MirrorOptions(dry_run=True))
     assert [(i.status, i.bytes) for i in again] == [("present", 0), ("present", 0)]
     assert exit_code(again) == 0
-    unchecked = ensure_images(moves[2:], MirrorOptions(dry_run=True))
-    # A dry run that cannot check an image says so; that is not a failure (DESIGN.md: failed or differs).
-    assert [(i.status, exit_code(unchecked)) for i in unchecked] == [("unknown", 0)]
+    # The source has no such tag: the dry run says so as the real run did, a failure.
+    gone = ensure_images(moves[2:], MirrorOptions(dry_run=True))
+    assert (gone, exit_code(gone)) == ([found[1]], 1)
+
+
+def test_a_dry_run_that_cannot_reach_a_source_says_unknown_which_is_not_a_failure(
+        loopback: Loopback, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    host = f"127.0.0.1:{free_port()}"
+    move = (f"{host}/app:1", f"{loopback.target.host}/{unique_repo('mirror')}:1")
+    found = ensure_images([move], MirrorOptions(dry_run=True, retry=FAST_RETRY))
+    refused = "connection failed after 4 tries (ConnectError: [Errno 111] Connection refused)"
+    assert (found, exit_code(found)) == ([MirrorImage(*move, None, (), "unknown", 0, None,
+                                                      f"{host}/app: resolve tag 1: {refused}")], 0)
 
 
 def test_json_has_the_contract_fields_in_order() -> None:

@@ -13,7 +13,7 @@ from bot.imageref import ImageRef, InvalidReference, parse
 from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSettings
 from bot.registry.client import Registries, Registry
-from bot.registry.errors import RegistryError, RetryableError
+from bot.registry.errors import NotFound, RegistryError, RetryableError
 from bot.registry.manifests import IMAGE_CONFIG_TYPES, Descriptor, Manifest
 
 log = logging.getLogger("rehome.registry")
@@ -74,8 +74,8 @@ def target_reference(source: ImageRef, target: ImageRef) -> str | None:
     return None if source.digest else "latest"
 
 
-def _no_such_image(source: _Repo, tag: str) -> RegistryError:
-    return RegistryError(str(source), f"resolve tag {tag}", "no such image (manifest unknown)")
+def _no_such_image(source: _Repo, tag: str) -> NotFound:
+    return NotFound(str(source), f"resolve tag {tag}", "no such image (manifest unknown)", status=404)
 
 
 def _is_config(descriptor: Descriptor) -> bool:
@@ -112,10 +112,15 @@ class Copier:
         except UsageError:
             raise  # a setting that is wrong for every image (a Docker config.json of the wrong shape)
         except (RehomeError, InvalidReference) as exc:  # this image's registry, or its credential helper
-            result.status = "unknown" if self.options.dry_run else "failed"
+            result.status = self._failed_status(exc)
             result.error = str(exc)
             log.debug("%s -> %s: %s", source, target, exc)
         return result
+
+    def _failed_status(self, exc: Exception) -> str:
+        """`failed`. A dry run says `unknown` when the real run might get past what stopped it (a login refused,
+        no answer), but not when the source answered that it has no such image: the real run fails on that too."""
+        return "unknown" if self.options.dry_run and not isinstance(exc, NotFound) else "failed"
 
     def _ensure(self, source_ref: ImageRef, target_ref: ImageRef, result: CopyResult) -> None:
         source = _Repo(self.registries.get(source_ref.domain), source_ref.path)

@@ -23,6 +23,11 @@ class RegistryError(RehomeError):
         self.status = status
 
 
+class NotFound(RegistryError):
+    """The registry answered that it has no such repository, tag, manifest or blob (HTTP 404): unlike a
+    refused login or no answer at all, a dry run can tell the real run would fail on it just the same."""
+
+
 class RetryableError(RegistryError):
     """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match)."""
 
@@ -97,4 +102,5 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
         hint = artifact_registry_create_hint(host, repository)
     elif response.status_code in (401, 403):
         hint = f"the credentials used: {credential_source or 'unknown'}; `rehome doctor --to ...` checks them"
-    return RegistryError(where, step, detail, hint, response.status_code)
+    error = NotFound if response.status_code == 404 else RegistryError
+    return error(where, step, detail, hint, response.status_code)

@@ -37,6 +37,13 @@ def test_mirror_copies_every_move_then_finds_them_present(loopback: Loopback, tm
         (f"{up}/{web}:missing", f"{dest}/{encoded}/{web}:missing", "failed", None, [], None),
     ]
     assert result["images"][2]["error"] == f"{up}/{web}: resolve tag missing: no such image (manifest unknown)"
+    # The source has no tag `missing`: a dry run fails it as the real run did, with the same reason, exit 1.
+    code, out, _ = run_cli(capsys, *argv, "--dry-run")
+    dry = json.loads(out)
+    assert code == 1
+    assert [i["status"] for i in dry["images"]] == ["present", "present", "failed"]
+    assert dry["images"][2] == result["images"][2]
     code, out, _ = run_cli(capsys, *argv[:-2], "--dry-run")
-    assert code == 0
-    assert [line.split()[0] for line in out.splitlines()[2:5]] == ["present", "present", "unknown"]
+    assert code == 1
+    assert [line.split()[0] for line in out.splitlines()[2:5]] == ["present", "present", "failed"]
+    assert out.splitlines()[5:] == [f"failed: {up}/{web}:missing: {result['images'][2]['error']}"]

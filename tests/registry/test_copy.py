@@ -14,6 +14,7 @@ from bot.registry.client import Registry
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
 from tests.oci.proxy import Answer, Fault, Proxy
+from tests.oci.servers import free_port
 
 
 def manifest_bytes(host: str, repo: str, reference: str) -> bytes | None:
@@ -221,14 +222,46 @@ def test_dry_run_copies_nothing(proxies: Loopback, registries: Registries) -> No
     image = images.image()
     src = upstream_image(proxies, image)
     dst = unique_repo("mirror")
+    source, target = f"{proxies.upstream_proxy.host}/{src}", f"{proxies.target_proxy.host}/{dst}"
     with Copier(registries, CopyOptions(dry_run=True)) as copier:
-        missing = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1")
-        unknown = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:nope", f"{proxies.target_proxy.host}/{dst}:nope")
+        missing = copier.ensure(f"{source}:v1", f"{target}:v1")
+        gone = copier.ensure(f"{source}:nope", f"{target}:nope")
     assert (missing.status, missing.digest, missing.platforms, missing.bytes) == ("missing", image.digest, ["linux/amd64"], 0)
-    assert unknown.status == "unknown"
-    assert unknown.error == f"{proxies.upstream_proxy.host}/{src}: resolve tag nope: no such image (manifest unknown)"
+    assert gone == CopyResult(f"{source}:nope", f"{target}:nope", "failed",
+                              error=f"{source}: resolve tag nope: no such image (manifest unknown)")
     assert [m for m, _ in proxies.target_proxy.requests] == ["GET", "GET"]  # each image's check
     assert not {m for m, _ in proxies.upstream_proxy.requests} - {"HEAD", "GET"}
+
+
+@pytest.mark.parametrize("what", ["tag", "repository", "digest"])
+def test_a_dry_run_fails_an_image_the_source_does_not_have_as_the_real_run_does(
+        loopback: Loopback, registries: Registries, what: str) -> None:
+    up, src = loopback.upstream.host, upstream_image(loopback, images.image())
+    source = {"tag": f"{up}/{src}:nope", "repository": f"{up}/{unique_repo('never-pushed')}:v1",
+              "digest": f"{up}/{src}@sha256:{'0' * 64}"}[what]
+    target = f"{loopback.target.host}/{unique_repo('mirror')}:v1"
+    no_tag = "no such image (manifest unknown)"
+    reason = {"tag": f"{up}/{src}: resolve tag nope: {no_tag}",
+              "repository": f"{source.rsplit(':', 1)[0]}: resolve tag v1: {no_tag}",
+              "digest": f"{up}/{src}: get manifest sha256:{'0' * 64}: HTTP 404 (MANIFEST_UNKNOWN: manifest unknown)"}[what]
+    with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
+        assert dry.ensure(source, target) == real.ensure(source, target) == CopyResult(source, target, "failed",
+                                                                                       error=reason)
+
+
+@pytest.mark.parametrize("what", ["login refused", "no answer"])
+def test_a_dry_run_that_cannot_tell_says_unknown_where_the_real_run_fails(
+        loopback: Loopback, registries: Registries, what: str) -> None:
+    repo = unique_repo("upstream")
+    host = loopback.basic.host if what == "login refused" else f"127.0.0.1:{free_port()}"
+    source, target = f"{host}/{repo}:v1", f"{loopback.target.host}/{unique_repo('mirror')}:v1"
+    with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
+        unknown, failed = dry.ensure(source, target), real.ensure(source, target)
+    reason = {"login refused": "HTTP 401 (UNAUTHORIZED: authentication required)\nhint: the credentials used: "
+                               "anonymous (no credentials found); `rehome doctor --to ...` checks them",
+              "no answer": "connection failed after 4 tries (ConnectError: [Errno 111] Connection refused)"}[what]
+    assert (unknown.status, failed.status) == ("unknown", "failed")
+    assert unknown.error == failed.error == f"{host}/{repo}: resolve tag v1: {reason}"
 
 
 def test_cosign_signature_travels_unless_disabled(loopback: Loopback, registries: Registries) -> None:

@@ -157,11 +157,17 @@ def test_the_action_dry_run_writes_nothing(project: Project, github: GitHubServe
     pulls.write_text(f"imageName,numberOfPulls\n{project.upstream}/{project.prefix}/app:1,321\n")
     run = run_action(tmp_path, _workspace(project), {"destination": project.destination, "dry-run": "true",
                                                      "pulls": str(pulls)}, environ)
-    assert run.codes == [0, 0], run.stderr
+    # gone:1 is not upstream: the dry run fails the step as the real run would, and does not count it as moving.
+    assert run.codes == [0, 1], run.stderr
     # A dry run pushes nothing: `changed` is false, though the JSON says files would change.
-    assert run.outputs == {"pr-url": "", "pr-number": "", "changed": "false", "moved-count": "4",
+    assert run.outputs == {"pr-url": "", "pr-number": "", "changed": "false", "moved-count": "3",
                            "unresolved-count": "1", "findings": ""}
-    assert '"changed": true' in run.stdout
+    assert '"changed": true' in run.stdout and '"failed": 1' in run.stdout
+    gone = f"{project.upstream}/{project.prefix}/gone"
+    assert run.stdout.endswith(f"::error file=deploy/app.yaml,line=12,col=19::{gone}:1 was not moved (failed): "
+                               f"{gone}: resolve tag 1: no such image (manifest unknown)\n")
+    assert run.summary.startswith("# rehome: acme/shop\n\n> **Dry run.**")
+    assert "**3 images** from 1 registry" in run.summary
     assert "| 321 |" in run.summary and "Pulls: counted from `pulls.csv" in run.summary
     assert github.writes() == [] and project.remote_git("branch", "--list") == "* main"
 
@@ -175,9 +181,9 @@ def test_a_bot_package_in_the_repository_never_runs_in_rehomes_place(project: Pr
     environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
                "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
     run = run_action(tmp_path, workspace, {"destination": project.destination, "dry-run": "true"}, environ)
-    assert run.codes == [0, 0], run.stderr
+    assert run.codes == [0, 1], run.stderr  # gone:1 is not upstream
     assert "own code ran" not in run.stdout + run.stderr
-    assert run.outputs["moved-count"] == "4"
+    assert run.outputs["moved-count"] == "3"
 
 
 @pytest.mark.parametrize("value", ["yes", "1", "on"])
@@ -223,7 +229,7 @@ def test_input_values_starting_with_a_dash_are_values_not_flags(project: Project
                "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
     inputs = {"destination": project.destination, "dry-run": "true", "labels": "-wip,images"}
     run = run_action(tmp_path, _workspace(project), inputs, environ)
-    assert run.codes == [0, 0], run.stdout + run.stderr
+    assert run.codes == [0, 1], run.stdout + run.stderr  # gone:1 is not upstream
     run = run_action(tmp_path, _workspace(project), {**inputs, "branch": "--force"}, environ)
     assert run.codes == [0, 2]
     assert run.stdout == ("::error::'--force' is not a usable branch name%0Ahint: a name such as rehome/mirror-images: "

@@ -223,15 +223,18 @@ def test_dry_run_writes_nothing_anywhere(project: Project, github: GitHubServer,
     destination = f"{proxies.target_proxy.host}/mirror"
     code, out, err = run_cli(capsys, "run", "acme/shop", "--to", destination, "--github-url", github.base_url,
                              "--token-env", TOKEN_ENV, "--dry-run")
-    # A dry run cannot tell a missing source from an unreachable one: `unknown`, not a failure.
-    assert code == 0
+    # gone:1 is not upstream: the dry run fails it as the real run would, and does not count it as moving.
+    assert code == 1
     assert proxies.target_proxy.count("PUT", ".") == proxies.target_proxy.count("POST", ".") == 0
     assert proxies.target_proxy.count("HEAD", "/manifests/") + proxies.target_proxy.count("GET", "/manifests/") > 0
     assert github.writes() == []
     assert project.remote_git("branch", "--list") == "* main"
-    assert f"+FROM {destination}/" in out and "Move 4 container images" in out
-    assert "dry run: 4 images would move, in 4 files; nothing written" in out
-    assert "unknown  " in out and f"missing  {project.upstream}/{project.prefix}/app:1" in out
+    assert f"+FROM {destination}/" in out and "Move 3 container images" in out
+    gone = f"{project.upstream}/{project.prefix}/gone"
+    assert out.splitlines()[-2:] == [
+        f"deploy/app.yaml:12: {gone}:1: failed: {gone}: resolve tag 1: no such image (manifest unknown)",
+        "dry run: 3 images would move, in 4 files (1 image cannot be copied); nothing written"]
+    assert f"failed   {gone}:1 " in out and f"missing  {project.upstream}/{project.prefix}/app:1" in out
 
 
 def test_a_missing_token_is_a_usage_error(project: Project, github: GitHubServer, capsys, monkeypatch) -> None:

@@ -2,6 +2,7 @@
 checkout, branch and working tree are never touched."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -94,11 +95,33 @@ def test_dry_run_on_a_local_path_writes_nothing(project: Project, proxies, capsy
     refs = git(project.work, "for-each-ref")
     destination = f"{proxies.target_proxy.host}/mirror"
     code, out, _ = run_cli(capsys, "run", str(project.work), "--to", destination, "--dry-run")
-    assert code == 0
+    assert code == 1  # gone:1 is not upstream: it would not be copied
     assert snapshot(project.work) == before and git(project.work, "for-each-ref") == refs
     assert not (project.work / ".git" / "worktrees").exists()
     assert proxies.target_proxy.count("PUT", ".") == proxies.target_proxy.count("POST", ".") == 0
     assert f"+FROM {destination}/" in out
+
+
+def test_a_dry_run_fails_an_image_missing_upstream_as_the_real_run_does(project: Project, capsys) -> None:
+    work, gone = project.work, f"{project.upstream}/{project.prefix}/gone"
+    run = ("run", str(work), "--to", project.destination)
+    code, out, _ = run_cli(capsys, *run, "--dry-run", "--format", "json")
+    dry = json.loads(out)
+    assert (code, {key: value for key, value in dry.items() if key != "images"}) == (1, {
+        "version": 1, "pr_url": None, "pr_number": None, "changed": True, "moved": 3, "unresolved": 1, "failed": 1,
+        "warnings": []})
+    code, out, _ = run_cli(capsys, *run, "--format", "json")
+    real = json.loads(out)
+    assert (code, real["moved"], real["failed"]) == (1, 3, 1)
+    failed = [{"source": f"{gone}:1", "target": f"{mirror_name(project, 'gone')}:1", "digest": None, "platforms": [],
+               "status": "failed", "bytes": 0, "pulls": None,
+               "error": f"{gone}: resolve tag 1: no such image (manifest unknown)"}]
+    assert [i for i in dry["images"] if i["status"] == "failed"] == failed
+    assert [i for i in real["images"] if i["status"] == "failed"] == failed
+    git(work, "merge", "-q", "--ff-only", BRANCH)  # the others moved: only gone:1 is left
+    code, out, _ = run_cli(capsys, *run, "--dry-run")
+    assert (code, out.splitlines()[-1]) == (1, "dry run: nothing would change (1 image cannot be copied), so no pull "
+                                               "request would be opened; nothing written")
 
 
 def test_the_readme_example_runs_offline(capsys) -> None:

@@ -66,6 +66,12 @@ class Org:
     def pulls(self, repo: str) -> list[dict]:
         return self.github.repos[repo].pulls
 
+    def add_repository(self, name: str, files: dict[str, str]) -> None:
+        """One more repository that really runs."""
+        remote = _bare(self.root, name, files)
+        self.remotes[f"{ORG}/{name}"] = remote
+        self.github.add_repo(f"{ORG}/{name}", f"file://{remote}", git_dir=str(remote), topics=("service",))
+
 
 def _files(up: str, prefix: str) -> dict[str, dict[str, str]]:
     nginx, app, redis = f"{up}/{prefix}/nginx:1.27", f"{up}/{prefix}/app:1", f"{up}/{prefix}/redis:7.4"

@@ -234,6 +234,24 @@ def test_a_repos_file_dry_run_writes_nothing_and_reports_unreadable_names(org: O
     assert org.remote_git("acme/svc-web", "branch", "--list", BRANCH) == ""
 
 
+def test_a_dry_run_fails_an_image_missing_upstream_as_the_sweep_then_does(org: Org, capsys) -> None:
+    gone = f"{org.upstream}/{org.prefix}/gone:1"
+    org.add_repository("svc-gone", {"Dockerfile": f"FROM {org.image('nginx')}\n",
+                                    "compose.yaml": f"services:\n  job:\n    image: {gone}\n"})
+    only = ("--repo-include", "^acme/svc-gone$")
+    dry_code, dry, _ = sweep(capsys, org, *only, "--dry-run")
+    assert org.github.writes() == []
+    code, real, _ = sweep(capsys, org, *only)
+    assert (dry_code, code) == (1, 1)
+    [entry] = real["repositories"]
+    assert (entry["status"], entry["error"]) == (
+        "partial", f"{gone} not moved (failed: {gone[:-2]}: resolve tag 1: no such image (manifest unknown))")
+    # What the sweep then did, but for the pull request it opened and the copy it made.
+    assert dry["repositories"] == [{**entry, "pr_url": None}]
+    assert dry["images"] == [real["images"][0], {**real["images"][1], "status": "missing"}]
+    assert (dry["totals"], real["images"][0]["status"]) == (real["totals"], "failed")
+
+
 def test_sweep_usage_errors(org: Org, capsys, tmp_path) -> None:
     for extra, message in ((("--shard", "3/3"), "--shard '3/3'"), (("--repo-include", "("), "invalid regular"),
                            (("--repos-file", str(tmp_path / "x")), "--org ORG or --repos-file FILE"),
