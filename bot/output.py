@@ -35,10 +35,10 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def write_atomically(path: Path, text: str) -> None:
     """Replace (or create) the file in one step: no reader, and no interruption, meets half of it. A file
     that was there keeps its mode bits and, where the user may give it, its owner; a new one gets the
-    usual mode (0666 less the umask)."""
+    usual mode (0666 less the umask). A file with other names (hard links) keeps them: see `_put_in_place`."""
     temporary = stage(path, text)
     try:
-        os.replace(temporary, path)
+        _put_in_place(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -47,6 +47,7 @@ def write_atomically(path: Path, text: str) -> None:
 def write_together(changes: Sequence[tuple[Path, str, str]]) -> None:
     """Replace several files, each (path, old text, new text), all or none: every new text is staged
     first, and a file that cannot be replaced puts back the ones replaced before it."""
+    _check_one_text_per_file(changes)
     staged: list[tuple[Path, Path, str]] = []
     try:
         for path, old, new in changes:
@@ -57,13 +58,62 @@ def write_together(changes: Sequence[tuple[Path, str, str]]) -> None:
         raise
     for done, (path, temporary, _old) in enumerate(staged):
         try:
-            os.replace(temporary, path)
+            _put_in_place(temporary, path)
         except OSError as exc:
             for _path, later, _old in staged[done:]:
                 later.unlink(missing_ok=True)
             for earlier, _temporary, old in staged[:done]:
                 write_atomically(earlier, old)
             raise WriteError(f"{path}: cannot replace it: {exc.strerror or exc}; nothing was changed") from None
+
+
+def _check_one_text_per_file(changes: Sequence[tuple[Path, str, str]]) -> None:
+    """Two names of one file (hard links) given different new texts: whichever came last would win."""
+    seen: dict[tuple[int, int], tuple[Path, str]] = {}
+    for path, _old, new in changes:
+        try:
+            status = path.lstat()
+        except FileNotFoundError:
+            continue
+        first = seen.setdefault((status.st_dev, status.st_ino), (path, new))
+        if first[1] != new:
+            raise WriteError(f"{first[0]} and {path} are one file (hard links) but would get different texts; "
+                             "nothing was changed")
+
+
+def _put_in_place(temporary: Path, path: Path) -> None:
+    """The staged `temporary` becomes `path`'s content. Normally it is renamed over `path` (one step);
+    a file with other names (hard links) gets the bytes copied into it instead, as a rename would leave
+    the other names with the old text. Should the copy fail midway, the old bytes are put back."""
+    if not _has_other_names(path):
+        os.replace(temporary, path)
+        return
+    old = path.read_bytes()
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        try:
+            _overwrite(fd, temporary.read_bytes())
+        except BaseException:
+            _overwrite(fd, old)
+            raise
+    finally:
+        os.close(fd)
+    temporary.unlink()
+
+
+def _has_other_names(path: Path) -> bool:
+    try:
+        return path.lstat().st_nlink > 1
+    except FileNotFoundError:
+        return False
+
+
+def _overwrite(fd: int, data: bytes) -> None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    rest = memoryview(data)
+    while rest:
+        rest = rest[os.write(fd, rest):]
+    os.ftruncate(fd, len(data))
 
 
 def _stage_or_fail(path: Path, text: str) -> Path:
@@ -75,7 +125,7 @@ def _stage_or_fail(path: Path, text: str) -> Path:
 
 def stage(path: Path, text: str) -> Path:
     """The new content in a temporary file beside `path`, with `path`'s mode and owner, for the
-    caller to move over it (`os.replace`) or delete."""
+    caller to put in place (`_put_in_place`) or delete."""
     try:
         before: os.stat_result | None = path.stat()
     except FileNotFoundError:

@@ -56,6 +56,61 @@ def test_a_file_given_to_another_user_keeps_its_owner(tmp_path: Path) -> None:
     assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345)
 
 
+def _linked(tmp_path: Path, text: str) -> tuple[Path, Path]:
+    """`values.yaml` and its second name `other/values.yaml` (a hard link)."""
+    path, other = tmp_path / "values.yaml", tmp_path / "other" / "values.yaml"
+    path.write_text(text)
+    other.parent.mkdir()
+    os.link(path, other)
+    return path, other
+
+
+def test_a_file_with_hard_links_is_written_into_so_every_name_shows_the_new_text(tmp_path: Path) -> None:
+    path, other = _linked(tmp_path, "image: redis:7\n")
+    path.chmod(0o640)
+    write_atomically(path, "image: mirror.example.com/m/redis:7\n")
+    assert other.read_text() == path.read_text() == "image: mirror.example.com/m/redis:7\n"
+    assert path.stat().st_ino == other.stat().st_ino and path.stat().st_nlink == 2
+    assert _mode(path) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "values.yaml"]
+
+
+def test_a_copy_into_a_hard_linked_file_that_fails_midway_puts_the_old_bytes_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, other = _linked(tmp_path, "image: redis:7\n")
+    real_write = os.write
+    failures = [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))]
+
+    def write(fd: int, data) -> int:
+        if failures:  # the disk fills up after the first few bytes
+            real_write(fd, bytes(data[:5]))
+            raise failures.pop()
+        return real_write(fd, data)
+
+    monkeypatch.setattr(output.os, "write", write)
+    with pytest.raises(OSError) as failed:
+        write_atomically(path, "image: mirror.example.com/m/redis:7\n")
+    assert failed.value.errno == errno.ENOSPC
+    assert other.read_text() == path.read_text() == "image: redis:7\n"
+    assert path.stat().st_nlink == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "values.yaml"]
+
+
+def test_two_names_of_one_file_written_together_get_the_same_text(tmp_path: Path) -> None:
+    path, other = _linked(tmp_path, "old\n")
+    write_together([(path, "old\n", "new\n"), (other, "old\n", "new\n")])
+    assert (path.read_text(), other.read_text(), path.stat().st_nlink) == ("new\n", "new\n", 2)
+
+
+def test_two_names_of_one_file_given_different_texts_are_refused(tmp_path: Path) -> None:
+    path, other = _linked(tmp_path, "old\n")
+    with pytest.raises(WriteError) as refused:
+        write_together([(path, "old\n", "new\n"), (other, "old\n", "other\n")])
+    assert str(refused.value) == (f"{path} and {other} are one file (hard links) but would get different texts; "
+                                  "nothing was changed")
+    assert (path.read_text(), other.read_text(), path.stat().st_nlink) == ("old\n", "old\n", 2)
+
+
 def _three_files(tmp_path: Path) -> list[tuple[Path, str, str]]:
     changes = []
     for name in ("a.yaml", "b.yaml", "c.yaml"):

@@ -47,6 +47,21 @@ def test_every_file_is_rewritten_when_all_can_be(tmp_path: Path, capsys) -> None
     assert (tmp_path / "z.yaml").read_text() == POD.format(name="z", image="mirror.example.com/m/docker.io/library/nginx:1.27")
 
 
+def test_a_file_with_a_second_name_keeps_it(tmp_path: Path, capsys) -> None:
+    # The same manifest hard-linked into another folder: both names show the rewrite, still one file.
+    tree, elsewhere = tmp_path / "tree", tmp_path / "elsewhere.yaml"
+    tree.mkdir()
+    _tree(tree)
+    os.link(tree / "a.yaml", elsewhere)
+    code, out, err = run_cli(capsys, "rewrite", str(tree), "--to", "mirror.example.com/m")
+    assert (code, err) == (0, "")
+    assert out == ("FILE    REFERENCES\n------  ----------\na.yaml  1\nz.yaml  1\n"
+                   "2 files rewritten, 2 references moved\n")
+    assert elsewhere.read_text() == POD.format(name="a", image="mirror.example.com/m/docker.io/library/redis:7")
+    assert (tree / "a.yaml").stat().st_ino == elsewhere.stat().st_ino
+    assert sorted(p.name for p in tree.iterdir()) == ["a.yaml", "z.yaml"]
+
+
 def test_a_file_nested_too_deeply_to_check_is_left_untouched_and_said_so(tmp_path: Path, capsys) -> None:
     deep = POD.format(name="deep", image="redis:7") + "nested: " + "[" * 1000 + "]" * 1000 + "\n"
     (tmp_path / "deep.yaml").write_text(deep)

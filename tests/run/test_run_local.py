@@ -50,6 +50,18 @@ def test_local_forge_builds_the_branch_without_touching_the_checkout(project: Pr
     assert snapshot(work) == before
 
 
+def test_a_pr_file_with_a_second_name_keeps_it(project: Project, tmp_path: Path, capsys) -> None:
+    pr_file, published = tmp_path / "pr.md", tmp_path / "site" / "pr.md"
+    pr_file.write_text("an earlier run's pull request\n")
+    published.parent.mkdir()
+    os.link(pr_file, published)
+    code, _, err = run_cli(capsys, "run", str(project.work), "--to", project.destination, "--pr-file", str(pr_file))
+    assert code == 1, err  # gone:1 could not be copied
+    assert published.read_text() == pr_file.read_text()
+    assert pr_file.read_text().startswith(f"Move 3 container images to {project.destination}\n\n")
+    assert pr_file.stat().st_ino == published.stat().st_ino
+
+
 def test_without_pr_file_the_text_is_printed(project: Project, capsys) -> None:
     code, out, _ = run_cli(capsys, "run", str(project.work), "--to", project.destination, "--labels", "")
     assert code == 1
