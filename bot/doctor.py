@@ -18,7 +18,9 @@ from bot.registry import Registries, RegistryError
 from bot.registry.blobs import cancel_upload, start_upload
 from bot.registry.client import RETRY_STATUSES, Registry, RetryPolicy
 from bot.registry.credentials import google_credential, is_google_host
-from bot.registry.errors import RetryableError, Unreachable, artifact_registry_create_hint, error_codes
+from bot.registry.errors import (
+    RetryableError, Unreachable, artifact_registry_create_hint, error_codes, source_login_fix,
+)
 from bot.registry.manifests import head_digest
 
 ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
@@ -185,6 +187,9 @@ def check_source(registries: Registries, source: ImageRef) -> Check:
     try:
         digest = head_digest(registry, source.path, reference, "look up manifest")
     except RegistryError as exc:
+        if exc.status in (401, 403) and registry.source_only:
+            return Check(f"source {source}", False, f"{exc.message}: {_refused(registry)}",
+                         source_login_fix(registry.domain, registry.auth.credential))
         return _failure(f"source {source}", exc)
     if digest is None:
         return Check(f"source {source}", False, f"{registry.domain} answers, but has no {source.path}:{reference}")

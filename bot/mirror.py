@@ -40,6 +40,7 @@ class MirrorOptions:
     insecure_registries: tuple[str, ...] = ()
     # Credentials given on the command line, by registry host (the destination's).
     credentials: Mapping[str, Credential] = dataclasses.field(default_factory=dict)
+    destination: str | None = None  # the destination registry's host; the others are the sources'
     retry: RetryPolicy = RetryPolicy()
     timeout: float = 60.0  # seconds to wait for each answer
 
@@ -80,6 +81,7 @@ def open_registries(options: MirrorOptions) -> Registries:
         retry=options.retry,
         timeout=options.timeout,
         connections=max(8, options.jobs * 4),
+        destination=options.destination,
     )
 
 
@@ -267,6 +269,7 @@ def options_from_args(args: argparse.Namespace, insecure_registries: Sequence[st
         dry_run=args.dry_run, refresh=args.refresh, jobs=args.jobs, referrers=args.referrers,
         insecure_registries=tuple(insecure_registries) + tuple(args.insecure_registry),
         credentials=credentials_from_args(args, destination_host),
+        destination=destination_host,
     )
 
 

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     mirror_options = mirror.MirrorOptions(
         insecure_registries=tuple(config.insecure_registries) + tuple(args.insecure_registry),
         credentials=mirror.credentials_from_args(args, destination.domain),
+        destination=destination.domain,
         retry=doctor.CHECK_RETRY,
         timeout=doctor.CHECK_TIMEOUT,
     )

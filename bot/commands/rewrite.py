@@ -30,6 +30,7 @@ def verified_digests(planned: plan_command.Planned, args: argparse.Namespace) ->
         dry_run=True,
         insecure_registries=tuple(planned.config.insecure_registries) + tuple(args.insecure_registry),
         credentials=mirror.credentials_from_args(args, host),
+        destination=host,
     )
     served = mirror.mirror_digests([m.target for m in planned.plan.moves], options)
     pins = {}

@@ -121,9 +121,10 @@ def repositories(args: argparse.Namespace, tokens: access.TokenSource,
 
 
 def mirror_options(args: argparse.Namespace, destination: str) -> MirrorOptions:
+    host = mirror.registry_host(destination, "destination")
     return MirrorOptions(dry_run=args.dry_run, refresh=args.refresh, jobs=args.copy_jobs, referrers=args.referrers,
                          insecure_registries=tuple(args.insecure_registry),
-                         credentials=mirror.credentials_from_args(args, mirror.registry_host(destination, "destination")))
+                         credentials=mirror.credentials_from_args(args, host), destination=host)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     mirror_options = mirror.MirrorOptions(
         insecure_registries=tuple(context.config.insecure_registries) + tuple(args.insecure_registry),
         credentials=mirror.credentials_from_args(args, context.host),
+        destination=context.host,
     )
     found = follow.updates(context.uses, mirror_options)
     if args.format == "json":

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from bot.registry.credentials import Credential
-from bot.registry.errors import RegistryError, after_tries, describe
+from bot.registry.errors import RegistryError, after_tries, describe, source_login_fix
 from bot.registry.secret import Secret
 
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -62,12 +62,18 @@ class _Token:
 Retrying = Callable[[Callable[[], httpx.Response], str, str], httpx.Response]
 
 
-def _token_refusal_hint(status: int, credential: Credential) -> str | None:
+def _token_refusal_hint(status: int, credential: Credential, host: str, source_only: bool) -> str | None:
+    if status in (401, 403) and source_only:
+        return f"the token service refused {_sent(credential)}; {source_login_fix(host, credential)}"
     if status in (401, 403) and not credential.anonymous:
-        return f"the token service refused the credentials from {credential.source}"
+        return f"the token service refused {_sent(credential)}"
     if status == 429 or status >= 500:
         return "the token service is down or overloaded: try again later"
     return None
+
+
+def _sent(credential: Credential) -> str:
+    return "anonymous access" if credential.anonymous else f"the credentials from {credential.source}"
 
 
 class Authenticator:
@@ -80,8 +86,10 @@ class Authenticator:
         http: httpx.Client,
         retrying: Retrying,
         clock: Callable[[], float] = time.monotonic,
+        source_only: bool = False,
     ) -> None:
         self.host = host
+        self.source_only = source_only
         self._credential = credential
         self._http = http
         self._retrying = retrying  # the registry's retries (connection errors, 429, 5xx), for the token service
@@ -155,7 +163,8 @@ class Authenticator:
             response = self._retrying(lambda: self._http.get(realm, params=params, headers=headers), self.host, step)
         if response.status_code != 200:
             raise RegistryError(self.host, step, after_tries(describe(response), response),
-                                _token_refusal_hint(response.status_code, credential), response.status_code)
+                                _token_refusal_hint(response.status_code, credential, self.host, self.source_only),
+                                response.status_code)
         try:
             body = response.json()
             value = body.get("token") or body.get("access_token")

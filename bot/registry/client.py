@@ -166,12 +166,15 @@ class Registry:
         quota_reserve: int = 5,
         sleep: Callable[[float], object] = time.sleep,
         cancelled: threading.Event | None = None,
+        source_only: bool = False,
     ) -> None:
         self.domain = domain
+        # A source's registry, not the destination's: a refusal's fix is Docker's config.json, not --username.
+        self.source_only = source_only
         self.scheme = "http" if insecure or on_loopback(domain) else "https"
         self.base_url = f"{self.scheme}://{api_host(domain)}"
         self.http = http
-        self.auth = Authenticator(domain, credential, http, self.retrying)
+        self.auth = Authenticator(domain, credential, http, self.retrying, source_only=source_only)
         self.retry = retry
         self.quota_reserve = quota_reserve
         self.rate_limit: RateLimit | None = None
@@ -317,7 +320,7 @@ class Registry:
     def fail(self, repo: str, step: str, response: httpx.Response) -> RegistryError:
         if not response.is_closed:
             response.read()
-        error = from_response(self.domain, repo, step, response, self.auth.credential.source)
+        error = from_response(self.domain, repo, step, response, self.auth.credential, self.source_only)
         if response.status_code in RETRY_STATUSES and tries_of(response) > 1:
             return RegistryError(error.where, error.step, after_tries(error.detail, response), error.hint)
         if response.status_code in RETRY_STATUSES:  # asked once (a streamed upload): worth trying again whole
@@ -339,8 +342,11 @@ class Registries:
         quota_reserve: int = 5,
         sleep: Callable[[float], object] | None = None,
         transport: httpx.BaseTransport | None = None,
+        destination: str | None = None,
     ) -> None:
+        """`destination`: the destination registry's host; every other host is a source's (None: not known)."""
         self.credentials = credentials or CredentialStore()
+        self.destination = destination
         self.insecure = frozenset(insecure)
         self.retry = retry
         self.quota_reserve = quota_reserve
@@ -391,5 +397,6 @@ class Registries:
                     quota_reserve=self.quota_reserve,
                     sleep=self._sleep,
                     cancelled=self.cancelled,
+                    source_only=self.destination is not None and domain != self.destination,
                 )
             return self._registries[domain]

@@ -7,6 +7,7 @@ import re
 import httpx
 
 from bot.errors import RehomeError
+from bot.registry.credentials import Credential
 
 _ARTIFACT_REGISTRY_RE = re.compile(r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev")
 
@@ -89,9 +90,26 @@ def artifact_registry_create_hint(host: str, repository: str) -> str | None:
     )
 
 
+def source_login_fix(host: str, credential: Credential | None) -> str:
+    """What to do when a source's registry refuses: `rehome doctor --to` checks the destination's
+    credentials, and `--username` gives only those."""
+    action = "log in" if credential is None or credential.anonymous else "check them, or log in again"
+    return (f"{action} with `docker login {host}`: a source's credentials come from Docker's config.json "
+            "(`auths`, `credHelpers`, `credsStore`), never from --username/--password-stdin")
+
+
+def credentials_hint(host: str, credential: Credential | None, source_only: bool) -> str:
+    """The hint for a 401 or 403: the credentials sent, and how to fix them."""
+    used = f"the credentials used: {credential.source if credential else 'unknown'}"
+    if source_only:
+        return f"{used}; {source_login_fix(host, credential)}"
+    return f"{used}; `rehome doctor --to ...` checks them"
+
+
 def from_response(host: str, repository: str, step: str, response: httpx.Response,
-                  credential_source: str = "") -> RegistryError:
-    """The error for an unexpected response, with a hint where one is known."""
+                  credential: Credential | None = None, source_only: bool = False) -> RegistryError:
+    """The error for an unexpected response, with a hint where one is known. `source_only`: the host is
+    a source's registry, not the destination's."""
     where = f"{host}/{repository}"
     codes = error_codes(response)
     detail = describe(response)
@@ -101,6 +119,6 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
     if response.status_code == 404 and any(code == "NAME_UNKNOWN" for code, _ in codes):
         hint = artifact_registry_create_hint(host, repository)
     elif response.status_code in (401, 403):
-        hint = f"the credentials used: {credential_source or 'unknown'}; `rehome doctor --to ...` checks them"
+        hint = credentials_hint(host, credential, source_only)
     error = NotFound if response.status_code == 404 else RegistryError
     return error(where, step, detail, hint, response.status_code)

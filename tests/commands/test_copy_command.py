@@ -44,6 +44,19 @@ def test_copy_failure_exits_1_and_says_why(loopback: Loopback, capsys: pytest.Ca
     assert (image["status"], image["error"]) == ("failed", f"{loopback.upstream.host}/{src}: resolve tag nope: no such image (manifest unknown)")
 
 
+def test_a_source_that_refuses_anonymous_pulls_says_to_log_in_with_docker(loopback: Loopback,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    src, host = unique_repo("private"), loopback.basic.host
+    target = f"{loopback.target.host}/{unique_repo('mirror')}"
+    assert main(["copy", f"{host}/{src}:v1", target, "--format", "json"]) == 1
+    [image] = json.loads(capsys.readouterr().out)["images"]
+    assert (image["status"], image["error"]) == ("failed", (
+        f"{host}/{src}: resolve tag v1: HTTP 401 (UNAUTHORIZED: authentication required)\n"
+        f"hint: the credentials used: anonymous (no credentials found); log in with `docker login {host}`: a source's "
+        "credentials come from Docker's config.json (`auths`, `credHelpers`, `credsStore`), never from "
+        "--username/--password-stdin"))
+
+
 @pytest.mark.parametrize("argv", [
     ["copy", "Not A Ref", "r.example/x"],
     ["copy", "nginx", "r.example/x", "--jobs", "0"],

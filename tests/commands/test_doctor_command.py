@@ -95,6 +95,17 @@ def test_refused_credentials_say_so_and_what_to_check(loopback: Loopback, capsys
     ]
 
 
+def test_a_source_that_refuses_anonymous_pulls_says_to_log_in_with_docker(loopback: Loopback,
+                                                                         capsys: pytest.CaptureFixture[str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    dest, host = f"{loopback.target.host}/team/mirror", loopback.basic.host
+    source = f"{host}/{unique_repo('private')}:v1"
+    assert doctor_lines(capsys, monkeypatch, dest, source)[-1] == (
+        f"failed  source {source}: {source.removesuffix(':v1')}: look up manifest: HTTP 401: anonymous access was "
+        f"refused (fix: log in with `docker login {host}`: a source's credentials come from Docker's config.json "
+        "(`auths`, `credHelpers`, `credsStore`), never from --username/--password-stdin)")
+
+
 def test_forbidden_asks_for_a_grant(proxies: Loopback, capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     host, (source, source_ok) = proxies.target_proxy.host, present_source(proxies)

@@ -78,9 +78,9 @@ def proxies(loopback: Loopback) -> Iterator[Loopback]:
 
 
 def make_registries(environ: dict[str, str], credentials: dict[str, Credential] | None = None,
-                    retry: RetryPolicy = FAST_RETRY) -> Registries:
+                    retry: RetryPolicy = FAST_RETRY, destination: str | None = None) -> Registries:
     """`environ` should name a DOCKER_CONFIG folder, so the tests never read the user's own."""
-    return Registries(credentials=CredentialStore(credentials, environ), retry=retry)
+    return Registries(credentials=CredentialStore(credentials, environ), retry=retry, destination=destination)
 
 
 def basic_credential(password: str = CANARY_PASSWORD) -> Credential:

@@ -48,7 +48,7 @@ def test_basic_auth_with_explicit_credentials(loopback: Loopback, tmp_path: Path
 
 
 def test_basic_auth_refused_says_where_and_what_to_do(loopback: Loopback, tmp_path: Path) -> None:
-    with make_registries(no_docker_config(tmp_path)) as registries:
+    with make_registries(no_docker_config(tmp_path), destination=loopback.basic.host) as registries:
         _, dst, anonymous = copy_into(loopback, registries, loopback.basic.host)
     assert anonymous.status == "failed"
     assert anonymous.error == (
@@ -57,6 +57,43 @@ def test_basic_auth_refused_says_where_and_what_to_do(loopback: Loopback, tmp_pa
     with make_registries(no_docker_config(tmp_path), {loopback.basic.host: basic_credential("wrong")}) as registries:
         _, _, wrong = copy_into(loopback, registries, loopback.basic.host)
     assert wrong.status == "failed" and "HTTP 401" in wrong.error
+
+
+def copy_from(loopback: Loopback, environ: dict[str, str], source_host: str) -> tuple[str, str | None]:
+    """Copy from a repository of `source_host` to the target registry (the destination); (the source repository,
+    the error)."""
+    src = unique_repo("private")
+    with make_registries(environ, destination=loopback.target.host) as registries, Copier(registries) as copier:
+        result = copier.ensure(f"{source_host}/{src}:v1", f"{loopback.target.host}/{unique_repo('mirror')}:v1")
+    return src, result.error
+
+
+def source_fix(action: str, host: str) -> str:
+    return (f"{action} with `docker login {host}`: a source's credentials come from Docker's config.json "
+            "(`auths`, `credHelpers`, `credsStore`), never from --username/--password-stdin")
+
+
+def test_a_source_that_refuses_anonymous_pulls_says_to_log_in_with_docker(loopback: Loopback, tmp_path: Path) -> None:
+    host = loopback.basic.host
+    src, error = copy_from(loopback, no_docker_config(tmp_path), host)
+    assert error == (f"{host}/{src}: resolve tag v1: HTTP 401 (UNAUTHORIZED: authentication required)\n"
+                     f"hint: the credentials used: anonymous (no credentials found); {source_fix('log in', host)}")
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_a_source_that_refuses_the_docker_config_credentials_says_to_log_in_again(loopback: Loopback, tmp_path: Path,
+                                                                                  auth: str) -> None:
+    host, user = (loopback.basic.host, BASIC_USER) if auth == "basic" else (loopback.token.host, TOKEN_USER)
+    environ = docker_config(tmp_path, {"auths": {host: {"username": user, "password": "wrong"}}})
+    used = f"{environ['DOCKER_CONFIG']}/config.json auths"
+    src, error = copy_from(loopback, environ, host)
+    refused = {
+        "basic": f"{host}/{src}: resolve tag v1: HTTP 401 (UNAUTHORIZED: authentication required)\n"
+                 f"hint: the credentials used: {used}",
+        "token": f"{host}: get a token from {loopback.token_server.realm} for repository:{src}:pull: HTTP 401\n"
+                 f"hint: the token service refused the credentials from {used}",
+    }[auth]
+    assert error == f"{refused}; {source_fix('check them, or log in again', host)}"
 
 
 def test_token_auth_with_credentials(loopback: Loopback, tmp_path: Path) -> None:
