@@ -233,17 +233,32 @@ def rename_edit(override: Reference, new_name: str) -> Edit:
 
 
 def apply_splices(text: str, splices: list[Splice]) -> str:
-    ordered = sorted(set(splices))
+    ordered = sorted(set(splices))  # references sharing a value (an anchor) may edit it alike: once
     for before, after in zip(ordered, ordered[1:]):
         if after.start < before.end:
-            raise CannotRewrite(f"two edits overlap at characters {after.start}-{before.end}")
+            raise CannotRewrite(_overlap(text, before, after))
     for splice in reversed(ordered):
         text = text[: splice.start] + splice.text + text[splice.end:]
     return text
 
 
-def _check_rescan(text: str, new_text: str, targets: dict[int, str], rule: Rule, context: FileContext, policy: Policy) -> None:
-    """Scan both texts: moved references (keyed by their old offset) must read as their
+def _place(ref: Reference) -> tuple[int, str]:
+    """Where a reference stands, and what it reads there. The offset alone does not tell references apart:
+    Helm entries sharing an anchored `repository` (each with its own tag) all stand at the anchor."""
+    return ref.found.offset, ref.raw
+
+
+def _overlap(text: str, first: Splice, second: Splice) -> str:
+    if (first.start, first.end) != (second.start, second.end):
+        return f"two edits overlap at characters {second.start}-{first.end}"
+    line = text.count("\n", 0, first.start) + 1
+    return (f"line {line}: references sharing {text[first.start:first.end]!r} (an anchor) would need it to read "
+            f"{first.text!r} and {second.text!r}; change it by hand")
+
+
+def _check_rescan(text: str, new_text: str, targets: dict[tuple[int, str], str], rule: Rule, context: FileContext,
+                  policy: Policy) -> None:
+    """Scan both texts: moved references (keyed by their old `_place`) must read as their
     targets, every other reference exactly as before. The old text is read beside the other
     files' old texts: a Kustomize entry with only `newName` takes its tag from the manifests."""
     original = dataclasses.replace(context, overlay={})
@@ -256,7 +271,7 @@ def _check_rescan(text: str, new_text: str, targets: dict[int, str], rule: Rule,
     if len(after) != len(before):
         raise CannotRewrite(f"the rewritten file holds {len(after)} image references instead of {len(before)}")
     for old, new in zip(before, after):
-        expected = targets.get(old.found.offset)
+        expected = targets.get(_place(old))
         if expected is not None and new.image != expected:
             raise CannotRewrite(f"line {old.line}: expected {expected} after the rewrite, found {new.image or new.raw}")
         if expected is None and new.raw != old.raw:
@@ -279,7 +294,7 @@ def rewrite_file(
     try:
         edits = [edit_for(ref, target, text) for ref, target in moves] + (extra or [])
         new_text = apply_splices(text, [s for e in edits for s in e.splices])
-        _check_rescan(text, new_text, {r.found.offset: str(t) for r, t in moves}, rule, context, policy)
+        _check_rescan(text, new_text, {_place(r): str(t) for r, t in moves}, rule, context, policy)
         allowed = AllowedChanges()
         for e in edits:
             allowed.update(e.allowed)

@@ -1,0 +1,81 @@
+"""Helm split entries sharing an anchored `repository`: moving the anchored value once moves them all, when
+their images map to one mirror repository; otherwise the file stays as it is, and says why."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ref, run_cli, scan_json, write_tree
+
+DEST = "mirror.example.com/m"
+HUB = "docker.io/library/nginx"
+MIRROR = f"{DEST}/{HUB}"
+CHART = "apiVersion: v2\nname: c\nversion: 1.0.0\n"
+FLOW = 'app: {{image: {{repository: &repo {name}, tag: "1.25"}}}}\nsidecar: {{image: {{repository: *repo, tag: "{tag}"}}}}\n'
+SPLIT = ('app:\n  image:\n    registry: {registry}\n    repository: &repo {path}\n    tag: "1.25"\n'
+         'sidecar:\n  image:\n    registry: {other}\n    repository: *repo\n    tag: "1.26"\n')
+
+
+def _chart(root: Path, values: str) -> Path:
+    return write_tree(root, {"Chart.yaml": CHART, "values.yaml": values})
+
+
+def _scanned(capsys, root: Path, at: tuple[int, int], images: list[tuple[str, str]]) -> None:
+    """values.yaml's references as the scan must report them: each (raw, image), all at the anchor."""
+    assert scan_json(capsys, root)["references"] == [ref("values.yaml", *at, "helm-values", raw, image)
+                                                     for raw, image in images]
+
+
+def _mirrored(*tags: str) -> list[tuple[str, str]]:
+    return [(f"{MIRROR}:{tag}", f"{MIRROR}:{tag}") for tag in tags]
+
+
+@pytest.mark.parametrize(("values", "rewritten", "at", "before", "after"), [
+    pytest.param(FLOW.format(name="nginx", tag="1.25"), FLOW.format(name=MIRROR, tag="1.25"), (1, 33),
+                 [("nginx:1.25", f"{HUB}:1.25")] * 2, _mirrored("1.25", "1.25"), id="one image"),
+    pytest.param(FLOW.format(name="nginx", tag="1.26"), FLOW.format(name=MIRROR, tag="1.26"), (1, 33),
+                 [("nginx:1.25", f"{HUB}:1.25"), ("nginx:1.26", f"{HUB}:1.26")], _mirrored("1.25", "1.26"),
+                 id="two tags"),
+    pytest.param(SPLIT.format(registry="docker.io", other="index.docker.io", path="library/nginx"),
+                 SPLIT.format(registry="mirror.example.com", other="mirror.example.com", path="m/docker.io/library/nginx"),
+                 (4, 23), [(f"{HUB}:1.25", f"{HUB}:1.25"), (f"index.{HUB}:1.26", f"{HUB}:1.26")],
+                 _mirrored("1.25", "1.26"), id="two spellings of one registry"),
+])
+def test_entries_whose_images_share_a_mirror_repository_move_together(tmp_path: Path, capsys, values: str,
+                                                                     rewritten: str, at: tuple[int, int],
+                                                                     before: list[tuple[str, str]],
+                                                                     after: list[tuple[str, str]]) -> None:
+    _chart(tmp_path, values)
+    _scanned(capsys, tmp_path, at, before)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert out == ("FILE         REFERENCES\n-----------  ----------\nvalues.yaml  2\n"
+                   "1 file rewritten, 2 references moved\n")
+    assert (tmp_path / "values.yaml").read_text() == rewritten
+    _scanned(capsys, tmp_path, at, after)
+
+
+def test_entries_that_would_need_two_mirror_repositories_are_left_as_they_are(tmp_path: Path, capsys) -> None:
+    values = ('app: {image: {registry: docker.io, repository: &repo library/nginx, tag: "1.25"}}\n'
+              'sidecar: {image: {registry: ghcr.io, repository: *repo, tag: "1.26"}}\n')
+    _chart(tmp_path, values)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (1, "")
+    assert out == ("0 files rewritten, 0 references moved\n"
+                   "left untouched: values.yaml: line 1: references sharing 'library/nginx' (an anchor) would need it "
+                   "to read 'm/docker.io/library/nginx' and 'm/ghcr.io/library/nginx'; change it by hand\n")
+    assert (tmp_path / "values.yaml").read_text() == values
+
+
+def test_an_anchor_also_used_where_no_image_is_expected_stays(tmp_path: Path, capsys) -> None:
+    values = FLOW.format(name="nginx", tag="1.26") + "podLabels: {app: *repo}\n"
+    _chart(tmp_path, values)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    shared = ("the value is the YAML anchor &repo, also used where no image is expected: moving it would change "
+              "that value too; change it by hand")
+    assert out == ("0 files rewritten, 0 references moved\n"
+                   f"unresolved: values.yaml:1:33: nginx:1.25: {shared}\n"
+                   f"unresolved: values.yaml:1:33: nginx:1.26: {shared}\n")
+    assert (tmp_path / "values.yaml").read_text() == values
