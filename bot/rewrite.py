@@ -171,9 +171,15 @@ def _kustomize_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     return Edit([_insert_key(entry, entry["name"], "newName", target.name, text)], allowed)
 
 
+# A registry port in an image name: gitlab-runner leaves it out of a service's host names.
+_REGISTRY_PORT_RE = re.compile(r":[0-9]+(?=/)")
+
+
 def gitlab_aliases(raw: str) -> list[str]:
-    """Host names GitLab derives for a service from its image name, as written."""
-    name = imageref.written_name(raw) or raw
+    """Host names gitlab-runner derives for a service from its image name, as written: the name
+    without tag, digest or registry port (`registry.example.com:5000/group/postgres:11` gives
+    `registry.example.com/group/postgres`), with `/` as `__`, then with `/` as `-`."""
+    name = _REGISTRY_PORT_RE.sub("", imageref.written_name(raw) or raw, count=1)
     return list(dict.fromkeys([name.replace("/", "__"), name.replace("/", "-")]))
 
 
