@@ -79,11 +79,13 @@ class Rule:
     images: tuple[str, ...] = ()
     prefixed_images: tuple[tuple[str, str], ...] = ()  # (prefix, key path)
     builds: tuple[str, ...] = ()
-    not_images: tuple[str, ...] = ()  # key paths that never hold an image, even where `images` reach
+    # key paths where a value is not an image, even where `images` reach (an alias of it elsewhere still may be)
+    not_images: tuple[str, ...] = ()
     skip_if_sibling: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
     # key paths the tool never reads, there to hold YAML anchors (Compose `x-` extension fields,
-    # GitLab hidden keys): nothing under them counts as a use of an anchor
+    # GitLab hidden keys), or holding copies of images (GitLab variables): nothing under them
+    # counts as a use of an anchor
     anchor_holders: tuple[str, ...] = ()
 
     def selects(self, path: str) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from bot import plan as plan_module
 from bot.imageref import parse
 from bot.policy import MappingError, check_template, map_to_mirror
-from tests.helpers import ref, run_cli, write_tree
+from tests.helpers import SHARED_ANCHOR, ref, run_cli, write_tree
 
 DEST = "us-docker.pkg.dev/acme/mirror"
 
@@ -231,10 +231,6 @@ def test_what_the_rewrite_cannot_edit_is_unresolved_and_the_rest_of_the_file_mov
         ref("pod.yaml", 6, 16, "kubernetes", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
             SHARED_ANCHOR.format("img")),
     ]
-
-
-SHARED_ANCHOR = ("the value is the YAML anchor &{}, also used where no image is expected: "
-                 "moving it would change that value too; change it by hand")
 
 
 def test_an_anchor_defined_in_a_holder_and_used_only_by_images_moves(tmp_path, capsys):

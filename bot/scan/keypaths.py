@@ -3,7 +3,8 @@
 Segments: a key name (`\\.` a dot in it); `*` any one key; `name*` any key starting with
 `name`; `name[]` / `*[]` a key then each item of the list under it; `**` any depth (zero or
 more keys or list items). A path selects the nodes it reaches; the walk visits each node
-once, so an aliased node is seen once, at its anchor, and alias bombs cost nothing.
+once for each set of paths that reaches it, so an aliased node is reported once (at its anchor,
+unless the paths that reach it there are excluded), and alias bombs cost nothing.
 """
 from __future__ import annotations
 
@@ -98,7 +99,16 @@ def _automaton(paths: tuple[str, ...]) -> _Automaton:
     return _Automaton(tuple(compile_path(p) for p in paths))
 
 
-def _hits(automaton: _Automaton, root: Node) -> list[Hit]:
+def _is_merge(key: Node) -> bool:
+    return isinstance(key, ScalarNode) and key.value == "<<" and key.tag == MERGE_TAG
+
+
+def _merged(value: Node) -> list[Node]:
+    """The mappings a merge key puts into its mapping: `<<: *base` or `<<: [*a, *b]`."""
+    return value.value if isinstance(value, SequenceNode) else [value]
+
+
+def _hits(automaton: _Automaton, root: Node, skip: frozenset[int]) -> list[Hit]:
     """Depth first, in document order; a stack rather than recursion: documents are deep
     and wide, and a generator per node costs more than the walk itself."""
     visited: set[tuple[int, frozenset[State]]] = set()
@@ -110,19 +120,17 @@ def _hits(automaton: _Automaton, root: Node) -> list[Hit]:
         if (id(node), states) in visited:
             continue
         visited.add((id(node), states))
-        for p in automaton.accepting(states):
-            if id(node) not in reported:
-                reported.add(id(node))
-                hits.append(Hit(p, node, parent))
+        accepted = automaton.accepting(states)
+        if accepted and accepted[0] not in skip and id(node) not in reported:
+            reported.add(id(node))
+            hits.append(Hit(accepted[0], node, parent))
         children: list[tuple[Node, frozenset[State], MappingNode | None]] = []
         if isinstance(node, MappingNode):
             for key_node, value in node.value:
                 if not isinstance(key_node, ScalarNode):
                     continue
-                if key_node.value == "<<" and key_node.tag == MERGE_TAG:
-                    # `<<: *base` puts base's keys into this mapping.
-                    for merged in value.value if isinstance(value, SequenceNode) else [value]:
-                        children.append((merged, states, parent))
+                if _is_merge(key_node):
+                    children += [(merged, states, parent) for merged in _merged(value)]
                     continue
                 nxt = automaton.step(states, str(key_node.value))
                 if nxt:
@@ -135,36 +143,52 @@ def _hits(automaton: _Automaton, root: Node) -> list[Hit]:
     return hits
 
 
-def select(root: Node, paths: list[str]) -> Iterator[Hit]:
-    """Every node any of `paths` reaches, in document order; `Hit.pattern` indexes `paths`."""
-    yield from _hits(_automaton(tuple(paths)), root)
+def select(root: Node, paths: list[str], skip: frozenset[int] = frozenset()) -> Iterator[Hit]:
+    """Every node any of `paths` reaches, in document order; `Hit.pattern` indexes `paths`.
+    Where the first path that reaches a node is one of `skip`, the node is not reported there
+    (an exception such as `variables.**`), but an alias of it elsewhere still may be."""
+    yield from _hits(_automaton(tuple(paths)), root, skip)
 
 
-def used_elsewhere(root: Node, paths: list[str], inside: set[int], watched: set[int]) -> set[int]:
-    """Of the `watched` nodes (by id), those the document also holds where the first path that
-    reaches them is not one of `inside` (indexes in `paths`), or where no path reaches them at
-    all, keys included: an anchored value that aliases repeat under other keys."""
+@dataclasses.dataclass(frozen=True)
+class Use:
+    """One place a document holds a node: the paths that reach it there (indexes into the
+    paths, ascending; none for a key or a value no path leads to) and the mapping that holds
+    it as a value there, if any."""
+
+    patterns: tuple[int, ...]
+    parent: MappingNode | None
+
+
+def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]]:
+    """Every place the document holds each of the `watched` nodes (by id), keys included, in
+    document order: first where the node is written (at its anchor), then each alias of it."""
     automaton = _automaton(tuple(paths))
     visited: set[tuple[int, frozenset[State]]] = set()
-    found: set[int] = set()
-    stack: list[tuple[Node, frozenset[State]]] = [(root, automaton.start)]
+    found: dict[int, list[Use]] = {}
+    stack: list[tuple[Node, frozenset[State], MappingNode | None]] = [(root, automaton.start, None)]
     while stack:
-        node, states = stack.pop()
+        node, states, parent = stack.pop()
+        if id(node) in watched:
+            places = found.setdefault(id(node), [])
+            use = Use(tuple(automaton.accepting(states)), parent)
+            if not any(p.patterns == use.patterns and p.parent is use.parent for p in places):
+                places.append(use)
         if (id(node), states) in visited:
             continue
         visited.add((id(node), states))
-        accepted = automaton.accepting(states)
-        if id(node) in watched and not (accepted and accepted[0] in inside):
-            found.add(id(node))
+        children: list[tuple[Node, frozenset[State], MappingNode | None]] = []
         if isinstance(node, MappingNode):
             for key_node, value in node.value:
-                stack.append((key_node, frozenset()))
-                if isinstance(key_node, ScalarNode) and key_node.value == "<<" and key_node.tag == MERGE_TAG:
-                    stack += [(merged, states) for merged in (value.value if isinstance(value, SequenceNode) else [value])]
+                children.append((key_node, frozenset(), None))
+                if _is_merge(key_node):
+                    children += [(merged, states, parent) for merged in _merged(value)]
                 elif isinstance(key_node, ScalarNode) and states:
-                    stack.append((value, automaton.step(states, str(key_node.value))))
+                    children.append((value, automaton.step(states, str(key_node.value)), node))
                 else:
-                    stack.append((value, frozenset()))
+                    children.append((value, frozenset(), node))
         elif isinstance(node, SequenceNode):
-            stack += [(item, automaton.step(states, None) if states else frozenset()) for item in node.value]
+            nxt = automaton.step(states, None) if states else frozenset()
+            children += [(item, nxt, None) for item in node.value]
+        stack += reversed(children)
     return found

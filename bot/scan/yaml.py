@@ -1,6 +1,8 @@
 """The generic YAML extractor: image values at the key paths a rule lists."""
 from __future__ import annotations
 
+import dataclasses
+
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from bot.rules import Rule
@@ -63,8 +65,8 @@ def _service_facts(hit: keypaths.Hit, text: str, base: int) -> dict[str, object]
 
 
 def _paths(rule: Rule) -> list[tuple[str, str, str]]:
-    """(key path, prefix, role) for everything the rule asks for. `not_images` come first:
-    a node several paths reach is reported once, for the first of them."""
+    """(key path, prefix, role) for everything the rule asks for. `not_images` come first: where
+    several paths reach a value, the first says what it is there."""
     paths = [(p, "", "not-image") for p in rule.not_images]
     paths += [(p, "", "image") for p in rule.images]
     paths += [(p, prefix, "image") for prefix, p in rule.prefixed_images]
@@ -73,30 +75,50 @@ def _paths(rule: Rule) -> list[tuple[str, str, str]]:
     return paths
 
 
-def _shared_anchors(root: Node, hits: list[keypaths.Hit], rule: Rule, text: str, base: int) -> dict[int, str]:
-    """The anchored image values that the document also holds where no image is expected (an
-    annotation, a label), by node id, with the anchor's name: moving one would change those too.
-    The rule's `anchor_holders` (keys the tool never reads) and everything under them do not count."""
-    anchors = {id(hit.node): name for hit in hits if (name := anchor_name(hit.node, text, base)) is not None}
-    if not anchors:
-        return {}
+@dataclasses.dataclass(frozen=True)
+class _Place:
+    """One place a document holds an image value: what the rule's paths make it there (the
+    first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, and the
+    mapping that holds it as a value."""
+
+    role: str | None
+    held: bool
+    parent: MappingNode | None
+
+
+def _places(root: Node, hits: list[keypaths.Hit], anchors: dict[int, str], rule: Rule) -> dict[int, list[_Place]]:
+    """Every place each hit's node is held (by node id), in document order: where it is written,
+    then, for an anchored value, each alias of it."""
     paths = _paths(rule) + [(f"{p}.**", "", "holder") for p in rule.anchor_holders]
-    inside = {i for i, (_, _, role) in enumerate(paths) if role in ("image", "service", "holder")}
-    shared = keypaths.used_elsewhere(root, [p for p, _, _ in paths], inside, set(anchors))
-    return {node: name for node, name in anchors.items() if node in shared}
+    roles = [role for _, _, role in paths]
+    uses = {id(hit.node): [keypaths.Use((hit.pattern,), hit.parent)] for hit in hits}
+    if anchors:
+        uses |= keypaths.uses(root, [p for p, _, _ in paths], set(anchors))
+    return {node: [_place(use, roles) for use in node_uses] for node, node_uses in uses.items()}
+
+
+def _place(use: keypaths.Use, roles: list[str]) -> _Place:
+    role = next((roles[p] for p in use.patterns if roles[p] != "holder"), None)
+    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent)
+
+
+def _shared(places: list[_Place]) -> bool:
+    """The value is also held where no image is expected (an annotation, a label, a key):
+    moving it would change that value too. The rule's `anchor_holders` (keys the tool never
+    reads as images) and everything under them do not count."""
+    return any(not place.held and place.role not in ("image", "service") for place in places)
 
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     paths = _paths(rule)
+    not_images = frozenset(i for i, (_, _, role) in enumerate(paths) if role == "not-image")
     for base, root in documents(text, rule.document_contains):
         if not _document_selected(root, rule):
             continue
         images: list[tuple[keypaths.Hit, str, str]] = []
-        for hit in keypaths.select(root, [p for p, _, _ in paths]):
+        for hit in keypaths.select(root, [p for p, _, _ in paths], skip=not_images):
             _, prefix, role = paths[hit.pattern]
-            if role == "not-image":
-                continue
             value = scalar_text(hit.node)
             if not value or not value.startswith(prefix) or len(value) == len(prefix):
                 continue
@@ -107,12 +129,15 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 result.builds.append(value)  # what the service builds: other uses of that name are not references
                 continue
             images.append((hit, prefix, role))
-        shared = _shared_anchors(root, [hit for hit, _, _ in images], rule, text, base)
+        anchors = {id(hit.node): name for hit, _, _ in images
+                   if (name := anchor_name(hit.node, text, base)) is not None}
+        places = _places(root, [hit for hit, _, _ in images], anchors, rule)
         for hit, prefix, role in images:
             assert isinstance(hit.node, ScalarNode)
+            anchor = anchors.get(id(hit.node))
             extra = _service_facts(hit, text, base) if role == "service" else {}
-            if id(hit.node) in shared:
-                extra["shared_anchor"] = shared[id(hit.node)]
+            if anchor is not None and _shared(places[id(hit.node)]):
+                extra["shared_anchor"] = anchor
             result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
     return result
 

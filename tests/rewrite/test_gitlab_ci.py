@@ -1,7 +1,14 @@
-"""GitLab CI: services keep the host names gitlab-runner gives them."""
+"""GitLab CI: services keep the host names gitlab-runner gives them, and YAML anchors move with
+every job that uses them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.rewrite import gitlab_aliases
+from tests.helpers import SHARED_ANCHOR, run_cli, write_tree
+
+DEST = "us-docker.pkg.dev/acme/mirror"
+MIRROR = f"{DEST}/docker.io/library"
 
 
 def test_host_names_are_the_image_name_without_tag_digest_or_registry_port():
@@ -17,3 +24,29 @@ def test_host_names_are_the_image_name_without_tag_digest_or_registry_port():
         f"localhost:5000/app@{digest}": ["localhost__app", "localhost-app"],
         "registry.example.com/tools/db:1": ["registry.example.com__tools__db", "registry.example.com-tools-db"],
     }
+
+
+ONE_MOVED = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  1\n"
+             "1 file rewritten, 1 reference moved\n")
+
+
+def _only_one_moves(capsys, root: Path, before: str, raw: str, *unresolved: str) -> None:
+    """Of `before` (the whole `.gitlab-ci.yml`), only `raw`, an image of docker.io/library, moves;
+    the summary lists `unresolved`. A second rewrite changes nothing."""
+    write_tree(root, {".gitlab-ci.yml": before})
+    code, out, err = run_cli(capsys, "rewrite", str(root), "--to", DEST)
+    assert (code, out, err) == (0, ONE_MOVED + "".join(f"unresolved: .gitlab-ci.yml:{u}\n" for u in unresolved), "")
+    after = before.replace(raw, f"{MIRROR}/{raw}")
+    assert (root / ".gitlab-ci.yml").read_text() == after
+    run_cli(capsys, "rewrite", str(root), "--to", DEST)
+    assert (root / ".gitlab-ci.yml").read_text() == after
+
+
+def test_an_image_anchored_in_a_variable_moves_with_the_variable(tmp_path, capsys):
+    _only_one_moves(capsys, tmp_path, """\
+variables:
+  IMG: &img "python:3.12"
+  TOOL: &tool golang:1.22
+job: {image: *img, variables: {PY: *img}, script: [echo $IMG]}
+build: {image: *tool, script: [*tool]}
+""", "python:3.12", f"3:15: golang:1.22: {SHARED_ANCHOR.format('tool')}")

@@ -376,7 +376,8 @@ GITHUB_ACTIONS = {
 }
 
 # `image` and `services` in string and `name:` forms, top level, `default:` and jobs, in an
-# included file too; a top-level variable named `image` is not a job.
+# included file too; a top-level variable named `image` is not a job, but a variable anchored
+# and used as a job's `image:` is found there, at its anchor.
 GITLAB_CI = {
     "version": 1,
     "references": [
@@ -404,6 +405,7 @@ GITLAB_CI = {
             "gcr.io/kaniko-project/executor:v1.21.0-debug",
             INTERNAL,
         ),
+        ref(".gitlab/ci/variables.yml", 2, 18, "gitlab-ci", "python:3.12", "docker.io/library/python:3.12", THIRD_PARTY),
     ],
     "ignored": 0,
     "skipped": [],

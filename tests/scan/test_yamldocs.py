@@ -46,7 +46,7 @@ def test_a_dot_inside_a_key_name_is_written_escaped():
     assert [(h.pattern, h.node.value) for h in hits] == [(0, "a:1"), (1, "c:1")]
 
 
-def test_anchored_values_used_where_no_accepted_path_reaches(tmp_path):
+def test_every_place_that_holds_an_anchored_value_in_document_order(tmp_path):
     text = ("x-held: &held held:1\n"
             "labels: {a: &label label:1}\n"
             "jobs:\n"
@@ -58,9 +58,23 @@ def test_anchored_values_used_where_no_accepted_path_reaches(tmp_path):
     hits = list(keypaths.select(root, paths[:4]))
     assert [anchor_name(h.node, text, 0) for h in hits] == ["held", "tool", "key", "label", "merged"]
     watched = {id(h.node): h.node.value for h in hits}
-    # Every path is accepted; `labels.a`, a key and a list item are reached by none.
-    outside = keypaths.used_elsewhere(root, paths, set(range(len(paths))), set(watched))
-    assert sorted(watched[node] for node in outside) == ["key:1", "label:1", "merged:1"]
+    places = keypaths.uses(root, paths, set(watched))
+    # (the paths that reach it there, the line of the mapping holding it): first where it is
+    # written; `labels.a`, a key and a list item are reached by no path.
+    assert {watched[node]: [(use.patterns, use.parent and use.parent.start_mark.line + 1) for use in node_uses]
+            for node, node_uses in places.items()} == {
+        "held:1": [((4,), 1), ((0,), 4)],
+        "label:1": [((), 2), ((0,), 5)],
+        "tool:1": [((1,), 4), ((2,), 5)],
+        "key:1": [((3,), 4), ((), None)],
+        "merged:1": [((0,), 6), ((), None)],
+    }
+
+
+def test_a_node_skipped_where_first_reached_is_reported_where_an_alias_of_it_is_reached():
+    (root,) = compose_all("variables: {image: &img python:3.12, other: &o go:1}\njob: {image: *img}\n")
+    hits = list(keypaths.select(root, ["variables.**", "*.image"], skip=frozenset({0})))
+    assert [(h.pattern, h.node.value, h.parent.start_mark.line + 1) for h in hits] == [(1, "python:3.12", 2)]
 
 
 def test_an_anchor_name_used_twice_reads_without_a_warning_on_the_terminal(tmp_path):
