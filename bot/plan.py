@@ -195,6 +195,10 @@ def rewrite_blocker(ref: Reference) -> str | None:
     if edit.get("shared_anchor"):
         return (f"the value is the YAML anchor &{edit['shared_anchor']}, also used where no image is expected: "
                 "moving it would change that value too; change it by hand")
+    if edit.get("mixed_service_anchor"):
+        return (f"the service is the YAML anchor &{edit['mixed_service_anchor']}, also written or used where it is "
+                "not an item of a services list: it cannot become the name: and alias: mapping that keeps the "
+                "service's host names; change it by hand")
     if any(is_multiline_block(facts) for facts in _edited_scalars(ref)):
         return "the image is a block scalar over several lines; change it by hand"
     if not _name_is_written(ref):

@@ -143,14 +143,14 @@ def _helm_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     if target.digest is not None and parts.get("digest") is None:
         # Pinned: a `digest:` key joins the map, after the tag (or the repository).
         after = parts.get("tag") or parts["repository"]
-        edit.splices.append(_insert_key(parts, after, "digest", target.digest, text))
+        edit.splices.append(_insert_key(parts, after["scalar"][1], "digest", target.digest, text))
         edit.allowed.allow_added("digest", target.digest)
     return edit
 
 
-def _insert_key(entry: dict[str, Any], after: dict[str, Any], key: str, value: str, text: str) -> Splice:
-    """A new `key: value` in a mapping: after the line of `after` (block), or after it (flow)."""
-    end = after["scalar"][1]
+def _insert_key(entry: Mapping[str, Any], end: int, key: str, value: str, text: str) -> Splice:
+    """A new `key: value` in a mapping: after the line where the value before it ends at `end`
+    (block), or right after that value (flow)."""
     if entry["flow"]:
         return Splice(end, end, f", {key}: {value}")
     line_end = text.find("\n", end)
@@ -168,7 +168,7 @@ def _kustomize_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
         return _replace_part(entry["newName"], target.name, f"line {ref.line}")
     allowed = AllowedChanges()
     allowed.allow_added("newName", target.name)
-    return Edit([_insert_key(entry, entry["name"], "newName", target.name, text)], allowed)
+    return Edit([_insert_key(entry, entry["name"]["scalar"][1], "newName", target.name, text)], allowed)
 
 
 # A registry port in an image name: gitlab-runner leaves it out of a service's host names.
@@ -185,39 +185,43 @@ def gitlab_aliases(raw: str) -> list[str]:
 
 def _service_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     """A GitLab service keeps every host name jobs may use: they become `alias:` entries."""
-    edit = ref.found.edit
     value = new_raw(ref, target)
     aliases = gitlab_aliases(ref.raw)
-    alias_text = ",".join(aliases)
+    if ref.found.edit.get("service_item"):
+        return _service_item_edit(ref, value, ",".join(aliases), text)
+    return _joined(_scalar_edit(ref, value), *(_alias_edit(m, aliases, text) for m in ref.found.edit["mappings"]))
+
+
+def _service_item_edit(ref: Reference, value: str, alias_text: str, text: str) -> Edit:
+    """A plain string item `- redis:7` becomes a mapping with the name and the alias (an anchor
+    on the item then names that mapping: every alias of it gets the mirror image and the alias)."""
+    edit = ref.found.edit
     start, end = edit["scalar"]
-    if edit.get("service_item"):
-        # A plain string item `- redis:7` becomes a mapping with the name and the alias.
-        allowed = AllowedChanges()
-        allowed.allow(ref.raw, {"name": value, "alias": alias_text})
-        if edit.get("flow"):
-            return Edit([Splice(start, end, f"{{name: {value}, alias: {alias_text}}}")], allowed)
-        indent = " " * _column(text, start)
-        return Edit([Splice(start, end, f"name: {value}{_newline_at(text, end)}{indent}alias: {alias_text}")], allowed)
-    result = _scalar_edit(ref, value)
-    alias = edit.get("alias")
-    if alias is not None:
-        a_start, a_end, a_value, a_style = alias
-        merged = ",".join(dict.fromkeys([*(a.strip() for a in a_value.split(",") if a.strip()), *aliases]))
-        result.splices.append(Splice(a_start, a_end, _quote(merged, a_style)))
-        result.allowed.allow(a_value, merged)
-    elif edit.get("flow"):
-        result.splices.append(Splice(end, end, f", alias: {alias_text}"))
-        result.allowed.allow_added("alias", alias_text)
-    else:
-        indent = " " * _column(text, edit["key_start"])
-        line_end = text.find("\n", end)
-        newline = _newline_at(text, end)
-        if line_end == -1:
-            result.splices.append(Splice(len(text), len(text), f"{newline}{indent}alias: {alias_text}"))
-        else:
-            result.splices.append(Splice(line_end + 1, line_end + 1, f"{indent}alias: {alias_text}{newline}"))
-        result.allowed.allow_added("alias", alias_text)
-    return result
+    allowed = AllowedChanges()
+    allowed.allow(ref.raw, {"name": value, "alias": alias_text})
+    if edit["flow"]:
+        return Edit([Splice(start, end, f"{{name: {value}, alias: {alias_text}}}")], allowed)
+    newline = _newline_at(text, end)
+    indent = " " * _column(text, edit["item_start"])
+    mapping = f"name: {value}{newline}{indent}alias: {alias_text}"
+    if edit["anchored"]:
+        # `- &db mysql:8`: the mapping goes on the lines after the anchor.
+        return Edit([Splice(len(text[:start].rstrip()), end, f"{newline}{indent}{mapping}")], allowed)
+    return Edit([Splice(start, end, mapping)], allowed)
+
+
+def _alias_edit(mapping: Mapping[str, Any], aliases: list[str], text: str) -> Edit:
+    """The derived host names join a service mapping's `alias` (or become it)."""
+    allowed = AllowedChanges()
+    alias = mapping.get("alias")
+    if alias is None:
+        alias_text = ",".join(aliases)
+        allowed.allow_added("alias", alias_text)
+        return Edit([_insert_key(mapping, mapping["value_end"], "alias", alias_text, text)], allowed)
+    start, end, value, style = alias
+    merged = ",".join(dict.fromkeys([*(a.strip() for a in value.split(",") if a.strip()), *aliases]))
+    allowed.allow(value, merged)
+    return Edit([Splice(start, end, _quote(merged, style))], allowed)
 
 
 def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -46,24 +47,6 @@ def found_at(node: ScalarNode, text: str, base: int, *, prefix: str = "", **edit
     )
 
 
-def _service_facts(hit: keypaths.Hit, text: str, base: int) -> dict[str, object]:
-    """What a rewrite needs to keep a GitLab service's host names: where its `alias` is."""
-    node = hit.node
-    if hit.parent is None:
-        before = text[: base + node.start_mark.index].rstrip(" \t")
-        return {"service": True, "service_item": True, "flow": before.endswith(("[", ","))}
-    key = next(k for k, v in hit.parent.value if v is node)
-    facts: dict[str, object] = {
-        "service": True,
-        "flow": bool(hit.parent.flow_style),
-        "key_start": base + key.start_mark.index,
-    }
-    alias = mapping_get(hit.parent, "alias")
-    if isinstance(alias, ScalarNode):
-        facts["alias"] = (base + alias.start_mark.index, base + alias.end_mark.index, alias.value, alias.style or "")
-    return facts
-
-
 def _paths(rule: Rule) -> list[tuple[str, str, str]]:
     """(key path, prefix, role) for everything the rule asks for. `not_images` come first: where
     several paths reach a value, the first says what it is there."""
@@ -84,6 +67,10 @@ class _Place:
     role: str | None
     held: bool
     parent: MappingNode | None
+
+    @property
+    def is_service_item(self) -> bool:
+        return self.role == "service" and self.parent is None
 
 
 def _places(root: Node, hits: list[keypaths.Hit], anchors: dict[int, str], rule: Rule) -> dict[int, list[_Place]]:
@@ -109,6 +96,43 @@ def _shared(places: list[_Place]) -> bool:
     return any(not place.held and place.role not in ("image", "service") for place in places)
 
 
+def _service_facts(node: ScalarNode, places: list[_Place], anchor: str | None, text: str,
+                   base: int) -> dict[str, object]:
+    """What a rewrite needs to keep a GitLab service's host names: a plain string item becomes a
+    mapping with an `alias`; a `name:` gets an `alias` beside it in each mapping that holds it."""
+    if not any(place.is_service_item for place in places):
+        parents = {id(place.parent): place.parent for place in places if place.role == "service"
+                   and place.parent is not None}
+        return {"service": True, "mappings": [_mapping_facts(p, node, anchor, text, base) for p in parents.values()]}
+    if not all(place.is_service_item for place in places):
+        return {"service": True, "mixed_service_anchor": anchor}
+    item_start = base + node.start_mark.index
+    before = text[:item_start].rstrip(" \t")
+    return {"service": True, "service_item": True, "flow": before.endswith(("[", ",")), "item_start": item_start,
+            "anchored": anchor is not None}
+
+
+# After a key: the colon, then spaces, line ends and comments up to the value.
+_AFTER_KEY_RE = re.compile(r"[ \t]*:(?:\s|#.*)*")
+
+
+def _mapping_facts(parent: MappingNode, node: ScalarNode, anchor: str | None, text: str,
+                   base: int) -> dict[str, object]:
+    """Where a service mapping's `name:` value ends (the anchored value, or an alias `*pg` of it),
+    how the mapping is written, and its `alias` if it has one."""
+    key = next(k for k, v in parent.value if v is node)
+    value_end = base + node.end_mark.index
+    after_key = _AFTER_KEY_RE.match(text, base + key.end_mark.index)
+    if anchor is not None and after_key and text.startswith(f"*{anchor}", after_key.end()):
+        value_end = after_key.end() + 1 + len(anchor)
+    facts: dict[str, object] = {"flow": bool(parent.flow_style), "indent": key.start_mark.column,
+                                "value_end": value_end}
+    alias = mapping_get(parent, "alias")
+    if isinstance(alias, ScalarNode):
+        facts["alias"] = (base + alias.start_mark.index, base + alias.end_mark.index, alias.value, alias.style or "")
+    return facts
+
+
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     paths = _paths(rule)
@@ -116,7 +140,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     for base, root in documents(text, rule.document_contains):
         if not _document_selected(root, rule):
             continue
-        images: list[tuple[keypaths.Hit, str, str]] = []
+        images: list[tuple[keypaths.Hit, str]] = []
         for hit in keypaths.select(root, [p for p, _, _ in paths], skip=not_images):
             _, prefix, role = paths[hit.pattern]
             value = scalar_text(hit.node)
@@ -128,15 +152,16 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             if hit.parent is not None and any(mapping_get(hit.parent, k) is not None for k in rule.skip_if_sibling):
                 result.builds.append(value)  # what the service builds: other uses of that name are not references
                 continue
-            images.append((hit, prefix, role))
-        anchors = {id(hit.node): name for hit, _, _ in images
-                   if (name := anchor_name(hit.node, text, base)) is not None}
-        places = _places(root, [hit for hit, _, _ in images], anchors, rule)
-        for hit, prefix, role in images:
+            images.append((hit, prefix))
+        anchors = {id(hit.node): name for hit, _ in images if (name := anchor_name(hit.node, text, base)) is not None}
+        places = _places(root, [hit for hit, _ in images], anchors, rule)
+        for hit, prefix in images:
             assert isinstance(hit.node, ScalarNode)
-            anchor = anchors.get(id(hit.node))
-            extra = _service_facts(hit, text, base) if role == "service" else {}
-            if anchor is not None and _shared(places[id(hit.node)]):
+            node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
+            extra: dict[str, object] = {}
+            if any(place.role == "service" for place in node_places):
+                extra = _service_facts(hit.node, node_places, anchor, text, base)
+            if anchor is not None and _shared(node_places):
                 extra["shared_anchor"] = anchor
             result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
     return result

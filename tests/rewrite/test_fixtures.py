@@ -14,6 +14,7 @@ DEST = "us-docker.pkg.dev/acme/mirror"
 CASES = {
     "yaml-styles": 0,
     "gitlab-services": 0,
+    "gitlab-anchors": 0,
     "dockerfile": 0,
     "actions-compose": 0,
     "helm": 0,

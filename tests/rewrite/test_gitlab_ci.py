@@ -26,6 +26,11 @@ def test_host_names_are_the_image_name_without_tag_digest_or_registry_port():
     }
 
 
+MIXED_SERVICE_ANCHOR = ("the service is the YAML anchor &{}, also written or used where it is not an item of a "
+                        "services list: it cannot become the name: and alias: mapping that keeps the service's host "
+                        "names; change it by hand")
+
+
 ONE_MOVED = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  1\n"
              "1 file rewritten, 1 reference moved\n")
 
@@ -40,6 +45,20 @@ def _only_one_moves(capsys, root: Path, before: str, raw: str, *unresolved: str)
     assert (root / ".gitlab-ci.yml").read_text() == after
     run_cli(capsys, "rewrite", str(root), "--to", DEST)
     assert (root / ".gitlab-ci.yml").read_text() == after
+
+
+def test_an_anchored_service_also_used_outside_a_services_list_stays_and_the_rest_of_the_file_moves(tmp_path, capsys):
+    _only_one_moves(capsys, tmp_path, """\
+image: ruby:3.3
+services:
+  - &mysql mysql:8
+variables:
+  CACHE: &cache redis:7
+other:
+  image: *mysql
+  services: [*cache]
+""", "ruby:3.3", f"3:12: mysql:8: {MIXED_SERVICE_ANCHOR.format('mysql')}",
+                    f"5:17: redis:7: {MIXED_SERVICE_ANCHOR.format('cache')}")
 
 
 def test_an_image_anchored_in_a_variable_moves_with_the_variable(tmp_path, capsys):
