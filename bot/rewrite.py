@@ -200,7 +200,7 @@ def _service_item_edit(ref: Reference, value: str, alias_text: str, text: str) -
     allowed = AllowedChanges()
     allowed.allow(ref.raw, {"name": value, "alias": alias_text})
     if edit["flow"]:
-        return Edit([Splice(start, end, f"{{name: {value}, alias: {alias_text}}}")], allowed)
+        return Edit([Splice(start, end, f"{{name: {value}, alias: {_alias_scalar(alias_text, True)}}}")], allowed)
     newline = _newline_at(text, end)
     indent = " " * _column(text, edit["item_start"])
     mapping = f"name: {value}{newline}{indent}alias: {alias_text}"
@@ -210,6 +210,11 @@ def _service_item_edit(ref: Reference, value: str, alias_text: str, text: str) -
     return Edit([Splice(start, end, mapping)], allowed)
 
 
+def _alias_scalar(value: str, flow: bool, style: str = "") -> str:
+    """Host names, comma-separated, as a YAML scalar: inside `{...}` a plain one ends at a comma."""
+    return _quote(value, style or ('"' if flow and "," in value else ""))
+
+
 def _alias_edit(mapping: Mapping[str, Any], aliases: list[str], text: str) -> Edit:
     """The derived host names join a service mapping's `alias` (or become it)."""
     allowed = AllowedChanges()
@@ -217,11 +222,12 @@ def _alias_edit(mapping: Mapping[str, Any], aliases: list[str], text: str) -> Ed
     if alias is None:
         alias_text = ",".join(aliases)
         allowed.allow_added("alias", alias_text)
-        return Edit([_insert_key(mapping, mapping["value_end"], "alias", alias_text, text)], allowed)
+        scalar = _alias_scalar(alias_text, mapping["flow"])
+        return Edit([_insert_key(mapping, mapping["value_end"], "alias", scalar, text)], allowed)
     start, end, value, style = alias
     merged = ",".join(dict.fromkeys([*(a.strip() for a in value.split(",") if a.strip()), *aliases]))
     allowed.allow(value, merged)
-    return Edit([Splice(start, end, _quote(merged, style))], allowed)
+    return Edit([Splice(start, end, _alias_scalar(merged, mapping["flow"], style))], allowed)
 
 
 def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:
