@@ -73,36 +73,47 @@ def _with_reason(ref: Reference, status: str, reason: str) -> Reference:
 
 
 def override_matches(override: Reference, references: list[Reference]) -> list[Reference]:
-    """The manifest references a Kustomize `images:` entry applies to: in the local manifests
-    its kustomization builds, written with the entry's `name` (kustomize compares names as written)."""
+    """The references that write the names of the images a Kustomize `images:` entry applies to:
+    those in the local manifests whose images reach it, written with the entry's `name` (kustomize
+    compares names as written), and the entries of included kustomizations (or of the kustomizations
+    including a component) whose `newName` gives the images that name."""
     entry = override.found.edit["kustomize"]
     name = (entry.get("name") or {}).get("value")
     manifests = set(entry.get("manifests", ()))
-    return [
-        r for r in references
-        if r.path in manifests and r.kind != "kustomize" and split_image(r.raw)[0] == name
-    ]
+    entries = set(entry.get("entries", ()))
+    return [r for r in references if _writes_name(r, name, manifests, entries)]
+
+
+def _writes_name(ref: Reference, name: str | None, manifests: set[str], entries: set[tuple[str, int]]) -> bool:
+    other = ref.found.edit.get("kustomize")
+    if other is None:
+        return ref.path in manifests and split_image(ref.raw)[0] == name
+    return (ref.path, other["entry"]) in entries
 
 
 def covered_reasons(references: list[Reference]) -> dict[int, str]:
     """Third-party references that must stay as they are, by id, with the reason.
 
-    A Kustomize override whose kustomization also builds resources from outside the
-    repository: renaming its `name` with the manifests here would silently drop the
-    override for the remote ones, so neither the entry nor what it matches moves."""
+    A Kustomize override whose kustomization (or, in a component, one including it) also builds
+    resources from outside the repository: renaming its `name` with the manifests here would
+    silently drop the override for the remote ones, so neither the entry nor what it matches moves."""
     reasons: dict[int, str] = {}
     for ref in references:
         entry = ref.found.edit.get("kustomize")
         if not entry or not entry.get("remote"):
             continue
         where = ", ".join(entry.get("external", ())[:2])
+        if entry.get("component"):
+            whose, matched_in = "this component's entries also apply to", "a component whose entries also apply to"
+        else:
+            whose, matched_in = "the kustomization also builds", "whose kustomization also builds"
         reasons[id(ref)] = (
-            f"the kustomization also builds resources from outside the repository ({where}); "
+            f"{whose} resources from outside the repository ({where}); "
             "moving this override would make it stop applying to them"
         )
         for match in override_matches(ref, references):
             reasons[id(match)] = (
-                f"matched by the Kustomize images: override in {ref.path}, whose kustomization also builds "
+                f"matched by the Kustomize images: override in {ref.path}, {matched_in} "
                 f"resources from outside the repository ({where})"
             )
     return reasons

@@ -6,13 +6,19 @@ the kustomization builds whose name is `name`. The reference is the image it pro
 digest of each image it matches, so those are found by building the kustomization's
 local resources (`resources:`, `bases:`, `components:`, recursively) the way kustomize
 does: resources first, then components, then the entries, each entry applied in turn.
+
+A rewrite that moves an image renames the entries that apply to it, so the build also
+records, for each entry, where the names of the images it applies to were written: a
+manifest, or an entry of an included kustomization that gave them a `newName`. A component's
+entries apply to what each kustomization including it builds, so those are built too.
 """
 from __future__ import annotations
 
 import dataclasses
 import posixpath
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -20,6 +26,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
+from bot.scan.files import Tree
 from bot.scan.model import Found
 from bot.scan.yaml import NULL_TAG, found_at, scalar_part
 from bot.scan.yamldocs import documents, mapping_get, scalar_text
@@ -36,10 +43,12 @@ _REMOTE_RE = re.compile(
 )
 _CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LIMIT = 256
+_KUSTOMIZATION_PATHS: weakref.WeakKeyDictionary[Tree, list[str]] = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass(frozen=True)
 class _Entry:
+    index: int  # its place in `images:`
     name: str
     new_name: str | None
     new_tag: str | None
@@ -66,12 +75,38 @@ class _Kustomization:
     entries: tuple[_Entry, ...]
 
 
+# Where an image's name was last written: (a manifest's path, None) or (a kustomization's path,
+# the index of the entry that gave it its `newName`).
+_Origin = tuple[str, int | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Image:
+    image: str
+    origin: _Origin
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+    """A kustomization file of the tree."""
+
+    path: str
+    kustomization: _Kustomization
+
+    @property
+    def directory(self) -> str:
+        return posixpath.dirname(self.path) or "."
+
+
 @dataclasses.dataclass
 class _Build:
-    images: list[str] = dataclasses.field(default_factory=list)
-    manifests: list[str] = dataclasses.field(default_factory=list)  # files read for `images`
+    images: list[_Image] = dataclasses.field(default_factory=list)
     external: list[str] = dataclasses.field(default_factory=list)
     gaps: list[str] = dataclasses.field(default_factory=list)  # local parts that could not be read
+
+    def absorb(self, other: _Build) -> None:
+        self.external += other.external
+        self.gaps += other.gaps
 
 
 def split_image(image: str) -> tuple[str, str, str]:
@@ -100,11 +135,12 @@ def _strings(node: Node | None) -> list[str]:
     return [v for v in (scalar_text(item) for item in node.value) if v]
 
 
-def _entry(node: Node) -> _Entry | None:
+def _entry(index: int, node: Node) -> _Entry | None:
     name = _value(mapping_get(node, "name"))
     if name is None:
         return None
     return _Entry(
+        index,
         name,
         _value(mapping_get(node, "newName")),
         _value(mapping_get(node, "newTag")),
@@ -120,7 +156,8 @@ def _kustomization(root: Node) -> _Kustomization:
     if isinstance(charts, SequenceNode) and charts.value:
         external.append("helmCharts")
     images = mapping_get(root, "images")
-    entries = [_entry(item) for item in images.value] if isinstance(images, SequenceNode) else []
+    items = images.value if isinstance(images, SequenceNode) else []
+    entries = [_entry(index, item) for index, item in enumerate(items)]
     return _Kustomization(
         component=scalar_text(mapping_get(root, "kind")) == "Component",
         resources=tuple(r for r in resources if not _REMOTE_RE.search(r)),
@@ -164,15 +201,21 @@ def _manifest_images(text: str) -> list[str]:
     return images
 
 
+def _kustomization_paths(tree: Tree) -> list[str]:
+    """The tree's kustomization files, listed once per tree: each component looks for its includers."""
+    if tree not in _KUSTOMIZATION_PATHS:
+        _KUSTOMIZATION_PATHS[tree] = [p for p in tree.paths() if posixpath.basename(p) in KUSTOMIZATION_FILES]
+    return _KUSTOMIZATION_PATHS[tree]
+
+
 class _Tree:
     """The local part of what `kustomize build` reads, below the scanned root."""
 
     def __init__(self, context: FileContext) -> None:
         self.context = context
-        self.budget = 500  # kustomizations read for one file: includes can form large diamonds
-        # Manifests are parsed only when an entry keeps the tags it matches; the walk over
-        # kustomizations is still needed to see remote resources.
-        self.read_manifests = False
+        self.budget = 500  # kustomizations read for one build: includes can form large diamonds
+        # The origins of the images each entry applied to under its name, by (kustomization, index).
+        self.reached: dict[tuple[str, int], set[_Origin]] = {}
 
     def _read_manifest(self, relative: str) -> list[str] | None:
         text = self.context.read_text(relative)
@@ -180,62 +223,103 @@ class _Tree:
             return None
         return _cached("manifest", text, lambda: _manifest_images(text))
 
-    def _kustomization_in(self, directory: str) -> _Kustomization | None:
+    def _layer_at(self, path: str) -> _Layer | None:
+        text = self.context.read_text(path)
+        if text is None:
+            return None
+        kustomization = _cached("kustomization", text, lambda: _parse_kustomization(text))
+        return None if kustomization is None else _Layer(path, kustomization)
+
+    def _layer_in(self, directory: str) -> _Layer | None:
         for name in KUSTOMIZATION_FILES:
-            text = self.context.read_text(posixpath.join(directory, name))
-            if text is not None:
-                return _cached("kustomization", text, lambda: _parse_kustomization(text))
+            if (layer := self._layer_at(posixpath.join(directory, name))) is not None:
+                return layer
         return None
 
-    def inputs(self, kustomization: _Kustomization, directory: str, depth: int = 0) -> _Build:
-        """The images of the kustomization's resources and components, before its own entries."""
-        out = _Build(external=list(kustomization.external))
-        for resource in kustomization.resources:
-            self._add_resource(out, directory, resource, depth)
-        for component in kustomization.components:
-            self._add_component(out, directory, component, depth)
+    def inputs(self, layer: _Layer, depth: int = 0, start: Iterable[_Image] = ()) -> _Build:
+        """The images of the kustomization's resources and components (after `start`, what a
+        component's includer built so far), before its own entries."""
+        out = _Build(images=list(start), external=list(layer.kustomization.external))
+        for resource in layer.kustomization.resources:
+            self._add_resource(out, layer.directory, resource, depth)
+        for component in layer.kustomization.components:
+            self._add_component(out, layer.directory, component, depth)
         return out
 
-    def _included(self, directory: str, relative: str, depth: int) -> tuple[str, _Kustomization] | None:
+    def _built(self, layer: _Layer, depth: int, start: Iterable[_Image] = ()) -> _Build:
+        out = self.inputs(layer, depth, start)
+        for entry in layer.kustomization.entries:
+            out.images = self.apply(layer, entry, out.images)
+        return out
+
+    def apply(self, layer: _Layer, entry: _Entry, images: list[_Image]) -> list[_Image]:
+        """The images after one entry, noting where the names of those it applies to come from."""
+        reached = self.reached.setdefault((layer.path, entry.index), set())
+        out = []
+        for image in images:
+            if split_image(image.image)[0] == entry.name:
+                reached.add(image.origin)
+                origin = (layer.path, entry.index) if entry.new_name else image.origin
+                image = _Image(entry.apply(image.image), origin)
+            out.append(image)
+        return out
+
+    def _included(self, directory: str, relative: str, depth: int) -> _Layer | None:
         path = _join(directory, relative)
         self.budget -= 1
         if path is None or depth >= MAX_DEPTH or self.budget < 0:
             return None
-        included = self._kustomization_in(path)
-        return None if included is None else (path, included)
+        return self._layer_in(path)
 
     def _add_resource(self, out: _Build, directory: str, resource: str, depth: int) -> None:
         path = _join(directory, resource)
         if path is not None and self.context.is_file(path):
-            if not self.read_manifests:
-                return
             images = self._read_manifest(path)
             if images is not None:
-                out.images += images
-                out.manifests.append(path)
+                out.images += [_Image(image, (path, None)) for image in images]
                 return
-        elif (found := self._included(directory, resource, depth)) is not None:
-            path, included = found
-            built = self.inputs(included, path, depth + 1)
-            out.images += _apply_all(included.entries, built.images)
-            out.manifests += built.manifests
-            out.external += built.external
-            out.gaps += built.gaps
+        elif (included := self._included(directory, resource, depth)) is not None:
+            built = self._built(included, depth + 1)
+            out.images += built.images
+            out.absorb(built)
             return
         out.gaps.append(resource)
 
     def _add_component(self, out: _Build, directory: str, component: str, depth: int) -> None:
         """A component adds its resources, then its entries apply to everything so far."""
-        found = self._included(directory, component, depth)
-        if found is None:
+        included = self._included(directory, component, depth)
+        if included is None:
             out.gaps.append(component)
             return
-        path, included = found
-        built = self.inputs(included, path, depth + 1)
-        out.images = _apply_all(included.entries, out.images + built.images)
-        out.manifests += built.manifests
-        out.external += built.external
-        out.gaps += built.gaps
+        built = self._built(included, depth + 1, out.images)
+        out.images = built.images
+        out.absorb(built)
+
+    def build_includers(self, component: _Layer) -> list[str]:
+        """Build each kustomization of the tree that includes the component (directly, or through
+        other components), so its entries see what they apply to; the remote resources these use."""
+        layers = [layer for path in _kustomization_paths(self.context.tree) if (layer := self._layer_at(path))]
+        external = []
+        for layer in _includers(component, layers):
+            self.budget = 500
+            external += self._built(layer, 0).external
+        return external
+
+
+def _includers(component: _Layer, layers: list[_Layer]) -> list[_Layer]:
+    """The kustomizations, not components themselves, that include `component`, directly or through components."""
+    pending, seen, found = [component.directory], {component.directory}, []
+    while pending:
+        directory = pending.pop()
+        for layer in layers:
+            if directory not in {_join(layer.directory, c) for c in layer.kustomization.components}:
+                continue
+            if not layer.kustomization.component:
+                found.append(layer)
+            elif layer.directory not in seen:
+                seen.add(layer.directory)
+                pending.append(layer.directory)
+    return list({layer.path: layer for layer in found}.values())
 
 
 def _join(directory: str, relative: str) -> str | None:
@@ -248,20 +332,16 @@ def _join(directory: str, relative: str) -> str | None:
     return joined
 
 
-def _apply_all(entries: tuple[_Entry, ...], images: list[str]) -> list[str]:
-    for entry in entries:
-        images = [entry.apply(image) for image in images]
-    return images
-
-
 def _compose(name: str, tag: str | None, digest: str | None) -> str:
     return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
-def _edit(item: MappingNode, text: str, base: int, index: int, build: _Build) -> dict[str, Any]:
+def _edit(item: MappingNode, text: str, base: int, index: int, kustomization: _Kustomization, external: list[str],
+          origins: set[_Origin]) -> dict[str, Any]:
     """What a rewrite of this entry needs: where each key's value is, how the entry is
-    indented, and whether the kustomization also builds from outside the tree (then
-    renaming `name` with the manifests it matches could silently drop the override)."""
+    indented, whether the kustomization (or one including this component) also builds from
+    outside the tree (then renaming `name` with the manifests it matches could silently drop
+    the override), and where the names it applies to are written."""
     parts: dict[str, Any] = {}
     for key in ENTRY_KEYS:
         node = mapping_get(item, key)
@@ -272,10 +352,13 @@ def _edit(item: MappingNode, text: str, base: int, index: int, build: _Build) ->
             "entry": index,
             "indent": item.value[0][0].start_mark.column,
             "flow": bool(item.flow_style),
-            "remote": bool(build.external),
-            "external": sorted(set(build.external)),
-            # the local manifests the entry may match: a rewrite that renames their images renames `name` too
-            "manifests": sorted(set(build.manifests)),
+            "component": kustomization.component,
+            "remote": bool(external),
+            "external": sorted(set(external)),
+            # A rewrite that renames the images these write renames `name` too: the local manifests
+            # whose images reach the entry, and the entries (kustomization, index) whose newName does.
+            "manifests": sorted({path for path, entry in origins if entry is None}),
+            "entries": sorted((path, entry) for path, entry in origins if entry is not None),
         }
     }
 
@@ -323,23 +406,25 @@ def _entry_found(
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
-    tree = _Tree(context)
-    directory = str(context.directory)
+    # The includers of a component read it: as this text, which a rewrite may be checking.
+    tree = _Tree(dataclasses.replace(context, overlay={**context.overlay, context.path: text}))
     for base, root in documents(text, rule.document_contains):
         images_node = mapping_get(root, "images")
         if not isinstance(images_node, SequenceNode):
             continue
-        kustomization = _kustomization(root)
-        tree.read_manifests = bool(kustomization.entries)
-        build = tree.inputs(kustomization, directory)
+        layer = _Layer(context.path, _kustomization(root))
+        kustomization = layer.kustomization
+        if not kustomization.entries:
+            continue
+        build = tree.inputs(layer)
+        external = build.external + (tree.build_includers(layer) if kustomization.component else [])
         images = build.images
-        for index, item in enumerate(images_node.value):
-            entry = _entry(item)
-            if entry is None or not isinstance(item, MappingNode):
-                continue
-            if entry.new_name or entry.new_tag or entry.digest:
-                edit = _edit(item, text, base, index, build)
+        for entry in kustomization.entries:
+            item = images_node.value[entry.index]
+            before, images = images, tree.apply(layer, entry, images)
+            if isinstance(item, MappingNode) and (entry.new_name or entry.new_tag or entry.digest):
+                origins = tree.reached[(layer.path, entry.index)]
+                edit = _edit(item, text, base, entry.index, kustomization, external, origins)
                 why = _kept_tags_unknown(entry, kustomization, build)
-                result.found += _entry_found(item, entry, images, text, base, edit, why)
-            images = [entry.apply(image) for image in images]
+                result.found += _entry_found(item, entry, [i.image for i in before], text, base, edit, why)
     return result

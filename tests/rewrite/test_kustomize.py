@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 from bot import rewrite
 from bot.imageref import parse
 from bot.policy import map_to_mirror
-from tests.helpers import run_cli
+from tests.helpers import run_cli, write_tree
 
 FIXTURE = Path(__file__).parent / "kustomize"
 DEST = "us-docker.pkg.dev/acme/mirror"
@@ -227,3 +227,113 @@ def test_an_entry_keeps_its_name_when_a_manifest_it_matches_is_left_untouched(tm
         "renamed to follow the others, it would stop applying there; change it by hand\n")
     assert {path: path.read_text() for path in files} == files
     assert {d: _built_images(tmp_path / d) for d in ("base", "overlay")} == before
+
+
+LAYERED_BASE = {
+    "base/kustomization.yaml": "resources: [deployment.yaml]\n",
+    "base/deployment.yaml": _deployment("web", "nginx:1.25", "redis:7"),
+}
+
+
+def _rendered(root: Path, files: dict[str, str]) -> dict[str, list[str]]:
+    """What `kubectl kustomize` builds in each folder of `files` that holds a kustomization (not a component)."""
+    folders = sorted({name.rpartition("/")[0] for name, text in files.items()
+                      if name.endswith("kustomization.yaml") and "kind: Component" not in text})
+    return {folder: _built_images(root / folder) for folder in folders}
+
+
+def _mirrored(rendered: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {folder: [_mirror(image) for image in images] for folder, images in rendered.items()}
+
+
+LAYERS = {
+    **LAYERED_BASE,
+    "components/tag/kustomization.yaml": 'kind: Component\nimages:\n- name: nginx\n  newTag: "1.26"\n',
+    "components/rename/kustomization.yaml": (
+        "kind: Component\ncomponents: [../tag]\nimages:\n- name: redis\n  newName: quay.io/acme/redis\n"),
+    "with-tag/kustomization.yaml": "resources: [../base]\ncomponents: [../components/tag]\n",
+    "with-both/kustomization.yaml": (
+        'resources: [../base]\ncomponents: [../components/rename]\nimages:\n- name: quay.io/acme/redis\n'
+        '  newTag: "7.4"\n'),
+    "overlays/staging/kustomization.yaml": "resources: [../../base]\nimages:\n- name: nginx\n  newName: ghcr.io/acme/nginx\n",
+    "overlays/prod/kustomization.yaml": (
+        'resources: [../staging]\nimages:\n- name: ghcr.io/acme/nginx\n  newTag: "1.27"\n- name: redis\n'
+        '  newTag: "7.2"\n'),
+}
+
+
+def test_components_and_overlays_of_overlays_keep_applying(tmp_path, capsys):
+    write_tree(tmp_path, LAYERS)
+    before = _rendered(tmp_path, LAYERS)
+    assert before == {
+        "base": ["nginx:1.25", "redis:7"],
+        "overlays/prod": ["ghcr.io/acme/nginx:1.27", "redis:7.2"],
+        "overlays/staging": ["ghcr.io/acme/nginx:1.25", "redis:7"],
+        "with-both": ["nginx:1.26", "quay.io/acme/redis:7.4"],
+        "with-tag": ["nginx:1.26", "redis:7"],
+    }
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-2:] == [
+        "6 files rewritten, 7 references moved",
+        "unresolved: components/rename/kustomization.yaml:5:12: quay.io/acme/redis: newName without newTag or digest "
+        "keeps the tags of the images named redis in the kustomization that includes this component",
+    ]
+    assert _rendered(tmp_path, LAYERS) == _mirrored(before)
+    nginx, redis = f"{DEST}/docker.io/library/nginx", f"{DEST}/docker.io/library/redis"
+    assert {name: (tmp_path / name).read_text() for name in LAYERS if name.startswith(("components/", "overlays/"))} == {
+        "components/tag/kustomization.yaml": f'kind: Component\nimages:\n- name: {nginx}\n  newName: {nginx}\n'
+                                             '  newTag: "1.26"\n',
+        "components/rename/kustomization.yaml": ("kind: Component\ncomponents: [../tag]\nimages:\n"
+                                                 f"- name: {redis}\n  newName: quay.io/acme/redis\n"),
+        "overlays/staging/kustomization.yaml": (f"resources: [../../base]\nimages:\n- name: {nginx}\n"
+                                                f"  newName: {DEST}/ghcr.io/acme/nginx\n"),
+        "overlays/prod/kustomization.yaml": (f"resources: [../staging]\nimages:\n- name: {DEST}/ghcr.io/acme/nginx\n"
+                                             f'  newName: {DEST}/ghcr.io/acme/nginx\n  newTag: "1.27"\n'
+                                             f'- name: {redis}\n  newName: {redis}\n  newTag: "7.2"\n'),
+    }
+
+
+REMOTE = "https://github.com/acme/platform//cache?ref=v1"
+
+
+@pytest.mark.parametrize("includer", [
+    f"resources: [../base, '{REMOTE}']\ncomponents: [../components/tag]\n",
+    f"resources: [../base]\ncomponents: [../components/tag, '{REMOTE}']\n",
+], ids=["remote resource", "remote component"])
+def test_a_component_included_beside_remote_resources_stays_with_what_it_applies_to(tmp_path, capsys, includer):
+    files = {
+        **LAYERED_BASE,
+        "components/tag/kustomization.yaml": LAYERS["components/tag/kustomization.yaml"],
+        "app/kustomization.yaml": includer,
+    }
+    write_tree(tmp_path, files)
+    code, out, _ = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
+    plan = json.loads(out)
+    assert (code, [m["source"] for m in plan["moves"]]) == (0, ["docker.io/library/redis:7"])
+    assert [(c["path"], c["raw"], c["reason"]) for c in plan["covered"]] == [
+        ("base/deployment.yaml", "nginx:1.25",
+         "matched by the Kustomize images: override in components/tag/kustomization.yaml, a component whose entries "
+         f"also apply to resources from outside the repository ({REMOTE})"),
+        ("components/tag/kustomization.yaml", "nginx:1.26",
+         f"this component's entries also apply to resources from outside the repository ({REMOTE}); moving this "
+         "override would make it stop applying to them"),
+    ]
+
+
+@pytest.mark.parametrize(("scanned", "moved"), [
+    ("components/tag", {"with-both": ["nginx:1.26"], "with-tag": ["nginx:1.26"]}),
+    ("with-both", {"with-both": ["quay.io/acme/redis:7.4"]}),
+    ("overlays/prod", {"overlays/prod": ["ghcr.io/acme/nginx:1.27", "redis:7.2"]}),
+])
+def test_layers_outside_the_scanned_folder_are_not_read(tmp_path, capsys, scanned, moved):
+    """Scanning one layer moves what it writes itself; the kustomizations it includes, or that
+    include it, are outside: not rewritten, and what they build from it still applies."""
+    write_tree(tmp_path, LAYERS)
+    before = _rendered(tmp_path, LAYERS)
+    code, _, err = run_cli(capsys, "rewrite", str(tmp_path / scanned), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert _rendered(tmp_path, LAYERS) == {
+        folder: [_mirror(image) if image in moved.get(folder, ()) else image for image in images]
+        for folder, images in before.items()
+    }
