@@ -260,7 +260,8 @@ def apply_splices(text: str, splices: list[Splice]) -> str:
 
 def _place(ref: Reference) -> tuple[int, str]:
     """Where a reference stands, and what it reads there. The offset alone does not tell references apart:
-    Helm entries sharing an anchored `repository` (each with its own tag) all stand at the anchor."""
+    Helm entries sharing an anchored `repository` (each with its own tag) all stand at the anchor, and a
+    Kustomize entry with only `newName` is one reference per tag it keeps."""
     return ref.found.offset, ref.raw
 
 
@@ -282,8 +283,9 @@ def _check_rescan(text: str, new_text: str, targets: dict[tuple[int, str], str],
     rescanned = scan_text(new_text, context.path, rule, context, policy)
     if rescanned.skipped is not None:
         raise CannotRewrite(f"the rewritten file no longer reads as {rule.kind}: {rescanned.skipped.reason}")
-    after = sorted(rescanned.references, key=lambda r: r.found.offset)
-    before = sorted(before, key=lambda r: r.found.offset)
+    # At one offset the tags keep their order: a rewrite changes names only.
+    after = sorted(rescanned.references, key=lambda r: (r.found.offset, r.raw))
+    before = sorted(before, key=lambda r: (r.found.offset, r.raw))
     if len(after) != len(before):
         raise CannotRewrite(f"the rewritten file holds {len(after)} image references instead of {len(before)}")
     for old, new in zip(before, after):

@@ -337,3 +337,27 @@ def test_layers_outside_the_scanned_folder_are_not_read(tmp_path, capsys, scanne
         folder: [_mirror(image) if image in moved.get(folder, ()) else image for image in images]
         for folder, images in before.items()
     }
+
+
+def test_an_entry_that_keeps_several_tags_moves_with_all_of_them(tmp_path, capsys):
+    files = {
+        "base/kustomization.yaml": "resources: [web.yaml, report.yaml]\n",
+        "base/web.yaml": _deployment("web", "nginx:1.25"),
+        "base/report.yaml": _deployment("report", "nginx:1.24"),
+        "overlay/kustomization.yaml": "resources: [../base]\nimages:\n- name: nginx\n  newName: quay.io/acme/nginx\n",
+    }
+    write_tree(tmp_path, files)
+    before = _rendered(tmp_path, files)
+    assert before["overlay"] == ["quay.io/acme/nginx:1.24", "quay.io/acme/nginx:1.25"]
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert out == ("FILE                        REFERENCES\n"
+                   "--------------------------  ----------\n"
+                   "base/report.yaml            1\n"
+                   "base/web.yaml               1\n"
+                   "overlay/kustomization.yaml  2\n"
+                   "3 files rewritten, 4 references moved\n")
+    assert _rendered(tmp_path, files) == _mirrored(before)
+    assert (tmp_path / "overlay/kustomization.yaml").read_text() == (
+        f"resources: [../base]\nimages:\n- name: {DEST}/docker.io/library/nginx\n"
+        f"  newName: {DEST}/quay.io/acme/nginx\n")
