@@ -299,6 +299,11 @@ def _check_rescan(text: str, new_text: str, targets: dict[tuple[int, str], str],
                                 "which was not planned")
 
 
+def _edited(text: str, moves: list[tuple[Reference, ImageRef]], extra: list[Edit] | None) -> tuple[list[Edit], str]:
+    edits = [edit_for(ref, target, text) for ref, target in moves] + (extra or [])
+    return edits, apply_splices(text, [s for e in edits for s in e.splices])
+
+
 def rewrite_file(
     text: str,
     moves: list[tuple[Reference, ImageRef]],
@@ -310,8 +315,7 @@ def rewrite_file(
     """Rewrite one file's moved references to their mirror images (plus `extra` edits that
     keep it consistent with other files), or say why not."""
     try:
-        edits = [edit_for(ref, target, text) for ref, target in moves] + (extra or [])
-        new_text = apply_splices(text, [s for e in edits for s in e.splices])
+        edits, new_text = _edited(text, moves, extra)
         _check_rescan(text, new_text, {_place(r): str(t) for r, t in moves}, rule, context, policy)
         allowed = AllowedChanges()
         for e in edits:
@@ -376,76 +380,109 @@ def rewrite_tree(
 ) -> list[FileRewrite]:
     """Rewrites for every file that holds a planned move (nothing is written here).
     `pins` maps a move's source to the digest its verified mirror copy serves.
-    Kustomizations come last and are checked against the manifests' new texts."""
+    Kustomizations come last and are checked against the manifests' new texts and each other's;
+    one that cannot follow stays with what its entries apply to, and the others are done again."""
+    by_path = _moves_by_path(plan, pins)
+    rule_of = {ref.path: rules[ref.kind] for ref in references}
+    kustomizations = {path for path, rule in rule_of.items() if rule.extractor == "kustomize"}
+    results = {path: _rewrite_one(tree, path, by_path[path], rule_of[path], policy, {})
+               for path in sorted(by_path) if path not in kustomizations}
+    staying: dict[str, str] = {}  # kustomizations that could not follow, with why
+    while True:
+        following = _held_with_kustomizations(staying, by_path, references)
+        held = _hold_what_stays_with_kustomizations(results, by_path, references, following)
+        moving = {id(ref) for path, moves in by_path.items() for ref, _ in moves
+                  if id(ref) not in held and (path in kustomizations or results[path].changed)}
+        renames = kustomize_renames(plan, references, moving)
+        work = {path: (moves, renames.get(path, [])) for path in sorted(kustomizations - set(staying))
+                if (moves := [(r, t) for r, t in by_path.get(path, []) if id(r) not in held]) or path in renames}
+        new_texts = {path: r.new_text for path, r in results.items() if r.new_text is not None and r.changed}
+        rewritten = _rewrite_kustomizations(tree, work, rule_of, policy, new_texts)
+        refused = {path: r.reason or "" for path, r in rewritten.items() if r.new_text is None}
+        if not refused:
+            break
+        staying.update(refused)
+    for path in sorted((kustomizations & (set(by_path) | set(staying))) - set(rewritten)):
+        if path in staying:
+            reason = staying[path]
+        else:  # every reference it holds stays
+            first = id(by_path[path][0][0])
+            reason = f"left as it is: {held[first]}" if first in following else held[first]
+        results[path] = dataclasses.replace(_rewrite_one(tree, path, [], rule_of[path], policy, {}), reason=reason)
+    results.update(rewritten)
+    return sorted(results.values(), key=lambda r: r.path)
+
+
+def _moves_by_path(plan: Plan, pins: Mapping[str, str] | None) -> dict[str, list[tuple[Reference, ImageRef]]]:
+    """Each file's moved references with their targets (pinned to `pins`' digests where they can be)."""
     by_path: dict[str, list[tuple[Reference, ImageRef]]] = defaultdict(list)
-    kinds = {ref.path: ref.kind for ref in references}
     for move in plan.moves:
         target = imageref.parse(move.target)
         digest = (pins or {}).get(move.source)
         pinned = target.with_digest(digest) if digest and target.digest is None else target
         for ref in move.references:
             by_path[ref.path].append((ref, pinned if can_pin(ref) else target))
-    is_kustomization = {p: rules[kinds[p]].extractor == "kustomize" for p in kinds}
-    results = {path: _rewrite_one(tree, path, by_path[path], rules[kinds[path]], policy, {})
-               for path in sorted(by_path) if not is_kustomization[path]}
-    held = _hold_what_stays_with_kustomizations(results, by_path, references)
-    moving = {id(ref) for path, moves in by_path.items() for ref, _ in moves
-              if id(ref) not in held and (is_kustomization[path] or results[path].changed)}
-    renames = kustomize_renames(plan, references, moving)
-    new_texts = {path: r.new_text for path, r in results.items() if r.new_text is not None and r.changed}
-    for path in sorted(p for p in set(by_path) | set(renames) if is_kustomization[p]):
-        moves = [(ref, target) for ref, target in by_path[path] if id(ref) not in held]
-        results[path] = _rewrite_one(tree, path, moves, rules[kinds[path]], policy, new_texts, renames.get(path))
-        if results[path].changed:
-            new_texts[path] = results[path].new_text
-        elif not moves and path not in renames:
-            results[path].reason = next(held[id(ref)] for ref, _ in by_path[path])
-    return sorted(_hold_what_refused_kustomizations_match(list(results.values()), renames, references),
-                  key=lambda r: r.path)
+    return by_path
+
+
+def _rewrite_kustomizations(tree: Tree, work: Mapping[str, tuple[list[tuple[Reference, ImageRef]], list[Edit]]],
+                            rule_of: Mapping[str, Rule], policy: Policy,
+                            new_texts: dict[str, str]) -> dict[str, FileRewrite]:
+    """Each kustomization's moves and `name:` edits, checked against the other files' new texts,
+    the other kustomizations' included: an overlay reads what it includes, a component what
+    includes it, whatever the order of their paths."""
+    proposed = dict(new_texts)
+    for path, (moves, extra) in work.items():
+        try:
+            proposed[path] = _edited(_read_again(tree, path), moves, extra)[1]
+        except CannotRewrite:
+            pass  # its own rewrite says why
+    return {path: _rewrite_one(tree, path, moves, rule_of[path], policy,
+                               {p: text for p, text in proposed.items() if p != path}, extra)
+            for path, (moves, extra) in work.items()}
+
+
+def _read_again(tree: Tree, path: str) -> str:
+    text, why_not = tree.read(path, sys.maxsize)  # it was scanned: within the size limit
+    if text is None:
+        raise UsageError(f"{tree.root / path}: cannot be read again to rewrite it: {why_not or 'it is gone'}")
+    return text
 
 
 def _rewrite_one(tree: Tree, path: str, moves: list[tuple[Reference, ImageRef]], rule: Rule, policy: Policy,
                  new_texts: dict[str, str], extra: list[Edit] | None = None) -> FileRewrite:
-    text, why_not = tree.read(path, sys.maxsize)  # it was scanned: within the size limit
-    if text is None:
-        raise UsageError(f"{tree.root / path}: cannot be read again to rewrite it: {why_not or 'it is gone'}")
+    text = _read_again(tree, path)
     if not moves and not extra:
         return FileRewrite(path, text, None, 0)
     return rewrite_file(text, moves, rule, FileContext(tree, path, overlay=new_texts), policy, extra)
 
 
+def _held_with_kustomizations(staying: Mapping[str, str], by_path: Mapping[str, list[tuple[Reference, ImageRef]]],
+                              references: list[Reference]) -> dict[int, str]:
+    """What stays with kustomizations left untouched: their own references, and what their
+    `images:` entries apply to (or those entries would stop applying). By id, with the reason."""
+    held = {id(ref): reason for path, reason in staying.items() for ref, _ in by_path.get(path, [])}
+    for ref in references:
+        if ref.path in staying and "kustomize" in ref.found.edit:
+            for match in override_matches(ref, references):
+                held.setdefault(id(match), f"{ref.path}, whose images: entries apply to it, could not follow the "
+                                           f"move ({staying[ref.path]})")
+    return held
+
+
 def _hold_what_stays_with_kustomizations(results: dict[str, FileRewrite],
                                          by_path: Mapping[str, list[tuple[Reference, ImageRef]]],
-                                         references: list[Reference]) -> dict[int, str]:
+                                         references: list[Reference], held: dict[int, str]) -> dict[int, str]:
     """A manifest left untouched keeps references a kustomization's `images:` entry applies to:
     the entry keeps its name, so what else it applies to stays too (whole files, repeated until
-    nothing changes). The references held, by id, with the reason."""
-    held: dict[int, str] = {}
+    nothing changes). The references `held` to start with, and those held now, by id, with the reason."""
     while True:
         moving = {id(ref) for path, r in results.items() if r.changed for ref, _ in by_path[path]}
         moving |= {id(ref) for path, moves in by_path.items() if path not in results for ref, _ in moves}
-        held.update(held_by_overrides(references, moving - set(held)))
+        held = {**held_by_overrides(references, moving - set(held)), **held}
         newly = {path: reason for path, r in results.items() if r.changed
                  for ref, _ in by_path[path] if (reason := held.get(id(ref))) is not None}
         if not newly:
             return held
         for path, reason in newly.items():
             results[path] = FileRewrite(path, results[path].old_text, None, 0, f"left as it is: {reason}")
-
-
-def _hold_what_refused_kustomizations_match(results: list[FileRewrite], renames: Mapping[str, list[Edit]],
-                                            references: list[Reference]) -> list[FileRewrite]:
-    """A kustomization that had to follow its manifests' moves (rename `name:`) but is left
-    untouched: those manifests keep their old text too, or its entries would stop applying."""
-    refused = {r.path: r.reason for r in results if r.new_text is None and r.path in renames}
-    held: dict[str, str] = {}
-    for ref in references:
-        if ref.path in refused and "kustomize" in ref.found.edit:
-            for match in override_matches(ref, references):
-                held.setdefault(match.path, ref.path)
-    return [
-        FileRewrite(r.path, r.old_text, None, 0, f"left as it is: {held[r.path]}, whose images: entries apply to it, "
-                                                 f"could not follow the move ({refused[held[r.path]]})")
-        if r.changed and r.path in held else r
-        for r in results
-    ]

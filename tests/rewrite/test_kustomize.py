@@ -138,16 +138,21 @@ def test_an_entry_with_only_an_internal_new_name_follows_its_manifest_and_keeps_
     assert run_cli(capsys, "rewrite", str(work), "--to", DEST)[:2] == (0, "0 files rewritten, 0 references moved\n")
 
 
-def test_manifests_stay_as_they_are_when_their_kustomization_cannot_follow(tmp_path, capsys, monkeypatch):
-    work = _internal_new_name_tree(tmp_path / "tree")
+def _refuse(monkeypatch, path: str, reason: str) -> None:
+    """The rewrite of `path` fails its checks, with this reason."""
     real = rewrite.rewrite_file
 
-    def refuse_kustomizations(text, moves, rule, context, policy, extra=None):
-        if context.path == "kustomization.yaml":
-            return rewrite.FileRewrite(context.path, text, None, 0, "two edits overlap at characters 1-2")
+    def refuse(text, moves, rule, context, policy, extra=None):
+        if context.path == path:
+            return rewrite.FileRewrite(context.path, text, None, 0, reason)
         return real(text, moves, rule, context, policy, extra)
 
-    monkeypatch.setattr(rewrite, "rewrite_file", refuse_kustomizations)
+    monkeypatch.setattr(rewrite, "rewrite_file", refuse)
+
+
+def test_manifests_stay_as_they_are_when_their_kustomization_cannot_follow(tmp_path, capsys, monkeypatch):
+    work = _internal_new_name_tree(tmp_path / "tree")
+    _refuse(monkeypatch, "kustomization.yaml", "two edits overlap at characters 1-2")
     code, out, err = run_cli(capsys, "rewrite", str(work), "--to", DEST)
     assert (code, err) == (1, "")
     assert out == ("0 files rewritten, 0 references moved\n"
@@ -207,15 +212,7 @@ def test_an_entry_keeps_its_name_when_a_manifest_it_matches_is_left_untouched(tm
         "b.yaml": _deployment("b", "nginx:1.27", "redis:7"),
     })
     before = {d: _built_images(tmp_path / d) for d in ("base", "overlay")}
-    real = rewrite.rewrite_file
-
-    def refuse_a(text, moves, rule, context, policy, extra=None):
-        if context.path == "base/a.yaml":
-            return rewrite.FileRewrite(context.path, text, None, 0, "nested too deeply to check that only image "
-                                                                    "names change")
-        return real(text, moves, rule, context, policy, extra)
-
-    monkeypatch.setattr(rewrite, "rewrite_file", refuse_a)
+    _refuse(monkeypatch, "base/a.yaml", "nested too deeply to check that only image names change")
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, err) == (1, "")
     assert out == (
@@ -361,3 +358,42 @@ def test_an_entry_that_keeps_several_tags_moves_with_all_of_them(tmp_path, capsy
     assert (tmp_path / "overlay/kustomization.yaml").read_text() == (
         f"resources: [../base]\nimages:\n- name: {DEST}/docker.io/library/nginx\n"
         f"  newName: {DEST}/quay.io/acme/nginx\n")
+
+
+# `prod` sorts before `staging`, which it builds on: each is checked against the other's new text.
+RENAMED_TWICE = {
+    **LAYERED_BASE,
+    "staging/kustomization.yaml": "resources: [../base]\nimages:\n- name: nginx\n  newName: quay.io/acme/nginx\n",
+    "prod/kustomization.yaml": "resources: [../staging]\nimages:\n- name: quay.io/acme/nginx\n"
+                               "  newName: ghcr.io/acme/nginx\n",
+}
+
+
+def test_an_overlay_is_checked_against_the_new_text_of_the_overlay_it_builds_on(tmp_path, capsys):
+    write_tree(tmp_path, RENAMED_TWICE)
+    before = _rendered(tmp_path, RENAMED_TWICE)
+    assert before["prod"] == ["ghcr.io/acme/nginx:1.25", "redis:7"]
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert out.endswith("3 files rewritten, 4 references moved\n")
+    assert _rendered(tmp_path, RENAMED_TWICE) == _mirrored(before)
+    assert (tmp_path / "prod/kustomization.yaml").read_text() == (
+        f"resources: [../staging]\nimages:\n- name: {DEST}/quay.io/acme/nginx\n  newName: {DEST}/ghcr.io/acme/nginx\n")
+
+
+def test_what_an_overlay_that_cannot_follow_builds_on_stays_as_it_applies_to_it(tmp_path, capsys, monkeypatch):
+    write_tree(tmp_path, RENAMED_TWICE)
+    _refuse(monkeypatch, "prod/kustomization.yaml", "two edits overlap at characters 1-2")
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, err) == (1, "")
+    assert out.splitlines()[-2:] == [
+        "2 files rewritten, 2 references moved",
+        "left untouched: prod/kustomization.yaml: two edits overlap at characters 1-2",
+    ]
+    assert _rendered(tmp_path, RENAMED_TWICE) == {
+        "base": [_mirror("nginx:1.25"), _mirror("redis:7")],
+        "prod": ["ghcr.io/acme/nginx:1.25", _mirror("redis:7")],
+        "staging": ["quay.io/acme/nginx:1.25", _mirror("redis:7")],
+    }
+    assert (tmp_path / "staging/kustomization.yaml").read_text() == (
+        f"resources: [../base]\nimages:\n- name: {DEST}/docker.io/library/nginx\n  newName: quay.io/acme/nginx\n")
