@@ -75,8 +75,9 @@ def _with_reason(ref: Reference, status: str, reason: str) -> Reference:
 def override_matches(override: Reference, references: list[Reference]) -> list[Reference]:
     """The references that write the names of the images a Kustomize `images:` entry applies to:
     those in the local manifests whose images reach it, written with the entry's `name` (kustomize
-    compares names as written), and the entries of included kustomizations (or of the kustomizations
-    including a component) whose `newName` gives the images that name."""
+    compares names as written), the entry of an included kustomization (or of one including a
+    component) whose `newName` gives the images that name, and the entries applied to them since,
+    which a rewrite that moves them gives a `newName`."""
     entry = override.found.edit["kustomize"]
     name = (entry.get("name") or {}).get("value")
     manifests = set(entry.get("manifests", ()))

@@ -8,9 +8,10 @@ local resources (`resources:`, `bases:`, `components:`, recursively) the way kus
 does: resources first, then components, then the entries, each entry applied in turn.
 
 A rewrite that moves an image renames the entries that apply to it, so the build also
-records, for each entry, where the names of the images it applies to were written: a
-manifest, or an entry of an included kustomization that gave them a `newName`. A component's
-entries apply to what each kustomization including it builds, so those are built too.
+records, for each entry, what writes the names of the images it applies to: a manifest, or
+an entry of an included kustomization that gave them a `newName`, and the entries applied to
+them since (a rewrite that moves one gives it a `newName`). A component's entries apply to
+what each kustomization including it builds, so those are built too.
 """
 from __future__ import annotations
 
@@ -75,15 +76,16 @@ class _Kustomization:
     entries: tuple[_Entry, ...]
 
 
-# Where an image's name was last written: (a manifest's path, None) or (a kustomization's path,
-# the index of the entry that gave it its `newName`).
-_Origin = tuple[str, int | None]
+# What writes an image's name: (a manifest's path, None) or (a kustomization's path, an entry's index).
+_Writer = tuple[str, int | None]
 
 
 @dataclasses.dataclass(frozen=True)
 class _Image:
     image: str
-    origin: _Origin
+    # Where its name was written (a manifest, or the last entry with a newName), then the entries
+    # applied since: moved, each gets a newName, the mirror name of the same image.
+    writers: tuple[_Writer, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,8 +216,8 @@ class _Tree:
     def __init__(self, context: FileContext) -> None:
         self.context = context
         self.budget = 500  # kustomizations read for one build: includes can form large diamonds
-        # The origins of the images each entry applied to under its name, by (kustomization, index).
-        self.reached: dict[tuple[str, int], set[_Origin]] = {}
+        # The writers of the names of the images each entry applied to, by (kustomization, index).
+        self.writers: dict[tuple[str, int], set[_Writer]] = {}
 
     def _read_manifest(self, relative: str) -> list[str] | None:
         text = self.context.read_text(relative)
@@ -253,14 +255,14 @@ class _Tree:
         return out
 
     def apply(self, layer: _Layer, entry: _Entry, images: list[_Image]) -> list[_Image]:
-        """The images after one entry, noting where the names of those it applies to come from."""
-        reached = self.reached.setdefault((layer.path, entry.index), set())
+        """The images after one entry, noting what writes the names of those it applies to."""
+        here = (layer.path, entry.index)
+        writers = self.writers.setdefault(here, set())
         out = []
         for image in images:
             if split_image(image.image)[0] == entry.name:
-                reached.add(image.origin)
-                origin = (layer.path, entry.index) if entry.new_name else image.origin
-                image = _Image(entry.apply(image.image), origin)
+                writers.update(image.writers)
+                image = _Image(entry.apply(image.image), (here,) if entry.new_name else (*image.writers, here))
             out.append(image)
         return out
 
@@ -276,7 +278,7 @@ class _Tree:
         if path is not None and self.context.is_file(path):
             images = self._read_manifest(path)
             if images is not None:
-                out.images += [_Image(image, (path, None)) for image in images]
+                out.images += [_Image(image, ((path, None),)) for image in images]
                 return
         elif (included := self._included(directory, resource, depth)) is not None:
             built = self._built(included, depth + 1)
@@ -337,11 +339,11 @@ def _compose(name: str, tag: str | None, digest: str | None) -> str:
 
 
 def _edit(item: MappingNode, text: str, base: int, index: int, kustomization: _Kustomization, external: list[str],
-          origins: set[_Origin]) -> dict[str, Any]:
+          writers: set[_Writer]) -> dict[str, Any]:
     """What a rewrite of this entry needs: where each key's value is, how the entry is
     indented, whether the kustomization (or one including this component) also builds from
     outside the tree (then renaming `name` with the manifests it matches could silently drop
-    the override), and where the names it applies to are written."""
+    the override), and what writes the names it applies to."""
     parts: dict[str, Any] = {}
     for key in ENTRY_KEYS:
         node = mapping_get(item, key)
@@ -356,9 +358,9 @@ def _edit(item: MappingNode, text: str, base: int, index: int, kustomization: _K
             "remote": bool(external),
             "external": sorted(set(external)),
             # A rewrite that renames the images these write renames `name` too: the local manifests
-            # whose images reach the entry, and the entries (kustomization, index) whose newName does.
-            "manifests": sorted({path for path, entry in origins if entry is None}),
-            "entries": sorted((path, entry) for path, entry in origins if entry is not None),
+            # whose images reach the entry, and the entries (kustomization, index) applied to them.
+            "manifests": sorted({path for path, entry in writers if entry is None}),
+            "entries": sorted((path, entry) for path, entry in writers if entry is not None),
         }
     }
 
@@ -423,8 +425,8 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             item = images_node.value[entry.index]
             before, images = images, tree.apply(layer, entry, images)
             if isinstance(item, MappingNode) and (entry.new_name or entry.new_tag or entry.digest):
-                origins = tree.reached[(layer.path, entry.index)]
-                edit = _edit(item, text, base, entry.index, kustomization, external, origins)
+                writers = tree.writers[(layer.path, entry.index)]
+                edit = _edit(item, text, base, entry.index, kustomization, external, writers)
                 why = _kept_tags_unknown(entry, kustomization, build)
                 result.found += _entry_found(item, entry, [i.image for i in before], text, base, edit, why)
     return result

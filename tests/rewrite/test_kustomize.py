@@ -397,3 +397,53 @@ def test_what_an_overlay_that_cannot_follow_builds_on_stays_as_it_applies_to_it(
     }
     assert (tmp_path / "staging/kustomization.yaml").read_text() == (
         f"resources: [../base]\nimages:\n- name: {DEST}/docker.io/library/nginx\n  newName: quay.io/acme/nginx\n")
+
+
+def test_an_entry_between_the_manifest_and_an_entry_that_stays_stays_too(tmp_path, capsys):
+    """Moved, the base's own entry would give nginx a mirror newName, and the overlay's entry, which
+    must keep its name, would stop applying."""
+    files = {
+        "tagged/kustomization.yaml": 'resources: [deploy.yaml]\nimages:\n- name: nginx\n  newTag: "1.26"\n',
+        "tagged/deploy.yaml": _deployment("web", "nginx:1.25"),
+        "anchored/kustomization.yaml": "resources: [deploy.yaml]\n",
+        "anchored/deploy.yaml": _deployment("api", "*orig", annotations="{original: &orig nginx:1.27}"),
+        "overlay/kustomization.yaml": 'resources: [../tagged, ../anchored]\nimages:\n- name: nginx\n  newTag: "1.28"\n',
+    }
+    write_tree(tmp_path, files)
+    before = _rendered(tmp_path, files)
+    assert before["overlay"] == ["nginx:1.28", "nginx:1.28"]
+    code, out, _ = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
+    plan = json.loads(out)
+    assert (code, plan["moves"]) == (0, [])
+    assert [(r["path"], r["line"], r["reason"]) for r in plan["unresolved"]] == [
+        ("anchored/deploy.yaml", 5, "the value is the YAML anchor &orig, also used where no image is expected: "
+                                    "moving it would change that value too; change it by hand"),
+        ("overlay/kustomization.yaml", 4, "its name nginx also matches anchored/deploy.yaml:5, which stays: renamed "
+                                          "to follow the others, it would stop applying there; change it by hand"),
+        ("tagged/deploy.yaml", 10, "matched by the Kustomize images: entry at overlay/kustomization.yaml:4, which "
+                                   "must keep its name: it also matches anchored/deploy.yaml:5, which stays"),
+        ("tagged/kustomization.yaml", 4, "matched by the Kustomize images: entry at overlay/kustomization.yaml:4, "
+                                         "which must keep its name: it also matches anchored/deploy.yaml:5, which stays"),
+    ]
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)[0] == 0
+    assert _rendered(tmp_path, files) == before
+
+
+def test_an_entry_between_the_manifest_and_a_remote_overlay_is_covered(tmp_path, capsys):
+    write_tree(tmp_path, {
+        "base/kustomization.yaml": 'resources: [deploy.yaml]\nimages:\n- name: nginx\n  newTag: "1.26"\n',
+        "base/deploy.yaml": _deployment("web", "nginx:1.25"),
+        "overlay/kustomization.yaml": f"resources: [../base, '{REMOTE}']\nimages:\n- name: nginx\n  newTag: \"1.27\"\n",
+    })
+    code, out, _ = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
+    plan = json.loads(out)
+    assert (code, plan["moves"]) == (0, [])
+    matched = ("matched by the Kustomize images: override in overlay/kustomization.yaml, whose kustomization also "
+               f"builds resources from outside the repository ({REMOTE})")
+    assert [(c["path"], c["raw"], c["reason"]) for c in plan["covered"]] == [
+        ("base/deploy.yaml", "nginx:1.25", matched),
+        ("base/kustomization.yaml", "nginx:1.26", matched),
+        ("overlay/kustomization.yaml", "nginx:1.27",
+         f"the kustomization also builds resources from outside the repository ({REMOTE}); moving this override "
+         "would make it stop applying to them"),
+    ]

@@ -87,12 +87,19 @@ def test_entries_record_what_the_rewrite_needs(tree: Path) -> None:
 
 
 def test_entries_record_where_the_names_they_apply_to_are_written(tree: Path) -> None:
-    """A manifest, or an entry that gave the images a newName; a component's entries apply to
-    what the kustomization including it builds."""
+    """A manifest, or an entry that gave the images a newName, and the entries applied to them
+    since; a component's entries apply to what the kustomization including it builds."""
     edits = {path: [(e["entry"], e["manifests"], e["entries"]) for e in _edits(tree, path)]
-             for path in ("components/mirror/kustomization.yaml", "overlays/with-component/kustomization.yaml")}
+             for path in ("components/mirror/kustomization.yaml", "overlays/prod/kustomization.yaml",
+                          "overlays/with-component/kustomization.yaml")}
     assert edits == {
         "components/mirror/kustomization.yaml": [(0, ["base/deployment.yaml"], [])],
+        "overlays/prod/kustomization.yaml": [
+            (0, ["base/deployment.yaml"], []),
+            (0, ["base/deployment.yaml"], []),
+            (1, ["base/deployment.yaml"], []),
+            (2, ["base/deployment.yaml"], [("base/kustomization.yaml", 0)]),
+        ],
         "overlays/with-component/kustomization.yaml": [
             (0, [], [("components/mirror/kustomization.yaml", 0)]),
             (1, ["base/deployment.yaml"], []),
