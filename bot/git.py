@@ -1,9 +1,9 @@
 """Git for the bot's branch: a clone or a temporary worktree to build it in, the commit, the push.
 
 The user's own checkout is never switched or written to: a local repository gets a temporary
-`git worktree` at the base commit. A token is never put in a URL or in `.git/config`: it reaches
-git for one command at a time through `GIT_CONFIG_*` environment variables, and is scrubbed from
-any error message.
+`git worktree` at the base commit (a dry run, a temporary folder that only reads the repository).
+A token is never put in a URL or in `.git/config`: it reaches git for one command at a time through
+`GIT_CONFIG_*` environment variables, and is scrubbed from any error message.
 """
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ class Commit:
 class Checkout:
     """Where the bot's branch is built: `root` is a working tree at `base_sha` (the tip of `base`).
 
-    A clone or a temporary worktree checks nothing out (`objects` reads the base commit's files
-    from git's objects, and its index is the base's): writing every file of a repository, to read
-    it once and delete it, costs more than the rest of a run. `materialize` writes the few files
+    A clone, a temporary worktree or a dry run's preview checks nothing out (`objects` reads the
+    base commit's files from git's objects): writing every file of a repository, to read it once
+    and delete it, costs more than the rest of a run. `materialize` writes the few files
     that must be on disk (the configuration, the files the bot changes)."""
 
     root: Path
@@ -76,7 +76,6 @@ class Checkout:
     base_sha: str
     remote: bool  # a clone (publish by push) or a worktree of a local repository (publish by update-ref)
     token: Secret | None = dataclasses.field(default=None, repr=False)
-    checked_out: bool = True  # False: the working tree is empty, files are read from `objects`
     prefix: str = ""  # where `root` is in the repository ("svc/" for a run in that subfolder)
     _objects: GitTree | None = dataclasses.field(default=None, init=False, repr=False)
 
@@ -85,21 +84,16 @@ class Checkout:
                        stdin=stdin)
 
     @property
-    def objects(self) -> GitTree | None:
-        """The base commit's files, when they are not checked out."""
-        if self.checked_out:
-            return None
+    def objects(self) -> GitTree:
+        """The base commit's files."""
         if self._objects is None:
             self._objects = GitTree(self.root, self.base_sha)
         return self._objects
 
     def name_in_repository(self, text: str, repository: str) -> str:
         """`text` with each path into this checkout given as the repository (or, for a run in a
-        subfolder, that folder) and the path inside it (`acme/shop: rehome.yaml`): a clone or a
-        worktree is a temporary folder, gone once the run ends. The user's own folder (a dry run
-        reads it as it is) keeps its paths."""
-        if self.checked_out:
-            return text
+        subfolder, that folder) and the path inside it (`acme/shop: rehome.yaml`): a clone, a
+        worktree or a preview is a temporary folder, gone once the run ends."""
         levels = len(Path(self.prefix).parts)
         top = self.root.parents[levels - 1] if levels else self.root
         # `root` first: it is inside `top`, and what is left of `top` is outside the subfolder.
@@ -111,8 +105,7 @@ class Checkout:
     def materialize(self, paths: Sequence[str]) -> None:
         """Write these files (or every file below these folders) of the base commit into the
         working tree; paths the commit does not hold are passed over."""
-        if self.objects is not None:
-            self.objects.write_files(self.objects.files_below(paths))
+        self.objects.write_files(self.objects.files_below(paths))
 
 
 def auth_environment(token: Secret | None) -> dict[str, str]:
@@ -149,41 +142,71 @@ def _base_commit(top: Path, base: str) -> str:
                          hint="commit the files first: the pull request's branch starts from the last commit") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class _LocalBase:
+    """What a run in a local folder builds on: the branch checked out now and its last commit."""
+
+    top: Path  # the repository's top folder
+    prefix: str  # the folder's place in it ("svc/"; "" at the top)
+    branch: str
+    sha: str
+
+
+def _local_base(path: Path) -> _LocalBase:
+    top = _top(path)
+    branch = _current_branch(top)
+    return _LocalBase(top, run_git(path, ["rev-parse", "--show-prefix"]), branch, _base_commit(top, branch))
+
+
+def _checkout_in(tree: Path, local: _LocalBase) -> Checkout:
+    """The checkout of `local`'s base commit in the temporary folder `tree`; `root` is the run's
+    folder in it (a repository's subfolder stays a subfolder)."""
+    root = tree / local.prefix if local.prefix else tree
+    root.mkdir(parents=True, exist_ok=True)  # git runs here; the subfolder is not checked out
+    return Checkout(root, local.branch, local.sha, remote=False, prefix=local.prefix)
+
+
 @contextlib.contextmanager
 def local_worktree(path: Path) -> Iterator[Checkout]:
-    """A temporary worktree of the local repository at the tip of the branch checked out now;
-    `root` is `path`'s place in it (a repository's subfolder stays a subfolder)."""
-    top = _top(path)
-    prefix = run_git(path, ["rev-parse", "--show-prefix"])
-    base = _current_branch(top)
-    base_sha = _base_commit(top, base)
+    """A temporary worktree of the local repository at the tip of the branch checked out now."""
+    local = _local_base(path)
     parent = Path(tempfile.mkdtemp(prefix="rehome-worktree-"))
     tree = parent / "tree"
     # No hooks: the user's post-checkout hooks are not for this temporary tree.
-    run_git(top, ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", "--no-checkout", "--detach",
-                  str(tree), base_sha])
+    run_git(local.top, ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", "--no-checkout", "--detach",
+                        str(tree), local.sha])
     try:
-        root = tree / prefix if prefix else tree
-        root.mkdir(parents=True, exist_ok=True)  # git runs here; the subfolder is not checked out
-        yield Checkout(root, base, base_sha, remote=False, checked_out=False, prefix=prefix)
+        yield _checkout_in(tree, local)
     finally:
         with contextlib.suppress(GitError):
-            run_git(top, ["worktree", "remove", "--force", str(tree)])
+            run_git(local.top, ["worktree", "remove", "--force", str(tree)])
         shutil.rmtree(parent, ignore_errors=True)
         with contextlib.suppress(GitError):
-            run_git(top, ["worktree", "prune"])
+            run_git(local.top, ["worktree", "prune"])
 
 
-def read_only(path: Path) -> Checkout:
-    """The folder as it is, for a dry run that must write nothing (not even a worktree); works
-    outside a git repository too."""
+@contextlib.contextmanager
+def preview(path: Path) -> Iterator[Checkout]:
+    """For a dry run: the same base commit as `local_worktree`, refused for the same reasons, without
+    writing anything in the repository (a worktree is recorded in `.git`). The temporary folder's
+    `.git` file names the repository's git folder, so git run there reads its objects and refs; a dry
+    run runs no git command that writes."""
+    local = _local_base(path)
+    git_dir = run_git(local.top, ["rev-parse", "--absolute-git-dir"])
+    parent = Path(tempfile.mkdtemp(prefix="rehome-preview-"))
     try:
-        top = Path(run_git(path, ["rev-parse", "--show-toplevel"]))
-        base = run_git(top, ["symbolic-ref", "--quiet", "--short", "HEAD"])
-        base_sha = run_git(top, ["rev-parse", "HEAD"])
-    except GitError:
-        return Checkout(path, "HEAD", "", remote=False)
-    return Checkout(path, base, base_sha, remote=False)
+        tree = parent / "tree"
+        tree.mkdir()
+        (tree / ".git").write_text(f"gitdir: {git_dir}\n")
+        yield _checkout_in(tree, local)
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def has_uncommitted_changes(path: Path) -> bool:
+    """True when `path` holds changes not in its last commit (untracked files too, not ignored ones).
+    Without optional locks: `git status` would otherwise refresh and rewrite the index."""
+    return bool(run_git(path, ["--no-optional-locks", "status", "--porcelain", "--", "."]))
 
 
 @contextlib.contextmanager
@@ -206,7 +229,7 @@ def clone(url: str, base: str, token: Secret | None = None) -> Iterator[Checkout
             if has_no_branches(url, token):
                 raise NoCommits(f"{_safe_url(url)}: {NO_COMMITS}") from None
             raise
-        checkout = Checkout(tree, base, "", remote=True, token=token, checked_out=False)
+        checkout = Checkout(tree, base, "", remote=True, token=token)
         checkout.base_sha = checkout.git("rev-parse", "HEAD")
         yield checkout
     finally:
@@ -251,8 +274,6 @@ def branch_head(checkout: Checkout, branch: str) -> str | None:
     fetched with the commits it holds beyond the base; None when there is no such branch."""
     ref = f"refs/heads/{branch}"
     if not checkout.remote:
-        if not checkout.base_sha:
-            return None
         try:
             return checkout.git("rev-parse", "--verify", "--quiet", ref + "^{commit}")
         except GitError:
@@ -300,7 +321,7 @@ def commit_files(checkout: Checkout, files: Mapping[str, str], message: str, ide
               b"data %d\n%b" % (len(body), body), f"from {checkout.base_sha}\n".encode()]
     for path, text in sorted(files.items()):
         data = text.encode("utf-8")
-        mode = (checkout.objects.mode(path) if checkout.objects is not None else None) or "100644"
+        mode = checkout.objects.mode(path) or "100644"
         stream.append(f"M {mode} inline {_fast_import_path(checkout.prefix + path)}\n".encode()
                       + b"data %d\n%b\n" % (len(data), data))
     stream.append(b"get-mark :1\ndone\n")

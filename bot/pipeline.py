@@ -168,14 +168,14 @@ def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.
     """Scan and plan the checkout's files. `rehome.yaml` and the rules and templates it names
     inside the repository are written to disk first: the only files read from there."""
     args = argparse.Namespace(**{**vars(args), "path": str(checkout.root)})
-    if checkout.objects is not None and getattr(args, "config", None) is None:
+    if getattr(args, "config", None) is None:
         checkout.materialize([CONFIG_NAME])
     config = options.load_config(args, checkout.root)
     root = checkout.root.resolve()
     named = {key: path for key, path in (("rules", config.rules), ("templates", config.templates)) if path is not None}
     if config.path is not None:
         _check_used_values(args, config)
-    if not checkout.checked_out and config.path is not None and config.path.resolve().is_relative_to(root):
+    if config.path is not None and config.path.resolve().is_relative_to(root):
         _check_inside(config.path, named, root)
     checkout.materialize([path.relative_to(root).as_posix() for path in named.values() if path.is_relative_to(root)])
     return plan_command.build(args, checkout.objects, config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,18 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
         else:
             path.write_bytes(content.encode("utf-8"))
     return root
+
+
+def folder_bytes(root: Path) -> dict[str, bytes | None]:
+    """Every file below `root` byte for byte (a link: where it leads; a folder: None), to check a
+    folder such as `.git` is left exactly as it was."""
+    return {p.relative_to(root).as_posix(): _entry_bytes(p) for p in sorted(root.rglob("*"))}
+
+
+def _entry_bytes(path: Path) -> bytes | None:
+    if path.is_symlink():
+        return os.readlink(path).encode()
+    return None if path.is_dir() else path.read_bytes()
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -9,7 +9,7 @@ import pytest
 from bot import git
 from bot.errors import UsageError
 from bot.git import check_branch_name
-from tests.helpers import git as run, write_tree
+from tests.helpers import folder_bytes, git as run, write_tree
 
 ODD_NAME = 'odd "name"\nwith a newline.yaml'
 
@@ -67,6 +67,35 @@ def test_materialize_writes_files_links_and_modes_as_a_checkout_would(tmp_path):
         assert (root / "rehome.yaml").read_text() == "destination: x\n"
         assert os.access(root / "bin" / "deploy", os.X_OK)
         assert os.readlink(root / "link.yaml") == "k8s.yaml"
+
+
+def test_a_preview_is_the_worktrees_base_commit_and_writes_nothing_in_the_repository(tmp_path):
+    repo = _repository(tmp_path)
+    (repo / "svc" / "k8s.yaml").write_text("image: uncommitted:1\n")
+    (repo / "svc" / "new.yaml").write_text("image: untracked:1\n")
+    dot_git = folder_bytes(repo / ".git")
+    with git.local_worktree(repo / "svc") as worktree:
+        expected = (worktree.base, worktree.base_sha, worktree.prefix, worktree.objects.paths())
+    with git.preview(repo / "svc") as checkout:
+        assert (checkout.base, checkout.base_sha, checkout.prefix, checkout.objects.paths()) == expected
+        checkout.materialize(["k8s.yaml"])
+        assert (checkout.root / "k8s.yaml").read_text() == "image: redis:7\n"
+        assert git.branch_head(checkout, "main") == checkout.base_sha
+        folder = checkout.root.parent
+    assert not folder.exists()
+    assert folder_bytes(repo / ".git") == dot_git
+
+
+def test_uncommitted_changes_are_those_in_the_folder_untracked_too_not_ignored(tmp_path):
+    repo = _repository(tmp_path)
+    write_tree(repo, {".gitignore": "*.log\n", "svc/build.log": "ignored\n"})
+    run(repo, "add", ".gitignore")
+    run(repo, "commit", "-q", "-m", "ignore logs")
+    assert (git.has_uncommitted_changes(repo), git.has_uncommitted_changes(repo / "svc")) == (False, False)
+    (repo / "top.txt").write_text("changed outside svc\n")
+    assert (git.has_uncommitted_changes(repo), git.has_uncommitted_changes(repo / "svc")) == (True, False)
+    (repo / "svc" / "new.yaml").write_text("image: untracked:1\n")
+    assert git.has_uncommitted_changes(repo / "svc")
 
 
 def test_clean_message_is_what_git_commit_dash_m_keeps():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from bot import git
 from bot.forge.base import PullRequest, PullRequestRequest
 from bot.git import Checkout
 from bot.output import write_atomically
+
+log = logging.getLogger("rehome")
 
 
 class LocalForge:
@@ -25,10 +28,15 @@ class LocalForge:
 
     @contextlib.contextmanager
     def checkout(self, dry_run: bool = False) -> Iterator[Checkout]:
-        if dry_run:
-            yield git.read_only(self.path)
+        """The base commit, as the real run reads it: a dry run previews what would be committed."""
+        if not dry_run:
+            with git.local_worktree(self.path) as checkout:
+                yield checkout
             return
-        with git.local_worktree(self.path) as checkout:
+        with git.preview(self.path) as checkout:
+            if git.has_uncommitted_changes(self.path):
+                log.warning("%s: uncommitted changes are not part of this preview: like the real run, it reads the "
+                            "last commit of %s (%s)", self.repository, checkout.base, checkout.base_sha[:12])
             yield checkout
 
     def find_pull_request(self, branch: str, base: str) -> PullRequest | None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
-from tests.helpers import git, run_cli, write_tree
+import pytest
+
+from tests.helpers import folder_bytes, git, run_cli, write_tree
 from tests.run.conftest import Project
 from tests.run.test_run_github import BRANCH, expected_diff, mirror_digest, mirror_name
 
@@ -95,9 +98,10 @@ def test_a_run_that_fails_leaves_the_pr_file_empty(project: Project, tmp_path: P
     assert "HEAD is detached" in err
 
 
-def test_a_detached_head_is_a_usage_error(project: Project, capsys) -> None:
+@pytest.mark.parametrize("flags", [(), ("--dry-run",)])
+def test_a_detached_head_is_a_usage_error(project: Project, capsys, flags: tuple[str, ...]) -> None:
     git(project.work, "checkout", "-q", "--detach")
-    code, out, err = run_cli(capsys, "run", str(project.work), "--to", project.destination)
+    code, out, err = run_cli(capsys, "run", str(project.work), "--to", project.destination, *flags)
     assert (code, out) == (2, "")
     assert "HEAD is detached" in err
 
@@ -112,6 +116,35 @@ def test_dry_run_on_a_local_path_writes_nothing(project: Project, proxies, capsy
     assert not (project.work / ".git" / "worktrees").exists()
     assert proxies.target_proxy.count("PUT", ".") == proxies.target_proxy.count("POST", ".") == 0
     assert f"+FROM {destination}/" in out
+
+
+def test_a_dry_run_previews_the_last_commit_as_the_real_run_reads_it(project: Project, capsys) -> None:
+    work = project.work
+    run = ("run", str(work), "--to", project.destination, "--dry-run")
+    committed = run_cli(capsys, *run)
+    with (work / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write(f"FROM {project.upstream}/{project.prefix}/redis:7.4\n")
+    (work / "rehome.yaml").write_text("title: Not this title\ndraft: 5\n")  # uncommitted, and not valid
+    before = snapshot(work)
+    later = time.time() + 10
+    os.utime(work / "chart" / "Chart.yaml", (later, later))  # `git status` would rewrite the index for this
+    dot_git = folder_bytes(work / ".git")
+    code, out, err = run_cli(capsys, *run)
+    assert (code, out) == committed[:2]
+    sha = git(work, "rev-parse", "--short=12", "main").strip()
+    assert err == (f"work: uncommitted changes are not part of this preview: like the real run, it reads the last "
+                   f"commit of main ({sha})\n") + committed[2]
+    assert folder_bytes(work / ".git") == dot_git
+    assert snapshot(work) == before
+
+
+def test_a_dry_run_refuses_a_plain_folder_as_the_real_run_does(tmp_path: Path, capsys) -> None:
+    plain = write_tree(tmp_path / "plain", {"Dockerfile": "FROM nginx:1.27\n"})
+    for flags in ((), ("--dry-run",)):
+        code, out, err = run_cli(capsys, "run", str(plain), "--to", "127.0.0.1:5999/mirror", *flags)
+        assert (code, out, err) == (2, "", f"rehome: error: {plain}: not a git repository\n"
+                                           "hint: rehome run builds its branch with git; use rehome rewrite for a "
+                                           "plain folder\n")
 
 
 def test_a_dry_run_fails_an_image_missing_upstream_as_the_real_run_does(project: Project, capsys) -> None:
@@ -242,10 +275,11 @@ def test_the_bots_branch_checked_out_in_another_worktree_is_not_moved(project: P
     assert git(other, "status", "--porcelain") == ""
 
 
-def test_a_repository_without_commits_is_a_usage_error(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("flags", [(), ("--dry-run",)])
+def test_a_repository_without_commits_is_a_usage_error(tmp_path: Path, capsys, flags: tuple[str, ...]) -> None:
     git(tmp_path, "init", "-q", "-b", "main")
     (tmp_path / "Dockerfile").write_text("FROM nginx:1.27\n")
-    code, out, err = run_cli(capsys, "run", str(tmp_path), "--to", "127.0.0.1:5999/mirror")
+    code, out, err = run_cli(capsys, "run", str(tmp_path), "--to", "127.0.0.1:5999/mirror", *flags)
     assert (code, out) == (2, "")
     assert err == (f"rehome: error: {tmp_path}: the branch main has no commits yet\n"
                    "hint: commit the files first: the pull request's branch starts from the last commit\n")
