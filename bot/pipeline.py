@@ -72,6 +72,7 @@ class RunResult:
     pull_request: PullRequest | None = None
     title: str = ""
     body: str = ""
+    commit_message: str = ""  # rendered when files change
     templates: Path | None = None  # the template folder the text was rendered with
 
     @property
@@ -232,6 +233,8 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
                        title=_title(report, settings), body=render.render_body(report, settings.templates),
                        templates=settings.templates)
     changed = [r for r in rewrites if r.changed]
+    if changed:  # a dry run too: a template that cannot render fails it as it would fail the real run
+        result.commit_message = render.render_commit_message(report, settings.templates)
     if dry_run:
         result.status, result.changed = "dry-run", bool(changed)
         result.message = _dry_run_message(len(report.moved), len(changed), len(result.failed))
@@ -301,9 +304,8 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
             result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
         return
     assert result.report is not None
-    message = render.render_commit_message(result.report, settings.templates)
-    new = git.commit_files(checkout, {r.path: r.new_text for r in changed if r.new_text is not None}, message,
-                           settings.author)
+    new = git.commit_files(checkout, {r.path: r.new_text for r in changed if r.new_text is not None},
+                           result.commit_message, settings.author)
     request = PullRequestRequest(settings.branch, checkout.base, result.title, result.body, settings.labels,
                                  settings.reviewers, settings.assignees, settings.draft)
     if git.same_change(checkout, head, new):

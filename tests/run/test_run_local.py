@@ -147,6 +147,21 @@ def test_a_dry_run_refuses_a_plain_folder_as_the_real_run_does(tmp_path: Path, c
                                            "plain folder\n")
 
 
+def test_a_dry_run_renders_the_commit_message_as_the_real_run_does(project: Project, capsys) -> None:
+    work = project.work
+    write_tree(work, {"rehome.yaml": "templates: ops/templates\n",
+                      "ops/templates/commit_message.j2": "Move images\n\n{{ no_such_thing }}\n"})
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a commit message template with a typo")
+    dot_git = folder_bytes(work / ".git")
+    for flags in (("--dry-run",), ()):
+        code, out, err = run_cli(capsys, "run", str(work), "--to", project.destination, "-q", *flags)
+        assert (code, out, err) == (2, "", "rehome: error: work: ops/templates/commit_message.j2:3: template error: "
+                                           "'no_such_thing' is undefined\n")
+        if flags:
+            assert folder_bytes(work / ".git") == dot_git
+
+
 def test_a_dry_run_fails_an_image_missing_upstream_as_the_real_run_does(project: Project, capsys) -> None:
     work, gone = project.work, f"{project.upstream}/{project.prefix}/gone"
     run = ("run", str(work), "--to", project.destination)
