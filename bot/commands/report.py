@@ -112,6 +112,7 @@ def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ
 
 def run_merge(args: argparse.Namespace) -> int:
     paths = [Path(p) / "report.json" if Path(p).is_dir() else Path(p) for p in args.reports]
+    _check_out_dir(Path(args.out_dir), paths)
     merged = sweep_report.merge([sweep_report.load(p) for p in paths])
     sweep_report.write(merged, Path(args.out_dir))
     if args.format == "json":
@@ -123,3 +124,23 @@ def run_merge(args: argparse.Namespace) -> int:
         if merged.interrupted:
             print(sweep_report.interrupted_line(merged))
     return 0
+
+
+def _check_out_dir(out_dir: Path, reports: list[Path]) -> None:
+    """Before reading anything: the merged reports replace no report, least of all a shard's (the
+    OUT_DIR forgotten: `merge shard-0 shard-1` would make shard-0 hold shard-1's repositories alone)."""
+    existing = out_dir / "report.json"
+    if any(_same_file(out, report) for out in (out_dir, existing) for report in reports):
+        raise UsageError(f"report merge: OUT_DIR {out_dir} is one of the reports to merge; nothing was written",
+                         hint="the folder for the merged reports comes first: rehome report merge OUT_DIR "
+                              "SHARD_REPORT...")
+    if existing.exists():
+        raise UsageError(f"report merge: OUT_DIR {out_dir} already holds a report ({existing}) that is not one of "
+                         "those to merge; nothing was written", hint="give a new or empty folder")
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    try:
+        return path.samefile(other)
+    except OSError:
+        return False
