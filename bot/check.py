@@ -139,8 +139,10 @@ def write_baseline(path: Path, keys: set[tuple[str, str]]) -> None:
 
 
 def read_baseline(path: Path) -> set[tuple[str, str]]:
+    from bot.pulls import jsonstream  # here, not above: only --baseline needs bot.pulls, which is slow to import
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsonstream.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         hint = "write one with `rehome check --write-baseline FILE`"
         raise UsageError(f"{path}: baseline not found", hint=hint) from None

@@ -9,7 +9,6 @@ to 9999). Entries of other reasons are valid, just not pulls.
 from __future__ import annotations
 
 import io
-import json
 import re
 from datetime import datetime
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from bot.pulls.jsonstream import JsonStream, JsonStreamError
+from bot.pulls.jsonstream import JsonStream, JsonStreamError, loads
 from bot.pulls.message import PULLING, quoted_image
 from bot.pulls.source import Entry, Malformed, SourceError
 from bot.pulls.times import BadTime, from_datetime
@@ -97,8 +96,8 @@ class NdjsonExport:
             lines.pop()  # the head may end inside a line
         for line in lines:
             try:
-                value = json.loads(line)
-            except (ValueError, RecursionError):
+                value = loads(line)
+            except ValueError:
                 continue
             return isinstance(value, dict) and ("jsonPayload" in value or "timestamp" in value)
         # An entry may be longer than the head: then its start is all there is to go by.

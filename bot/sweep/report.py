@@ -13,6 +13,7 @@ from typing import Any
 from bot import render
 from bot.errors import UsageError
 from bot.output import plural, write_atomically
+from bot.pulls import jsonstream
 
 VERSION = 1
 # Repository statuses: a sweep's journal statuses, plus `scanned` for an inventory.
@@ -169,7 +170,7 @@ def merge(reports: Sequence[SweepReport]) -> SweepReport:
 
 def load(path: Path) -> SweepReport:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsonstream.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the report: {exc}") from None
     return SweepReport.from_json(data, str(path))

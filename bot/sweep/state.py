@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import RehomeError, UsageError
+from bot.pulls import jsonstream
 
 log = logging.getLogger("rehome")
 
@@ -59,7 +60,7 @@ def _texts(values: Iterable[Any]) -> bool:
 def _outcome(line: str) -> Outcome | None:
     """The outcome a journal line records, or None for anything else (any valid JSON included)."""
     try:
-        data = json.loads(line)
+        data = jsonstream.loads(line)
     except ValueError:
         return None
     if not isinstance(data, dict):

@@ -290,6 +290,9 @@ def test_baseline_fails_only_on_references_it_does_not_hold(repo, capsys, tmp_pa
     (None, "{path}: baseline not found\nhint: write one with `rehome check --write-baseline FILE`"),
     ("{", "{path}: cannot read the baseline: Expecting property name enclosed in double quotes: "
           "line 1 column 2 (char 1)"),
+    pytest.param('{"version": 1, "references": ' + "[" * 200_000 + "]" * 200_000 + "}",
+                 "{path}: cannot read the baseline: nested deeper than JSON can be read (about a thousand levels of "
+                 "arrays or objects)", id="nested-too-deep"),
     ('{"version": 2, "references": []}',
      '{path}: not a rehome baseline (expected a JSON object with "version": 1)'),
     ('{"version": 1, "references": [{"path": "Dockerfile"}]}',

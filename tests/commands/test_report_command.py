@@ -40,3 +40,27 @@ def test_merge_refuses_an_out_dir_holding_another_report(capsys, tmp_path, monke
         2, "", "rehome: error: report merge: OUT_DIR s0 already holds a report (s0/report.json) that is not one of "
                "those to merge; nothing was written\nhint: give a new or empty folder\n")
     assert {path: path.read_bytes() for path in before} == before
+
+
+DEEP = "[" * 200_000 + "]" * 200_000
+NESTED_TOO_DEEP = "nested deeper than JSON can be read (about a thousand levels of arrays or objects)"
+
+
+def test_merge_refuses_a_report_nested_too_deep(capsys, tmp_path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text(f'{{"version": 1, "mode": "sweep", "destination": "d", "repositories": [], "images": {DEEP}}}')
+    assert run_cli(capsys, "report", "merge", str(tmp_path / "out"), str(deep)) == (
+        2, "", f"rehome: error: {deep}: cannot read the report: {NESTED_TOO_DEEP}\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path) -> None:
+    state = tmp_path / "state.jsonl"
+    state.write_text(f'{{"repo": "acme/a", "status": "done", "x": {DEEP}}}\n'
+                     '{"repo": "acme/b", "status": "nothing-to-do", "pr_url": null, "head": "h", "error": null, '
+                     '"finished_at": "2026-11-26T10:00:00Z"}\n')
+    assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
+                   "--format", "json") == (
+        0, '{\n  "version": 1,\n  "totals": {\n    "open": 0,\n    "merged": 0,\n    "closed": 0,\n'
+           '    "unknown": 0,\n    "without_pull_request": 1\n  },\n  "pull_requests": []\n}\n',
+        f"{state}:1: not a state line; ignored\n")

@@ -82,9 +82,10 @@ def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_pa
         '[1, 2]', '"hello"', 'null', '{"repo": ["acme/x"], "status": "done"}',
         '{"repo": "acme/y", "status": "done", "pr_url": 12}', '{"repo": "acme/z", "status": "weird"}',
         '{"repo": "acme/w", "status": "done", "inputs": ["to"]}',
+        '{"repo": "acme/v", "status": "done", "x": ' + "[" * 200_000 + "]" * 200_000 + "}",
         '{"repo": "acme/a", "status": "done", "pr_url": null, "head": "aaa", "error": null, "finished_at": "t"}',
     ]) + "\n")
     with logged() as warnings:
         journal = StateJournal(path)
     assert list(journal.last) == ["acme/a"]
-    assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 8)]
+    assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 9)]
