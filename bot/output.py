@@ -44,11 +44,12 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def write_together(changes: Sequence[tuple[Path, str, str]]) -> None:
+def write_together(changes: Sequence[tuple[Path, str | None, str]]) -> None:
     """Replace several files, each (path, old text, new text), all or none: every new text is staged
-    first, and a file that cannot be replaced puts back the ones replaced before it."""
+    first, and a file that cannot be replaced puts back the ones replaced before it (one whose old
+    text is None was not there: it is removed again)."""
     _check_one_text_per_file(changes)
-    staged: list[tuple[Path, Path, str]] = []
+    staged: list[tuple[Path, Path, str | None]] = []
     try:
         for path, old, new in changes:
             staged.append((path, _stage_or_fail(path, new), old))
@@ -63,11 +64,18 @@ def write_together(changes: Sequence[tuple[Path, str, str]]) -> None:
             for _path, later, _old in staged[done:]:
                 later.unlink(missing_ok=True)
             for earlier, _temporary, old in staged[:done]:
-                write_atomically(earlier, old)
+                _put_back(earlier, old)
             raise WriteError(f"{path}: cannot replace it: {exc.strerror or exc}; nothing was changed") from None
 
 
-def _check_one_text_per_file(changes: Sequence[tuple[Path, str, str]]) -> None:
+def _put_back(path: Path, old: str | None) -> None:
+    if old is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_atomically(path, old)
+
+
+def _check_one_text_per_file(changes: Sequence[tuple[Path, str | None, str]]) -> None:
     """Two names of one file (hard links) given different new texts: whichever came last would win."""
     seen: dict[tuple[int, int], tuple[Path, str]] = {}
     for path, _old, new in changes:

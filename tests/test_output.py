@@ -160,6 +160,14 @@ def test_a_file_that_cannot_be_replaced_puts_back_those_replaced_before_it(tmp_p
     assert _contents(tmp_path) == {"a.yaml": "old a.yaml\n", "b.yaml": "old b.yaml\n", "c.yaml": "old c.yaml\n"}
 
 
+def test_a_new_file_written_before_one_that_cannot_be_replaced_is_removed_again(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").mkdir()  # a folder in the way: no file can replace it
+    with pytest.raises(WriteError) as failed:
+        write_together([(tmp_path / "a.yaml", None, "new a.yaml\n"), (tmp_path / "c.yaml", None, "new c.yaml\n")])
+    assert str(failed.value) == f"{tmp_path / 'c.yaml'}: cannot replace it: Is a directory; nothing was changed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
 @pytest.mark.parametrize(("make", "flag", "message"), [
     (lambda p: p.mkdir(), "--state", "{p}: is a folder, not a file"),
     (lambda p: None, "--state", "{p}: the folder {p.parent} does not exist"),

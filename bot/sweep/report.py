@@ -12,7 +12,7 @@ from typing import Any
 
 from bot import render
 from bot.errors import UsageError
-from bot.output import plural, write_atomically
+from bot.output import WriteError, plural, write_together
 from bot.pulls import jsonstream
 
 VERSION = 1
@@ -230,10 +230,23 @@ def interrupted_line(report: SweepReport) -> str:
 
 
 def write(report: SweepReport, folder: Path) -> None:
+    """`report.json`, `report.md` and `report.csv` in `folder`, all three or none (a `WriteError` naming the
+    file that could not be written)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(folder / "report.json", json.dumps(report.to_json(), indent=2) + "\n")
-        write_atomically(folder / "report.md", to_markdown(report))
-        write_atomically(folder / "report.csv", to_csv(report))
     except OSError as exc:
-        raise UsageError(f"{folder}: cannot write the reports: {exc.strerror or exc}") from None
+        raise UsageError(f"{folder}: cannot make the folder for the reports: {exc.strerror or exc}") from None
+    texts = {"report.json": json.dumps(report.to_json(), indent=2) + "\n", "report.md": to_markdown(report),
+             "report.csv": to_csv(report)}
+    write_together([(folder / name, _old_text(folder / name), text) for name, text in texts.items()])
+
+
+def _old_text(path: Path) -> str | None:
+    """What a report file holds now, to put back should another not be written; None where there is none."""
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WriteError(f"{path}: cannot read it, to put it back should another report fail: {exc}; "
+                         "nothing was changed") from None

@@ -64,3 +64,12 @@ def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path) -> None:
         0, '{\n  "version": 1,\n  "totals": {\n    "open": 0,\n    "merged": 0,\n    "closed": 0,\n'
            '    "unknown": 0,\n    "without_pull_request": 1\n  },\n  "pull_requests": []\n}\n',
         f"{state}:1: not a state line; ignored\n")
+
+
+def test_merge_writes_no_report_when_one_cannot_be_written(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _shards(tmp_path)
+    (tmp_path / "out" / "report.csv").mkdir(parents=True)
+    assert run_cli(capsys, "report", "merge", "out", "s0", "s1") == (
+        1, "", "rehome: error: out/report.csv: cannot replace it: Is a directory; nothing was changed\n")
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["report.csv"]

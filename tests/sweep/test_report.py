@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bot.commands.sweep import render
+from bot.output import WriteError
 from bot.sweep import report as sweep_report
 from bot.sweep.report import ImageUse, RepoEntry
 from tests.helpers import run_cli
@@ -123,3 +124,28 @@ def test_a_report_with_fields_of_the_wrong_kind_is_refused(capsys, tmp_path, cha
     assert (code, out) == (2, "")
     assert err == f"rehome: error: {tmp_path / 'shard-0' / 'report.json'}: not a rehome sweep report: {problem}\n"
     assert not (tmp_path / "merged").exists()
+
+
+def test_the_reports_are_written_all_three_or_none(tmp_path) -> None:
+    folder = tmp_path / "reports"
+    sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [SHOP]), folder)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    (folder / "report.csv").unlink()
+    (folder / "report.csv").mkdir()
+    with pytest.raises(WriteError) as failed:
+        sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [SHOP, WEB]), folder)
+    assert str(failed.value) == f"{folder / 'report.csv'}: cannot replace it: Is a directory; nothing was changed"
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == {
+        "report.json": before["report.json"], "report.md": before["report.md"]}
+
+
+def test_a_report_that_cannot_be_read_back_is_not_replaced(tmp_path) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "report.md").write_bytes(b"\xff old\n")
+    with pytest.raises(WriteError) as failed:
+        sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [SHOP]), folder)
+    assert str(failed.value) == (
+        f"{folder / 'report.md'}: cannot read it, to put it back should another report fail: 'utf-8' codec can't "
+        "decode byte 0xff in position 0: invalid start byte; nothing was changed")
+    assert sorted(path.name for path in folder.iterdir()) == ["report.md"]
