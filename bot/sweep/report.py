@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,58 +89,92 @@ class SweepReport:
                 "repositories": [r.to_json() for r in self.repositories], "images": self.images()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str) -> SweepReport:
+    def from_json(cls, data: Any, where: str) -> SweepReport:
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise UsageError(f"{where}: not a rehome sweep report (version {VERSION})")
         try:
-            uses: dict[str, list[ImageUse]] = {}
-            for image in _listed(data, "images", _IMAGE_FIELDS):
-                for user in _listed(image, "repositories", _USER_FIELDS):
-                    if not all(isinstance(f, str) for f in user["files"]):
-                        raise ValueError(f"the files of {user['repo']} are not all paths")
-                    uses.setdefault(user["repo"], []).append(ImageUse(
-                        image["image"], image["target"], image["pulls"], image["status"], tuple(user["files"])))
-            repos = tuple(RepoEntry(**r, images=tuple(uses.get(r["repo"], ())))
-                          for r in _listed(data, "repositories", _REPO_FIELDS))
-            bad_status = next((r for r in repos if r.status not in ORDER), None)
-            if bad_status is not None:
-                raise ValueError(f"{bad_status.repo}: unknown status {bad_status.status!r}")
-            _checked(data, {"mode": (str,), "destination": (str,)}, "the report")
-            # Reports written before `interrupted` was a field are of sweeps that went through.
-            interrupted, not_reached = data.get("interrupted", False), data.get("not_reached", 0)
-            if not isinstance(interrupted, bool) or not isinstance(not_reached, int) or isinstance(not_reached, bool):
-                raise UsageError(f"{where}: not a rehome sweep report: \"interrupted\" must be true or false and "
-                                 f"\"not_reached\" a count, not {interrupted!r} and {not_reached!r}")
-            return cls(data["mode"], data["destination"], repos, interrupted, not_reached)
-        except KeyError as exc:
-            raise UsageError(f"{where}: not a rehome sweep report: {exc} is missing") from None
-        except (TypeError, ValueError) as exc:
+            _checked(data, _REPORT_FIELDS)
+            repos = _repositories(data["repositories"])
+            uses = _image_uses(data["images"], repos)
+        except ValueError as exc:
             raise UsageError(f"{where}: not a rehome sweep report: {exc}") from None
+        # Reports written before `interrupted` was a field are of sweeps that went through.
+        interrupted, not_reached = data.get("interrupted", False), data.get("not_reached", 0)
+        if not isinstance(interrupted, bool) or not _is_count(not_reached):
+            raise UsageError(f"{where}: not a rehome sweep report: \"interrupted\" must be true or false and "
+                             f"\"not_reached\" a count, not {interrupted!r} and {not_reached!r}")
+        entries = tuple(RepoEntry(**fields, images=tuple(uses.get(name, ()))) for name, fields in repos.items())
+        return cls(data["mode"], data["destination"], entries, interrupted, not_reached)
 
 
-_TEXT, _MAYBE_TEXT, _MAYBE_COUNT = (str,), (str, type(None)), (int, type(None))
+_TEXT, _MAYBE_TEXT, _MAYBE_COUNT, _LIST = (str,), (str, type(None)), (int, type(None)), (list,)
+_KINDS = {_TEXT: "text", _MAYBE_TEXT: "text or null", _MAYBE_COUNT: "a count or null", _LIST: "a list"}
+# The report's own fields; others (`totals`, the sweep's `left_out`) are derived or beside the point here.
+_REPORT_FIELDS = {"mode": _TEXT, "destination": _TEXT, "repositories": _LIST, "images": _LIST}
 _REPO_FIELDS = {"repo": _TEXT, "status": _TEXT, "pr_url": _MAYBE_TEXT, "head": _MAYBE_TEXT, "error": _MAYBE_TEXT,
                 "third_party": _MAYBE_COUNT, "internal": _MAYBE_COUNT, "unresolved": _MAYBE_COUNT}
-_IMAGE_FIELDS = {"image": _TEXT, "target": _TEXT, "pulls": _MAYBE_COUNT, "status": _MAYBE_TEXT, "repositories": (list,)}
-_USER_FIELDS = {"repo": _TEXT, "files": (list,)}
+_IMAGE_FIELDS = {"image": _TEXT, "target": _TEXT, "pulls": _MAYBE_COUNT, "status": _MAYBE_TEXT, "repositories": _LIST}
+_USER_FIELDS = {"repo": _TEXT, "files": _LIST}
 
 
-def _listed(data: dict[str, Any], key: str, fields: dict[str, tuple[type, ...]]) -> list[dict[str, Any]]:
-    """The objects listed under `key`, each with `fields` of the given types (a count is never true or false)."""
-    items = data[key]
-    if not isinstance(items, list):
-        raise ValueError(f'"{key}" is not a list')
-    return [_checked(item, fields, f'an entry of "{key}"') for item in items]
+def _repositories(items: list[Any]) -> dict[str, dict[str, Any]]:
+    """The entries of "repositories" by name, each of a known status and listed once."""
+    repos: dict[str, dict[str, Any]] = {}
+    for what, entry in _entries(items, "repositories", _REPO_FIELDS, "repo"):
+        if entry["status"] not in ORDER:
+            raise ValueError(f"{what}: unknown status {entry['status']!r}")
+        if entry["repo"] in repos:
+            raise ValueError(f"{what}: {entry['repo']} is listed twice")
+        repos[entry["repo"]] = entry
+    return repos
 
 
-def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str) -> dict[str, Any]:
+def _image_uses(items: list[Any], repos: dict[str, dict[str, Any]]) -> dict[str, list[ImageUse]]:
+    """Each repository's images, from the entries of "images", whose repositories must all be listed."""
+    uses: dict[str, list[ImageUse]] = {}
+    for image_what, image in _entries(items, "images", _IMAGE_FIELDS, "image"):
+        for what, user in _entries(image["repositories"], "repositories", _USER_FIELDS, "repo", f"{image_what}, "):
+            if not all(isinstance(f, str) for f in user["files"]):
+                raise ValueError(f'{what}: "files" are not all paths')
+            if user["repo"] not in repos:
+                raise ValueError(f'{what}: {user["repo"]} is not in the report\'s "repositories"')
+            uses.setdefault(user["repo"], []).append(ImageUse(
+                image["image"], image["target"], image["pulls"], image["status"], tuple(user["files"])))
+    return uses
+
+
+def _entries(items: list[Any], key: str, fields: dict[str, tuple[type, ...]], name: str,
+             within: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """The objects listed under `key`, each with exactly `fields`, and what an error calls each: its
+    place in the list and, where it has one, its `name`."""
+    for number, item in enumerate(items, 1):
+        what = f'{within}entry {number} of "{key}"'
+        if isinstance(item, dict) and isinstance(item.get(name), str):
+            what += f" ({render.clip(item[name], 80)})"
+        _checked(item, fields, what)
+        unknown = sorted(set(item) - set(fields))
+        if unknown:
+            raise ValueError(f'{what}: unknown field "{render.clip(unknown[0], 80)}"')
+        yield what, item
+
+
+def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str = "") -> dict[str, Any]:
+    """`item` is an object with `fields` of their kinds; `what` names it in an error (nothing: the report)."""
     if not isinstance(item, dict):
-        raise ValueError(f"{what} is not an object: {item!r}")
+        raise ValueError(f"{what} is not an object: {render.clip(repr(item), 80)}")
+    where = f"{what}: " if what else ""
     for name, types in fields.items():
+        if name not in item:
+            raise ValueError(f'{where}"{name}" is missing')
         value = item[name]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise ValueError(f'{what}: "{name}" is {value!r}')
+        if not (_is_count(value) if int in types and isinstance(value, int) else isinstance(value, types)):
+            raise ValueError(f'{where}"{name}" is {render.clip(repr(value), 80)}, not {_KINDS[types]}')
     return item
+
+
+def _is_count(value: Any) -> bool:
+    """A whole number from 0 up (JSON's true and false are not counts, though Python's bool is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def make_report(mode: str, destination: str, repositories: Iterable[RepoEntry], *, interrupted: bool = False,

@@ -88,30 +88,46 @@ def test_the_summary_says_one_of_each_in_the_singular() -> None:
         "Interrupted: the sweep was stopped before it finished; not reached, and not in this report: 1 repository."]
 
 
-def test_a_report_whose_interrupted_field_is_not_a_boolean_is_refused(capsys, tmp_path) -> None:
-    report = sweep_report.make_report("sweep", DESTINATION, [SHOP]).to_json() | {"interrupted": "false"}
+@pytest.mark.parametrize(("fields", "values"), [({"interrupted": "false"}, "'false' and 0"),
+                                               ({"not_reached": -2}, "False and -2")])
+def test_a_report_whose_interrupted_or_not_reached_field_is_of_the_wrong_kind_is_refused(capsys, tmp_path, fields, values) -> None:
+    report = sweep_report.make_report("sweep", DESTINATION, [SHOP]).to_json() | fields
     (tmp_path / "shard-0").mkdir()
     (tmp_path / "shard-0" / "report.json").write_text(json.dumps(report))
     code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"))
     assert (code, out) == (2, "")
     assert err == (f"rehome: error: {tmp_path / 'shard-0' / 'report.json'}: not a rehome sweep report: "
-                   "\"interrupted\" must be true or false and \"not_reached\" a count, not 'false' and 0\n")
+                   f"\"interrupted\" must be true or false and \"not_reached\" a count, not {values}\n")
     assert not (tmp_path / "merged").exists()
 
 
+SHOP_ENTRY = 'entry 1 of "repositories" (acme/shop)'
+NGINX_USER = 'entry 1 of "images" (docker.io/library/nginx:1.27), entry 1 of "repositories"'
+
+
 @pytest.mark.parametrize(("change", "problem"), [
-    (lambda r: r["repositories"][0].update(third_party="3"), 'an entry of "repositories": "third_party" is \'3\''),
-    (lambda r: r["repositories"][0].update(third_party=True), 'an entry of "repositories": "third_party" is True'),
-    (lambda r: r["repositories"][0].update(repo=5), 'an entry of "repositories": "repo" is 5'),
-    (lambda r: r["repositories"][0].update(status="merged"), "acme/shop: unknown status 'merged'"),
-    (lambda r: r["repositories"][0].pop("head"), "'head' is missing"),
-    (lambda r: r.update(repositories={}), '"repositories" is not a list'),
-    (lambda r: r["repositories"].append("acme/web"), "an entry of \"repositories\" is not an object: 'acme/web'"),
-    (lambda r: r["images"][0].update(pulls="many"), 'an entry of "images": "pulls" is \'many\''),
+    (lambda r: r["repositories"][0].update(third_party="3"), f'{SHOP_ENTRY}: "third_party" is \'3\', not a count or null'),
+    (lambda r: r["repositories"][0].update(third_party=True), f'{SHOP_ENTRY}: "third_party" is True, not a count or null'),
+    (lambda r: r["repositories"][0].update(third_party=-4), f'{SHOP_ENTRY}: "third_party" is -4, not a count or null'),
+    (lambda r: r["repositories"][0].update(extra=1), f'{SHOP_ENTRY}: unknown field "extra"'),
+    (lambda r: r["repositories"][0].update(repo=5), 'entry 1 of "repositories": "repo" is 5, not text'),
+    (lambda r: r["repositories"][0].update(status="merged"), f"{SHOP_ENTRY}: unknown status 'merged'"),
+    (lambda r: r["repositories"][0].pop("head"), f'{SHOP_ENTRY}: "head" is missing'),
+    (lambda r: r["repositories"].append(dict(r["repositories"][0])),
+     'entry 2 of "repositories" (acme/shop): acme/shop is listed twice'),
+    (lambda r: r.update(repositories={}), '"repositories" is {}, not a list'),
+    (lambda r: r["repositories"].append("acme/web"), "entry 2 of \"repositories\" is not an object: 'acme/web'"),
+    (lambda r: r["images"][0].update(pulls="many"),
+     'entry 1 of "images" (docker.io/library/nginx:1.27): "pulls" is \'many\', not a count or null'),
+    (lambda r: r["images"][0].update(pulls=-1),
+     'entry 1 of "images" (docker.io/library/nginx:1.27): "pulls" is -1, not a count or null'),
     (lambda r: r["images"][0]["repositories"][0].update(files="Dockerfile"),
-     'an entry of "repositories": "files" is \'Dockerfile\''),
-    (lambda r: r["images"][0]["repositories"][0].update(files=[7]), "the files of acme/shop are not all paths"),
-    (lambda r: r.update(destination=None), 'the report: "destination" is None'),
+     f'{NGINX_USER} (acme/shop): "files" is \'Dockerfile\', not a list'),
+    (lambda r: r["images"][0]["repositories"][0].update(files=[7]), f'{NGINX_USER} (acme/shop): "files" are not all paths'),
+    (lambda r: r["images"][0]["repositories"][0].update(repo="acme/gone"),
+     f'{NGINX_USER} (acme/gone): acme/gone is not in the report\'s "repositories"'),
+    (lambda r: r["images"][0]["repositories"][0].update(extra=1), f'{NGINX_USER} (acme/shop): unknown field "extra"'),
+    (lambda r: r.update(destination=None), '"destination" is None, not text'),
 ])
 def test_a_report_with_fields_of_the_wrong_kind_is_refused(capsys, tmp_path, change, problem: str) -> None:
     nginx = ImageUse("docker.io/library/nginx:1.27", f"{DESTINATION}/docker.io/library/nginx:1.27", 5, "copied",
