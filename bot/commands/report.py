@@ -17,7 +17,7 @@ from github import GithubException
 from bot import options
 from bot.errors import UsageError
 from bot.forge.github import LOOPBACK, SECONDS_BETWEEN_REQUESTS, Pacer, api_url, failure_text
-from bot.output import print_json, render_table
+from bot.output import plural, print_json, render_table
 from bot.sweep import access
 from bot.sweep import report as sweep_report
 from bot.sweep.access import SweepError
@@ -106,7 +106,8 @@ def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ
         rows = [(s.repo, s.state, s.pr_url, s.error or "") for s in states]
         if rows:
             print(render_table(("REPOSITORY", "STATE", "PULL REQUEST", "ERROR"), rows))
-        print(", ".join(f"{totals[s]} {s}" for s in STATES) + f"; {without} repositories without a pull request")
+        print(", ".join(f"{totals[s]} {s}" for s in STATES)
+              + f"; {plural(without, 'repository', 'repositories')} without a pull request")
     return 1 if totals["unknown"] else 0
 
 
@@ -119,8 +120,8 @@ def run_merge(args: argparse.Namespace) -> int:
         print_json(merged.to_json())
     else:
         totals = merged.totals()
-        print(f"{len(paths)} reports merged into {args.out_dir}: {totals['repositories']} repositories, "
-              f"{totals['images']} images")
+        print(f"{plural(len(paths), 'report')} merged into {args.out_dir}: "
+              f"{plural(totals['repositories'], 'repository', 'repositories')}, {plural(totals['images'], 'image')}")
         if merged.interrupted:
             print(sweep_report.interrupted_line(merged))
     return 0

@@ -1,6 +1,7 @@
 """`rehome report merge` and `rehome report status`: what they refuse, and how they say it."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ from bot.sweep.report import RepoEntry
 from tests.helpers import run_cli
 
 DESTINATION = "mirror.example/acme"
+DEEP = "[" * 200_000 + "]" * 200_000
+WITHOUT_PULL_REQUEST = ('{"repo": "acme/b", "status": "nothing-to-do", "pr_url": null, "head": "h", "error": null, '
+                        '"finished_at": "2026-11-26T10:00:00Z"}\n')
+NESTED_TOO_DEEP = "nested deeper than JSON can be read (about a thousand levels of arrays or objects)"
 HINT = "hint: the folder for the merged reports comes first: rehome report merge OUT_DIR SHARD_REPORT...\n"
 
 
@@ -42,10 +47,6 @@ def test_merge_refuses_an_out_dir_holding_another_report(capsys, tmp_path, monke
     assert {path: path.read_bytes() for path in before} == before
 
 
-DEEP = "[" * 200_000 + "]" * 200_000
-NESTED_TOO_DEEP = "nested deeper than JSON can be read (about a thousand levels of arrays or objects)"
-
-
 def test_merge_refuses_a_report_nested_too_deep(capsys, tmp_path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text(f'{{"version": 1, "mode": "sweep", "destination": "d", "repositories": [], "images": {DEEP}}}')
@@ -56,14 +57,12 @@ def test_merge_refuses_a_report_nested_too_deep(capsys, tmp_path) -> None:
 
 def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path) -> None:
     state = tmp_path / "state.jsonl"
-    state.write_text(f'{{"repo": "acme/a", "status": "done", "x": {DEEP}}}\n'
-                     '{"repo": "acme/b", "status": "nothing-to-do", "pr_url": null, "head": "h", "error": null, '
-                     '"finished_at": "2026-11-26T10:00:00Z"}\n')
-    assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
-                   "--format", "json") == (
-        0, '{\n  "version": 1,\n  "totals": {\n    "open": 0,\n    "merged": 0,\n    "closed": 0,\n'
-           '    "unknown": 0,\n    "without_pull_request": 1\n  },\n  "pull_requests": []\n}\n',
-        f"{state}:1: not a state line; ignored\n")
+    state.write_text(f'{{"repo": "acme/a", "status": "done", "x": {DEEP}}}\n' + WITHOUT_PULL_REQUEST)
+    code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
+                             "--format", "json")
+    assert (code, json.loads(out), err) == (0, {
+        "version": 1, "totals": {"open": 0, "merged": 0, "closed": 0, "unknown": 0, "without_pull_request": 1},
+        "pull_requests": []}, f"{state}:1: not a state line; ignored\n")
 
 
 def test_merge_writes_no_report_when_one_cannot_be_written(capsys, tmp_path, monkeypatch) -> None:
@@ -73,3 +72,13 @@ def test_merge_writes_no_report_when_one_cannot_be_written(capsys, tmp_path, mon
     assert run_cli(capsys, "report", "merge", "out", "s0", "s1") == (
         1, "", "rehome: error: out/report.csv: cannot replace it: Is a directory; nothing was changed\n")
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["report.csv"]
+
+
+def test_merge_and_status_say_one_of_each_in_the_singular(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _shards(tmp_path)
+    assert run_cli(capsys, "report", "merge", "out", "s0") == (0, "1 report merged into out: 1 repository, 0 images\n", "")
+    state = tmp_path / "state.jsonl"
+    state.write_text(WITHOUT_PULL_REQUEST)
+    assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9") == (
+        0, "0 open, 0 merged, 0 closed, 0 unknown; 1 repository without a pull request\n", "")
