@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -55,12 +56,16 @@ class Config:
         return dataclasses.replace(self, **given)
 
 
+def not_a_size(value: Any) -> str:
+    return f"{value!r} is not a size (examples: 5242880, 5MiB, 500kB)"
+
+
 def parse_size(value: int | str, where: str) -> int:
     if isinstance(value, int):
         return value
     match = _SIZE_RE.match(value)
     if not match or match.group(2) not in _SIZE_UNITS:
-        raise ConfigError(f"{where}: {value!r} is not a size (examples: 5242880, 5MiB, 500kB)")
+        raise ConfigError(f"{where}: {not_a_size(value)}")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 
@@ -79,11 +84,25 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
+def _unknown_keys(keys: Iterable[Any]) -> str:
+    """YAML keys need not be names: `: value` and `null: value` give a key of None, `1:` a number."""
+    keys = list(keys)
+    named = sorted(repr(key) for key in keys if key is not None)
+    parts = [f"unknown key {', '.join(named)}"] if named else []
+    if None in keys:
+        parts.append("a key without a name (a line starting with ':', or the key null or ~)")
+    return "; ".join(parts)
+
+
 def _validation_message(path: Path, error: Any) -> str:
-    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    key = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{path}: unknown key {', '.join(map(repr, extra))} (known keys: {', '.join(sorted(error.schema['properties']))})"
+        known = error.schema["properties"]
+        return f"{path}: {_unknown_keys(k for k in error.instance if k not in known)} (known keys: {', '.join(sorted(known))})"
+    if not key:
+        return f"{path}: must hold keys and their values (destination: ..., rules: ...), not {error.instance!r}"
+    if error.validator == "oneOf":  # max_file_size: a number of bytes or a size with its unit
+        return f"{path}: key {key!r}: {not_a_size(error.instance)}"
     return f"{path}: key {key!r}: {error.message}"
 
 
@@ -115,6 +134,21 @@ def _config_from_mapping(path: Path, data: dict[str, Any]) -> Config:
             value = parse_size(value, f"{path}: key 'max_file_size'")
         values[field.name] = value
     return Config(**values)
+
+
+def written_as(config_path: Path, folder: Path) -> str:
+    """A folder rehome.yaml names, spelt relative to the file as its key would be written."""
+    return os.path.relpath(folder, config_path.resolve().parent)
+
+
+def config_folder(config: Config, key: str) -> Path | None:
+    """The `rules` or `templates` folder rehome.yaml names, refused naming the file and key when
+    there is no such folder (rather than by the resolved path, which the user never wrote)."""
+    folder: Path | None = getattr(config, key)
+    if folder is not None and config.path is not None and not folder.is_dir():
+        raise ConfigError(f"{config.path}: key {key!r}: {written_as(config.path, folder)} does not exist "
+                          "or is not a folder")
+    return folder
 
 
 def find_config(explicit: str | None, root: Path | None) -> Config:

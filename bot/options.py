@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot import imageref
-from bot.config import Config, find_config, parse_size
+from bot.config import Config, config_folder, find_config, parse_size
 from bot.errors import UsageError
 from bot.policy import DEFAULT_INTERNAL, MappingError, Policy, check_template
 from bot.rules import load_rules
@@ -48,8 +48,16 @@ def policy(args: argparse.Namespace, config: Config) -> Policy:
     )
 
 
+def _rule_dirs(args: argparse.Namespace, config: Config) -> list[Path]:
+    """`--rules` folders if given, else the one rehome.yaml names."""
+    if args.rules:
+        return [Path(d) for d in args.rules]
+    folder = config_folder(config, "rules")
+    return [folder] if folder is not None else []
+
+
 def scan_options(args: argparse.Namespace, config: Config) -> ScanOptions:
-    rule_dirs = [Path(d) for d in args.rules] or ([config.rules] if config.rules else [])
+    rule_dirs = _rule_dirs(args, config)
     max_size = parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else config.max_file_size
     return ScanOptions(
         rules=tuple(load_rules(rule_dirs)),

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot import git, mirror, options, render
 from bot.commands import plan as plan_command
-from bot.config import CONFIG_NAME, Config
+from bot.config import CONFIG_NAME, Config, config_folder, written_as
 from bot.errors import ConfigError, RehomeError, UsageError
 from bot.forge.base import Forge, PullRequest, PullRequestRequest
 from bot.git import Checkout, Identity
@@ -134,7 +134,7 @@ def pull_request_settings(args: argparse.Namespace, config: Config,
         reviewers=reviewers if reviewers is not None else config.reviewers,
         assignees=assignees if assignees is not None else config.assignees,
         draft=bool(getattr(args, "draft", False)) or config.draft,
-        templates=Path(templates) if templates else config.templates,
+        templates=Path(templates) if templates else config_folder(config, "templates"),
     )
 
 
@@ -199,8 +199,7 @@ def _check_inside(config_path: Path, named: Mapping[str, Path], root: Path) -> N
     checkout is a temporary folder, and what lies beside it is not the repository's."""
     for key, path in named.items():
         if not path.is_relative_to(root):
-            where = os.path.relpath(path, config_path.resolve().parent)
-            raise ConfigError(f"{config_path}: key {key!r}: {where} is outside the repository; "
+            raise ConfigError(f"{config_path}: key {key!r}: {written_as(config_path, path)} is outside the repository; "
                               "only the repository's own files are read")
 
 

@@ -285,6 +285,9 @@ def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(
                                "repository; only the repository's own files are read"]),
     ("templates: ../outside\n", ["rehome: error: acme/shop: rehome.yaml: key 'templates': ../outside is outside "
                                   "the repository; only the repository's own files are read"]),
+    ("rules: nope\n", ["rehome: error: acme/shop: rehome.yaml: key 'rules': nope does not exist or is not a folder"]),
+    ("templates: tpl\n", ["rehome: error: acme/shop: rehome.yaml: key 'templates': tpl does not exist or is not a "
+                          "folder"]),
     ("mapping: '{destination}/{nope}'\n", [
         "rehome: error: acme/shop: rehome.yaml: key 'mapping': mapping template '{destination}/{nope}' uses unknown "
         "placeholder(s) {nope}; known: {destination}, {domain}, {path}"]),

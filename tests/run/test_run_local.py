@@ -311,6 +311,19 @@ def test_a_bad_rules_file_in_the_repository_is_named_by_its_path_there(project: 
     assert err == "rehome: error: svc: ops/rules/jobs.yaml: unknown field 'image'\n"
 
 
+def test_a_templates_folder_rehome_yaml_names_but_git_does_not_hold_is_named_by_its_key(project: Project,
+                                                                                      capsys) -> None:
+    work = project.work
+    write_tree(work, {"svc/rehome.yaml": f"destination: {project.destination}\ntemplates: ops/templates\n"})
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "templates named, not committed")
+    write_tree(work, {"svc/ops/templates/pr_title.j2": "Team mirror\n"})  # untracked: not the repository's
+    code, out, err = run_cli(capsys, "run", str(work / "svc"))
+    assert (code, out) == (2, "")
+    assert err == "rehome: error: svc: rehome.yaml: key 'templates': ops/templates does not exist or is not a folder\n"
+    assert git(work, "branch", "--list", BRANCH) == ""
+
+
 def test_the_pr_file_is_written_by_every_run_empty_when_nothing_is_proposed(
         project: Project, tmp_path: Path, capsys) -> None:
     work, pr_file = project.work, tmp_path / "pr.md"
