@@ -171,7 +171,7 @@ def _update_for(registries: Registries, use: MirrorUse) -> Update:
     tag = upstream.tag or (None if upstream.digest else "latest")
     try:
         upstream_registry = registries.get(upstream.domain)
-        newer = tuple(newer_tags(tag, list_tags(upstream_registry, upstream.path))) if tag else ()
+        newer = tuple(newer_tags(tag, list_tags(upstream_registry, upstream.path, must_exist=True))) if tag else ()
         # HEAD requests: Docker Hub does not count them against the pull limit.
         upstream_digest = head_digest(upstream_registry, upstream.path, tag) if tag else None
         mirror_digest = upstream.digest or (head_digest(registries.get(mirror.domain), mirror.path, tag) if tag else None)

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         print(render(found))
         for item in context.refused:
             print(f"skipped: {item.image}: {item.reason}")
-    return 0
+    return 1 if any(update.error for update in found) else 0
 
 
 def render(found: list[follow.Update]) -> str:

@@ -205,15 +205,16 @@ def put_manifest(registry: Registry, repo: str, reference: str, manifest: Manife
         raise RegistryError(f"{registry.domain}/{repo}", step, f"the registry stored {announced}, not {manifest.digest}")
 
 
-def list_tags(registry: Registry, repo: str, max_pages: int = 100) -> list[str]:
-    """Every tag of `repo`, following `Link` pagination (bounded)."""
+def list_tags(registry: Registry, repo: str, max_pages: int = 100, *, must_exist: bool = False) -> list[str]:
+    """Every tag of `repo`, following `Link` pagination (bounded). A repository the registry does
+    not have has no tags, or with `must_exist` is a `NotFound` error."""
     tags: list[str] = []
     url: str | None = f"/v2/{repo}/tags/list"
     for _ in range(max_pages):
         if url is None:
             break
         response = registry.request("GET", url, repo=repo, step="list tags")
-        if response.status_code == 404:
+        if response.status_code == 404 and not must_exist:
             return tags
         if response.status_code != 200:
             raise registry.fail(repo, "list tags", response)

@@ -86,6 +86,20 @@ def test_updates_lists_newer_versions_and_moved_tags(loopback: Loopback, tmp_pat
     }
 
 
+def test_updates_reports_an_upstream_repository_that_does_not_exist_as_an_error(loopback: Loopback, tmp_path: Path,
+                                                                              capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    dest, gone = f"{down}/mirror", unique_repo("u-gone")
+    mirror_image = f"{dest}/{up.replace(':', '__')}/{gone}:1.0"
+    repo = write_tree(tmp_path / "repo", {"pod.yaml": _pod(mirror_image)})
+    code, out, err = run_cli(capsys, "updates", str(repo), "--to", dest, "--format", "json")
+    error = f"{up}/{gone}: list tags: HTTP 404 (NAME_UNKNOWN: repository name not known to registry)"
+    assert (code, err, json.loads(out)) == (1, "", {"version": 1, "refused": [], "images": [{
+        "image": mirror_image, "upstream": f"{up}/{gone}:1.0", "tag": "1.0", "newer": [], "upstream_digest": None,
+        "mirror_digest": None, "moved": False, "error": error}]})
+
+
 def test_newer_tags_compare_versions_of_the_same_shape():
     tags = ["1.9", "1.10", "1.27.4", "1.27.5", "1.28.0", "1.27.5-alpine", "v1.28.0", "latest", "2.0.0-rc1", "1.27.10"]
     assert newer_tags("1.27.4", tags) == ["1.27.5", "1.27.10", "1.28.0"]
