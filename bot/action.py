@@ -168,7 +168,7 @@ def _sync_summary(images: list[MirrorImage], refused: list[Refused]) -> str:
     lines.append(f"{len(copied)} copied into the mirror, {sum(i.status == 'present' for i in images)} already there, "
                  f"{len(refused)} refused.")
     lines += [f"- copied {code_span(i.source, table=False)} to {code_span(i.target, table=False)}" for i in copied]
-    lines += [f"- **{i.status}** {code_span(i.source, table=False)}: {markdown_text(i.error or '')}"
+    lines += [f"- **{i.status}** {code_span(i.source, table=False)}: {markdown_text(i.problem or '')}"
               for i in images if i.status in NEEDS_ATTENTION]
     lines += [f"- refused {code_span(r.image, table=False)}: {markdown_text(r.reason)}" for r in refused]
     return "\n".join(lines) + "\n\n"

@@ -63,6 +63,12 @@ class MirrorImage:
         """The digest the mirror is known to serve (present or copied): what `--pin-digest` pins."""
         return self.digest if self.status in ("present", "copied") else None
 
+    @property
+    def problem(self) -> str | None:
+        """`error` for a text that names the image already: without the source's name the registry
+        error starts with (a problem at the mirror keeps the mirror's name)."""
+        return None if self.error is None else self.error.removeprefix(f"{parse(self.source).name}: ")
+
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["platforms"] = list(self.platforms)
@@ -225,7 +231,7 @@ def render(images: Sequence[MirrorImage]) -> str:
         for image in images
     ]
     lines = [render_table(("STATUS", "SOURCE", "TARGET", "DIGEST", "PLATFORMS", "SENT", "PULLS"), rows)]
-    lines += [f"{image.status}: {image.source}: {image.error}" for image in images if image.error]
+    lines += [f"{image.status}: {image.source}: {image.problem}" for image in images if image.error]
     return "\n".join(lines)
 
 

@@ -373,7 +373,7 @@ def build_report(repository: str, base: str, branch: str, plan: Plan, moving: Pl
             continue
         image = by_source.get(move.source)
         status = image.status if image is not None else "failed"
-        reason = (image.error if image is not None and image.error else
+        reason = (image.problem if image is not None and image.error else
                   f"the mirror copy is {status}; only verified copies are used")
         not_moved += [_not_moved(ref, status, reason) for ref in move.references]
     not_moved += [_not_moved(ref, "unresolved", ref.reason) for ref in plan.unresolved]

@@ -91,7 +91,7 @@ def _counts(planned: Planned) -> dict[str, int]:
 
 def outcome_of(result: RunResult) -> tuple[str, str | None]:
     """The journal status for a run's result, and the error a human should read."""
-    problems = [f"{i.source} not moved ({i.status}: {i.error or 'no detail'})" for i in result.failed]
+    problems = [f"{i.source} not moved ({i.status}: {i.problem or 'no detail'})" for i in result.failed]
     problems += [f"{r.path} left as it is ({r.reason or 'a safety check failed'})"
                  for r in result.rewrites if r.new_text is None]
     problems += result.warnings

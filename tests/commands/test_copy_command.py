@@ -44,6 +44,13 @@ def test_copy_failure_exits_1_and_says_why(loopback: Loopback, capsys: pytest.Ca
     assert (image["status"], image["error"]) == ("failed", f"{loopback.upstream.host}/{src}: resolve tag nope: no such image (manifest unknown)")
 
 
+def test_a_copy_failure_names_the_image_once(loopback: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    source = f"{loopback.upstream.host}/{unique_repo('upstream')}:nope"
+    assert main(["copy", source, f"{loopback.target.host}/{unique_repo('mirror')}"]) == 1
+    assert capsys.readouterr().out.splitlines()[3:] == [
+        f"failed: {source}: resolve tag nope: no such image (manifest unknown)"]
+
+
 def test_a_source_that_refuses_anonymous_pulls_says_to_log_in_with_docker(loopback: Loopback,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     src, host = unique_repo("private"), loopback.basic.host

@@ -232,7 +232,7 @@ def test_dry_run_writes_nothing_anywhere(project: Project, github: GitHubServer,
     assert f"+FROM {destination}/" in out and "Move 3 container images" in out
     gone = f"{project.upstream}/{project.prefix}/gone"
     assert out.splitlines()[-2:] == [
-        f"deploy/app.yaml:12: {gone}:1: failed: {gone}: resolve tag 1: no such image (manifest unknown)",
+        f"deploy/app.yaml:12: {gone}:1: failed: resolve tag 1: no such image (manifest unknown)",
         "dry run: 3 images would move, in 4 files (1 image cannot be copied); nothing written"]
     assert f"failed   {gone}:1 " in out and f"missing  {project.upstream}/{project.prefix}/app:1" in out
 

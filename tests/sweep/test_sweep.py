@@ -245,7 +245,7 @@ def test_a_dry_run_fails_an_image_missing_upstream_as_the_sweep_then_does(org: O
     assert (dry_code, code) == (1, 1)
     [entry] = real["repositories"]
     assert (entry["status"], entry["error"]) == (
-        "partial", f"{gone} not moved (failed: {gone[:-2]}: resolve tag 1: no such image (manifest unknown))")
+        "partial", f"{gone} not moved (failed: resolve tag 1: no such image (manifest unknown))")
     # What the sweep then did, but for the pull request it opened and the copy it made.
     assert dry["repositories"] == [{**entry, "pr_url": None}]
     assert dry["images"] == [real["images"][0], {**real["images"][1], "status": "missing"}]
