@@ -155,12 +155,15 @@ def logging_client() -> httpx.Client:
     )
 
 
+def create_commands(projects: list[str], dataset: Dataset) -> list[str]:
+    """The `gcloud` command that creates the sink, for each project."""
+    return [shlex.join(["gcloud", "logging", "sinks", "create", SINK_NAME, dataset.destination,
+                        f"--project={project}", f"--log-filter={SINK_FILTER}"])
+            for project in projects]
+
+
 def gcloud_commands(projects: list[str], dataset: Dataset) -> list[str]:
-    lines = [
-        shlex.join(["gcloud", "logging", "sinks", "create", SINK_NAME, dataset.destination,
-                    f"--project={project}", f"--log-filter={SINK_FILTER}"])
-        for project in projects
-    ]
+    lines = create_commands(projects, dataset)
     lines.append(f"# then, for each writer identity those print (serviceAccount:…), grant it {GRANT_ROLE}:")
     lines.append("# " + dataset.grant_command("WRITER_IDENTITY"))
     return lines

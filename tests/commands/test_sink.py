@@ -124,6 +124,19 @@ gcloud logging sinks create image_pull_logs {DESTINATION} --project=acme-dev '--
 """, "")
 
 
+def test_print_in_json_gives_the_commands_as_data(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sink", "--projects", "acme-prod", "acme-dev", "--dataset", "acme-logs.pull_logs", "--print",
+                 "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert (json.loads(out), err) == ({
+        "version": 1, "sink": "image_pull_logs", "destination": DESTINATION,
+        "grant": {"role": "roles/bigquery.dataEditor", "dataset": "acme-logs.pull_logs"},
+        "commands": [f"gcloud logging sinks create image_pull_logs {DESTINATION} --project={project} "
+                     f"'--log-filter={FILTER}'" for project in ("acme-prod", "acme-dev")],
+        "grant_command": "bq add-iam-policy-binding --member=WRITER_IDENTITY --role=roles/bigquery.dataEditor "
+                         "acme-logs:pull_logs"}, "")
+
+
 @pytest.mark.parametrize(("dataset", "message"), [
     ("just_a_dataset", "expected PROJECT.DATASET (for example acme-logs.pull_logs)"),
     ("acme-logs.pull-logs", "expected PROJECT.DATASET (for example acme-logs.pull_logs)"),
