@@ -19,18 +19,24 @@ from bot.scan.model import ScanResult
 HELP = "show which third-party images would move to the mirror, and which references need a human"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, *, pulls: bool = True) -> None:
+    """plan's flags; rewrite, which shows no pull counts, takes them without `--pulls`."""
     parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="the tree to plan for (default: .)")
     options.add_destination(parser)
-    add_plan_options(parser)
+    add_plan_options(parser, pulls=pulls)
     options.add_format(parser)
     options.add_scan_options(parser)
 
 
-def add_plan_options(parser: argparse.ArgumentParser) -> None:
-    """Digest pinning and pull counts: plan, rewrite, mirror and run take them."""
+def add_plan_options(parser: argparse.ArgumentParser, *, pulls: bool = True) -> None:
+    """Digest pinning and pull counts: plan, mirror, run and sweep take them (rewrite pinning alone)."""
     parser.add_argument("--pin-digest", action="store_true", default=None,
                         help="pin moved references to the mirror's verified digest")
+    if pulls:
+        add_pull_options(parser)
+
+
+def add_pull_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pulls", metavar="SOURCE",
                         help="pull counts to show next to each move: a log export, kubectl events, CSV or bigquery://PROJECT.DATASET")
     parser.add_argument("--since", metavar="WHEN", help="with --pulls: start of the window (default 7d before --until)")

@@ -47,6 +47,14 @@ def test_every_file_is_rewritten_when_all_can_be(tmp_path: Path, capsys) -> None
     assert (tmp_path / "z.yaml").read_text() == POD.format(name="z", image="mirror.example.com/m/docker.io/library/nginx:1.27")
 
 
+@pytest.mark.parametrize("flags", [["--pulls", "pulls.csv"], ["--since", "7d"]])
+def test_pull_counts_are_not_offered_as_the_rewrite_shows_none(tmp_path: Path, capsys, flags: list[str]) -> None:
+    before = _tree(tmp_path)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m", *flags)
+    assert (code, out, err.splitlines()[-1]) == (2, "", f"rehome: error: unrecognized arguments: {' '.join(flags)}")
+    assert {p.name: p.read_text() for p in sorted(tmp_path.iterdir())} == before
+
+
 def test_a_file_with_a_second_name_keeps_it(tmp_path: Path, capsys) -> None:
     # The same manifest hard-linked into another folder: both names show the rewrite, still one file.
     tree, elsewhere = tmp_path / "tree", tmp_path / "elsewhere.yaml"
