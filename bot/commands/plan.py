@@ -19,21 +19,28 @@ from bot.scan.model import ScanResult
 HELP = "show which third-party images would move to the mirror, and which references need a human"
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, pulls: bool = True) -> None:
-    """plan's flags; rewrite, which shows no pull counts, takes them without `--pulls`."""
+def add_arguments(parser: argparse.ArgumentParser, *, pin_digest: bool = True, pulls: bool = True) -> None:
+    """plan's flags, which rewrite and mirror share but for what they do not use: rewrite shows no pull
+    counts, and mirror writes no reference to pin."""
     parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="the tree to plan for (default: .)")
     options.add_destination(parser)
-    add_plan_options(parser, pulls=pulls)
+    if pin_digest:
+        add_pin_digest(parser)
+    if pulls:
+        add_pull_options(parser)
     options.add_format(parser)
     options.add_scan_options(parser)
 
 
-def add_plan_options(parser: argparse.ArgumentParser, *, pulls: bool = True) -> None:
-    """Digest pinning and pull counts: plan, mirror, run and sweep take them (rewrite pinning alone)."""
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """Digest pinning and pull counts: run and sweep take both."""
+    add_pin_digest(parser)
+    add_pull_options(parser)
+
+
+def add_pin_digest(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pin-digest", action="store_true", default=None,
                         help="pin moved references to the mirror's verified digest")
-    if pulls:
-        add_pull_options(parser)
 
 
 def add_pull_options(parser: argparse.ArgumentParser) -> None:

@@ -47,3 +47,9 @@ def test_mirror_copies_every_move_then_finds_them_present(loopback: Loopback, tm
     assert code == 1
     assert [line.split()[0] for line in out.splitlines()[2:5]] == ["present", "present", "failed"]
     assert out.splitlines()[5:] == [f"failed: {up}/{web}:missing: resolve tag missing: no such image (manifest unknown)"]
+
+
+def test_pin_digest_is_not_offered_as_the_mirror_writes_no_reference(tmp_path: Path, capsys) -> None:
+    repo = write_tree(tmp_path / "repo", {"Dockerfile": "FROM nginx:1.27\n"})
+    code, out, err = run_cli(capsys, "mirror", str(repo), "--to", "127.0.0.1:1/mirror", "--pin-digest")
+    assert (code, out, err.splitlines()[-1]) == (2, "", "rehome: error: unrecognized arguments: --pin-digest")
