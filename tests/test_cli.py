@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from bot import __version__
-from bot.cli import COMMANDS, main
+from bot.cli import COMMANDS, build_parser, main
 from tests.helpers import run_cli
 
 
@@ -18,6 +18,39 @@ def test_every_command_is_documented_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     documented = set(re.findall(r"^rehome (\w[\w-]*)", readme, re.MULTILINE))
     assert sorted(set(COMMANDS) - documented) == []
+
+
+COMMON_FLAGS = {"--help", "--verbose", "--quiet", "--config"}
+
+
+def _readme_synopses(readme: str) -> dict[str, set[str]]:
+    """The flags each command's synopsis in the README names (the first `sh` block of its section), with
+    the option groups the README defines (*scan options* …) spelt out."""
+    groups = {name: set(re.findall(r"--[a-z][a-z-]*", flags))
+              for name, flags in re.findall(r"\*(\w+ options)\*\s+(?:are\s+)?`([^`]+)`", readme)}
+    synopses: dict[str, set[str]] = {}
+    for section in re.findall(r"^## rehome \S+\n.*?```sh\n(.*?)```", readme, re.MULTILINE | re.DOTALL):
+        for line in section.splitlines():
+            if line.startswith("rehome "):
+                words = line.split()
+                flags = synopses.setdefault(" ".join(words[1:3] if words[1] == "report" else words[1:2]), set())
+            flags |= set(re.findall(r"--[a-z][a-z-]*", line))
+            flags |= {flag for name, group in groups.items() if name in line for flag in group}
+    return synopses
+
+
+def _cli_flags(*command: str) -> set[str]:
+    parser = build_parser(list(command))
+    for word in command:
+        parser = parser._subparsers._group_actions[0].choices[word]  # type: ignore[union-attr]
+    return {flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")} - COMMON_FLAGS
+
+
+def test_each_readme_synopsis_names_exactly_the_flags_the_command_takes():
+    synopses = _readme_synopses((Path(__file__).parent.parent / "README.md").read_text())
+    assert sorted(synopses) == sorted([name for name in COMMANDS if name != "report"] + ["report merge", "report status"])
+    assert {command: sorted(flags) for command, flags in synopses.items()} == {
+        command: sorted(_cli_flags(*command.split())) for command in synopses}
 
 
 def test_a_bug_exits_3_with_the_traceback_in_a_file(monkeypatch, tmp_path, capsys):
