@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import json
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from bot import __version__
 from bot.cli import COMMANDS, build_parser, main
-from tests.helpers import run_cli
+from tests.helpers import ROOT, run_cli
 
 
 def test_version(capsys):
@@ -51,6 +54,35 @@ def test_each_readme_synopsis_names_exactly_the_flags_the_command_takes():
     assert sorted(synopses) == sorted([name for name in COMMANDS if name != "report"] + ["report merge", "report status"])
     assert {command: sorted(flags) for command, flags in synopses.items()} == {
         command: sorted(_cli_flags(*command.split())) for command in synopses}
+
+
+def _shown_outputs(readme: str) -> list[tuple[str, str]]:
+    """Each `$ rehome …` command of the README's console blocks that runs on the shipped example, with the
+    output shown under it (those shown without output left out)."""
+    shown = []
+    for block in re.findall(r"^```console\n(.*?)^```", readme, re.MULTILINE | re.DOTALL):
+        parts = re.split(r"^\$ (.*)\n", block, flags=re.MULTILINE)
+        shown += [(command, output) for command, output in zip(parts[1::2], parts[2::2])
+                  if "examples/shop" in command and output]
+    return shown
+
+
+def test_the_readme_shows_what_the_commands_print_for_the_shipped_example(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rewritten = shutil.copytree(ROOT / "examples" / "shop", tmp_path / "shop")
+    assert run_cli(capsys, "rewrite", str(rewritten), "--to", "us-docker.pkg.dev/acme/mirror")[0] == 0
+    shown = _shown_outputs((ROOT / "README.md").read_text())
+    assert [command.split()[1] for command, _ in shown] == ["scan", "scan", "plan", "check", "renovate-config"]
+    for command, output in shown:
+        words, _, comment = command.partition("#")
+        if comment.strip() == "after the rewrite":
+            words = words.replace("examples/shop", str(rewritten))
+        argv, _, pipe = words.partition("|")
+        printed = run_cli(capsys, *shlex.split(argv)[1:])[1]
+        if pipe:
+            assert pipe.strip() == "jq '.references[0]'"
+            printed = json.dumps(json.loads(printed)["references"][0], indent=2) + "\n"
+        assert (command, printed) == (command, output)
 
 
 def test_a_bug_exits_3_with_the_traceback_in_a_file(monkeypatch, tmp_path, capsys):
