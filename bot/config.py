@@ -12,8 +12,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from bot.errors import ConfigError
+from bot.scan.yamldocs import yaml_problem
 
 CONFIG_NAME = "rehome.yaml"
+INIT_PLACEHOLDER = "us-docker.pkg.dev/PROJECT/mirror"  # `rehome init`'s destination for the user to fill in
 DEFAULT_MAPPING = "{destination}/{domain}/{path}"
 DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
 SCHEMA_PATH = Path(__file__).parent / "schema" / "rehome.schema.json"
@@ -73,15 +75,11 @@ def _schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
-    try:
-        return YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 def _unknown_keys(keys: Iterable[Any]) -> str:
@@ -107,7 +105,15 @@ def _validation_message(path: Path, error: Any) -> str:
 
 
 def load_config(path: Path) -> Config:
-    data = _read_yaml(path)
+    return parse_config(_read_text(path), path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """The configuration `text` holds, as if read from `path` (which names it in errors)."""
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if data is None:
         data = {}
     import jsonschema  # slow to import; only needed when there is a rehome.yaml to check

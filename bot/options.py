@@ -6,8 +6,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot import imageref
-from bot.config import Config, config_folder, find_config, parse_size
-from bot.errors import UsageError
+from bot.config import INIT_PLACEHOLDER, Config, config_folder, find_config, parse_size
+from bot.errors import ConfigError, UsageError
 from bot.policy import DEFAULT_INTERNAL, MappingError, Policy, check_template
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions
@@ -75,11 +75,22 @@ def add_destination(parser: argparse.ArgumentParser) -> None:
                         help="mirror name template: {destination}, {domain}, {path} (default {destination}/{domain}/{path})")
 
 
-def require_destination(args: argparse.Namespace, config: Config) -> str:
+NO_DESTINATION = "no destination: give --to DEST or set `destination` in rehome.yaml"
+PLACEHOLDER_HINT = "replace the placeholder `rehome init` wrote with your mirror, e.g. us-docker.pkg.dev/acme/mirror"
+
+
+def require_destination(args: argparse.Namespace, config: Config, missing: str = NO_DESTINATION) -> str:
+    """The checked destination; an unusable one is refused naming where it was given (--to, or rehome.yaml's key)."""
     dest = destination(args, config)
     if not dest:
-        raise UsageError("no destination: give --to DEST or set `destination` in rehome.yaml")
-    return check_destination(dest)
+        raise UsageError(missing)
+    try:
+        return check_destination(dest)
+    except UsageError as exc:
+        if getattr(args, "to", None) or config.path is None:
+            raise UsageError(f"--to: {exc.message}", exc.hint) from None
+        hint = PLACEHOLDER_HINT if dest == INIT_PLACEHOLDER else exc.hint
+        raise ConfigError(f"{config.path}: key 'destination': {exc.message}", hint) from None
 
 
 def check_destination(dest: str) -> str:

@@ -128,7 +128,11 @@ def _stage_or_fail(path: Path, text: str) -> Path:
     try:
         return stage(path, text)
     except OSError as exc:
-        raise WriteError(f"{path}: cannot write it: {exc.strerror or exc}; nothing was changed") from None
+        raise WriteError(cannot_write(path, exc)) from None
+
+
+def cannot_write(path: Path, exc: OSError) -> str:
+    return f"{path}: cannot write it: {exc.strerror or exc}; nothing was changed"
 
 
 def stage(path: Path, text: str) -> Path:

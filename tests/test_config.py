@@ -49,3 +49,16 @@ def test_a_missing_rules_folder_of_rehome_yaml_is_named_by_its_key(tmp_path, cap
         2, "", f"rehome: error: {tmp_path / 'rehome.yaml'}: key 'rules': nope does not exist or is not a folder\n")
     (tmp_path / "mine").mkdir()
     assert run_cli(capsys, "scan", str(tmp_path), "--rules", str(tmp_path / "mine"))[0] == 0  # the flag wins
+
+
+def test_a_key_given_twice_is_named_with_its_line(tmp_path, capsys):
+    write_tree(tmp_path, {"rehome.yaml": "destination: a.example/m\npin_digest: true\ndestination: b.example/m\n"})
+    assert run_cli(capsys, "scan", str(tmp_path)) == (
+        2, "", f"rehome: error: {tmp_path / 'rehome.yaml'}: not valid YAML: duplicate key 'destination' at line 3\n")
+
+
+def test_other_yaml_errors_are_said_in_one_line(tmp_path, capsys):
+    write_tree(tmp_path, {"rehome.yaml": "destination: [::1]:5000/mirror\n"})
+    assert run_cli(capsys, "scan", str(tmp_path)) == (
+        2, "", f"rehome: error: {tmp_path / 'rehome.yaml'}: not valid YAML: expected <block end>, but found "
+               "'<scalar>' (line 1, column 19)\n")

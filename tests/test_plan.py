@@ -81,11 +81,11 @@ def test_destination_and_mapping_come_from_config_and_flags(tmp_path, capsys):
     [
         ([], "no destination: give --to DEST or set `destination` in rehome.yaml"),
         (["--to", ""], "--to is empty: give the mirror prefix, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
-        (["--to", "mirror"], "destination 'mirror' must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
-        (["--to", "gcr.io/acme:1"], "destination 'gcr.io/acme:1' must be a registry path without tag or digest"),
-        (["--to", "127.0.0.1:5000"], "destination '127.0.0.1:5000' is not a registry path: 127.0.0.1:5000 names a registry but no repository; add a repository path, e.g. "
+        (["--to", "mirror"], "--to: destination 'mirror' must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
+        (["--to", "gcr.io/acme:1"], "--to: destination 'gcr.io/acme:1' must be a registry path without tag or digest"),
+        (["--to", "127.0.0.1:5000"], "--to: destination '127.0.0.1:5000' is not a registry path: 127.0.0.1:5000 names a registry but no repository; add a repository path, e.g. "
                                      "127.0.0.1:5000/NAME"),
-        (["--to", "registry.example.com"], "destination 'registry.example.com' is not a registry path: "
+        (["--to", "registry.example.com"], "--to: destination 'registry.example.com' is not a registry path: "
                                            "registry.example.com names a registry but no repository; add a repository path, e.g. registry.example.com/NAME"),
         (["--to", DEST, "--mapping", "{destination}/{registry}/{path}"],
          "mapping template '{destination}/{registry}/{path}' uses unknown placeholder(s) {registry}; known: {destination}, {domain}, {path}"),

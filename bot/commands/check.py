@@ -11,7 +11,8 @@ from bot import options
 from bot.check import (
     Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, third_party_keys, write_baseline,
 )
-from bot.errors import UsageError
+from bot.config import Config
+from bot.errors import ConfigError, UsageError
 from bot.output import print_json
 from bot.sarif import to_sarif
 from bot.scan.core import scan
@@ -84,7 +85,9 @@ def check(args: argparse.Namespace) -> tuple[Path, Report]:
     """The findings `rehome check` reports for these flags, and the root they are relative to."""
     root, files = target(args.paths)
     config = options.load_config(args, root)
-    destination = options.require_destination(args, config) if options.destination(args, config) else None
+    destination = _usable_destination(args, config)
+    if destination is None:
+        config = dataclasses.replace(config, destination=None)
     template = options.mapping(args, config)
     scan_options = options.scan_options(args, config)
     if files is not None:
@@ -97,6 +100,19 @@ def check(args: argparse.Namespace) -> tuple[Path, Report]:
     if args.new_since:
         known |= third_party_keys(scan_at_ref(root, args.new_since, scan_options))
     return root, build_report(scanned, destination, template, files=files, known=known)
+
+
+def _usable_destination(args: argparse.Namespace, config: Config) -> str | None:
+    """check needs no destination: with one, each finding names the mirror image to use. One from
+    rehome.yaml that no command could use (the placeholder `rehome init` writes) is left out with a
+    warning; a wrong --to is an error, as everywhere."""
+    if not options.destination(args, config):
+        return None
+    try:
+        return options.require_destination(args, config)
+    except ConfigError as exc:
+        log.warning("%s", ConfigError(f"{exc.message}; checked without it (findings name no mirror image)", exc.hint))
+        return None
 
 
 def _count(n: int, word: str) -> str:

@@ -2,22 +2,27 @@
 from __future__ import annotations
 
 import argparse
+import io
+import logging
 from pathlib import Path
 
+from ruamel.yaml import YAML
+
 from bot import options
-from bot.config import CONFIG_NAME, Config, load_config
+from bot.config import CONFIG_NAME, INIT_PLACEHOLDER, Config, parse_config
 from bot.errors import UsageError
-from bot.output import write_atomically
+from bot.output import cannot_write, write_atomically
 
 HELP = "write a commented starter rehome.yaml"
-PLACEHOLDER = "us-docker.pkg.dev/PROJECT/mirror"  # for the user to fill in: not a valid path as it is
+
+log = logging.getLogger("rehome")
 
 STARTER = """\
 # rehome configuration (see "Configuration" in the rehome README).
 # Every key is optional; command-line flags override what is set here.
 
 # Where mirrored images go (an Artifact Registry Docker repository, or any registry path).
-destination: {destination}
+{destination}
 
 # How a source image is named in the mirror. {{domain}} keeps the source registry in the
 # path, so docker.io/x and quay.io/x never collide (a port becomes "__": registry__5000).
@@ -48,9 +53,19 @@ pin_digest: false
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="where to write rehome.yaml (default: .)")
-    parser.add_argument("--to", metavar="DEST", default=PLACEHOLDER,
+    parser.add_argument("--to", metavar="DEST", default=INIT_PLACEHOLDER,
                         help="the destination to write into the file")
     parser.add_argument("--force", action="store_true", help="overwrite an existing rehome.yaml")
+
+
+def yaml_line(key: str, value: str) -> str:
+    """`key: value` as YAML reads it back (quoted where the value needs it: `[::1]:5000/mirror`)."""
+    stream = io.StringIO()
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096  # one line, however long
+    yaml.dump({key: value}, stream)
+    return stream.getvalue().rstrip("\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,9 +76,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{target} is a folder")
     if target.exists() and not args.force:
         raise UsageError(f"{target} already exists (use --force to overwrite it)")
-    if args.to != PLACEHOLDER:
+    if args.to != INIT_PLACEHOLDER:
         options.require_destination(args, Config())  # a destination the file could not use is refused now
-    write_atomically(target, STARTER.format(destination=args.to))
-    load_config(target)  # the starter must always validate
-    print(f"wrote {target}")
+    text = STARTER.format(destination=yaml_line("destination", args.to))
+    starter = parse_config(text, target)  # the starter must always validate, before anything is written
+    assert starter.destination == args.to
+    try:
+        write_atomically(target, text)
+    except OSError as exc:
+        raise UsageError(cannot_write(target, exc)) from None
+    log.info("wrote %s", target)
+    if args.to == INIT_PLACEHOLDER:
+        log.info("next: replace the placeholder destination %s in %s with your mirror (or run init again with "
+                 "--to DEST --force)", INIT_PLACEHOLDER, target)
     return 0

@@ -75,10 +75,7 @@ def _track_mirror(args: argparse.Namespace) -> tuple[Policy, str]:
     """The policy and the mirror for --track, the mirror checked as plan and mirror check it: before
     any reading."""
     config = find_config(args.config, None)
-    destination = options.destination(args, config)
-    if not destination:
-        raise UsageError("--track needs --to DEST (or `destination` in rehome.yaml)")
-    destination = options.check_destination(destination)
+    destination = options.require_destination(args, config, "--track needs --to DEST (or `destination` in rehome.yaml)")
     policy = Policy(internal=config.internal if config.internal is not None else DEFAULT_INTERNAL,
                     destination=destination)
     return policy, destination

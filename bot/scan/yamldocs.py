@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.cyaml import CParser
 from ruamel.yaml.error import ReusedAnchorWarning, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -29,6 +30,7 @@ _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"})
 _NUMBER_RE = re.compile(r"[-+]?(?:\.?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F_]+|0o?[0-7_]+|\.inf|\.nan)", re.IGNORECASE)
 BOM = "\ufeff"
+_DUPLICATE_KEY_RE = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
 # A document marker line: `---` or `...` at column 0, then space or end of line.
 # YAML forbids such a line inside any scalar, so splitting here is always safe.
 _MARKERS = ("\n---", "\n...")
@@ -131,14 +133,18 @@ def compose_all(text: str) -> list[Node]:
     try:
         return [n for n in _pure().compose_all(text) if n is not None]
     except YAMLError as exc:
-        raise ExtractError(f"not valid YAML: {_one_line(exc)}") from None
+        raise ExtractError(f"not valid YAML: {yaml_problem(exc)}") from None
     except RecursionError:
         raise ExtractError("not parseable: YAML nested too deeply") from None
 
 
-def _one_line(exc: YAMLError) -> str:
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+def yaml_problem(exc: YAMLError) -> str:
+    """The problem and where it is, in one line: without the library's quoted context and advice."""
     mark = getattr(exc, "problem_mark", None)
+    duplicate = _DUPLICATE_KEY_RE.match(exc.problem or "") if isinstance(exc, DuplicateKeyError) else None
+    if duplicate and mark is not None:
+        return f"duplicate key {duplicate['key']!r} at line {mark.line + 1}"
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     if mark is not None:
         return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
     return problem

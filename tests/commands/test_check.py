@@ -83,6 +83,24 @@ def test_destination_and_mapping_from_rehome_yaml(tmp_path, capsys):
     ), "")
 
 
+def test_a_placeholder_destination_in_rehome_yaml_is_left_out_with_a_warning(tmp_path, capsys):
+    assert run_cli(capsys, "init", "-q", str(tmp_path)) == (0, "", "")
+    write_tree(tmp_path, {"Dockerfile": "FROM quay.io/org/tool:1\n"})
+    assert run_cli(capsys, "check", str(tmp_path)) == (1, (
+        "Dockerfile:1:6: error: third-party image quay.io/org/tool:1: copy it into your registry and use the copy "
+        "(`rehome plan --to DEST` names it)\n"
+        "1 third-party reference in 1 file\n"
+    ), (
+        f"{tmp_path / 'rehome.yaml'}: key 'destination': destination 'us-docker.pkg.dev/PROJECT/mirror' is not a "
+        "registry path: invalid reference 'us-docker.pkg.dev/PROJECT/mirror': repository name must be lowercase; "
+        "checked without it (findings name no mirror image)\n"
+        "hint: replace the placeholder `rehome init` wrote with your mirror, e.g. us-docker.pkg.dev/acme/mirror\n"
+    ))
+    assert run_cli(capsys, "check", str(tmp_path), "--to", "us-docker.pkg.dev/PROJECT/mirror")[::2] == (
+        2, "rehome: error: --to: destination 'us-docker.pkg.dev/PROJECT/mirror' is not a registry path: invalid "
+           "reference 'us-docker.pkg.dev/PROJECT/mirror': repository name must be lowercase\n")
+
+
 def test_only_internal_covered_and_unresolved_references_pass(tmp_path, capsys):
     shutil.copytree(FIXTURE, tmp_path / "repo")
     (tmp_path / "repo" / "Dockerfile").unlink()

@@ -168,9 +168,9 @@ def test_doctor_refuses_a_docker_config_of_the_wrong_shape(loopback: Loopback, t
 
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "no destination: give --to DEST or set `destination` in rehome.yaml"),
-    (["--to", "127.0.0.1:5000"], "destination '127.0.0.1:5000' is not a registry path: 127.0.0.1:5000 names a registry but no repository; add a repository path, e.g. "
+    (["--to", "127.0.0.1:5000"], "--to: destination '127.0.0.1:5000' is not a registry path: 127.0.0.1:5000 names a registry but no repository; add a repository path, e.g. "
                                  "127.0.0.1:5000/NAME"),
-    (["--to", "registry.example.com"], "destination 'registry.example.com' is not a registry path: "
+    (["--to", "registry.example.com"], "--to: destination 'registry.example.com' is not a registry path: "
                                        "registry.example.com names a registry but no repository; add a repository path, e.g. registry.example.com/NAME"),
     (["--to", "r.example/m", "--source", "localhost:5000"],
      "--source 'localhost:5000': localhost:5000 names a registry but no repository; add a repository path, e.g. localhost:5000/NAME"),

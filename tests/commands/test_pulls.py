@@ -195,9 +195,9 @@ def test_kubectl_events_gzipped(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (["--since", "9" * 40 + "d"],
      f"--since: '{'9' * 40}d' is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time"),
     (["--track", "--to", "us-docker.pkg.dev/acme/mirror:v1"],
-     "destination 'us-docker.pkg.dev/acme/mirror:v1' must be a registry path without tag or digest"),
+     "--to: destination 'us-docker.pkg.dev/acme/mirror:v1' must be a registry path without tag or digest"),
     (["--track", "--to", "mirror"],
-     "destination 'mirror' must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
+     "--to: destination 'mirror' must start with a registry host, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
     (["--track", "--to", " "], "--to is empty: give the mirror prefix, e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
 ])
 def test_windows_out_of_range_and_bad_mirrors_are_usage_errors(export: Path, capsys: pytest.CaptureFixture[str],
@@ -207,7 +207,7 @@ def test_windows_out_of_range_and_bad_mirrors_are_usage_errors(export: Path, cap
 
 def test_a_bad_mirror_is_refused_before_the_source_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "pulls", str(tmp_path / "absent.ndjson"), "--track", "--to", "Mirror/UPPER") == (
-        2, "", "rehome: error: destination 'Mirror/UPPER' is not a registry path: "
+        2, "", "rehome: error: --to: destination 'Mirror/UPPER' is not a registry path: "
                "invalid reference 'Mirror/UPPER': repository name must be lowercase\n")
 
 
