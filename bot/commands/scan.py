@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot import options
 from bot.errors import UsageError
-from bot.output import print_json, render_table
+from bot.output import plural, print_json, render_table
 from bot.scan import inventory
 from bot.scan.core import scan
 from bot.scan.model import ScanResult
@@ -63,7 +63,7 @@ def render(result: ScanResult) -> str:
         counts[ref.status] += 1
     files = len({r.path for r in result.references})
     lines.append(
-        f"{len(result.references)} references in {files} files: {counts['third-party']} third-party, "
+        f"{plural(len(result.references), 'reference')} in {plural(files, 'file')}: {counts['third-party']} third-party, "
         f"{counts['internal']} internal, {counts['unresolved']} unresolved; {result.ignored} ignored"
     )
     lines += skipped_lines(result)

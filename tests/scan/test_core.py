@@ -186,6 +186,16 @@ def test_table_groups_by_image(tmp_path, capsys):
     )
 
 
+def test_the_summary_says_one_reference_in_one_file(tmp_path, capsys):
+    write_tree(tmp_path, {"a.yaml": DEPLOYMENT})
+    assert run_cli(capsys, "scan", str(tmp_path)) == (0, (
+        "IMAGE                           STATUS       REFS  FILES   KINDS       REASON\n"
+        "------------------------------  -----------  ----  ------  ----------  ------\n"
+        "docker.io/library/nginx:1.14.2  third-party  1     a.yaml  kubernetes\n"
+        "1 reference in 1 file: 1 third-party, 0 internal, 0 unresolved; 0 ignored\n"
+    ), "")
+
+
 def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     code, out, err = run_cli(capsys, "scan", str(tmp_path / "missing"))
     assert (code, out, err) == (2, "", f"rehome: error: {tmp_path / 'missing'}: no such file or directory\n")

@@ -369,6 +369,6 @@ def test_variables_nested_too_deeply_skip_the_file_and_the_scan_goes_on(tmp_path
         "IMAGE                      STATUS       REFS  FILES           KINDS       REASON\n"
         "-------------------------  -----------  ----  --------------  ----------  ------\n"
         "docker.io/library/redis:7  third-party  1     app/Dockerfile  dockerfile\n"
-        "1 references in 1 files: 1 third-party, 0 internal, 0 unresolved; 0 ignored\n"
+        "1 reference in 1 file: 1 third-party, 0 internal, 0 unresolved; 0 ignored\n"
         "skipped Dockerfile: not parseable: variables nested too deeply (${A:-${B:-...}})\n"
     )
