@@ -14,6 +14,7 @@ from bot.check import (
 from bot.config import Config
 from bot.errors import ConfigError, UsageError
 from bot.output import print_json
+from bot.render import visible_controls
 from bot.sarif import to_sarif
 from bot.scan.core import scan
 
@@ -120,8 +121,9 @@ def _count(n: int, word: str) -> str:
 
 
 def render(report: Report) -> str:
+    # One line per finding, whatever the file name or the reference holds (a YAML "\n" escape).
     lines = [
-        f"{f.reference.path}:{f.reference.line}:{f.reference.column}: {f.level}: {f.message}"
+        visible_controls(f"{f.reference.path}:{f.reference.line}:{f.reference.column}: {f.level}: {f.message}")
         for f in report.findings
     ]
     errors = report.errors

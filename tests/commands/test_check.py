@@ -208,6 +208,18 @@ def test_the_vendored_schema_rejects_what_code_scanning_would(repo, capsys):
     assert errors == ["'fatal' is not one of ['none', 'note', 'warning', 'error']", "0 is less than the minimum of 1"]
 
 
+def test_a_finding_stays_on_one_line_whatever_its_reference_holds(tmp_path, capsys):
+    write_tree(tmp_path, {"pod.yaml": 'apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: "nginx\\n:1"\n'
+                                      '    - image: "quay.io/a/b:1\\u2028"\n'})
+    assert run_cli(capsys, "check", str(tmp_path)) == (0, (
+        "pod.yaml:5:15: warning: unresolved image reference nginx\\n:1: not a valid image reference: invalid "
+        "reference format: 'docker.io/library/nginx\\n:1'; check by hand that it is not third-party\n"
+        "pod.yaml:6:15: warning: unresolved image reference quay.io/a/b:1\\u2028: not a valid image reference: "
+        "invalid reference format: 'quay.io/a/b:1\\u2028'; check by hand that it is not third-party\n"
+        "no third-party references; 2 unresolved\n"
+    ), "")
+
+
 # --- files, as pre-commit passes them -----------------------------------------------------------
 
 def test_files_given_are_checked_within_the_whole_tree(repo, capsys, monkeypatch):
