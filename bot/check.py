@@ -15,7 +15,7 @@ from typing import Any
 from bot import imageref
 from bot.errors import UsageError
 from bot.gitcmd import GitError, run_git
-from bot.output import write_atomically
+from bot.output import json_text, write_atomically
 from bot.plan import covered_reasons
 from bot.policy import MappingError, map_to_mirror
 from bot.scan.core import ScanOptions, scan
@@ -133,7 +133,7 @@ def write_baseline(path: Path, keys: set[tuple[str, str]]) -> None:
         "references": [{"path": p, "image": i} for p, i in sorted(keys)],
     }
     try:
-        write_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        write_atomically(path, json_text(data) + "\n")
     except OSError as exc:
         raise UsageError(f"{path}: cannot write the baseline: {exc.strerror or exc}") from None
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 import sys
@@ -17,10 +18,20 @@ class WriteError(RehomeError):
     """A file that could not be written (permissions, a read-only or full disk)."""
 
 
+# A name that is not UTF-8 (a file named in Latin-1) is held as lone surrogates (Python's surrogateescape).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(obj: Any) -> str:
+    """`obj` as indented JSON, other scripts written as they are. Lone surrogates are written as
+    `\\udcXX` escapes: the text stays UTF-8, and reads back as the same name."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def print_json(obj: Any, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
-    json.dump(obj, stream, indent=2, ensure_ascii=False)
-    stream.write("\n")
+    stream.write(json_text(obj) + "\n")
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

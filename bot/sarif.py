@@ -1,6 +1,7 @@
 """`rehome check` findings as SARIF 2.1.0, the format GitHub code scanning reads."""
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -54,7 +55,8 @@ def _result(finding: Finding, uri_prefix: str) -> dict[str, Any]:
         "message": {"text": finding.message},
         "locations": [{
             "physicalLocation": {
-                "artifactLocation": {"uri": quote(uri_prefix + ref.path, safe="/")},
+                # The name's bytes, percent-encoded: a name that is not UTF-8 keeps its own bytes.
+                "artifactLocation": {"uri": quote(os.fsencode(uri_prefix + ref.path), safe="/")},
                 "region": {"startLine": ref.line, "startColumn": ref.column},
             },
         }],

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import errno
+import io
+import json
 import os
 import stat
 from pathlib import Path
@@ -187,3 +189,10 @@ def test_a_report_folder_that_is_a_file_is_refused_before_any_work(tmp_path: Pat
     assert str(refused.value) == f"--report {tmp_path / 'reports'}: is a file, not a folder"
     check_writable_folder(tmp_path / "new" / "reports", "--report")
     assert (tmp_path / "new" / "reports").is_dir()
+
+
+def test_json_keeps_other_scripts_and_escapes_a_name_that_is_not_utf8() -> None:
+    stream = io.StringIO()
+    output.print_json({"paths": ["café.yaml", os.fsdecode(b"caf\xe9.yaml")]}, stream)
+    assert stream.getvalue() == '{\n  "paths": [\n    "café.yaml",\n    "caf\\udce9.yaml"\n  ]\n}\n'
+    assert json.loads(stream.getvalue())["paths"][1] == os.fsdecode(b"caf\xe9.yaml")

@@ -220,6 +220,23 @@ def test_a_finding_stays_on_one_line_whatever_its_reference_holds(tmp_path, caps
     ), "")
 
 
+def test_a_file_name_that_is_not_utf8_keeps_its_bytes(tmp_path, capsys):
+    latin1 = os.fsdecode(b"caf\xe9.yaml")
+    write_tree(tmp_path, {latin1: "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: nginx:1\n"})
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    finding = f"third-party image docker.io/library/nginx:1: {HOW_TO_FIX}"
+    code, out, _ = run_cli(capsys, "check", str(tmp_path), "--format", "sarif")
+    assert (code, json.loads(out)["runs"][0]["results"]) == (1, [_sarif_result(0, "error", "caf%E9.yaml", 5, 14, finding)])
+    baseline = tmp_path.parent / "baseline.json"
+    assert run_cli(capsys, "check", str(tmp_path), "--write-baseline", str(baseline)) == (
+        0, "", f"recorded 1 third-party references in {baseline}\n")
+    assert baseline.read_bytes() == (b'{\n  "version": 1,\n  "references": [\n    {\n      "path": "caf\\udce9.yaml",\n'
+                                     b'      "image": "docker.io/library/nginx:1"\n    }\n  ]\n}\n')
+    assert run_cli(capsys, "check", str(tmp_path), "--baseline", str(baseline)) == (
+        0, "no third-party references; 1 already known\n", "")
+
+
 # --- files, as pre-commit passes them -----------------------------------------------------------
 
 def test_files_given_are_checked_within_the_whole_tree(repo, capsys, monkeypatch):
