@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import multiprocessing.pool
 import os
 import re
+import signal
 import threading
 from pathlib import Path
 
@@ -183,6 +185,22 @@ def _scan_share(share: tuple[int, int]) -> list[_FileScan]:
     return [_scan_file(tree, path, rules, options) for path, rules in work[index::count]]
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _start_pool(jobs: int) -> multiprocessing.pool.Pool:
+    """Forked workers that ignore Ctrl-C: it reaches the whole process group, the parent stops the
+    pool, and a worker that took it would print its own traceback. SIGINT is held while they fork,
+    so none arrives before a worker ignores it; the parent gets it once they are started."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return multiprocessing.get_context("fork").Pool(jobs, initializer=_ignore_interrupts)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _scan_all(tree: Tree, work: list[tuple[str, tuple[Rule, ...]]], options: ScanOptions) -> list[_FileScan]:
     jobs = options.jobs or os.cpu_count() or 1
     # Off the main thread (a sweep scans repositories in threads) the scan stays in this thread: the
@@ -193,7 +211,7 @@ def _scan_all(tree: Tree, work: list[tuple[str, tuple[Rule, ...]]], options: Sca
     global _JOB
     _JOB = (tree, work, options)
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        with _start_pool(jobs) as pool:
             shares = pool.map(_scan_share, [(i, jobs) for i in range(jobs)])
     finally:
         _JOB = None

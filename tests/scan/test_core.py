@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
-from tests.helpers import git, ref, run_cli, scan_json, write_tree
+from bot.scan.core import PARALLEL_THRESHOLD
+from tests.helpers import ROOT, git, ref, run_cli, scan_json, write_tree
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -210,3 +213,27 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
 
     code, out, err = run_cli(capsys, "scan", str(tmp_path), "--bogus")
     assert code == 2 and "unrecognized arguments: --bogus" in err
+
+
+# Scans each file slowly; the worker given the first one sends Ctrl-C to the whole process group, as a terminal does.
+INTERRUPTED_SCAN = """
+import os, signal, sys, time
+from bot.cli import main
+from bot.scan import core
+
+def scan_file(tree, path, rules, options):
+    if path == "0.yaml":
+        os.killpg(0, signal.SIGINT)
+    time.sleep(0.01)
+    return core._FileScan()
+
+core._scan_file = scan_file
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_a_parallel_scan_stops_it_quietly(tmp_path):
+    write_tree(tmp_path, {f"{n}.yaml": DEPLOYMENT for n in range(PARALLEL_THRESHOLD)})
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_SCAN, "check", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, start_new_session=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "rehome: interrupted\n")
