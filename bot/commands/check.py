@@ -26,8 +26,8 @@ log = logging.getLogger("rehome")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths", nargs="*", metavar="PATH | FILE",
-        help="the tree to check (default: .), or files: then the root is the git top level (or the current "
-             "folder) and only findings in those files count",
+        help="the tree to check (default: .), or files: then the root is the git top level of their "
+             "repository (outside git, the current folder) and only findings in those files count",
     )
     options.add_destination(parser)
     parser.add_argument("--baseline", metavar="FILE", help="fail only on third-party references this baseline lacks")
@@ -47,21 +47,39 @@ def _inside(path: str, root: Path) -> str:
         raise UsageError(f"{path}: outside {root}, the root of this check") from None
 
 
+def _repository(top: Path | None) -> str:
+    return "no git repository" if top is None else f"the repository at {top}"
+
+
+def files_root(paths: list[str]) -> Path:
+    """The git top level of the files' repository (all must be in one); outside git, the current folder."""
+    tops: dict[Path, Path | None] = {}
+    first: dict[Path | None, str] = {}
+    for path in paths:
+        folder = Path(path).parent
+        if folder not in tops:
+            tops[folder] = git_toplevel(folder)
+        first.setdefault(tops[folder], path)
+    if len(first) > 1:
+        (one, one_path), (other, other_path) = list(first.items())[:2]
+        raise UsageError(f"{one_path} is in {_repository(one)}, {other_path} in {_repository(other)}: "
+                         "give the files of one repository at a time")
+    return next(iter(first)) or Path.cwd()
+
+
 def target(paths: list[str]) -> tuple[Path, list[str] | None]:
     """(root, None) for a tree; (root, files relative to it) for files, as pre-commit passes them."""
     if not paths:
         return Path("."), None
     if len(paths) == 1 and Path(paths[0]).is_dir():
         return Path(paths[0]), None
-    root = git_toplevel(Path.cwd()) or Path.cwd()
-    files = []
     for path in paths:
         if Path(path).is_dir():
             raise UsageError(f"{path}: a folder: give one folder to check, or files, not both")
         if not Path(path).exists():
             raise UsageError(f"{path}: no such file or directory")
-        files.append(_inside(path, root))
-    return root, files
+    root = files_root(paths)
+    return root, [_inside(path, root) for path in paths]
 
 
 def run(args: argparse.Namespace) -> int:

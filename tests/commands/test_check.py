@@ -276,6 +276,31 @@ def test_files_outside_git_are_relative_to_the_current_folder(tmp_path, capsys, 
         "2 third-party references in 2 files\n", "")
 
 
+def test_files_given_are_checked_in_their_repository_wherever_the_command_runs(repo, tmp_path, capsys, monkeypatch):
+    write_tree(repo, {"rehome.yaml": f"destination: {DEST}\n"})
+    elsewhere = write_tree(tmp_path / "elsewhere", {"rehome.yaml": "destination: elsewhere.example.com/m\n"})
+    git(elsewhere, "init", "-q")
+    for folder in (elsewhere, tmp_path):  # another checkout, a folder outside git
+        monkeypatch.chdir(folder)
+        assert run_cli(capsys, "check", str(repo / "Dockerfile")) == (1, (
+            f"Dockerfile:1:6: error: third-party image {PYTHON}: use {DEST}/{PYTHON}\n"
+            f"Dockerfile:2:13: error: third-party image {UV}: use {DEST}/{UV}\n"
+            "2 third-party references in 1 file\n"
+        ), "")
+
+
+def test_files_of_two_repositories_are_a_usage_error(repo, tmp_path, capsys):
+    other = write_tree(tmp_path / "other", {"Dockerfile": "FROM alpine:3.20\n"})
+    git(other, "init", "-q")
+    plain = write_tree(tmp_path / "plain", {"Dockerfile": "FROM alpine:3.20\n"})
+    assert run_cli(capsys, "check", str(repo / "Dockerfile"), str(other / "Dockerfile")) == (2, "", (
+        f"rehome: error: {repo}/Dockerfile is in the repository at {repo}, {other}/Dockerfile in the repository "
+        f"at {other}: give the files of one repository at a time\n"))
+    assert run_cli(capsys, "check", str(plain / "Dockerfile"), str(repo / "Dockerfile")) == (2, "", (
+        f"rehome: error: {plain}/Dockerfile is in no git repository, {repo}/Dockerfile in the repository "
+        f"at {repo}: give the files of one repository at a time\n"))
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["missing.yaml"], "missing.yaml: no such file or directory"),
     (["deploy", "Dockerfile"], "deploy: a folder: give one folder to check, or files, not both"),
