@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import NoReturn, TextIO
 
 from bot import cli
-from bot.check import Report
+from bot.check import Report, skipped_message
 from bot.commands import check as check_command
 from bot.commands import sync as sync_command
 from bot.commands.run import make_forge
@@ -29,6 +29,7 @@ from bot.follow import Refused, from_fork
 from bot.forge.github import GITHUB_API
 from bot.gitcmd import GitError, run_git
 from bot.mirror import NEEDS_ATTENTION, MirrorImage
+from bot.output import plural
 from bot.pipeline import RunResult, run_repository
 from bot.render import code_span, markdown_text, render_step_summary
 
@@ -176,13 +177,16 @@ def _sync_summary(images: list[MirrorImage], refused: list[Refused]) -> str:
 
 def _check_summary(report: Report, base: str | None) -> str:
     scope = f"added since `{base[:12]}`" if base else "in the repository"
-    errors = len(report.errors)
-    lines = ["## rehome check", "", f"{errors} third-party image {'reference' if errors == 1 else 'references'} "
-             f"{scope}, {len(report.warnings)} unresolved."]
+    counts = f"{plural(len(report.errors), 'third-party image reference')} {scope}, {len(report.warnings)} unresolved"
+    if report.skipped:
+        counts += f", {plural(len(report.skipped), 'file')} not read"
+    lines = ["## rehome check", "", counts + "."]
     for finding in report.findings:
         ref = finding.reference
         where = code_span(f"{ref.path}:{ref.line}", table=False)
         lines.append(f"- {finding.level}: {where} {markdown_text(finding.message)}")
+    lines += [f"- {report.skipped_level}: {code_span(s.path, table=False)} {markdown_text(skipped_message(s))}"
+              for s in report.skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -202,9 +206,12 @@ def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
         ref = finding.reference
         print(f"::{finding.level} file={_escape_property(ref.path)},line={ref.line},col={ref.column}::"
               + _escape_data(finding.message), file=stdout)
+    for skipped in report.skipped:
+        print(f"::{report.skipped_level} file={_escape_property(skipped.path)}::"
+              + _escape_data(skipped_message(skipped)), file=stdout)
     _append(environ.get("GITHUB_STEP_SUMMARY"), summary + _check_summary(report, base))
     _append(environ.get("GITHUB_OUTPUT"), f"findings={len(report.errors)}\nunresolved-count={len(report.warnings)}\n")
-    return 1 if report.errors or failed else 0
+    return 1 if report.failed or failed else 0
 
 
 def _require_token(environ: Mapping[str, str], args: argparse.Namespace) -> None:

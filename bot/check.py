@@ -1,7 +1,7 @@
 """The gate: which references in a tree keep it on third-party registries.
 
-Third-party references are errors, unresolved ones warnings, `covered` ones neither. A
-baseline (or the tree at an earlier git ref) names the references a team already knows
+Third-party references are errors, unresolved ones warnings, `covered` ones neither; files the
+scan could not read are warnings too (errors with `--fail-on-skipped`). A baseline (or the tree at an earlier git ref) names the references a team already knows
 about, keyed by path and image so that moving a line does not make it new.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bot.plan import covered_reasons
 from bot.policy import MappingError, map_to_mirror
 from bot.scan.core import ScanOptions, scan
 from bot.scan.files import GitTree
-from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult
+from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult, Skipped
 
 THIRD_PARTY_RULE = "rehome/third-party-image"
 UNRESOLVED_RULE = "rehome/unresolved-image"
@@ -45,12 +45,18 @@ class Finding:
         }
 
 
+def skipped_message(skipped: Skipped) -> str:
+    return f"skipped: {skipped.reason}; the image references in it are not checked"
+
+
 @dataclasses.dataclass
 class Report:
     destination: str | None
     findings: list[Finding]
     covered: list[Reference]
     known: int  # third-party references left out because the baseline or the earlier ref holds them
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)  # files the scan could not read
+    fail_on_skipped: bool = False
 
     @property
     def errors(self) -> list[Finding]:
@@ -60,14 +66,23 @@ class Report:
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.level == "warning"]
 
+    @property
+    def skipped_level(self) -> str:
+        return "error" if self.fail_on_skipped else "warning"
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or (self.fail_on_skipped and bool(self.skipped))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": 1,
             "destination": self.destination,
-            "failed": bool(self.errors),
+            "failed": self.failed,
             "findings": [f.to_json() for f in self.findings],
             "known": self.known,
             "covered": [r.to_json() for r in self.covered],
+            "skipped": [s.to_json() for s in self.skipped],
         }
 
 
@@ -99,9 +114,11 @@ def build_report(
     *,
     files: Iterable[str] | None = None,
     known: Set[tuple[str, str]] = frozenset(),
+    fail_on_skipped: bool = False,
 ) -> Report:
-    """Findings in the scanned tree (or only in `files`), third-party ones whose (path, image)
-    is in `known` left out. Covered references are judged on the whole tree, as the plan does."""
+    """Findings and skipped files in the scanned tree (or only in `files`), third-party references
+    whose (path, image) is in `known` left out. Covered references are judged on the whole tree,
+    as the plan does."""
     covered_ids = covered_reasons(scanned.references)
     wanted = None if files is None else set(files)
     findings, covered, known_count = [], [], 0
@@ -117,7 +134,8 @@ def build_report(
                 known_count += 1
             else:
                 findings.append(_third_party(ref, destination, template))
-    return Report(destination, findings, covered, known_count)
+    skipped = [s for s in scanned.skipped if wanted is None or s.path in wanted]
+    return Report(destination, findings, covered, known_count, skipped, fail_on_skipped)
 
 
 # --- baselines ---------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from typing import Any
 from urllib.parse import quote
 
 from bot import __version__
-from bot.check import THIRD_PARTY_RULE, UNRESOLVED_RULE, Finding
+from bot.check import THIRD_PARTY_RULE, UNRESOLVED_RULE, Finding, Report, skipped_message
+from bot.scan.model import Skipped
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -22,50 +23,68 @@ UNRESOLVED_HELP = (
     "third-party image, point it at your registry's copy. A `# rehome: ignore` comment on its line hides it."
 )
 
+SKIPPED_RULE = "rehome/skipped-file"
+SKIPPED_HELP = (
+    "A rule selects the file, but it could not be read whole (not UTF-8, binary, larger than "
+    "`max_file_size`, not valid YAML, a symlink), so the images it may name are not checked. Fix the file, "
+    "raise `max_file_size`, or, if it holds no images, leave it out with `exclude` in rehome.yaml."
+)
+
+def _rule(rule_id: str, name: str, short: str, full: str, help_text: str, level: str) -> dict[str, Any]:
+    return {
+        "id": rule_id,
+        "name": name,
+        "shortDescription": {"text": short},
+        "fullDescription": {"text": full},
+        "help": {"text": help_text, "markdown": help_text},
+        "defaultConfiguration": {"level": level},
+    }
+
+
 RULES: list[dict[str, Any]] = [
-    {
-        "id": THIRD_PARTY_RULE,
-        "name": "ThirdPartyImage",
-        "shortDescription": {"text": "Container image pulled from a third-party registry"},
-        "fullDescription": {
-            "text": "The reference names an image on a registry outside your control (Docker Hub, quay.io, "
-                    "ghcr.io, ...): its pulls are rate-limited, and it can change or disappear upstream.",
-        },
-        "help": {"text": THIRD_PARTY_HELP, "markdown": THIRD_PARTY_HELP},
-        "defaultConfiguration": {"level": "error"},
-    },
-    {
-        "id": UNRESOLVED_RULE,
-        "name": "UnresolvedImage",
-        "shortDescription": {"text": "Container image reference that cannot be resolved"},
-        "fullDescription": {"text": "rehome cannot tell which image this reference names."},
-        "help": {"text": UNRESOLVED_HELP, "markdown": UNRESOLVED_HELP},
-        "defaultConfiguration": {"level": "warning"},
-    },
+    _rule(THIRD_PARTY_RULE, "ThirdPartyImage", "Container image pulled from a third-party registry",
+          "The reference names an image on a registry outside your control (Docker Hub, quay.io, ghcr.io, ...): "
+          "its pulls are rate-limited, and it can change or disappear upstream.", THIRD_PARTY_HELP, "error"),
+    _rule(UNRESOLVED_RULE, "UnresolvedImage", "Container image reference that cannot be resolved",
+          "rehome cannot tell which image this reference names.", UNRESOLVED_HELP, "warning"),
+    _rule(SKIPPED_RULE, "SkippedFile", "File that could not be read, so it was not checked",
+          "rehome could not read this file whole: its image references are not checked.", SKIPPED_HELP, "warning"),
 ]
 _RULE_INDEX = {rule["id"]: index for index, rule in enumerate(RULES)}
 
 
-def _result(finding: Finding, uri_prefix: str) -> dict[str, Any]:
-    ref = finding.reference
+def _result(rule: str, level: str, message: str, uri: str, region: dict[str, int]) -> dict[str, Any]:
     return {
-        "ruleId": finding.rule,
-        "ruleIndex": _RULE_INDEX[finding.rule],
-        "level": finding.level,
-        "message": {"text": finding.message},
+        "ruleId": rule,
+        "ruleIndex": _RULE_INDEX[rule],
+        "level": level,
+        "message": {"text": message},
         "locations": [{
             "physicalLocation": {
                 # The name's bytes, percent-encoded: a name that is not UTF-8 keeps its own bytes.
-                "artifactLocation": {"uri": quote(os.fsencode(uri_prefix + ref.path), safe="/")},
-                "region": {"startLine": ref.line, "startColumn": ref.column},
+                "artifactLocation": {"uri": quote(os.fsencode(uri), safe="/")},
+                "region": region,
             },
         }],
     }
 
 
-def to_sarif(findings: list[Finding], uri_prefix: str = "") -> dict[str, Any]:
-    """One run of the `rehome` tool; URIs are the findings' paths under `uri_prefix` (the
-    scanned folder within its repository, so code scanning finds the files)."""
+def _finding_result(finding: Finding, uri_prefix: str) -> dict[str, Any]:
+    ref = finding.reference
+    region = {"startLine": ref.line, "startColumn": ref.column}
+    return _result(finding.rule, finding.level, finding.message, uri_prefix + ref.path, region)
+
+
+def _skipped_result(skipped: Skipped, level: str, uri_prefix: str) -> dict[str, Any]:
+    # The whole file; code scanning places a result only where it has a start line.
+    return _result(SKIPPED_RULE, level, skipped_message(skipped), uri_prefix + skipped.path, {"startLine": 1})
+
+
+def to_sarif(report: Report, uri_prefix: str = "") -> dict[str, Any]:
+    """One run of the `rehome` tool; URIs are the findings' and skipped files' paths under
+    `uri_prefix` (the scanned folder within its repository, so code scanning finds the files)."""
+    results = [_finding_result(f, uri_prefix) for f in report.findings]
+    results += [_skipped_result(s, report.skipped_level, uri_prefix) for s in report.skipped]
     return {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -73,6 +92,6 @@ def to_sarif(findings: list[Finding], uri_prefix: str = "") -> dict[str, Any]:
             "tool": {"driver": {"name": "rehome", "version": __version__, "rules": RULES}},
             # Columns count characters, as `rehome scan` reports them, not UTF-16 code units.
             "columnKind": "unicodeCodePoints",
-            "results": [_result(f, uri_prefix) for f in findings],
+            "results": results,
         }],
     }

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from bot import options
 from bot.check import (
-    Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, third_party_keys, write_baseline,
+    Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, skipped_message, third_party_keys,
+    write_baseline,
 )
 from bot.config import Config
 from bot.errors import ConfigError, UsageError
-from bot.output import print_json
+from bot.output import plural, print_json
 from bot.render import visible_controls
 from bot.sarif import to_sarif
 from bot.scan.core import scan
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="FILE", help="fail only on third-party references this baseline lacks")
     parser.add_argument("--write-baseline", metavar="FILE", help="record the current third-party references in FILE")
     parser.add_argument("--new-since", metavar="REF", help="fail only on third-party references added since git REF")
+    parser.add_argument("--fail-on-skipped", action="store_true",
+                        help="fail also when a file could not be read (not UTF-8, not valid YAML, too large): "
+                             "by default it is a warning")
     options.add_format(parser, ("text", "json", "sarif"))
     options.add_scan_options(parser)
 
@@ -89,15 +93,15 @@ def run(args: argparse.Namespace) -> int:
     if args.write_baseline:
         keys = {(f.reference.path, f.reference.image) for f in report.errors}
         write_baseline(Path(args.write_baseline), keys)
-        log.info("recorded %d third-party references in %s", len(keys), args.write_baseline)
+        log.info("recorded %s in %s", plural(len(keys), "third-party reference"), args.write_baseline)
         return 0
     if args.format == "json":
         print_json(report.to_json())
     elif args.format == "sarif":
-        print_json(to_sarif(report.findings, git_prefix(root)))
+        print_json(to_sarif(report, git_prefix(root)))
     else:
         print(render(report))
-    return 1 if report.errors else 0
+    return 1 if report.failed else 0
 
 
 def check(args: argparse.Namespace) -> tuple[Path, Report]:
@@ -118,7 +122,8 @@ def check(args: argparse.Namespace) -> tuple[Path, Report]:
         known |= read_baseline(Path(args.baseline))
     if args.new_since:
         known |= third_party_keys(scan_at_ref(root, args.new_since, scan_options))
-    return root, build_report(scanned, destination, template, files=files, known=known)
+    return root, build_report(scanned, destination, template, files=files, known=known,
+                              fail_on_skipped=args.fail_on_skipped)
 
 
 def _usable_destination(args: argparse.Namespace, config: Config) -> str | None:
@@ -134,9 +139,6 @@ def _usable_destination(args: argparse.Namespace, config: Config) -> str | None:
         return None
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
 
 def render(report: Report) -> str:
     # One line per finding, whatever the file name or the reference holds (a YAML "\n" escape).
@@ -144,10 +146,11 @@ def render(report: Report) -> str:
         visible_controls(f"{f.reference.path}:{f.reference.line}:{f.reference.column}: {f.level}: {f.message}")
         for f in report.findings
     ]
+    lines += [visible_controls(f"{s.path}: {report.skipped_level}: {skipped_message(s)}") for s in report.skipped]
     errors = report.errors
     if errors:
         files = len({f.reference.path for f in errors})
-        summary = f"{_count(len(errors), 'third-party reference')} in {_count(files, 'file')}"
+        summary = f"{plural(len(errors), 'third-party reference')} in {plural(files, 'file')}"
     else:
         summary = "no third-party references"
     if report.known:
@@ -156,5 +159,7 @@ def render(report: Report) -> str:
         summary += f"; {len(report.warnings)} unresolved"
     if report.covered:
         summary += f"; {len(report.covered)} covered"
+    if report.skipped:
+        summary += f"; {plural(len(report.skipped), 'file')} not read"
     lines.append(summary)
     return "\n".join(lines)

@@ -136,10 +136,12 @@ def test_json_output(repo, capsys):
         ],
         "known": 0,
         "covered": COVERED,
+        "skipped": [],
     }
 
 
-def _sarif_result(rule: int, level: str, uri: str, line: int, column: int, message: str) -> dict:
+def _sarif_result(rule: int, level: str, uri: str, line: int, column: int | None, message: str) -> dict:
+    region = {"startLine": line} if column is None else {"startLine": line, "startColumn": column}
     return {
         "ruleId": RULES[rule]["id"],
         "ruleIndex": rule,
@@ -147,7 +149,7 @@ def _sarif_result(rule: int, level: str, uri: str, line: int, column: int, messa
         "message": {"text": message},
         "locations": [{"physicalLocation": {
             "artifactLocation": {"uri": uri},
-            "region": {"startLine": line, "startColumn": column},
+            "region": region,
         }}],
     }
 
@@ -159,7 +161,8 @@ def test_sarif_output_is_valid_sarif_2_1_0(repo, capsys):
     jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
     rules = sarif["runs"][0]["tool"]["driver"]["rules"]
     assert [(r["id"], r["defaultConfiguration"]["level"]) for r in rules] == [
-        ("rehome/third-party-image", "error"), ("rehome/unresolved-image", "warning")]
+        ("rehome/third-party-image", "error"), ("rehome/unresolved-image", "warning"),
+        ("rehome/skipped-file", "warning")]
     assert "rehome rewrite --to DEST" in rules[0]["help"]["text"]
     assert sarif == {
         "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
@@ -230,11 +233,64 @@ def test_a_file_name_that_is_not_utf8_keeps_its_bytes(tmp_path, capsys):
     assert (code, json.loads(out)["runs"][0]["results"]) == (1, [_sarif_result(0, "error", "caf%E9.yaml", 5, 14, finding)])
     baseline = tmp_path.parent / "baseline.json"
     assert run_cli(capsys, "check", str(tmp_path), "--write-baseline", str(baseline)) == (
-        0, "", f"recorded 1 third-party references in {baseline}\n")
+        0, "", f"recorded 1 third-party reference in {baseline}\n")
     assert baseline.read_bytes() == (b'{\n  "version": 1,\n  "references": [\n    {\n      "path": "caf\\udce9.yaml",\n'
                                      b'      "image": "docker.io/library/nginx:1"\n    }\n  ]\n}\n')
     assert run_cli(capsys, "check", str(tmp_path), "--baseline", str(baseline)) == (
         0, "no third-party references; 1 already known\n", "")
+
+
+UNREADABLE = {
+    "Dockerfile": b'FROM busybox:1\nLABEL x="caf\xe9"\n',
+    "pod.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: nginx:1\n  bad: [\n",
+}
+NOT_UTF8_REASON = "not UTF-8 (byte 0xe9 at offset 27)"
+NOT_YAML_REASON = "not valid YAML: expected the node content, but found '<stream end>' (line 7, column 1)"
+NOT_UTF8 = f"skipped: {NOT_UTF8_REASON}; the image references in it are not checked"
+NOT_YAML = f"skipped: {NOT_YAML_REASON}; the image references in it are not checked"
+
+
+def test_files_the_scan_could_not_read_are_warnings_in_every_format(tmp_path, capsys):
+    write_tree(tmp_path, UNREADABLE)
+    assert run_cli(capsys, "check", str(tmp_path)) == (0, (
+        f"Dockerfile: warning: {NOT_UTF8}\npod.yaml: warning: {NOT_YAML}\n"
+        "no third-party references; 2 files not read\n"
+    ), "")
+    code, out, _ = run_cli(capsys, "check", str(tmp_path), "--format", "json")
+    assert (code, json.loads(out)) == (0, {
+        "version": 1, "destination": None, "failed": False, "findings": [], "known": 0, "covered": [],
+        "skipped": [
+            {"path": "Dockerfile", "reason": NOT_UTF8_REASON},
+            {"path": "pod.yaml", "reason": NOT_YAML_REASON},
+        ],
+    })
+    code, out, _ = run_cli(capsys, "check", str(tmp_path), "--format", "sarif")
+    sarif = json.loads(out)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
+    assert (code, sarif["runs"][0]["results"]) == (0, [
+        _sarif_result(2, "warning", "Dockerfile", 1, None, NOT_UTF8),
+        _sarif_result(2, "warning", "pod.yaml", 1, None, NOT_YAML),
+    ])
+
+
+def test_fail_on_skipped_makes_files_not_read_errors(tmp_path, capsys):
+    write_tree(tmp_path, UNREADABLE)
+    assert run_cli(capsys, "check", str(tmp_path), "--fail-on-skipped") == (1, (
+        f"Dockerfile: error: {NOT_UTF8}\npod.yaml: error: {NOT_YAML}\n"
+        "no third-party references; 2 files not read\n"
+    ), "")
+    code, out, _ = run_cli(capsys, "check", str(tmp_path), "--fail-on-skipped", "--format", "json")
+    assert (code, json.loads(out)["failed"]) == (1, True)
+    code, out, _ = run_cli(capsys, "check", str(tmp_path), "--fail-on-skipped", "--format", "sarif")
+    assert (code, [r["level"] for r in json.loads(out)["runs"][0]["results"]]) == (1, ["error", "error"])
+
+
+def test_only_the_files_given_that_could_not_be_read_count(tmp_path, capsys, monkeypatch):
+    write_tree(tmp_path, {**UNREADABLE, "ok.yaml": "apiVersion: v1\nkind: Pod\n"})
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "check", "Dockerfile", "ok.yaml", "--fail-on-skipped") == (
+        1, f"Dockerfile: error: {NOT_UTF8}\nno third-party references; 1 file not read\n", "")
+    assert run_cli(capsys, "check", "ok.yaml", "--fail-on-skipped") == (0, "no third-party references\n", "")
 
 
 # --- files, as pre-commit passes them -----------------------------------------------------------

@@ -56,6 +56,22 @@ def test_check_mode_fails_only_on_references_the_pull_request_adds(tmp_path: Pat
     )
 
 
+def test_check_mode_names_the_files_it_could_not_read_without_failing(tmp_path: Path) -> None:
+    workspace, base = _repository(tmp_path, {"rehome.yaml": "destination: us-docker.pkg.dev/acme/mirror\n"},
+                                  {"pod.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  containers: [{image: nginx:1\n"})
+    run = run_action(tmp_path, workspace, {"mode": "check"}, _pull_request(tmp_path, base))
+    assert run.codes == [0, 0], run.stderr
+    reason = "not valid YAML: expected ',' or '}', but got '<stream end>' (line 5, column 1)"
+    assert (f"::warning file=pod.yaml::skipped: {reason}; the image references in it are not checked"
+            in run.stdout.splitlines())
+    assert run.summary == (
+        "## rehome check\n\n"
+        f"0 third-party image references added since `{base[:12]}`, 0 unresolved, 1 file not read.\n"
+        "- warning: `pod.yaml` skipped\\: not valid YAML\\: expected ',' or '\\}', but got '&lt;stream end&gt;' "
+        "\\(line 5, column 1\\); the image references in it are not checked\n"
+    )
+
+
 def test_check_mode_with_sync_copies_the_new_tag_first(tmp_path: Path, loopback: Loopback) -> None:
     up, down = loopback.upstream.host, loopback.target.host
     repo, enc, dest = unique_repo("action-sync"), up.replace(":", "__"), f"{down}/mirror"
