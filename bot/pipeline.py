@@ -29,7 +29,7 @@ from bot.policy import MappingError, check_template
 from bot.pulls import PullCounts
 from bot.report import MovedImage, NotMoved, PullWindow, RunReport
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
-from bot.scan.model import INTERNAL, Reference
+from bot.scan.model import INTERNAL, Reference, ScanResult
 
 log = logging.getLogger("rehome")
 
@@ -227,7 +227,7 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     rewrites = rewrite_tree(planned.tree, moving, rules, planned.scan_options.policy, planned.scanned.references,
                             pins(plan, images))
     report = build_report(forge.repository, checkout.base, settings.branch, plan, moving, images, rewrites,
-                          planned.scanned.references, dry_run, pull_window(planned.pulls))
+                          planned.scanned, dry_run, pull_window(planned.pulls))
     result = RunResult(forge.repository, "", "", report=report, plan=plan, images=images, rewrites=rewrites,
                        title=_title(report, settings), body=render.render_body(report, settings.templates),
                        templates=settings.templates)
@@ -352,7 +352,7 @@ def pull_window(counts: PullCounts | None) -> PullWindow | None:
 
 
 def build_report(repository: str, base: str, branch: str, plan: Plan, moving: Plan, images: Sequence[MirrorImage],
-                 rewrites: Sequence[FileRewrite], references: Sequence[Reference], dry_run: bool,
+                 rewrites: Sequence[FileRewrite], scanned: ScanResult, dry_run: bool,
                  window: PullWindow | None = None) -> RunReport:
     by_source = {image.source: image for image in images}
     untouched = {r.path: r.reason or "a safety check failed" for r in rewrites if r.new_text is None}
@@ -379,11 +379,11 @@ def build_report(repository: str, base: str, branch: str, plan: Plan, moving: Pl
     not_moved += [_not_moved(ref, "unresolved", ref.reason) for ref in plan.unresolved]
     not_moved += [_not_moved(ref, "covered", ref.reason) for ref in plan.covered]
     not_moved += [_not_moved(ref, "internal", ref.reason or "already in an internal registry")
-                  for ref in references if ref.status == INTERNAL]
+                  for ref in scanned.references if ref.status == INTERNAL]
     not_moved.sort(key=lambda n: (n.path, n.line, n.column, n.raw))
     files = tuple(sorted(r.path for r in rewrites if r.changed))
     return RunReport(repository, plan.destination, base, branch, tuple(moved), tuple(not_moved), files,
-                     pull_window=window, dry_run=dry_run)
+                     pull_window=window, dry_run=dry_run, skipped=tuple(scanned.skipped))
 
 
 __all__ = ["PullRequestSettings", "RunResult", "build_report", "files_named_in_repository", "pins",

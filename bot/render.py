@@ -256,6 +256,7 @@ def template_context(report: RunReport, limits: Limits = LIMIT_STEPS[0]) -> dict
         "images": shown(moved, limits.rows),
         "not_moved": group_not_moved(report.not_moved, limits.rows),
         "not_moved_count": len(report.not_moved),
+        "skipped": shown(report.skipped, limits.rows),
         "max_places": limits.places,
         "collapse_places": COLLAPSE_PLACES,
     }

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from bot.plan import Occurrence
+from bot.scan.model import Skipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,7 @@ class RunReport:
     files_changed: tuple[str, ...]
     pull_window: PullWindow | None = None
     dry_run: bool = False
+    skipped: tuple[Skipped, ...] = ()  # files the scan could not read: whatever they name stays
 
     @property
     def registries(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from bot import render
 from bot.errors import ConfigError
 from bot.plan import Occurrence
 from bot.report import MovedImage, NotMoved, PullWindow, RunReport
+from bot.scan.model import Skipped
 from tests.render.reports import DEST, NGINX_DIGEST, typical_report
 
 GOLDEN = Path(__file__).parent / "render"
@@ -76,6 +77,28 @@ def test_a_dry_run_that_would_change_nothing_says_no_pull_request_would_open():
 
 def test_body_with_nothing_left_behind():
     assert render.render_body(typical_report(not_moved=False)) == golden("all_moved_body.md")
+
+
+def test_files_not_read_are_listed_not_claimed_moved():
+    body = render.render_body(report([image("docker.io/library/nginx:1.27")], skipped=(
+        Skipped("Dockerfile", "not UTF-8 (byte 0xe9 at offset 27)"), Skipped("vendor/pod.yaml", "not valid YAML: `x`"))))
+    assert body.split("## Not moved\n\n")[1].split("\n## How to verify")[0] == (
+        "Every image reference found was moved.\n\n"
+        "### Files not read (2)\n\n"
+        "2 files could not be read, so they were not searched for images: whatever they name stay as written.\n\n"
+        "| File | Why it was not read |\n|---|---|\n"
+        "| `Dockerfile` | not UTF\\-8 \\(byte 0xe9 at offset 27\\) |\n"
+        "| `vendor/pod.yaml` | not valid YAML\\: \\`x\\` |\n"
+    )
+    one = render.render_body(report(not_moved=[NotMoved("Dockerfile", 1, 6, "${BASE}", "unresolved", "a variable")],
+                                    skipped=(Skipped("a.yaml", "binary file"),)))
+    assert one.split("## Not moved\n\n")[1].split("\n## How to verify")[0] == (
+        "1 reference stays as it is:\n\n### Unresolved (a variable, template or parameter) (1)\n\n"
+        "| Where | Reference | Why |\n|---|---|---|\n| `Dockerfile:1` | `${BASE}` | a variable |\n\n"
+        "### Files not read (1)\n\n"
+        "1 file could not be read, so it was not searched for images: whatever it names stays as written.\n\n"
+        "| File | Why it was not read |\n|---|---|\n| `a.yaml` | binary file |\n"
+    )
 
 
 def test_step_summary_is_the_body_under_a_heading():
@@ -354,7 +377,8 @@ def test_huge_report_stays_under_githubs_limit():
         NotMoved(f"charts/app-{n:05}/values.yaml", n, 3, f"${{IMAGE_{n}}}", "unresolved", "variable has no default")
         for n in range(4000)
     ]
-    big = report(moved, not_moved, files_changed=tuple(f"f{n}" for n in range(24000)))
+    skipped = tuple(Skipped(f"vendor/manifest-{n:05}.yaml", "not valid YAML: expected <block end>") for n in range(2000))
+    big = report(moved, not_moved, files_changed=tuple(f"f{n}" for n in range(24000)), skipped=skipped)
 
     body = render.render_body(big)
     assert len(body.encode("utf-8")) < 65_536
@@ -366,6 +390,7 @@ def test_huge_report_stays_under_githubs_limit():
     assert "4,000 references stay as they are" in body
     assert "### Unresolved (a variable, template or parameter) (4000)" in body
     assert "more references, not listed here" in body
+    assert "### Files not read (2000)" in body and "more files, not listed here" in body
     assert_tables_intact(body)
     assert body.count("<details>") == body.count("</details>")
 

@@ -65,6 +65,20 @@ def test_a_pr_file_with_a_second_name_keeps_it(project: Project, tmp_path: Path,
     assert pr_file.stat().st_ino == published.stat().st_ino
 
 
+def test_the_pull_request_lists_the_files_the_scan_could_not_read(project: Project, tmp_path: Path, capsys) -> None:
+    write_tree(project.work, {"deploy/pod.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  containers: [{image: redis:7\n"})
+    git(project.work, "add", "-A")
+    git(project.work, "commit", "-q", "-m", "broken")
+    pr_file = tmp_path / "pr.md"
+    code, _, err = run_cli(capsys, "run", str(project.work), "--to", project.destination, "--pr-file", str(pr_file))
+    assert code == 1, err  # gone:1 could not be copied
+    assert pr_file.read_text().split("### Files not read")[1].split("\n## How to verify")[0] == (
+        " (1)\n\n1 file could not be read, so it was not searched for images: whatever it names stays as written.\n\n"
+        "| File | Why it was not read |\n|---|---|\n"
+        "| `deploy/pod.yaml` | not valid YAML\\: expected ',' or '\\}', but got '&lt;stream end&gt;' \\(line 5, column 1\\) |\n"
+    )
+
+
 def test_without_pr_file_the_text_is_printed(project: Project, capsys) -> None:
     code, out, _ = run_cli(capsys, "run", str(project.work), "--to", project.destination, "--labels", "")
     assert code == 1
