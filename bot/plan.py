@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from bot import imageref
 from bot.policy import MappingError, map_to_mirror
 from bot.scan.kustomize import split_image
-from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult
+from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult, Skipped
 
 
 class PullLookup(Protocol):
@@ -56,6 +56,15 @@ class Plan:
     moves: list[Move]
     unresolved: list[Reference]
     covered: list[Reference]
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)  # files the scan could not read
+
+    def stays_json(self) -> dict[str, Any]:
+        """What stays as written: the references no move covers, those left on purpose, the files not read."""
+        return {
+            "unresolved": [r.to_json() for r in self.unresolved],
+            "covered": [r.to_json() for r in self.covered],
+            "skipped": [s.to_json() for s in self.skipped],
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,8 +72,7 @@ class Plan:
             "destination": self.destination,
             "pin_digest": self.pin_digest,
             "moves": [m.to_json() for m in self.moves],
-            "unresolved": [r.to_json() for r in self.unresolved],
-            "covered": [r.to_json() for r in self.covered],
+            **self.stays_json(),
         }
 
 
@@ -290,4 +298,5 @@ def make_plan(
         counts = pulls.lookup(source) if pulls is not None else (None, None)
         moves.append(Move(source, targets[source], by_source[source], *counts))
     key = lambda r: (r.path, r.line, r.column)  # noqa: E731
-    return Plan(destination, pin_digest, moves, sorted(unresolved, key=key), sorted(covered, key=key))
+    return Plan(destination, pin_digest, moves, sorted(unresolved, key=key), sorted(covered, key=key),
+                list(scanned.skipped))

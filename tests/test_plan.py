@@ -27,6 +27,7 @@ spec:
     - {name: e, image: us-docker.pkg.dev/acme/mirror/docker.io/library/redis:7}
 """,
         "Dockerfile": "FROM nginx:1.27\nFROM index.docker.io/library/nginx:1.27\n",
+        "old/Dockerfile": b"FROM redis:7\nLABEL x=\xff\n",
     })
     code, out, err = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
     assert code == 0, err
@@ -60,6 +61,7 @@ spec:
             ref("a.yaml", 9, 25, "kubernetes", "$(params.image)", None, "unresolved", "contains a parameter: $(params.image)"),
         ],
         "covered": [],
+        "skipped": [{"path": "old/Dockerfile", "reason": "not UTF-8 (byte 0xff at offset 21)"}],
     }
 
 
@@ -329,7 +331,7 @@ def test_a_rewrite_that_would_change_an_unplanned_image_says_which(tmp_path, cap
     write_tree(tmp_path, {"Dockerfile": ARG_READ_BY_A_FROM_THAT_STAYS})
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST, "--dry-run")
     assert (code, err) == (1, "")
-    assert out.splitlines()[0] == (
+    assert out.splitlines()[1] == (
         "left untouched: Dockerfile: line 4: ${PY}-slim would name us-docker.pkg.dev/acme/mirror/docker.io/library/"
         "python:3.12-slim instead of docker.io/library/python:3.12-slim, which was not planned")
 

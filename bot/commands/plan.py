@@ -98,14 +98,16 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(planned.plan.to_json())
     else:
-        print("\n".join([render(planned.plan), *skipped_lines(planned.scanned)]))
+        print(render(planned.plan))
     return 0
 
 
 def left_in_place_lines(plan: Plan) -> list[str]:
-    """The references no move covers (unresolved), and those another move's rewrite covers."""
+    """The references no move covers (unresolved), those another move's rewrite covers, and the
+    files not read."""
     return [f"{title}: {ref.path}:{ref.line}:{ref.column}: {ref.raw}: {ref.reason}"
-            for title, refs in (("unresolved", plan.unresolved), ("covered", plan.covered)) for ref in refs]
+            for title, refs in (("unresolved", plan.unresolved), ("covered", plan.covered)) for ref in refs
+            ] + skipped_lines(plan.skipped)
 
 
 def render(plan: Plan) -> str:

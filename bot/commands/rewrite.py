@@ -7,8 +7,8 @@ import sys
 
 from bot import mirror
 from bot.commands import plan as plan_command
-from bot.commands.scan import skipped_lines
 from bot.output import plural, print_json, render_table, write_together
+from bot.plan import Plan
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
 
 log = logging.getLogger("rehome")
@@ -55,17 +55,15 @@ def run(args: argparse.Namespace) -> int:
         # All or none: the files of one rewrite may depend on each other (a kustomization and its manifests).
         write_together([(planned.root / r.path, r.old_text, r.new_text) for r in results if r.changed])
     if args.format == "json":
-        print_json(to_json(results, args.dry_run))
-    elif args.dry_run:
-        sys.stdout.write("".join(unified_diff(r) for r in results if r.changed))
-        _print_untouched(results, sys.stdout)
+        print_json(to_json(results, args.dry_run, planned.plan))
     else:
-        left = plan_command.left_in_place_lines(planned.plan)
-        print("\n".join([render(results), *left, *skipped_lines(planned.scanned)]))
+        if args.dry_run:
+            sys.stdout.write("".join(unified_diff(r) for r in results if r.changed))
+        print("\n".join([render(results, args.dry_run), *plan_command.left_in_place_lines(planned.plan)]))
     return 1 if any(r.new_text is None for r in results) else 0
 
 
-def to_json(results: list[FileRewrite], dry_run: bool) -> dict:
+def to_json(results: list[FileRewrite], dry_run: bool, plan: Plan) -> dict:
     return {
         "version": 1,
         "dry_run": dry_run,
@@ -74,18 +72,17 @@ def to_json(results: list[FileRewrite], dry_run: bool) -> dict:
              "references": r.moved, "reason": r.reason}
             for r in results
         ],
+        **plan.stays_json(),
     }
 
 
-def _print_untouched(results: list[FileRewrite], stream) -> None:
-    for r in results:
-        if r.new_text is None:
-            print(f"left untouched: {r.path}: {r.reason}", file=stream)
-
-
-def render(results: list[FileRewrite]) -> str:
+def render(results: list[FileRewrite], dry_run: bool = False) -> str:
     rows = [(r.path, r.moved) for r in results if r.new_text is not None]
     lines = [render_table(("FILE", "REFERENCES"), rows)] if rows else []
-    lines.append(f"{plural(len(rows), 'file')} rewritten, {plural(sum(r.moved for r in results), 'reference')} moved")
+    files, references = plural(len(rows), "file"), plural(sum(r.moved for r in results), "reference")
+    if dry_run:
+        lines.append(f"{files} would be rewritten, {references} would move; nothing written")
+    else:
+        lines.append(f"{files} rewritten, {references} moved")
     lines += [f"left untouched: {r.path}: {r.reason}" for r in results if r.new_text is None]
     return "\n".join(lines)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from bot import options
@@ -10,7 +11,7 @@ from bot.errors import UsageError
 from bot.output import plural, print_json, render_table
 from bot.scan import inventory
 from bot.scan.core import scan
-from bot.scan.model import ScanResult
+from bot.scan.model import ScanResult, Skipped
 
 HELP = "list the container image references in a repository, or the images a cluster runs"
 
@@ -66,10 +67,10 @@ def render(result: ScanResult) -> str:
         f"{plural(len(result.references), 'reference')} in {plural(files, 'file')}: {counts['third-party']} third-party, "
         f"{counts['internal']} internal, {counts['unresolved']} unresolved; {result.ignored} ignored"
     )
-    lines += skipped_lines(result)
+    lines += skipped_lines(result.skipped)
     return "\n".join(lines)
 
 
-def skipped_lines(result: ScanResult) -> list[str]:
+def skipped_lines(skipped: Iterable[Skipped]) -> list[str]:
     """The files the scan could not read (plan and rewrite say so too: nothing moves there)."""
-    return [f"skipped {skipped.path}: {skipped.reason}" for skipped in result.skipped]
+    return [f"skipped {file.path}: {file.reason}" for file in skipped]

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from bot import output
-from tests.helpers import run_cli
+from tests.helpers import ref, run_cli
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n    - name: app\n      image: {image}\n"
 
@@ -89,3 +90,45 @@ def test_what_stays_in_place_is_listed_as_plan_lists_it(tmp_path: Path, capsys) 
                    "2 files rewritten, 2 references moved\n"
                    "unresolved: b.yaml:8:14: ${APP_IMAGE}: contains a variable: ${APP_IMAGE}\n")
     assert (tmp_path / "b.yaml").read_text() == POD.format(name="b", image="${APP_IMAGE}")
+
+
+def _tree_with_what_stays(root: Path) -> None:
+    _tree(root)
+    (root / "b.yaml").write_text(POD.format(name="b", image="${APP_IMAGE}"))
+    (root / "Dockerfile").write_bytes(b"FROM \xff x\n")
+
+
+STAYS = ("unresolved: b.yaml:8:14: ${APP_IMAGE}: contains a variable: ${APP_IMAGE}\n"
+         "skipped Dockerfile: not UTF-8 (byte 0xff at offset 5)\n")
+
+
+def test_a_dry_run_prints_the_summary_after_the_diff(tmp_path: Path, capsys) -> None:
+    _tree_with_what_stays(tmp_path)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m", "--dry-run")
+    assert (code, err) == (0, "")
+    assert out == (
+        "--- a/a.yaml\n+++ b/a.yaml\n@@ -5,4 +5,4 @@\n spec:\n   containers:\n     - name: app\n"
+        "-      image: redis:7\n+      image: mirror.example.com/m/docker.io/library/redis:7\n"
+        "--- a/z.yaml\n+++ b/z.yaml\n@@ -5,4 +5,4 @@\n spec:\n   containers:\n     - name: app\n"
+        "-      image: nginx:1.27\n+      image: mirror.example.com/m/docker.io/library/nginx:1.27\n"
+        "FILE    REFERENCES\n------  ----------\na.yaml  1\nz.yaml  1\n"
+        "2 files would be rewritten, 2 references would move; nothing written\n" + STAYS
+    )
+    assert (tmp_path / "a.yaml").read_text() == POD.format(name="a", image="redis:7")
+
+
+def test_json_lists_what_stays_as_plan_does(tmp_path: Path, capsys) -> None:
+    _tree_with_what_stays(tmp_path)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m", "--dry-run",
+                             "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {
+        "version": 1,
+        "dry_run": True,
+        "files": [{"path": "a.yaml", "status": "rewritten", "references": 1, "reason": None},
+                  {"path": "z.yaml", "status": "rewritten", "references": 1, "reason": None}],
+        "unresolved": [ref("b.yaml", 8, 14, "kubernetes", "${APP_IMAGE}", None, "unresolved",
+                           "contains a variable: ${APP_IMAGE}")],
+        "covered": [],
+        "skipped": [{"path": "Dockerfile", "reason": "not UTF-8 (byte 0xff at offset 5)"}],
+    }

@@ -104,6 +104,19 @@ def test_dry_run_prints_the_diff_and_writes_nothing(tmp_path, capsys):
         "+FROM ${NOPE:-us-docker.pkg.dev/acme/mirror/docker.io/library/nginx:1.25}\n"
         "+COPY --from=${HELPER:-us-docker.pkg.dev/acme/mirror/docker.io/library/busybox:1.36} /bin/sh /sh\n"
         "+FROM us-docker.pkg.dev/acme/mirror/docker.io/library/alpine:3.19\n"
+        # after the diff, the summary the real run prints, with what stays as written
+        "FILE                       REFERENCES\n"
+        "-------------------------  ----------\n"
+        "Dockerfile                 5\n"
+        "Dockerfile.crlf            1\n"
+        "Dockerfile.stages          2\n"
+        "Dockerfile.used-elsewhere  1\n"
+        "Dockerfile.variables       3\n"
+        "5 files would be rewritten, 12 references would move; nothing written\n"
+        "unresolved: Dockerfile.used-elsewhere:1:9: alpine:3.20: ARG IMG holds the image and is also used outside "
+        "FROM lines; change it by hand\n"
+        "unresolved: Dockerfile.variables:3:6: ${REG}/prometheus/prometheus:v2: the image name comes from a "
+        "variable: only a name written out can be rewritten; change it by hand\n"
     )
 
 
