@@ -139,7 +139,6 @@ def _usable_destination(args: argparse.Namespace, config: Config) -> str | None:
         return None
 
 
-
 def render(report: Report) -> str:
     # One line per finding, whatever the file name or the reference holds (a YAML "\n" escape).
     lines = [
