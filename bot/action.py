@@ -164,10 +164,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _sync_summary(images: list[MirrorImage], refused: list[Refused]) -> str:
-    lines = ["## rehome sync", ""]
+    lines = ["## rehome sync", "", f"{sync_command.summary(images, refused)}."]
     copied = [i for i in images if i.status == "copied"]
-    lines.append(f"{len(copied)} copied into the mirror, {sum(i.status == 'present' for i in images)} already there, "
-                 f"{len(refused)} refused.")
     lines += [f"- copied {code_span(i.source, table=False)} to {code_span(i.target, table=False)}" for i in copied]
     lines += [f"- **{i.status}** {code_span(i.source, table=False)}: {markdown_text(i.problem or '')}"
               for i in images if i.status in NEEDS_ATTENTION]
@@ -198,7 +196,7 @@ def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
         else:
             images, refused = sync_command.sync(_parse(sync_arguments(environ)))
             summary += _sync_summary(images, refused)
-            failed = bool(refused) or any(i.status in NEEDS_ATTENTION for i in images)
+            failed = sync_command.exit_code(images, refused) != 0
     base = pull_request_base(environ)
     _, report = check_command.check(_parse(check_arguments(environ, base)))
     print(json.dumps(report.to_json(), indent=2), file=stdout)

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from bot import imageref
 from bot.imageref import ImageRef
-from bot.mirror import MirrorImage, MirrorOptions, ensure_images, open_registries
+from bot.mirror import MirrorImage, MirrorOptions, ensure_and_show, open_registries
 from bot.policy import MappingError, check_invertible, map_from_mirror, matches
 from bot.registry import RegistryError, Registries
 from bot.registry.manifests import head_digest, list_tags
 from bot.scan.model import Reference
+
+log = logging.getLogger("rehome")
+T = TypeVar("T")
 
 _VERSION_RE = re.compile(r"(?P<prefix>v?)(?P<numbers>\d+(?:\.\d+)*)(?P<suffix>(?:[-_+].*)?)", re.ASCII)
 
@@ -62,6 +67,30 @@ def mirror_uses(references: Iterable[Reference], destination: str, template: str
     return uses, refused
 
 
+def say_none_point_into(root: Path, destination: str) -> None:
+    """One line for a tree with no reference into the mirror, where a command would otherwise say nothing."""
+    log.warning("no reference in %s points into %s", root, destination)
+
+
+class PerRepository(Generic[T]):
+    """`ask` answered once per repository in a run, a failure included: the tags of one image ask once."""
+
+    def __init__(self, ask: Callable[[ImageRef], T]) -> None:
+        self._ask = ask
+        self._answers: dict[str, T | RegistryError] = {}
+
+    def __call__(self, ref: ImageRef) -> T:
+        if ref.name not in self._answers:
+            try:
+                self._answers[ref.name] = self._ask(ref)
+            except RegistryError as exc:
+                self._answers[ref.name] = exc
+        answer = self._answers[ref.name]
+        if isinstance(answer, RegistryError):
+            raise answer
+        return answer
+
+
 # --- sync -------------------------------------------------------------------------------
 
 
@@ -85,33 +114,50 @@ def _holds_repository(registries: Registries, mirror: ImageRef) -> bool:
     return bool(list_tags(registries.get(mirror.domain), mirror.path, max_pages=1))
 
 
+ShowSync = Callable[[list[MirrorImage], list[Refused]], None]
+
+
+def show_nothing(images: list[MirrorImage], refused: list[Refused]) -> None:
+    """A ShowSync for callers that report the results themselves."""
+
+
 def sync(
-    uses: Sequence[MirrorUse], options: MirrorOptions, allowed_upstreams: Sequence[str]
+    uses: Sequence[MirrorUse], options: MirrorOptions, allowed_upstreams: Sequence[str],
+    show: ShowSync = show_nothing,
 ) -> tuple[list[MirrorImage], list[Refused]]:
-    """Copy into the mirror what the tree references but the mirror lacks. Only repositories the
-    mirror already holds, or upstreams matching `allowed_upstreams`, may gain new tags: a pull
-    request must not be able to fill the trusted mirror with anything it likes."""
+    """Copy into the mirror what the tree references but the mirror lacks, then `show` what was done
+    (also when Ctrl-C stops the copies). Only repositories the mirror already holds, or upstreams
+    matching `allowed_upstreams`, may gain new tags: a pull request must not be able to fill the
+    trusted mirror with anything it likes."""
+    with open_registries(options) as registries:
+        allowed, refused = _may_gain_tags(registries, uses, allowed_upstreams)
+        moves = [(str(u.upstream), str(u.mirror)) for u in allowed]
+        images = ensure_and_show(moves, options, lambda done: show(done, refused), registries=registries)
+    return images, refused
+
+
+def _may_gain_tags(registries: Registries, uses: Sequence[MirrorUse],
+                   allowed_upstreams: Sequence[str]) -> tuple[list[MirrorUse], list[Refused]]:
+    holds = PerRepository(lambda mirror: _holds_repository(registries, mirror))
     allowed: list[MirrorUse] = []
     refused: list[Refused] = []
-    with open_registries(options) as registries:
-        for use in uses:
-            if any(matches(p, use.upstream) for p in allowed_upstreams):
-                allowed.append(use)
-                continue
-            try:
-                held = _holds_repository(registries, use.mirror)
-            except RegistryError as exc:
-                refused.append(Refused(str(use.mirror), f"cannot tell whether the mirror holds {use.mirror.name}: {exc}"))
-                continue
-            if held:
-                allowed.append(use)
-            else:
-                refused.append(Refused(
-                    str(use.mirror),
-                    f"the mirror holds no copy of {use.upstream.name} yet and it is not listed under sync_upstreams",
-                ))
-        images = ensure_images([(str(u.upstream), str(u.mirror)) for u in allowed], options, registries=registries)
-    return images, refused
+    for use in uses:
+        if any(matches(p, use.upstream) for p in allowed_upstreams):
+            allowed.append(use)
+            continue
+        try:
+            held = holds(use.mirror)
+        except RegistryError as exc:
+            refused.append(Refused(str(use.mirror), f"cannot tell whether the mirror holds {use.mirror.name}: {exc}"))
+            continue
+        if held:
+            allowed.append(use)
+        else:
+            refused.append(Refused(
+                str(use.mirror),
+                f"the mirror holds no copy of {use.upstream.name} yet and it is not listed under sync_upstreams",
+            ))
+    return allowed, refused
 
 
 # --- updates ----------------------------------------------------------------------------
@@ -166,12 +212,12 @@ class Update:
         return data
 
 
-def _update_for(registries: Registries, use: MirrorUse) -> Update:
+def _update_for(registries: Registries, tags_of: Callable[[ImageRef], list[str]], use: MirrorUse) -> Update:
     upstream, mirror = use.upstream, use.mirror
     tag = upstream.tag or (None if upstream.digest else "latest")
     try:
         upstream_registry = registries.get(upstream.domain)
-        newer = tuple(newer_tags(tag, list_tags(upstream_registry, upstream.path, must_exist=True))) if tag else ()
+        newer = tuple(newer_tags(tag, tags_of(upstream))) if tag else ()
         # HEAD requests: Docker Hub does not count them against the pull limit.
         upstream_digest = head_digest(upstream_registry, upstream.path, tag) if tag else None
         mirror_digest = upstream.digest or (head_digest(registries.get(mirror.domain), mirror.path, tag) if tag else None)
@@ -182,4 +228,5 @@ def _update_for(registries: Registries, use: MirrorUse) -> Update:
 
 def updates(uses: Sequence[MirrorUse], options: MirrorOptions) -> list[Update]:
     with open_registries(options) as registries:
-        return [_update_for(registries, use) for use in uses]
+        tags_of = PerRepository(lambda upstream: list_tags(registries.get(upstream.domain), upstream.path, must_exist=True))
+        return [_update_for(registries, tags_of, use) for use in uses]

@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -161,12 +161,19 @@ class Interrupted(RehomeError):
 def ensure_and_print(moves: Sequence[tuple[str, str]], options: MirrorOptions, output_format: str, *,
                      pulls: Mapping[str, int | None] | None = None) -> list[MirrorImage]:
     """`ensure_images`, then its table or JSON; when interrupted, what was done is printed before the error."""
+    return ensure_and_show(moves, options, lambda images: print_images(images, output_format), pulls=pulls)
+
+
+def ensure_and_show(moves: Sequence[tuple[str, str]], options: MirrorOptions,
+                    show: Callable[[list[MirrorImage]], None], *, pulls: Mapping[str, int | None] | None = None,
+                    registries: Registries | None = None) -> list[MirrorImage]:
+    """`ensure_images`, then `show` the results; when interrupted, what was done is shown before the error."""
     try:
-        images = ensure_images(moves, options, pulls=pulls)
+        images = ensure_images(moves, options, pulls=pulls, registries=registries)
     except Interrupted as stop:
-        print_images(stop.images, output_format)
+        show(stop.images)
         raise
-    print_images(images, output_format)
+    show(images)
     return images
 
 

@@ -1,15 +1,14 @@
 """`ensure_images`, the function `rehome mirror` calls with the plan's moves, and its output."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,10 +18,9 @@ import pytest
 from bot.mirror import (
     INTERRUPT_GRACE, Interrupted, MirrorImage, MirrorOptions, ensure_images, exit_code, human_bytes, render, to_json,
 )
-from tests.helpers import ROOT
+from tests.helpers import ROOT, logged
 from tests.oci import images
-from tests.oci.fixtures import FAST_RETRY, Loopback, unique_repo
-from tests.oci.proxy import Fault
+from tests.oci.fixtures import FAST_RETRY, Loopback, stuck_download, unique_repo, when_downloading
 from tests.oci.servers import free_port
 
 
@@ -67,6 +65,22 @@ def test_a_dry_run_that_cannot_reach_a_source_says_unknown_which_is_not_a_failur
     refused = "connection failed after 4 tries (ConnectError: [Errno 111] Connection refused)"
     assert (found, exit_code(found)) == ([MirrorImage(*move, None, (), "unknown", 0, None,
                                                       f"{host}/app: resolve tag 1: {refused}")], 0)
+
+
+def test_a_source_registry_that_gave_no_answer_fails_its_other_images_at_once(
+        loopback: Loopback, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    host, dst = f"127.0.0.1:{free_port()}", f"{loopback.target.host}/{unique_repo('mirror')}"
+    moves = [(f"{host}/app:{tag}", f"{dst}:{tag}") for tag in ("1", "2", "3")]
+    with logged(logging.INFO) as messages:
+        found = ensure_images(moves, MirrorOptions(jobs=1, retry=FAST_RETRY))
+    refused = "connection failed after 4 tries (ConnectError: [Errno 111] Connection refused)"
+    assert [(i.status, i.error) for i in found] == [
+        ("failed", f"{host}/app: resolve tag 1: {refused}"),
+        ("failed", f"{host}/app: resolve tag 2: not asked: the registry gave no answer earlier in this run: {refused}"),
+        ("failed", f"{host}/app: resolve tag 3: not asked: the registry gave no answer earlier in this run: {refused}"),
+    ]
+    assert len([m for m in messages if "trying again" in m]) == FAST_RETRY.tries - 1
 
 
 def test_json_has_the_contract_fields_in_order() -> None:
@@ -171,32 +185,11 @@ def test_images_sharing_a_base_cost_the_target_only_the_needed_requests(
     assert proxies.upstream_proxy.count("GET", "/blobs/") == len(blobs)
 
 
-def _stuck_download(proxies: Loopback) -> tuple[str, str, str]:
-    """An image whose layer download stops half way and goes silent: (source, target, target repository)."""
-    image = images.image((400_000,))
-    src, dst = unique_repo("upstream"), unique_repo("mirror")
-    images.push(proxies.upstream.host, src, image, "v1")
-    proxies.upstream_proxy.faults.append(Fault("GET", f"/blobs/{image.blobs[-1].digest}", "hang"))
-    return f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1", dst
-
-
-def _when_downloading(proxies: Loopback, action: Callable[[], None]) -> threading.Thread:
-    def watch() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not proxies.upstream_proxy.count("GET", "/blobs/"):
-            time.sleep(0.01)
-        action()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    source, target, dst = _stuck_download(proxies)
+    source, target, dst = stuck_download(proxies)
     started = time.monotonic()
-    _when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT))
+    when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(Interrupted) as stopped:
         ensure_images([(source, target)], MirrorOptions(jobs=2))
     assert time.monotonic() - started < INTERRUPT_GRACE + 10
@@ -216,7 +209,7 @@ def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tm
 def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, tmp_path: Path, presses: int) -> None:
     """A real Ctrl-C (or two) to a real process whose only copy waits on a registry that went silent: it does
     not wait for the read timeout (60 s), prints what it did, and pushes nothing."""
-    source, target, dst = _stuck_download(proxies)
+    source, target, dst = stuck_download(proxies)
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "copy", source, target],
         env={**os.environ, "PYTHONPATH": str(ROOT), "DOCKER_CONFIG": str(tmp_path)},
@@ -228,7 +221,7 @@ def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, t
                 time.sleep(0.3 * press)
                 os.killpg(process.pid, signal.SIGINT)
 
-        _when_downloading(proxies, ctrl_c).join(timeout=40)
+        when_downloading(proxies, ctrl_c).join(timeout=40)
         started = time.monotonic()
         out, err = process.communicate(timeout=60)
     finally:

@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
         print_json({"version": 1, "images": [u.to_json() for u in found],
                     "refused": [r.to_json() for r in context.refused]})
     else:
-        print(render(found))
+        if found:
+            print(render(found))
         for item in context.refused:
             print(f"skipped: {item.image}: {item.reason}")
     return 1 if any(update.error for update in found) else 0

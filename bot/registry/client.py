@@ -183,6 +183,9 @@ class Registry:
         self.sleep = sleep
         # Set when the run is interrupted: no request starts after it, and downloads stop at the next chunk.
         self.cancelled = cancelled or threading.Event()
+        # Set when a request got no answer after every try: the rest of the run does not ask this registry
+        # again (each of its images would wait as long for the same failure), it fails them at once.
+        self.down: Unreachable | None = None
         self._warned_quota = False
         self._lock = threading.Lock()
 
@@ -231,16 +234,18 @@ class Registry:
         tries = tries or self.retry.tries
         for attempt in range(1, tries + 1):
             self.check_cancelled(where, step)
+            self.check_down(where, step)
             try:
                 response = send()
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
-                    raise Unreachable(where, step, f"registry host not found ({exc})") from None
+                    raise self._gone_down(Unreachable(where, step, f"registry host not found ({exc})")) from None
                 what, why = transport_failure(exc)
                 if attempt == tries:
-                    # Tried as often as allowed: final. A single try (a streamed upload) may be tried again whole.
-                    final = Unreachable if tries > 1 else RetryableError
-                    raise final(where, step, f"{what} after {attempt} tries ({why})") from None
+                    failure = f"{what} after {attempt} tries ({why})"
+                    if tries == 1:  # a streamed upload, sent once: the whole step may be tried again
+                        raise RetryableError(where, step, failure) from None
+                    raise self._gone_down(Unreachable(where, step, failure)) from None
                 delay = self.retry.delay(attempt, None)
                 log.info("%s: %s: %s (%s); trying again in %.1fs (try %d of %d)", where, step, what, why, delay,
                          attempt + 1, tries)
@@ -263,6 +268,16 @@ class Registry:
     def check_cancelled(self, where: str, step: str) -> None:
         if self.cancelled.is_set():
             raise Cancelled(where, step, "interrupted before it finished")
+
+    def check_down(self, where: str, step: str) -> None:
+        """A registry that gave no answer earlier in this run is not asked again: the same failure, at once."""
+        down = self.down
+        if down is not None:
+            raise Unreachable(where, step, f"not asked: the registry gave no answer earlier in this run: {down.detail}")
+
+    def _gone_down(self, error: Unreachable) -> Unreachable:
+        self.down = self.down or error
+        return error
 
     def _send_authenticated(
         self,

@@ -2,12 +2,24 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 from pathlib import Path
 
-from bot.follow import newer_tags
-from tests.helpers import run_cli, write_tree
+import pytest
+
+from bot import follow
+from bot.cli import build_parser
+from bot.commands.sync import summary
+from bot.follow import MirrorUse, newer_tags
+from bot.imageref import parse
+from bot.mirror import Interrupted, MirrorImage, MirrorOptions
+from tests.helpers import logged, run_cli, write_tree
 from tests.oci import images
-from tests.oci.fixtures import Loopback, unique_repo
+from tests.oci.fixtures import FAST_RETRY, Loopback, stuck_download, unique_repo, when_downloading
+from tests.oci.proxy import Fault
+from tests.oci.servers import free_port
 
 
 def _pod(*refs: str) -> str:
@@ -48,6 +60,114 @@ def test_sync_copies_new_tags_of_mirrored_repositories_only(loopback: Loopback, 
     # Everything the tree allows is now there: a second sync copies nothing.
     code, out, _ = run_cli(capsys, "sync", str(repo), "--format", "json")
     assert [i["status"] for i in json.loads(out)["images"]] == ["present", "present", "present"]
+
+
+def _not_from_a_fork(monkeypatch) -> None:
+    for name in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_sync_reports_a_tag_moved_upstream_without_failing_and_refresh_copies_it(
+        loopback: Loopback, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    _not_from_a_fork(monkeypatch)
+    up, down = loopback.upstream.host, loopback.target.host
+    dest, enc, repo = f"{down}/mirror", up.replace(":", "__"), unique_repo("s-moving")
+    first, moved_to = images.image((64,)), images.image((72,))
+    images.push(up, repo, first, "1.0")
+    images.push(up, repo, first, "stable")
+    for tag in ("1.0", "stable"):
+        assert run_cli(capsys, "copy", f"{up}/{repo}:{tag}", f"{dest}/{enc}/{repo}:{tag}")[0] == 0
+    images.push(up, repo, moved_to, "stable")
+    tree = write_tree(tmp_path / "repo", {"pod.yaml": _pod(f"{dest}/{enc}/{repo}:1.0", f"{dest}/{enc}/{repo}:stable")})
+    code, out, _ = run_cli(capsys, "sync", str(tree), "--to", dest)
+    assert code == 0  # the mirror holds every tag the tree names
+    assert out.splitlines()[-2:] == [
+        f"differs: {up}/{repo}:stable: {dest}/{enc}/{repo}:stable holds {first.digest}; the source is now "
+        f"{moved_to.digest} (left alone; --refresh replaces it)",
+        "0 copied, 1 already in the mirror, 1 moved upstream (the mirror keeps its copy; --refresh copies the new "
+        "image), 0 refused",
+    ]
+    code, out, _ = run_cli(capsys, "sync", str(tree), "--to", dest, "--refresh", "--format", "json")
+    assert (code, [(i["status"], i["digest"]) for i in json.loads(out)["images"]]) == (
+        0, [("present", first.digest), ("copied", moved_to.digest)])
+
+
+def test_the_summary_counts_every_status_that_occurred() -> None:
+    found = [MirrorImage(f"a.example/x:{status}", f"m.example/x:{status}", None, (), status, 0, None, None)
+             for status in ("missing", "unknown", "unknown", "failed")]
+    refused = [follow.Refused("m.example/y:1", "not listed")]
+    assert summary(found, refused) == "0 copied, 0 already in the mirror, 1 to copy, 2 not checked, 1 failed, 1 refused"
+
+
+def test_ctrl_c_during_sync_prints_what_was_done(proxies: Loopback, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    _not_from_a_fork(monkeypatch)
+    stuck, _, _ = stuck_download(proxies)
+    stuck_layer = proxies.upstream_proxy.faults[-1].path
+    quick, proxy = unique_repo("s-quick"), proxies.upstream_proxy.host
+    images.push(proxies.upstream.host, quick, images.image((100,)), "v1")
+    dest, enc = f"{proxies.target.host}/mirror", proxy.replace(":", "__")
+    quick_mirror, stuck_mirror = f"{dest}/{enc}/{quick}:v1", f"{dest}/{enc}/{stuck.split('/', 1)[1]}"
+    tree = write_tree(tmp_path / "repo", {
+        "pod.yaml": _pod(stuck_mirror, quick_mirror),
+        "rehome.yaml": f"destination: {dest}\nsync_upstreams: ['{proxy}']\n",
+    })
+    argv = ["sync", str(tree), "--jobs", "1", "--format", "json"]  # one at a time: s-quick/..., then upstream/...
+    args = build_parser(argv).parse_args(argv)
+    when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT), stuck_layer)
+    with pytest.raises(Interrupted):  # which the CLI says, exiting 130
+        args.run(args)
+    result = json.loads(capsys.readouterr().out)
+    assert [(i["target"], i["status"]) for i in result["images"]] == [(quick_mirror, "copied"), (stuck_mirror, "failed")]
+    assert result["images"][1]["error"].endswith("interrupted before it finished")
+    assert result["refused"] == []
+
+
+def test_sync_asks_a_mirror_that_gave_no_answer_once(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    dead = f"127.0.0.1:{free_port()}"
+    uses = [MirrorUse(parse(f"{dead}/m/up.example/{name}"), parse(f"up.example/{name}"), ())
+            for name in ("lib/app:1", "lib/app:2", "lib/other:1")]
+    with logged(logging.INFO) as messages:
+        found, refused = follow.sync(uses, MirrorOptions(retry=FAST_RETRY, destination=dead), ())
+    failure = f"list tags: connection failed after {FAST_RETRY.tries} tries (ConnectError: [Errno 111] Connection refused)"
+    app, other = f"{dead}/m/up.example/lib/app", f"{dead}/m/up.example/lib/other"
+    assert (found, refused) == ([], [
+        follow.Refused(f"{app}:1", f"cannot tell whether the mirror holds {app}: {app}: {failure}"),
+        follow.Refused(f"{app}:2", f"cannot tell whether the mirror holds {app}: {app}: {failure}"),
+        follow.Refused(f"{other}:1", f"cannot tell whether the mirror holds {other}: {other}: list tags: not asked: "
+                                     f"the registry gave no answer earlier in this run: {failure.split(': ', 1)[1]}"),
+    ])
+    assert len(messages) == FAST_RETRY.tries - 1
+
+
+def test_updates_ask_an_upstream_gone_silent_once(proxies: Loopback, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = proxies.upstream_proxy.host, proxies.target.host
+    app, other = unique_repo("u-silent"), unique_repo("u-silent")
+    for repo in (app, other):
+        images.push(proxies.upstream.host, repo, images.image((16,)), "1.0.0")
+    proxies.upstream_proxy.faults.append(Fault("GET", "/tags/list", "hang", times=99))
+    uses = [MirrorUse(parse(f"{down}/m/{name}"), parse(f"{up}/{name}"), ())
+            for name in (f"{app}:1.0.0", f"{app}:1.0.1", f"{other}:1.0.0")]
+    found = follow.updates(uses, MirrorOptions(retry=FAST_RETRY, timeout=0.5, destination=down))
+    failure = f"no answer within the timeout after {FAST_RETRY.tries} tries (ReadTimeout: timed out)"
+    assert [u.error for u in found] == [
+        f"{up}/{app}: list tags: {failure}",
+        f"{up}/{app}: list tags: {failure}",
+        f"{up}/{other}: list tags: not asked: the registry gave no answer earlier in this run: {failure}",
+    ]
+    assert proxies.upstream_proxy.count("GET", "/tags/list") == FAST_RETRY.tries
+
+
+def test_sync_and_updates_say_when_no_reference_points_into_the_mirror(tmp_path: Path, capsys, monkeypatch):
+    _not_from_a_fork(monkeypatch)
+    tree = write_tree(tmp_path, {"Dockerfile": "FROM nginx:1\n"})
+    said = f"no reference in {tree} points into 127.0.0.1:1/mirror\n"
+    assert run_cli(capsys, "sync", str(tree), "--to", "127.0.0.1:1/mirror") == (
+        0, "0 copied, 0 already in the mirror, 0 refused\n", said)
+    assert run_cli(capsys, "updates", str(tree), "--to", "127.0.0.1:1/mirror") == (0, "", said)
 
 
 def test_sync_never_runs_for_a_pull_request_from_a_fork(tmp_path: Path, capsys, monkeypatch):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from bot.registry import CredentialStore, Registries, RetryPolicy
 from bot.registry.credentials import Credential
 from bot.registry.secret import Secret
-from tests.oci.proxy import Proxy
+from tests.oci import images
+from tests.oci.proxy import Fault, Proxy
 from tests.oci.servers import RegistryServer, TokenServer, htpasswd_line
 
 # Never a real secret: tests check this string never appears in any output.
@@ -96,3 +99,25 @@ def registries(tmp_path: Path) -> Iterator[Registries]:
     """A client pool with no credentials (an empty Docker config) and fast retries."""
     with make_registries({"DOCKER_CONFIG": str(tmp_path / "no-docker-config")}) as pool:
         yield pool
+
+
+def stuck_download(proxies: Loopback) -> tuple[str, str, str]:
+    """An image whose layer download stops half way and goes silent: (source, target, target repository)."""
+    image = images.image((400_000,))
+    src, dst = unique_repo("upstream"), unique_repo("mirror")
+    images.push(proxies.upstream.host, src, image, "v1")
+    proxies.upstream_proxy.faults.append(Fault("GET", f"/blobs/{image.blobs[-1].digest}", "hang"))
+    return f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1", dst
+
+
+def when_downloading(proxies: Loopback, action: Callable[[], None], blobs: str = "/blobs/") -> threading.Thread:
+    """`action`, in a thread, once the upstream proxy sees a download matching `blobs` (any blob by default)."""
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not proxies.upstream_proxy.count("GET", blobs):
+            time.sleep(0.01)
+        action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread

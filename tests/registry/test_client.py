@@ -1,6 +1,8 @@
 """The small rules of the client: schemes, URLs, challenges, retries, error messages."""
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -9,8 +11,11 @@ from bot.registry import Registries, RetryPolicy
 from bot.registry.auth import normalise_scope, parse_challenge, scope_key
 from bot.registry.blobs import with_digest
 from bot.registry.client import _PoolPerHost, parse_rate_limit, retry_after_seconds
-from bot.registry.errors import ImmutableTagError, from_response
-from tests.oci.fixtures import Loopback
+from bot.registry.errors import ImmutableTagError, Unreachable, from_response
+from bot.registry.manifests import head_digest, list_tags
+from tests.helpers import logged
+from tests.oci.fixtures import FAST_RETRY, Loopback
+from tests.oci.servers import free_port
 
 
 def test_https_unless_loopback_or_insecure() -> None:
@@ -53,6 +58,23 @@ def test_a_pool_per_host_and_certificates_only_for_https(loopback: Loopback) -> 
             client.get("https://127.0.0.1:1/v2/")
         assert transport._tls is not None
     assert transport._pools == {}
+
+
+def test_a_registry_that_gave_no_answer_is_not_asked_again_in_the_run(registries: Registries) -> None:
+    host = f"127.0.0.1:{free_port()}"
+    with logged(logging.INFO) as messages:
+        with pytest.raises(Unreachable) as first:
+            list_tags(registries.get(host), "lib/one")
+        with pytest.raises(Unreachable) as again:
+            head_digest(registries.get(host), "lib/two", "1")
+    refused = f"connection failed after {FAST_RETRY.tries} tries (ConnectError: [Errno 111] Connection refused)"
+    assert (str(first.value), str(again.value)) == (
+        f"{host}/lib/one: list tags: {refused}",
+        f"{host}/lib/two: look up manifest: not asked: the registry gave no answer earlier in this run: {refused}",
+    )
+    assert len(messages) == FAST_RETRY.tries - 1  # the first request's retries, and no more
+    with Registries() as next_run:
+        assert next_run.get(host).down is None
 
 
 def test_upload_location_keeps_its_query() -> None:

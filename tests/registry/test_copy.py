@@ -255,8 +255,11 @@ def test_a_dry_run_that_cannot_tell_says_unknown_where_the_real_run_fails(
     repo = unique_repo("upstream")
     host = loopback.basic.host if what == "login refused" else f"127.0.0.1:{free_port()}"
     source, target = f"{host}/{repo}:v1", f"{loopback.target.host}/{unique_repo('mirror')}:v1"
-    with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
-        unknown, failed = dry.ensure(source, target), real.ensure(source, target)
+    with Copier(registries, CopyOptions(dry_run=True)) as dry:
+        unknown = dry.ensure(source, target)
+    # The real run is another run: a registry that gave the dry run no answer is asked again.
+    with Registries(credentials=registries.credentials, retry=registries.retry) as real_run, Copier(real_run) as real:
+        failed = real.ensure(source, target)
     reason = {"login refused": "HTTP 401 (UNAUTHORIZED: authentication required)\nhint: the credentials used: "
                                "anonymous (no credentials found); `rehome doctor --to ...` checks them",
               "no answer": "connection failed after 4 tries (ConnectError: [Errno 111] Connection refused)"}[what]

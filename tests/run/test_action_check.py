@@ -91,7 +91,7 @@ def test_check_mode_with_sync_copies_the_new_tag_first(tmp_path: Path, loopback:
     run = run_action(tmp_path, workspace, {"mode": "check", "sync": "true"}, environ | _pull_request(tmp_path, base))
     assert run.codes == [0, 0], run.stderr
     assert run.summary.startswith(
-        "## rehome sync\n\n1 copied into the mirror, 0 already there, 0 refused.\n"
+        "## rehome sync\n\n1 copied, 0 already in the mirror, 0 refused.\n"
         f"- copied `{up}/{repo}:1.1` to `{dest}/{enc}/{repo}:1.1`\n"
     )
     from bot.registry import Registries
