@@ -7,12 +7,11 @@ about, keyed by path and image so that moving a line does not make it new.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Set
 from pathlib import Path
 from typing import Any
 
-from bot import imageref
+from bot import imageref, textfile
 from bot.errors import UsageError
 from bot.gitcmd import GitError, run_git
 from bot.output import json_text, write_atomically
@@ -160,7 +159,7 @@ def read_baseline(path: Path) -> set[tuple[str, str]]:
     from bot.pulls import jsonstream  # here, not above: only --baseline needs bot.pulls, which is slow to import
 
     try:
-        data = jsonstream.loads(path.read_text(encoding="utf-8"))
+        data = jsonstream.loads(textfile.read_text(path))
     except FileNotFoundError:
         hint = "write one with `rehome check --write-baseline FILE`"
         raise UsageError(f"{path}: baseline not found", hint=hint) from None

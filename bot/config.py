@@ -11,6 +11,7 @@ from typing import Any, Iterable
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from bot import textfile
 from bot.errors import ConfigError
 from bot.scan.yamldocs import yaml_problem
 
@@ -77,7 +78,7 @@ def _schema() -> dict[str, Any]:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return textfile.read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
 
@@ -161,7 +162,7 @@ def find_config(explicit: str | None, root: Path | None) -> Config:
     """`--config FILE` if given, else `rehome.yaml` in the scanned root (or the current folder)."""
     if explicit is not None:
         path = Path(explicit)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{explicit}: configuration file not found")
         return load_config(path)
     candidate = (root if root is not None and root.is_dir() else Path.cwd()) / CONFIG_NAME

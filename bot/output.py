@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.errors import RehomeError, UsageError
+from bot.textfile import not_a_file
 
 
 class WriteError(RehomeError):
@@ -177,14 +178,28 @@ def _keep_owner(path: Path, before: os.stat_result) -> None:
 
 
 def check_writable_file(path: Path, flag: str) -> None:
-    """Before any work: `path` can be created or appended to (a folder that is there, a file or nothing)."""
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a folder, not a file")
+    """Before any work: `path` can be created or appended to (a folder that is there, a regular file or
+    nothing: a file put in place of a device would replace it, and a named pipe would block)."""
+    if path.exists():
+        _check_regular_file(path, flag)
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
     if not os.access(path if path.exists() else folder, os.W_OK):
         raise UsageError(f"{flag} {path}: not writable")
+
+
+def check_readable_file(path: Path, flag: str) -> None:
+    """Before any work: `path` is a regular file (the contents can still fail to read)."""
+    if not path.exists():
+        raise UsageError(f"{flag} {path}: no such file")
+    _check_regular_file(path, flag)
+
+
+def _check_regular_file(path: Path, flag: str) -> None:
+    what = not_a_file(path.stat().st_mode)
+    if what is not None:
+        raise UsageError(f"{flag} {path}: is {what}, not a file")
 
 
 def check_writable_folder(path: Path, flag: str) -> None:

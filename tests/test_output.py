@@ -12,7 +12,8 @@ import pytest
 
 from bot import output
 from bot.errors import UsageError
-from bot.output import WriteError, check_writable_file, check_writable_folder, write_atomically, write_together
+from bot.output import (WriteError, check_readable_file, check_writable_file, check_writable_folder, write_atomically,
+                        write_together)
 
 
 def _mode(path: Path) -> int:
@@ -180,6 +181,25 @@ def test_a_file_that_could_not_be_written_is_refused_before_any_work(tmp_path: P
     with pytest.raises(UsageError) as refused:
         check_writable_file(path, flag)
     assert str(refused.value) == f"{flag} " + message.format(p=path)
+
+
+@pytest.mark.parametrize("check", [check_writable_file, check_readable_file])
+def test_a_named_pipe_or_a_device_is_refused_as_a_file(tmp_path: Path, check) -> None:
+    pipe = tmp_path / "state.jsonl"
+    os.mkfifo(pipe)
+    for path, what in ((pipe, "a named pipe"), (Path(os.devnull), "a device or socket")):
+        with pytest.raises(UsageError) as refused:
+            check(path, "--state")
+        assert str(refused.value) == f"--state {path}: is {what}, not a file"
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+
+def test_a_file_to_read_must_be_there(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as refused:
+        check_readable_file(tmp_path / "state.jsonl", "--state")
+    assert str(refused.value) == f"--state {tmp_path / 'state.jsonl'}: no such file"
+    (tmp_path / "state.jsonl").write_text("")
+    check_readable_file(tmp_path / "state.jsonl", "--state")
 
 
 def test_a_report_folder_that_is_a_file_is_refused_before_any_work(tmp_path: Path) -> None:

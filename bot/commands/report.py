@@ -17,7 +17,7 @@ from github import GithubException
 from bot import options
 from bot.errors import UsageError
 from bot.forge.github import LOOPBACK, SECONDS_BETWEEN_REQUESTS, Pacer, api_url, failure_text
-from bot.output import plural, print_json, render_table
+from bot.output import check_readable_file, plural, print_json, render_table
 from bot.sweep import access
 from bot.sweep import report as sweep_report
 from bot.sweep.access import SweepError
@@ -88,8 +88,7 @@ def pull_states(journal: StateJournal, github: Any, limiter: RateLimiter, pacer:
 
 def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     path = Path(args.state)
-    if not path.is_file():
-        raise UsageError(f"--state {path}: no such file")
+    check_readable_file(path, "--state")
     journal = StateJournal(path)
     tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
                                  org=args.org, github_url=args.github_url, required=False)

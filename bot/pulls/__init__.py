@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +20,7 @@ from bot.pulls.logexport import JsonArrayExport, NdjsonExport
 from bot.pulls.model import Limit, PullCounts
 from bot.pulls.source import Entry, FileSource, Malformed, SourceError
 from bot.pulls.times import now
+from bot.textfile import not_a_file
 
 __all__ = ["FORMATS", "Limit", "PullCounts", "SourceError", "detect", "load_counts", "warn_malformed"]
 
@@ -99,11 +99,11 @@ def _regular_file(source: str) -> Path:
         raise SourceError(f"{source}: no such file") from None
     except OSError as exc:
         raise SourceError(f"{source}: cannot read: {exc}") from None
-    if stat.S_ISDIR(mode):
+    what = not_a_file(mode)
+    if what == "a folder":
         raise SourceError(f"{source}: a folder, not a file")
-    if not stat.S_ISREG(mode):
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
-        raise SourceError(f"{source}: {kind}, not a file (rehome reads the source twice)",
+    if what is not None:
+        raise SourceError(f"{source}: {what}, not a file (rehome reads the source twice)",
                           hint="save it to a file first")
     return Path(source)
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bot import imageref
+from bot import imageref, textfile
 from bot.errors import UsageError
 from bot.output import render_table
 from bot.policy import Policy
@@ -52,7 +52,7 @@ class Inventory:
 def _load(source: str) -> Any:
     name = "standard input" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        text = sys.stdin.read() if source == "-" else textfile.read_text(Path(source))
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{name}: cannot read kubectl output: {exc}") from None
     try:

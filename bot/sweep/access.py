@@ -16,6 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from github import Auth, Github, GithubException, GithubIntegration
 
+from bot import textfile
 from bot.errors import RehomeError, UsageError
 from bot.forge.github import FAILURES, LOOPBACK, LoggingRetry, api_url, failure_text
 from bot.registry import Secret
@@ -87,7 +88,7 @@ def token_source(token_env: str, app_id: str | None, app_key_file: str | None, a
     if app_id:
         if app_key_file:
             try:
-                key = Path(app_key_file).read_text(encoding="utf-8")
+                key = textfile.read_text(Path(app_key_file))
             except OSError as exc:
                 raise UsageError(f"--app-key-file {app_key_file}: {exc.strerror}") from None
         elif app_key_env and environ.get(app_key_env):
@@ -155,7 +156,7 @@ def org_repositories(github: Github, org: str, limiter: RateLimiter) -> Iterator
 def read_repos_file(path: str) -> list[str]:
     """`owner/name` per line; blank lines and `#` comments ignored."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = textfile.read_text(Path(path)).splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--repos-file {path}: cannot read it: {exc}") from None
     names: dict[str, tuple[str, int]] = {}  # GitHub's names ignore case: one run per repository

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import render
+from bot import render, textfile
 from bot.errors import UsageError
 from bot.output import WriteError, plural, write_together
 from bot.pulls import jsonstream
@@ -204,7 +204,7 @@ def merge(reports: Sequence[SweepReport]) -> SweepReport:
 
 def load(path: Path) -> SweepReport:
     try:
-        data = jsonstream.loads(path.read_text(encoding="utf-8"))
+        data = jsonstream.loads(textfile.read_text(path))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the report: {exc}") from None
     return SweepReport.from_json(data, str(path))

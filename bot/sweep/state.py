@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from bot import textfile
 from bot.errors import RehomeError, UsageError
 from bot.pulls import jsonstream
 
@@ -86,7 +87,7 @@ class StateJournal:
             return {}
         last: dict[str, Outcome] = {}
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            lines = textfile.read_text(self.path).splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{self.path}: cannot read the sweep state: {exc}") from None
         for number, line in enumerate(lines, 1):

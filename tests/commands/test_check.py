@@ -371,6 +371,11 @@ def test_bad_files_are_usage_errors(repo, capsys, monkeypatch, argv, message):
 
 # --- baselines ----------------------------------------------------------------------------------
 
+def test_a_baseline_that_is_not_a_file_is_refused(repo, capsys):
+    assert run_cli(capsys, "check", str(repo), "--baseline", os.devnull) == (
+        2, "", f"rehome: error: {os.devnull}: cannot read the baseline: a device or socket, not a file\n")
+
+
 def test_write_baseline_records_the_third_party_references(repo, capsys, tmp_path):
     baseline = tmp_path / "baseline.json"
     assert run_cli(capsys, "check", str(repo), "--write-baseline", str(baseline)) == (

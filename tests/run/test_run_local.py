@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -362,3 +363,11 @@ def test_a_dry_run_with_nothing_to_move_says_no_pull_request_would_be_opened(tmp
     code, out, err = run_cli(capsys, "run", str(work), "--to", "mirror.example/m", "--dry-run")
     assert (code, out) == (0, "0 images to move to mirror.example/m, in 0 files\n\n"
                               "dry run: nothing would change, so no pull request would be opened; nothing written\n")
+
+
+def test_a_pr_file_that_is_a_named_pipe_is_refused_and_left_as_it_is(capsys, tmp_path: Path) -> None:
+    pipe = tmp_path / "pr.md"
+    os.mkfifo(pipe)  # replaced by a regular file, whatever reads from it would never see the text
+    code, out, err = run_cli(capsys, "run", str(tmp_path), "--to", "r.example/m", "--pr-file", str(pipe))
+    assert (code, out, err) == (2, "", f"rehome: error: --pr-file {pipe}: is a named pipe, not a file\n")
+    assert stat.S_ISFIFO(pipe.stat().st_mode)

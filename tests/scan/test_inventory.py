@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 from tests.helpers import run_cli
 
@@ -77,3 +78,9 @@ def test_inventory_bad_input_names_the_file(tmp_path, capsys):
         f"rehome: error: {source}: not JSON (line 1, column 1: Expecting value)\n"
         "hint: produce it with `kubectl get pods,deployments,statefulsets,daemonsets,jobs,cronjobs -A -o json`\n"
     )
+
+
+def test_inventory_input_that_is_not_a_file_is_refused(capsys):
+    code, out, err = run_cli(capsys, "scan", "--kubectl-json", os.devnull)
+    assert (code, out, err) == (
+        2, "", f"rehome: error: {os.devnull}: cannot read kubectl output: a device or socket, not a file\n")

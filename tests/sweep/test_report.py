@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -98,6 +99,13 @@ def test_a_report_whose_interrupted_or_not_reached_field_is_of_the_wrong_kind_is
     assert (code, out) == (2, "")
     assert err == (f"rehome: error: {tmp_path / 'shard-0' / 'report.json'}: not a rehome sweep report: "
                    f"\"interrupted\" must be true or false and \"not_reached\" a count, not {values}\n")
+    assert not (tmp_path / "merged").exists()
+
+
+def test_a_shard_report_that_is_not_a_file_is_refused(capsys, tmp_path) -> None:
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), os.devnull)
+    assert (code, out, err) == (2, "", f"rehome: error: {os.devnull}: cannot read the report: a device or socket, "
+                                       "not a file\n")
     assert not (tmp_path / "merged").exists()
 
 

@@ -1,6 +1,7 @@
 """What a sweep refuses before it does any work, and how it says that GitHub is out of reach."""
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def sweep_args(github_url: str, *extra: str) -> list[str]:
     ("--state", lambda tmp: (tmp / "state").mkdir() or tmp / "state", "--state {path}: is a folder, not a file"),
     ("--report", lambda tmp: (tmp / "report").write_text("") or tmp / "report", "--report {path}: is a file, not a folder"),
     ("--config", lambda tmp: tmp / "missing.yaml", "{path}: configuration file not found"),
+    # Read whole, a device such as /dev/zero would never end, and a named pipe would wait for a writer.
+    ("--state", lambda tmp: Path(os.devnull), "--state {path}: is a device or socket, not a file"),
+    ("--state", lambda tmp: os.mkfifo(tmp / "pipe") or tmp / "pipe", "--state {path}: is a named pipe, not a file"),
+    ("--config", lambda tmp: Path(os.devnull), "{path}: cannot read configuration: a device or socket, not a file"),
 ])
 def test_an_output_or_config_that_cannot_serve_is_refused_before_github_is_asked_anything(
         flag: str, make, message: str, tmp_path: Path, github: GitHubServer, capsys) -> None:
@@ -47,6 +52,26 @@ def test_a_github_app_key_that_is_not_a_key_is_a_usage_error(tmp_path: Path, git
     assert err == (f"rehome: error: --app-key-file {key}: not a PEM private key\n"
                    "hint: give the .pem file GitHub made for the App (Settings → Developer settings → GitHub Apps)\n")
     assert github.requests == []
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--repos-file", os.devnull), "--repos-file {path}: cannot read it: a device or socket, not a file"),
+    (("--org", ORG, "--app-id", "1", "--app-key-file", os.devnull), "--app-key-file {path}: a device or socket, not a file"),
+])
+def test_a_repos_file_or_app_key_that_is_not_a_file_is_refused(flags: tuple[str, ...], message: str,
+                                                                  github: GitHubServer, capsys) -> None:
+    code, out, err = run_cli(capsys, "sweep", *flags, "--to", DEST, "--github-url", github.base_url,
+                             "--token-env", TOKEN_ENV)
+    assert (code, out, err) == (2, "", f"rehome: error: {message.format(path=os.devnull)}\n")
+    assert github.requests == []
+
+
+@pytest.mark.parametrize("make", [lambda tmp: Path(os.devnull), lambda tmp: os.mkfifo(tmp / "pipe") or tmp / "pipe"])
+def test_report_status_refuses_a_state_that_is_not_a_file(make, tmp_path: Path, capsys) -> None:
+    path = make(tmp_path)
+    what = "a named pipe" if path.name == "pipe" else "a device or socket"
+    code, out, err = run_cli(capsys, "report", "status", "--state", str(path), "--github-url", "http://127.0.0.1:9/api/v3")
+    assert (code, out, err) == (2, "", f"rehome: error: --state {path}: is {what}, not a file\n")
 
 
 def _closed_port() -> int:
