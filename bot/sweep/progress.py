@@ -65,7 +65,7 @@ class SweepProgress:
         skipped = " (already done at this commit; skipped)" if entry.from_state else ""
         line = f"{position} {entry.repo}: {entry.status}{skipped}{': ' + detail if detail else ''}"
         if self._bar is not None:
-            self._bar.console.log(line, markup=False, highlight=False)  # above the bar
+            self._bar.console.print(line, markup=False, highlight=False)  # above the bar, as the line without it
         elif entry.status in FAILED:
             log.warning("%s", line)
         else:
