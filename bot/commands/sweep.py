@@ -139,12 +139,16 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     args.pull_counts = plan_command.load_pull_counts(args)
     found, unreadable = repositories(args, tokens, limiter)
     taken, left = select(found, chosen)
-    log.info("%s to sweep, %d left out", plural(len(taken), "repository", "repositories"), len(left))
+    # A named repository that could not be read is one of the sweep's, failed before it could run.
+    total = len(taken) + len(unreadable)
+    log.info("%s to sweep, %d left out", plural(total, "repository", "repositories"), len(left))
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
     ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
     bar = not args.no_progress and sys.stderr.isatty()
-    with SweepProgress(len(taken), bar) as progress:
+    with SweepProgress(total, bar) as progress:
+        for entry in unreadable:
+            progress.done(entry)
         swept = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
                       workers=args.workers)
     mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"

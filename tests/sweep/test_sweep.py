@@ -224,8 +224,13 @@ def test_a_repos_file_dry_run_writes_nothing_and_reports_unreadable_names(org: O
     names.write_text("# the services\nacme/svc-web\nacme/svc-docs  # no third-party images\n\nacme/missing\n")
     state = tmp_path / "state.jsonl"
     code, result, err = sweep(capsys, org, "--repos-file", str(names), "--dry-run", "--state", str(state),
-                              by_org=False)
+                              "--jobs", "1", by_org=False)
     assert code == 1, err
+    # The repository that could not be read is counted, and has its line, as one that failed.
+    assert [line for line in err.splitlines() if not line.startswith("cloning ")] == [
+        "3 repositories to sweep, 0 left out",
+        "[1/3] acme/missing: failed: GitHub: read repository acme/missing: 404 Not Found",
+        "[2/3] acme/svc-docs: nothing-to-do", "[3/3] acme/svc-web: done", "1 repository needs a look: acme/missing"]
     assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
         ("acme/missing", "failed", "GitHub: read repository acme/missing: 404 Not Found"),
         ("acme/svc-docs", "nothing-to-do", None), ("acme/svc-web", "done", None)]
