@@ -38,6 +38,8 @@ TOKEN_ENV = "REHOME_TOKEN"
 # stays a value, never read as another flag.
 INPUT_FLAGS = {"destination": "--to", "config": "--config", "labels": "--labels", "reviewers": "--reviewers",
                "branch": "--branch", "pulls": "--pulls"}
+# How messages name those flags: in the Action's terms.
+INPUT_NAMES = {flag: f"the {name} input" for name, flag in INPUT_FLAGS.items()}
 # Not-moved categories a human must act on: each becomes an ::error:: on its line.
 ANNOTATED = ("failed", "differs", "untouched")
 
@@ -151,14 +153,15 @@ class _InputsParser(argparse.ArgumentParser):
     exit with its message on standard error only."""
 
     def error(self, message: str) -> NoReturn:
-        for name, flag in INPUT_FLAGS.items():
-            message = message.replace(f"argument {flag}:", f"the {name} input:")
+        for flag, name in INPUT_NAMES.items():
+            message = message.replace(f"argument {flag}:", f"{name}:")
         message = message.replace("argument --github-url:", "GITHUB_API_URL (the GitHub API the runner names):")
         raise UsageError(message)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     args = cli.build_parser(argv, _InputsParser).parse_args(argv)
+    args.flag_names = INPUT_NAMES
     cli._setup_logging(args)
     return args
 
@@ -222,7 +225,6 @@ def _require_token(environ: Mapping[str, str], args: argparse.Namespace) -> None
 
 def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     args = _parse(run_arguments(environ))
-    args.branch_option = "the branch input"
     _require_token(environ, args)
     result = run_repository(make_forge(args, dict(environ)), args)
     print(json.dumps(result.to_json(), indent=2), file=stdout)

@@ -12,6 +12,12 @@ from bot.policy import DEFAULT_INTERNAL, MappingError, Policy, check_template
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions
 
+def flag_name(args: argparse.Namespace, flag: str) -> str:
+    """How the user gave `flag`: the flag itself, or where the arguments come from elsewhere (the
+    Action's inputs) the name `args.flag_names` gives it, so that a message points where to fix it."""
+    return getattr(args, "flag_names", {}).get(flag, flag)
+
+
 def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json")) -> None:
     parser.add_argument("--format", choices=choices, default=choices[0], help=f"output format (default: {choices[0]})")
 

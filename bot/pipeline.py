@@ -216,7 +216,7 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
         if foreign:
             if not dry_run:
                 forge.no_pull_request()
-            return _stopped(forge.repository, settings, foreign, branch_option(args))
+            return _stopped(forge.repository, settings, foreign, args)
     options = mirror_options or mirror.options_from_args(
         args, planned.config.insecure_registries, mirror.registry_host(planned.plan.destination, "destination"))
     plan = planned.plan
@@ -252,20 +252,15 @@ def _dry_run_message(moved: int, files: int, failed: int) -> str:
     return f"dry run: nothing would change{failing}, so no pull request would be opened; nothing written"
 
 
-def branch_option(args: argparse.Namespace) -> str:
-    """How the user names the bot's branch: `--branch`, or the Action's input."""
-    return getattr(args, "branch_option", None) or "--branch"
-
-
 def _same_branch(args: argparse.Namespace, config: Config, branch: str, local: bool) -> UsageError:
     """The bot's branch is the base: said where the name came from, with the fixes that fit (a
     local checkout may just have the bot's branch checked out; a clone's base is the default branch)."""
     same = f"{branch!r} is the base branch itself; the bot's branch must be another one"
     check_out = ", or check out the branch the pull request should target" if local else ""
     if getattr(args, "branch", None):
-        option = branch_option(args)
+        option = options.flag_name(args, "--branch")
         return UsageError(f"{option}: {same}",
-                          hint=f"give another {option}, or leave it out ({git.DEFAULT_BRANCH}){check_out}")
+                          hint=f"choose another branch with {option}, or leave it out ({git.DEFAULT_BRANCH}){check_out}")
     if config.branch:
         return ConfigError(f"{config.path}: key 'branch': {same}",
                            hint=f"name another branch there, or remove the key ({git.DEFAULT_BRANCH}){check_out}")
@@ -279,11 +274,12 @@ def _title(report: RunReport, settings: PullRequestSettings) -> str:
     return render.render_title(report, settings.templates)
 
 
-def _stopped(repository: str, settings: PullRequestSettings, foreign: Sequence[git.Commit], option: str) -> RunResult:
+def _stopped(repository: str, settings: PullRequestSettings, foreign: Sequence[git.Commit],
+             args: argparse.Namespace) -> RunResult:
     who = ", ".join(f"{c.sha[:12]} by {c.author}" for c in foreign[:3]) + (" …" if len(foreign) > 3 else "")
     message = (f"{repository}: stopped: the branch {settings.branch} holds commits by someone other than "
                f"{settings.author} ({who}); it is not overwritten. Merge or delete that branch, or choose "
-               f"another with {option}")
+               f"another with {options.flag_name(args, '--branch')}")
     return RunResult(repository, "stopped", message)
 
 

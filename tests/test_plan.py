@@ -144,7 +144,7 @@ def test_plan_shows_pull_counts_from_a_log_export(tmp_path, capsys):
         ("docker.io/library/redis:7", None, None),
     ]
     code, out, err = run_cli(capsys, "plan", str(tmp_path / "repo"), "--to", DEST, "--pulls", str(tmp_path / "nope"))
-    assert (code, err) == (2, f"rehome: error: {tmp_path / 'nope'}: no such file\n")
+    assert (code, err) == (2, f"rehome: error: --pulls: {tmp_path / 'nope'}: no such file\n")
 
 
 def test_plan_says_which_pull_count_entries_it_skipped(tmp_path, capsys):

@@ -88,7 +88,7 @@ def load_pull_counts(args: argparse.Namespace) -> PullCounts | None:
     try:
         counts = load_counts(source, since=args.since, until=args.until)
     except SourceError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"{options.flag_name(args, '--pulls')}: {exc.message}", hint=exc.hint) from None
     warn_malformed(counts)
     return counts
 

@@ -237,6 +237,21 @@ def test_input_values_starting_with_a_dash_are_values_not_flags(project: Project
     assert "usage:" not in run.stderr
 
 
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"branch": "main"}, "the branch input: 'main' is the base branch itself; the bot's branch must be another "
+                         "one%0Ahint: choose another branch with the branch input, or leave it out (rehome/mirror-images)"),
+    ({"pulls": "{tmp}/nonexistent"}, "the pulls input: {tmp}/nonexistent: no such file"),
+])
+def test_an_input_rehome_refuses_later_is_named_too(project: Project, github: GitHubServer, tmp_path: Path,
+                                                    inputs: dict[str, str], message: str) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    given = {name: value.format(tmp=tmp_path) for name, value in inputs.items()}
+    run = run_action(tmp_path, _workspace(project), {"destination": project.destination, **given}, environ)
+    assert (run.codes, run.stdout) == ([0, 2], f"::error::{message.format(tmp=tmp_path)}\n")
+    assert github.writes() == []
+
+
 def test_an_argument_argparse_refuses_names_the_action_input() -> None:
     with pytest.raises(UsageError) as caught:
         _parse(["run", ".", "--labels"])

@@ -317,7 +317,7 @@ def test_a_branch_flag_naming_the_base_says_so(project: Project, github: GitHubS
     assert (code, out) == (2, "")
     assert err.splitlines()[-2:] == [
         "rehome: error: --branch: 'main' is the base branch itself; the bot's branch must be another one",
-        "hint: give another --branch, or leave it out (rehome/mirror-images)"]
+        "hint: choose another branch with --branch, or leave it out (rehome/mirror-images)"]
 
 
 def test_labels_or_reviewers_that_fail_warn_and_the_next_run_adds_them(
