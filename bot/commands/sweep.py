@@ -139,6 +139,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     args.pull_counts = plan_command.load_pull_counts(args)
     found, unreadable = repositories(args, tokens, limiter)
     taken, left = select(found, chosen)
+    # A shard (or --repo-include) leaves a name out whether GitHub could read it or not.
+    unreadable = [entry for entry in unreadable if chosen.why_not_named(entry.repo) is None]
     # A named repository that could not be read is one of the sweep's, failed before it could run.
     total = len(taken) + len(unreadable)
     log.info("%s to sweep, %d left out", plural(total, "repository", "repositories"), len(left))

@@ -77,8 +77,8 @@ class Selection:
 
     def why_not(self, repo: RepoInfo) -> str | None:
         """Why the sweep leaves `repo` out, or None when it takes it."""
-        if self.shard is not None and shard_of(repo.full_name, self.shard[1]) != self.shard[0]:
-            return f"in shard {shard_of(repo.full_name, self.shard[1])}/{self.shard[1]}"
+        if (reason := self._other_shard(repo.full_name)) is not None:
+            return reason
         if repo.disabled:
             return "disabled"
         if repo.archived and not self.include_archived:
@@ -87,12 +87,27 @@ class Selection:
             return "a fork"
         if repo.empty and not self.include_empty:
             return "empty"
-        if self.include and not any(p.search(repo.full_name) for p in self.include):
-            return "not matched by --repo-include"
-        if any(p.search(repo.full_name) for p in self.exclude):
-            return "matched by --repo-exclude"
+        if (reason := self._name_filtered(repo.full_name)) is not None:
+            return reason
         if self.topics and not set(self.topics) & set(repo.topics):
             return f"has none of the topics {', '.join(self.topics)}"
+        return None
+
+    def why_not_named(self, full_name: str) -> str | None:
+        """Why the sweep leaves out a repository known by its name alone (one GitHub could not
+        read): only the tests on the name apply."""
+        return self._other_shard(full_name) or self._name_filtered(full_name)
+
+    def _other_shard(self, full_name: str) -> str | None:
+        if self.shard is not None and shard_of(full_name, self.shard[1]) != self.shard[0]:
+            return f"in shard {shard_of(full_name, self.shard[1])}/{self.shard[1]}"
+        return None
+
+    def _name_filtered(self, full_name: str) -> str | None:
+        if self.include and not any(p.search(full_name) for p in self.include):
+            return "not matched by --repo-include"
+        if any(p.search(full_name) for p in self.exclude):
+            return "matched by --repo-exclude"
         return None
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from bot import mirror
+from bot.sweep.select import shard_of
 from tests.helpers import git, run_cli
 from tests.oci import images
 from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV, Org
@@ -237,6 +238,22 @@ def test_a_repos_file_dry_run_writes_nothing_and_reports_unreadable_names(org: O
     assert result["mode"] == "dry-run"
     assert org.github.writes() == [] and not state.exists()
     assert org.remote_git("acme/svc-web", "branch", "--list", BRANCH) == ""
+
+
+def test_a_name_github_cannot_read_belongs_to_one_shard_as_any_name(org: Org, capsys, tmp_path) -> None:
+    names = tmp_path / "repos.txt"
+    names.write_text("acme/svc-docs\nacme/missing\nacme/gone\n")
+    owners = {}
+    for k in range(3):
+        code, result, _ = sweep(capsys, org, "--repos-file", str(names), "--dry-run", "--shard", f"{k}/3", by_org=False)
+        for entry in result["repositories"]:
+            owners.setdefault(entry["repo"], []).append((k, entry["status"]))
+    assert owners == {"acme/svc-docs": [(shard_of("acme/svc-docs", 3), "nothing-to-do")],
+                      "acme/missing": [(shard_of("acme/missing", 3), "failed")],
+                      "acme/gone": [(shard_of("acme/gone", 3), "failed")]}
+    code, result, _ = sweep(capsys, org, "--repos-file", str(names), "--dry-run", "--repo-exclude", "missing",
+                            by_org=False)
+    assert [r["repo"] for r in result["repositories"]] == ["acme/gone", "acme/svc-docs"]
 
 
 def test_a_dry_run_fails_an_image_missing_upstream_as_the_sweep_then_does(org: Org, capsys) -> None:
