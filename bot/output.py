@@ -149,11 +149,14 @@ def cannot_write(path: Path, exc: OSError) -> str:
 
 def stage(path: Path, text: str) -> Path:
     """The new content in a temporary file beside `path`, with `path`'s mode and owner, for the
-    caller to put in place (`_put_in_place`) or delete."""
+    caller to put in place (`_put_in_place`) or delete. Only a regular file is ever replaced."""
     try:
         before: os.stat_result | None = path.stat()
     except FileNotFoundError:
         before = None
+    what = None if before is None else not_a_file(before.st_mode)
+    if what is not None:  # a file put in its place would replace a device (say /dev/null) or a named pipe
+        raise UsageError(f"{path}: is {what}, not a file; nothing was written")
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

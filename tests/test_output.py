@@ -163,11 +163,27 @@ def test_a_file_that_cannot_be_replaced_puts_back_those_replaced_before_it(tmp_p
     assert _contents(tmp_path) == {"a.yaml": "old a.yaml\n", "b.yaml": "old b.yaml\n", "c.yaml": "old c.yaml\n"}
 
 
-def test_a_new_file_written_before_one_that_cannot_be_replaced_is_removed_again(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").mkdir()  # a folder in the way: no file can replace it
+def test_a_new_file_written_before_one_that_cannot_be_replaced_is_removed_again(tmp_path: Path, monkeypatch) -> None:
+    replace = os.replace
+
+    def busy_c(source: Path, target: Path) -> None:  # c.yaml stages, then cannot be put in place
+        if Path(target).name == "c.yaml":
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        replace(source, target)
+
+    monkeypatch.setattr(output.os, "replace", busy_c)
     with pytest.raises(WriteError) as failed:
         write_together([(tmp_path / "a.yaml", None, "new a.yaml\n"), (tmp_path / "c.yaml", None, "new c.yaml\n")])
-    assert str(failed.value) == f"{tmp_path / 'c.yaml'}: cannot replace it: Is a directory; nothing was changed"
+    assert str(failed.value) == (f"{tmp_path / 'c.yaml'}: cannot replace it: {os.strerror(errno.EBUSY)}; "
+                                 "nothing was changed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_in_the_way_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").mkdir()
+    with pytest.raises(UsageError) as refused:
+        write_together([(tmp_path / "a.yaml", None, "new a.yaml\n"), (tmp_path / "c.yaml", None, "new c.yaml\n")])
+    assert str(refused.value) == f"{tmp_path / 'c.yaml'}: is a folder, not a file; nothing was written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -443,6 +444,17 @@ def test_write_baseline_goes_alone(repo, capsys, tmp_path):
     assert run_cli(capsys, "check", str(repo), "--write-baseline", "b.json", "--new-since", "HEAD") == (
         2, "", "rehome: error: --write-baseline records every current finding: give it without --baseline and "
                "--new-since\n")
+
+
+def test_write_baseline_never_replaces_a_device_or_a_named_pipe(repo, capsys, tmp_path):
+    pipe, device = tmp_path / "pipe", tmp_path / "null"
+    os.mkfifo(pipe)
+    device.symlink_to(os.devnull)
+    for target, what in ((pipe, "a named pipe"), (device, "a device or socket")):
+        assert run_cli(capsys, "check", str(repo), "--write-baseline", str(target)) == (
+            2, "", f"rehome: error: {target}: is {what}, not a file; nothing was written\n")
+    assert stat.S_ISFIFO(pipe.lstat().st_mode) and device.is_symlink() and stat.S_ISCHR(device.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null", "pipe", "repo"]
 
 
 # --- --new-since REF ----------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from bot import output
 from bot.sweep import report as sweep_report
 from bot.sweep.report import RepoEntry
 from tests.helpers import run_cli
@@ -65,13 +67,16 @@ def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path) -> None:
         "pull_requests": []}, f"{state}:1: not a state line; ignored\n")
 
 
-def test_merge_writes_no_report_when_one_cannot_be_written(capsys, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(("make", "what"), [(Path.mkdir, "a folder"), (os.mkfifo, "a named pipe")])
+def test_merge_writes_no_report_when_one_cannot_be_written(capsys, tmp_path, monkeypatch, make, what) -> None:
     monkeypatch.chdir(tmp_path)
     _shards(tmp_path)
-    (tmp_path / "out" / "report.csv").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    make(tmp_path / "out" / "report.csv")
     assert run_cli(capsys, "report", "merge", "out", "s0", "s1") == (
-        1, "", "rehome: error: out/report.csv: cannot replace it: Is a directory; nothing was changed\n")
+        2, "", f"rehome: error: out/report.csv: is {what}, not a file; nothing was written\n")
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["report.csv"]
+    assert output.not_a_file((tmp_path / "out" / "report.csv").lstat().st_mode) == what
 
 
 def test_merge_and_status_say_one_of_each_in_the_singular(capsys, tmp_path, monkeypatch) -> None:
