@@ -16,6 +16,7 @@ import httpx
 
 from bot import __version__
 from bot.imageref import on_loopback
+from bot.output import plural
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
 from bot.registry.errors import (
@@ -234,7 +235,7 @@ class Registry:
         tries = tries or self.retry.tries
         for attempt in range(1, tries + 1):
             self.check_cancelled(where, step)
-            self.check_down(where, step)
+            self.check_down(where, step, attempt - 1)
             try:
                 response = send()
             except httpx.TransportError as exc:
@@ -269,11 +270,16 @@ class Registry:
         if self.cancelled.is_set():
             raise Cancelled(where, step, "interrupted before it finished")
 
-    def check_down(self, where: str, step: str) -> None:
-        """A registry that gave no answer earlier in this run is not asked again: the same failure, at once."""
+    def check_down(self, where: str, step: str, tries_made: int = 0) -> None:
+        """A registry that gave no answer earlier in this run is not asked again: the same failure, at once.
+        A request already tried (`tries_made`) that meets it between two tries stops there."""
         down = self.down
-        if down is not None:
-            raise Unreachable(where, step, f"not asked: the registry gave no answer earlier in this run: {down.detail}")
+        if down is None:
+            return
+        if tries_made:
+            raise Unreachable(where, step, f"gave up after {plural(tries_made, 'try', 'tries')}: the registry gave no "
+                                           f"answer to another request in this run: {down.detail}")
+        raise Unreachable(where, step, f"not asked: the registry gave no answer earlier in this run: {down.detail}")
 
     def _gone_down(self, error: Unreachable) -> Unreachable:
         self.down = self.down or error

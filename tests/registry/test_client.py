@@ -77,6 +77,25 @@ def test_a_registry_that_gave_no_answer_is_not_asked_again_in_the_run(registries
         assert next_run.get(host).down is None
 
 
+def test_a_request_already_tried_stops_when_another_finds_the_registry_down(registries: Registries) -> None:
+    host = f"127.0.0.1:{free_port()}"
+    registry = registries.get(host)
+    gone = f"connection failed after {FAST_RETRY.tries} tries (ConnectError: refused)"
+    sent = []
+
+    def send() -> httpx.Response:
+        sent.append(len(sent) + 1)
+        if len(sent) == 2:  # meanwhile another request to the registry used up its tries
+            registry.down = Unreachable(f"{host}/lib/one", "list tags", gone)
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(Unreachable) as stopped:
+        registry.retrying(send, f"{host}/lib/two", "look up manifest")
+    assert str(stopped.value) == (f"{host}/lib/two: look up manifest: gave up after 2 tries: the registry gave no "
+                                  f"answer to another request in this run: {gone}")
+    assert sent == [1, 2]
+
+
 def test_upload_location_keeps_its_query() -> None:
     location = "http://r.example/v2/a/blobs/uploads/1234?_state=abc%3D%3D&x=1"
     assert with_digest(location, "sha256:00") == (
