@@ -100,31 +100,37 @@ def _writes_name(ref: Reference, name: str | None, manifests: set[str], entries:
     return (ref.path, other["entry"]) in entries
 
 
+def _unseen_images(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """(what the override applies to, and what includes the images it applies to) that the scan
+    cannot see: resources from outside the repository, or images that patches set."""
+    external, patched = entry.get("external", ()), entry.get("patched", ())
+    if external:
+        unseen = f"resources from outside the repository ({', '.join(external[:2])})"
+    else:
+        unseen = f"images set by patches the scan does not read ({', '.join(patched[:2])})"
+    if entry.get("component"):
+        return f"this component's entries also apply to {unseen}", f"a component whose entries also apply to {unseen}"
+    if external:
+        return f"the kustomization also builds {unseen}", f"whose kustomization also builds {unseen}"
+    return f"the override also applies to {unseen}", f"which also applies to {unseen}"
+
+
 def covered_reasons(references: list[Reference]) -> dict[int, str]:
     """Third-party references that must stay as they are, by id, with the reason.
 
     A Kustomize override whose kustomization (or, in a component, one including it) also builds
-    resources from outside the repository: renaming its `name` with the manifests here would
-    silently drop the override for the remote ones, so neither the entry nor what it matches moves."""
+    resources from outside the repository, or applies patches that may set images: renaming its
+    `name` with the manifests here would silently drop the override for the images the scan
+    cannot see, so neither the entry nor what it matches moves."""
     reasons: dict[int, str] = {}
     for ref in references:
         entry = ref.found.edit.get("kustomize")
         if not entry or not entry.get("remote"):
             continue
-        where = ", ".join(entry.get("external", ())[:2])
-        if entry.get("component"):
-            whose, matched_in = "this component's entries also apply to", "a component whose entries also apply to"
-        else:
-            whose, matched_in = "the kustomization also builds", "whose kustomization also builds"
-        reasons[id(ref)] = (
-            f"{whose} resources from outside the repository ({where}); "
-            "moving this override would make it stop applying to them"
-        )
+        whose, matched_in = _unseen_images(entry)
+        reasons[id(ref)] = f"{whose}; moving this override would make it stop applying to them"
         for match in override_matches(ref, references):
-            reasons[id(match)] = (
-                f"matched by the Kustomize images: override in {ref.path}, {matched_in} "
-                f"resources from outside the repository ({where})"
-            )
+            reasons[id(match)] = f"matched by the Kustomize images: override in {ref.path}, {matched_in}"
     return reasons
 
 
@@ -159,6 +165,40 @@ def held_by_overrides(references: list[Reference], moving: set[int]) -> dict[int
                                            f"which must keep its name: it also matches {where}, which stays")
         if len(held) == before:
             return {ref: reason for ref, reason in held.items() if ref in moving}
+
+
+def _passing(override: Reference, by_path: Mapping[str, list[Reference]]) -> list[tuple[str, Reference]]:
+    """The references that write the names of the images reaching a Kustomize `images:` entry
+    that it does not apply to, each with that name."""
+    passing = override.found.edit["kustomize"].get("passing", ())
+    return [(name, ref) for name, path, index in passing for ref in by_path.get(path, ())
+            if _writes_name(ref, name, {path}, {(path, index)})]
+
+
+def held_by_shared_names(references: list[Reference], mirror_names: Mapping[int, str]) -> dict[int, str]:
+    """The references that must stay with a Kustomize `images:` entry (by id, with the reason):
+    kustomize compares names as written, so an entry for `nginx` does not apply to
+    `docker.io/library/nginx`; renamed with its images to their mirror name, it would apply to the
+    other as well, once that moves to the same mirror name. The entry and what it applies to stay.
+    `mirror_names` holds the mirror name of each moving reference, by id."""
+    by_path: dict[str, list[Reference]] = defaultdict(list)
+    for ref in references:
+        by_path[ref.path].append(ref)
+    held: dict[int, str] = {}
+    for override, matches in _renamable_overrides(references):
+        new_names = {name for m in matches if (name := mirror_names.get(id(m)))}
+        clash = None if not new_names else next(((name, ref) for name, ref in _passing(override, by_path)
+                      if mirror_names.get(id(ref)) in new_names), None)
+        if clash is None:
+            continue
+        own_name = override.found.edit["kustomize"]["name"]["value"]
+        reason = (f"{' and '.join(sorted({own_name, clash[0]}))} would share the mirror name "
+                  f"{mirror_names[id(clash[1])]}, and the Kustomize images: entry at {override.path}:{override.line} "
+                  f"applies only to {own_name} ({clash[1].path}:{clash[1].line} is the other): renamed, it would "
+                  "apply to both; change it by hand")
+        for ref in [override, *matches]:
+            held.setdefault(id(ref), reason)
+    return held
 
 
 def held_by_args(references: list[Reference], moving: set[int]) -> dict[int, str]:
@@ -287,6 +327,9 @@ def make_plan(
         unresolved.extend(_with_reason(ref, UNRESOLVED, reason) for ref in by_source.pop(source))
     moving = {id(ref) for refs in by_source.values() for ref in refs}
     held = held_by_args(scanned.references, moving)
+    mirror_names = {id(ref): imageref.parse(targets[source]).name for source, refs in by_source.items() for ref in refs}
+    held.update({ref: reason for ref, reason in held_by_shared_names(scanned.references, mirror_names).items()
+                 if ref in moving})
     held.update(held_by_overrides(scanned.references, moving - set(held)))
     for source, refs in list(by_source.items()):
         unresolved.extend(_with_reason(ref, UNRESOLVED, held[id(ref)]) for ref in refs if id(ref) in held)

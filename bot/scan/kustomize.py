@@ -38,6 +38,8 @@ MAX_DEPTH = 16
 # kustomize's image transformer edits `containers` and `initContainers` items at any depth.
 MANIFEST_IMAGE_PATHS = ["**.containers[].image", "**.initContainers[].image"]
 _CONTAINERS_RE = re.compile(r"\b(?:containers|initContainers)\s*:")
+# A patch the scan does not read (inline, or a JSON 6902 operation list) may set an image when it says so.
+_SETS_IMAGES_RE = re.compile(r"image|containers", re.IGNORECASE)
 # What kustomize fetches instead of reading from the tree: URLs, git and hosted-git forms.
 _REMOTE_RE = re.compile(
     r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|git::|git@|(?:github|gitlab)\.com/|bitbucket\.org/)|\?(?:ref|version|timeout|submodules)=|//"
@@ -74,6 +76,8 @@ class _Kustomization:
     components: tuple[str, ...]
     external: tuple[str, ...]  # remote resources and Helm charts: built from outside the tree
     entries: tuple[_Entry, ...]
+    sets_images: bool  # inline patches that may set images, whose values the scan does not read
+    patch_files: tuple[str, ...]  # `patches:` paths: a JSON 6902 one is not read either
 
 
 # What writes an image's name: (a manifest's path, None) or (a kustomization's path, an entry's index).
@@ -105,10 +109,12 @@ class _Build:
     images: list[_Image] = dataclasses.field(default_factory=list)
     external: list[str] = dataclasses.field(default_factory=list)
     gaps: list[str] = dataclasses.field(default_factory=list)  # local parts that could not be read
+    patched: list[str] = dataclasses.field(default_factory=list)  # kustomizations whose patches may set images
 
     def absorb(self, other: _Build) -> None:
         self.external += other.external
         self.gaps += other.gaps
+        self.patched += other.patched
 
 
 def split_image(image: str) -> tuple[str, str, str]:
@@ -150,6 +156,18 @@ def _entry(index: int, node: Node) -> _Entry | None:
     )
 
 
+def _mappings(node: Node | None) -> list[MappingNode]:
+    return [item for item in node.value if isinstance(item, MappingNode)] if isinstance(node, SequenceNode) else []
+
+
+def _sets_images(root: Node) -> bool:
+    """Whether an inline patch (or any JSON 6902 one) may set an image: the scan reads none of them."""
+    inline = [text for item in _mappings(mapping_get(root, "patches")) if (text := _value(mapping_get(item, "patch")))]
+    inline += [text for text in _strings(mapping_get(root, "patchesStrategicMerge")) if "\n" in text]
+    json6902 = _mappings(mapping_get(root, "patchesJson6902"))
+    return bool(json6902) or any(_SETS_IMAGES_RE.search(text) for text in inline)
+
+
 def _kustomization(root: Node) -> _Kustomization:
     resources = _strings(mapping_get(root, "resources")) + _strings(mapping_get(root, "bases"))
     components = _strings(mapping_get(root, "components"))
@@ -166,6 +184,9 @@ def _kustomization(root: Node) -> _Kustomization:
         components=tuple(c for c in components if not _REMOTE_RE.search(c)),
         external=tuple(external),
         entries=tuple(e for e in entries if e is not None),
+        sets_images=_sets_images(root),
+        patch_files=tuple(path for item in _mappings(mapping_get(root, "patches"))
+                          if (path := _value(mapping_get(item, "path")))),
     )
 
 
@@ -218,6 +239,8 @@ class _Tree:
         self.budget = 500  # kustomizations read for one build: includes can form large diamonds
         # The writers of the names of the images each entry applied to, by (kustomization, index).
         self.writers: dict[tuple[str, int], set[_Writer]] = {}
+        # The names of the images each entry did not apply to, with what first wrote each.
+        self.passing: dict[tuple[str, int], set[tuple[str, _Writer]]] = {}
 
     def _read_manifest(self, relative: str) -> list[str] | None:
         text = self.context.read_text(relative)
@@ -242,11 +265,20 @@ class _Tree:
         """The images of the kustomization's resources and components (after `start`, what a
         component's includer built so far), before its own entries."""
         out = _Build(images=list(start), external=list(layer.kustomization.external))
+        if layer.kustomization.sets_images or any(self._is_json6902(layer, p) for p in layer.kustomization.patch_files):
+            out.patched.append(layer.path)
         for resource in layer.kustomization.resources:
             self._add_resource(out, layer.directory, resource, depth)
         for component in layer.kustomization.components:
             self._add_component(out, layer.directory, component, depth)
         return out
+
+    def _is_json6902(self, layer: _Layer, relative: str) -> bool:
+        """A patch file that is a JSON 6902 operation list setting images (a strategic merge
+        patch is a manifest: its images are scanned and move)."""
+        path = _join(layer.directory, relative)
+        text = None if path is None else self.context.read_text(path)
+        return text is not None and bool(_cached("json6902", text, lambda: _is_operation_list(text)))
 
     def _built(self, layer: _Layer, depth: int, start: Iterable[_Image] = ()) -> _Build:
         out = self.inputs(layer, depth, start)
@@ -258,11 +290,15 @@ class _Tree:
         """The images after one entry, noting what writes the names of those it applies to."""
         here = (layer.path, entry.index)
         writers = self.writers.setdefault(here, set())
+        passing = self.passing.setdefault(here, set())
         out = []
         for image in images:
-            if split_image(image.image)[0] == entry.name:
+            name = split_image(image.image)[0]
+            if name == entry.name:
                 writers.update(image.writers)
                 image = _Image(entry.apply(image.image), (here,) if entry.new_name else (*image.writers, here))
+            else:
+                passing.add((name, image.writers[0]))
             out.append(image)
         return out
 
@@ -297,15 +333,22 @@ class _Tree:
         out.images = built.images
         out.absorb(built)
 
-    def build_includers(self, component: _Layer) -> list[str]:
+    def build_includers(self, component: _Layer) -> _Build:
         """Build each kustomization of the tree that includes the component (directly, or through
-        other components), so its entries see what they apply to; the remote resources these use."""
+        other components), so its entries see what they apply to; the remote resources and the
+        patches setting images these use (not their images)."""
         layers = [layer for path in _kustomization_paths(self.context.tree) if (layer := self._layer_at(path))]
-        external = []
+        out = _Build()
         for layer in _includers(component, layers):
             self.budget = 500
-            external += self._built(layer, 0).external
-        return external
+            out.absorb(self._built(layer, 0))
+        return out
+
+
+def _is_operation_list(text: str) -> bool:
+    for _, root in documents(text):
+        return isinstance(root, SequenceNode) and bool(_SETS_IMAGES_RE.search(text))
+    return False
 
 
 def _includers(component: _Layer, layers: list[_Layer]) -> list[_Layer]:
@@ -338,12 +381,13 @@ def _compose(name: str, tag: str | None, digest: str | None) -> str:
     return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
-def _edit(item: MappingNode, text: str, base: int, index: int, kustomization: _Kustomization, external: list[str],
-          writers: set[_Writer]) -> dict[str, Any]:
+def _edit(item: MappingNode, text: str, base: int, index: int, kustomization: _Kustomization, unseen: _Build,
+          writers: set[_Writer], passing: set[tuple[str, _Writer]]) -> dict[str, Any]:
     """What a rewrite of this entry needs: where each key's value is, how the entry is
     indented, whether the kustomization (or one including this component) also builds from
-    outside the tree (then renaming `name` with the manifests it matches could silently drop
-    the override), and what writes the names it applies to."""
+    outside the tree or applies patches that may set images (then renaming `name` with the
+    manifests it matches could silently drop the override), what writes the names it applies
+    to, and the names of the images it does not apply to, with what writes them."""
     parts: dict[str, Any] = {}
     for key in ENTRY_KEYS:
         node = mapping_get(item, key)
@@ -355,12 +399,16 @@ def _edit(item: MappingNode, text: str, base: int, index: int, kustomization: _K
             "indent": item.value[0][0].start_mark.column,
             "flow": bool(item.flow_style),
             "component": kustomization.component,
-            "remote": bool(external),
-            "external": sorted(set(external)),
+            "remote": bool(unseen.external or unseen.patched),
+            "external": sorted(set(unseen.external)),
+            "patched": sorted(set(unseen.patched)),
             # A rewrite that renames the images these write renames `name` too: the local manifests
             # whose images reach the entry, and the entries (kustomization, index) applied to them.
             "manifests": sorted({path for path, entry in writers if entry is None}),
             "entries": sorted((path, entry) for path, entry in writers if entry is not None),
+            # (name, path, entry index or None): a rewrite giving one of these the mirror name
+            # `name` gets would make the entry apply to it too.
+            "passing": sorted((name, path, entry) for name, (path, entry) in passing),
         }
     }
 
@@ -419,14 +467,17 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
         if not kustomization.entries:
             continue
         build = tree.inputs(layer)
-        external = build.external + (tree.build_includers(layer) if kustomization.component else [])
+        around = tree.build_includers(layer) if kustomization.component else _Build()
+        external = build.external + around.external
+        patched = build.patched + around.patched
         images = build.images
         for entry in kustomization.entries:
             item = images_node.value[entry.index]
             before, images = images, tree.apply(layer, entry, images)
             if isinstance(item, MappingNode) and (entry.new_name or entry.new_tag or entry.digest):
                 writers = tree.writers[(layer.path, entry.index)]
-                edit = _edit(item, text, base, entry.index, kustomization, external, writers)
+                edit = _edit(item, text, base, entry.index, kustomization, _Build(external=external, patched=patched),
+                             writers, tree.passing[(layer.path, entry.index)])
                 why = _kept_tags_unknown(entry, kustomization, build)
                 result.found += _entry_found(item, entry, [i.image for i in before], text, base, edit, why)
     return result

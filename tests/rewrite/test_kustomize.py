@@ -447,3 +447,103 @@ def test_an_entry_between_the_manifest_and_a_remote_overlay_is_covered(tmp_path,
          f"the kustomization also builds resources from outside the repository ({REMOTE}); moving this override "
          "would make it stop applying to them"),
     ]
+
+
+def _plan_stays(capsys, root: Path) -> tuple[list[str], list[tuple[str, int, str]], list[tuple[str, int, str]]]:
+    """The sources that move, and the (path, line, reason) of what stays unresolved and covered."""
+    code, out, err = run_cli(capsys, "plan", str(root), "--to", DEST, "--format", "json")
+    assert (code, err) == (0, "")
+    plan = json.loads(out)
+    return ([m["source"] for m in plan["moves"]],
+            [(r["path"], r["line"], r["reason"]) for r in plan["unresolved"]],
+            [(r["path"], r["line"], r["reason"]) for r in plan["covered"]])
+
+
+NGINX_SPELLED_TWO_WAYS = {
+    "base/kustomization.yaml": "resources: [a.yaml, b.yaml]\n",
+    "base/a.yaml": _deployment("a", "docker.io/library/nginx:1.25"),
+    "base/b.yaml": _deployment("b", "nginx:1.26"),
+    "overlay/kustomization.yaml": 'resources: [../base]\nimages:\n- name: nginx\n  newTag: "1.27"\n',
+}
+
+
+def test_an_entry_for_one_spelling_of_an_image_is_not_renamed_to_apply_to_the_other(tmp_path, capsys):
+    write_tree(tmp_path, NGINX_SPELLED_TWO_WAYS)
+    before = _rendered(tmp_path, NGINX_SPELLED_TWO_WAYS)
+    assert before["overlay"] == ["docker.io/library/nginx:1.25", "nginx:1.27"]
+    reason = (f"docker.io/library/nginx and nginx would share the mirror name {DEST}/docker.io/library/nginx, and "
+              "the Kustomize images: entry at overlay/kustomization.yaml:4 applies only to nginx (base/a.yaml:10 is "
+              "the other): renamed, it would apply to both; change it by hand")
+    assert _plan_stays(capsys, tmp_path) == (
+        ["docker.io/library/nginx:1.25"],
+        [("base/b.yaml", 10, reason), ("overlay/kustomization.yaml", 4, reason)],
+        [],
+    )
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)[0] == 0
+    assert _rendered(tmp_path, NGINX_SPELLED_TWO_WAYS) == {
+        "base": [_mirror("nginx:1.25"), "nginx:1.26"],
+        "overlay": [_mirror("nginx:1.25"), "nginx:1.27"],
+    }
+
+
+REDIS_SPELLED_TWO_WAYS = {
+    "base/kustomization.yaml": "resources: [a.yaml, b.yaml]\n",
+    "base/a.yaml": _deployment("a", "library/redis:7"),
+    "base/b.yaml": _deployment("b", "redis:6"),
+    "comp/kustomization.yaml": "kind: Component\nimages:\n- name: library/redis\n  newName: quay.io/acme/redis\n",
+    "app/kustomization.yaml": "resources: [../base]\ncomponents: [../comp]\n",
+}
+
+
+def test_a_component_entry_for_one_spelling_of_an_image_is_not_renamed_to_apply_to_the_other(tmp_path, capsys):
+    write_tree(tmp_path, REDIS_SPELLED_TWO_WAYS)
+    before = _rendered(tmp_path, REDIS_SPELLED_TWO_WAYS)
+    assert before["app"] == ["quay.io/acme/redis:7", "redis:6"]
+    assert _plan_stays(capsys, tmp_path)[:2] == (
+        ["docker.io/library/redis:6"],
+        [("base/a.yaml", 10,
+          f"library/redis and redis would share the mirror name {DEST}/docker.io/library/redis, and the Kustomize "
+          "images: entry at comp/kustomization.yaml:4 applies only to library/redis (base/b.yaml:10 is the other): "
+          "renamed, it would apply to both; change it by hand"),
+         ("comp/kustomization.yaml", 4, "newName without newTag or digest keeps the tags of the images named "
+                                        "library/redis in the kustomization that includes this component")],
+    )
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)[0] == 0
+    assert (tmp_path / "comp/kustomization.yaml").read_text() == REDIS_SPELLED_TWO_WAYS["comp/kustomization.yaml"]
+    assert _rendered(tmp_path, REDIS_SPELLED_TWO_WAYS) == {
+        "app": ["quay.io/acme/redis:7", _mirror("redis:6")],
+        "base": ["library/redis:7", _mirror("redis:6")],
+    }
+
+
+JSON6902 = "- op: replace\n  path: /spec/template/spec/containers/0/image\n  value: nginx:1.20\n"
+
+
+@pytest.mark.parametrize("patches", [
+    {"overlay/kustomization.yaml": "patches:\n- target: {kind: Deployment, name: a}\n  patch: |-\n"
+                                   + "".join(f"    {line}\n" for line in JSON6902.splitlines())},
+    {"overlay/kustomization.yaml": "patches:\n- target: {kind: Deployment, name: a}\n  path: image.yaml\n",
+     "overlay/image.yaml": JSON6902},
+    {"overlay/kustomization.yaml": "patchesJson6902:\n- target: {group: apps, version: v1, kind: Deployment, name: a}\n"
+                                   "  path: image.yaml\n",
+     "overlay/image.yaml": JSON6902},
+], ids=["inline", "file", "patchesJson6902"])
+def test_an_entry_applying_to_images_set_by_json6902_patches_stays_with_what_it_matches(tmp_path, capsys, patches):
+    files = {"base/kustomization.yaml": "resources: [a.yaml]\n", "base/a.yaml": _deployment("a", "nginx:1.25"),
+             **patches}
+    files["overlay/kustomization.yaml"] = (f"resources: [../base]\n{files['overlay/kustomization.yaml']}"
+                                           'images:\n- name: nginx\n  newTag: "1.27"\n')
+    write_tree(tmp_path, files)
+    before = _rendered(tmp_path, files)
+    assert before == {"base": ["nginx:1.25"], "overlay": ["nginx:1.27"]}
+    line = files["overlay/kustomization.yaml"].splitlines().index('  newTag: "1.27"') + 1
+    unseen = "images set by patches the scan does not read (overlay/kustomization.yaml)"
+    assert _plan_stays(capsys, tmp_path) == ([], [], [
+        ("base/a.yaml", 10, f"matched by the Kustomize images: override in overlay/kustomization.yaml, which also "
+                            f"applies to {unseen}"),
+        ("overlay/kustomization.yaml", line,
+         f"the override also applies to {unseen}; moving this override would make it stop applying to them"),
+    ])
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)[0] == 0
+    assert {name: (tmp_path / name).read_text() for name in files} == files
+    assert _rendered(tmp_path, files) == before
