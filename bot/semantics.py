@@ -64,6 +64,8 @@ class _Comparison:
         if (id(old), id(new)) in self.seen:  # aliases: each pair once
             return
         self.seen.add((id(old), id(new)))
+        if not isinstance(old, ScalarNode) and old.tag != new.tag:  # scalars: a planned change may retag them
+            raise SemanticsChanged(f"{where}: the tag {old.tag} became {new.tag}")
         if isinstance(old, ScalarNode) and isinstance(new, ScalarNode):
             self._scalars(old, new, where)
         elif isinstance(old, MappingNode) and isinstance(new, MappingNode):

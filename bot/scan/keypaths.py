@@ -20,6 +20,7 @@ from bot.scan.yamldocs import MERGE_TAG
 ANY_KEY = "*"
 DEEP = "**"
 ITEM = "[]"
+REFERENCE_TAG = "!reference"
 _SEPARATOR_RE = re.compile(r"(?<!\\)\.")  # `\.` is a dot inside a key name
 
 
@@ -103,6 +104,11 @@ def _is_merge(key: Node) -> bool:
     return isinstance(key, ScalarNode) and key.value == "<<" and key.tag == MERGE_TAG
 
 
+def _is_walked_list(node: Node) -> bool:
+    """A list whose items may hold values; a GitLab `!reference [.job, key]` holds key names."""
+    return isinstance(node, SequenceNode) and node.tag != REFERENCE_TAG
+
+
 def _merged(value: Node) -> list[Node]:
     """The mappings a merge key puts into its mapping: `<<: *base` or `<<: [*a, *b]`."""
     return value.value if isinstance(value, SequenceNode) else [value]
@@ -135,7 +141,7 @@ def _hits(automaton: _Automaton, root: Node, skip: frozenset[int]) -> list[Hit]:
                 nxt = automaton.step(states, str(key_node.value))
                 if nxt:
                     children.append((value, nxt, node))
-        elif isinstance(node, SequenceNode):
+        elif _is_walked_list(node):
             nxt = automaton.step(states, None)
             if nxt:
                 children += [(item, nxt, None) for item in node.value]
@@ -187,7 +193,7 @@ def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]
                     children.append((value, automaton.step(states, str(key_node.value)), node))
                 else:
                     children.append((value, frozenset(), node))
-        elif isinstance(node, SequenceNode):
+        elif _is_walked_list(node):
             nxt = automaton.step(states, None) if states else frozenset()
             children += [(item, nxt, None) for item in node.value]
         stack += reversed(children)

@@ -69,3 +69,17 @@ variables:
 job: {image: *img, variables: {PY: *img}, script: [echo $IMG]}
 build: {image: *tool, script: [*tool]}
 """, "python:3.12", f"3:15: golang:1.22: {SHARED_ANCHOR.format('tool')}")
+
+
+def test_a_reference_to_another_jobs_services_is_left_as_written(tmp_path, capsys):
+    before = """\
+.db:
+  services: [postgres:16]
+job:
+  services: !reference [.db, services]
+  script: [x]
+"""
+    write_tree(tmp_path, {".gitlab-ci.yml": before})
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, ONE_MOVED, "")
+    assert (tmp_path / ".gitlab-ci.yml").read_text() == before.replace(
+        "[postgres:16]", f"[{{name: {MIRROR}/postgres:16, alias: postgres}}]")
