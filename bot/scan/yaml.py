@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.rules import Rule
 from bot.scan import keypaths
@@ -96,8 +96,28 @@ def _shared(places: list[_Place]) -> bool:
     return any(not place.held and place.role not in ("image", "service") for place in places)
 
 
-def _service_facts(node: ScalarNode, places: list[_Place], anchor: str | None, text: str,
-                   base: int) -> dict[str, object]:
+def _flow_list_items(root: Node) -> set[int]:
+    """The ids of the items written in a flow list (`[a, b]`, on one line or over several), not
+    those only aliased there (`[*db]`)."""
+    items: set[int] = set()
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            if node.flow_style:
+                items.update(id(item) for item in node.value if item.start_mark.index > node.start_mark.index)
+            stack += node.value
+        elif isinstance(node, MappingNode):
+            stack += [part for pair in node.value for part in pair]
+    return items
+
+
+def _service_facts(node: ScalarNode, places: list[_Place], anchor: str | None, text: str, base: int,
+                   flow_items: set[int]) -> dict[str, object]:
     """What a rewrite needs to keep a GitLab service's host names: a plain string item becomes a
     mapping with an `alias`; a `name:` gets an `alias` beside it in each mapping that holds it."""
     if not any(place.is_service_item for place in places):
@@ -107,8 +127,7 @@ def _service_facts(node: ScalarNode, places: list[_Place], anchor: str | None, t
     if not all(place.is_service_item for place in places):
         return {"service": True, "mixed_service_anchor": anchor}
     item_start = base + node.start_mark.index
-    before = text[:item_start].rstrip(" \t")
-    return {"service": True, "service_item": True, "flow": before.endswith(("[", ",")), "item_start": item_start,
+    return {"service": True, "service_item": True, "flow": id(node) in flow_items, "item_start": item_start,
             "anchored": anchor is not None}
 
 
@@ -155,12 +174,14 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             images.append((hit, prefix))
         anchors = {id(hit.node): name for hit, _ in images if (name := anchor_name(hit.node, text, base)) is not None}
         places = _places(root, [hit for hit, _ in images], anchors, rule)
+        flow_items: set[int] | None = None  # found only for a document with services
         for hit, prefix in images:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
             extra: dict[str, object] = {}
             if any(place.role == "service" for place in node_places):
-                extra = _service_facts(hit.node, node_places, anchor, text, base)
+                flow_items = _flow_list_items(root) if flow_items is None else flow_items
+                extra = _service_facts(hit.node, node_places, anchor, text, base, flow_items)
             if anchor is not None and _shared(node_places):
                 extra["shared_anchor"] = anchor
             result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))

@@ -83,3 +83,13 @@ job:
     assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, ONE_MOVED, "")
     assert (tmp_path / ".gitlab-ci.yml").read_text() == before.replace(
         "[postgres:16]", f"[{{name: {MIRROR}/postgres:16, alias: postgres}}]")
+
+
+def test_a_services_list_in_brackets_over_several_lines_gets_mappings_in_brackets(tmp_path, capsys):
+    write_tree(tmp_path, {".gitlab-ci.yml": 'job:\n  services: [\n    redis:7,\n    "memcached:1.6"\n  ]\n'})
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, (
+        "FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  2\n"
+        "1 file rewritten, 2 references moved\n"), "")
+    assert (tmp_path / ".gitlab-ci.yml").read_text() == (
+        f"job:\n  services: [\n    {{name: {MIRROR}/redis:7, alias: redis}},\n"
+        f"    {{name: {MIRROR}/memcached:1.6, alias: memcached}}\n  ]\n")
