@@ -142,7 +142,10 @@ def _helm_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
         edit = _replace_part(parts["repository"], target.name, where)
     if target.digest is not None and parts.get("digest") is None:
         # Pinned: a `digest:` key joins the map, after the tag (or the repository).
-        after = parts.get("tag") or parts["repository"]
+        after_key = "tag" if parts.get("tag") is not None else "repository"
+        if after_key in parts["merged"]:
+            raise CannotRewrite(f"{where}: the {after_key} comes from a merge key (<<): add the digest by hand")
+        after = parts[after_key]
         edit.splices.append(_insert_key(parts, after["scalar"][1], "digest", target.digest, text))
         edit.allowed.allow_added("digest", target.digest)
     return edit

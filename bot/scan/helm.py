@@ -20,9 +20,10 @@ from bot.rules import Rule
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
 from bot.scan.yaml import NULL_TAG, found_at, scalar_part
-from bot.scan.yamldocs import anchor_name, documents, mapping_get, scalar_text
+from bot.scan.yamldocs import anchor_name, documents, is_merge_key, mapping_get, merged_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
+_EDITED_KEYS = ("registry", "repository", "<<")  # `<<`: a merge key that gives a split entry these
 _IMAGE_KEY_RE = re.compile(r".*[iI]mage\Z")
 
 # `image: value` or `- image: value` at the start of a line; the value runs to the end
@@ -83,11 +84,13 @@ def _chart_app_version(chart: str) -> str | None:
 
 
 def _edited_nodes(entry: Node) -> list[Node]:
-    """The scalars a rewrite of an image entry replaces: the reference, or a split entry's
-    `registry` and `repository`."""
-    if isinstance(entry, MappingNode):
-        return [node for key in ("registry", "repository") if (node := mapping_get(entry, key)) is not None]
-    return [entry]
+    """The nodes a rewrite of an image entry replaces: the reference, or a split entry's
+    `registry` and `repository`, or the mapping a merge key (`<<: *base`) takes them from."""
+    if not isinstance(entry, MappingNode):
+        return [entry]
+    nodes = [merged or node for key in ("registry", "repository") for node, merged in [merged_get(entry, key)]
+             if node is not None]
+    return list({id(node): node for node in nodes}.values())
 
 
 def _value_positions(root: Node) -> Iterator[tuple[MappingNode | None, str | None, Node]]:
@@ -104,7 +107,11 @@ def _value_positions(root: Node) -> Iterator[tuple[MappingNode | None, str | Non
         if isinstance(node, MappingNode):
             for key_node, value in node.value:
                 stack.append((None, None, key_node))
-                stack.append((node, str(key_node.value) if isinstance(key_node, ScalarNode) else None, value))
+                key = str(key_node.value) if isinstance(key_node, ScalarNode) else None
+                if is_merge_key(key_node) and isinstance(value, SequenceNode):
+                    stack += [(node, key, merged) for merged in value.value]
+                else:
+                    stack.append((node, key, value))
         elif isinstance(node, SequenceNode):
             stack += [(None, None, item) for item in node.value]
 
@@ -121,7 +128,7 @@ def _shared_anchors(root: Node, entries: list[Node], text: str, base: int) -> di
     def holds_an_image(parent: MappingNode | None, key: str | None) -> bool:
         if parent is None or key is None:
             return False
-        return bool(_IMAGE_KEY_RE.match(key)) or (id(parent) in split_entries and key in ("registry", "repository"))
+        return bool(_IMAGE_KEY_RE.match(key)) or (id(parent) in split_entries and key in _EDITED_KEYS)
 
     return {id(node): anchors[id(node)] for parent, key, node in _value_positions(root)
             if id(node) in anchors and not holds_an_image(parent, key)}
@@ -129,16 +136,18 @@ def _shared_anchors(root: Node, entries: list[Node], text: str, base: int) -> di
 
 def _split_reference(mapping: MappingNode, text: str, base: int, context: FileContext,
                      shared: dict[int, str]) -> Found | None:
-    repository_node = mapping_get(mapping, "repository")
+    repository_node, _ = merged_get(mapping, "repository")
     repository = scalar_text(repository_node)
-    if not repository:
+    if not repository or repository_node is None:
         return None
-    parts = {key: _part(mapping_get(mapping, key), text, base) for key in SPLIT_KEYS}
+    looked_up = {key: merged_get(mapping, key) for key in SPLIT_KEYS}
+    parts = {key: _part(node, text, base) for key, (node, _) in looked_up.items()}
     values = {key: part["value"] if part else "" for key, part in parts.items()}
     raw = _compose(values["registry"], values["repository"], values["tag"], values["digest"])
     at = found_at(repository_node, text, base)
     edit: dict[str, Any] = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column,
-                                     "flow": bool(mapping.flow_style)}}
+                                     "flow": bool(mapping.flow_style),
+                                     "merged": [key for key, (_, merged) in looked_up.items() if merged is not None]}}
     anchor = next((shared[id(node)] for node in _edited_nodes(mapping) if id(node) in shared), None)
     if anchor is not None:
         edit["shared_anchor"] = anchor

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.scan.yamldocs import MERGE_TAG
+from bot.scan.yamldocs import is_merge_key, merged_mappings
 
 ANY_KEY = "*"
 DEEP = "**"
@@ -100,18 +100,9 @@ def _automaton(paths: tuple[str, ...]) -> _Automaton:
     return _Automaton(tuple(compile_path(p) for p in paths))
 
 
-def _is_merge(key: Node) -> bool:
-    return isinstance(key, ScalarNode) and key.value == "<<" and key.tag == MERGE_TAG
-
-
 def _is_walked_list(node: Node) -> bool:
     """A list whose items may hold values; a GitLab `!reference [.job, key]` holds key names."""
     return isinstance(node, SequenceNode) and node.tag != REFERENCE_TAG
-
-
-def _merged(value: Node) -> list[Node]:
-    """The mappings a merge key puts into its mapping: `<<: *base` or `<<: [*a, *b]`."""
-    return value.value if isinstance(value, SequenceNode) else [value]
 
 
 def _hits(automaton: _Automaton, root: Node, skip: frozenset[int]) -> list[Hit]:
@@ -135,8 +126,8 @@ def _hits(automaton: _Automaton, root: Node, skip: frozenset[int]) -> list[Hit]:
             for key_node, value in node.value:
                 if not isinstance(key_node, ScalarNode):
                     continue
-                if _is_merge(key_node):
-                    children += [(merged, states, parent) for merged in _merged(value)]
+                if is_merge_key(key_node):
+                    children += [(merged, states, parent) for merged in merged_mappings(value)]
                     continue
                 nxt = automaton.step(states, str(key_node.value))
                 if nxt:
@@ -187,8 +178,8 @@ def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]
         if isinstance(node, MappingNode):
             for key_node, value in node.value:
                 children.append((key_node, frozenset(), None))
-                if _is_merge(key_node):
-                    children += [(merged, states, parent) for merged in _merged(value)]
+                if is_merge_key(key_node):
+                    children += [(merged, states, parent) for merged in merged_mappings(value)]
                 elif isinstance(key_node, ScalarNode) and states:
                     children.append((value, automaton.step(states, str(key_node.value)), node))
                 else:

@@ -182,6 +182,30 @@ def mapping_get(node: Node, key: str) -> Node | None:
     return None
 
 
+def is_merge_key(key: Node) -> bool:
+    return isinstance(key, ScalarNode) and key.value == "<<" and key.tag == MERGE_TAG
+
+
+def merged_mappings(value: Node) -> list[Node]:
+    """The mappings a merge key puts into its mapping: `<<: *base` or `<<: [*a, *b]`."""
+    return value.value if isinstance(value, SequenceNode) else [value]
+
+
+def merged_get(node: Node, key: str) -> tuple[Node | None, Node | None]:
+    """A mapping's value for `key`, its own or, failing that, one a merge key gives it (the first
+    merged mapping that has it, as YAML says); with the merged mapping it came from, if any."""
+    own = mapping_get(node, key)
+    if own is not None or not isinstance(node, MappingNode):
+        return own, None
+    for merge_key, value in node.value:
+        if is_merge_key(merge_key):
+            for merged in merged_mappings(value):
+                found = mapping_get(merged, key)
+                if found is not None:
+                    return found, merged
+    return None, None
+
+
 def scalar_text(node: Node | None) -> str | None:
     """The string value of a plain or quoted string scalar, else None."""
     if isinstance(node, ScalarNode) and node.tag == STR_TAG:

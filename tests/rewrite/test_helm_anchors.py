@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ref, run_cli, scan_json, write_tree
+from tests.helpers import SHARED_ANCHOR, ref, run_cli, scan_json, write_tree
 
 DEST = "mirror.example.com/m"
 HUB = "docker.io/library/nginx"
@@ -78,4 +78,28 @@ def test_an_anchor_also_used_where_no_image_is_expected_stays(tmp_path: Path, ca
     assert out == ("0 files rewritten, 0 references moved\n"
                    f"unresolved: values.yaml:1:33: nginx:1.25: {shared}\n"
                    f"unresolved: values.yaml:1:33: nginx:1.26: {shared}\n")
+    assert (tmp_path / "values.yaml").read_text() == values
+
+
+MERGED = ('app:\n  image: &base\n    registry: {registry}\n    repository: {path}\n    tag: "1.25"\n'
+          'sidecar:\n  image:\n    <<: *base\n    tag: "1.26"\n')
+
+
+def test_an_entry_whose_keys_come_through_a_merge_key_moves_with_the_entry_it_merges(tmp_path: Path, capsys) -> None:
+    _chart(tmp_path, MERGED.format(registry="docker.io", path="library/nginx"))
+    _scanned(capsys, tmp_path, (4, 17), [(f"{HUB}:1.25", f"{HUB}:1.25"), (f"{HUB}:1.26", f"{HUB}:1.26")])
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, out, err) == (0, "FILE         REFERENCES\n-----------  ----------\nvalues.yaml  2\n"
+                                   "1 file rewritten, 2 references moved\n", "")
+    assert (tmp_path / "values.yaml").read_text() == MERGED.format(registry="mirror.example.com",
+                                                                    path="m/docker.io/library/nginx")
+
+
+def test_keys_merged_from_a_value_no_image_key_holds_stay(tmp_path: Path, capsys) -> None:
+    values = ('base: &base {registry: docker.io, repository: library/nginx}\n'
+              'app: {image: {<<: *base, tag: "1.25"}}\n')
+    _chart(tmp_path, values)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, out, err) == (0, "0 files rewritten, 0 references moved\n"
+                                   f"unresolved: values.yaml:1:47: {HUB}:1.25: {SHARED_ANCHOR.format('base')}\n", "")
     assert (tmp_path / "values.yaml").read_text() == values
