@@ -68,6 +68,18 @@ def test_entries_that_would_need_two_mirror_repositories_are_left_as_they_are(tm
     assert (tmp_path / "values.yaml").read_text() == values
 
 
+def test_entries_with_and_without_a_registry_key_are_left_as_they_are(tmp_path: Path, capsys) -> None:
+    """As the README says: no registry key is added to the one, nor emptied in the other."""
+    values = ('app: {image: {repository: &repo nginx, tag: "1.25"}}\n'
+              'sidecar: {image: {registry: docker.io, repository: *repo, tag: "1.26"}}\n')
+    _chart(tmp_path, values)
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (1, (
+        "0 files rewritten, 0 references moved\n"
+        "left untouched: values.yaml: line 1: references sharing 'nginx' (an anchor) would need it to read "
+        f"'m/{HUB}' and '{MIRROR}'; change it by hand\n"), "")
+    assert (tmp_path / "values.yaml").read_text() == values
+
+
 def test_an_anchor_also_used_where_no_image_is_expected_stays(tmp_path: Path, capsys) -> None:
     values = FLOW.format(name="nginx", tag="1.26") + "podLabels: {app: *repo}\n"
     _chart(tmp_path, values)
