@@ -87,15 +87,23 @@ def _put_back(path: Path, old: str | None) -> None:
         write_atomically(path, old)
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """What every name (hard link) of one file shares; None for a path that does not exist."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 def _check_one_text_per_file(changes: Sequence[tuple[Path, str | None, str]]) -> None:
     """Two names of one file (hard links) given different new texts: whichever came last would win."""
     seen: dict[tuple[int, int], tuple[Path, str]] = {}
     for path, _old, new in changes:
-        try:
-            status = path.lstat()
-        except FileNotFoundError:
+        identity = file_identity(path)
+        if identity is None:
             continue
-        first = seen.setdefault((status.st_dev, status.st_ino), (path, new))
+        first = seen.setdefault(identity, (path, new))
         if first[1] != new:
             raise WriteError(f"{first[0]} and {path} are one file (hard links) but would get different texts; "
                              "nothing was changed")

@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from bot import mirror
 from bot.commands import plan as plan_command
-from bot.output import plural, print_json, render_table, write_together
+from bot.output import file_identity, plural, print_json, render_table, write_together
 from bot.plan import Plan
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
 
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.dry_run:
             sys.stdout.write("".join(unified_diff(r) for r in results if r.changed))
-        print("\n".join([render(results, args.dry_run), *plan_command.left_in_place_lines(planned.plan)]))
+        counted = one_name_per_file(results, planned.root)
+        print("\n".join([render(results, args.dry_run, counted), *plan_command.left_in_place_lines(planned.plan)]))
     return 1 if any(r.new_text is None for r in results) else 0
 
 
@@ -76,10 +78,27 @@ def to_json(results: list[FileRewrite], dry_run: bool, plan: Plan) -> dict:
     }
 
 
-def render(results: list[FileRewrite], dry_run: bool = False) -> str:
+def one_name_per_file(results: list[FileRewrite], root: Path) -> list[FileRewrite]:
+    """The rewritten results, each file once: further names of a file (hard links) are left out."""
+    seen: set[tuple[int, int]] = set()
+    counted = []
+    for result in results:
+        if result.new_text is None:
+            continue
+        identity = file_identity(root / result.path)
+        if identity is None or identity not in seen:
+            counted.append(result)
+        if identity is not None:
+            seen.add(identity)
+    return counted
+
+
+def render(results: list[FileRewrite], dry_run: bool = False, counted: list[FileRewrite] | None = None) -> str:
+    """The table lists every name; the summary counts `counted` (each file once), all results if not given."""
     rows = [(r.path, r.moved) for r in results if r.new_text is not None]
     lines = [render_table(("FILE", "REFERENCES"), rows)] if rows else []
-    files, references = plural(len(rows), "file"), plural(sum(r.moved for r in results), "reference")
+    counted = [r for r in results if r.new_text is not None] if counted is None else counted
+    files, references = plural(len(counted), "file"), plural(sum(r.moved for r in counted), "reference")
     if dry_run:
         lines.append(f"{files} would be rewritten, {references} would move; nothing written")
     else:

@@ -71,6 +71,15 @@ def test_a_file_with_a_second_name_keeps_it(tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in tree.iterdir()) == ["a.yaml", "z.yaml"]
 
 
+def test_a_file_with_two_names_in_the_tree_is_counted_once(tmp_path: Path, capsys) -> None:
+    _tree(tmp_path)
+    os.link(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m")
+    assert (code, out, err) == (0, "FILE    REFERENCES\n------  ----------\na.yaml  1\nb.yaml  1\nz.yaml  1\n"
+                                   "2 files rewritten, 2 references moved\n", "")
+    assert (tmp_path / "a.yaml").stat().st_ino == (tmp_path / "b.yaml").stat().st_ino
+
+
 def test_a_file_nested_too_deeply_to_check_is_left_untouched_and_said_so(tmp_path: Path, capsys) -> None:
     deep = POD.format(name="deep", image="redis:7") + "nested: " + "[" * 1000 + "]" * 1000 + "\n"
     (tmp_path / "deep.yaml").write_text(deep)
