@@ -8,6 +8,7 @@ import os
 import pytest
 
 from bot.commands.sweep import render
+from bot.errors import UsageError
 from bot.output import WriteError
 from bot.sweep import report as sweep_report
 from bot.sweep.report import ImageUse, RepoEntry
@@ -156,9 +157,9 @@ def test_the_reports_are_written_all_three_or_none(tmp_path) -> None:
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
     (folder / "report.csv").unlink()
     (folder / "report.csv").mkdir()
-    with pytest.raises(WriteError) as failed:
+    with pytest.raises(UsageError) as failed:
         sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [SHOP, WEB]), folder)
-    assert str(failed.value) == f"{folder / 'report.csv'}: cannot replace it: Is a directory; nothing was changed"
+    assert str(failed.value) == f"{folder / 'report.csv'}: is a folder, not a file; nothing was written"
     assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == {
         "report.json": before["report.json"], "report.md": before["report.md"]}
 
