@@ -134,7 +134,7 @@ def covered_reasons(references: list[Reference]) -> dict[int, str]:
     return reasons
 
 
-def _renamable_overrides(references: list[Reference]) -> list[tuple[Reference, list[Reference]]]:
+def renamable_overrides(references: list[Reference]) -> list[tuple[Reference, list[Reference]]]:
     """The Kustomize `images:` entries whose `name` a rewrite renames to follow their manifests'
     move, each with the manifest references it applies to."""
     return [
@@ -148,7 +148,7 @@ def held_by_overrides(references: list[Reference], moving: set[int]) -> dict[int
     with the reason. An entry applying to references of which some move and some stay cannot be
     renamed to follow the ones that move without ceasing to apply to the others: it and all it
     matches stay. Repeated until nothing changes, as what stays can hold more."""
-    overrides = _renamable_overrides(references)
+    overrides = renamable_overrides(references)
     held: dict[int, str] = {}
     while True:
         before = len(held)
@@ -185,7 +185,7 @@ def held_by_shared_names(references: list[Reference], mirror_names: Mapping[int,
     for ref in references:
         by_path[ref.path].append(ref)
     held: dict[int, str] = {}
-    for override, matches in _renamable_overrides(references):
+    for override, matches in renamable_overrides(references):
         new_names = {name for m in matches if (name := mirror_names.get(id(m)))}
         clash = None if not new_names else next(((name, ref) for name, ref in _passing(override, by_path)
                       if mirror_names.get(id(ref)) in new_names), None)

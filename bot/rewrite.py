@@ -20,7 +20,7 @@ from typing import Any
 from bot import imageref
 from bot.errors import UsageError
 from bot.imageref import ImageRef
-from bot.plan import Plan, held_by_overrides, is_multiline_block, override_matches, rewrite_blocker
+from bot.plan import Plan, held_by_overrides, is_multiline_block, override_matches, renamable_overrides, rewrite_blocker
 from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan.base import FileContext
@@ -287,8 +287,8 @@ def _check_rescan(text: str, new_text: str, targets: dict[tuple[int, str], str],
     if rescanned.skipped is not None:
         raise CannotRewrite(f"the rewritten file no longer reads as {rule.kind}: {rescanned.skipped.reason}")
     # At one offset the tags keep their order: a rewrite changes names only.
-    after = sorted(rescanned.references, key=lambda r: (r.found.offset, r.raw))
-    before = sorted(before, key=lambda r: (r.found.offset, r.raw))
+    after = sorted(rescanned.references, key=_place)
+    before = sorted(before, key=_place)
     if len(after) != len(before):
         raise CannotRewrite(f"the rewritten file holds {len(after)} image references instead of {len(before)}")
     for old, new in zip(before, after):
@@ -357,11 +357,8 @@ def kustomize_renames(plan: Plan, references: list[Reference], moving: set[int])
     references, by id)."""
     targets = {id(ref): imageref.parse(move.target) for move in plan.moves for ref in move.references}
     renames: dict[str, list[Edit]] = defaultdict(list)
-    for ref in references:
-        entry = ref.found.edit.get("kustomize")
-        if not entry or entry.get("remote") or entry.get("name") is None:
-            continue
-        new_names = {targets[id(m)].name for m in override_matches(ref, references) if id(m) in moving}
+    for ref, matches in renamable_overrides(references):
+        new_names = {targets[id(m)].name for m in matches if id(m) in moving}
         if len(new_names) == 1:
             renames[ref.path].append(rename_edit(ref, new_names.pop()))
     return renames

@@ -468,16 +468,17 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             continue
         build = tree.inputs(layer)
         around = tree.build_includers(layer) if kustomization.component else _Build()
-        external = build.external + around.external
-        patched = build.patched + around.patched
+        beyond = _Build()  # what the entries also apply to that the scan cannot see
+        beyond.absorb(build)
+        beyond.absorb(around)
         images = build.images
         for entry in kustomization.entries:
             item = images_node.value[entry.index]
             before, images = images, tree.apply(layer, entry, images)
             if isinstance(item, MappingNode) and (entry.new_name or entry.new_tag or entry.digest):
                 writers = tree.writers[(layer.path, entry.index)]
-                edit = _edit(item, text, base, entry.index, kustomization, _Build(external=external, patched=patched),
-                             writers, tree.passing[(layer.path, entry.index)])
+                edit = _edit(item, text, base, entry.index, kustomization, beyond, writers,
+                             tree.passing[(layer.path, entry.index)])
                 why = _kept_tags_unknown(entry, kustomization, build)
                 result.found += _entry_found(item, entry, [i.image for i in before], text, base, edit, why)
     return result
