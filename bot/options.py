@@ -114,11 +114,14 @@ def check_destination(dest: str) -> str:
 
 
 def mapping(args: argparse.Namespace, config: Config) -> str:
+    """The checked mapping template; an unusable one from rehome.yaml is refused naming the file and key."""
     template = getattr(args, "mapping", None) or config.mapping
     try:
         check_template(template)
     except MappingError as exc:
-        raise UsageError(str(exc)) from None
+        if getattr(args, "mapping", None) or config.path is None:
+            raise UsageError(str(exc)) from None
+        raise ConfigError(f"{config.path}: key 'mapping': {exc}") from None
     return template
 
 

@@ -25,7 +25,6 @@ from bot.git import Checkout, Identity
 from bot.mirror import MirrorImage, MirrorOptions
 from bot.output import plural
 from bot.plan import Plan
-from bot.policy import MappingError, check_template
 from bot.pulls import PullCounts
 from bot.report import MovedImage, NotMoved, PullWindow, RunReport
 from bot.rewrite import FileRewrite, rewrite_tree, unified_diff
@@ -174,24 +173,10 @@ def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.
     config = options.load_config(args, checkout.root)
     root = checkout.root.resolve()
     named = {key: path for key, path in (("rules", config.rules), ("templates", config.templates)) if path is not None}
-    if config.path is not None:
-        _check_used_values(args, config)
     if config.path is not None and config.path.resolve().is_relative_to(root):
         _check_inside(config.path, named, root)
     checkout.materialize([path.relative_to(root).as_posix() for path in named.values() if path.is_relative_to(root)])
     return plan_command.build(args, checkout.objects, config)
-
-
-def _check_used_values(args: argparse.Namespace, config: Config) -> None:
-    """The destination and mapping rehome.yaml gives (no flag overriding them) are refused naming
-    the file and key: a sweep's report should say which repository's file to fix."""
-    for key, flag, check in (("destination", "to", options.check_destination), ("mapping", "mapping", check_template)):
-        value = getattr(config, key)
-        if value and not getattr(args, flag, None):
-            try:
-                check(value)
-            except (UsageError, MappingError) as exc:
-                raise ConfigError(f"{config.path}: key {key!r}: {exc}") from None
 
 
 def _check_inside(config_path: Path, named: Mapping[str, Path], root: Path) -> None:
