@@ -21,6 +21,20 @@ class WriteError(RehomeError):
 
 # A name that is not UTF-8 (a file named in Latin-1) is held as lone surrogates (Python's surrogateescape).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters that would end a line, or that a reader cannot see.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible_controls(text: str) -> str:
+    """Line breaks and other control or invisible characters written as escapes (`\\n`, `\\u2028`),
+    so a value stays on one line and shows what it holds."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group(0)
+        return _NAMED_CONTROLS.get(char) or f"\\u{ord(char):04x}"
+
+    return _CONTROL.sub(escape, text)
 
 
 def json_text(obj: Any) -> str:

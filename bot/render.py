@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 from bot.errors import ConfigError
-from bot.output import plural
+from bot.output import plural, visible_controls
 from bot.report import MovedImage, NotMoved, RunReport
 from bot.resources import data_dir
 
@@ -80,24 +80,11 @@ LIMIT_STEPS = (
 
 # --- escaping -----------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\](){}#!|~:+\-.])")
 _BACKTICK_RUN = re.compile(r"`+")
 NEWLINE = "\n"
 _WHITESPACE = re.compile(r"\s+")
 _MENTION_SIGN = "@\u200b"  # a zero-width space after "@": GitHub sees no mention, readers see "@"
-
-
-def visible_controls(text: str) -> str:
-    """Line breaks and other control or invisible characters written as escapes (`\\n`, `\\u2028`),
-    so a value stays on one line and shows what it holds."""
-
-    def escape(match: re.Match[str]) -> str:
-        char = match.group(0)
-        return _NAMED_CONTROLS.get(char) or f"\\u{ord(char):04x}"
-
-    return _CONTROL.sub(escape, text)
 
 
 def escape_table_pipes(text: str) -> str:

@@ -14,8 +14,7 @@ from bot.check import (
 )
 from bot.config import Config
 from bot.errors import ConfigError, UsageError
-from bot.output import plural, print_json
-from bot.render import visible_controls
+from bot.output import plural, print_json, visible_controls
 from bot.sarif import to_sarif
 from bot.scan.core import scan
 
