@@ -129,13 +129,12 @@ def annotations(result: RunResult) -> list[str]:
     return lines
 
 
-def outputs(result: RunResult) -> dict[str, str]:
-    """The step outputs. `changed` is true only when this run pushed the branch: a dry run's
-    `changed` (in the JSON: files it would change) is not."""
+def outputs(result: RunResult, data: Mapping[str, object]) -> dict[str, str]:
+    """The step outputs, from the run's result and its JSON (`data`). `changed` is true only when
+    this run pushed the branch: a dry run's `changed` (in the JSON: files it would change) is not."""
     def text(value: object) -> str:
         return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
-    data = result.to_json()
     return {"pr-url": text(data["pr_url"]), "pr-number": text(data["pr_number"]),
             "changed": text(result.changed and result.status != "dry-run"),
             "moved-count": text(data["moved"]), "unresolved-count": text(data["unresolved"])}
@@ -227,10 +226,11 @@ def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     args = _parse(run_arguments(environ))
     _require_token(environ, args)
     result = run_repository(make_forge(args, dict(environ)), args)
-    print(json.dumps(result.to_json(), indent=2), file=stdout)
+    data = result.to_json()
+    print(json.dumps(data, indent=2), file=stdout)
     for line in annotations(result):
         print(line, file=stdout)
-    _append(environ.get("GITHUB_OUTPUT"), "".join(f"{k}={v}\n" for k, v in outputs(result).items()))
+    _append(environ.get("GITHUB_OUTPUT"), "".join(f"{k}={v}\n" for k, v in outputs(result, data).items()))
     if result.report is not None:
         summary = render_step_summary(result.report, result.templates)
     else:

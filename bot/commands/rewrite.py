@@ -93,11 +93,10 @@ def one_name_per_file(results: list[FileRewrite], root: Path) -> list[FileRewrit
     return counted
 
 
-def render(results: list[FileRewrite], dry_run: bool = False, counted: list[FileRewrite] | None = None) -> str:
-    """The table lists every name; the summary counts `counted` (each file once), all results if not given."""
+def render(results: list[FileRewrite], dry_run: bool, counted: list[FileRewrite]) -> str:
+    """The table lists every name; the summary counts `counted` (each file once)."""
     rows = [(r.path, r.moved) for r in results if r.new_text is not None]
     lines = [render_table(("FILE", "REFERENCES"), rows)] if rows else []
-    counted = [r for r in results if r.new_text is not None] if counted is None else counted
     files, references = plural(len(counted), "file"), plural(sum(r.moved for r in counted), "reference")
     if dry_run:
         lines.append(f"{files} would be rewritten, {references} would move; nothing written")

@@ -158,7 +158,7 @@ def _entries(items: list[Any], key: str, fields: dict[str, tuple[type, ...]], na
         yield what, item
 
 
-def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str = "") -> dict[str, Any]:
+def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str = "") -> None:
     """`item` is an object with `fields` of their kinds; `what` names it in an error (nothing: the report)."""
     if not isinstance(item, dict):
         raise ValueError(f"{what} is not an object: {render.clip(repr(item), 80)}")
@@ -169,7 +169,6 @@ def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str = "") -> 
         value = item[name]
         if not (_is_count(value) if int in types and isinstance(value, int) else isinstance(value, types)):
             raise ValueError(f'{where}"{name}" is {render.clip(repr(value), 80)}, not {_KINDS[types]}')
-    return item
 
 
 def _is_count(value: Any) -> bool:
