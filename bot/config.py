@@ -13,7 +13,6 @@ from ruamel.yaml.error import YAMLError
 
 from bot import textfile
 from bot.errors import ConfigError
-from bot.scan.yamldocs import yaml_problem
 
 CONFIG_NAME = "rehome.yaml"
 INIT_PLACEHOLDER = "us-docker.pkg.dev/PROJECT/mirror"  # `rehome init`'s destination for the user to fill in
@@ -114,6 +113,8 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
+        from bot.scan.yamldocs import yaml_problem  # the scan's YAML module: not needed by every command
+
         raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if data is None:
         data = {}

@@ -117,11 +117,14 @@ def _row_entry(row: list[str], width: int, image_at: int, pulls_at: int, time_at
     return Entry(time, row[image_at].strip(), pulls, position=line)
 
 
+_MAX_PULLS_DIGITS = len(str(MAX_PULLS))
+
+
 def _count(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()):
         return None
     digits = text.lstrip("0") or "0"
-    if len(digits) > len(str(MAX_PULLS)):  # and so never more digits than int() converts
+    if len(digits) > _MAX_PULLS_DIGITS:  # and so never more digits than int() converts
         return None
     pulls = int(digits)
     return pulls if pulls <= MAX_PULLS else None
