@@ -134,7 +134,11 @@ def covered_reasons(references: list[Reference]) -> dict[int, str]:
     return reasons
 
 
-def renamable_overrides(references: list[Reference]) -> list[tuple[Reference, list[Reference]]]:
+# Kustomize `images:` entries, each with the manifest references it applies to.
+Overrides = list[tuple[Reference, list[Reference]]]
+
+
+def renamable_overrides(references: list[Reference]) -> Overrides:
     """The Kustomize `images:` entries whose `name` a rewrite renames to follow their manifests'
     move, each with the manifest references it applies to."""
     return [
@@ -143,12 +147,12 @@ def renamable_overrides(references: list[Reference]) -> list[tuple[Reference, li
     ]
 
 
-def held_by_overrides(references: list[Reference], moving: set[int]) -> dict[int, str]:
+def held_by_overrides(overrides: Overrides, moving: set[int]) -> dict[int, str]:
     """Of the `moving` references (by id), those that must stay with a Kustomize `images:` entry,
     with the reason. An entry applying to references of which some move and some stay cannot be
     renamed to follow the ones that move without ceasing to apply to the others: it and all it
-    matches stay. Repeated until nothing changes, as what stays can hold more."""
-    overrides = renamable_overrides(references)
+    matches stay. Repeated until nothing changes, as what stays can hold more. `overrides`: the
+    tree's `renamable_overrides`."""
     held: dict[int, str] = {}
     while True:
         before = len(held)
@@ -175,7 +179,8 @@ def _passing(override: Reference, by_path: Mapping[str, list[Reference]]) -> lis
             if _writes_name(ref, name, {path}, {(path, index)})]
 
 
-def held_by_shared_names(references: list[Reference], mirror_names: Mapping[int, str]) -> dict[int, str]:
+def held_by_shared_names(references: list[Reference], overrides: Overrides,
+                         mirror_names: Mapping[int, str]) -> dict[int, str]:
     """The references that must stay with a Kustomize `images:` entry (by id, with the reason):
     kustomize compares names as written, so an entry for `nginx` does not apply to
     `docker.io/library/nginx`; renamed with its images to their mirror name, it would apply to the
@@ -185,7 +190,7 @@ def held_by_shared_names(references: list[Reference], mirror_names: Mapping[int,
     for ref in references:
         by_path[ref.path].append(ref)
     held: dict[int, str] = {}
-    for override, matches in renamable_overrides(references):
+    for override, matches in overrides:
         new_names = {name for m in matches if (name := mirror_names.get(id(m)))}
         clash = None if not new_names else next(((name, ref) for name, ref in _passing(override, by_path)
                       if mirror_names.get(id(ref)) in new_names), None)
@@ -328,9 +333,10 @@ def make_plan(
     moving = {id(ref) for refs in by_source.values() for ref in refs}
     held = held_by_args(scanned.references, moving)
     mirror_names = {id(ref): imageref.parse(targets[source]).name for source, refs in by_source.items() for ref in refs}
-    held.update({ref: reason for ref, reason in held_by_shared_names(scanned.references, mirror_names).items()
-                 if ref in moving})
-    held.update(held_by_overrides(scanned.references, moving - set(held)))
+    overrides = renamable_overrides(scanned.references)
+    sharing = held_by_shared_names(scanned.references, overrides, mirror_names)
+    held.update({ref: reason for ref, reason in sharing.items() if ref in moving})
+    held.update(held_by_overrides(overrides, moving - set(held)))
     for source, refs in list(by_source.items()):
         unresolved.extend(_with_reason(ref, UNRESOLVED, held[id(ref)]) for ref in refs if id(ref) in held)
         by_source[source] = [ref for ref in refs if id(ref) not in held]

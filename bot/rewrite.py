@@ -20,7 +20,8 @@ from typing import Any
 from bot import imageref
 from bot.errors import UsageError
 from bot.imageref import ImageRef
-from bot.plan import Plan, held_by_overrides, is_multiline_block, override_matches, renamable_overrides, rewrite_blocker
+from bot.plan import (Overrides, Plan, held_by_overrides, is_multiline_block, override_matches, renamable_overrides,
+                      rewrite_blocker)
 from bot.policy import Policy
 from bot.rules import Rule
 from bot.scan.base import FileContext
@@ -352,12 +353,12 @@ def unified_diff(rewrite: FileRewrite) -> str:
     return "".join(lines)
 
 
-def kustomize_renames(plan: Plan, references: list[Reference], moving: set[int]) -> dict[str, list[Edit]]:
-    """`name:` edits, by kustomization path, for the overrides whose manifests move (the `moving`
-    references, by id)."""
+def kustomize_renames(plan: Plan, overrides: Overrides, moving: set[int]) -> dict[str, list[Edit]]:
+    """`name:` edits, by kustomization path, for the `overrides` (the tree's `renamable_overrides`)
+    whose manifests move (the `moving` references, by id)."""
     targets = {id(ref): imageref.parse(move.target) for move in plan.moves for ref in move.references}
     renames: dict[str, list[Edit]] = defaultdict(list)
-    for ref, matches in renamable_overrides(references):
+    for ref, matches in overrides:
         new_names = {targets[id(m)].name for m in matches if id(m) in moving}
         if len(new_names) == 1:
             renames[ref.path].append(rename_edit(ref, new_names.pop()))
@@ -387,13 +388,14 @@ def rewrite_tree(
     kustomizations = {path for path, rule in rule_of.items() if rule.extractor == "kustomize"}
     results = {path: _rewrite_one(tree, path, by_path[path], rule_of[path], policy, {})
                for path in sorted(by_path) if path not in kustomizations}
+    overrides = renamable_overrides(references)
     staying: dict[str, str] = {}  # kustomizations that could not follow, with why
     while True:
         following = _held_with_kustomizations(staying, by_path, references)
-        held = _hold_what_stays_with_kustomizations(results, by_path, references, following)
+        held = _hold_what_stays_with_kustomizations(results, by_path, overrides, following)
         moving = {id(ref) for path, moves in by_path.items() for ref, _ in moves
                   if id(ref) not in held and (path in kustomizations or results[path].changed)}
-        renames = kustomize_renames(plan, references, moving)
+        renames = kustomize_renames(plan, overrides, moving)
         work = {path: (moves, renames.get(path, [])) for path in sorted(kustomizations - set(staying))
                 if (moves := [(r, t) for r, t in by_path.get(path, []) if id(r) not in held]) or path in renames}
         new_texts = {path: r.new_text for path, r in results.items() if r.new_text is not None and r.changed}
@@ -472,14 +474,14 @@ def _held_with_kustomizations(staying: Mapping[str, str], by_path: Mapping[str, 
 
 def _hold_what_stays_with_kustomizations(results: dict[str, FileRewrite],
                                          by_path: Mapping[str, list[tuple[Reference, ImageRef]]],
-                                         references: list[Reference], held: dict[int, str]) -> dict[int, str]:
+                                         overrides: Overrides, held: dict[int, str]) -> dict[int, str]:
     """A manifest left untouched keeps references a kustomization's `images:` entry applies to:
     the entry keeps its name, so what else it applies to stays too (whole files, repeated until
     nothing changes). The references `held` to start with, and those held now, by id, with the reason."""
     while True:
         moving = {id(ref) for path, r in results.items() if r.changed for ref, _ in by_path[path]}
         moving |= {id(ref) for path, moves in by_path.items() if path not in results for ref, _ in moves}
-        held = {**held_by_overrides(references, moving - set(held)), **held}
+        held = {**held_by_overrides(overrides, moving - set(held)), **held}
         newly = {path: reason for path, r in results.items() if r.changed
                  for ref, _ in by_path[path] if (reason := held.get(id(ref))) is not None}
         if not newly:
