@@ -343,9 +343,9 @@ class Registry:
             response.read()
         error = from_response(self.domain, repo, step, response, self.auth.credential, self.source_only)
         if response.status_code in RETRY_STATUSES and tries_of(response) > 1:
-            return RegistryError(error.where, error.step, after_tries(error.detail, response), error.hint)
+            return RegistryError(error.where, error.step, after_tries(error.detail, response), error.hint, error.status)
         if response.status_code in RETRY_STATUSES:  # asked once (a streamed upload): worth trying again whole
-            return RetryableError(error.where, error.step, error.detail, error.hint)
+            return RetryableError(error.where, error.step, error.detail, error.hint, error.status)
         return error
 
 
