@@ -80,13 +80,19 @@ class MirrorImage:
                    result.bytes, pulls, result.error)
 
 
+# An image waiting for a layer that another image is copying holds its worker meanwhile: with more
+# image workers than blob jobs, the images behind it keep the blob jobs busy. (The mirror benchmark's
+# 20 images sharing a 60 MB base: 8% less time, median of 10 paired runs.)
+IMAGE_WORKERS_PER_JOB = 4
+
+
 def open_registries(options: MirrorOptions) -> Registries:
     return Registries(
         credentials=CredentialStore(options.credentials),
         insecure=options.insecure_registries,
         retry=options.retry,
         timeout=options.timeout,
-        connections=max(8, options.jobs * 4),
+        connections=max(8, options.jobs * (IMAGE_WORKERS_PER_JOB + 1)),
         destination=options.destination,
     )
 
@@ -123,7 +129,7 @@ def ensure_images(
 
 def _ensure_each(copier: Copier, moves: Sequence[tuple[str, str]], jobs: int) -> tuple[list[CopyResult], bool]:
     """The moves' results in order, and whether Ctrl-C stopped them (then the unfinished ones are failed)."""
-    workers = ThreadPoolExecutor(max(1, jobs), thread_name_prefix="rehome-image")
+    workers = ThreadPoolExecutor(max(1, jobs) * IMAGE_WORKERS_PER_JOB, thread_name_prefix="rehome-image")
     futures = [workers.submit(copier.ensure, *move) for move in moves]
     try:
         pending: set[Future[CopyResult]] = set(futures)
@@ -257,7 +263,7 @@ def add_copy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh", action="store_true",
                         help="replace a mirror tag that now differs from its source (default: report 'differs')")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
-                        help=f"images and blobs copied at once (default {DEFAULT_JOBS})")
+                        help=f"blobs copied at once (default {DEFAULT_JOBS}); up to {IMAGE_WORKERS_PER_JOB}N images are looked up at once")
     parser.add_argument("--no-referrers", dest="referrers", action="store_false",
                         help="do not copy signatures and attestations (cosign tags, OCI referrers)")
 

@@ -1,12 +1,12 @@
 """`ensure_images`, the function `rehome mirror` calls with the plan's moves, and its output."""
 from __future__ import annotations
 
-import logging
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,9 +18,10 @@ import pytest
 from bot.mirror import (
     INTERRUPT_GRACE, Interrupted, MirrorImage, MirrorOptions, ensure_images, exit_code, human_bytes, render, to_json,
 )
-from tests.helpers import ROOT, logged
+from tests.helpers import ROOT
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, stuck_download, unique_repo, when_downloading
+from tests.oci.proxy import Fault
 from tests.oci.servers import free_port
 
 
@@ -69,18 +70,25 @@ def test_a_dry_run_that_cannot_reach_a_source_says_unknown_which_is_not_a_failur
 
 def test_a_source_registry_that_gave_no_answer_fails_its_other_images_at_once(
         loopback: Loopback, tmp_path: Path, monkeypatch) -> None:
+    """--jobs 1 looks up four images at once: those in flight stop trying once one of them has given
+    up; those that start later do not ask at all."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     host, dst = f"127.0.0.1:{free_port()}", f"{loopback.target.host}/{unique_repo('mirror')}"
-    moves = [(f"{host}/app:{tag}", f"{dst}:{tag}") for tag in ("1", "2", "3")]
-    with logged(logging.INFO) as messages:
-        found = ensure_images(moves, MirrorOptions(jobs=1, retry=FAST_RETRY))
+    moves = [(f"{host}/app:{tag}", f"{dst}:{tag}") for tag in "123456"]
+    found = ensure_images(moves, MirrorOptions(jobs=1, retry=FAST_RETRY))
     refused = "connection failed after 4 tries (ConnectError: [Errno 111] Connection refused)"
-    assert [(i.status, i.error) for i in found] == [
-        ("failed", f"{host}/app: resolve tag 1: {refused}"),
-        ("failed", f"{host}/app: resolve tag 2: not asked: the registry gave no answer earlier in this run: {refused}"),
-        ("failed", f"{host}/app: resolve tag 3: not asked: the registry gave no answer earlier in this run: {refused}"),
-    ]
-    assert len([m for m in messages if "trying again" in m]) == FAST_RETRY.tries - 1
+    # Each of the first four: the one that gave up, one in flight then, or one that had not asked yet.
+    in_flight = re.compile(rf"(gave up after [123] tries: the registry gave no answer to another request in this "
+                           rf"run: |not asked: the registry gave no answer earlier in this run: )?{re.escape(refused)}")
+    first_four, last_two = found[:4], found[4:]
+    assert [(i.source, i.status) for i in found] == [(source, "failed") for source, _ in moves]
+    assert [i.error for i in last_two] == [
+        f"{host}/app: resolve tag {tag}: not asked: the registry gave no answer earlier in this run: {refused}"
+        for tag in "56"]
+    for tag, image in zip("1234", first_four):
+        assert image.error is not None and image.error.startswith(f"{host}/app: resolve tag {tag}: ")
+        assert in_flight.fullmatch(image.error.partition(f"tag {tag}: ")[2]), image.error
+    assert any(image.error == f"{host}/app: resolve tag {i}: {refused}" for i, image in zip("1234", first_four))
 
 
 def test_json_has_the_contract_fields_in_order() -> None:
@@ -183,6 +191,40 @@ def test_images_sharing_a_base_cost_the_target_only_the_needed_requests(
         f"POST /v2/<repo>/blobs/uploads/?mount={quote(base.digest, safe='')}&from=<repo>": 2,
     })
     assert proxies.upstream_proxy.count("GET", "/blobs/") == len(blobs)
+
+
+def test_images_waiting_for_a_layer_another_image_copies_do_not_hold_up_the_rest(
+        proxies: Loopback, tmp_path: Path, monkeypatch) -> None:
+    """--jobs 2: the first two images share a layer whose download goes silent; the third, which shares
+    nothing, is copied in the meantime rather than after it."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    shared = images.random_layer(300_000)
+    pictures = [images.image((1000,), shared=(shared,)), images.image((1000,), shared=(shared,)), images.image((1000,))]
+    moves, targets = [], []
+    for picture in pictures:
+        src, dst = unique_repo("upstream"), unique_repo("mirror")
+        images.push(proxies.upstream.host, src, picture, "v1")
+        moves.append((f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1"))
+        targets.append(dst)
+    proxies.upstream_proxy.faults.append(Fault("GET", f"/blobs/{shared.digest}", "hang"))
+    shared_downloads_when_third_landed: list[int] = []
+
+    def release_when_the_third_lands() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if httpx.get(f"http://{proxies.target.host}/v2/{targets[2]}/tags/list").status_code == 200:
+                shared_downloads_when_third_landed.append(proxies.upstream_proxy.count("GET", shared.digest))
+                break
+            time.sleep(0.05)
+        proxies.upstream_proxy.reset()  # the silent download breaks off; its retry completes
+
+    watcher = threading.Thread(target=release_when_the_third_lands, daemon=True)
+    watcher.start()
+    found = ensure_images(moves, MirrorOptions(jobs=2, retry=FAST_RETRY))
+    watcher.join()
+    by_source = {image.source: (image.status, image.digest) for image in found}
+    assert [by_source[source] for source, _ in moves] == [("copied", picture.digest) for picture in pictures]
+    assert shared_downloads_when_third_landed == [1]  # landed while the first download of the layer hung
 
 
 def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tmp_path: Path, monkeypatch) -> None:
