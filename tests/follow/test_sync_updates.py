@@ -113,9 +113,12 @@ def test_ctrl_c_during_sync_prints_what_was_done(proxies: Loopback, tmp_path: Pa
         "pod.yaml": _pod(stuck_mirror, quick_mirror),
         "rehome.yaml": f"destination: {dest}\nsync_upstreams: ['{proxy}']\n",
     })
-    argv = ["sync", str(tree), "--jobs", "1", "--format", "json"]  # one at a time: s-quick/..., then upstream/...
+    argv = ["sync", str(tree), "--jobs", "2", "--format", "json"]  # the stuck layer holds one of the two
     args = build_parser(argv).parse_args(argv)
-    when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT), stuck_layer)
+    # Once the stuck layer is downloading and the quick image has asked its last question (its referrers):
+    # the two images are copied side by side, so either may come first.
+    when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT), f"{stuck_layer}|/{quick}/referrers/",
+                     downloads=2)
     with pytest.raises(Interrupted):  # which the CLI says, exiting 130
         args.run(args)
     result = json.loads(capsys.readouterr().out)
