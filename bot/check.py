@@ -7,6 +7,7 @@ about, keyed by path and image so that moving a line does not make it new.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Set
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from bot.policy import MappingError, map_to_mirror
 from bot.scan.core import ScanOptions, scan
 from bot.scan.files import GitTree
 from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult, Skipped
+from bot.textfile import not_a_file
 
 THIRD_PARTY_RULE = "rehome/third-party-image"
 UNRESOLVED_RULE = "rehome/unresolved-image"
@@ -135,6 +137,47 @@ def build_report(
                 findings.append(_third_party(ref, destination, template))
     skipped = [s for s in scanned.skipped if wanted is None or s.path in wanted]
     return Report(destination, findings, covered, known_count, skipped, fail_on_skipped)
+
+
+# --- files named on the command line -----------------------------------------------------------
+
+def with_named_files_not_read(scanned: ScanResult, root: Path, files: list[str]) -> ScanResult:
+    """`scanned` with the named `files` the scan did not look at listed as skipped, each with why:
+    one that is not a regular file (never opened: a named pipe would hold the check), or one git
+    ignores (not part of the tree rehome moves: no rewrite would change it)."""
+    reasons = {path: why for path in files if (why := _not_a_file_reason(root / path)) is not None}
+    reasons |= _ignored_by_git(root, [path for path in files if path not in reasons])
+    already = {s.path for s in scanned.skipped}
+    added = [Skipped(path, why) for path, why in reasons.items() if path not in already]
+    return dataclasses.replace(scanned, skipped=sorted(scanned.skipped + added, key=lambda s: s.path))
+
+
+def _not_a_file_reason(path: Path) -> str | None:
+    try:
+        what = not_a_file(os.stat(path).st_mode)
+    except OSError:
+        return None  # the scan says why it cannot read it
+    return None if what is None else f"{what}, not a file"
+
+
+def _ignored_by_git(root: Path, paths: list[str]) -> dict[str, str]:
+    """Of `paths`, those git ignores (untracked and matched by an exclude file), each with the file,
+    line and pattern that ignore it; none outside a git checkout."""
+    if not paths:
+        return {}
+    listed = _git_or_none(root, "--literal-pathspecs", "ls-files", "-z", "--others", "--ignored",
+                          "--exclude-standard", "--", *paths)
+    ignored = [path for path in (listed or "").split("\0") if path]
+    if not ignored:
+        return {}
+    names = "".join(f"{path}\0" for path in ignored).encode("utf-8", "surrogateescape")
+    try:
+        matched = run_git(root, ["check-ignore", "--verbose", "-z", "--stdin"], stdin=names).split("\0")
+    except GitError:
+        matched = []
+    records = zip(*[iter(matched)] * 4)  # each: the exclude file, the line, the pattern, the path
+    sources = {path: f"ignored by {source} (line {line}: {pattern})" for source, line, pattern, path in records}
+    return {path: sources.get(path, "ignored by git") for path in ignored}
 
 
 # --- baselines ---------------------------------------------------------------------------------

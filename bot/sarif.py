@@ -26,7 +26,8 @@ UNRESOLVED_HELP = (
 SKIPPED_RULE = "rehome/skipped-file"
 SKIPPED_HELP = (
     "A rule selects the file, but it could not be read whole (not UTF-8, binary, larger than "
-    "`max_file_size`, not valid YAML, a symlink), so the images it may name are not checked. Fix the file, "
+    "`max_file_size`, not valid YAML, a symlink), or the file was named on the command line but is not "
+    "a regular file or is ignored by git, so the images it may name are not checked. Fix the file, "
     "raise `max_file_size`, or, if it holds no images, leave it out with `exclude` in rehome.yaml."
 )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot import options
 from bot.check import (
     Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, skipped_message, third_party_keys,
-    write_baseline,
+    with_named_files_not_read, write_baseline,
 )
 from bot.config import Config
 from bot.errors import ConfigError, UsageError
@@ -116,6 +116,8 @@ def check(args: argparse.Namespace) -> tuple[Path, Report]:
         # A file given by name counts even before `git add`.
         scan_options = dataclasses.replace(scan_options, untracked=True)
     scanned = scan(root, scan_options)
+    if files is not None:
+        scanned = with_named_files_not_read(scanned, root, files)
     known: set[tuple[str, str]] = set()
     if args.baseline:
         known |= read_baseline(Path(args.baseline))

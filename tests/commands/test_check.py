@@ -323,6 +323,38 @@ def test_a_new_file_counts_before_git_add(repo, capsys, monkeypatch):
         "1 third-party reference in 1 file\n", "")
 
 
+def test_files_given_that_are_not_read_at_all_are_skipped_with_the_reason(repo, capsys, monkeypatch):
+    write_tree(repo, {".gitignore": "build/\n", "build/Dockerfile": f"FROM {EXPORTER}\n"})
+    os.mkfifo(repo / "pipe.yaml")  # opened for reading, it would hold the check until something writes to it
+    monkeypatch.chdir(repo)
+    ignored = "ignored by .gitignore (line 1: build/)"
+    pipe = "a named pipe, not a file"
+    assert run_cli(capsys, "check", "build/Dockerfile", "pipe.yaml", "cache/deployment.yaml") == (0, (
+        f"build/Dockerfile: warning: skipped: {ignored}; the image references in it are not checked\n"
+        f"pipe.yaml: warning: skipped: {pipe}; the image references in it are not checked\n"
+        "no third-party references; 1 covered; 2 files not read\n"
+    ), "")
+    code, out, _ = run_cli(capsys, "check", "build/Dockerfile", "pipe.yaml", "--fail-on-skipped", "--format", "json")
+    assert (code, json.loads(out)) == (1, {
+        "version": 1, "destination": None, "failed": True, "findings": [], "known": 0, "covered": [],
+        "skipped": [{"path": "build/Dockerfile", "reason": ignored}, {"path": "pipe.yaml", "reason": pipe}],
+    })
+    git(repo, "add", "-f", "build/Dockerfile")  # tracked, it is part of the tree whatever .gitignore says
+    assert run_cli(capsys, "check", "build/Dockerfile") == (1, (
+        f"build/Dockerfile:1:6: error: third-party image {EXPORTER}: {HOW_TO_FIX}\n"
+        "1 third-party reference in 1 file\n"
+    ), "")
+
+
+def test_a_named_pipe_given_outside_git_is_skipped_unopened(tmp_path, capsys, monkeypatch):
+    os.mkfifo(tmp_path / "pipe.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "check", "pipe.yaml") == (0, (
+        "pipe.yaml: warning: skipped: a named pipe, not a file; the image references in it are not checked\n"
+        "no third-party references; 1 file not read\n"
+    ), "")
+
+
 def test_files_outside_git_are_relative_to_the_current_folder(tmp_path, capsys, monkeypatch):
     write_tree(tmp_path, {"a/Dockerfile": "FROM alpine:3.20\n", "b/Dockerfile": "FROM alpine:3.19\n"})
     monkeypatch.chdir(tmp_path)
