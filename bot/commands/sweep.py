@@ -24,7 +24,7 @@ from bot.sweep.progress import SweepProgress
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import RepoEntry, SweepReport
 from bot.sweep.runner import WORKERS, SweepContext, failed_names, sweep
-from bot.sweep.select import RepoInfo, Selection, parse_shard, select
+from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select
 from bot.sweep.state import StateJournal
 
 HELP = "run rehome over a GitHub organisation's repositories: inventory, or one pull request each"
@@ -106,19 +106,12 @@ def _check(args: argparse.Namespace) -> str:
 
 
 def repositories(args: argparse.Namespace, tokens: access.TokenSource,
-                 limiter: RateLimiter) -> tuple[list[RepoInfo], list[RepoEntry]]:
-    """The org's (or the file's) repositories, and entries for named ones that could not be read."""
+                 limiter: RateLimiter) -> list[RepoInfo | Unreadable]:
+    """The org's (or the file's) repositories; a named one GitHub could not read, by its name and why."""
     github = access.client(tokens, args.github_url)
     if args.org:
-        return list(access.org_repositories(github, args.org, limiter)), []
-    found: list[RepoInfo] = []
-    unreadable: list[RepoEntry] = []
-    for item in access.named_repositories(github, access.read_repos_file(args.repos_file), limiter):
-        if isinstance(item, RepoInfo):
-            found.append(item)
-        else:
-            unreadable.append(RepoEntry(item[0], "failed", error=item[1]))
-    return found, unreadable
+        return list(access.org_repositories(github, args.org, limiter))
+    return list(access.named_repositories(github, access.read_repos_file(args.repos_file), limiter))
 
 
 def mirror_options(args: argparse.Namespace, destination: str) -> MirrorOptions:
@@ -138,12 +131,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                                  required=not (args.inventory or args.dry_run))
     copy_options = mirror_options(args, destination)  # reads --password-stdin once, before any repository
     args.pull_counts = plan_command.load_pull_counts(args)
-    found, unreadable = repositories(args, tokens, limiter)
-    taken, left = select(found, chosen)
-    # A shard (or --repo-include) leaves a name out whether GitHub could read it or not.
-    unreadable = [entry for entry in unreadable if chosen.why_not_named(entry.repo) is None]
+    taken, left = select(repositories(args, tokens, limiter), chosen)
+    readable = [repo for repo in taken if isinstance(repo, RepoInfo)]
     # A named repository that could not be read is one of the sweep's, failed before it could run.
-    total = len(taken) + len(unreadable)
+    unreadable = [RepoEntry(repo.full_name, "failed", error=repo.error) for repo in taken
+                  if isinstance(repo, Unreadable)]
+    total = len(taken)
     log.info("%s to sweep, %d left out", plural(total, "repository", "repositories"), len(left))
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
@@ -152,7 +145,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     with SweepProgress(total, bar) as progress:
         for entry in unreadable:
             progress.done(entry)
-        swept = sweep(taken, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
+        swept = sweep(readable, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
                       workers=args.workers)
     mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
     stopped = swept.interrupted or swept.journal_error is not None

@@ -21,7 +21,7 @@ from bot.errors import RehomeError, UsageError
 from bot.forge.github import FAILURES, LOOPBACK, LoggingRetry, api_url, failure_text
 from bot.registry import Secret
 from bot.sweep.ratelimit import RateLimiter
-from bot.sweep.select import RepoInfo
+from bot.sweep.select import RepoInfo, Unreadable
 
 log = logging.getLogger("rehome")
 
@@ -172,14 +172,14 @@ def read_repos_file(path: str) -> list[str]:
     return [name for name, _number in names.values()]
 
 
-def named_repositories(github: Github, names: list[str], limiter: RateLimiter) -> Iterator[RepoInfo | tuple[str, str]]:
-    """Each named repository's details, or (name, why it could not be read)."""
+def named_repositories(github: Github, names: list[str], limiter: RateLimiter) -> Iterator[RepoInfo | Unreadable]:
+    """Each named repository's details, or its name and why it could not be read."""
     for name in names:
         limiter.before()
         try:
             yield RepoInfo.from_api(github.get_repo(name).raw_data)
         except GithubException as exc:
-            yield name, str(_failed(f"read repository {name}", exc))
+            yield Unreadable(name, str(_failed(f"read repository {name}", exc)))
         except requests.RequestException as exc:  # GitHub out of reach: so for every other name too
             raise _failed(f"read repository {name}", exc) from None
         finally:

@@ -37,6 +37,14 @@ class RepoInfo:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Unreadable:
+    """A repository named in `--repos-file` that GitHub could not give: only its name is known."""
+
+    full_name: str
+    error: str
+
+
 def shard_of(full_name: str, count: int) -> int:
     """The shard (0..count-1) a repository belongs to: stable across machines and runs."""
     return int.from_bytes(hashlib.sha256(full_name.lower().encode()).digest(), "big") % count
@@ -75,10 +83,13 @@ class Selection:
     def from_flags(cls, include: Iterable[str], exclude: Iterable[str], **flags: Any) -> Selection:
         return cls(_regexes(include, "--repo-include"), _regexes(exclude, "--repo-exclude"), **flags)
 
-    def why_not(self, repo: RepoInfo) -> str | None:
-        """Why the sweep leaves `repo` out, or None when it takes it."""
+    def why_not(self, repo: RepoInfo | Unreadable) -> str | None:
+        """Why the sweep leaves `repo` out, or None when it takes it. Of one GitHub could not read,
+        only the tests on the name apply."""
         if (reason := self._other_shard(repo.full_name)) is not None:
             return reason
+        if isinstance(repo, Unreadable):
+            return self._name_filtered(repo.full_name)
         if repo.disabled:
             return "disabled"
         if repo.archived and not self.include_archived:
@@ -93,11 +104,6 @@ class Selection:
             return f"has none of the topics {', '.join(self.topics)}"
         return None
 
-    def why_not_named(self, full_name: str) -> str | None:
-        """Why the sweep leaves out a repository known by its name alone (one GitHub could not
-        read): only the tests on the name apply."""
-        return self._other_shard(full_name) or self._name_filtered(full_name)
-
     def _other_shard(self, full_name: str) -> str | None:
         if self.shard is not None and shard_of(full_name, self.shard[1]) != self.shard[0]:
             return f"in shard {shard_of(full_name, self.shard[1])}/{self.shard[1]}"
@@ -111,9 +117,12 @@ class Selection:
         return None
 
 
-def select(repos: Iterable[RepoInfo], selection: Selection) -> tuple[list[RepoInfo], list[tuple[RepoInfo, str]]]:
-    """(taken, [(left out, why)]), each sorted by name; `limit` cuts the taken list."""
-    taken, left = [], []
+def select(repos: Iterable[RepoInfo | Unreadable],
+           selection: Selection) -> tuple[list[RepoInfo | Unreadable], list[tuple[RepoInfo | Unreadable, str]]]:
+    """(taken, [(left out, why)]), each sorted by name; `limit` cuts the taken list, where a
+    repository GitHub could not read counts as any other."""
+    taken: list[RepoInfo | Unreadable] = []
+    left: list[tuple[RepoInfo | Unreadable, str]] = []
     for repo in sorted(repos, key=lambda r: r.full_name.lower()):
         reason = selection.why_not(repo)
         if reason is None and selection.limit is not None and len(taken) >= selection.limit:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bot.errors import UsageError
-from bot.sweep.select import RepoInfo, Selection, parse_shard, select, shard_of
+from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select, shard_of
 from bot.sweep.state import Outcome, StateJournal
 from tests.helpers import logged
 
@@ -43,6 +43,14 @@ def test_filters_say_why_a_repository_is_left_out():
     everything = Selection(include_archived=True, include_forks=True, include_empty=True, topics=("platform",))
     assert [r.full_name for r in select(REPOS, everything)[0]] == ["acme/tools"]
     assert len(select(REPOS, Selection(limit=5))[0]) == 5
+
+
+def test_a_repository_github_could_not_read_is_selected_by_its_name_and_counts_for_the_limit():
+    gone = Unreadable("acme/svc-00a", "GitHub: read repository acme/svc-00a: 404 Not Found")
+    assert select([*REPOS[:3], gone], Selection(limit=2)) == (
+        [REPOS[0], gone], [(REPOS[1], "over --limit 2"), (REPOS[2], "over --limit 2")])
+    assert select([REPOS[0], gone], Selection.from_flags([], ["00a"], limit=1)) == (
+        [REPOS[0]], [(gone, "matched by --repo-exclude")])
 
 
 @pytest.mark.parametrize("text", ["4/4", "1", "-1/2", "a/b"])

@@ -253,7 +253,27 @@ def test_a_name_github_cannot_read_belongs_to_one_shard_as_any_name(org: Org, ca
                       "acme/gone": [(shard_of("acme/gone", 3), "failed")]}
     code, result, _ = sweep(capsys, org, "--repos-file", str(names), "--dry-run", "--repo-exclude", "missing",
                             by_org=False)
-    assert [r["repo"] for r in result["repositories"]] == ["acme/gone", "acme/svc-docs"]
+    assert ([r["repo"] for r in result["repositories"]], result["left_out"]) == (
+        ["acme/gone", "acme/svc-docs"], [{"repo": "acme/missing", "reason": "matched by --repo-exclude"}])
+
+
+def test_limit_takes_the_first_names_whether_github_can_read_them_or_not(org: Org, capsys, tmp_path) -> None:
+    names = tmp_path / "repos.txt"
+    names.write_text("acme/svc-web\nacme/svc-gone\nacme/svc-docs\n")
+    swept = {}
+    for limit in ("1", "2"):
+        code, result, err = sweep(capsys, org, "--repos-file", str(names), "--dry-run", "--limit", limit,
+                                  by_org=False)
+        swept[limit] = (code, [(r["repo"], r["status"]) for r in result["repositories"]], result["left_out"],
+                        err.splitlines()[0])
+    assert swept == {
+        "1": (0, [("acme/svc-docs", "nothing-to-do")],
+              [{"repo": "acme/svc-gone", "reason": "over --limit 1"}, {"repo": "acme/svc-web", "reason": "over --limit 1"}],
+              "1 repository to sweep, 2 left out"),
+        "2": (1, [("acme/svc-docs", "nothing-to-do"), ("acme/svc-gone", "failed")],
+              [{"repo": "acme/svc-web", "reason": "over --limit 2"}],
+              "2 repositories to sweep, 1 left out"),
+    }
 
 
 def test_a_dry_run_fails_an_image_missing_upstream_as_the_sweep_then_does(org: Org, capsys) -> None:
