@@ -366,6 +366,32 @@ def same_change(checkout: Checkout, head: str | None, new: str) -> bool:
     return head_parents == [checkout.base_sha] and head_tree == new_tree
 
 
+def holds_files(checkout: Checkout, head: str | None, files: Mapping[str, str]) -> bool:
+    """What `same_change` says of the commit `commit_files` would make of these files, worked out
+    without making it (a dry run writes no object): `head` is one commit on the current base that
+    changes exactly these files, each to this text, with the mode it has in the base."""
+    if head is None or _commit_fields(checkout, head)[1] != [checkout.base_sha]:
+        return False
+    expected = {checkout.prefix + path: (checkout.objects.mode(path) or "100644", _blob_id(checkout, text))
+                for path, text in files.items()}
+    return _changes(checkout, checkout.base_sha, head) == expected
+
+
+def _blob_id(checkout: Checkout, text: str) -> str:
+    """The object name `text` would have as a file's content; nothing is written."""
+    return checkout.git("hash-object", "--no-filters", "--stdin", stdin=text.encode("utf-8"))
+
+
+def _changes(checkout: Checkout, old: str, new: str) -> dict[str, tuple[str, str]]:
+    """Each path (from the repository's top) that differs between two commits: its new mode and object."""
+    fields = checkout.git("diff-tree", "-r", "-z", "--no-renames", old, new).split("\0")
+    changes = {}
+    for meta, path in zip(fields[0::2], fields[1::2]):  # ":old-mode new-mode old-object new-object status", path
+        _old_mode, new_mode, _old_object, new_object, _status = meta.split()
+        changes[path] = (new_mode, new_object)
+    return changes
+
+
 @functools.lru_cache(maxsize=None)
 def check_branch_name(name: str) -> str:
     """`name` when git takes it as a branch name as it is, else a usage error (before any work).
@@ -391,11 +417,20 @@ def publish_branch(checkout: Checkout, branch: str, new: str, expected: str | No
         log.info("pushing %s", branch)
         checkout.git("push", "--quiet", f"--force-with-lease={ref}:{expected or ''}", "origin", f"{new}:{ref}")
     else:
-        elsewhere = _worktree_with(checkout, ref)
-        if elsewhere is not None:  # git itself never moves a branch under another worktree's feet
-            raise UsageError(f"the branch {branch} is checked out in {elsewhere}; it is not moved under that checkout",
-                             hint="check out another branch there (or remove that worktree), then run again")
+        refusal = checked_out_elsewhere(checkout, branch)
+        if refusal is not None:
+            raise refusal
         checkout.git("update-ref", "-m", "rehome: rebuilt from the base branch", ref, new, expected or NO_SHA)
+
+
+def checked_out_elsewhere(checkout: Checkout, branch: str) -> UsageError | None:
+    """The refusal to move a local repository's `branch` that another worktree has checked out (git
+    itself never moves a branch under another worktree's feet); None when it can be moved."""
+    elsewhere = None if checkout.remote else _worktree_with(checkout, f"refs/heads/{branch}")
+    if elsewhere is None:
+        return None
+    return UsageError(f"the branch {branch} is checked out in {elsewhere}; it is not moved under that checkout",
+                      hint="check out another branch there (or remove that worktree), then run again")
 
 
 def _worktree_with(checkout: Checkout, ref: str) -> str | None:

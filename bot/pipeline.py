@@ -220,6 +220,7 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     if changed:  # a dry run too: a template that cannot render fails it as it would fail the real run
         result.commit_message = render.render_commit_message(report, settings.templates)
     if dry_run:
+        _refuse_as_the_real_run_would(checkout, settings.branch, head, changed)
         result.status, result.changed = "dry-run", bool(changed)
         result.message = _dry_run_message(len(report.moved), len(changed), len(result.failed))
         return result
@@ -227,6 +228,21 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     for warning in result.warnings:
         log.warning("%s: %s", forge.repository, warning)
     return result
+
+
+def _refuse_as_the_real_run_would(checkout: Checkout, branch: str, head: str | None,
+                                  changed: list[FileRewrite]) -> None:
+    """A dry run refuses what the real run would refuse once it is about to move the branch: a
+    local branch checked out in another worktree (unless the branch already holds the change)."""
+    if not changed:
+        return
+    refusal = git.checked_out_elsewhere(checkout, branch)
+    if refusal is not None and not git.holds_files(checkout, head, _new_texts(changed)):
+        raise refusal
+
+
+def _new_texts(changed: list[FileRewrite]) -> dict[str, str]:
+    return {r.path: r.new_text for r in changed if r.new_text is not None}
 
 
 def _dry_run_message(moved: int, files: int, failed: int) -> str:
@@ -284,8 +300,7 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
             result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
         return
     assert result.report is not None
-    new = git.commit_files(checkout, {r.path: r.new_text for r in changed if r.new_text is not None},
-                           result.commit_message, settings.author)
+    new = git.commit_files(checkout, _new_texts(changed), result.commit_message, settings.author)
     request = PullRequestRequest(settings.branch, checkout.base, result.title, result.body, settings.labels,
                                  settings.reviewers, settings.assignees, settings.draft)
     if git.same_change(checkout, head, new):

@@ -86,6 +86,24 @@ def test_a_preview_is_the_worktrees_base_commit_and_writes_nothing_in_the_reposi
     assert folder_bytes(repo / ".git") == dot_git
 
 
+def test_a_preview_tells_whether_the_branch_holds_the_commit_it_would_make_without_making_it(tmp_path):
+    repo = _repository(tmp_path)
+    files = {"k8s.yaml": "image: mirror/redis:7\n", "bin/deploy": "#!/bin/sh\necho mirror/redis:7\n",
+             ODD_NAME: "image: mirror/redis:7\n"}
+    with git.local_worktree(repo / "svc") as checkout:
+        sha = git.commit_files(checkout, files, "Move redis", git.BOT)
+    run(repo, "update-ref", "refs/heads/bot", sha)
+    dot_git = folder_bytes(repo / ".git")
+    with git.preview(repo / "svc") as checkout:
+        head = git.branch_head(checkout, "bot")
+        assert [git.holds_files(checkout, head, changed) for changed in (
+            files, {**files, "k8s.yaml": "image: other/redis:7\n"}, {"k8s.yaml": files["k8s.yaml"]},
+        )] == [True, False, False]
+        assert not git.holds_files(checkout, None, files)
+        assert not git.holds_files(checkout, checkout.base_sha, files)  # not one commit on the base
+    assert folder_bytes(repo / ".git") == dot_git
+
+
 def test_uncommitted_changes_are_those_in_the_folder_untracked_too_not_ignored(tmp_path):
     repo = _repository(tmp_path)
     write_tree(repo, {".gitignore": "*.log\n", "svc/build.log": "ignored\n"})

@@ -305,6 +305,27 @@ def test_the_bots_branch_checked_out_in_another_worktree_is_not_moved(project: P
     assert git(other, "status", "--porcelain") == ""
 
 
+def test_a_dry_run_refuses_to_move_a_branch_checked_out_elsewhere_as_the_real_run_does(
+        project: Project, tmp_path: Path, capsys) -> None:
+    work = project.work
+    run = ("run", str(work), "--to", project.destination)
+    assert run_cli(capsys, *run)[0] == 1  # gone:1 could not be copied
+    other = tmp_path / "review"
+    git(work, "worktree", "add", "-q", str(other), BRANCH)
+    # The branch already holds this change: the real run would not move it, so neither refuses.
+    code, out, err = run_cli(capsys, *run, "--dry-run")
+    assert (code, err) == (1, "")
+    (work / "README.md").write_text("new on main\n")
+    git(work, "add", "README.md")
+    git(work, "commit", "-q", "-m", "main moves on")
+    dot_git = folder_bytes(work / ".git")
+    refused = (2, "", f"rehome: error: the branch {BRANCH} is checked out in {other}; it is not moved under that "
+                      "checkout\nhint: check out another branch there (or remove that worktree), then run again\n")
+    assert run_cli(capsys, *run, "--dry-run") == refused
+    assert folder_bytes(work / ".git") == dot_git
+    assert run_cli(capsys, *run) == refused
+
+
 @pytest.mark.parametrize("flags", [(), ("--dry-run",)])
 def test_a_repository_without_commits_is_a_usage_error(tmp_path: Path, capsys, flags: tuple[str, ...]) -> None:
     git(tmp_path, "init", "-q", "-b", "main")
