@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -70,8 +71,13 @@ def yaml_line(key: str, value: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     target = Path(args.path) / CONFIG_NAME
+    if not Path(args.path).exists():
+        raise UsageError(f"{args.path}: the folder does not exist")
     if not Path(args.path).is_dir():
         raise UsageError(f"{args.path}: not a directory")
+    if target.is_symlink():  # replaced, the link would be gone; written through, a file elsewhere would change
+        raise UsageError(f"{target} is a symlink to {os.readlink(target)}: init does not replace a symlink",
+                         hint="remove the link first (or edit the file it points to)")
     if target.is_dir():
         raise UsageError(f"{target} is a folder")
     if target.exists() and not args.force:

@@ -8,7 +8,7 @@ import pytest
 
 from bot import output
 from bot.config import load_config
-from tests.helpers import run_cli
+from tests.helpers import folder_bytes, run_cli
 
 
 def test_init_writes_a_valid_commented_starter(tmp_path, capsys):
@@ -46,6 +46,24 @@ def test_init_over_a_folder_named_rehome_yaml_is_refused(tmp_path, capsys):
     (tmp_path / "rehome.yaml").mkdir()
     code, out, err = run_cli(capsys, "init", str(tmp_path), "--force")
     assert (code, out, err) == (2, "", f"rehome: error: {tmp_path / 'rehome.yaml'} is a folder\n")
+
+
+@pytest.mark.parametrize(("points_to", "flags"), [("nowhere.yaml", ()), ("shared.yaml", ("--force",))])
+def test_init_never_replaces_a_symlink_and_names_where_it_points(tmp_path, capsys, points_to, flags):
+    (tmp_path / "shared.yaml").write_text("destination: keep.me/x\n")
+    link = tmp_path / "rehome.yaml"
+    link.symlink_to(points_to)
+    before = folder_bytes(tmp_path)
+    assert run_cli(capsys, "init", str(tmp_path), *flags) == (2, "", (
+        f"rehome: error: {link} is a symlink to {points_to}: init does not replace a symlink\n"
+        "hint: remove the link first (or edit the file it points to)\n"))
+    assert folder_bytes(tmp_path) == before
+
+
+def test_init_in_a_folder_that_does_not_exist_names_it_and_writes_nothing(tmp_path, capsys):
+    missing = tmp_path / "nope" / "deeper"
+    assert run_cli(capsys, "init", str(missing)) == (2, "", f"rehome: error: {missing}: the folder does not exist\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_init_without_to_says_to_replace_the_placeholder_and_quiet_says_nothing(tmp_path, capsys):
