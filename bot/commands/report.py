@@ -113,7 +113,8 @@ def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ
 def run_merge(args: argparse.Namespace) -> int:
     paths = [Path(p) / "report.json" if Path(p).is_dir() else Path(p) for p in args.reports]
     _check_out_dir(Path(args.out_dir), paths)
-    merged = sweep_report.merge([sweep_report.load(p) for p in paths])
+    _check_given_once(args.reports, paths)
+    merged = sweep_report.merge([(str(p), sweep_report.load(p)) for p in paths])
     sweep_report.write(merged, Path(args.out_dir))
     if args.format == "json":
         print_json(merged.to_json())
@@ -137,6 +138,21 @@ def _check_out_dir(out_dir: Path, reports: list[Path]) -> None:
     if existing.exists():
         raise UsageError(f"report merge: OUT_DIR {out_dir} already holds a report ({existing}) that is not one of "
                          "those to merge; nothing was written", hint="give a new or empty folder")
+
+
+def _check_given_once(given: list[str], paths: list[Path]) -> None:
+    """Before reading anything: no report is named twice (a shard's folder and its report.json), which
+    would count its repositories twice."""
+    first: dict[tuple[int, int], int] = {}
+    for index, path in enumerate(paths):
+        try:
+            found = path.stat()
+        except OSError:
+            continue  # reading it says what is wrong
+        earlier = first.setdefault((found.st_dev, found.st_ino), index)
+        if earlier != index:
+            raise UsageError(f"report merge: {given[earlier]} and {given[index]} are the same report "
+                             f"({paths[earlier]}); nothing was written", hint="give each shard's report once")
 
 
 def _same_file(path: Path, other: Path) -> bool:

@@ -182,23 +182,26 @@ def make_report(mode: str, destination: str, repositories: Iterable[RepoEntry], 
                        not_reached)
 
 
-def merge(reports: Sequence[SweepReport]) -> SweepReport:
-    """The shards' reports as one; a repository in two shards is an error (shards never overlap)."""
+def merge(reports: Sequence[tuple[str, SweepReport]]) -> SweepReport:
+    """The shards' reports, each with the file it was read from, as one; a repository in two shards
+    is an error (shards never overlap)."""
     if not reports:
         raise UsageError("report merge: no reports given")
-    modes = {r.mode for r in reports}
-    destinations = {r.destination for r in reports}
-    if len(modes) > 1 or len(destinations) > 1:
-        raise UsageError(f"report merge: the reports are of different sweeps ({', '.join(sorted(modes))}; "
-                         f"{', '.join(sorted(destinations))})")
-    seen: dict[str, RepoEntry] = {}
-    for report in reports:
+    first_where, first = reports[0]
+    for where, report in reports[1:]:
+        if (report.mode, report.destination) != (first.mode, first.destination):
+            raise UsageError(f"report merge: {where} is of another sweep than {first_where} ({report.mode} to "
+                             f"{report.destination}, not {first.mode} to {first.destination}); nothing was written")
+    seen: dict[str, tuple[str, RepoEntry]] = {}
+    for where, report in reports:
         for repo in report.repositories:
             if repo.repo in seen:
-                raise UsageError(f"report merge: {repo.repo} is in two reports; shards never overlap")
-            seen[repo.repo] = repo
-    return make_report(reports[0].mode, reports[0].destination, seen.values(),
-                       interrupted=any(r.interrupted for r in reports), not_reached=sum(r.not_reached for r in reports))
+                raise UsageError(f"report merge: {repo.repo} is in two reports, {seen[repo.repo][0]} and {where}; "
+                                 "shards never overlap; nothing was written")
+            seen[repo.repo] = (where, repo)
+    return make_report(first.mode, first.destination, [repo for _where, repo in seen.values()],
+                       interrupted=any(r.interrupted for _where, r in reports),
+                       not_reached=sum(r.not_reached for _where, r in reports))
 
 
 def load(path: Path) -> SweepReport:

@@ -49,6 +49,30 @@ def test_merge_refuses_an_out_dir_holding_another_report(capsys, tmp_path, monke
     assert {path: path.read_bytes() for path in before} == before
 
 
+@pytest.mark.parametrize("again", ["s0/report.json", "./s0"])
+def test_merge_refuses_a_report_given_twice_naming_both(capsys, tmp_path, monkeypatch, again) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = _shards(tmp_path)
+    assert run_cli(capsys, "report", "merge", "out", "s0", "s1", again) == (
+        2, "", f"rehome: error: report merge: s0 and {again} are the same report (s0/report.json); nothing was "
+               "written\nhint: give each shard's report once\n")
+    assert {path: path.read_bytes() for path in before} == before and not (tmp_path / "out").exists()
+
+
+def test_merge_names_the_reports_that_do_not_go_together(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _shards(tmp_path)
+    sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [RepoEntry("acme/a", "failed")]), tmp_path / "s2")
+    sweep_report.write(sweep_report.make_report("inventory", DESTINATION, []), tmp_path / "s3")
+    assert run_cli(capsys, "report", "merge", "out", "s0", "s1", "s2") == (
+        2, "", "rehome: error: report merge: acme/a is in two reports, s0/report.json and s2/report.json; shards "
+               "never overlap; nothing was written\n")
+    assert run_cli(capsys, "report", "merge", "out", "s0", "s3") == (
+        2, "", f"rehome: error: report merge: s3/report.json is of another sweep than s0/report.json (inventory to "
+               f"{DESTINATION}, not sweep to {DESTINATION}); nothing was written\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_merge_refuses_a_report_nested_too_deep(capsys, tmp_path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text(f'{{"version": 1, "mode": "sweep", "destination": "d", "repositories": [], "images": {DEEP}}}')

@@ -112,9 +112,10 @@ def test_shards_cover_the_org_once_and_their_reports_merge_into_the_single_run(o
     assert code == 0, err
     for name in ("report.json", "report.md", "report.csv"):
         assert (merged / name).read_text() == (whole / name).read_text()
-    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "twice"), str(tmp_path / "shard-0"),
-                             str(tmp_path / "shard-0" / "report.json"))
-    assert code == 2 and "is in two reports" in err
+    shard = tmp_path / "shard-0"
+    assert run_cli(capsys, "report", "merge", str(tmp_path / "twice"), str(shard), str(shard / "report.json")) == (
+        2, "", f"rehome: error: report merge: {shard} and {shard}/report.json are the same report "
+               f"({shard}/report.json); nothing was written\nhint: give each shard's report once\n")
 
 
 def test_the_shared_mirror_step_ensures_each_image_once_even_when_asked_at_the_same_time() -> None:
