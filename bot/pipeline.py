@@ -175,7 +175,9 @@ def plan_checkout(checkout: Checkout, args: argparse.Namespace) -> plan_command.
     named = {key: path for key, path in (("rules", config.rules), ("templates", config.templates)) if path is not None}
     if config.path is not None and config.path.resolve().is_relative_to(root):
         _check_inside(config.path, named, root)
-    checkout.materialize([path.relative_to(root).as_posix() for path in named.values() if path.is_relative_to(root)])
+    inside = {key: path for key, path in named.items() if path.is_relative_to(root)}
+    checkout.materialize([path.relative_to(root).as_posix() for path in inside.values()])
+    _check_committed(checkout, config, {key: path for key, path in inside.items() if not getattr(args, key, None)})
     return plan_command.build(args, checkout.objects, config)
 
 
@@ -186,6 +188,18 @@ def _check_inside(config_path: Path, named: Mapping[str, Path], root: Path) -> N
         if not path.is_relative_to(root):
             raise ConfigError(f"{config_path}: key {key!r}: {written_as(config_path, path)} is outside the repository; "
                               "only the repository's own files are read")
+
+
+def _check_committed(checkout: Checkout, config: Config, named: Mapping[str, Path]) -> None:
+    """The folders rehome.yaml names (and no flag replaces) are read from the base commit: one it
+    does not hold is said to be so, not to be missing (it may well be in the working tree, uncommitted)."""
+    for key, path in named.items():
+        if not path.exists():
+            assert config.path is not None  # only a rehome.yaml names folders
+            raise ConfigError(f"{config.path}: key {key!r}: {written_as(config.path, path)} is not in the commit "
+                              f"being read (the tip of {checkout.base}, {checkout.base_sha[:12]})",
+                              hint="only committed files are read: commit the folder (or correct the key), "
+                                   "then run again")
 
 
 def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, ensure: Ensure,

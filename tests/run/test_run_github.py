@@ -280,14 +280,20 @@ def test_a_bad_rehome_yaml_is_named_by_the_repository_and_its_path_there(
     assert github.writes() == []
 
 
+UNCOMMITTED_HINT = "hint: only committed files are read: commit the folder (or correct the key), then run again"
+
+
 @pytest.mark.parametrize("config, last_lines", [
     ("rules: ../elsewhere\n", ["rehome: error: acme/shop: rehome.yaml: key 'rules': ../elsewhere is outside the "
                                "repository; only the repository's own files are read"]),
     ("templates: ../outside\n", ["rehome: error: acme/shop: rehome.yaml: key 'templates': ../outside is outside "
                                   "the repository; only the repository's own files are read"]),
-    ("rules: nope\n", ["rehome: error: acme/shop: rehome.yaml: key 'rules': nope does not exist or is not a folder"]),
-    ("templates: tpl\n", ["rehome: error: acme/shop: rehome.yaml: key 'templates': tpl does not exist or is not a "
-                          "folder"]),
+    ("rules: nope\n", ["rehome: error: acme/shop: rehome.yaml: key 'rules': nope is not in the commit being read "
+                       "(the tip of main, {sha})", UNCOMMITTED_HINT]),
+    ("templates: tpl\n", ["rehome: error: acme/shop: rehome.yaml: key 'templates': tpl is not in the commit being "
+                          "read (the tip of main, {sha})", UNCOMMITTED_HINT]),
+    ("templates: Dockerfile\n", ["rehome: error: acme/shop: rehome.yaml: key 'templates': Dockerfile does not exist or "
+                                "is not a folder"]),
     ("mapping: '{destination}/{nope}'\n", [
         "rehome: error: acme/shop: rehome.yaml: key 'mapping': mapping template '{destination}/{nope}' uses unknown "
         "placeholder(s) {nope}; known: {destination}, {domain}, {path}"]),
@@ -307,7 +313,8 @@ def test_each_bad_value_in_the_repositorys_rehome_yaml_is_named_by_the_repositor
     to = () if config.startswith("destination") else ("--to", project.destination)  # the flag would win
     code, out, err = run_cli(capsys, "run", "acme/shop", *to, "--github-url", github.base_url, "--token-env", TOKEN_ENV)
     assert (code, out) == (2, "")
-    assert err.splitlines()[-len(last_lines):] == last_lines
+    sha = git(project.work, "rev-parse", "HEAD")[:12]
+    assert err.splitlines()[-len(last_lines):] == [line.replace("{sha}", sha) for line in last_lines]
     assert github.writes() == []
 
 

@@ -347,17 +347,33 @@ def test_a_bad_rules_file_in_the_repository_is_named_by_its_path_there(project: 
     assert err == "rehome: error: svc: ops/rules/jobs.yaml: unknown field 'image'\n"
 
 
-def test_a_templates_folder_rehome_yaml_names_but_git_does_not_hold_is_named_by_its_key(project: Project,
-                                                                                      capsys) -> None:
+@pytest.mark.parametrize(("key", "untracked"), [("templates", "pr_title.j2"), ("rules", "jobs.yaml")])
+def test_a_folder_rehome_yaml_names_but_git_does_not_hold_is_said_to_be_uncommitted(
+        project: Project, capsys, key: str, untracked: str) -> None:
     work = project.work
-    write_tree(work, {"svc/rehome.yaml": f"destination: {project.destination}\ntemplates: ops/templates\n"})
+    write_tree(work, {"svc/rehome.yaml": f"destination: {project.destination}\n{key}: ops/{key}\n"})
     git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "templates named, not committed")
-    write_tree(work, {"svc/ops/templates/pr_title.j2": "Team mirror\n"})  # untracked: not the repository's
+    git(work, "commit", "-q", "-m", f"{key} named, not committed")
+    write_tree(work, {f"svc/ops/{key}/{untracked}": "Team mirror\n"})  # untracked: not the repository's
+    sha = git(work, "rev-parse", "HEAD").strip()
     code, out, err = run_cli(capsys, "run", str(work / "svc"))
     assert (code, out) == (2, "")
-    assert err == "rehome: error: svc: rehome.yaml: key 'templates': ops/templates does not exist or is not a folder\n"
+    assert err == (f"rehome: error: svc: rehome.yaml: key {key!r}: ops/{key} is not in the commit being read "
+                   f"(the tip of main, {sha[:12]})\n"
+                   "hint: only committed files are read: commit the folder (or correct the key), then run again\n")
     assert git(work, "branch", "--list", BRANCH) == ""
+
+
+def test_a_templates_flag_replaces_an_uncommitted_folder_rehome_yaml_names(project: Project, tmp_path: Path,
+                                                                          capsys) -> None:
+    work = project.work
+    write_tree(work, {"rehome.yaml": f"destination: {project.destination}\ntemplates: ops/templates\n"})
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "templates named, not committed")
+    flag = write_tree(tmp_path / "mine", {"pr_title.j2": "Team mirror\n"})
+    code, out, err = run_cli(capsys, "run", str(work), "--templates", str(flag), "--dry-run")
+    assert code == 1, err  # gone:1 could not be copied
+    assert "Team mirror" in out
 
 
 def test_the_pr_file_is_written_by_every_run_empty_when_nothing_is_proposed(
