@@ -40,6 +40,7 @@ GOOGLE_LOGIN_FIX = ("pip install 'rehome-bot[gcp]' and run `gcloud auth applicat
 READ_GRANT_FIX = "grant the credentials read access (roles/artifactregistry.reader on Artifact Registry)"
 WRITE_GRANT_FIX = "grant the credentials write access (roles/artifactregistry.writer on Artifact Registry)"
 NOT_A_REGISTRY_FIX = "check the host name: DEST must start with a container registry's host"
+SOURCE_NAME_FIX = "check the repository and the tag or digest: --source takes an image as docker pull does"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,14 +130,18 @@ def _speaks_registry_api(response: httpx.Response) -> bool:
     return True
 
 
+def _unreachable_fix(registry: Registry) -> str:
+    if registry.scheme == "http":
+        return f"check that a registry runs at {registry.base_url}"
+    return f"check the host name; a plain-HTTP registry needs --insecure-registry {registry.domain}"
+
+
 def check_answers(registry: Registry, repo: str) -> Check:
     url = f"{registry.base_url}/v2/"
     try:
         response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
     except (Unreachable, RetryableError) as exc:
-        if registry.scheme == "http":
-            return _failure("registry", exc, f"check that a registry runs at {registry.base_url}")
-        return _failure("registry", exc, f"check the host name; a plain-HTTP registry needs --insecure-registry {registry.domain}")
+        return _failure("registry", exc, _unreachable_fix(registry))
     except RegistryError as exc:  # the authentication the registry asked for failed
         if exc.status in (401, 403):
             return Check("registry", False, f"{exc.message}: {_refused(registry)}", _credentials_fix(registry))
@@ -181,34 +186,45 @@ def check_push(registry: Registry, repo: str) -> Check:
     return Check("push", True, f"{registry.domain}/{probe}: a test upload was accepted, then cancelled")
 
 
+def _source_failure(name: str, registry: Registry, exc: RegistryError) -> Check:
+    """A source lookup that failed, said without the image the check's name already gives."""
+    detail = f"{exc.step}: {exc.detail}"
+    if isinstance(exc, (Unreachable, RetryableError)):
+        return Check(name, False, detail, _unreachable_fix(registry))
+    if exc.status in (401, 403) and registry.source_only:
+        return Check(name, False, f"{detail}: {_refused(registry)}",
+                     source_login_fix(registry.domain, registry.auth.credential))
+    return Check(name, False, detail, _access_fix(registry, exc, READ_GRANT_FIX))
+
+
 def check_source(registries: Registries, source: ImageRef) -> Check:
+    name = f"source {source}"
     registry = registries.get(source.domain)
     reference = source.digest or source.tag or "latest"
     try:
         digest = head_digest(registry, source.path, reference, "look up manifest")
     except RegistryError as exc:
-        if exc.status in (401, 403) and registry.source_only:
-            return Check(f"source {source}", False, f"{exc.message}: {_refused(registry)}",
-                         source_login_fix(registry.domain, registry.auth.credential))
-        return _failure(f"source {source}", exc)
+        return _source_failure(name, registry, exc)
     if digest is None:
-        return Check(f"source {source}", False, f"{registry.domain} answers, but has no {source.path}:{reference}")
-    detail = f"{registry.domain} answers"
+        return Check(name, False, "the registry answers, but has no such image", SOURCE_NAME_FIX)
+    detail = "the registry answers"
     if registry.rate_limit is not None:
         limit = registry.rate_limit
         of = f" of {limit.limit}" if limit.limit is not None else ""
         window = f" per {limit.window // 3600}h" if limit.window else ""
         detail += f"; pull quota: {limit.remaining}{of}{window} left"
         if limit.remaining <= registry.quota_reserve:
-            return Check(f"source {source}", False, detail, "wait for the window to pass, or log in (docker login) for a higher limit")
-    return Check(f"source {source}", True, detail)
+            return Check(name, False, detail, "wait for the window to pass, or log in (docker login) for a higher limit")
+    return Check(name, True, detail)
 
 
 def check_read_grant(repository: ArtifactRepository | None, email: str, http: httpx.Client,
                      token: str | None, api: str = ARTIFACT_REGISTRY_API) -> Check:
     name = f"read grant for {email}"
     if repository is None:
-        return Check(name, False, "--runtime-sa applies to Artifact Registry destinations (LOCATION-docker.pkg.dev/PROJECT/REPOSITORY)")
+        return Check(name, False, "the destination is not an Artifact Registry repository "
+                     "(LOCATION-docker.pkg.dev/PROJECT/REPOSITORY)", "leave out --runtime-sa: it checks Artifact "
+                     "Registry's IAM policy only")
     fix = repository.grant_command(email)
     if token is None:
         return Check(name, False, "cannot confirm: no Google Application Default Credentials to read the IAM policy", fix)
@@ -224,8 +240,8 @@ def check_read_grant(repository: ArtifactRepository | None, email: str, http: ht
     roles = sorted(b.get("role", "") for b in response.json().get("bindings", []) if member in b.get("members", []))
     granted = [role for role in roles if role in READ_ROLES]
     if granted:
-        return Check(name, True, f"{repository.repository} grants {granted[0]} to {email}")
-    return Check(name, False, f"the repository's policy does not grant {email} read access "
+        return Check(name, True, f"{repository.repository} grants it {granted[0]}")
+    return Check(name, False, "the repository's policy does not grant it read access "
                               "(a project-level grant cannot be seen from here)", fix)
 
 

@@ -38,7 +38,7 @@ def test_doctor_all_ok(proxies: Loopback, capsys: pytest.CaptureFixture[str], mo
         f"ok      registry: http://{proxies.basic.host}/v2/ answers",
         f"ok      repository: {dest} has no images yet; the registry creates repositories on first push",
         f"ok      push: {dest}/rehome-doctor: a test upload was accepted, then cancelled",
-        f"ok      source {source}: {proxies.upstream_proxy.host} answers; pull quota: 76 of 100 per 6h left",
+        f"ok      source {source}: the registry answers; pull quota: 76 of 100 per 6h left",
     ]
     assert code == 0
 
@@ -57,8 +57,8 @@ def test_doctor_failures_say_why_and_how_to_fix(loopback: Loopback, capsys: pyte
         {"check": "push", "status": "failed",
          "detail": f"{dest}/rehome-doctor: start blob upload: HTTP 401 (UNAUTHORIZED: authentication required)",
          "fix": anonymous},
-        {"check": f"source {source}", "status": "failed",
-         "detail": f"{loopback.upstream.host} answers, but has no {source.split('/', 1)[1].replace(':v1', '')}:v1", "fix": None},
+        {"check": f"source {source}", "status": "failed", "detail": "the registry answers, but has no such image",
+         "fix": "check the repository and the tag or digest: --source takes an image as docker pull does"},
     ]}
 
 
@@ -75,7 +75,7 @@ def present_source(loopback: Loopback) -> tuple[str, str]:
     repo = unique_repo("upstream")
     images.push(loopback.upstream.host, repo, images.image((20,)), "v1")
     source = f"{loopback.upstream.host}/{repo}:v1"
-    return source, f"ok      source {source}: {loopback.upstream.host} answers"
+    return source, f"ok      source {source}: the registry answers"
 
 
 @pytest.mark.parametrize("auth", ["token", "basic"])
@@ -101,8 +101,7 @@ def test_a_source_that_refuses_anonymous_pulls_says_to_log_in_with_docker(loopba
     dest, host = f"{loopback.target.host}/team/mirror", loopback.basic.host
     source = f"{host}/{unique_repo('private')}:v1"
     assert doctor_lines(capsys, monkeypatch, dest, source)[-1] == (
-        f"failed  source {source}: {source.removesuffix(':v1')}: look up manifest: HTTP 401: anonymous access was "
-        f"refused (fix: log in with `docker login {host}`: a source's credentials come from Docker's config.json "
+        f"failed  source {source}: look up manifest: HTTP 401: anonymous access was refused (fix: log in with `docker login {host}`: a source's credentials come from Docker's config.json "
         "(`auths`, `credHelpers`, `credsStore`), never from --username/--password-stdin)")
 
 
@@ -145,6 +144,24 @@ def test_a_server_that_is_not_a_registry_is_named_as_such(proxies: Loopback, cap
         f"failed  registry: {failure.replace('HOST', host)}",
         source_ok,
     ]
+
+
+def test_a_source_on_the_destinations_registry_that_refuses_says_to_log_in_there(
+        loopback: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    host = loopback.basic.host
+    source = f"{host}/private/app:1"
+    assert doctor_lines(capsys, monkeypatch, f"{host}/team/mirror", source)[-1] == (
+        f"failed  source {source}: look up manifest: HTTP 401 (fix: log in with `docker login {host}`, or give "
+        "--username USER --password-stdin)")
+
+
+def test_a_source_whose_registry_does_not_answer_says_what_to_check(
+        loopback: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)  # no backoff waits
+    gone = f"127.0.0.1:{free_port()}"
+    line = doctor_lines(capsys, monkeypatch, f"{loopback.target.host}/team/mirror", f"{gone}/app:1")[-1]
+    assert line == (f"failed  source {gone}/app:1: look up manifest: connection failed after 2 tries (ConnectError: "
+                    f"[Errno 111] Connection refused) (fix: check that a registry runs at http://{gone})")
 
 
 def test_doctor_unreachable_registry(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,18 +217,21 @@ def test_runtime_service_account_read_grant() -> None:
     assert ArtifactRepository.from_destination(parse("europe-west1-docker.pkg.dev/acme-prod/mirror")) == REPOSITORY
     http, seen = policy_client([{"role": "roles/artifactregistry.reader", "members": [f"serviceAccount:{email}"]}])
     granted = check_read_grant(REPOSITORY, email, http, "ya29.x")
-    assert granted.line() == f"ok      read grant for {email}: mirror grants roles/artifactregistry.reader to {email}"
+    assert granted.line() == f"ok      read grant for {email}: mirror grants it roles/artifactregistry.reader"
     assert str(seen[0].url) == ("https://artifactregistry.googleapis.com/v1/projects/acme-prod/locations/europe-west1"
                                 "/repositories/mirror:getIamPolicy")
     http, _ = policy_client([{"role": "roles/artifactregistry.reader", "members": ["user:someone@example.com"]}])
     assert check_read_grant(REPOSITORY, email, http, "ya29.x").line() == (
-        f"failed  read grant for {email}: the repository's policy does not grant {email} read access "
+        f"failed  read grant for {email}: the repository's policy does not grant it read access "
         f"(a project-level grant cannot be seen from here) (fix: {GRANT})")
     assert check_read_grant(REPOSITORY, email, http, None).fix == GRANT
     http, _ = policy_client([], status=403)
     assert check_read_grant(REPOSITORY, email, http, "ya29.x").detail == (
         "cannot confirm: reading the repository's IAM policy gave HTTP 403")
-    assert not check_read_grant(None, email, http, "ya29.x").ok
+    assert check_read_grant(None, email, http, "ya29.x").line() == (
+        f"failed  read grant for {email}: the destination is not an Artifact Registry repository "
+        "(LOCATION-docker.pkg.dev/PROJECT/REPOSITORY) (fix: leave out --runtime-sa: it checks Artifact Registry's "
+        "IAM policy only)")
 
 
 def test_no_credentials_for_artifact_registry_is_a_failure_with_the_login_to_run(
