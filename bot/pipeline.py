@@ -126,7 +126,7 @@ def pull_request_settings(args: argparse.Namespace, config: Config,
     assignees = split_list(getattr(args, "assignees", None))
     templates = getattr(args, "templates", None)
     return PullRequestSettings(
-        branch=git.check_branch_name(getattr(args, "branch", None) or config.branch or git.DEFAULT_BRANCH),
+        branch=_bot_branch(args, config),
         author=Identity.parse(config.author) if config.author else default_author(environ),
         title=getattr(args, "title", None) or config.title,
         labels=labels if labels is not None else config.labels if config.labels is not None else DEFAULT_LABELS,
@@ -135,6 +135,18 @@ def pull_request_settings(args: argparse.Namespace, config: Config,
         draft=bool(getattr(args, "draft", False)) or config.draft,
         templates=Path(templates) if templates else config_folder(config, "templates"),
     )
+
+
+def _bot_branch(args: argparse.Namespace, config: Config) -> str:
+    """The bot's branch (`--branch`, else rehome.yaml's, else the default); a name git would refuse
+    is refused naming where it was given: the flag (or the Action's input), or rehome.yaml's key."""
+    given = getattr(args, "branch", None)
+    try:
+        return git.check_branch_name(given or config.branch or git.DEFAULT_BRANCH)
+    except UsageError as exc:
+        if given:
+            raise UsageError(f"{options.flag_name(args, '--branch')}: {exc.message}", exc.hint) from None
+        raise ConfigError(f"{config.path}: key 'branch': {exc.message}", exc.hint) from None
 
 
 def run_repository(forge: Forge, args: argparse.Namespace, *, ensure: Ensure = mirror.ensure_images,

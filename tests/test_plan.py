@@ -145,6 +145,9 @@ def test_plan_shows_pull_counts_from_a_log_export(tmp_path, capsys):
     ]
     code, out, err = run_cli(capsys, "plan", str(tmp_path / "repo"), "--to", DEST, "--pulls", str(tmp_path / "nope"))
     assert (code, err) == (2, f"rehome: error: --pulls: {tmp_path / 'nope'}: no such file\n")
+    code, out, err = run_cli(capsys, "plan", str(tmp_path / "repo"), "--to", DEST, "--pulls", "bigquery://Acme.logs")
+    assert (code, err) == (2, "rehome: error: --pulls: bigquery://Acme.logs: project 'Acme': not a project ID (6 to 30 "
+                              "lowercase letters, digits and hyphens, starting with a letter; for example acme-prod)\n")
 
 
 def test_plan_says_which_pull_count_entries_it_skipped(tmp_path, capsys):

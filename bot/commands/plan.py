@@ -12,6 +12,7 @@ from bot.plan import Plan, make_plan
 from bot.config import Config
 from bot.errors import UsageError
 from bot.pulls import PullCounts, SourceError, load_counts, warn_malformed
+from bot.pulls.bigquery import BadLocation
 from bot.scan.core import ScanOptions, scan
 from bot.scan.files import DiskTree, Tree
 from bot.scan.model import ScanResult
@@ -87,7 +88,7 @@ def load_pull_counts(args: argparse.Namespace) -> PullCounts | None:
         return None
     try:
         counts = load_counts(source, since=args.since, until=args.until)
-    except SourceError as exc:
+    except (SourceError, BadLocation) as exc:
         raise UsageError(f"{options.flag_name(args, '--pulls')}: {exc.message}", hint=exc.hint) from None
     warn_malformed(counts)
     return counts

@@ -48,13 +48,18 @@ ORDER BY day, imageName
 """
 
 
+class BadLocation(UsageError):
+    """A project ID or PROJECT.DATASET that is not one: said of the text as given, for the caller to
+    name where it was given."""
+
+
 def is_bigquery(source: str) -> bool:
     return source.startswith(SCHEME)
 
 
 def check_project(project: str, where: str) -> str:
     if PROJECT_ID_RE.fullmatch(project) is None:
-        raise UsageError(f"{where}: not a project ID ({PROJECT_ID_RULE})")
+        raise BadLocation(f"{where}: not a project ID ({PROJECT_ID_RULE})")
     return project
 
 
@@ -62,7 +67,7 @@ def split_dataset(text: str, where: str, expected: str) -> tuple[str, str]:
     """PROJECT.DATASET as (project, dataset); a usage error naming `where` says what is wrong with it."""
     project, dot, dataset = text.rpartition(".")  # a domain-scoped project has dots, a dataset none
     if not dot or not project or DATASET_ID_RE.fullmatch(dataset) is None:
-        raise UsageError(f"{where}: expected {expected}")
+        raise BadLocation(f"{where}: expected {expected}")
     return check_project(project, f"{where}: project {project!r}"), dataset
 
 

@@ -232,8 +232,8 @@ def test_input_values_starting_with_a_dash_are_values_not_flags(project: Project
     assert run.codes == [0, 1], run.stdout + run.stderr  # gone:1 is not upstream
     run = run_action(tmp_path, _workspace(project), {**inputs, "branch": "--force"}, environ)
     assert run.codes == [0, 2]
-    assert run.stdout == ("::error::'--force' is not a usable branch name%0Ahint: a name such as rehome/mirror-images: "
-                          "no spaces, no '..', not starting with '-' or refs/\n")
+    assert run.stdout == ("::error::the branch input: '--force' is not a usable branch name%0Ahint: a name such as "
+                          "rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/\n")
     assert "usage:" not in run.stderr
 
 
@@ -241,6 +241,10 @@ def test_input_values_starting_with_a_dash_are_values_not_flags(project: Project
     ({"branch": "main"}, "the branch input: 'main' is the base branch itself; the bot's branch must be another "
                          "one%0Ahint: choose another branch with the branch input, or leave it out (rehome/mirror-images)"),
     ({"pulls": "{tmp}/nonexistent"}, "the pulls input: {tmp}/nonexistent: no such file"),
+    ({"pulls": "bigquery://acme-logs"}, "the pulls input: bigquery://acme-logs: expected bigquery://PROJECT.DATASET "
+                                        "(for example bigquery://acme-prod.pull_logs)"),
+    ({"branch": "a..b"}, "the branch input: 'a..b' is not a usable branch name%0Ahint: a name such as "
+                         "rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/"),
 ])
 def test_an_input_rehome_refuses_later_is_named_too(project: Project, github: GitHubServer, tmp_path: Path,
                                                     inputs: dict[str, str], message: str) -> None:

@@ -300,6 +300,8 @@ UNCOMMITTED_HINT = "hint: only committed files are read: commit the folder (or c
     ("destination: 'not a registry'\n", [
         "rehome: error: acme/shop: rehome.yaml: key 'destination': destination 'not a registry' is not a registry "
         "path: invalid reference format: 'not a registry'"]),
+    ("branch: a..b\n", ["rehome: error: acme/shop: rehome.yaml: key 'branch': 'a..b' is not a usable branch name",
+                        "hint: a name such as rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/"]),
     ("branch: main\n", ["rehome: error: acme/shop: rehome.yaml: key 'branch': 'main' is the base branch itself; "
                         "the bot's branch must be another one",
                         "hint: name another branch there, or remove the key (rehome/mirror-images)"]),
@@ -318,13 +320,19 @@ def test_each_bad_value_in_the_repositorys_rehome_yaml_is_named_by_the_repositor
     assert github.writes() == []
 
 
-def test_a_branch_flag_naming_the_base_says_so(project: Project, github: GitHubServer, capsys) -> None:
+@pytest.mark.parametrize("branch, last_lines", [
+    ("main", ["rehome: error: --branch: 'main' is the base branch itself; the bot's branch must be another one",
+              "hint: choose another branch with --branch, or leave it out (rehome/mirror-images)"]),
+    ("bad name", ["rehome: error: --branch: 'bad name' is not a usable branch name",
+                  "hint: a name such as rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/"]),
+], ids=["the-base", "not-a-branch-name"])
+def test_a_branch_flag_that_cannot_be_the_bots_branch_says_so(project: Project, github: GitHubServer, capsys,
+                                                               branch: str, last_lines: list[str]) -> None:
     code, out, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--github-url",
-                             github.base_url, "--token-env", TOKEN_ENV, "--branch", "main")
+                             github.base_url, "--token-env", TOKEN_ENV, "--branch", branch)
     assert (code, out) == (2, "")
-    assert err.splitlines()[-2:] == [
-        "rehome: error: --branch: 'main' is the base branch itself; the bot's branch must be another one",
-        "hint: choose another branch with --branch, or leave it out (rehome/mirror-images)"]
+    assert err.splitlines()[-2:] == last_lines
+    assert github.writes() == []
 
 
 def test_labels_or_reviewers_that_fail_warn_and_the_next_run_adds_them(
