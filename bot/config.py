@@ -104,6 +104,14 @@ def _validation_message(path: Path, error: Any) -> str:
     return f"{path}: key {key!r}: {error.message}"
 
 
+def not_valid_yaml(path: Path, exc: YAMLError) -> ConfigError:
+    """A rehome.yaml or rules file that does not parse, in one line: the file, then the problem and its
+    line (a key given twice: the key), without the YAML library's quoted context and advice."""
+    from bot.scan.yamldocs import yaml_problem  # the scan's YAML module: not needed by every command
+
+    return ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}")
+
+
 def load_config(path: Path) -> Config:
     return parse_config(_read_text(path), path)
 
@@ -113,9 +121,7 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
-        from bot.scan.yamldocs import yaml_problem  # the scan's YAML module: not needed by every command
-
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+        raise not_valid_yaml(path, exc) from None
     if data is None:
         data = {}
     import jsonschema  # slow to import; only needed when there is a rehome.yaml to check

@@ -17,6 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from bot.config import not_valid_yaml
 from bot.errors import ConfigError
 from bot.globs import matches_any
 from bot.resources import data_dir
@@ -114,7 +115,7 @@ def _read_rule_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read rules file: {exc}") from None
     except YAMLError as exc:
-        raise ConfigError(f"{path}: rules file is not valid YAML: {exc}") from None
+        raise not_valid_yaml(path, exc) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a rules file must be a mapping of fields")
     return data

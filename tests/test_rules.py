@@ -67,6 +67,17 @@ def test_a_broken_rules_file_is_a_clear_error(tmp_path, content, message):
     assert str(excinfo.value).startswith(f"{tmp_path / 'mine.yaml'}: {message}")
 
 
+@pytest.mark.parametrize(("content", "problem"), [
+    ("extractor: yaml\nfiles: ['*.job']\nimages: [task.runner]\nfiles: ['*.task']\n", "duplicate key 'files' at line 4"),
+    ("extractor: yaml\nfiles: ['*.job'\n", "did not find expected ',' or ']' (line 3, column 1)"),
+], ids=["duplicate-key", "unclosed-list"])
+def test_a_rules_file_that_is_not_valid_yaml_is_named_in_one_line_as_rehome_yaml_is(tmp_path, capsys, content, problem):
+    rules = write_tree(tmp_path / "rules", {"jobs.yaml": content})
+    write_tree(tmp_path / "repo", {"Dockerfile": "FROM alpine:3.20\n"})
+    assert run_cli(capsys, "scan", str(tmp_path / "repo"), "--rules", str(rules)) == (
+        2, "", f"rehome: error: {rules / 'jobs.yaml'}: not valid YAML: {problem}\n")
+
+
 def test_a_user_rule_replaces_the_builtin_of_the_same_name(tmp_path, capsys):
     rules = tmp_path / "rules"
     write_tree(rules, {"compose.yaml": "extractor: yaml\nfiles: ['**/stack.yml']\nimages: ['services.*.image']\n"})
