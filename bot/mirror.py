@@ -47,7 +47,8 @@ class MirrorOptions:
 
 @dataclasses.dataclass(frozen=True)
 class MirrorImage:
-    """One line of `rehome mirror`'s output; the fields and their order are DESIGN.md's JSON contract."""
+    """One line of `rehome mirror`'s output; the fields and their order are DESIGN.md's JSON contract
+    (but `mirror_digest`, which the table shows and the JSON's `error` says)."""
 
     source: str
     target: str
@@ -57,6 +58,7 @@ class MirrorImage:
     bytes: int
     pulls: int | None
     error: str | None
+    mirror_digest: str | None = None  # differs: what the mirror's tag holds (`digest` is the source's)
 
     @property
     def verified_digest(self) -> str | None:
@@ -72,12 +74,13 @@ class MirrorImage:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["platforms"] = list(self.platforms)
+        del data["mirror_digest"]
         return data
 
     @classmethod
     def from_result(cls, result: CopyResult, pulls: int | None) -> MirrorImage:
         return cls(result.source, result.target, result.digest, tuple(result.platforms), result.status,
-                   result.bytes, pulls, result.error)
+                   result.bytes, pulls, result.error, result.mirror_digest)
 
 
 # An image waiting for a layer that another image is copying holds its worker meanwhile: with more
@@ -236,10 +239,17 @@ def short_digest(digest: str | None) -> str:
     return "" if digest is None else digest.split(":", 1)[-1][:12]
 
 
+def _digest_cell(image: MirrorImage) -> str:
+    """The digest the mirror serves; for a tag that differs, what the mirror holds, then the source's."""
+    if image.mirror_digest is None:
+        return short_digest(image.digest)
+    return f"{short_digest(image.mirror_digest)} (upstream {short_digest(image.digest)})"
+
+
 def render(images: Sequence[MirrorImage]) -> str:
     """A table (one row per image), then each problem on its own line."""
     rows = [
-        (image.status, image.source, image.target, short_digest(image.digest), ",".join(image.platforms),
+        (image.status, image.source, image.target, _digest_cell(image), ",".join(image.platforms),
          human_bytes(image.bytes), "" if image.pulls is None else image.pulls)
         for image in images
     ]

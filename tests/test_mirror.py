@@ -98,6 +98,9 @@ def test_json_has_the_contract_fields_in_order() -> None:
         "source": "nginx:1.27", "target": "r.example/m/nginx:1.27", "digest": "sha256:" + "a" * 64,
         "platforms": ["linux/amd64"], "status": "copied", "bytes": 2048, "pulls": 7, "error": None}]}
     assert list(image.to_json()) == ["source", "target", "digest", "platforms", "status", "bytes", "pulls", "error"]
+    differs = MirrorImage("nginx:1.27", "r.example/m/nginx:1.27", "sha256:" + "c" * 64, (), "differs", 0, None,
+                          "r.example/m/nginx:1.27 holds sha256:dd; the source is now sha256:cc", "sha256:" + "d" * 64)
+    assert list(differs.to_json()) == list(image.to_json())  # what the mirror holds is in `error`, not a new field
 
 
 def test_table_lists_images_then_problems() -> None:
@@ -105,13 +108,13 @@ def test_table_lists_images_then_problems() -> None:
         MirrorImage("alpine:3.20", "m/alpine:3.20", "sha256:" + "b" * 64, ("linux/amd64", "linux/arm64"),
                     "present", 0, None, None),
         MirrorImage("nginx:1.27", "m/nginx:1.27", "sha256:" + "c" * 64, (), "differs", 0, 12,
-                    "m/nginx:1.27 holds sha256:dd; the source is now sha256:cc"),
+                    "m/nginx:1.27 holds sha256:dd; the source is now sha256:cc", "sha256:" + "d" * 64),
     ]
     assert render(found) == "\n".join([
-        "STATUS   SOURCE       TARGET         DIGEST        PLATFORMS                SENT  PULLS",
-        "-------  -----------  -------------  ------------  -----------------------  ----  -----",
-        "present  alpine:3.20  m/alpine:3.20  bbbbbbbbbbbb  linux/amd64,linux/arm64  0 B",
-        "differs  nginx:1.27   m/nginx:1.27   cccccccccccc                           0 B   12",
+        "STATUS   SOURCE       TARGET         DIGEST                                PLATFORMS                SENT  PULLS",
+        "-------  -----------  -------------  ------------------------------------  -----------------------  ----  -----",
+        "present  alpine:3.20  m/alpine:3.20  bbbbbbbbbbbb                          linux/amd64,linux/arm64  0 B",
+        "differs  nginx:1.27   m/nginx:1.27   dddddddddddd (upstream cccccccccccc)                           0 B   12",
         "differs: nginx:1.27: m/nginx:1.27 holds sha256:dd; the source is now sha256:cc",
     ])
 

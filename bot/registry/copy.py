@@ -47,6 +47,7 @@ class CopyResult:
     platforms: list[str] = dataclasses.field(default_factory=list)
     bytes: int = 0
     error: str | None = None
+    mirror_digest: str | None = None  # differs: what the target's tag holds (`digest` is the source's)
 
     @property
     def verified_digest(self) -> str | None:
@@ -144,6 +145,7 @@ class Copier:
             return
         if existing is not None and not self.options.refresh:
             result.status = "differs"
+            result.mirror_digest = existing.digest
             result.error = (f"{target}:{reference} holds {existing.digest}; the source is now {digest} "
                             f"(left alone; --refresh replaces it)")
             return

@@ -14,7 +14,7 @@ from bot.cli import build_parser
 from bot.commands.sync import summary
 from bot.follow import MirrorUse, newer_tags
 from bot.imageref import parse
-from bot.mirror import Interrupted, MirrorImage, MirrorOptions
+from bot.mirror import Interrupted, MirrorImage, MirrorOptions, short_digest
 from tests.helpers import logged, run_cli, write_tree
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, stuck_download, unique_repo, when_downloading
@@ -82,7 +82,11 @@ def test_sync_reports_a_tag_moved_upstream_without_failing_and_refresh_copies_it
     tree = write_tree(tmp_path / "repo", {"pod.yaml": _pod(f"{dest}/{enc}/{repo}:1.0", f"{dest}/{enc}/{repo}:stable")})
     code, out, _ = run_cli(capsys, "sync", str(tree), "--to", dest)
     assert code == 0  # the mirror holds every tag the tree names
-    assert out.splitlines()[-2:] == [
+    held, upstream = short_digest(first.digest), short_digest(moved_to.digest)
+    assert [" ".join(line.split()) for line in out.splitlines() if not line.startswith("---")] == [
+        "STATUS SOURCE TARGET DIGEST PLATFORMS SENT PULLS",
+        f"present {up}/{repo}:1.0 {dest}/{enc}/{repo}:1.0 {held} linux/amd64 0 B",
+        f"differs {up}/{repo}:stable {dest}/{enc}/{repo}:stable {held} (upstream {upstream}) 0 B",
         f"differs: {up}/{repo}:stable: {dest}/{enc}/{repo}:stable holds {first.digest}; the source is now "
         f"{moved_to.digest} (left alone; --refresh replaces it)",
         "0 copied, 1 already in the mirror, 1 moved upstream (the mirror keeps its copy; --refresh copies the new "

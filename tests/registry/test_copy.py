@@ -209,7 +209,7 @@ def test_moved_tag_differs_unless_refresh(loopback: Loopback, registries: Regist
         differs = copier.ensure(source, target)
     assert differs == CopyResult(source, target, "differs", new.digest, [], 0,
                                  f"{target} holds {old.digest}; the source is now {new.digest} "
-                                 f"(left alone; --refresh replaces it)")
+                                 f"(left alone; --refresh replaces it)", old.digest)
     assert differs.verified_digest is None
     assert manifest_bytes(loopback.target.host, dst, "v1") == old.manifest
     with Copier(registries, CopyOptions(refresh=True)) as copier:
