@@ -251,6 +251,20 @@ def _name_is_written(ref: Reference) -> bool:
     return bool(name) and name == imageref.written_name(resolved) and ref.raw[len(name):][:1] in ("", ":", "@")
 
 
+def _host_names_blocker(service: Mapping[str, Any]) -> str | None:
+    """Why a GitLab service cannot keep the host names jobs may reach it by, or None."""
+    if not service["aliases"]:
+        return (f"no host name gitlab-runner gives the service ({', '.join(service['host_names'])}) can be an alias "
+                "(a lowercase RFC 1123 host name, as the Kubernetes executor requires): moved, jobs could no "
+                "longer reach it by name; change it by hand")
+    lost = service.get("lost_host_name")
+    if lost:
+        return (f"the file uses the service's host name {lost}, which no alias can keep (not a lowercase RFC 1123 "
+                f"host name, as the Kubernetes executor requires); use {', '.join(service['aliases'])} instead, "
+                "or change it by hand")
+    return None
+
+
 def rewrite_blocker(ref: Reference) -> str | None:
     """Why a rewrite cannot edit this reference (it stays, unresolved, and the rest of its file
     still moves), or None."""
@@ -268,7 +282,7 @@ def rewrite_blocker(ref: Reference) -> str | None:
         return "the image is a block scalar over several lines; change it by hand"
     if not _name_is_written(ref):
         return "the image name comes from a variable: only a name written out can be rewritten; change it by hand"
-    return None
+    return _host_names_blocker(edit) if edit.get("service") else None
 
 
 def _loopback_reason(source: imageref.ImageRef, destination: str) -> str | None:

@@ -175,22 +175,10 @@ def _kustomize_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     return Edit([_insert_key(entry, entry["name"]["scalar"][1], "newName", target.name, text)], allowed)
 
 
-# A registry port in an image name: gitlab-runner leaves it out of a service's host names.
-_REGISTRY_PORT_RE = re.compile(r":[0-9]+(?=/)")
-
-
-def gitlab_aliases(raw: str) -> list[str]:
-    """Host names gitlab-runner derives for a service from its image name, as written: the name
-    without tag, digest or registry port (`registry.example.com:5000/group/postgres:11` gives
-    `registry.example.com/group/postgres`), with `/` as `__`, then with `/` as `-`."""
-    name = _REGISTRY_PORT_RE.sub("", imageref.written_name(raw) or raw, count=1)
-    return list(dict.fromkeys([name.replace("/", "__"), name.replace("/", "-")]))
-
-
 def _service_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
-    """A GitLab service keeps every host name jobs may use: they become `alias:` entries."""
+    """A GitLab service keeps the host names jobs may use that can be an alias: they become `alias:` entries."""
     value = new_raw(ref, target)
-    aliases = gitlab_aliases(ref.raw)
+    aliases = ref.found.edit["aliases"]
     if ref.found.edit.get("service_item"):
         return _service_item_edit(ref, value, ",".join(aliases), text)
     return _joined(_scalar_edit(ref, value), *(_alias_edit(m, aliases, text) for m in ref.found.edit["mappings"]))

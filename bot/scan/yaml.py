@@ -6,6 +6,7 @@ import re
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot import imageref
 from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import Extraction, FileContext
@@ -116,19 +117,58 @@ def _flow_list_items(root: Node) -> set[int]:
     return items
 
 
-def _service_facts(node: ScalarNode, places: list[_Place], anchor: str | None, text: str, base: int,
+# A registry port in an image name: gitlab-runner leaves it out of a service's host names.
+_REGISTRY_PORT_RE = re.compile(r":[0-9]+(?=/)")
+# A host name the Kubernetes executor takes as a service alias: a lowercase RFC 1123 subdomain.
+_HOST_NAME_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
+_HOST_NAME_MAX = 253
+
+
+def gitlab_host_names(raw: str) -> list[str]:
+    """Host names gitlab-runner derives for a service from its image name, as written: the name
+    without tag, digest or registry port (`registry.example.com:5000/group/postgres:11` gives
+    `registry.example.com/group/postgres`), with `/` as `__`, then with `/` as `-`."""
+    name = _REGISTRY_PORT_RE.sub("", imageref.written_name(raw) or raw, count=1)
+    return list(dict.fromkeys([name.replace("/", "__"), name.replace("/", "-")]))
+
+
+def is_alias(name: str) -> bool:
+    """Whether a host name can be a service `alias`: the Kubernetes executor fails a job whose
+    alias is not a lowercase RFC 1123 host name (so never one with `_`, like the `__` names)."""
+    return len(name) <= _HOST_NAME_MAX and _HOST_NAME_RE.fullmatch(name) is not None
+
+
+def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str | None, text: str, base: int,
                    flow_items: set[int]) -> dict[str, object]:
-    """What a rewrite needs to keep a GitLab service's host names: a plain string item becomes a
-    mapping with an `alias`; a `name:` gets an `alias` beside it in each mapping that holds it."""
+    """What a rewrite needs to keep a GitLab service's host names: those that can be an `alias`,
+    and where it goes. A plain string item becomes a mapping with the `alias`; a `name:` gets the
+    `alias` beside it in each mapping that holds it."""
+    host_names = gitlab_host_names(raw)
+    facts: dict[str, object] = {"service": True, "host_names": host_names,
+                                "aliases": [name for name in host_names if is_alias(name)]}
     if not any(place.is_service_item for place in places):
         parents = {id(place.parent): place.parent for place in places if place.role == "service"
                    and place.parent is not None}
-        return {"service": True, "mappings": [_mapping_facts(p, node, anchor, text, base) for p in parents.values()]}
+        mappings = [_mapping_facts(p, node, anchor, text, base) for p in parents.values()]
+        kept = [m["alias"][:2] for m in mappings if "alias" in m]
+        return facts | {"mappings": mappings} | _lost_host_name(host_names, text, kept)
     if not all(place.is_service_item for place in places):
-        return {"service": True, "mixed_service_anchor": anchor}
-    item_start = base + node.start_mark.index
-    return {"service": True, "service_item": True, "flow": id(node) in flow_items, "item_start": item_start,
-            "anchored": anchor is not None}
+        return {**facts, "mixed_service_anchor": anchor}
+    facts |= {"service_item": True, "flow": id(node) in flow_items, "item_start": base + node.start_mark.index,
+              "anchored": anchor is not None}
+    return facts | _lost_host_name(host_names, text, [])
+
+
+def _lost_host_name(host_names: list[str], text: str, kept: list[tuple[int, int]]) -> dict[str, str]:
+    """The first host name of the service that no alias can keep but the file mentions (jobs may
+    reach the service by it), outside the `kept` spans (aliases the service has already)."""
+    for name in host_names:
+        if is_alias(name):
+            continue
+        for mention in re.finditer(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", text):
+            if not any(start <= mention.start() < end for start, end in kept):
+                return {"lost_host_name": name}
+    return {}
 
 
 # After a key: the colon, then spaces, line ends and comments up to the value.
@@ -178,13 +218,13 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
         for hit, prefix in images:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
-            extra: dict[str, object] = {}
+            found = found_at(hit.node, text, base, prefix=prefix)
             if any(place.role == "service" for place in node_places):
                 flow_items = _flow_list_items(root) if flow_items is None else flow_items
-                extra = _service_facts(hit.node, node_places, anchor, text, base, flow_items)
+                found.edit.update(_service_facts(hit.node, found.raw, node_places, anchor, text, base, flow_items))
             if anchor is not None and _shared(node_places):
-                extra["shared_anchor"] = anchor
-            result.found.append(found_at(hit.node, text, base, prefix=prefix, **extra))
+                found.edit["shared_anchor"] = anchor
+            result.found.append(found)
     return result
 
 

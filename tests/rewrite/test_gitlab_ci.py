@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.rewrite import gitlab_aliases
+from bot.scan.yaml import gitlab_host_names, is_alias
 from tests.helpers import SHARED_ANCHOR, run_cli, write_tree
 
 DEST = "us-docker.pkg.dev/acme/mirror"
@@ -13,7 +13,7 @@ MIRROR = f"{DEST}/docker.io/library"
 
 def test_host_names_are_the_image_name_without_tag_digest_or_registry_port():
     digest = "sha256:" + "a" * 64
-    assert {raw: gitlab_aliases(raw) for raw in (
+    assert {raw: gitlab_host_names(raw) for raw in (
         "redis:7", "bitnami/mysql:8.0", "registry.example.com:5000/group/postgres:11",
         f"localhost:5000/app@{digest}", "registry.example.com/tools/db:1",
     )} == {
@@ -93,3 +93,55 @@ def test_a_services_list_in_brackets_over_several_lines_gets_mappings_in_bracket
     assert (tmp_path / ".gitlab-ci.yml").read_text() == (
         f"job:\n  services: [\n    {{name: {MIRROR}/redis:7, alias: redis}},\n"
         f"    {{name: {MIRROR}/memcached:1.6, alias: memcached}}\n  ]\n")
+
+
+def _rewritten(capsys, root: Path, before: str, summary: str) -> str:
+    """`.gitlab-ci.yml` after `rehome rewrite` of `before`, which prints `summary`; a second rewrite
+    changes nothing."""
+    write_tree(root, {".gitlab-ci.yml": before})
+    assert run_cli(capsys, "rewrite", str(root), "--to", DEST) == (0, summary, "")
+    after = (root / ".gitlab-ci.yml").read_text()
+    run_cli(capsys, "rewrite", str(root), "--to", DEST)
+    assert (root / ".gitlab-ci.yml").read_text() == after
+    return after
+
+
+def test_only_host_names_the_kubernetes_executor_accepts_become_aliases():
+    # Its rule for an alias: a lowercase RFC 1123 host name, at most 253 characters.
+    names = ["postgres", "bitnami-mysql", "bitnami__mysql", "acme-my_db", "Registry.example.com-db",
+             "registry.example.com-group-postgres", "-db", "db-", "a" * 253, "a" * 254]
+    assert [name for name in names if is_alias(name)] == [
+        "postgres", "bitnami-mysql", "registry.example.com-group-postgres", "a" * 253]
+
+
+def test_a_service_gets_the_host_name_with_dashes_not_the_one_with_underscores_unless_its_alias_has_it(
+        tmp_path, capsys):
+    summary = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  2\n"
+               "1 file rewritten, 2 references moved\n")
+    before = "job:\n  services: [bitnami/mysql:8, {name: bitnami/redis:7, alias: bitnami__redis}]\n"
+    assert _rewritten(capsys, tmp_path, before, summary) == (
+        f"job:\n  services: [{{name: {DEST}/docker.io/bitnami/mysql:8, alias: bitnami-mysql}}, "
+        f"{{name: {DEST}/docker.io/bitnami/redis:7, alias: \"bitnami__redis,bitnami-redis\"}}]\n")
+
+
+def test_a_service_whose_host_names_no_alias_can_keep_stays_and_says_why(tmp_path, capsys):
+    before = """\
+job:
+  image: ruby:3.3
+  services:
+    - acme/my_db:1
+    - name: acme/db:1
+      alias: db
+  variables:
+    DB_HOST: acme__db
+"""
+    write_tree(tmp_path, {".gitlab-ci.yml": before})
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, out, err) == (0, ONE_MOVED + (
+        "unresolved: .gitlab-ci.yml:4:7: acme/my_db:1: no host name gitlab-runner gives the service (acme__my_db, "
+        "acme-my_db) can be an alias (a lowercase RFC 1123 host name, as the Kubernetes executor requires): moved, "
+        "jobs could no longer reach it by name; change it by hand\n"
+        "unresolved: .gitlab-ci.yml:5:13: acme/db:1: the file uses the service's host name acme__db, which no alias "
+        "can keep (not a lowercase RFC 1123 host name, as the Kubernetes executor requires); use acme-db instead, "
+        "or change it by hand\n"), "")
+    assert (tmp_path / ".gitlab-ci.yml").read_text() == before.replace("ruby:3.3", f"{MIRROR}/ruby:3.3")
