@@ -208,18 +208,24 @@ def _alias_scalar(value: str, flow: bool, style: str = "") -> str:
 
 
 def _alias_edit(mapping: Mapping[str, Any], aliases: list[str], text: str) -> Edit:
-    """The derived host names join a service mapping's `alias` (or become it)."""
+    """The host names join a service mapping's `alias` (or become it: after those its merge key gives it)."""
     allowed = AllowedChanges()
     alias = mapping.get("alias")
     if alias is None:
-        alias_text = ",".join(aliases)
+        merged = mapping.get("merged_alias")
+        alias_text = _joined_aliases(merged[2] if merged else "", aliases)
         allowed.allow_added("alias", alias_text)
         scalar = _alias_scalar(alias_text, mapping["flow"])
         return Edit([_insert_key(mapping, mapping["value_end"], "alias", scalar, text)], allowed)
     start, end, value, style = alias
-    merged = ",".join(dict.fromkeys([*(a.strip() for a in value.split(",") if a.strip()), *aliases]))
-    allowed.allow(value, merged)
-    return Edit([Splice(start, end, _alias_scalar(merged, mapping["flow"], style))], allowed)
+    joined = _joined_aliases(value, aliases)
+    allowed.allow(value, joined)
+    return Edit([Splice(start, end, _alias_scalar(joined, mapping["flow"], style))], allowed)
+
+
+def _joined_aliases(written: str, aliases: list[str]) -> str:
+    """A written `alias` (comma-separated names) with `aliases` appended, each name once."""
+    return ",".join(dict.fromkeys([*(a.strip() for a in written.split(",") if a.strip()), *aliases]))
 
 
 def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:

@@ -151,41 +151,54 @@ def select(root: Node, paths: list[str], skip: frozenset[int] = frozenset()) -> 
 class Use:
     """One place a document holds a node: the paths that reach it there (indexes into the
     paths, ascending; none for a key or a value no path leads to) and the mapping that holds
-    it as a value there, if any."""
+    it as a value there, if any (for a key a merge key brings in: the mapping with the merge key)."""
 
     patterns: tuple[int, ...]
     parent: MappingNode | None
 
 
+# What the walk of `uses` visits: a node, the automaton states there, the mapping holding it as a
+# value, and the mapping a merged mapping's keys count for.
+_Visit = tuple[Node, frozenset[State], MappingNode | None, MappingNode | None]
+
+
 def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]]:
     """Every place the document holds each of the `watched` nodes (by id), keys included, in
-    document order: first where the node is written (at its anchor), then each alias of it."""
+    document order: first where the node is written (at its anchor), then each alias of it,
+    and each mapping that merges the mapping holding it (`<<: *base`)."""
     automaton = _automaton(tuple(paths))
-    visited: set[tuple[int, frozenset[State]]] = set()
+    visited: set[tuple[int, frozenset[State], int]] = set()
     found: dict[int, list[Use]] = {}
-    stack: list[tuple[Node, frozenset[State], MappingNode | None]] = [(root, automaton.start, None)]
+    stack: list[_Visit] = [(root, automaton.start, None, None)]
     while stack:
-        node, states, parent = stack.pop()
+        node, states, parent, merged_into = stack.pop()
         if id(node) in watched:
             places = found.setdefault(id(node), [])
             use = Use(tuple(automaton.accepting(states)), parent)
             if not any(p.patterns == use.patterns and p.parent is use.parent for p in places):
                 places.append(use)
-        if (id(node), states) in visited:
+        if (id(node), states, id(merged_into)) in visited:
             continue
-        visited.add((id(node), states))
-        children: list[tuple[Node, frozenset[State], MappingNode | None]] = []
-        if isinstance(node, MappingNode):
-            for key_node, value in node.value:
-                children.append((key_node, frozenset(), None))
-                if is_merge_key(key_node):
-                    children += [(merged, states, parent) for merged in merged_mappings(value)]
-                elif isinstance(key_node, ScalarNode) and states:
-                    children.append((value, automaton.step(states, str(key_node.value)), node))
-                else:
-                    children.append((value, frozenset(), node))
-        elif _is_walked_list(node):
-            nxt = automaton.step(states, None) if states else frozenset()
-            children += [(item, nxt, None) for item in node.value]
-        stack += reversed(children)
+        visited.add((id(node), states, id(merged_into)))
+        stack += reversed(_children(automaton, node, states, parent, merged_into))
     return found
+
+
+def _children(automaton: _Automaton, node: Node, states: frozenset[State], parent: MappingNode | None,
+              merged_into: MappingNode | None) -> list[_Visit]:
+    children: list[_Visit] = []
+    if isinstance(node, MappingNode):
+        # The keys a merge key brings in are held by the mapping with the merge key.
+        holder = node if merged_into is None else merged_into
+        for key_node, value in node.value:
+            children.append((key_node, frozenset(), None, None))
+            if is_merge_key(key_node):
+                children += [(merged, states, parent, holder) for merged in merged_mappings(value)]
+            elif isinstance(key_node, ScalarNode) and states:
+                children.append((value, automaton.step(states, str(key_node.value)), holder, None))
+            else:
+                children.append((value, frozenset(), holder, None))
+    elif _is_walked_list(node):
+        nxt = automaton.step(states, None) if states else frozenset()
+        children += [(item, nxt, None, None) for item in node.value]
+    return children

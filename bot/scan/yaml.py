@@ -11,7 +11,8 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yamldocs import anchor_name, documents, mapping_get, scalar_text, value_offset
+from bot.scan.yamldocs import (anchor_name, documents, effective_get, is_merge_key, mapping_get, scalar_text,
+                                 value_offset)
 
 
 def _document_selected(root: Node, rule: Rule) -> bool:
@@ -74,14 +75,15 @@ class _Place:
         return self.role == "service" and self.parent is None
 
 
-def _places(root: Node, hits: list[keypaths.Hit], anchors: dict[int, str], rule: Rule) -> dict[int, list[_Place]]:
+def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule) -> dict[int, list[_Place]]:
     """Every place each hit's node is held (by node id), in document order: where it is written,
-    then, for an anchored value, each alias of it."""
+    then, for a `watched` node (anchored, or a service `name:`), each alias of it and each
+    mapping that merges the mapping holding it."""
     paths = _paths(rule) + [(f"{p}.**", "", "holder") for p in rule.anchor_holders]
     roles = [role for _, _, role in paths]
     uses = {id(hit.node): [keypaths.Use((hit.pattern,), hit.parent)] for hit in hits}
-    if anchors:
-        uses |= keypaths.uses(root, [p for p, _, _ in paths], set(anchors))
+    if watched:
+        uses |= keypaths.uses(root, [p for p, _, _ in paths], watched)
     return {node: [_place(use, roles) for use in node_uses] for node, node_uses in uses.items()}
 
 
@@ -142,15 +144,15 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
                    flow_items: set[int]) -> dict[str, object]:
     """What a rewrite needs to keep a GitLab service's host names: those that can be an `alias`,
     and where it goes. A plain string item becomes a mapping with the `alias`; a `name:` gets the
-    `alias` beside it in each mapping that holds it."""
+    `alias` in each mapping that holds it (its own, or through a merge key)."""
     host_names = gitlab_host_names(raw)
     facts: dict[str, object] = {"service": True, "host_names": host_names,
                                 "aliases": [name for name in host_names if is_alias(name)]}
     if not any(place.is_service_item for place in places):
         parents = {id(place.parent): place.parent for place in places if place.role == "service"
-                   and place.parent is not None}
-        mappings = [_mapping_facts(p, node, anchor, text, base) for p in parents.values()]
-        kept = [m["alias"][:2] for m in mappings if "alias" in m]
+                   and place.parent is not None and effective_get(place.parent, "name") is node}
+        mappings = [_mapping_facts(p, node, text, base) for p in parents.values()]
+        kept = [alias[:2] for m in mappings if (alias := m.get("alias") or m.get("merged_alias"))]
         return facts | {"mappings": mappings} | _lost_host_name(host_names, text, kept)
     if not all(place.is_service_item for place in places):
         return {**facts, "mixed_service_anchor": anchor}
@@ -173,23 +175,43 @@ def _lost_host_name(host_names: list[str], text: str, kept: list[tuple[int, int]
 
 # After a key: the colon, then spaces, line ends and comments up to the value.
 _AFTER_KEY_RE = re.compile(r"[ \t]*:(?:\s|#.*)*")
+# An alias `*name`: an anchor name ends at a space or a flow indicator.
+_ALIAS_RE = re.compile(r"\*[^\s,\[\]{}]+")
 
 
-def _mapping_facts(parent: MappingNode, node: ScalarNode, anchor: str | None, text: str,
-                   base: int) -> dict[str, object]:
-    """Where a service mapping's `name:` value ends (the anchored value, or an alias `*pg` of it),
-    how the mapping is written, and its `alias` if it has one."""
-    key = next(k for k, v in parent.value if v is node)
-    value_end = base + node.end_mark.index
-    after_key = _AFTER_KEY_RE.match(text, base + key.end_mark.index)
-    if anchor is not None and after_key and text.startswith(f"*{anchor}", after_key.end()):
-        value_end = after_key.end() + 1 + len(anchor)
+def _mapping_facts(parent: MappingNode, node: ScalarNode, text: str, base: int) -> dict[str, object]:
+    """Where a service mapping gets its `alias` (after `name:`, or after the merge key that brings
+    the name in), how the mapping is written, and its `alias`: its own, or one a merge key gives it."""
+    key, value = next(((k, v) for k, v in parent.value if v is node), None) or _merge_entry(parent)
     facts: dict[str, object] = {"flow": bool(parent.flow_style), "indent": key.start_mark.column,
-                                "value_end": value_end}
+                                "value_end": _value_end(key, value, text, base)}
     alias = mapping_get(parent, "alias")
+    merged_alias = effective_get(parent, "alias") if alias is None else None
     if isinstance(alias, ScalarNode):
-        facts["alias"] = (base + alias.start_mark.index, base + alias.end_mark.index, alias.value, alias.style or "")
+        facts["alias"] = _scalar_facts(alias, base)
+    elif isinstance(merged_alias, ScalarNode):
+        facts["merged_alias"] = _scalar_facts(merged_alias, base)
     return facts
+
+
+def _merge_entry(mapping: MappingNode) -> tuple[Node, Node]:
+    return next((k, v) for k, v in mapping.value if is_merge_key(k))
+
+
+def _value_end(key: Node, value: Node, text: str, base: int) -> int:
+    """Where a key's value ends in the text: an alias of a node (`*pg`) ends where its name does."""
+    after_key = _AFTER_KEY_RE.match(text, base + key.end_mark.index)
+    alias = _ALIAS_RE.match(text, after_key.end()) if after_key else None
+    return alias.end() if alias else base + value.end_mark.index
+
+
+def _scalar_facts(node: ScalarNode, base: int) -> tuple[int, int, str, str]:
+    return base + node.start_mark.index, base + node.end_mark.index, node.value, node.style or ""
+
+
+def _service_names(images: list[tuple[keypaths.Hit, str]], paths: list[tuple[str, str, str]]) -> set[int]:
+    """The services written as a `name:` (by node id): other mappings may merge the mapping holding it."""
+    return {id(hit.node) for hit, _ in images if paths[hit.pattern][2] == "service" and hit.parent is not None}
 
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
@@ -213,7 +235,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 continue
             images.append((hit, prefix))
         anchors = {id(hit.node): name for hit, _ in images if (name := anchor_name(hit.node, text, base)) is not None}
-        places = _places(root, [hit for hit, _ in images], anchors, rule)
+        places = _places(root, [hit for hit, _ in images], set(anchors) | _service_names(images, paths), rule)
         flow_items: set[int] | None = None  # found only for a document with services
         for hit, prefix in images:
             assert isinstance(hit.node, ScalarNode)

@@ -206,6 +206,24 @@ def merged_get(node: Node, key: str) -> tuple[Node | None, Node | None]:
     return None, None
 
 
+def effective_get(node: Node, key: str) -> Node | None:
+    """A mapping's value for `key` as merge keys make it: its own, else that of the first merged
+    mapping that has it, read the same way (`<<: [*a, *b]`: `a`, with what `a` merges, before `b`)."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        mapping = stack.pop()
+        if id(mapping) in seen or not isinstance(mapping, MappingNode):
+            continue
+        seen.add(id(mapping))
+        own = mapping_get(mapping, key)
+        if own is not None:
+            return own
+        merged = [m for merge_key, value in mapping.value if is_merge_key(merge_key) for m in merged_mappings(value)]
+        stack += reversed(merged)
+    return None
+
+
 def scalar_text(node: Node | None) -> str | None:
     """The string value of a plain or quoted string scalar, else None."""
     if isinstance(node, ScalarNode) and node.tag == STR_TAG:

@@ -145,3 +145,41 @@ job:
         "can keep (not a lowercase RFC 1123 host name, as the Kubernetes executor requires); use acme-db instead, "
         "or change it by hand\n"), "")
     assert (tmp_path / ".gitlab-ci.yml").read_text() == before.replace("ruby:3.3", f"{MIRROR}/ruby:3.3")
+
+
+def test_a_service_merged_from_an_anchored_mapping_gets_the_alias_in_each_mapping_that_merges_it(tmp_path, capsys):
+    # A mapping's own alias hides the one it merges: the host name joins the alias each mapping reads.
+    before = """\
+.pg: &pg
+  name: postgres:16
+.cache: &cache {name: redis:7, alias: kv}
+job:
+  services:
+    - <<: *pg
+      alias: db
+    - <<: *cache
+      command: [--save, ""]
+  script: [x]
+other:
+  services: [{<<: *pg}, {<<: *cache, alias: cache}, *cache]
+  script: [x]
+"""
+    summary = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  2\n"
+               "1 file rewritten, 2 references moved\n")
+    assert _rewritten(capsys, tmp_path, before, summary) == f"""\
+.pg: &pg
+  name: {MIRROR}/postgres:16
+.cache: &cache {{name: {MIRROR}/redis:7, alias: "kv,redis"}}
+job:
+  services:
+    - <<: *pg
+      alias: db,postgres
+    - <<: *cache
+      alias: kv,redis
+      command: [--save, ""]
+  script: [x]
+other:
+  services: [{{<<: *pg, alias: postgres}}, {{<<: *cache, alias: "cache,redis"}}, *cache]
+  script: [x]
+"""
+
