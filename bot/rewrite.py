@@ -178,25 +178,30 @@ def _kustomize_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
 def _service_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     """A GitLab service keeps the host names jobs may use that can be an alias: they become `alias:` entries."""
     value = new_raw(ref, target)
-    aliases = ref.found.edit["aliases"]
-    if ref.found.edit.get("service_item"):
-        return _service_item_edit(ref, value, ",".join(aliases), text)
-    return _joined(_scalar_edit(ref, value), *(_alias_edit(m, aliases, text) for m in ref.found.edit["mappings"]))
-
-
-def _service_item_edit(ref: Reference, value: str, alias_text: str, text: str) -> Edit:
-    """A plain string item `- redis:7` becomes a mapping with the name and the alias (an anchor
-    on the item then names that mapping: every alias of it gets the mirror image and the alias)."""
     edit = ref.found.edit
-    start, end = edit["scalar"]
+    alias_text = ",".join(edit["aliases"])
+    if edit.get("service_item"):
+        return _service_item_edit(ref.raw, value, alias_text, edit["scalar"], edit, text)
+    return _joined(_scalar_edit(ref, value), *(_alias_edit(m, edit["aliases"], text) for m in edit["mappings"]),
+                   *(_service_item_edit(ref.raw, value, alias_text, item["span"], item, text)
+                     for item in edit["aliased_items"]))
+
+
+def _service_item_edit(raw: str, value: str, alias_text: str, span: tuple[int, int], item: Mapping[str, Any],
+                       text: str) -> Edit:
+    """A list item written as a plain string `- redis:7` (or as an alias of one, `- *db`) becomes a
+    mapping with the name (the mirror image, or the alias) and the alias. An anchor on a string
+    item then names that mapping: every alias of it gets the mirror image and the alias."""
+    start, end = span
+    name = item.get("token", value)
     allowed = AllowedChanges()
-    allowed.allow(ref.raw, {"name": value, "alias": alias_text})
-    if edit["flow"]:
-        return Edit([Splice(start, end, f"{{name: {value}, alias: {_alias_scalar(alias_text, True)}}}")], allowed)
+    allowed.allow(raw, {"name": value, "alias": alias_text})
+    if item["flow"]:
+        return Edit([Splice(start, end, f"{{name: {name}, alias: {_alias_scalar(alias_text, True)}}}")], allowed)
     newline = _newline_at(text, end)
-    indent = " " * _column(text, edit["item_start"])
-    mapping = f"name: {value}{newline}{indent}alias: {alias_text}"
-    if edit["anchored"]:
+    indent = " " * _column(text, item.get("item_start", start))
+    mapping = f"name: {name}{newline}{indent}alias: {alias_text}"
+    if item.get("anchored"):
         # `- &db mysql:8`: the mapping goes on the lines after the anchor.
         return Edit([Splice(len(text[:start].rstrip()), end, f"{newline}{indent}{mapping}")], allowed)
     return Edit([Splice(start, end, mapping)], allowed)

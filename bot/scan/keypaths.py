@@ -150,16 +150,22 @@ def select(root: Node, paths: list[str], skip: frozenset[int] = frozenset()) -> 
 @dataclasses.dataclass(frozen=True)
 class Use:
     """One place a document holds a node: the paths that reach it there (indexes into the
-    paths, ascending; none for a key or a value no path leads to) and the mapping that holds
-    it as a value there, if any (for a key a merge key brings in: the mapping with the merge key)."""
+    paths, ascending; none for a key or a value no path leads to), the mapping that holds it as
+    a value there, if any (for a key a merge key brings in: the mapping with the merge key), and
+    for a list item, the list and the item's index in it."""
 
     patterns: tuple[int, ...]
     parent: MappingNode | None
+    item_of: tuple[SequenceNode, int] | None = None
+
+    def same_place(self, other: Use) -> bool:
+        # Nodes compare as themselves: the same list and index is the same item.
+        return self.patterns == other.patterns and self.parent is other.parent and self.item_of == other.item_of
 
 
 # What the walk of `uses` visits: a node, the automaton states there, the mapping holding it as a
-# value, and the mapping a merged mapping's keys count for.
-_Visit = tuple[Node, frozenset[State], MappingNode | None, MappingNode | None]
+# value, the mapping a merged mapping's keys count for, and the list and index of an item.
+_Visit = tuple[Node, frozenset[State], MappingNode | None, MappingNode | None, tuple[SequenceNode, int] | None]
 
 
 def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]]:
@@ -169,13 +175,13 @@ def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]
     automaton = _automaton(tuple(paths))
     visited: set[tuple[int, frozenset[State], int]] = set()
     found: dict[int, list[Use]] = {}
-    stack: list[_Visit] = [(root, automaton.start, None, None)]
+    stack: list[_Visit] = [(root, automaton.start, None, None, None)]
     while stack:
-        node, states, parent, merged_into = stack.pop()
+        node, states, parent, merged_into, item_of = stack.pop()
         if id(node) in watched:
             places = found.setdefault(id(node), [])
-            use = Use(tuple(automaton.accepting(states)), parent)
-            if not any(p.patterns == use.patterns and p.parent is use.parent for p in places):
+            use = Use(tuple(automaton.accepting(states)), parent, item_of)
+            if not any(place.same_place(use) for place in places):
                 places.append(use)
         if (id(node), states, id(merged_into)) in visited:
             continue
@@ -191,14 +197,14 @@ def _children(automaton: _Automaton, node: Node, states: frozenset[State], paren
         # The keys a merge key brings in are held by the mapping with the merge key.
         holder = node if merged_into is None else merged_into
         for key_node, value in node.value:
-            children.append((key_node, frozenset(), None, None))
+            children.append((key_node, frozenset(), None, None, None))
             if is_merge_key(key_node):
-                children += [(merged, states, parent, holder) for merged in merged_mappings(value)]
+                children += [(merged, states, parent, holder, None) for merged in merged_mappings(value)]
             elif isinstance(key_node, ScalarNode) and states:
-                children.append((value, automaton.step(states, str(key_node.value)), holder, None))
+                children.append((value, automaton.step(states, str(key_node.value)), holder, None, None))
             else:
-                children.append((value, frozenset(), holder, None))
-    elif _is_walked_list(node):
+                children.append((value, frozenset(), holder, None, None))
+    elif isinstance(node, SequenceNode) and _is_walked_list(node):
         nxt = automaton.step(states, None) if states else frozenset()
-        children += [(item, nxt, None, None) for item in node.value]
+        children += [(item, nxt, None, None, (node, index)) for index, item in enumerate(node.value)]
     return children

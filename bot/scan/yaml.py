@@ -11,8 +11,8 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yamldocs import (anchor_name, documents, effective_get, is_merge_key, mapping_get, scalar_text,
-                                 value_offset)
+from bot.scan.yamldocs import (anchor_name, content_start, documents, effective_get, is_merge_key, mapping_get,
+                                 scalar_text, value_offset)
 
 
 def _document_selected(root: Node, rule: Rule) -> bool:
@@ -63,12 +63,13 @@ def _paths(rule: Rule) -> list[tuple[str, str, str]]:
 @dataclasses.dataclass(frozen=True)
 class _Place:
     """One place a document holds an image value: what the rule's paths make it there (the
-    first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, and the
-    mapping that holds it as a value."""
+    first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, the
+    mapping that holds it as a value, and for a list item, the list and its index there."""
 
     role: str | None
     held: bool
     parent: MappingNode | None
+    item_of: tuple[SequenceNode, int] | None = None
 
     @property
     def is_service_item(self) -> bool:
@@ -89,7 +90,7 @@ def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule)
 
 def _place(use: keypaths.Use, roles: list[str]) -> _Place:
     role = next((roles[p] for p in use.patterns if roles[p] != "holder"), None)
-    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent)
+    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of)
 
 
 def _shared(places: list[_Place]) -> bool:
@@ -143,22 +144,27 @@ def is_alias(name: str) -> bool:
 def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str | None, text: str, base: int,
                    flow_items: set[int]) -> dict[str, object]:
     """What a rewrite needs to keep a GitLab service's host names: those that can be an `alias`,
-    and where it goes. A plain string item becomes a mapping with the `alias`; a `name:` gets the
-    `alias` in each mapping that holds it (its own, or through a merge key)."""
+    and where it goes. A plain string written as an item becomes a mapping with the `alias`
+    (anchored, with every alias of it). Written elsewhere (a variable, a hidden key, a `name:`),
+    it stays a string: a `name:` gets the `alias` in each mapping that holds it (its own or
+    through a merge key), and an alias of it used as an item (`*db`) becomes `{name: *db, alias: ...}`."""
     host_names = gitlab_host_names(raw)
     facts: dict[str, object] = {"service": True, "host_names": host_names,
                                 "aliases": [name for name in host_names if is_alias(name)]}
-    if not any(place.is_service_item for place in places):
-        parents = {id(place.parent): place.parent for place in places if place.role == "service"
-                   and place.parent is not None and effective_get(place.parent, "name") is node}
-        mappings = [_mapping_facts(p, node, text, base) for p in parents.values()]
-        kept = [alias[:2] for m in mappings if (alias := m.get("alias") or m.get("merged_alias"))]
-        return facts | {"mappings": mappings} | _lost_host_name(host_names, text, kept)
-    if not all(place.is_service_item for place in places):
+    if places[0].is_service_item:
+        if not all(place.is_service_item for place in places):
+            return {**facts, "mixed_service_anchor": anchor}
+        facts |= {"service_item": True, "flow": id(node) in flow_items, "item_start": base + node.start_mark.index,
+                  "anchored": anchor is not None}
+        return facts | _lost_host_name(host_names, text, [])
+    parents = {id(place.parent): place.parent for place in places if place.role == "service"
+               and place.parent is not None and effective_get(place.parent, "name") is node}
+    mappings = [_mapping_facts(parent, node, text, base) for parent in parents.values()]
+    items = [_aliased_item(place.item_of, text, base) for place in places if place.is_service_item]
+    if any(item is None or item["token"] != f"*{anchor}" for item in items):
         return {**facts, "mixed_service_anchor": anchor}
-    facts |= {"service_item": True, "flow": id(node) in flow_items, "item_start": base + node.start_mark.index,
-              "anchored": anchor is not None}
-    return facts | _lost_host_name(host_names, text, [])
+    kept = [alias[:2] for m in mappings if (alias := m.get("alias") or m.get("merged_alias"))]
+    return facts | {"mappings": mappings, "aliased_items": items} | _lost_host_name(host_names, text, kept)
 
 
 def _lost_host_name(host_names: list[str], text: str, kept: list[tuple[int, int]]) -> dict[str, str]:
@@ -175,8 +181,28 @@ def _lost_host_name(host_names: list[str], text: str, kept: list[tuple[int, int]
 
 # After a key: the colon, then spaces, line ends and comments up to the value.
 _AFTER_KEY_RE = re.compile(r"[ \t]*:(?:\s|#.*)*")
+# Between a list's start or an item and the next item: indicators, spaces, line ends, comments.
+_BETWEEN_ITEMS_RE = re.compile(r"(?:[\s,\[-]|#.*)*")
 # An alias `*name`: an anchor name ends at a space or a flow indicator.
 _ALIAS_RE = re.compile(r"\*[^\s,\[\]{}]+")
+
+
+def _aliased_item(item_of: tuple[SequenceNode, int] | None, text: str, base: int) -> dict[str, object] | None:
+    """Where the alias an item of a list is written as stands (`- *db`, `[*db]`), and how the
+    list is written; None if the item is not an alias there."""
+    if item_of is None:
+        return None
+    sequence, index = item_of
+    cursor = content_start(sequence, text, base)
+    for position, item in enumerate(sequence.value[: index + 1]):
+        written_here = base + item.start_mark.index >= cursor  # an alias names a node written before it
+        cursor = _BETWEEN_ITEMS_RE.match(text, cursor).end()  # type: ignore[union-attr]
+        alias = None if written_here else _ALIAS_RE.match(text, cursor)
+        if position == index:
+            return None if alias is None else {"span": alias.span(), "token": alias.group(),
+                                               "flow": bool(sequence.flow_style)}
+        cursor = base + item.end_mark.index if alias is None else alias.end()
+    return None
 
 
 def _mapping_facts(parent: MappingNode, node: ScalarNode, text: str, base: int) -> dict[str, object]:

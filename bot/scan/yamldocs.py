@@ -251,6 +251,11 @@ def anchor_name(node: Node, text: str, base: int) -> str | None:
     return next((p[1:] for p in properties if p.startswith("&")), None)
 
 
+def content_start(node: Node, text: str, base: int) -> int:
+    """Where a node's content starts in the text, after its properties (`&anchor`, `!tag`)."""
+    return _properties(text, base + node.start_mark.index, base + node.end_mark.index)[1]
+
+
 def value_offset(node: ScalarNode, text: str, base: int) -> tuple[int, tuple[int, int], bool]:
     """Where a scalar's value text starts, the scalar's whole span, and whether the value
     stands in the file exactly as parsed (no escapes, no folding)."""

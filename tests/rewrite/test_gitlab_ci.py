@@ -47,18 +47,15 @@ def _only_one_moves(capsys, root: Path, before: str, raw: str, *unresolved: str)
     assert (root / ".gitlab-ci.yml").read_text() == after
 
 
-def test_an_anchored_service_also_used_outside_a_services_list_stays_and_the_rest_of_the_file_moves(tmp_path, capsys):
+def test_an_anchored_service_item_also_used_outside_a_services_list_stays_and_the_rest_of_the_file_moves(
+        tmp_path, capsys):
     _only_one_moves(capsys, tmp_path, """\
 image: ruby:3.3
 services:
   - &mysql mysql:8
-variables:
-  CACHE: &cache redis:7
 other:
   image: *mysql
-  services: [*cache]
-""", "ruby:3.3", f"3:12: mysql:8: {MIXED_SERVICE_ANCHOR.format('mysql')}",
-                    f"5:17: redis:7: {MIXED_SERVICE_ANCHOR.format('cache')}")
+""", "ruby:3.3", f"3:12: mysql:8: {MIXED_SERVICE_ANCHOR.format('mysql')}")
 
 
 def test_an_image_anchored_in_a_variable_moves_with_the_variable(tmp_path, capsys):
@@ -183,3 +180,74 @@ other:
   script: [x]
 """
 
+
+def test_a_service_anchored_in_a_variable_a_hidden_key_or_a_name_gets_its_alias_at_each_use(tmp_path, capsys):
+    # The anchor stays a string (a variable, a key GitLab does not read, a name); each `*pg` item becomes a mapping.
+    before = """\
+.defs:
+  svc: &pg postgres:16
+variables:
+  CACHE: &cache redis:7
+db:
+  services:
+    - name: &my mysql:8
+      alias: db
+  script: [x]
+job:
+  services: [*pg, *cache, *my]
+  script: [x]
+other:
+  services:
+    - *cache  # shared
+    - name: *pg
+      alias: db
+  script: [x]
+"""
+    summary = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  3\n"
+               "1 file rewritten, 3 references moved\n")
+    assert _rewritten(capsys, tmp_path, before, summary) == f"""\
+.defs:
+  svc: &pg {MIRROR}/postgres:16
+variables:
+  CACHE: &cache {MIRROR}/redis:7
+db:
+  services:
+    - name: &my {MIRROR}/mysql:8
+      alias: db,mysql
+  script: [x]
+job:
+  services: [{{name: *pg, alias: postgres}}, {{name: *cache, alias: redis}}, {{name: *my, alias: mysql}}]
+  script: [x]
+other:
+  services:
+    - name: *cache
+      alias: redis  # shared
+    - name: *pg
+      alias: db,postgres
+  script: [x]
+"""
+
+
+def test_a_service_image_anchored_in_a_variable_moves_with_its_alias_wherever_it_is_used(tmp_path, capsys):
+    before = """\
+variables:
+  IMG: &img quay.io/acme/postgres:16
+job:
+  services: [{name: *img}]
+  script: [x]
+other:
+  services: [*img]
+  script: [x]
+"""
+    summary = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  1\n"
+               "1 file rewritten, 1 reference moved\n")
+    assert _rewritten(capsys, tmp_path, before, summary) == f"""\
+variables:
+  IMG: &img {DEST}/quay.io/acme/postgres:16
+job:
+  services: [{{name: *img, alias: quay.io-acme-postgres}}]
+  script: [x]
+other:
+  services: [{{name: *img, alias: quay.io-acme-postgres}}]
+  script: [x]
+"""
