@@ -385,7 +385,7 @@ def rewrite_tree(
     by_path = _moves_by_path(plan, pins)
     rule_of = {ref.path: rules[ref.kind] for ref in references}
     kustomizations = {path for path, rule in rule_of.items() if rule.extractor == "kustomize"}
-    results = {path: _rewrite_one(tree, path, by_path[path], rule_of[path], policy, {})
+    results = {path: _rewrite_one(tree, path, _read_again(tree, path), by_path[path], rule_of[path], policy, {})
                for path in sorted(by_path) if path not in kustomizations}
     overrides = renamable_overrides(references)
     staying: dict[str, str] = {}  # kustomizations that could not follow, with why
@@ -409,7 +409,8 @@ def rewrite_tree(
         else:  # every reference it holds stays
             first = id(by_path[path][0][0])
             reason = f"left as it is: {held[first]}" if first in following else held[first]
-        results[path] = dataclasses.replace(_rewrite_one(tree, path, [], rule_of[path], policy, {}), reason=reason)
+        text = _read_again(tree, path)
+        results[path] = dataclasses.replace(_rewrite_one(tree, path, text, [], rule_of[path], policy, {}), reason=reason)
     results.update(rewritten)
     return sorted(results.values(), key=lambda r: r.path)
 
@@ -431,14 +432,15 @@ def _rewrite_kustomizations(tree: Tree, work: Mapping[str, tuple[list[tuple[Refe
                             new_texts: dict[str, str]) -> dict[str, FileRewrite]:
     """Each kustomization's moves and `name:` edits, checked against the other files' new texts,
     the other kustomizations' included: an overlay reads what it includes, a component what
-    includes it, whatever the order of their paths."""
+    includes it, whatever the order of their paths. Each is read once, for both."""
+    texts = {path: _read_again(tree, path) for path in work}
     proposed = dict(new_texts)
     for path, (moves, extra) in work.items():
         try:
-            proposed[path] = _edited(_read_again(tree, path), moves, extra)[1]
+            proposed[path] = _edited(texts[path], moves, extra)[1]
         except CannotRewrite:
             pass  # its own rewrite says why
-    return {path: _rewrite_one(tree, path, moves, rule_of[path], policy,
+    return {path: _rewrite_one(tree, path, texts[path], moves, rule_of[path], policy,
                                {p: text for p, text in proposed.items() if p != path}, extra)
             for path, (moves, extra) in work.items()}
 
@@ -450,9 +452,8 @@ def _read_again(tree: Tree, path: str) -> str:
     return text
 
 
-def _rewrite_one(tree: Tree, path: str, moves: list[tuple[Reference, ImageRef]], rule: Rule, policy: Policy,
-                 new_texts: dict[str, str], extra: list[Edit] | None = None) -> FileRewrite:
-    text = _read_again(tree, path)
+def _rewrite_one(tree: Tree, path: str, text: str, moves: list[tuple[Reference, ImageRef]], rule: Rule,
+                 policy: Policy, new_texts: dict[str, str], extra: list[Edit] | None = None) -> FileRewrite:
     if not moves and not extra:
         return FileRewrite(path, text, None, 0)
     return rewrite_file(text, moves, rule, FileContext(tree, path, overlay=new_texts), policy, extra)

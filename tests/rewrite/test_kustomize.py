@@ -547,3 +547,19 @@ def test_an_entry_applying_to_images_set_by_json6902_patches_stays_with_what_it_
     assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)[0] == 0
     assert {name: (tmp_path / name).read_text() for name in files} == files
     assert _rendered(tmp_path, files) == before
+
+
+def test_a_kustomization_is_read_once_for_its_new_text_and_its_checks(tmp_path, capsys, monkeypatch):
+    work = _internal_new_name_tree(tmp_path / "tree")
+    read_again = rewrite._read_again
+    reads: list[str] = []
+
+    def counted(tree, path: str) -> str:
+        reads.append(path)
+        return read_again(tree, path)
+
+    monkeypatch.setattr(rewrite, "_read_again", counted)
+    code, out, err = run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert (code, err) == (0, "")
+    assert out.endswith("2 files rewritten, 3 references moved\n")
+    assert reads == ["deployment.yaml", "kustomization.yaml"]
