@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bot.pulls import bigquery
-from bot.pulls.count import check_window_flags, count_pulls, resolve_window
+from bot.pulls.count import WindowFlags, count_pulls, parse_window_flags, resolve_window
 from bot.pulls.csvfile import CsvCounts
 from bot.pulls.kubectl import KubectlEvents
 from bot.pulls.logexport import JsonArrayExport, NdjsonExport
@@ -80,14 +80,14 @@ def load_counts(source: str, *, since: str | None = None, until: str | None = No
     `until` defaults to the newest entry (for BigQuery: now), `since` to 7 days before it; both take
     ISO 8601 times, `since` also a duration such as `7d`.
     """
-    check_window_flags(since, until)
+    flags = parse_window_flags(since, until)
     if bigquery.is_bigquery(source):
-        return _load_bigquery(source, since=since, until=until, limit=limit)
+        return _load_bigquery(source, flags, limit)
     path = _regular_file(source)
     fmt = detect(path)
     return count_pulls(
         lambda: _file_entries(path, fmt), source=f"{path.name} ({fmt.description})", has_times=fmt.has_times,
-        since=since, until=until, limit=limit,
+        flags=flags, limit=limit,
     )
 
 
@@ -108,9 +108,9 @@ def _regular_file(source: str) -> Path:
     return Path(source)
 
 
-def _load_bigquery(source: str, *, since: str | None, until: str | None, limit: Limit) -> PullCounts:
+def _load_bigquery(source: str, flags: WindowFlags, limit: Limit) -> PullCounts:
     project, dataset = bigquery.parse_location(source)
-    window = resolve_window(since, until, newest=now())
+    window = resolve_window(flags, newest=now())
     assert window is not None
     client = bigquery.make_client(project)
     return count_pulls(

@@ -18,7 +18,7 @@ import tempfile
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from bot.errors import UsageError
 from bot.pulls.model import ClusterCount, DayCount, ImageCount, Limit, PullCounts, Window
@@ -43,18 +43,41 @@ _SPILL_ITEMS = 3 * 65536
 DENSE_SHARE = 8
 
 Key = tuple[str, "str | None"]  # (name as logged, cluster)
+_Parsed = TypeVar("_Parsed")
 
 
-def resolve_window(since: str | None, until: str | None, newest: int | None) -> Window | None:
-    """`--until` (default: the newest entry), `--since` a duration back from it (default 7d) or a time;
-    at most MAX_WINDOW long."""
-    end = _flag_time("--until", until, parse_time) if until is not None else newest
+@dataclasses.dataclass(frozen=True)
+class WindowFlags:
+    """--since and --until as given and as read, before any reading: the window itself needs the
+    newest entry. --since (default 7d) is a duration back from the window's end, or a time."""
+
+    since: str | None
+    until: str | None
+    back: int | None  # --since as a duration
+    start: int | None  # --since as a time
+    end: int | None  # --until
+
+    @property
+    def given(self) -> bool:
+        return self.since is not None or self.until is not None
+
+
+def parse_window_flags(since: str | None, until: str | None) -> WindowFlags:
+    end = _flag_time("--until", until, parse_time) if until is not None else None
+    back, start = _flag_time("--since", DEFAULT_SINCE if since is None else since, _since)
+    return WindowFlags(since, until, back, start, end)
+
+
+def resolve_window(flags: WindowFlags, newest: int | None) -> Window | None:
+    """The window from `--until` (default: the newest entry) back to `--since`; at most MAX_WINDOW long."""
+    end = newest if flags.end is None else flags.end
     if end is None:
         return None
-    since = DEFAULT_SINCE if since is None else since
-    start = _flag_time("--since", since, lambda text: _since(text, end))
+    start = end - flags.back if flags.back is not None else flags.start
+    assert start is not None
+    since = DEFAULT_SINCE if flags.since is None else flags.since
     if start > end:
-        raise UsageError(f"--since {since} is after --until ({until or 'the newest entry'})")
+        raise UsageError(f"--since {since} is after --until ({flags.until or 'the newest entry'})")
     if end - start > MAX_WINDOW:
         raise UsageError(f"--since {since}: the window would be {(end - start) // DAY} days long; "
                          f"rehome counts at most {MAX_WINDOW // DAY} days (30 years)")
@@ -63,32 +86,28 @@ def resolve_window(since: str | None, until: str | None, newest: int | None) -> 
     return Window(start, end)
 
 
-def check_window_flags(since: str | None, until: str | None) -> None:
-    """--since and --until as text, before any reading: the window itself needs the newest entry."""
-    if until is not None:
-        _flag_time("--until", until, parse_time)
-    if since is not None:
-        _flag_time("--since", since, lambda text: _since(text, 0))
-
-
-def _flag_time(flag: str, text: str, parse: Callable[[str], int]) -> int:
+def _flag_time(flag: str, text: str, parse: Callable[[str], _Parsed]) -> _Parsed:
     try:
         return parse(text)
     except BadTime as exc:
         raise UsageError(f"{flag}: {exc}") from None
 
 
-def _since(text: str, until: int) -> int:
+def _since(text: str) -> tuple[int | None, int | None]:
+    """(a duration, None) or (None, a time)."""
     try:
-        return until - parse_duration(text)
+        return parse_duration(text), None
     except BadTime:
         pass
     try:
-        return parse_time(text)
+        return None, parse_time(text)
     except OutOfRange:
         raise
     except BadTime:
         raise BadTime(f"{text!r} is neither a duration (30m, 6h, 7d, 2w) nor an ISO 8601 time") from None
+
+
+NO_FLAGS = parse_window_flags(None, None)
 
 
 def bucket_width(window: Window) -> int:
@@ -297,13 +316,13 @@ def _days(daily: Counter[tuple[int, int]], keys: list[Key]) -> tuple[DayCount, .
 
 
 def count_pulls(entries: Callable[[], Iterable[Entry | Malformed]], *, source: str, has_times: bool,
-                since: str | None = None, until: str | None = None, limit: Limit = Limit(),
-                peaks: bool = True, window: Window | None = None) -> PullCounts:
+                flags: WindowFlags = NO_FLAGS, limit: Limit = Limit(), peaks: bool = True,
+                window: Window | None = None) -> PullCounts:
     """Count `entries()`. A `window` given means the source applied it already; otherwise it is
-    resolved from `since`/`until` and the newest entry not dated in the future."""
+    resolved from the `flags` and the newest entry not dated in the future."""
     filter_window = window is None
     peaks = peaks and has_times
-    if not has_times and (since is not None or until is not None):
+    if not has_times and flags.given:
         log.warning("%s has no times: --since and --until do not apply to it", source)
     clock = now()
     with tempfile.TemporaryFile(prefix="rehome-pulls-") as spill:
@@ -311,10 +330,10 @@ def count_pulls(entries: Callable[[], Iterable[Entry | Malformed]], *, source: s
         if not has_times:
             window = None
         elif window is None:
-            if reading.future and until is None:
+            if reading.future and flags.until is None:
                 _warn_future(source, reading)
             newest = clock if reading.newest is None and reading.future else reading.newest
-            window = resolve_window(since, until, newest)
+            window = resolve_window(flags, newest)
         result = tally(spilled(spill), len(reading.keys), window, filter_window=filter_window, peaks=peaks)
     return summarise(result, reading.keys, source=source, window=window, limit=limit, peaks=peaks,
                      reading=reading)

@@ -4,6 +4,7 @@ import random
 import re
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery as bq
 
 from bot.errors import UsageError
-from bot.pulls import bigquery, load_counts
+from bot.pulls import bigquery, count, load_counts
 from bot.pulls.bigquery import parse_location, query_entries
 from bot.pulls.model import Window
 from bot.pulls.source import Entry, Malformed, SourceError
@@ -93,6 +94,25 @@ def test_load_counts_through_application_default_credentials(tmp_path: Path,
         ],
     }
     assert [(d.day, d.pulls) for d in counts.days] == [("2024-05-01", 42), ("2024-05-02", 30)]
+
+
+def test_the_window_flags_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[tuple[str, str]] = []
+
+    def reading(name: str, parse: Callable[[str], int]) -> Callable[[str], int]:
+        def parse_and_note(text: str) -> int:
+            read.append((name, text))
+            return parse(text)
+        return parse_and_note
+
+    monkeypatch.setattr(count, "parse_time", reading("time", count.parse_time))
+    monkeypatch.setattr(count, "parse_duration", reading("duration", count.parse_duration))
+    with serve(answer_query) as api:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_adc(tmp_path / "adc.json", api.url + "/token")))
+        monkeypatch.setenv("REHOME_BIGQUERY_ENDPOINT", api.url)
+        counts = load_counts("bigquery://acme-logs.pull_logs", since="2024-04-20", until="2024-05-03T00:00:00Z")
+    assert counts.window == Window(parse_time("2024-04-20T00:00:00Z"), parse_time("2024-05-03T00:00:00Z"))
+    assert read == [("time", "2024-05-03T00:00:00Z"), ("duration", "2024-04-20"), ("time", "2024-04-20")]
 
 
 def test_until_defaults_to_now_for_bigquery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
