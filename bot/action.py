@@ -22,7 +22,7 @@ from bot import cli
 from bot.check import Report, skipped_message
 from bot.commands import check as check_command
 from bot.commands import sync as sync_command
-from bot.commands.run import make_forge
+from bot.commands.run import github_token, make_forge
 from bot.commands.sync import FORK_MESSAGE
 from bot.errors import RehomeError, UsageError
 from bot.follow import Refused, from_fork
@@ -214,17 +214,12 @@ def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     return 1 if report.failed or failed else 0
 
 
-def _require_token(environ: Mapping[str, str], args: argparse.Namespace) -> None:
-    """Said in the Action's terms: `rehome run` would point at --token-env."""
-    if not args.dry_run and not environ.get(TOKEN_ENV):
-        raise UsageError("no GitHub token: the action's token input is empty",
-                         hint="leave the token input out to use the workflow's GITHUB_TOKEN, or give it a token "
-                              "that may push and open pull requests (a secret that is not defined reads as empty)")
-
-
 def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     args = _parse(run_arguments(environ))
-    _require_token(environ, args)
+    # Before make_forge, which would say it in `rehome run`'s terms (--token-env).
+    github_token(args, environ, "the action's token input is empty",
+                 hint="leave the token input out to use the workflow's GITHUB_TOKEN, or give it a token that may "
+                      "push and open pull requests (a secret that is not defined reads as empty)")
     result = run_repository(make_forge(args, dict(environ)), args)
     data = result.to_json()
     print(json.dumps(data, indent=2), file=stdout)

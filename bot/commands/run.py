@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from bot import mirror, options
@@ -61,12 +62,18 @@ def make_forge(args: argparse.Namespace, environ: dict[str, str] | os._Environ =
                 _empty(pr_file)
         return LocalForge(path, pr_file, stream=sys.stdout if args.format == "table" else None)
     repository = origin_repository(path) if is_path else args.target
-    token_value = environ.get(args.token_env)
-    if not token_value and not args.dry_run:
-        raise UsageError(f"no GitHub token: the environment variable {args.token_env} is not set",
+    token = github_token(args, environ, f"the environment variable {args.token_env} is not set",
                          hint="export GITHUB_TOKEN=… or name another variable with --token-env")
-    token = Secret(token_value) if token_value else None
     return GitHubForge(repository, token, github_url=args.github_url)
+
+
+def github_token(args: argparse.Namespace, environ: Mapping[str, str], missing: str, *, hint: str) -> Secret | None:
+    """The token in --token-env's variable; a run that pushes needs one (`missing` says why there is
+    none, in the caller's terms), a dry run goes without."""
+    value = environ.get(args.token_env)
+    if not value and not args.dry_run:
+        raise UsageError(f"no GitHub token: {missing}", hint=hint)
+    return Secret(value) if value else None
 
 
 def _empty(pr_file: Path) -> None:
