@@ -25,7 +25,7 @@ from bot.commands import sync as sync_command
 from bot.commands.run import github_token, make_forge
 from bot.commands.sync import FORK_MESSAGE
 from bot.errors import RehomeError, UsageError
-from bot.follow import Refused, from_fork
+from bot.follow import Refused, event_field, from_fork, read_event
 from bot.forge.github import GITHUB_API
 from bot.gitcmd import GitError, run_git
 from bot.mirror import NEEDS_ATTENTION, MirrorImage
@@ -93,11 +93,12 @@ def pull_request_base(environ: Mapping[str, str]) -> str | None:
     """The base commit of the pull request this run is for (fetched when the checkout lacks it)."""
     if not environ.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
         return None
-    try:
-        with open(environ["GITHUB_EVENT_PATH"], encoding="utf-8") as f:
-            sha = json.load(f)["pull_request"]["base"]["sha"]
-    except (KeyError, OSError, ValueError, TypeError) as exc:
-        raise UsageError(f"cannot read the pull request's base from the event: {exc}") from None
+    path = environ.get("GITHUB_EVENT_PATH")
+    if not path:
+        raise UsageError("cannot read the pull request's base: GITHUB_EVENT_PATH is not set")
+    sha = event_field(read_event(path), "pull_request", "base", "sha")
+    if not isinstance(sha, str) or not sha:
+        raise UsageError(f"{path}: the GitHub event names no pull request base (pull_request.base.sha)")
     workspace = environ.get("GITHUB_WORKSPACE") or "."
     try:
         run_git(workspace, ["cat-file", "-e", f"{sha}^{{commit}}"])

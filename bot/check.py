@@ -12,7 +12,7 @@ from collections.abc import Iterable, Set
 from pathlib import Path
 from typing import Any
 
-from bot import imageref, textfile
+from bot import imageref, jsontext, textfile
 from bot.errors import UsageError
 from bot.gitcmd import GitError, run_git
 from bot.output import json_text, write_atomically
@@ -199,10 +199,8 @@ def write_baseline(path: Path, keys: set[tuple[str, str]]) -> None:
 
 
 def read_baseline(path: Path) -> set[tuple[str, str]]:
-    from bot.pulls import jsonstream  # here, not above: only --baseline needs bot.pulls, which is slow to import
-
     try:
-        data = jsonstream.loads(textfile.read_text(path))
+        data = jsontext.loads(textfile.read_text(path))
     except FileNotFoundError:
         hint = "write one with `rehome check --write-baseline FILE`"
         raise UsageError(f"{path}: baseline not found", hint=hint) from None

@@ -122,6 +122,8 @@ def parse_config(text: str, path: Path) -> Config:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
         raise not_valid_yaml(path, exc) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
         data = {}
     import jsonschema  # slow to import; only needed when there is a rehome.yaml to check

@@ -6,7 +6,6 @@ upstream by inverting the mapping template (`bot.policy.map_from_mirror`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -14,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from bot import imageref
+from bot import imageref, jsontext, textfile
+from bot.errors import UsageError
 from bot.imageref import ImageRef
 from bot.mirror import MirrorImage, MirrorOptions, ensure_and_show, open_registries
 from bot.policy import MappingError, check_invertible, map_from_mirror, matches
@@ -94,19 +94,38 @@ class PerRepository(Generic[T]):
 # --- sync -------------------------------------------------------------------------------
 
 
+def read_event(path: str) -> Any:
+    """The GitHub event a workflow run is for: the JSON file GITHUB_EVENT_PATH names."""
+    try:
+        return jsontext.loads(textfile.read_text(Path(path)))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the GitHub event: {exc}") from None
+
+
+def event_field(event: Any, *keys: str) -> Any:
+    """`event[key][key]...`, or None where a key is missing or a level is not an object."""
+    for key in keys:
+        if not isinstance(event, dict):
+            return None
+        event = event.get(key)
+    return event
+
+
 def from_fork(environ: dict[str, str] | None = None) -> bool:
-    """Is this a GitHub Actions run for a pull request whose head lives in another repository?"""
+    """Is this a GitHub Actions run for a pull request whose head lives in another repository?
+    A pull request we cannot inspect is treated as untrusted: as from a fork."""
     environ = dict(os.environ) if environ is None else environ
     if not environ.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
         return False
+    if "GITHUB_EVENT_PATH" not in environ:
+        return True
     try:
-        with open(environ["GITHUB_EVENT_PATH"], encoding="utf-8") as f:
-            event = json.load(f)
-    except (KeyError, OSError, ValueError):
-        return True  # a pull request we cannot inspect is treated as untrusted
-    pull = event.get("pull_request") or {}
-    head = ((pull.get("head") or {}).get("repo") or {}).get("full_name")
-    base = ((pull.get("base") or {}).get("repo") or {}).get("full_name")
+        event = read_event(environ["GITHUB_EVENT_PATH"])
+    except UsageError as exc:
+        log.warning("%s; taken for a pull request from a fork", exc)
+        return True
+    head = event_field(event, "pull_request", "head", "repo", "full_name")
+    base = event_field(event, "pull_request", "base", "repo", "full_name")
     return head is None or head != base
 
 

@@ -130,10 +130,13 @@ def _read_builtin_rule_file(path: Path) -> dict[str, Any]:
 def validate_rule(path: Path, data: dict[str, Any]) -> None:
     import jsonschema  # only needed for rules the user wrote: it takes longer to import than a scan of a repository
 
-    errors = sorted(
-        jsonschema.Draft202012Validator(RULE_SCHEMA).iter_errors(data),
-        key=lambda e: list(map(str, e.absolute_path)),
-    )
+    try:
+        errors = sorted(
+            jsonschema.Draft202012Validator(RULE_SCHEMA).iter_errors(data),
+            key=lambda e: list(map(str, e.absolute_path)),
+        )
+    except RecursionError:  # an error describes the value it refuses: one nested thousands deep cannot be
+        raise ConfigError(f"{path}: rules file is nested too deeply") from None
     if errors:
         error = errors[0]
         field = ".".join(str(p) for p in error.absolute_path) or "(top level)"

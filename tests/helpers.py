@@ -13,6 +13,10 @@ from bot.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: what `python -m bot` needs on its path
 
+# JSON nested far deeper than Python's decoder goes, and what rehome says of it wherever it reads one.
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+NESTED_TOO_DEEP = "nested deeper than JSON can be read (about a thousand levels of arrays or objects)"
+
 
 @contextlib.contextmanager
 def logged(level: int = logging.WARNING) -> Iterator[list[str]]:

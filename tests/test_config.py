@@ -57,6 +57,12 @@ def test_a_key_given_twice_is_named_with_its_line(tmp_path, capsys):
         2, "", f"rehome: error: {tmp_path / 'rehome.yaml'}: not valid YAML: duplicate key 'destination' at line 3\n")
 
 
+def test_yaml_nested_too_deeply_is_named(tmp_path, capsys):
+    write_tree(tmp_path, {"rehome.yaml": "destination: " + "[" * 5000 + "]" * 5000 + "\n"})
+    assert run_cli(capsys, "scan", str(tmp_path)) == (
+        2, "", f"rehome: error: {tmp_path / 'rehome.yaml'}: not valid YAML: nested too deeply\n")
+
+
 def test_other_yaml_errors_are_said_in_one_line(tmp_path, capsys):
     write_tree(tmp_path, {"rehome.yaml": "destination: [::1]:5000/mirror\n"})
     assert run_cli(capsys, "scan", str(tmp_path)) == (

@@ -58,6 +58,8 @@ def test_builtin_rules_files_are_read_once_and_users_files_every_time(tmp_path, 
         ("extractor: yaml\nfiles: ['*.y']\nimagse: []\n", "unknown field 'imagse'"),
         ("extractor: yaml\nfiles: ['*.y']\nextends: nothing\n", "field 'extends': no rule named 'nothing'"),
         ("- a\n", "a rules file must be a mapping of fields"),
+        pytest.param("files: " + "[" * 5000 + "]" * 5000 + "\n", "rules file is nested too deeply",
+                     id="nested-too-deep"),
     ],
 )
 def test_a_broken_rules_file_is_a_clear_error(tmp_path, content, message):

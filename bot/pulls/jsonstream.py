@@ -3,7 +3,6 @@
 `json.JSONDecoder.raw_decode` decodes one value from a buffer; when the value runs past the end of
 what has been read so far, read more and try again. A value nested deeper than the decoder goes
 (it recurses) is read past instead, and given as TOO_DEEP: no caller takes it for an entry.
-`loads` reads a whole document, refusing one nested that deep as not JSON.
 """
 from __future__ import annotations
 
@@ -19,16 +18,6 @@ _STRUCTURE_RE = re.compile(r'["\[\]{}]')
 _STRING_REST_RE = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # after the opening quote
 
 TOO_DEEP = object()
-
-
-def loads(text: str) -> Any:
-    """One whole JSON document, as `json.loads` reads it; one nested deeper than the decoder goes is a
-    ValueError like any other text that is not JSON, not the decoder's RecursionError."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("nested deeper than JSON can be read (about a thousand levels of arrays or "
-                         "objects)") from None
 
 
 def _int(text: str) -> int | float:

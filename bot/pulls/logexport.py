@@ -16,7 +16,8 @@ from typing import BinaryIO
 
 import msgspec
 
-from bot.pulls.jsonstream import JsonStream, JsonStreamError, loads
+from bot.jsontext import loads
+from bot.pulls.jsonstream import JsonStream, JsonStreamError
 from bot.pulls.message import PULLING, quoted_image
 from bot.pulls.source import Entry, Malformed, SourceError
 from bot.pulls.times import BadTime, from_datetime

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import logging
 import os
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bot import jsontext
 from bot.errors import ConfigError, RehomeError
 from bot.registry.secret import Secret
 
@@ -112,7 +112,7 @@ def load_docker_config(path: Path) -> DockerConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: Docker's credentials file is not a file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsontext.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read Docker's credentials file: {exc}") from None
     return DockerConfig.from_json(path, data)
@@ -155,7 +155,7 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
             return None
         raise RehomeError(f"{server}: credentials: {program} get failed (exit {proc.returncode})")
     try:
-        answer = json.loads(proc.stdout)
+        answer = jsontext.loads(proc.stdout)
         username, secret = answer["Username"], answer["Secret"]
     except (ValueError, KeyError, TypeError):
         raise RehomeError(f"{server}: credentials: {program} get printed something that is not its JSON answer") from None

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bot import imageref, textfile
+from bot import imageref, jsontext, textfile
 from bot.errors import UsageError
 from bot.output import render_table
 from bot.policy import Policy
@@ -56,12 +56,15 @@ def _load(source: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{name}: cannot read kubectl output: {exc}") from None
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            hint="produce it with `kubectl get pods,deployments,statefulsets,daemonsets,jobs,cronjobs -A -o json`",
-        ) from None
+        problem = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    except ValueError as exc:  # nested deeper than JSON can be read
+        problem = str(exc)
+    raise UsageError(
+        f"{name}: not JSON ({problem})",
+        hint="produce it with `kubectl get pods,deployments,statefulsets,daemonsets,jobs,cronjobs -A -o json`",
+    )
 
 
 def _items(data: Any, name: str) -> list[dict[str, Any]]:

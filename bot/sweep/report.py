@@ -10,10 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import render, textfile
+from bot import jsontext, render, textfile
 from bot.errors import UsageError
 from bot.output import WriteError, plural, write_together
-from bot.pulls import jsonstream
 
 VERSION = 1
 # Repository statuses: a sweep's journal statuses, plus `scanned` for an inventory.
@@ -206,7 +205,7 @@ def merge(reports: Sequence[tuple[str, SweepReport]]) -> SweepReport:
 
 def load(path: Path) -> SweepReport:
     try:
-        data = jsonstream.loads(textfile.read_text(path))
+        data = jsontext.loads(textfile.read_text(path))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read the report: {exc}") from None
     return SweepReport.from_json(data, str(path))

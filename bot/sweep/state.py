@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bot import textfile
+from bot import jsontext, textfile
 from bot.errors import RehomeError, UsageError
-from bot.pulls import jsonstream
 
 log = logging.getLogger("rehome")
 
@@ -61,7 +60,7 @@ def _texts(values: Iterable[Any]) -> bool:
 def _outcome(line: str) -> Outcome | None:
     """The outcome a journal line records, or None for anything else (any valid JSON included)."""
     try:
-        data = jsonstream.loads(line)
+        data = jsontext.loads(line)
     except ValueError:
         return None
     if not isinstance(data, dict):

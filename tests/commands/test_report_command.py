@@ -10,13 +10,11 @@ import pytest
 from bot import output
 from bot.sweep import report as sweep_report
 from bot.sweep.report import RepoEntry
-from tests.helpers import run_cli
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, run_cli
 
 DESTINATION = "mirror.example/acme"
-DEEP = "[" * 200_000 + "]" * 200_000
 WITHOUT_PULL_REQUEST = ('{"repo": "acme/b", "status": "nothing-to-do", "pr_url": null, "head": "h", "error": null, '
                         '"finished_at": "2026-11-26T10:00:00Z"}\n')
-NESTED_TOO_DEEP = "nested deeper than JSON can be read (about a thousand levels of arrays or objects)"
 HINT = "hint: the folder for the merged reports comes first: rehome report merge OUT_DIR SHARD_REPORT...\n"
 
 
@@ -75,7 +73,7 @@ def test_merge_names_the_reports_that_do_not_go_together(capsys, tmp_path, monke
 
 def test_merge_refuses_a_report_nested_too_deep(capsys, tmp_path) -> None:
     deep = tmp_path / "deep.json"
-    deep.write_text(f'{{"version": 1, "mode": "sweep", "destination": "d", "repositories": [], "images": {DEEP}}}')
+    deep.write_text(f'{{"version": 1, "mode": "sweep", "destination": "d", "repositories": [], "images": {DEEP_JSON}}}')
     assert run_cli(capsys, "report", "merge", str(tmp_path / "out"), str(deep)) == (
         2, "", f"rehome: error: {deep}: cannot read the report: {NESTED_TOO_DEEP}\n")
     assert not (tmp_path / "out").exists()
@@ -83,7 +81,7 @@ def test_merge_refuses_a_report_nested_too_deep(capsys, tmp_path) -> None:
 
 def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path) -> None:
     state = tmp_path / "state.jsonl"
-    state.write_text(f'{{"repo": "acme/a", "status": "done", "x": {DEEP}}}\n' + WITHOUT_PULL_REQUEST)
+    state.write_text(f'{{"repo": "acme/a", "status": "done", "x": {DEEP_JSON}}}\n' + WITHOUT_PULL_REQUEST)
     code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
                              "--format", "json")
     assert (code, json.loads(out), err) == (0, {

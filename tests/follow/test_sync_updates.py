@@ -15,7 +15,7 @@ from bot.commands.sync import summary
 from bot.follow import MirrorUse, newer_tags
 from bot.imageref import parse
 from bot.mirror import Interrupted, MirrorImage, MirrorOptions, short_digest
-from tests.helpers import logged, run_cli, write_tree
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, logged, run_cli, write_tree
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, stuck_download, unique_repo, when_downloading
 from tests.oci.proxy import Fault
@@ -186,6 +186,23 @@ def test_sync_never_runs_for_a_pull_request_from_a_fork(tmp_path: Path, capsys, 
     write_tree(tmp_path / "repo", {"pod.yaml": _pod("127.0.0.1:1/mirror/docker.io/library/nginx:1")})
     assert run_cli(capsys, "sync", str(tmp_path / "repo"), "--to", "127.0.0.1:1/mirror") == (
         0, "rehome sync does not run for pull requests from forks: the mirror is left as it is\n", "")
+
+
+@pytest.mark.parametrize(("event", "warning"), [
+    pytest.param(DEEP_JSON, f"{{path}}: cannot read the GitHub event: {NESTED_TOO_DEEP}; taken for a pull request "
+                            "from a fork\n", id="nested-too-deep"),
+    ('{"pull_request": ["acme/shop"]}', ""),
+])
+def test_sync_takes_a_pull_request_it_cannot_inspect_for_one_from_a_fork(tmp_path: Path, capsys, monkeypatch,
+                                                                         event: str, warning: str):
+    path = tmp_path / "event.json"
+    path.write_text(event)
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
+    write_tree(tmp_path / "repo", {"pod.yaml": _pod("127.0.0.1:1/mirror/docker.io/library/nginx:1")})
+    assert run_cli(capsys, "sync", str(tmp_path / "repo"), "--to", "127.0.0.1:1/mirror") == (
+        0, "rehome sync does not run for pull requests from forks: the mirror is left as it is\n",
+        warning.format(path=path))
 
 
 def test_updates_lists_newer_versions_and_moved_tags(loopback: Loopback, tmp_path: Path, capsys, monkeypatch):

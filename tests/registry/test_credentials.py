@@ -1,12 +1,15 @@
-"""Docker's config.json: every shape Docker itself refuses is a usage error naming the file and the key."""
+"""Docker's config.json: every shape Docker itself refuses is a usage error naming the file and the key;
+a credential helper's answer that is not its JSON is named with the helper and the registry."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
-from bot.registry.credentials import ANONYMOUS, CredentialStore
+from bot.errors import ConfigError, RehomeError
+from bot.registry.credentials import ANONYMOUS, CredentialStore, run_credential_helper
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP
 
 HOST = "registry.example"
 
@@ -24,6 +27,8 @@ def store_with_config(tmp_path: Path, text: str) -> tuple[CredentialStore, Path]
     ('"auths"', "PATH must be a JSON object, not a string"),
     ("{", "PATH: cannot read Docker's credentials file: Expecting property name enclosed in double quotes: "
           "line 1 column 2 (char 1)"),
+    pytest.param(f'{{"auths": {DEEP_JSON}}}', f"PATH: cannot read Docker's credentials file: {NESTED_TOO_DEEP}",
+                 id="nested-too-deep"),
     ('{"credHelpers": "gcloud"}', 'PATH: "credHelpers" must be an object of registry -> helper name, not a string'),
     ('{"credHelpers": {"gcr.io": 5}}',
      'PATH: "credHelpers" entry "gcr.io" must be a helper name (a string), not a number'),
@@ -64,3 +69,15 @@ def test_a_folder_where_the_file_belongs_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         store.lookup(HOST)
     assert str(caught.value) == f"{tmp_path / 'config.json'}: Docker's credentials file is not a file"
+
+
+@pytest.mark.parametrize("answer", ["not JSON", '{"Username": "u"}', pytest.param(DEEP_JSON, id="nested-too-deep")])
+def test_a_helper_answer_that_is_not_its_json_is_named(tmp_path: Path, monkeypatch, answer: str) -> None:
+    (tmp_path / "answer").write_text(answer)
+    helper = tmp_path / "docker-credential-odd"
+    helper.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{tmp_path / 'answer'}'\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(RehomeError) as caught:
+        run_credential_helper("odd", HOST, "config.json credHelpers")
+    assert str(caught.value) == f"{HOST}: credentials: docker-credential-odd get printed something that is not its JSON answer"

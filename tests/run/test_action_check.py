@@ -4,7 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import git, write_tree
+import pytest
+
+from bot.action import pull_request_base
+from bot.errors import UsageError
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, git, write_tree
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
 from tests.run.test_action import run_action
@@ -116,3 +120,16 @@ def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
     run = run_action(tmp_path, tmp_path, {"mode": "migrat"}, {})
     assert run.codes == [0, 2]
     assert "::error::the mode input must be one of migrate, check, not 'migrat'" in run.stdout
+
+
+@pytest.mark.parametrize(("event", "problem"), [
+    pytest.param(DEEP_JSON, f"{{path}}: cannot read the GitHub event: {NESTED_TOO_DEEP}", id="nested-too-deep"),
+    ('{"pull_request": {"base": ["x"]}}', "{path}: the GitHub event names no pull request base (pull_request.base.sha)"),
+])
+def test_a_pull_request_event_without_a_readable_base_is_refused_naming_the_file(tmp_path: Path, event: str,
+                                                                                 problem: str) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(event)
+    with pytest.raises(UsageError) as caught:
+        pull_request_base({"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(path)})
+    assert str(caught.value) == problem.format(path=path)

@@ -4,7 +4,9 @@ import io
 import json
 import os
 
-from tests.helpers import run_cli
+import pytest
+
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, run_cli
 
 
 def _pod(name, owner_kind, owner_name, owner_uid, containers, namespace="shop"):
@@ -69,13 +71,17 @@ def test_inventory_from_stdin_as_a_table(monkeypatch, capsys):
     ]
 
 
-def test_inventory_bad_input_names_the_file(tmp_path, capsys):
+@pytest.mark.parametrize(("text", "problem"), [
+    ("apiVersion: v1\n", "line 1, column 1: Expecting value"),
+    pytest.param(f'{{"kind": "List", "items": {DEEP_JSON}}}', NESTED_TOO_DEEP, id="nested-too-deep"),
+])
+def test_inventory_bad_input_names_the_file(tmp_path, capsys, text, problem):
     source = tmp_path / "kubectl.json"
-    source.write_text("apiVersion: v1\n")
+    source.write_text(text)
     code, out, err = run_cli(capsys, "scan", "--kubectl-json", str(source))
     assert (code, out) == (2, "")
     assert err == (
-        f"rehome: error: {source}: not JSON (line 1, column 1: Expecting value)\n"
+        f"rehome: error: {source}: not JSON ({problem})\n"
         "hint: produce it with `kubectl get pods,deployments,statefulsets,daemonsets,jobs,cronjobs -A -o json`\n"
     )
 
