@@ -5,13 +5,13 @@ Each check is one `Check`: ok or failed, what was found, and for a failure the f
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from bot import jsontext
 from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef
 from bot.registry import Registries, RegistryError
@@ -124,7 +124,7 @@ def _speaks_registry_api(response: httpx.Response) -> bool:
     if "Docker-Distribution-API-Version" in response.headers:
         return True
     try:
-        json.loads(response.content or b"{}")
+        jsontext.loads(response.content or b"{}")
     except ValueError:
         return False
     return True
@@ -218,6 +218,15 @@ def check_source(registries: Registries, source: ImageRef) -> Check:
     return Check(name, True, detail)
 
 
+def _bindings(policy: Any) -> list[dict[str, Any]]:
+    """The IAM policy's bindings of a role (a string) to members (a list); none in an answer of another shape."""
+    bindings = policy.get("bindings") if isinstance(policy, dict) else None
+    if not isinstance(bindings, list):
+        return []
+    return [b for b in bindings
+            if isinstance(b, dict) and isinstance(b.get("role"), str) and isinstance(b.get("members"), list)]
+
+
 def check_read_grant(repository: ArtifactRepository | None, email: str, http: httpx.Client,
                      token: str | None, api: str = ARTIFACT_REGISTRY_API) -> Check:
     name = f"read grant for {email}"
@@ -236,8 +245,12 @@ def check_read_grant(repository: ArtifactRepository | None, email: str, http: ht
         return Check(name, False, f"cannot confirm: {type(exc).__name__} reading the IAM policy", fix)
     if response.status_code != 200:
         return Check(name, False, f"cannot confirm: reading the repository's IAM policy gave HTTP {response.status_code}", fix)
+    try:
+        policy = jsontext.loads(response.content)
+    except ValueError as exc:
+        return Check(name, False, f"cannot confirm: the repository's IAM policy is not JSON ({exc})", fix)
     member = f"serviceAccount:{email}"
-    roles = sorted(b.get("role", "") for b in response.json().get("bindings", []) if member in b.get("members", []))
+    roles = sorted(b["role"] for b in _bindings(policy) if member in b["members"])
     granted = [role for role in roles if role in READ_ROLES]
     if granted:
         return Check(name, True, f"{repository.repository} grants it {granted[0]}")

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot import jsontext
 from bot.errors import RehomeError, UsageError
 from bot.pulls import bigquery
 
@@ -77,12 +78,12 @@ class LoggingApi:
     def _check(self, step: str, response: httpx.Response) -> dict[str, Any]:
         if not response.is_success:
             try:
-                detail = response.json()["error"]["message"]
+                detail = jsontext.loads(response.content)["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 detail = response.text[:200]
             raise RehomeError(f"Cloud Logging API: {step}: {response.status_code} {detail}")
         try:
-            answer = response.json()
+            answer = jsontext.loads(response.content)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
+from bot import jsontext
 from bot.registry.credentials import Credential
 from bot.registry.errors import RegistryError, after_tries, describe, source_login_fix
 from bot.registry.secret import Secret
@@ -166,7 +167,7 @@ class Authenticator:
                                 _token_refusal_hint(response.status_code, credential, self.host, self.source_only),
                                 response.status_code)
         try:
-            body = response.json()
+            body = jsontext.loads(response.content)
             value = body.get("token") or body.get("access_token")
             lifetime = int(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
         except (ValueError, AttributeError, TypeError):

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from bot import jsontext
 from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef, InvalidReference, parse
 from bot.registry import blobs, manifests
@@ -290,7 +290,7 @@ class Copier:
         if content is None:
             content = blobs.read_small(repo.registry, repo.path, config)
         try:
-            platform = manifests.platform_text(json.loads(content))
+            platform = manifests.platform_text(jsontext.loads(content))
         except ValueError:
             platform = None
         if platform is None:

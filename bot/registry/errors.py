@@ -1,11 +1,11 @@
 """Registry failures as `RehomeError`s that name the registry, repository and step."""
 from __future__ import annotations
 
-import json
 import re
 
 import httpx
 
+from bot import jsontext
 from bot.errors import RehomeError
 from bot.registry.credentials import Credential
 
@@ -48,7 +48,7 @@ class ImmutableTagError(RegistryError):
 def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     """The `(code, message)` pairs of an OCI error body; empty when the body is not one."""
     try:
-        body = json.loads(response.content)
+        body = jsontext.loads(response.content)
     except (ValueError, httpx.ResponseNotRead):
         return []
     errors = body.get("errors") if isinstance(body, dict) else None

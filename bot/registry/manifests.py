@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from bot import jsontext
 from bot.registry.client import Registry
 from bot.registry.errors import RegistryError, RetryableError
 
@@ -171,9 +172,9 @@ def _manifest_from(registry: Registry, repo: str, reference: str, step: str, res
     if expected and expected != digest:
         raise RetryableError(f"{registry.domain}/{repo}", step, f"the manifest's bytes hash to {digest}, not {expected}")
     try:
-        data = json.loads(content)
-    except ValueError:
-        raise RegistryError(f"{registry.domain}/{repo}", step, "the manifest is not JSON") from None
+        data = jsontext.loads(content)
+    except ValueError as exc:
+        raise RegistryError(f"{registry.domain}/{repo}", step, f"the manifest is not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise RegistryError(f"{registry.domain}/{repo}", step, "the manifest is not a JSON object")
     if data.get("schemaVersion") == 1:
@@ -251,9 +252,9 @@ def referrers(registry: Registry, repo: str, digest: str) -> list[Descriptor]:
 def _json_field(registry: Registry, repo: str, step: str, response: httpx.Response, key: str) -> list[Any]:
     """The list under `key` of a JSON object answer (none when it is null or absent)."""
     try:
-        data = response.json()
-    except ValueError:
-        raise RegistryError(f"{registry.domain}/{repo}", step, "the answer is not JSON") from None
+        data = jsontext.loads(response.content)
+    except ValueError as exc:
+        raise RegistryError(f"{registry.domain}/{repo}", step, f"the answer is not JSON ({exc})") from None
     listed = data.get(key) if isinstance(data, dict) else None
     if listed is None and isinstance(data, dict):
         return []

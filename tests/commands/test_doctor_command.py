@@ -13,6 +13,7 @@ import pytest
 from bot.cli import main
 from bot.doctor import ArtifactRepository, check_credentials, check_read_grant
 from bot.imageref import parse
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP
 from tests.oci import images
 from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, TOKEN_USER, Loopback, make_registries, unique_repo
 from tests.oci.proxy import Answer, Fault
@@ -130,6 +131,9 @@ def test_forbidden_asks_for_a_grant(proxies: Loopback, capsys: pytest.CaptureFix
     (Answer(200, {"Content-Type": "text/html"}, b"<html><body>Welcome</body></html>"),
      "HOST does not speak the registry API: http://HOST/v2/ answered HTTP 200, not as a registry does "
      "(fix: check the host name: DEST must start with a container registry's host)"),
+    pytest.param(Answer(200, {"Content-Type": "application/json"}, DEEP_JSON.encode()),
+                 "HOST does not speak the registry API: http://HOST/v2/ answered HTTP 200, not as a registry does "
+                 "(fix: check the host name: DEST must start with a container registry's host)", id="nested-too-deep"),
     (Answer(503, {"Content-Type": "text/plain"}, b"busy"),
      "http://HOST/v2/ answered HTTP 503 (fix: the registry is down or overloaded: try again later)"),
 ])
@@ -198,22 +202,25 @@ def test_doctor_usage_errors(argv: list[str], message: str, capsys: pytest.Captu
 
 
 REPOSITORY = ArtifactRepository("europe-west1", "acme-prod", "mirror")
+EMAIL = "nodes@acme-gke.iam.gserviceaccount.com"
 GRANT = ("gcloud artifacts repositories add-iam-policy-binding mirror --location=europe-west1 --project=acme-prod "
-         "--member=serviceAccount:nodes@acme-gke.iam.gserviceaccount.com --role=roles/artifactregistry.reader")
+         f"--member=serviceAccount:{EMAIL} --role=roles/artifactregistry.reader")
 
 
-def policy_client(bindings: list[dict], status: int = 200) -> tuple[httpx.Client, list[httpx.Request]]:
+def policy_client(bindings: list[dict], status: int = 200, content: bytes | None = None
+                  ) -> tuple[httpx.Client, list[httpx.Request]]:
+    """Artifact Registry's API (mocked) answering `bindings`, or `content` as it is."""
     seen: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(status, json={"bindings": bindings})
+        return httpx.Response(status, content=json.dumps({"bindings": bindings}).encode() if content is None else content)
 
     return httpx.Client(transport=httpx.MockTransport(answer)), seen
 
 
 def test_runtime_service_account_read_grant() -> None:
-    email = "nodes@acme-gke.iam.gserviceaccount.com"
+    email = EMAIL
     assert ArtifactRepository.from_destination(parse("europe-west1-docker.pkg.dev/acme-prod/mirror")) == REPOSITORY
     http, seen = policy_client([{"role": "roles/artifactregistry.reader", "members": [f"serviceAccount:{email}"]}])
     granted = check_read_grant(REPOSITORY, email, http, "ya29.x")
@@ -232,6 +239,20 @@ def test_runtime_service_account_read_grant() -> None:
         f"failed  read grant for {email}: the destination is not an Artifact Registry repository "
         "(LOCATION-docker.pkg.dev/PROJECT/REPOSITORY) (fix: leave out --runtime-sa: it checks Artifact Registry's "
         "IAM policy only)")
+
+
+@pytest.mark.parametrize(("content", "detail"), [
+    (b"<html>", "cannot confirm: the repository's IAM policy is not JSON (Expecting value: line 1 column 1 (char 0))"),
+    pytest.param(f'{{"bindings": {DEEP_JSON}}}'.encode(),
+                 f"cannot confirm: the repository's IAM policy is not JSON ({NESTED_TOO_DEEP})", id="nested-too-deep"),
+    (b'["bindings"]', f"the repository's policy does not grant {EMAIL} read access (a project-level grant cannot be "
+                      "seen from here)"),
+    (b'{"bindings": [5, {"role": "roles/artifactregistry.reader", "members": "x"}]}',
+     f"the repository's policy does not grant {EMAIL} read access (a project-level grant cannot be seen from here)"),
+])
+def test_an_iam_policy_answer_that_cannot_be_read_confirms_no_grant(content: bytes, detail: str) -> None:
+    http, _ = policy_client([], content=content)
+    assert check_read_grant(REPOSITORY, EMAIL, http, "ya29.x").detail == detail
 
 
 def test_no_credentials_for_artifact_registry_is_a_failure_with_the_login_to_run(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from bot.cli import main
+from tests.helpers import DEEP_JSON
 from tests.pulls.standin import Request, serve, token_answer, write_adc
 
 DESTINATION = "bigquery.googleapis.com/projects/acme-logs/datasets/pull_logs"
@@ -234,6 +235,8 @@ def test_answers_that_are_not_a_sink_fail_that_project_by_step(tmp_path: Path, m
         "acme-nullsink": (200, None),  # not "no sink": nothing is created
         "acme-broken": (500, {"error": {"code": 500, "message": "backend error"}}),
         "acme-nofilter": (200, {"name": "image_pull_logs", "destination": DESTINATION, "filter": None}),
+        "acme-deep": (200, DEEP_JSON.encode()),
+        "acme-deep-error": (500, f'{{"error": {DEEP_JSON}}}'.encode()),
     }
 
     def answer(request: Request) -> tuple[int, Any]:
@@ -248,13 +251,15 @@ def test_answers_that_are_not_a_sink_fail_that_project_by_step(tmp_path: Path, m
         monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_adc(tmp_path / "adc.json", api.url + "/token")))
         monkeypatch.setenv("REHOME_LOGGING_ENDPOINT", api.url)
         assert main(["sink", "--projects", "acme-list", "acme-nullsink", "acme-broken", "acme-nofilter",
-                     "acme-created-list", "--dataset", "acme-logs.pull_logs"]) == 1
+                     "acme-created-list", "acme-deep", "acme-deep-error", "--dataset", "acme-logs.pull_logs"]) == 1
     assert capsys.readouterr() == (f"""\
 acme-list: failed: Cloud Logging API: reading the sink: the answer is not a JSON object: '[1, 2]'
 acme-nullsink: failed: Cloud Logging API: reading the sink: the answer is not a JSON object: 'null'
 acme-broken: failed: Cloud Logging API: reading the sink: 500 backend error
 acme-nofilter: conflict: sink image_pull_logs exists with filter None and destination '{DESTINATION}'; left unchanged
 acme-created-list: failed: Cloud Logging API: creating the sink: the answer is not a JSON object: '["x"]'
+acme-deep: failed: Cloud Logging API: reading the sink: the answer is not a JSON object: '{"[" * 200}'
+acme-deep-error: failed: Cloud Logging API: reading the sink: 500 {'{"error": ' + "[" * 190}
 """, "")
     assert [(r.method, r.path) for r in api.requests if r.method == "POST" and r.path != "/token"] == [
         ("POST", "/v2/projects/acme-created-list/sinks")]

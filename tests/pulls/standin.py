@@ -23,7 +23,7 @@ class Request:
     body: Any
 
 
-Handler = Callable[[Request], "tuple[int, Any]"]
+Handler = Callable[[Request], "tuple[int, Any]"]  # an answer of bytes is sent as it is, anything else as JSON
 
 
 @dataclasses.dataclass
@@ -50,7 +50,7 @@ def serve(handler: Handler) -> Iterator[StandIn]:
                 status, answer = handler(request)
             except Exception as exc:  # noqa: BLE001 - shown to the client instead of a dropped connection
                 status, answer = 400, {"error": {"code": 400, "message": f"stand-in: {exc!r}"}}
-            data = json.dumps(answer).encode()
+            data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

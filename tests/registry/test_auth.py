@@ -15,6 +15,7 @@ import pytest
 from bot.registry import Copier, CredentialStore, Registries, RegistryError, Secret
 from bot.registry.credentials import ANONYMOUS, Credential, google_credential
 from bot.registry.manifests import head_digest
+from tests.helpers import DEEP_JSON
 from tests.oci import images
 from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, FAST_RETRY, IDENTITY_TOKEN, TOKEN_USER, Loopback,
                                 basic_credential, make_registries, token_credential, unique_repo)
@@ -219,15 +220,15 @@ def test_secrets_never_show_in_reprs() -> None:
         assert CANARY_PASSWORD not in text and IDENTITY_TOKEN not in text
 
 
-def _token_outage(answers: list[int]) -> tuple[Registries, list[str]]:
-    """A registry (mocked transport) whose token service answers `answers` in turn, then 200 with a token."""
+def _token_outage(answers: list[int], token_answer: bytes = b'{"token": "t-123"}') -> tuple[Registries, list[str]]:
+    """A registry (mocked transport) whose token service answers `answers` in turn, then 200 with `token_answer`."""
     asked: list[str] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
         asked.append(request.url.host)
         if request.url.host == "auth.example":
             status = answers.pop(0) if answers else 200
-            return httpx.Response(status, json={"token": "t-123"} if status == 200 else {})
+            return httpx.Response(status, content=token_answer if status == 200 else b"{}")
         if request.headers.get("Authorization") != "Bearer t-123":
             return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/token",'
                                                                     'service="registry.example"'})
@@ -252,3 +253,10 @@ def test_a_token_service_that_stays_down_is_said_to_be_down_not_to_refuse_creden
     assert str(caught.value) == (
         f"registry.example: get a token from https://auth.example/token for repository:app:pull: HTTP 503 after "
         f"{FAST_RETRY.tries} tries\nhint: the token service is down or overloaded: try again later")
+
+
+def test_a_token_answer_nested_too_deep_holds_no_token() -> None:
+    registries, _ = _token_outage([], f'{{"token": {DEEP_JSON}}}'.encode())
+    with registries, pytest.raises(RegistryError) as caught:
+        registries.get("registry.example").request("GET", "/v2/app/manifests/v1", repo="app", step="look")
+    assert str(caught.value) == "registry.example: get a token from https://auth.example/token: the answer holds no token"

@@ -13,7 +13,7 @@ from bot.registry.blobs import with_digest
 from bot.registry.client import _PoolPerHost, parse_rate_limit, retry_after_seconds
 from bot.registry.errors import ImmutableTagError, Unreachable, from_response
 from bot.registry.manifests import head_digest, list_tags
-from tests.helpers import logged
+from tests.helpers import DEEP_JSON, logged
 from tests.oci.fixtures import FAST_RETRY, Loopback
 from tests.oci.servers import free_port
 
@@ -158,3 +158,8 @@ def test_immutable_tag_refusal_is_named() -> None:
     error = from_response("us-docker.pkg.dev", "p/r/app", "push manifest v1", response)
     assert isinstance(error, ImmutableTagError)
     assert error.detail.startswith("refused because the repository has immutable tags")
+
+
+def test_an_error_answer_nested_too_deep_is_described_by_its_status() -> None:
+    response = httpx.Response(400, content=f'{{"errors": {DEEP_JSON}}}'.encode())
+    assert str(from_response("quay.io", "a/b", "push manifest v1", response)) == "quay.io/a/b: push manifest v1: HTTP 400"

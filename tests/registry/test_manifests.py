@@ -9,6 +9,7 @@ import pytest
 from bot.mirror import MirrorImage, MirrorOptions, ensure_images, exit_code
 from bot.registry import Copier, Registries
 from bot.registry.manifests import Descriptor, MalformedManifest, is_digest
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
 from tests.oci.proxy import Answer, Proxy
@@ -18,7 +19,11 @@ GOOD = "sha256:" + "a" * 64
 
 def serve(proxy: Proxy, repo: str, manifest: dict[str, Any], media_type: str = images.OCI_MANIFEST) -> str:
     """`repo:v1` on the proxy answers `manifest` (by tag and by its digest); the digest."""
-    content = json.dumps(manifest).encode()
+    return serve_content(proxy, repo, json.dumps(manifest).encode(), media_type)
+
+
+def serve_content(proxy: Proxy, repo: str, content: bytes, media_type: str = images.OCI_MANIFEST) -> str:
+    """`repo:v1` on the proxy answers `content` as its manifest (by tag and by its digest); the digest."""
     digest = images.digest_of(content)
 
     def route(method: str, path: str) -> Answer | None:
@@ -67,6 +72,15 @@ def test_a_malformed_manifest_fails_its_image_with_the_reason(
         "failed", f"{proxies.upstream_proxy.host}/{src}: resolve tag v1: the manifest is malformed: {problem}")
 
 
+def test_a_manifest_nested_too_deep_fails_its_image_with_the_reason(proxies: Loopback, registries: Registries) -> None:
+    src, dst = unique_repo("upstream"), unique_repo("mirror")
+    serve_content(proxies.upstream_proxy, src, f'{{"schemaVersion": 2, "layers": {DEEP_JSON}}}'.encode())
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1")
+    assert (result.status, result.error) == (
+        "failed", f"{proxies.upstream_proxy.host}/{src}: resolve tag v1: the manifest is not JSON ({NESTED_TOO_DEEP})")
+
+
 def test_one_malformed_image_does_not_stop_the_others(proxies: Loopback, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     bad, good = unique_repo("a-bad"), unique_repo("b-good")
@@ -93,7 +107,9 @@ def test_a_redirect_loop_is_a_failure_not_a_crash(proxies: Loopback, registries:
 
 
 @pytest.mark.parametrize(("answer", "problem"), [
-    (b"<html>", "the answer is not JSON"),
+    (b"<html>", "the answer is not JSON (Expecting value: line 1 column 1 (char 0))"),
+    pytest.param(f'{{"tags": {DEEP_JSON}}}'.encode(), f"the answer is not JSON ({NESTED_TOO_DEEP})",
+                 id="nested-too-deep"),
     (b'{"tags": "v1"}', 'the answer has no list of "tags"'),
     (b'{"tags": [1]}', 'the answer\'s "tags" are not all strings'),
 ])
@@ -136,7 +152,7 @@ def image_with_config(config: bytes) -> images.Image:
 
 
 @pytest.mark.parametrize("config", [b"[1, 2]", b'"hello"', b'{"os": 5}', b'{"os": "linux", "architecture": ["a"]}',
-                                    b"not json"])
+                                    b"not json", pytest.param(DEEP_JSON.encode(), id="nested-too-deep")])
 def test_a_config_that_names_no_platform_is_copied_all_the_same(loopback: Loopback, registries: Registries,
                                                                 config: bytes) -> None:
     image = image_with_config(config)
