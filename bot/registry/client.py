@@ -231,9 +231,12 @@ class Registry:
 
     def retrying(self, send: Callable[[], httpx.Response], where: str, step: str,
                  tries: int | None = None) -> httpx.Response:
-        """`send()` until it answers other than 429 or 5xx, or `tries` (default: the policy's) run out."""
+        """`send()` until it answers other than 429 or 5xx, or `tries` (default: the policy's) run out.
+        A try that timed out is followed by one more at most."""
         tries = tries or self.retry.tries
-        for attempt in range(1, tries + 1):
+        attempt = 0
+        while attempt < tries:
+            attempt += 1
             self.check_cancelled(where, step)
             self.check_down(where, step, attempt - 1)
             try:
@@ -242,6 +245,10 @@ class Registry:
                 if _unknown_host(exc):
                     raise self._gone_down(Unreachable(where, step, f"registry host not found ({exc})")) from None
                 what, why = transport_failure(exc)
+                if isinstance(exc, httpx.TimeoutException):
+                    # It waited the whole timeout already: a registry that takes connections and never answers
+                    # would hold the request for `tries` timeouts (minutes), so it costs about two instead.
+                    tries = min(tries, attempt + 1)
                 if attempt == tries:
                     failure = f"{what} after {attempt} tries ({why})"
                     if tries == 1:  # a streamed upload, sent once: the whole step may be tried again

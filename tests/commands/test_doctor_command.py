@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP
 from tests.oci import images
 from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, TOKEN_USER, Loopback, make_registries, unique_repo
 from tests.oci.proxy import Answer, Fault
-from tests.oci.servers import free_port
+from tests.oci.servers import SilentServer, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -272,10 +271,8 @@ def test_doctor_does_not_wait_long_on_a_registry_that_never_answers(capsys, monk
     """A check is a quick question: doctor's own short timeout and two tries, not a copy's 60 s and five."""
     monkeypatch.setattr("bot.doctor.CHECK_TIMEOUT", 0.5)
     monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)
-    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        dest = f"127.0.0.1:{silent.getsockname()[1]}/mirror"
+    with SilentServer() as silent:
+        dest = f"{silent.host}/mirror"
         started = time.monotonic()
         assert main(["doctor", "--to", dest, "--source", dest + "/x:1"]) == 1
     assert time.monotonic() - started < 10

@@ -159,13 +159,13 @@ def test_updates_ask_an_upstream_gone_silent_once(proxies: Loopback, tmp_path: P
     uses = [MirrorUse(parse(f"{down}/m/{name}"), parse(f"{up}/{name}"), ())
             for name in (f"{app}:1.0.0", f"{app}:1.0.1", f"{other}:1.0.0")]
     found = follow.updates(uses, MirrorOptions(retry=FAST_RETRY, timeout=0.5, destination=down))
-    failure = f"no answer within the timeout after {FAST_RETRY.tries} tries (ReadTimeout: timed out)"
+    failure = "no answer within the timeout after 2 tries (ReadTimeout: timed out)"  # a timeout gets one more try
     assert [u.error for u in found] == [
         f"{up}/{app}: list tags: {failure}",
         f"{up}/{app}: list tags: {failure}",
         f"{up}/{other}: list tags: not asked: the registry gave no answer earlier in this run: {failure}",
     ]
-    assert proxies.upstream_proxy.count("GET", "/tags/list") == FAST_RETRY.tries
+    assert proxies.upstream_proxy.count("GET", "/tags/list") == 2
 
 
 def test_sync_and_updates_say_when_no_reference_points_into_the_mirror(tmp_path: Path, capsys, monkeypatch):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import shutil
@@ -28,6 +29,44 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class SilentServer:
+    """A registry gone silent: accepts connections and never answers (nor reads) on any of them."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> SilentServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone may not
+        self._socket.close()
+        with self._changed:
+            for connection in self._held:
+                connection.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:  # shut down
+                return
+            with self._changed:
+                self._held.append(connection)
+                self._changed.notify_all()
+
+    def accepted(self, at_least: int, timeout: float = 10.0) -> int:
+        """How many connections it took, once it took `at_least` (or `timeout` seconds passed)."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._held) >= at_least, timeout)
+            return len(self._held)
 
 
 def wait_until_ready(url: str, timeout: float = READY_TIMEOUT) -> None:

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from bot import __version__
-from bot.registry import Registries, RetryPolicy
+from bot.registry import CredentialStore, Registries, RetryPolicy
 from bot.registry.auth import normalise_scope, parse_challenge, scope_key
 from bot.registry.blobs import with_digest
 from bot.registry.client import _PoolPerHost, parse_rate_limit, retry_after_seconds
@@ -15,7 +15,7 @@ from bot.registry.errors import ImmutableTagError, Unreachable, from_response
 from bot.registry.manifests import head_digest, list_tags
 from tests.helpers import DEEP_JSON, logged
 from tests.oci.fixtures import FAST_RETRY, Loopback
-from tests.oci.servers import free_port
+from tests.oci.servers import SilentServer, free_port
 
 
 def test_https_unless_loopback_or_insecure() -> None:
@@ -94,6 +94,35 @@ def test_a_request_already_tried_stops_when_another_finds_the_registry_down(regi
     assert str(stopped.value) == (f"{host}/lib/two: look up manifest: gave up after 2 tries: the registry gave no "
                                   f"answer to another request in this run: {gone}")
     assert sent == [1, 2]
+
+
+def test_a_registry_that_takes_connections_and_never_answers_is_tried_twice_not_for_every_try(tmp_path) -> None:
+    """Each try waits the whole timeout: the second ends the request, and the registry is down for the run."""
+    credentials = CredentialStore(environ={"DOCKER_CONFIG": str(tmp_path)})
+    with SilentServer() as silent, Registries(credentials=credentials, retry=FAST_RETRY, timeout=0.5) as registries:
+        with logged(logging.INFO) as messages, pytest.raises(Unreachable) as caught:
+            list_tags(registries.get(silent.host), "lib/app")
+        assert silent.accepted(at_least=2) == 2
+    assert str(caught.value) == (f"{silent.host}/lib/app: list tags: no answer within the timeout after 2 tries "
+                                 "(ReadTimeout: timed out)")
+    assert messages == [f"{silent.host}/lib/app: list tags: no answer within the timeout (ReadTimeout: timed out); "
+                        "trying again in 0.0s (try 2 of 2)"]
+    assert registries.get(silent.host).down is caught.value
+
+
+def test_fast_failures_keep_their_retries_and_a_timeout_allows_one_more_try(registries: Registries) -> None:
+    registry = registries.get("registry.example")
+    sent: list[str] = []
+
+    def send() -> httpx.Response:  # refused twice, then silent
+        sent.append("refused" if len(sent) < 2 else "timed out")
+        raise httpx.ConnectError("refused") if sent[-1] == "refused" else httpx.ReadTimeout("timed out")
+
+    with pytest.raises(Unreachable) as caught:
+        registry.retrying(send, "registry.example/lib/app", "list tags", tries=6)
+    assert str(caught.value) == ("registry.example/lib/app: list tags: no answer within the timeout after 4 tries "
+                                 "(ReadTimeout: timed out)")
+    assert sent == ["refused", "refused", "timed out", "timed out"]
 
 
 def test_upload_location_keeps_its_query() -> None:
