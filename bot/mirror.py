@@ -143,6 +143,9 @@ def _ensure_each(copier: Copier, moves: Sequence[tuple[str, str]], jobs: int) ->
         copier.registries.cancel()
         workers.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: report what is done now
+            if not all(future.done() for future in futures):
+                log.warning("interrupted: waiting up to %gs for the copies under way to stop (Ctrl-C again not to "
+                            "wait)", INTERRUPT_GRACE)
             wait(futures, timeout=INTERRUPT_GRACE)
         return [_finished_or_stopped(future, move, copier.options) for future, move in zip(futures, moves)], True
     workers.shutdown()

@@ -250,29 +250,47 @@ def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tm
     assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404
 
 
+WAITING = (f"interrupted: waiting up to {INTERRUPT_GRACE:g}s for the copies under way to stop (Ctrl-C again not to "
+           "wait)\n")
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, tmp_path: Path, presses: int) -> None:
     """A real Ctrl-C (or two) to a real process whose only copy waits on a registry that went silent: it does
-    not wait for the read timeout (60 s), prints what it did, and pushes nothing."""
-    source, target, dst = stuck_download(proxies)
+    not wait for the read timeout (60 s), prints what it did, and pushes nothing. Each press lands where it is
+    meant to, however slow the machine: the first while the download waits for an answer that never comes
+    (so the copy cannot finish on its own first), the second once the process says it waits for that copy."""
+    source, target, dst = stuck_download(proxies, "silent")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "copy", source, target],
         env={**os.environ, "PYTHONPATH": str(ROOT), "DOCKER_CONFIG": str(tmp_path)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
-    try:
-        def ctrl_c() -> None:
-            for press in range(presses):
-                time.sleep(0.3 * press)
-                os.killpg(process.pid, signal.SIGINT)
+    errors: list[str] = []
+    waiting = threading.Event()
 
-        when_downloading(proxies, ctrl_c).join(timeout=40)
+    def read_errors() -> None:
+        for line in process.stderr:
+            errors.append(line)
+            if line == WAITING:
+                waiting.set()
+
+    reader = threading.Thread(target=read_errors, daemon=True)
+    reader.start()
+    try:
+        when_downloading(proxies, lambda: os.killpg(process.pid, signal.SIGINT)).join(timeout=40)
+        assert waiting.wait(timeout=30), "".join(errors)
         started = time.monotonic()
-        out, err = process.communicate(timeout=60)
+        if presses == 2:
+            os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+        out, err = process.stdout.read(), "".join(errors)
     finally:
         process.kill()
         process.wait()
     assert time.monotonic() - started < INTERRUPT_GRACE + 10
+    assert err.count(WAITING) == 1
     assert process.returncode == 130, err
     problem = out.splitlines()[-1]
     assert problem.startswith(f"failed: {source}: ") and problem.endswith("interrupted before it finished"), out

@@ -101,12 +101,13 @@ def registries(tmp_path: Path) -> Iterator[Registries]:
         yield pool
 
 
-def stuck_download(proxies: Loopback) -> tuple[str, str, str]:
-    """An image whose layer download stops half way and goes silent: (source, target, target repository)."""
+def stuck_download(proxies: Loopback, action: str = "hang") -> tuple[str, str, str]:
+    """An image whose layer download stops half way and goes silent ("silent": gets no answer at all):
+    (source, target, target repository)."""
     image = images.image((400_000,))
     src, dst = unique_repo("upstream"), unique_repo("mirror")
     images.push(proxies.upstream.host, src, image, "v1")
-    proxies.upstream_proxy.faults.append(Fault("GET", f"/blobs/{image.blobs[-1].digest}", "hang"))
+    proxies.upstream_proxy.faults.append(Fault("GET", f"/blobs/{image.blobs[-1].digest}", action))
     return f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1", dst
 
 

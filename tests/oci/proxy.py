@@ -23,7 +23,8 @@ class Fault:
     Actions: an int status (answered instead of forwarding, with `headers`), "reset-request" (drop the
     connection without forwarding), "reset-body" (forward, send half the body, drop the connection),
     "corrupt" (forward, flip one byte of the body), "hang" (forward, send half the body, then go silent
-    until the proxy is reset or stopped, at most `HANG_LIMIT` seconds).
+    until the proxy is reset or stopped, at most `HANG_LIMIT` seconds), "silent" (answer nothing at all,
+    as long as "hang" stays silent).
     """
 
     method: str
@@ -121,6 +122,9 @@ class Proxy:
                 if fault is not None and isinstance(fault.action, int):
                     return self._send(Answer(fault.action, fault.headers, fault.body), head=False)
                 if fault is not None and fault.action == "reset-request":
+                    return self._reset()
+                if fault is not None and fault.action == "silent":
+                    proxy._silence_over.wait(HANG_LIMIT)
                     return self._reset()
                 for route in proxy.routes:
                     answer = route(method, self.path)
