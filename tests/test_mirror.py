@@ -1,6 +1,7 @@
 """`ensure_images`, the function `rehome mirror` calls with the plan's moves, and its output."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -18,7 +19,7 @@ import pytest
 from bot.mirror import (
     INTERRUPT_GRACE, Interrupted, MirrorImage, MirrorOptions, ensure_images, exit_code, human_bytes, render, to_json,
 )
-from tests.helpers import ROOT
+from tests.helpers import ROOT, logged
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, stuck_download, unique_repo, when_downloading
 from tests.oci.proxy import Fault
@@ -232,12 +233,19 @@ def test_images_waiting_for_a_layer_another_image_copies_do_not_hold_up_the_rest
 
 def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    source, target, dst = stuck_download(proxies)
+    source, target, dst = stuck_download(proxies, "silent")
     started = time.monotonic()
     when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT))
-    with pytest.raises(Interrupted) as stopped:
-        ensure_images([(source, target)], MirrorOptions(jobs=2))
-    assert time.monotonic() - started < INTERRUPT_GRACE + 10
+    with logged(logging.INFO) as messages:
+        with pytest.raises(Interrupted) as stopped:
+            ensure_images([(source, target)], MirrorOptions(jobs=2))
+        assert time.monotonic() - started < INTERRUPT_GRACE + 10
+        proxies.upstream_proxy.reset()  # the silent download ends: its copy must not go on, nor be tried again
+        for thread in threading.enumerate():
+            if thread.name.startswith("rehome-blob"):
+                thread.join(timeout=30)
+    assert [m for m in messages if "trying again" in m] == []
+    assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404
     [image] = stopped.value.images
     # Stopped where it was: waiting on the silent download, or at the next step of the config's copy.
     assert (image.source, image.target, image.status, image.bytes) == (source, target, "failed", 0)
@@ -245,9 +253,6 @@ def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tm
     assert str(stopped.value) == ("interrupted: 0 of 1 images are verified in the mirror; no copy went on after "
                                   "the interrupt (run the command again to finish)")
     assert stopped.value.exit_code == 130
-    proxies.upstream_proxy.reset()  # the silent download ends; its copy must not go on
-    time.sleep(0.5)
-    assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404
 
 
 WAITING = (f"interrupted: waiting up to {INTERRUPT_GRACE:g}s for the copies under way to stop (Ctrl-C again not to "

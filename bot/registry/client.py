@@ -254,24 +254,28 @@ class Registry:
                     if tries == 1:  # a streamed upload, sent once: the whole step may be tried again
                         raise RetryableError(where, step, failure) from None
                     raise self._gone_down(Unreachable(where, step, failure)) from None
-                delay = self.retry.delay(attempt, None)
-                log.info("%s: %s: %s (%s); trying again in %.1fs (try %d of %d)", where, step, what, why, delay,
-                         attempt + 1, tries)
-                self.sleep(delay)
+                self.pause_before_retry(where, step, f"{what} ({why})", attempt, tries)
                 continue
             except httpx.TooManyRedirects:
                 raise RegistryError(where, step, "the registry redirected too many times (a redirect loop)") from None
             self._note_rate_limit(response)
             if response.status_code in RETRY_STATUSES and attempt < tries:
-                delay = self.retry.delay(attempt, retry_after_seconds(response))
                 response.close()
-                log.info("%s: %s: HTTP %s; trying again in %.1fs (try %d of %d)", where, step, response.status_code,
-                         delay, attempt + 1, tries)
-                self.sleep(delay)
+                self.pause_before_retry(where, step, f"HTTP {response.status_code}", attempt, tries,
+                                        retry_after_seconds(response))
                 continue
             response.extensions[TRIES] = attempt
             return response
         raise AssertionError("unreachable: the last try returns or raises")
+
+    def pause_before_retry(self, where: str, step: str, reason: str, attempt: int, tries: int,
+                           retry_after: float | None = None) -> None:
+        """Say why try `attempt` failed, and wait before the next one; after an interrupt, stop instead
+        (`Cancelled`): nothing is tried again, or said to be."""
+        self.check_cancelled(where, step)
+        delay = self.retry.delay(attempt, retry_after)
+        log.info("%s: %s: %s; trying again in %.1fs (try %d of %d)", where, step, reason, delay, attempt + 1, tries)
+        self.sleep(delay)
 
     def check_cancelled(self, where: str, step: str) -> None:
         if self.cancelled.is_set():

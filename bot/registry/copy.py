@@ -274,10 +274,7 @@ class Copier:
                 if attempt == retry.tries:
                     raise
                 upload = None  # the failed session was cancelled; start afresh
-                delay = retry.delay(attempt, None)
-                log.info("%s: %s: %s; trying again in %.1fs (try %d of %d)", exc.where, exc.step, exc.detail, delay,
-                         attempt + 1, retry.tries)
-                target.registry.sleep(delay)
+                target.registry.pause_before_retry(exc.where, exc.step, exc.detail, attempt, retry.tries)
         raise AssertionError("unreachable: the last try returns or raises")
 
     def _platforms(self, repo: _Repo, manifest: Manifest) -> list[str]:

@@ -11,7 +11,7 @@ from bot.registry import CredentialStore, Registries, RetryPolicy
 from bot.registry.auth import normalise_scope, parse_challenge, scope_key
 from bot.registry.blobs import with_digest
 from bot.registry.client import _PoolPerHost, parse_rate_limit, retry_after_seconds
-from bot.registry.errors import ImmutableTagError, Unreachable, from_response
+from bot.registry.errors import Cancelled, ImmutableTagError, Unreachable, from_response
 from bot.registry.manifests import head_digest, list_tags
 from tests.helpers import DEEP_JSON, logged
 from tests.oci.fixtures import FAST_RETRY, Loopback
@@ -123,6 +123,20 @@ def test_fast_failures_keep_their_retries_and_a_timeout_allows_one_more_try(regi
     assert str(caught.value) == ("registry.example/lib/app: list tags: no answer within the timeout after 4 tries "
                                  "(ReadTimeout: timed out)")
     assert sent == ["refused", "refused", "timed out", "timed out"]
+
+
+def test_a_try_that_fails_after_an_interrupt_is_not_tried_again_nor_said_to_be(registries: Registries) -> None:
+    sent = []
+
+    def send() -> httpx.Response:
+        sent.append(len(sent) + 1)
+        registries.cancel()  # Ctrl-C while the request was under way
+        raise httpx.ReadError("connection reset")
+
+    with logged(logging.INFO) as messages, pytest.raises(Cancelled) as caught:
+        registries.get("registry.example").retrying(send, "registry.example/lib/app", "list tags")
+    assert (str(caught.value), messages, sent) == (
+        "registry.example/lib/app: list tags: interrupted before it finished", [], [1])
 
 
 def test_upload_location_keeps_its_query() -> None:
