@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bot.commands.sync import summary
 from bot.follow import MirrorUse, newer_tags
 from bot.imageref import parse
 from bot.mirror import Interrupted, MirrorImage, MirrorOptions, short_digest
+from bot.registry import Copier
 from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, logged, run_cli, write_tree
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, stuck_download, unique_repo, when_downloading
@@ -117,12 +119,19 @@ def test_ctrl_c_during_sync_prints_what_was_done(proxies: Loopback, tmp_path: Pa
         "pod.yaml": _pod(stuck_mirror, quick_mirror),
         "rehome.yaml": f"destination: {dest}\nsync_upstreams: ['{proxy}']\n",
     })
-    argv = ["sync", str(tree), "--jobs", "2", "--format", "json"]  # the stuck layer holds one of the two
+    # Ctrl-C once s-quick is copied and the other one's layer is stuck (both images are under way at once).
+    quick_copied, ensure = threading.Event(), Copier.ensure
+
+    def noting_the_quick_one(copier: Copier, source: str, target: str) -> object:
+        result = ensure(copier, source, target)
+        if target == quick_mirror:
+            quick_copied.set()
+        return result
+
+    monkeypatch.setattr(Copier, "ensure", noting_the_quick_one)
+    argv = ["sync", str(tree), "--jobs", "2", "--format", "json"]  # a blob copy for each: the stuck one holds one
     args = build_parser(argv).parse_args(argv)
-    # Once the stuck layer is downloading and the quick image has asked its last question (its referrers):
-    # the two images are copied side by side, so either may come first.
-    when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT), f"{stuck_layer}|/{quick}/referrers/",
-                     downloads=2)
+    when_downloading(proxies, lambda: quick_copied.wait(30) and os.kill(os.getpid(), signal.SIGINT), stuck_layer)
     with pytest.raises(Interrupted):  # which the CLI says, exiting 130
         args.run(args)
     result = json.loads(capsys.readouterr().out)

@@ -111,13 +111,11 @@ def stuck_download(proxies: Loopback, action: str = "hang") -> tuple[str, str, s
     return f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1", dst
 
 
-def when_downloading(proxies: Loopback, action: Callable[[], None], blobs: str = "/blobs/",
-                     downloads: int = 1) -> threading.Thread:
-    """`action`, in a thread, once the upstream proxy has seen `downloads` GETs matching `blobs` (a regex;
-    any blob by default)."""
+def when_downloading(proxies: Loopback, action: Callable[[], None], blobs: str = "/blobs/") -> threading.Thread:
+    """`action`, in a thread, once the upstream proxy sees a download matching `blobs` (any blob by default)."""
     def watch() -> None:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proxies.upstream_proxy.count("GET", blobs) < downloads:
+        while time.monotonic() < deadline and not proxies.upstream_proxy.count("GET", blobs):
             time.sleep(0.01)
         action()
 
