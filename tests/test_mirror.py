@@ -235,7 +235,7 @@ def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tm
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     source, target, dst = stuck_download(proxies, "silent")
     started = time.monotonic()
-    when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT))
+    when_downloading(proxies, lambda: os.kill(os.getpid(), signal.SIGINT), proxies.upstream_proxy.faults[-1].path)
     with logged(logging.INFO) as messages:
         with pytest.raises(Interrupted) as stopped:
             ensure_images([(source, target)], MirrorOptions(jobs=2))
@@ -247,7 +247,7 @@ def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tm
     assert [m for m in messages if "trying again" in m] == []
     assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404
     [image] = stopped.value.images
-    # Stopped where it was: waiting on the silent download, or at the next step of the config's copy.
+    # Stopped where it was: waiting on the silent download.
     assert (image.source, image.target, image.status, image.bytes) == (source, target, "failed", 0)
     assert image.error is not None and image.error.endswith("interrupted before it finished")
     assert str(stopped.value) == ("interrupted: 0 of 1 images are verified in the mirror; no copy went on after "
@@ -266,6 +266,7 @@ def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, t
     meant to, however slow the machine: the first while the download waits for an answer that never comes
     (so the copy cannot finish on its own first), the second once the process says it waits for that copy."""
     source, target, dst = stuck_download(proxies, "silent")
+    stuck_layer = proxies.upstream_proxy.faults[-1].path  # not the config: its download ends on its own
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "copy", source, target],
         env={**os.environ, "PYTHONPATH": str(ROOT), "DOCKER_CONFIG": str(tmp_path)},
@@ -283,7 +284,7 @@ def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, t
     reader = threading.Thread(target=read_errors, daemon=True)
     reader.start()
     try:
-        when_downloading(proxies, lambda: os.killpg(process.pid, signal.SIGINT)).join(timeout=40)
+        when_downloading(proxies, lambda: os.killpg(process.pid, signal.SIGINT), stuck_layer).join(timeout=40)
         assert waiting.wait(timeout=30), "".join(errors)
         started = time.monotonic()
         if presses == 2:
@@ -297,6 +298,7 @@ def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, t
     assert time.monotonic() - started < INTERRUPT_GRACE + 10
     assert err.count(WAITING) == 1
     assert process.returncode == 130, err
+    assert out, err
     problem = out.splitlines()[-1]
     assert problem.startswith(f"failed: {source}: ") and problem.endswith("interrupted before it finished"), out
     assert err.splitlines()[-1] == ("rehome: error: interrupted: 0 of 1 images are verified in the mirror; no copy "
