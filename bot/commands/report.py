@@ -16,7 +16,7 @@ from github import GithubException
 
 from bot import options
 from bot.errors import UsageError
-from bot.forge.github import LOOPBACK, SECONDS_BETWEEN_REQUESTS, Pacer, api_url, failure_text
+from bot.forge.github import LOOPBACK, SECONDS_BETWEEN_REQUESTS, UNREADABLE_ANSWER, Pacer, api_url, failure_text
 from bot.output import check_readable_file, plural, print_json, render_table
 from bot.sweep import access
 from bot.sweep import report as sweep_report
@@ -79,6 +79,8 @@ def pull_states(journal: StateJournal, github: Any, limiter: RateLimiter, pacer:
         except GithubException as exc:
             message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
             states.append(PullState(repo, outcome.pr_url, "unknown", f"GitHub: {exc.status} {message or ''}".strip()))
+        except UNREADABLE_ANSWER as exc:
+            states.append(PullState(repo, outcome.pr_url, "unknown", failure_text(f"read {outcome.pr_url}", exc)))
         except requests.RequestException as exc:  # GitHub out of reach: so for every other pull request too
             raise SweepError(failure_text(f"read {outcome.pr_url}", exc)) from None
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +21,7 @@ from github import Auth, Github, GithubException, GithubRetry, UnknownObjectExce
 from github.Repository import Repository
 from urllib3.util.retry import Retry
 
-from bot import git
+from bot import git, jsontext
 from bot.errors import RehomeError
 from bot.forge.base import PullRequest, PullRequestRequest
 from bot.git import Checkout
@@ -38,15 +39,21 @@ DEFAULT_TIMEOUT = 15  # seconds for each answer (PyGithub's default; it takes wh
 T = TypeVar("T")
 
 
+# What PyGithub raises for an answer it cannot decode: one that starts like JSON but is not, or one nested
+# deeper than JSON can be read.
+UNREADABLE_ANSWER = (json.JSONDecodeError, RecursionError)
 # What a call to GitHub raises when GitHub says no (GithubException) or cannot be reached, or keeps
-# failing (requests' ConnectionError, RetryError, …).
-FAILURES = (GithubException, requests.RequestException)
+# failing (requests' ConnectionError, RetryError, …), or answers what cannot be read.
+FAILURES = (GithubException, requests.RequestException, *UNREADABLE_ANSWER)
 
 
 def failure_text(what: str, exc: Exception) -> str:
     if isinstance(exc, GithubException):
         message = exc.data.get("message") if isinstance(exc.data, dict) else None
         return f"GitHub: {what}: {exc.status} {message or exc.data or ''}".strip()
+    if isinstance(exc, UNREADABLE_ANSWER):
+        problem = jsontext.TOO_DEEP if isinstance(exc, RecursionError) else exc
+        return f"GitHub: {what}: the answer is not JSON ({problem})"
     return f"GitHub: {what}: {type(exc).__name__}: {exc}"
 
 

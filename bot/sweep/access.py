@@ -18,7 +18,7 @@ from github import Auth, Github, GithubException, GithubIntegration
 
 from bot import textfile
 from bot.errors import RehomeError, UsageError
-from bot.forge.github import FAILURES, LOOPBACK, LoggingRetry, api_url, failure_text
+from bot.forge.github import FAILURES, LOOPBACK, UNREADABLE_ANSWER, LoggingRetry, api_url, failure_text
 from bot.registry import Secret
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.select import RepoInfo, Unreadable
@@ -178,7 +178,7 @@ def named_repositories(github: Github, names: list[str], limiter: RateLimiter) -
         limiter.before()
         try:
             yield RepoInfo.from_api(github.get_repo(name).raw_data)
-        except GithubException as exc:
+        except (GithubException, *UNREADABLE_ANSWER) as exc:
             yield Unreadable(name, str(_failed(f"read repository {name}", exc)))
         except requests.RequestException as exc:  # GitHub out of reach: so for every other name too
             raise _failed(f"read repository {name}", exc) from None

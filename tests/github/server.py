@@ -59,8 +59,9 @@ class GitHubServer:
         self.max_per_page = max_per_page  # GitHub answers at most 100 per page whatever is asked
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
-        # One-shot answers given instead of the real one: (method, path regex, status, headers, body).
-        self.faults: list[tuple[str, str, int, dict[str, str], dict[str, Any]]] = []
+        # One-shot answers given instead of the real one: (method, path regex, status, headers, body); a body
+        # of bytes is sent as it is.
+        self.faults: list[tuple[str, str, int, dict[str, str], Any]] = []
         # Seconds to wait before answering matching requests: (method, path regex, seconds).
         self.delays: list[tuple[str, str, float]] = []
         # Requests held until the event is set (at most GATE_LIMIT seconds): (method, path regex, event).
@@ -286,7 +287,7 @@ class GitHubServer:
                         status, data, headers = 500, {"message": f"stand-in error: {exc!r}"}, {}
                     if server.rate_headers is not None:
                         headers = {**server.rate_headers(), **headers}
-                payload = json.dumps(data).encode()
+                payload = data if isinstance(data, bytes) else json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))

@@ -13,7 +13,7 @@ from bot.git import BOT, Identity, origin_repository
 from bot.pipeline import split_list
 from bot.registry import Secret
 from tests.github.server import GitHubServer
-from tests.helpers import git, logged
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, git, logged
 
 
 @pytest.fixture
@@ -115,5 +115,22 @@ def test_a_pull_request_whose_answer_is_lost_is_not_created_twice() -> None:
         assert caught.value.hint == ("the answer was lost, so GitHub may have done it; a rerun finds what it did "
                                      "(its pull request, its labels) and does not do it twice")
         assert [path for method, path in server.calls() if method == "POST"] == ["/repos/acme/shop/pulls"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("answer", "problem"), [
+    pytest.param(f'{{"full_name": {DEEP_JSON}}}'.encode(), NESTED_TOO_DEEP, id="nested-too-deep"),
+    (b'{"full_name": ', "Expecting value: line 1 column 15 (char 14)"),
+])
+def test_an_answer_github_gave_that_is_not_json_is_named_with_the_call(answer: bytes, problem: str) -> None:
+    server = GitHubServer()
+    try:
+        server.add_repo("acme/shop", "file:///nowhere.git")
+        server.faults.append(("GET", r"^/repos/acme/shop$", 200, {}, answer))
+        forge = GitHubForge("acme/shop", Secret("token-0001"), github_url=server.base_url)
+        with pytest.raises(GitHubError) as caught:
+            forge.find_pull_request("rehome/mirror-images", "main")
+        assert str(caught.value) == f"GitHub: read repository acme/shop: the answer is not JSON ({problem})"
     finally:
         server.stop()

@@ -15,7 +15,8 @@ from bot.registry import Secret
 from bot.sweep import access
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.select import Selection, select
-from tests.helpers import run_cli
+from tests.github.server import GitHubServer
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, run_cli
 from tests.sweep.conftest import LIBS, ORG, PER_PAGE, TOKEN, TOKEN_ENV, Org
 from tests.sweep.test_sweep import state_lines, sweep
 
@@ -161,3 +162,25 @@ def test_report_status_says_which_pull_requests_are_open_merged_or_closed(org: O
     assert [(r.method, r.path) for r in org.github.requests[before:]] == [
         ("GET", f"/repos/acme/{name}/pulls/1") for name in ("svc-api", "svc-jobs", "svc-web")]
     assert len(state_lines(state)) == 4
+
+
+def test_an_answer_nested_too_deep_fails_only_its_repository_or_pull_request(capsys, tmp_path) -> None:
+    server = GitHubServer()
+    try:
+        server.add_repo("acme/shop", "file:///nowhere.git")
+        deep, unreadable = f'{{"full_name": {DEEP_JSON}}}'.encode(), f"the answer is not JSON ({NESTED_TOO_DEEP})"
+        server.faults.append(("GET", r"^/repos/acme/shop$", 200, {}, deep))
+        github = access.client(access.TokenSource(), server.base_url)
+        assert list(access.named_repositories(github, ["acme/shop"], RateLimiter())) == [
+            ("acme/shop", f"GitHub: read repository acme/shop: {unreadable}")]
+        pr_url = f"{server.origin}/acme/shop/pull/1"
+        state = tmp_path / "state.jsonl"
+        state.write_text(json.dumps({"repo": "acme/shop", "status": "done", "pr_url": pr_url, "head": "h",
+                                     "error": None, "finished_at": "2026-11-26T10:00:00Z"}) + "\n")
+        server.faults.append(("GET", r"^/repos/acme/shop/pulls/1$", 200, {}, deep))
+        code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", server.base_url,
+                                 "--format", "json")
+    finally:
+        server.stop()
+    assert (code, json.loads(out)["pull_requests"], err) == (1, [
+        {"repo": "acme/shop", "pr_url": pr_url, "state": "unknown", "error": f"GitHub: read {pr_url}: {unreadable}"}], "")
