@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bot.registry import Secret
 from bot.sweep import access
 from bot.sweep.ratelimit import RateLimiter
-from bot.sweep.select import Selection, select
+from bot.sweep.select import Selection, Unreadable, select
 from tests.github.server import GitHubServer
 from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, run_cli
 from tests.sweep.conftest import LIBS, ORG, PER_PAGE, TOKEN, TOKEN_ENV, Org
@@ -172,7 +172,7 @@ def test_an_answer_nested_too_deep_fails_only_its_repository_or_pull_request(cap
         server.faults.append(("GET", r"^/repos/acme/shop$", 200, {}, deep))
         github = access.client(access.TokenSource(), server.base_url)
         assert list(access.named_repositories(github, ["acme/shop"], RateLimiter())) == [
-            ("acme/shop", f"GitHub: read repository acme/shop: {unreadable}")]
+            Unreadable("acme/shop", f"GitHub: read repository acme/shop: {unreadable}")]
         pr_url = f"{server.origin}/acme/shop/pull/1"
         state = tmp_path / "state.jsonl"
         state.write_text(json.dumps({"repo": "acme/shop", "status": "done", "pr_url": pr_url, "head": "h",
