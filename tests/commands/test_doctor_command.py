@@ -244,10 +244,10 @@ def test_runtime_service_account_read_grant() -> None:
     (b"<html>", "cannot confirm: the repository's IAM policy is not JSON (Expecting value: line 1 column 1 (char 0))"),
     pytest.param(f'{{"bindings": {DEEP_JSON}}}'.encode(),
                  f"cannot confirm: the repository's IAM policy is not JSON ({NESTED_TOO_DEEP})", id="nested-too-deep"),
-    (b'["bindings"]', f"the repository's policy does not grant {EMAIL} read access (a project-level grant cannot be "
+    (b'["bindings"]', "the repository's policy does not grant it read access (a project-level grant cannot be "
                       "seen from here)"),
     (b'{"bindings": [5, {"role": "roles/artifactregistry.reader", "members": "x"}]}',
-     f"the repository's policy does not grant {EMAIL} read access (a project-level grant cannot be seen from here)"),
+     "the repository's policy does not grant it read access (a project-level grant cannot be seen from here)"),
 ])
 def test_an_iam_policy_answer_that_cannot_be_read_confirms_no_grant(content: bytes, detail: str) -> None:
     http, _ = policy_client([], content=content)
