@@ -17,13 +17,14 @@ from typing import Any
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.rules import Rule
+from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
 from bot.scan.yaml import NULL_TAG, found_at, scalar_part
-from bot.scan.yamldocs import anchor_name, documents, is_merge_key, mapping_get, merged_get, scalar_text
+from bot.scan.yamldocs import anchor_name, documents, mapping_get, merged_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
-_EDITED_KEYS = ("registry", "repository", "<<")  # `<<`: a merge key that gives a split entry these
+_EDITED_KEYS = ("registry", "repository", keypaths.MERGE_KEY)  # `<<`: a merge key that gives a split entry these
 _IMAGE_KEY_RE = re.compile(r".*[iI]mage\Z")
 
 # `image: value` or `- image: value` at the start of a line; the value runs to the end
@@ -93,29 +94,6 @@ def _edited_nodes(entry: Node) -> list[Node]:
     return list({id(node): node for node in nodes}.values())
 
 
-def _value_positions(root: Node) -> Iterator[tuple[MappingNode | None, str | None, Node]]:
-    """Every place a node stands: (the mapping holding it, its key), or (None, None) for the root,
-    a list item or a key. Each mapping and list is read once, so aliases cost nothing."""
-    read: set[int] = set()
-    stack: list[tuple[MappingNode | None, str | None, Node]] = [(None, None, root)]
-    while stack:
-        parent, key, node = stack.pop()
-        yield parent, key, node
-        if id(node) in read:
-            continue
-        read.add(id(node))
-        if isinstance(node, MappingNode):
-            for key_node, value in node.value:
-                stack.append((None, None, key_node))
-                key = str(key_node.value) if isinstance(key_node, ScalarNode) else None
-                if is_merge_key(key_node) and isinstance(value, SequenceNode):
-                    stack += [(node, key, merged) for merged in value.value]
-                else:
-                    stack.append((node, key, value))
-        elif isinstance(node, SequenceNode):
-            stack += [(None, None, item) for item in node.value]
-
-
 def _shared_anchors(root: Node, entries: list[Node], text: str, base: int) -> dict[int, str]:
     """The anchored values a rewrite would replace that the document also holds where no image is
     expected (a label, `global.imageRegistry`), by node id, with the anchor's name."""
@@ -130,7 +108,7 @@ def _shared_anchors(root: Node, entries: list[Node], text: str, base: int) -> di
             return False
         return bool(_IMAGE_KEY_RE.match(key)) or (id(parent) in split_entries and key in _EDITED_KEYS)
 
-    return {id(node): anchors[id(node)] for parent, key, node in _value_positions(root)
+    return {id(node): anchors[id(node)] for node, _, parent, key, *_ in keypaths.walk(root)
             if id(node) in anchors and not holds_an_image(parent, key)}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -100,43 +100,83 @@ def _automaton(paths: tuple[str, ...]) -> _Automaton:
     return _Automaton(tuple(compile_path(p) for p in paths))
 
 
-def _is_walked_list(node: Node) -> bool:
-    """A list whose items may hold values; a GitLab `!reference [.job, key]` holds key names."""
-    return isinstance(node, SequenceNode) and node.tag != REFERENCE_TAG
+NOWHERE: frozenset[State] = frozenset()  # the states of a place no path reaches
+MERGE_KEY = "<<"
+
+# Where a document holds a node, as `walk` reaches it:
+#   node, states: the node, and the states of the paths that reach it there;
+#   parent, key: the mapping holding it as a value and its key there (None and None for the root,
+#     a key and a list item);
+#   holder: the mapping it is a value of once merge keys are applied (for a key a mapping merged in
+#     brings, the mapping with the merge key);
+#   merged_into: for a mapping merged in along key paths, the mapping its keys go to;
+#   item_of: for a list item, the list and the item's index in it.
+Place = tuple[Node, frozenset[State], MappingNode | None, str | None, MappingNode | None, MappingNode | None,
+              tuple[SequenceNode, int] | None]
 
 
-def _hits(automaton: _Automaton, root: Node, skip: frozenset[int]) -> list[Hit]:
-    """Depth first, in document order; a stack rather than recursion: documents are deep
-    and wide, and a generator per node costs more than the walk itself."""
-    visited: set[tuple[int, frozenset[State]]] = set()
+def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = True) -> Iterator[Place]:
+    """Every place the document holds a node, depth first in document order. A node's children are
+    read once for each set of states (and mapping merging it) that reaches it, so aliases cost
+    nothing. `everywhere`: keys and the values no path reaches are walked too (with no states),
+    not only where the paths lead.
+
+    Along key paths, a mapping merged in (`<<: *base`) stands where the mapping merging it stands
+    (same parent, key and holder), the keys it brings count for that mapping, and a GitLab
+    `!reference [.job, key]` list (it holds key names) is not entered. A walk without paths takes
+    the document as written: a mapping merged in is held under `<<` by the mapping merging it, and
+    every list is read.
+
+    One stack rather than recursion: documents are deep and wide, and a generator per node would
+    cost more than the walk itself."""
+    along_paths = paths is not None
+    automaton = _automaton(tuple(paths or ()))
+    read: set[tuple[int, frozenset[State], int]] = set()
+    stack: list[Place] = [(root, automaton.start, None, None, None, None, None)]
+    while stack:
+        place = stack.pop()
+        yield place
+        node, states, parent, key, holder, merged_into, _ = place
+        seen = (id(node), states, id(merged_into))
+        if seen in read:
+            continue
+        read.add(seen)
+        if isinstance(node, MappingNode):
+            owner = node if merged_into is None else merged_into  # the mapping its keys count for
+            children: list[Place] = []
+            for key_node, value in node.value:
+                if everywhere:
+                    children.append((key_node, NOWHERE, None, None, None, None, None))
+                if is_merge_key(key_node):
+                    merged = merged_mappings(value)
+                    if along_paths:
+                        children += [(mapping, states, parent, key, holder, owner, None) for mapping in merged]
+                    else:
+                        children += [(mapping, states, node, MERGE_KEY, node, None, None) for mapping in merged]
+                elif isinstance(key_node, ScalarNode):
+                    name = str(key_node.value)
+                    nxt = automaton.step(states, name) if states else NOWHERE
+                    if nxt or everywhere:
+                        children.append((value, nxt, node, name, owner, None, None))
+                elif everywhere:
+                    children.append((value, NOWHERE, node, None, owner, None, None))
+            stack += reversed(children)
+        elif isinstance(node, SequenceNode) and (node.tag != REFERENCE_TAG or not along_paths):
+            nxt = automaton.step(states, None) if states else NOWHERE
+            if nxt or everywhere:
+                stack += reversed([(item, nxt, None, None, None, None, (node, index))
+                                   for index, item in enumerate(node.value)])
+
+
+def _hits(root: Node, paths: list[str], skip: frozenset[int]) -> list[Hit]:
+    automaton = _automaton(tuple(paths))
     reported: set[int] = set()
     hits = []
-    stack: list[tuple[Node, frozenset[State], MappingNode | None]] = [(root, automaton.start, None)]
-    while stack:
-        node, states, parent = stack.pop()
-        if (id(node), states) in visited:
-            continue
-        visited.add((id(node), states))
+    for node, states, parent, _, _, _, _ in walk(root, paths, everywhere=False):
         accepted = automaton.accepting(states)
         if accepted and accepted[0] not in skip and id(node) not in reported:
             reported.add(id(node))
             hits.append(Hit(accepted[0], node, parent))
-        children: list[tuple[Node, frozenset[State], MappingNode | None]] = []
-        if isinstance(node, MappingNode):
-            for key_node, value in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    continue
-                if is_merge_key(key_node):
-                    children += [(merged, states, parent) for merged in merged_mappings(value)]
-                    continue
-                nxt = automaton.step(states, str(key_node.value))
-                if nxt:
-                    children.append((value, nxt, node))
-        elif _is_walked_list(node):
-            nxt = automaton.step(states, None)
-            if nxt:
-                children += [(item, nxt, None) for item in node.value]
-        stack += reversed(children)
     return hits
 
 
@@ -144,7 +184,7 @@ def select(root: Node, paths: list[str], skip: frozenset[int] = frozenset()) -> 
     """Every node any of `paths` reaches, in document order; `Hit.pattern` indexes `paths`.
     Where the first path that reaches a node is one of `skip`, the node is not reported there
     (an exception such as `variables.**`), but an alias of it elsewhere still may be."""
-    yield from _hits(_automaton(tuple(paths)), root, skip)
+    yield from _hits(root, paths, skip)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,48 +203,16 @@ class Use:
         return self.patterns == other.patterns and self.parent is other.parent and self.item_of == other.item_of
 
 
-# What the walk of `uses` visits: a node, the automaton states there, the mapping holding it as a
-# value, the mapping a merged mapping's keys count for, and the list and index of an item.
-_Visit = tuple[Node, frozenset[State], MappingNode | None, MappingNode | None, tuple[SequenceNode, int] | None]
-
-
 def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]]:
     """Every place the document holds each of the `watched` nodes (by id), keys included, in
     document order: first where the node is written (at its anchor), then each alias of it,
     and each mapping that merges the mapping holding it (`<<: *base`)."""
     automaton = _automaton(tuple(paths))
-    visited: set[tuple[int, frozenset[State], int]] = set()
     found: dict[int, list[Use]] = {}
-    stack: list[_Visit] = [(root, automaton.start, None, None, None)]
-    while stack:
-        node, states, parent, merged_into, item_of = stack.pop()
+    for node, states, _, _, holder, _, item_of in walk(root, paths):
         if id(node) in watched:
             places = found.setdefault(id(node), [])
-            use = Use(tuple(automaton.accepting(states)), parent, item_of)
+            use = Use(tuple(automaton.accepting(states)), holder, item_of)
             if not any(place.same_place(use) for place in places):
                 places.append(use)
-        if (id(node), states, id(merged_into)) in visited:
-            continue
-        visited.add((id(node), states, id(merged_into)))
-        stack += reversed(_children(automaton, node, states, parent, merged_into))
     return found
-
-
-def _children(automaton: _Automaton, node: Node, states: frozenset[State], parent: MappingNode | None,
-              merged_into: MappingNode | None) -> list[_Visit]:
-    children: list[_Visit] = []
-    if isinstance(node, MappingNode):
-        # The keys a merge key brings in are held by the mapping with the merge key.
-        holder = node if merged_into is None else merged_into
-        for key_node, value in node.value:
-            children.append((key_node, frozenset(), None, None, None))
-            if is_merge_key(key_node):
-                children += [(merged, states, parent, holder, None) for merged in merged_mappings(value)]
-            elif isinstance(key_node, ScalarNode) and states:
-                children.append((value, automaton.step(states, str(key_node.value)), holder, None, None))
-            else:
-                children.append((value, frozenset(), holder, None, None))
-    elif isinstance(node, SequenceNode) and _is_walked_list(node):
-        nxt = automaton.step(states, None) if states else frozenset()
-        children += [(item, nxt, None, None, (node, index)) for index, item in enumerate(node.value)]
-    return children

@@ -102,22 +102,14 @@ def _shared(places: list[_Place]) -> bool:
 
 def _flow_list_items(root: Node) -> set[int]:
     """The ids of the items written in a flow list (`[a, b]`, on one line or over several), not
-    those only aliased there (`[*db]`)."""
-    items: set[int] = set()
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, SequenceNode):
-            if node.flow_style:
-                items.update(id(item) for item in node.value if item.start_mark.index > node.start_mark.index)
-            stack += node.value
-        elif isinstance(node, MappingNode):
-            stack += [part for pair in node.value for part in pair]
-    return items
+    those only aliased there (`[*db]`). A merge key's list (`<<: [*a, *b]`) is one too: the walk
+    gives the mappings it merges, not the list."""
+    nodes = [node for node, *_ in keypaths.walk(root)]
+    lists = [node for node in nodes if isinstance(node, SequenceNode)]
+    lists += [value for node in nodes if isinstance(node, MappingNode) for key, value in node.value
+              if is_merge_key(key) and isinstance(value, SequenceNode)]
+    return {id(item) for node in lists if node.flow_style
+            for item in node.value if item.start_mark.index > node.start_mark.index}
 
 
 # A registry port in an image name: gitlab-runner leaves it out of a service's host names.

@@ -92,6 +92,13 @@ def test_a_services_list_in_brackets_over_several_lines_gets_mappings_in_bracket
         f"    {{name: {MIRROR}/memcached:1.6, alias: memcached}}\n  ]\n")
 
 
+def test_a_service_in_a_merge_keys_brackets_gets_a_mapping_in_brackets(tmp_path, capsys):
+    # YAML merges mappings only, but the string stands where the services item does.
+    before = "job:\n  services:\n    - <<: [postgres:15, {alias: db}]\n"
+    assert _rewritten(capsys, tmp_path, before, ONE_MOVED) == before.replace(
+        "postgres:15", f"{{name: {MIRROR}/postgres:15, alias: postgres}}")
+
+
 def _rewritten(capsys, root: Path, before: str, summary: str) -> str:
     """`.gitlab-ci.yml` after `rehome rewrite` of `before`, which prints `summary`; a second rewrite
     changes nothing."""
