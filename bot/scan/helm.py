@@ -10,6 +10,7 @@ Templates are Go templates, not YAML: they are read line by line.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -84,24 +85,34 @@ def _chart_app_version(chart: str) -> str | None:
     return None
 
 
-def _edited_nodes(entry: Node) -> list[Node]:
-    """The nodes a rewrite of an image entry replaces: the reference, or a split entry's
-    `registry` and `repository`, or the mapping a merge key (`<<: *base`) takes them from."""
-    if not isinstance(entry, MappingNode):
-        return [entry]
-    nodes = [merged or node for key in ("registry", "repository") for node, merged in [merged_get(entry, key)]
-             if node is not None]
-    return list({id(node): node for node in nodes}.values())
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """The value under an image key, with what is looked up in it once: for a split entry, each
+    split key's value and the mapping a merge key (`<<: *base`) gives it from (None for its own)."""
+
+    node: Node
+    keys: dict[str, tuple[Node | None, Node | None]]
+    # The nodes a rewrite of the entry replaces: the reference, or a split entry's `registry` and
+    # `repository`, or the mapping a merge key takes them from.
+    edited: list[Node]
 
 
-def _shared_anchors(root: Node, entries: list[Node], text: str, base: int) -> dict[int, str]:
+def _entry(node: Node) -> _Entry:
+    if not isinstance(node, MappingNode):
+        return _Entry(node, {}, [node])
+    keys = {key: merged_get(node, key) for key in SPLIT_KEYS}
+    edited = [merged or value for value, merged in (keys["registry"], keys["repository"]) if value is not None]
+    return _Entry(node, keys, list({id(node): node for node in edited}.values()))
+
+
+def _shared_anchors(root: Node, entries: list[_Entry], text: str, base: int) -> dict[int, str]:
     """The anchored values a rewrite would replace that the document also holds where no image is
     expected (a label, `global.imageRegistry`), by node id, with the anchor's name."""
-    anchors = {id(node): name for entry in entries for node in _edited_nodes(entry)
+    anchors = {id(node): name for entry in entries for node in entry.edited
                if (name := anchor_name(node, text, base)) is not None}
     if not anchors:
         return {}
-    split_entries = {id(entry) for entry in entries if isinstance(entry, MappingNode)}
+    split_entries = {id(entry.node) for entry in entries if isinstance(entry.node, MappingNode)}
 
     def holds_an_image(parent: MappingNode | None, key: str | None) -> bool:
         if parent is None or key is None:
@@ -112,21 +123,22 @@ def _shared_anchors(root: Node, entries: list[Node], text: str, base: int) -> di
             if id(node) in anchors and not holds_an_image(parent, key)}
 
 
-def _split_reference(mapping: MappingNode, text: str, base: int, context: FileContext,
+def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
                      shared: dict[int, str]) -> Found | None:
-    repository_node, _ = merged_get(mapping, "repository")
+    mapping = entry.node
+    assert isinstance(mapping, MappingNode)
+    repository_node, _ = entry.keys["repository"]
     repository = scalar_text(repository_node)
     if not repository or repository_node is None:
         return None
-    looked_up = {key: merged_get(mapping, key) for key in SPLIT_KEYS}
-    parts = {key: _part(node, text, base) for key, (node, _) in looked_up.items()}
+    parts = {key: _part(node, text, base) for key, (node, _) in entry.keys.items()}
     values = {key: part["value"] if part else "" for key, part in parts.items()}
     raw = _compose(values["registry"], values["repository"], values["tag"], values["digest"])
     at = found_at(repository_node, text, base)
     edit: dict[str, Any] = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column,
                                      "flow": bool(mapping.flow_style),
-                                     "merged": [key for key, (_, merged) in looked_up.items() if merged is not None]}}
-    anchor = next((shared[id(node)] for node in _edited_nodes(mapping) if id(node) in shared), None)
+                                     "merged": [key for key, (_, merged) in entry.keys.items() if merged is not None]}}
+    anchor = next((shared[id(node)] for node in entry.edited if id(node) in shared), None)
     if anchor is not None:
         edit["shared_anchor"] = anchor
     if values["tag"] or values["digest"]:
@@ -154,13 +166,14 @@ def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     for base, root in documents(text, rule.document_contains):
         try:
-            values = list(_image_entries(root, set(), set()))
+            entries = [_entry(value) for value in _image_entries(root, set(), set())]
         except RecursionError:
             raise ExtractError("not parseable: YAML nested too deeply") from None
-        shared = _shared_anchors(root, values, text, base)
-        for value in values:
+        shared = _shared_anchors(root, entries, text, base)
+        for entry in entries:
+            value = entry.node
             if isinstance(value, MappingNode):
-                found = _split_reference(value, text, base, context, shared)
+                found = _split_reference(entry, text, base, context, shared)
                 if found is not None:
                     result.found.append(found)
             elif isinstance(value, ScalarNode) and scalar_text(value):

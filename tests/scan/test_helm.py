@@ -5,10 +5,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from ruamel.yaml.nodes import Node
 
 from bot.cli import main
 from bot.rules import load_rules
+from bot.scan import helm
 from bot.scan.core import ScanOptions, scan
+from bot.scan.yamldocs import merged_get
+from tests.helpers import scan_json, write_tree
 from tests.helpers import ref as _ref
 
 FIXTURES = Path(__file__).parent / "fixtures" / "helm"
@@ -117,3 +121,21 @@ def test_template_reader_never_fails_on_broken_lines(tmp_path: Path) -> None:
     result = scan(tmp_path, ScanOptions(rules=tuple(load_rules())))
     assert [(r.line, r.raw) for r in result.references] == [(5, "a:1")]
     assert result.skipped == []
+
+
+def test_each_key_of_a_split_entry_is_looked_up_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    write_tree(tmp_path, {"Chart.yaml": "name: c\n", "values.yaml": (
+        "base: &base {registry: docker.io}\n"
+        "image:\n  <<: *base\n  repository: &repo library/nginx\n  tag: '1.25'\n"
+        "podLabels: {app: *repo}\n")})
+    looked_up: list[str] = []
+
+    def counted(node: Node, key: str) -> tuple[Node | None, Node | None]:
+        looked_up.append(key)
+        return merged_get(node, key)
+
+    monkeypatch.setattr(helm, "merged_get", counted)
+    assert scan_json(capsys, tmp_path)["references"] == [
+        _ref("values.yaml", 4, 21, "helm-values", "docker.io/library/nginx:1.25", "docker.io/library/nginx:1.25")]
+    assert looked_up == ["registry", "repository", "tag", "digest"]
