@@ -14,7 +14,7 @@ from bot import mirror, options
 from bot.commands import plan as plan_command
 from bot.config import Config
 from bot.errors import RehomeError, UsageError
-from bot.mirror import IMAGE_WORKERS_PER_JOB, MirrorOptions
+from bot.mirror import JOBS_HELP, MirrorOptions
 from bot.output import check_writable_file, check_writable_folder, plural, print_json, render_table
 from bot.registry.copy import DEFAULT_JOBS
 from bot.sweep import access
@@ -59,9 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--workers", choices=WORKERS, default="process",
                       help="where each repository runs: `process` (default), a worker process, so repositories "
                            "use every core; `thread`, a thread of this one process (one core for the Python work)")
-    what.add_argument("--copy-jobs", type=int, default=DEFAULT_JOBS, metavar="N",
-                      help=f"blobs copied at once (default {DEFAULT_JOBS}); "
-                           f"up to {IMAGE_WORKERS_PER_JOB}N images are looked up at once")
+    what.add_argument("--copy-jobs", type=int, default=DEFAULT_JOBS, metavar="N", help=JOBS_HELP)
     what.add_argument("--refresh", action="store_true", help="replace mirror tags that now differ from their source")
     what.add_argument("--no-referrers", dest="referrers", action="store_false",
                       help="do not copy signatures and attestations")
