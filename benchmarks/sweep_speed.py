@@ -21,7 +21,10 @@ runs of the same 100 clones; 8-11 s each when the caches were dropped first), so
 compared the sweep with ever slower clones. Nor is anything deleted between timed steps: on such
 a disk (ext4 mounted with `discard`) 100 clones took 11.9-13.0 s of system time right after the
 previous 100 clones were deleted, and 4.8-6.2 s when those were kept, so the trees and the clone
-folders stay until the end. Prints medians of several runs and of the runs' ratios; asserts nothing.
+folders stay until the end. A third timed step runs the git work of the sweep alone, with no
+scan and no GitHub call (a shallow clone that writes no file, a one-file commit, its push): the part
+of the sweep's time that git takes, whatever rehome does in between. Prints medians of several runs
+and of the runs' ratios; asserts nothing.
 
     python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4] [--workers process]
 """
@@ -50,6 +53,7 @@ from tests.oci.servers import RegistryServer  # noqa: E402
 CORPUS = ROOT.parent / "shared" / "corpus"
 TOKEN_ENV = "REHOME_BENCH_TOKEN"
 BRANCH = "rehome/mirror-images"
+FLOOR_BRANCH = "rehome-bench/git-steps"  # where the git steps timed alone push their commit
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -95,7 +99,8 @@ def build_repositories(work: Path, count: int, files: int, upstream: str) -> tup
 def drop_bot_branches(remotes: list[Path]) -> None:
     """Each remote as built: no bot branch, and none of the objects its last push left behind."""
     for remote in remotes:
-        subprocess.run(["git", "--git-dir", str(remote), "update-ref", "-d", f"refs/heads/{BRANCH}"], check=False)
+        for branch in (BRANCH, FLOOR_BRANCH):
+            subprocess.run(["git", "--git-dir", str(remote), "update-ref", "-d", f"refs/heads/{branch}"], check=False)
         subprocess.run(["git", "--git-dir", str(remote), "prune", "--expire=now"], check=True)
 
 
@@ -130,6 +135,30 @@ def time_clones(remotes: list[Path], jobs: int, into: Path) -> float:
         list(pool.map(lambda r: subprocess.run(["git", "clone", "-q", f"file://{r}", str(into / r.stem)],
                                                check=True), remotes))
     return time.perf_counter() - start  # `into` is kept: see the module's notes on deleting
+
+
+def time_git_steps(remotes: list[Path], jobs: int, into: Path) -> float:
+    """The git work of a sweep's repository, alone: a shallow clone that writes no file (as the
+    sweep's), one commit changing one file made without a working tree, and its push."""
+    into.mkdir(parents=True)
+    settle(remotes)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda r: clone_commit_push(r, into / r.stem), remotes))
+    return time.perf_counter() - start
+
+
+def clone_commit_push(remote: Path, into: Path) -> None:
+    git(into.parent, "clone", "-q", "--template=", "--depth", "1", "--no-checkout", "--single-branch", "--no-tags",
+        "--branch", "main", f"file://{remote}", str(into))
+    base = git(into, "rev-parse", "HEAD").strip()
+    content = b"moved\n"
+    commands = (b"commit refs/heads/git-steps\ncommitter bench <bench@example.com> 0 +0000\ndata 5\nmoved"
+                + f"\nfrom {base}\nM 100644 inline deploy/bench-app.yaml\ndata {len(content)}\n".encode()
+                + content + b"\ndone\n")
+    subprocess.run(["git", "fast-import", "--quiet", "--done"], cwd=into, input=commands, check=True, capture_output=True)
+    git(into, "push", "-q", f"--force-with-lease=refs/heads/{FLOOR_BRANCH}:", "origin",
+        f"refs/heads/git-steps:refs/heads/{FLOOR_BRANCH}")
 
 
 def time_sweep(remotes: list[Path], jobs: int, workers: str, target: str, run: int, work: Path) -> tuple[float, int]:
@@ -177,14 +206,17 @@ def main() -> None:
             remotes, size, files = build_repositories(work, args.repos, args.files, upstream.host)
             print(f"built {len(remotes)} repositories in {time.perf_counter() - start:.0f}s: "
                   f"mean {files} files, {size / 1e6:.1f} MB each (from ../shared/corpus)")
-            sweeps, clones = [], []
+            sweeps, clones, steps = [], [], []
             for run in range(args.runs):
                 drop_bot_branches(remotes)  # each run's clones and sweep see the repositories as built
                 clones.append(time_clones(remotes, args.jobs, work / f"clones{run}"))
+                steps.append(time_git_steps(remotes, args.jobs, work / f"steps{run}"))
+                drop_bot_branches(remotes)
                 elapsed, pulls = time_sweep(remotes, args.jobs, args.workers, f"{target.host}/mirror", run, work)
                 sweeps.append(elapsed)
                 print(f"run {run + 1}: sweep {elapsed:.2f}s ({pulls} pull requests opened), "
-                      f"git clone {clones[-1]:.2f}s, ratio {elapsed / clones[-1]:.2f}x")
+                      f"git clone {clones[-1]:.2f}s, ratio {elapsed / clones[-1]:.2f}x; "
+                      f"the sweep's git steps alone {steps[-1]:.2f}s ({steps[-1] / clones[-1]:.2f}x)")
         finally:
             upstream.stop()
             target.stop()
@@ -196,6 +228,9 @@ def main() -> None:
     ratio = statistics.median(s / c for s, c in zip(sweeps, clones))
     print(f"median of {args.runs} runs: rehome sweep {sweep:.2f}s, git clone {clone:.2f}s; "
           f"median of the runs' ratios {ratio:.2f}x (target <= 1.5x)")
+    floor = statistics.median(s / c for s, c in zip(steps, clones))
+    print(f"the sweep's git steps alone (shallow clone writing no file, a one-file commit, its push; no scan, "
+          f"no GitHub calls): median {statistics.median(steps):.2f}s, {floor:.2f}x the clones")
 
 
 if __name__ == "__main__":
