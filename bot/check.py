@@ -171,10 +171,7 @@ def _ignored_by_git(root: Path, paths: list[str]) -> dict[str, str]:
     if not ignored:
         return {}
     names = "".join(f"{path}\0" for path in ignored).encode("utf-8", "surrogateescape")
-    try:
-        matched = run_git(root, ["check-ignore", "--verbose", "-z", "--stdin"], stdin=names).split("\0")
-    except GitError:
-        matched = []
+    matched = (_git_or_none(root, "check-ignore", "--verbose", "-z", "--stdin", stdin=names) or "").split("\0")
     records = zip(*[iter(matched)] * 4)  # each: the exclude file, the line, the pattern, the path
     sources = {path: f"ignored by {source} (line {line}: {pattern})" for source, line, pattern, path in records}
     return {path: sources.get(path, "ignored by git") for path in ignored}
@@ -218,10 +215,10 @@ def read_baseline(path: Path) -> set[tuple[str, str]]:
 
 # --- the tree at an earlier git ref ------------------------------------------------------------
 
-def _git_or_none(root: Path, *args: str) -> str | None:
+def _git_or_none(root: Path, *args: str, stdin: bytes | None = None) -> str | None:
     """git's output, or None where git fails (outside a checkout, no such commit, no git)."""
     try:
-        return run_git(root, args)
+        return run_git(root, args, stdin=stdin)
     except GitError:
         return None
 
