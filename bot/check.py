@@ -15,11 +15,12 @@ from typing import Any
 from bot import imageref, jsontext, textfile
 from bot.errors import UsageError
 from bot.gitcmd import GitError, run_git
+from bot.globs import matches_any
 from bot.output import json_text, write_atomically
 from bot.plan import covered_reasons
 from bot.policy import MappingError, map_to_mirror
 from bot.scan.core import ScanOptions, scan
-from bot.scan.files import GitTree
+from bot.scan.files import GitTree, skipped_folder
 from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult, Skipped
 from bot.textfile import not_a_file
 
@@ -141,15 +142,32 @@ def build_report(
 
 # --- files named on the command line -----------------------------------------------------------
 
-def with_named_files_not_read(scanned: ScanResult, root: Path, files: list[str]) -> ScanResult:
+def with_named_files_not_read(scanned: ScanResult, root: Path, files: list[str],
+                              exclude: tuple[str, ...], excluded_by: str) -> ScanResult:
     """`scanned` with the named `files` the scan did not look at listed as skipped, each with why:
-    one that is not a regular file (never opened: a named pipe would hold the check), or one git
-    ignores (not part of the tree rehome moves: no rewrite would change it)."""
-    reasons = {path: why for path in files if (why := _not_a_file_reason(root / path)) is not None}
+    one that is not a regular file (never opened: a named pipe would hold the check), one in a
+    folder scans never enter (vendor/), one an `exclude` pattern (given as `excluded_by` says)
+    leaves out, or one git ignores (not part of the tree rehome moves: no rewrite would change it)."""
+    reasons = {path: why for path in files if (why := _left_out_reason(root, path, exclude, excluded_by)) is not None}
     reasons |= _ignored_by_git(root, [path for path in files if path not in reasons])
     already = {s.path for s in scanned.skipped}
     added = [Skipped(path, why) for path, why in reasons.items() if path not in already]
     return dataclasses.replace(scanned, skipped=sorted(scanned.skipped + added, key=lambda s: s.path))
+
+
+def _left_out_reason(root: Path, path: str, exclude: tuple[str, ...], excluded_by: str) -> str | None:
+    return (_not_a_file_reason(root / path) or _skipped_folder_reason(path)
+            or _excluded_reason(path, exclude, excluded_by))
+
+
+def _skipped_folder_reason(path: str) -> str | None:
+    folder = skipped_folder(path)
+    return None if folder is None else f"in {folder}/, a folder scans always skip"
+
+
+def _excluded_reason(path: str, exclude: tuple[str, ...], excluded_by: str) -> str | None:
+    pattern = next((pattern for pattern in exclude if matches_any(path, (pattern,))), None)
+    return None if pattern is None else f"excluded by {pattern} ({excluded_by})"
 
 
 def _not_a_file_reason(path: Path) -> str | None:

@@ -75,6 +75,11 @@ def scan_options(args: argparse.Namespace, config: Config) -> ScanOptions:
     )
 
 
+def exclude_source(args: argparse.Namespace, config: Config) -> str:
+    """Where the `exclude` patterns in force were given, as a message names it."""
+    return flag_name(args, "--exclude") if args.exclude else f"{config.path}, key 'exclude'"
+
+
 def add_destination(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", metavar="DEST", help="the mirror prefix, e.g. us-docker.pkg.dev/acme/mirror (or `destination` in rehome.yaml)")
     parser.add_argument("--mapping", metavar="TEMPLATE",

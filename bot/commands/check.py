@@ -117,7 +117,8 @@ def check(args: argparse.Namespace) -> tuple[Path, Report]:
         scan_options = dataclasses.replace(scan_options, untracked=True)
     scanned = scan(root, scan_options)
     if files is not None:
-        scanned = with_named_files_not_read(scanned, root, files)
+        scanned = with_named_files_not_read(scanned, root, files, scan_options.exclude,
+                                            options.exclude_source(args, config))
     known: set[tuple[str, str]] = set()
     if args.baseline:
         known |= read_baseline(Path(args.baseline))

@@ -15,8 +15,17 @@ from bot.gitcmd import GitError, git_output, run_git
 SKIPPED_DIRS = frozenset({".git", "node_modules", "vendor", "third_party"})
 
 
+def skipped_folder(path: str) -> str | None:
+    """The outermost folder of `path` (relative, POSIX) that scans never enter (`lib/vendor`), or None."""
+    folders = path.split("/")[:-1]
+    for depth, name in enumerate(folders, 1):
+        if name in SKIPPED_DIRS:
+            return "/".join(folders[:depth])
+    return None
+
+
 def _in_skipped_dir(path: str) -> bool:
-    return any(part in SKIPPED_DIRS for part in path.split("/")[:-1])
+    return skipped_folder(path) is not None
 
 
 def _git_files(root: Path, untracked: bool) -> list[str] | None:

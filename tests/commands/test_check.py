@@ -346,6 +346,49 @@ def test_files_given_that_are_not_read_at_all_are_skipped_with_the_reason(repo, 
     ), "")
 
 
+def test_files_given_in_a_folder_scans_skip_or_that_exclude_leaves_out_are_skipped_with_the_reason(
+        repo, capsys, monkeypatch):
+    write_tree(repo, {
+        ".gitignore": "docs/\n",
+        "docs/Dockerfile": f"FROM {EXPORTER}\n",
+        "vendor/app/Dockerfile": f"FROM {EXPORTER}\n",
+        "web/node_modules/pkg/vendor/pod.yaml": f"image: {EXPORTER}\n",
+    })
+    git(repo, "add", ".")  # tracked or not, those folders are never scanned
+    monkeypatch.chdir(repo)
+    files = ["docs/Dockerfile", "vendor/app/Dockerfile", "web/node_modules/pkg/vendor/pod.yaml", "Dockerfile"]
+    excludes = ["--exclude", "*.md", "--exclude", "docs/**", "--exclude", "Dockerfile"]
+    # docs/ is also git-ignored: the exclude pattern is what `git add -f` would not change
+    reasons = ["excluded by docs/** (--exclude)", "in vendor/, a folder scans always skip",
+               "in web/node_modules/, a folder scans always skip", "excluded by Dockerfile (--exclude)"]
+    skipped = sorted(zip(files, reasons))
+    assert run_cli(capsys, "check", *files, *excludes) == (0, "".join(
+        f"{path}: warning: skipped: {why}; the image references in it are not checked\n" for path, why in skipped
+    ) + "no third-party references; 4 files not read\n", "")
+    code, out, _ = run_cli(capsys, "check", *files, *excludes, "--fail-on-skipped", "--format", "json")
+    assert (code, json.loads(out)) == (1, {
+        "version": 1, "destination": None, "failed": True, "findings": [], "known": 0, "covered": [],
+        "skipped": [{"path": path, "reason": why} for path, why in skipped],
+    })
+    code, out, _ = run_cli(capsys, "check", *files, *excludes, "--format", "sarif")
+    sarif = json.loads(out)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
+    assert (code, sarif["runs"][0]["results"]) == (0, [
+        _sarif_result(2, "warning", path, 1, None, f"skipped: {why}; the image references in it are not checked")
+        for path, why in skipped
+    ])
+
+
+def test_a_file_given_that_rehome_yaml_excludes_is_skipped_naming_the_file_and_key(repo, capsys, monkeypatch):
+    write_tree(repo, {"rehome.yaml": 'exclude: ["cache/**", "deploy/**"]\n'})
+    monkeypatch.chdir(repo / "deploy")
+    assert run_cli(capsys, "check", "app.yaml") == (0, (
+        f"deploy/app.yaml: warning: skipped: excluded by deploy/** ({repo}/rehome.yaml, key 'exclude'); "
+        "the image references in it are not checked\n"
+        "no third-party references; 1 file not read\n"
+    ), "")
+
+
 def test_a_named_pipe_given_outside_git_is_skipped_unopened(tmp_path, capsys, monkeypatch):
     os.mkfifo(tmp_path / "pipe.yaml")
     monkeypatch.chdir(tmp_path)

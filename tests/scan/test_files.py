@@ -11,7 +11,7 @@ import pytest
 from bot.policy import DEFAULT_INTERNAL, Policy
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions, scan
-from bot.scan.files import DiskTree, GitTree
+from bot.scan.files import DiskTree, GitTree, skipped_folder
 from tests.helpers import git, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -100,3 +100,15 @@ def test_every_fixture_scans_the_same_from_objects_as_from_disk(tmp_path: Path) 
     from_objects = scan(root, options, GitTree(root, commit))
     assert len(from_disk.references) > 100
     assert from_objects == from_disk
+
+
+@pytest.mark.parametrize(("path", "folder"), [
+    ("deploy/app.yaml", None),
+    ("vendor.yaml", None),
+    ("my_vendor/app.yaml", None),
+    ("deploy/vendor", None),
+    ("vendor/app.yaml", "vendor"),
+    ("web/node_modules/pkg/third_party/pod.yaml", "web/node_modules"),
+])
+def test_skipped_folder_is_the_outermost_folder_scans_never_enter(path: str, folder: str | None) -> None:
+    assert skipped_folder(path) == folder
