@@ -142,22 +142,32 @@ def build_report(
 
 # --- files named on the command line -----------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class PathPatterns:
+    """The `include` and `exclude` patterns in force, each with where it was given (as a message names it)."""
+
+    include: tuple[str, ...] = ()
+    include_by: str = ""
+    exclude: tuple[str, ...] = ()
+    exclude_by: str = ""
+
+
 def with_named_files_not_read(scanned: ScanResult, root: Path, files: list[str],
-                              exclude: tuple[str, ...], excluded_by: str) -> ScanResult:
+                              patterns: PathPatterns) -> ScanResult:
     """`scanned` with the named `files` the scan did not look at listed as skipped, each with why:
     one that is not a regular file (never opened: a named pipe would hold the check), one in a
-    folder scans never enter (vendor/), one an `exclude` pattern (given as `excluded_by` says)
-    leaves out, or one git ignores (not part of the tree rehome moves: no rewrite would change it)."""
-    reasons = {path: why for path in files if (why := _left_out_reason(root, path, exclude, excluded_by)) is not None}
+    folder scans never enter (vendor/), one the `include` patterns leave out or an `exclude`
+    pattern does, or one git ignores (not part of the tree rehome moves: no rewrite would change it)."""
+    reasons = {path: why for path in files if (why := _left_out_reason(root, path, patterns)) is not None}
     reasons |= _ignored_by_git(root, [path for path in files if path not in reasons])
     already = {s.path for s in scanned.skipped}
     added = [Skipped(path, why) for path, why in reasons.items() if path not in already]
     return dataclasses.replace(scanned, skipped=sorted(scanned.skipped + added, key=lambda s: s.path))
 
 
-def _left_out_reason(root: Path, path: str, exclude: tuple[str, ...], excluded_by: str) -> str | None:
+def _left_out_reason(root: Path, path: str, patterns: PathPatterns) -> str | None:
     return (_not_a_file_reason(root / path) or _skipped_folder_reason(path)
-            or _excluded_reason(path, exclude, excluded_by))
+            or _not_included_reason(path, patterns) or _excluded_reason(path, patterns))
 
 
 def _skipped_folder_reason(path: str) -> str | None:
@@ -165,9 +175,15 @@ def _skipped_folder_reason(path: str) -> str | None:
     return None if folder is None else f"in {folder}/, a folder scans always skip"
 
 
-def _excluded_reason(path: str, exclude: tuple[str, ...], excluded_by: str) -> str | None:
-    pattern = next((pattern for pattern in exclude if matches_any(path, (pattern,))), None)
-    return None if pattern is None else f"excluded by {pattern} ({excluded_by})"
+def _not_included_reason(path: str, patterns: PathPatterns) -> str | None:
+    if not patterns.include or matches_any(path, patterns.include):
+        return None
+    return f"matched by no include pattern ({', '.join(patterns.include)}; {patterns.include_by})"
+
+
+def _excluded_reason(path: str, patterns: PathPatterns) -> str | None:
+    pattern = next((pattern for pattern in patterns.exclude if matches_any(path, (pattern,))), None)
+    return None if pattern is None else f"excluded by {pattern} ({patterns.exclude_by})"
 
 
 def _not_a_file_reason(path: Path) -> str | None:

@@ -75,9 +75,9 @@ def scan_options(args: argparse.Namespace, config: Config) -> ScanOptions:
     )
 
 
-def exclude_source(args: argparse.Namespace, config: Config) -> str:
-    """Where the `exclude` patterns in force were given, as a message names it."""
-    return flag_name(args, "--exclude") if args.exclude else f"{config.path}, key 'exclude'"
+def patterns_source(args: argparse.Namespace, config: Config, key: str) -> str:
+    """Where the `include` or `exclude` patterns in force were given, as a message names it."""
+    return flag_name(args, f"--{key}") if getattr(args, key) else f"{config.path}, key {key!r}"
 
 
 def add_destination(parser: argparse.ArgumentParser) -> None:

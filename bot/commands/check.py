@@ -9,7 +9,8 @@ from pathlib import Path
 
 from bot import options
 from bot.check import (
-    Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, skipped_message, third_party_keys,
+    PathPatterns, Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, skipped_message,
+    third_party_keys,
     with_named_files_not_read, write_baseline,
 )
 from bot.config import Config
@@ -117,8 +118,9 @@ def check(args: argparse.Namespace) -> tuple[Path, Report]:
         scan_options = dataclasses.replace(scan_options, untracked=True)
     scanned = scan(root, scan_options)
     if files is not None:
-        scanned = with_named_files_not_read(scanned, root, files, scan_options.exclude,
-                                            options.exclude_source(args, config))
+        patterns = PathPatterns(scan_options.include, options.patterns_source(args, config, "include"),
+                                scan_options.exclude, options.patterns_source(args, config, "exclude"))
+        scanned = with_named_files_not_read(scanned, root, files, patterns)
     known: set[tuple[str, str]] = set()
     if args.baseline:
         known |= read_baseline(Path(args.baseline))

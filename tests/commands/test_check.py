@@ -389,6 +389,25 @@ def test_a_file_given_that_rehome_yaml_excludes_is_skipped_naming_the_file_and_k
     ), "")
 
 
+def test_a_file_given_that_no_include_pattern_matches_is_skipped_naming_the_patterns(repo, capsys, monkeypatch):
+    write_tree(repo, {"deploy/Dockerfile": f"FROM {EXPORTER}\n", "tools/Dockerfile": f"FROM {EXPORTER}\n"})
+    monkeypatch.chdir(repo)
+    files = ["deploy/Dockerfile", "tools/Dockerfile"]
+    code, out, _ = run_cli(capsys, "check", *files, "--include", "deploy/**", "--include", "*.json",
+                           "--exclude", "tools/**", "--format", "json")
+    # an include that leaves the file out is said before an exclude that would too
+    assert (code, json.loads(out)["skipped"]) == (1, [
+        {"path": "tools/Dockerfile", "reason": "matched by no include pattern (deploy/**, *.json; --include)"},
+    ])
+    write_tree(repo, {"rehome.yaml": 'include: ["deploy/**"]\n'})
+    assert run_cli(capsys, "check", *files) == (1, (
+        f"deploy/Dockerfile:1:6: error: third-party image {EXPORTER}: {HOW_TO_FIX}\n"
+        f"tools/Dockerfile: warning: skipped: matched by no include pattern (deploy/**; {repo}/rehome.yaml, "
+        "key 'include'); the image references in it are not checked\n"
+        "1 third-party reference in 1 file; 1 file not read\n"
+    ), "")
+
+
 def test_a_named_pipe_given_outside_git_is_skipped_unopened(tmp_path, capsys, monkeypatch):
     os.mkfifo(tmp_path / "pipe.yaml")
     monkeypatch.chdir(tmp_path)
