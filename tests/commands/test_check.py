@@ -629,12 +629,14 @@ def test_pre_commit_hook_checks_only_the_staged_files(tmp_path):
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "start")
-    # A staged manifest with a third-party image; the committed Dockerfile is not staged.
+    # A staged manifest with a third-party image; the committed Dockerfile is not staged; a vendored
+    # file is never passed (the hook's default exclude), so it is not even listed as not read.
     write_tree(repo, {
         "deploy/app.yaml": "kind: Pod\napiVersion: v1\nspec:\n  containers:\n    - name: a\n      image: redis:7.4\n",
         "notes.md": "image: redis:7.4\n",
+        "web/vendor/lib/Dockerfile": "FROM redis:7.4\n",
     })
-    git(repo, "add", "deploy/app.yaml", "notes.md")
+    git(repo, "add", "deploy/app.yaml", "notes.md", "web/vendor/lib/Dockerfile")
     code, output = _pre_commit(repo, tmp_path / "cache")
     assert code == 1, output
     assert output.endswith(
