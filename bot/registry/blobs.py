@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator
 
 import httpx
 
-from bot.registry.client import Registry, transport_failure
-from bot.registry.errors import RegistryError, RetryableError
+from bot.output import plural
+from bot.registry.client import Registry, retryable, transport_failure, tries_after
+from bot.registry.errors import RegistryError, RetryableError, TimedOut
 from bot.registry.manifests import Descriptor
 
 log = logging.getLogger("rehome.registry")
@@ -176,7 +177,9 @@ def put_chunked(
 def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: bytes, start: int, step: str) -> tuple[str, int]:
     end = start + len(chunk)
     offset = start
-    for attempt in range(1, registry.retry.tries + 1):
+    tries, attempt = registry.retry.tries, 0
+    while attempt < tries:
+        attempt += 1
         piece = chunk[offset - start:]
         try:
             response = registry.request(
@@ -192,6 +195,7 @@ def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: byte
                 raise error
         except RetryableError as exc:
             error = exc
+        tries = tries_after(error, attempt, tries)
         log.info("%s: chunk %d-%d broke (%s); asking where to resume", _where(registry, repo), offset, end - 1, error.detail)
         registry.sleep(registry.retry.delay(attempt, None))
         location, offset = upload_status(registry, repo, location)
@@ -199,7 +203,9 @@ def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: byte
             raise RetryableError(_where(registry, repo), step, f"cannot resume: the registry holds {offset} bytes, the chunk starts at {start}")
         if offset == end:
             return location, end
-    raise RetryableError(_where(registry, repo), step, f"chunk {start}-{end - 1} failed {registry.retry.tries} times")
+    # A chunk that last timed out makes the whole blob worth one more try at most, like the chunk itself.
+    failed = TimedOut if isinstance(error, TimedOut) else RetryableError
+    raise failed(_where(registry, repo), step, f"chunk {start}-{end - 1} failed {plural(attempt, 'time')}: {error.detail}")
 
 
 def upload_status(registry: Registry, repo: str, location: str) -> tuple[str, int]:
@@ -223,7 +229,7 @@ def _downloaded(response: httpx.Response, registry: Registry, where: str, step: 
             yield chunk
     except httpx.TransportError as exc:
         what, why = transport_failure(exc)
-        raise RetryableError(where, step, f"{what} mid-blob ({why})") from None
+        raise retryable(exc, where, step, f"{what} mid-blob ({why})") from None
 
 
 @contextlib.contextmanager

@@ -20,7 +20,8 @@ from bot.output import plural
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
 from bot.registry.errors import (
-    TRIES, Cancelled, RegistryError, RetryableError, Unreachable, after_tries, from_response, tries_of,
+    TRIES, Cancelled, RegistryError, RetryableError, TimedOut, Unreachable, after_tries, from_response, tries_of,
+    with_tries,
 )
 
 log = logging.getLogger("rehome.registry")
@@ -81,6 +82,21 @@ def transport_failure(exc: httpx.TransportError) -> tuple[str, str]:
     """What went wrong on the wire, and the exception's words: a timeout says which wait ran out."""
     what = _TIMEOUTS.get(type(exc), "connection failed")
     return what, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def retryable(exc: httpx.TransportError, where: str, step: str, detail: str) -> RetryableError:
+    """A transport failure worth trying the whole step again for: `TimedOut` when it waited the whole timeout."""
+    kind = TimedOut if isinstance(exc, httpx.TimeoutException) else RetryableError
+    return kind(where, step, detail)
+
+
+def tries_after(failure: Exception, attempt: int, tries: int) -> int:
+    """How many tries a step gets once try `attempt` failed with `failure`. A try that timed out waited the whole
+    timeout already: one more at most, so a registry that takes connections and never answers (or stalls mid-blob)
+    holds the step for about two timeouts, not `tries` (minutes)."""
+    if isinstance(failure, (httpx.TimeoutException, TimedOut)):
+        return min(tries, attempt + 1)
+    return tries
 
 
 def _unknown_host(exc: httpx.TransportError) -> bool:
@@ -245,14 +261,11 @@ class Registry:
                 if _unknown_host(exc):
                     raise self._gone_down(Unreachable(where, step, f"registry host not found ({exc})")) from None
                 what, why = transport_failure(exc)
-                if isinstance(exc, httpx.TimeoutException):
-                    # It waited the whole timeout already: a registry that takes connections and never answers
-                    # would hold the request for `tries` timeouts (minutes), so it costs about two instead.
-                    tries = min(tries, attempt + 1)
+                tries = tries_after(exc, attempt, tries)
                 if attempt == tries:
-                    failure = f"{what} after {attempt} tries ({why})"
+                    failure = f"{with_tries(what, attempt)} ({why})"
                     if tries == 1:  # a streamed upload, sent once: the whole step may be tried again
-                        raise RetryableError(where, step, failure) from None
+                        raise retryable(exc, where, step, failure) from None
                     raise self._gone_down(Unreachable(where, step, failure)) from None
                 self.pause_before_retry(where, step, f"{what} ({why})", attempt, tries)
                 continue

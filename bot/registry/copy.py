@@ -12,7 +12,7 @@ from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef, InvalidReference, parse
 from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSettings
-from bot.registry.client import Registries, Registry
+from bot.registry.client import Registries, Registry, tries_after
 from bot.registry.errors import NotFound, RegistryError, RetryableError
 from bot.registry.manifests import IMAGE_CONFIG_TYPES, Descriptor, Manifest
 
@@ -257,25 +257,30 @@ class Copier:
         return 0 if upload is None else self._transfer(source, target, descriptor, upload)
 
     def _transfer(self, source: _Repo, target: _Repo, descriptor: Descriptor, upload: blobs.Upload | None) -> int:
-        retry = target.registry.retry
-        for attempt in range(1, retry.tries + 1):
+        """Copy the blob whole, again while it fails in a way worth trying again (after a timeout, once more)."""
+        tries, attempt = target.registry.retry.tries, 0
+        while True:
+            attempt += 1
             try:
-                if _is_config(descriptor):
-                    content = blobs.transfer_small(source.registry, source.path, target.registry, target.path,
-                                                   descriptor, upload)
-                    self._configs[descriptor.digest] = content
-                    sent = len(content)
-                else:
-                    sent = blobs.transfer(source.registry, source.path, target.registry, target.path, descriptor,
-                                          self.options.upload, upload)
-                log.debug("%s: copied blob %s (%d bytes)", target, descriptor.digest, sent)
-                return sent
+                return self._transfer_once(source, target, descriptor, upload)
             except RetryableError as exc:
-                if attempt == retry.tries:
+                tries = tries_after(exc, attempt, tries)
+                if attempt == tries:
                     raise
                 upload = None  # the failed session was cancelled; start afresh
-                target.registry.pause_before_retry(exc.where, exc.step, exc.detail, attempt, retry.tries)
-        raise AssertionError("unreachable: the last try returns or raises")
+                target.registry.pause_before_retry(exc.where, exc.step, exc.detail, attempt, tries)
+
+    def _transfer_once(self, source: _Repo, target: _Repo, descriptor: Descriptor, upload: blobs.Upload | None) -> int:
+        if _is_config(descriptor):
+            content = blobs.transfer_small(source.registry, source.path, target.registry, target.path, descriptor,
+                                           upload)
+            self._configs[descriptor.digest] = content
+            sent = len(content)
+        else:
+            sent = blobs.transfer(source.registry, source.path, target.registry, target.path, descriptor,
+                                  self.options.upload, upload)
+        log.debug("%s: copied blob %s (%d bytes)", target, descriptor.digest, sent)
+        return sent
 
     def _platforms(self, repo: _Repo, manifest: Manifest) -> list[str]:
         if manifest.is_index:

@@ -33,6 +33,11 @@ class RetryableError(RegistryError):
     """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match)."""
 
 
+class TimedOut(RetryableError):
+    """A failure worth one more try at most: it waited the whole timeout already (a download that stalled
+    part way, an upload not answered)."""
+
+
 class Unreachable(RegistryError):
     """No answer from the registry (connection refused, timeouts), after every try."""
 
@@ -64,10 +69,13 @@ def tries_of(response: httpx.Response) -> int:
     return response.extensions.get(TRIES, 1)
 
 
-def after_tries(detail: str, response: httpx.Response) -> str:
+def with_tries(detail: str, tries: int) -> str:
     """`detail`, saying how many times the request was sent when it was retried."""
-    tries = tries_of(response)
     return f"{detail} after {tries} tries" if tries > 1 else detail
+
+
+def after_tries(detail: str, response: httpx.Response) -> str:
+    return with_tries(detail, tries_of(response))
 
 
 def describe(response: httpx.Response) -> str:

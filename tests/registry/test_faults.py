@@ -1,20 +1,29 @@
 """A fault-injecting proxy in front of real registries: every copy ends verified or clearly failed."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.mirror import ensure_images
 from bot.registry import Copier, CredentialStore, Registries
+from bot.registry.blobs import UploadSettings
 from bot.registry.client import Registry
+from bot.registry.copy import CopyOptions, CopyResult
 from tests.helpers import logged
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, unique_repo
 from tests.oci.proxy import Answer, Fault
+from tests.registry.test_copy import has_blob
+
+TIMEOUT = 0.5  # seconds: a try that gets no more bytes waits this long
 
 
 def target_has(host: str, repo: str, reference: str) -> bool:
@@ -22,18 +31,29 @@ def target_has(host: str, repo: str, reference: str) -> bool:
                       headers={"Accept": images.DOCKER_MANIFEST}).status_code == 200
 
 
-def copy_through_faults(proxies: Loopback, registries: Registries, faults: list[Fault],
-                        image: images.Image | None = None) -> tuple[images.Image, str, object]:
+def arm(proxies: Loopback, faults: list[Fault], image: images.Image | None = None,
+        target_faults: Sequence[Fault] = ()) -> tuple[images.Image, str, str]:
+    """Push `image` upstream, and give the upstream proxy `faults`, the target proxy `target_faults` (their paths
+    may name `{src}`, `{dst}`, `{config}`, `{layer}`): (image, source repository, target repository)."""
     image = image or images.image((30_000, 40_000))
-    src = unique_repo("upstream")
+    src, dst = unique_repo("upstream"), unique_repo("mirror")
     images.push(proxies.upstream.host, src, image, "v1")
-    for fault in faults:
-        fault.path = fault.path.format(src=src, config=image.blobs[0].digest, layer=image.blobs[-1].digest)
+    for fault in [*faults, *target_faults]:
+        fault.path = fault.path.format(src=src, dst=dst, config=image.blobs[0].digest, layer=image.blobs[-1].digest)
     proxies.upstream_proxy.faults.extend(faults)
-    dst = unique_repo("mirror")
-    with Copier(registries) as copier:
-        result = copier.ensure(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1")
-    return image, dst, result
+    proxies.target_proxy.faults.extend(target_faults)
+    return image, src, dst
+
+
+def copy(registries: Registries, source: str, target: str, options: CopyOptions = CopyOptions()) -> CopyResult:
+    with Copier(registries, options) as copier:
+        return copier.ensure(source, target)
+
+
+def copy_through_faults(proxies: Loopback, registries: Registries, faults: list[Fault],
+                        image: images.Image | None = None) -> tuple[images.Image, str, CopyResult]:
+    image, src, dst = arm(proxies, faults, image)
+    return image, dst, copy(registries, f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1")
 
 
 def test_429_with_retry_after_is_waited_for(proxies: Loopback, registries: Registries) -> None:
@@ -133,21 +153,92 @@ def test_401_during_a_streamed_upload_renews_and_retries(proxies: Loopback, regi
     assert target_has(proxies.target.host, dst, "v1")
 
 
-def test_a_registry_gone_silent_mid_blob_is_named_and_its_retries_shown(proxies: Loopback, tmp_path) -> None:
-    silent = Registries(credentials=CredentialStore(environ={"DOCKER_CONFIG": str(tmp_path)}), retry=FAST_RETRY,
-                        timeout=0.5)
-    with silent, logged(logging.INFO) as messages:
-        image, dst, result = copy_through_faults(proxies, silent, [Fault("GET", "/blobs/{layer}", "hang", times=99)])
-    layer, src = image.blobs[-1].digest, result.source.split("/", 1)[1].rsplit(":", 1)[0]
+@pytest.fixture
+def impatient(tmp_path: Path) -> Iterator[Registries]:
+    """Fast retries, more of them than a timed-out try is allowed, and a short timeout: a try that gets no more
+    bytes costs half a second."""
+    credentials = CredentialStore(environ={"DOCKER_CONFIG": str(tmp_path / "no-docker-config")})
+    retry = dataclasses.replace(FAST_RETRY, tries=6)
+    with Registries(credentials=credentials, retry=retry, timeout=TIMEOUT) as registries:
+        yield registries
+
+
+def timed_copy(registries: Registries, source: str, target: str,
+               options: CopyOptions = CopyOptions()) -> tuple[CopyResult, list[str], float]:
+    """The copy's result, what it logged at INFO, and the seconds it took."""
+    with logged(logging.INFO) as messages:
+        started = time.monotonic()
+        result = copy(registries, source, target, options)
+        return result, messages, time.monotonic() - started
+
+
+def test_a_blob_download_that_stalls_mid_body_is_tried_once_more_not_for_every_try(
+        proxies: Loopback, impatient: Registries) -> None:
+    """The registry sends the headers and half the blob, then nothing: each try waits the whole timeout."""
+    image, src, dst = arm(proxies, [Fault("GET", "/blobs/{layer}", "hang", times=99)])
+    layer, source, target = image.blobs[-1].digest, f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1"
+    result, messages, elapsed = timed_copy(impatient, source, target)
     problem = f"{proxies.upstream_proxy.host}/{src}: download blob {layer}: no answer within the timeout mid-blob " \
               "(ReadTimeout: timed out)"
-    assert (result.status, result.error) == ("failed", problem)
-    retries = [m for m in messages if "trying again" in m]
-    assert len(retries) == FAST_RETRY.tries - 1
-    assert retries[0].startswith(f"{proxies.upstream_proxy.host}/{src}: download blob {layer}: no answer within the "
-                                 "timeout mid-blob (ReadTimeout: timed out); trying again in ")
-    assert retries[-1].endswith(f"(try {FAST_RETRY.tries} of {FAST_RETRY.tries})")
+    assert result == CopyResult(source, target, "failed", image.digest, error=problem)
+    assert result.verified_digest is None
+    assert messages == [f"{problem}; trying again in 0.0s (try 2 of 2)"]
+    assert proxies.upstream_proxy.count("GET", f"/blobs/{layer}") == 2
+    assert 2 * TIMEOUT <= elapsed < impatient.retry.tries * TIMEOUT  # every try would wait the timeout again
     assert not target_has(proxies.target.host, dst, "v1")
+    assert not has_blob(proxies.target.host, dst, layer)
+
+
+def test_a_blob_download_that_fails_fast_keeps_its_tries_until_it_stalls(proxies: Loopback, impatient: Registries) -> None:
+    faults = [Fault("GET", "/blobs/{layer}", "corrupt"), Fault("GET", "/blobs/{layer}", "hang", times=99)]
+    image, src, dst = arm(proxies, faults)
+    layer, source, target = image.blobs[-1], f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1"
+    result, messages, _ = timed_copy(impatient, source, target)
+    stalled = f"{proxies.upstream_proxy.host}/{src}: download blob {layer.digest}: no answer within the timeout " \
+              "mid-blob (ReadTimeout: timed out)"
+    assert result == CopyResult(source, target, "failed", image.digest, error=stalled)
+    assert messages == [
+        f"{proxies.upstream_proxy.host}/{src}: copy blob {layer.digest}: content does not match: the bytes hash to "
+        f"{images.digest_of(_flipped(layer.data))}; trying again in 0.0s (try 2 of 6)",
+        f"{stalled}; trying again in 0.0s (try 3 of 3)",
+    ]
+    assert proxies.upstream_proxy.count("GET", f"/blobs/{layer.digest}") == 3
+    assert not target_has(proxies.target.host, dst, "v1")
+
+
+def test_a_blob_upload_the_mirror_never_answers_is_tried_once_more_not_for_every_try(
+        proxies: Loopback, impatient: Registries) -> None:
+    image = images.image((30_000, 40_000))
+    layer = image.blobs[-1].digest
+    put_layer = Fault("PUT", "/v2/{dst}/blobs/uploads/.*digest=" + layer.replace(":", "%3A"), "silent", times=99)
+    image, src, dst = arm(proxies, [], image, target_faults=[put_layer])
+    source, target = f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    result, messages, elapsed = timed_copy(impatient, source, target)
+    problem = f"{proxies.target_proxy.host}/{dst}: upload blob {layer}: no answer within the timeout (ReadTimeout: timed out)"
+    assert result == CopyResult(source, target, "failed", image.digest, error=problem)
+    assert messages == [f"{problem}; trying again in 0.0s (try 2 of 2)"]
+    assert proxies.target_proxy.count("PUT", f"/v2/{dst}/blobs/uploads/.*{layer.replace(':', '%3A')}") == 2
+    assert 2 * TIMEOUT <= elapsed < impatient.retry.tries * TIMEOUT
+    assert not target_has(proxies.target.host, dst, "v1")
+    assert not has_blob(proxies.target.host, dst, layer)
+
+
+def test_a_chunk_the_mirror_never_answers_is_sent_once_more_per_blob_try(proxies: Loopback, impatient: Registries) -> None:
+    """Two tries of the chunk, two of the blob: four timeouts, not one per try of each (thirty-six)."""
+    chunks = CopyOptions(upload=UploadSettings(monolithic_max=1000, chunk_size=1000))
+    patch = Fault("PATCH", "/v2/{dst}/blobs/uploads/", "silent", times=99)
+    image, src, dst = arm(proxies, [], images.image((3_000,)), target_faults=[patch])
+    layer, source, target = image.blobs[-1].digest, f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    result, messages, elapsed = timed_copy(impatient, source, target, chunks)
+    timed_out = "no answer within the timeout (ReadTimeout: timed out)"
+    problem = f"{proxies.target_proxy.host}/{dst}: upload blob {layer}: chunk 0-999 failed 2 times: {timed_out}"
+    assert result == CopyResult(source, target, "failed", image.digest, error=problem)
+    broke = f"{proxies.target_proxy.host}/{dst}: chunk 0-999 broke ({timed_out}); asking where to resume"
+    assert messages == [broke, broke, f"{problem}; trying again in 0.0s (try 2 of 2)", broke, broke]
+    assert proxies.target_proxy.count("PATCH", f"/v2/{dst}/blobs/uploads/") == 4
+    assert 4 * TIMEOUT <= elapsed < 12 * TIMEOUT
+    assert not target_has(proxies.target.host, dst, "v1")
+    assert not has_blob(proxies.target.host, dst, layer)
 
 
 def test_a_blob_refused_on_every_try_is_asked_for_only_as_often_as_retries_allow(
