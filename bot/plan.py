@@ -253,6 +253,9 @@ def _name_is_written(ref: Reference) -> bool:
 
 def _host_names_blocker(service: Mapping[str, Any]) -> str | None:
     """Why a GitLab service cannot keep the host names jobs may reach it by, or None."""
+    if service.get("reference_service"):
+        return (f"the !reference at line {service['reference_service']} makes it a service, whose host names "
+                f"({', '.join(service['host_names'])}) a rewrite cannot keep there; change it by hand")
     if not service["aliases"]:
         return (f"no host name gitlab-runner gives the service ({', '.join(service['host_names'])}) can be an alias "
                 "(a lowercase RFC 1123 host name, as the Kubernetes executor requires): moved, jobs could no "
@@ -274,15 +277,39 @@ def rewrite_blocker(ref: Reference) -> str | None:
     if edit.get("shared_anchor"):
         return (f"the value is the YAML anchor &{edit['shared_anchor']}, also used where no image is expected: "
                 "moving it would change that value too; change it by hand")
+    if edit.get("shared_reference"):
+        return (f"the !reference at line {edit['shared_reference']} uses the value where no image is expected: "
+                "moving it would change that value too; change it by hand")
     if edit.get("mixed_service_anchor"):
-        return (f"the service is the YAML anchor &{edit['mixed_service_anchor']}, also written or used where it is "
-                "not an item of a services list: it cannot become the name: and alias: mapping that keeps the "
-                "service's host names; change it by hand")
+        return _mixed_service_anchor(edit["mixed_service_anchor"])
     if any(is_multiline_block(facts) for facts in _edited_scalars(ref)):
         return "the image is a block scalar over several lines; change it by hand"
     if not _name_is_written(ref):
         return "the image name comes from a variable: only a name written out can be rewritten; change it by hand"
-    return _host_names_blocker(edit) if edit.get("service") else None
+    own = _host_names_blocker(edit) if edit.get("service") else None
+    return own or next(filter(None, map(_variable_service_blocker, edit.get("variable_services", ()))), None)
+
+
+def _mixed_service_anchor(anchor: str) -> str:
+    return (f"the service is the YAML anchor &{anchor}, also written or used where it is not an item of a services "
+            "list: it cannot become the name: and alias: mapping that keeps the service's host names; "
+            "change it by hand")
+
+
+def _variable_service_blocker(use: Mapping[str, Any]) -> str | None:
+    """Why a GitLab service named by a variable holding the image cannot keep its host names, or None."""
+    service = f"the service at line {use['line']} is named {use['raw']}"
+    if use.get("redefined"):
+        lines = ", ".join(map(str, use["redefined"]))
+        return (f"{service}, and the file gives the variable {use['variable']} holding this image several values "
+                f"(lines {lines}): which one the service reads depends on the job; change it by hand")
+    service += f", which takes this image from the variable {use['variable']}"
+    if use.get("not_alone"):
+        return (f"{service}: only a service named by the variable that holds the image, and by nothing else, can "
+                "keep its host names; change it by hand")
+    why = _mixed_service_anchor(use["mixed_service_anchor"]) if use.get("mixed_service_anchor") else (
+        _host_names_blocker(use))
+    return None if why is None else f"{service}: {why}"
 
 
 def _loopback_reason(source: imageref.ImageRef, destination: str) -> str | None:

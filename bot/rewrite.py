@@ -178,13 +178,20 @@ def _kustomize_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
 def _service_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     """A GitLab service keeps the host names jobs may use that can be an alias: they become `alias:` entries."""
     value = new_raw(ref, target)
-    edit = ref.found.edit
-    alias_text = ",".join(edit["aliases"])
-    if edit.get("service_item"):
-        return _service_item_edit(ref.raw, value, alias_text, edit["scalar"], edit, text)
-    return _joined(_scalar_edit(ref, value), *(_alias_edit(m, edit["aliases"], text) for m in edit["mappings"]),
-                   *(_service_item_edit(ref.raw, value, alias_text, item["span"], item, text)
-                     for item in edit["aliased_items"]))
+    kept = _host_names_edit(ref.raw, value, ref.found.edit, text)
+    return kept if ref.found.edit.get("service_item") else _joined(_scalar_edit(ref, value), kept)
+
+
+def _host_names_edit(raw: str, value: str, service: Mapping[str, Any], text: str) -> Edit:
+    """The `alias:` entries that keep a service named `raw`, now `value`, reachable by its host names:
+    a string item becomes a mapping, each mapping holding the name gets the alias. A service named by a
+    variable keeps its name (`raw` and `value` are the same) and gets the host names of the variable's value."""
+    alias_text = ",".join(service["aliases"])
+    if service.get("service_item"):
+        return _service_item_edit(raw, value, alias_text, service["scalar"], service, text)
+    return _joined(*(_alias_edit(m, service["aliases"], text) for m in service["mappings"]),
+                   *(_service_item_edit(raw, value, alias_text, item["span"], item, text)
+                     for item in service["aliased_items"]))
 
 
 def _service_item_edit(raw: str, value: str, alias_text: str, span: tuple[int, int], item: Mapping[str, Any],
@@ -241,9 +248,9 @@ def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:
         return _helm_edit(ref, target, text)
     if "kustomize" in ref.found.edit:
         return _kustomize_edit(ref, target, text)
-    if ref.found.edit.get("service"):
-        return _service_edit(ref, target, text)
-    return _scalar_edit(ref, new_raw(ref, target))
+    own = _service_edit(ref, target, text) if ref.found.edit.get("service") else _scalar_edit(ref, new_raw(ref, target))
+    return _joined(own, *(_host_names_edit(use["raw"], use["raw"], use, text)
+                          for use in ref.found.edit.get("variable_services", ())))
 
 
 def rename_edit(override: Reference, new_name: str) -> Edit:

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.scan.yamldocs import is_merge_key, merged_mappings
+from bot.scan.yamldocs import effective_get, is_merge_key, merged_mappings
 
 ANY_KEY = "*"
 DEEP = "**"
@@ -110,12 +110,38 @@ MERGE_KEY = "<<"
 #   holder: the mapping it is a value of once merge keys are applied (for a key a mapping merged in
 #     brings, the mapping with the merge key);
 #   merged_into: for a mapping merged in along key paths, the mapping its keys go to;
-#   item_of: for a list item, the list and the item's index in it.
+#   item_of: for a list item, the list and the item's index in it;
+#   via: for the node a GitLab `!reference` names, standing where the reference is written, the reference.
 Place = tuple[Node, frozenset[State], MappingNode | None, str | None, MappingNode | None, MappingNode | None,
-              tuple[SequenceNode, int] | None]
+              tuple[SequenceNode, int] | None, SequenceNode | None]
 
 
-def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = True) -> Iterator[Place]:
+def is_reference(node: Node) -> bool:
+    return isinstance(node, SequenceNode) and node.tag == REFERENCE_TAG
+
+
+def referenced(root: Node, node: Node) -> Node | None:
+    """The node a GitLab `!reference [.job, key, ...]` names in the document (merge keys applied; a
+    `!reference` there is followed in turn), or None when the document does not hold it (an
+    included file may)."""
+    seen: set[int] = set()
+    while is_reference(node):
+        if id(node) in seen or not node.value:
+            return None
+        seen.add(id(node))
+        target: Node | None = root
+        for key in node.value:
+            if target is None or not isinstance(key, ScalarNode):
+                return None
+            target = effective_get(target, str(key.value))
+        if target is None:
+            return None
+        node = target
+    return node
+
+
+def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = True,
+         follow_references: bool = False) -> Iterator[Place]:
     """Every place the document holds a node, depth first in document order. A node's children are
     read once for each set of states (and mapping merging it) that reaches it, so aliases cost
     nothing. `everywhere`: keys and the values no path reaches are walked too (with no states),
@@ -123,20 +149,27 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
 
     Along key paths, a mapping merged in (`<<: *base`) stands where the mapping merging it stands
     (same parent, key and holder), the keys it brings count for that mapping, and a GitLab
-    `!reference [.job, key]` list (it holds key names) is not entered. A walk without paths takes
-    the document as written: a mapping merged in is held under `<<` by the mapping merging it, and
-    every list is read.
+    `!reference [.job, key]` list (it holds key names) is not entered: with `follow_references`, the
+    node it names in the document stands where it is written instead, as an alias would (`via` says
+    which reference). A walk without paths takes the document as written: a mapping merged in is
+    held under `<<` by the mapping merging it, and every list is read.
 
     One stack rather than recursion: documents are deep and wide, and a generator per node would
     cost more than the walk itself."""
     along_paths = paths is not None
     automaton = _automaton(tuple(paths or ()))
     read: set[tuple[int, frozenset[State], int]] = set()
-    stack: list[Place] = [(root, automaton.start, None, None, None, None, None)]
+    stack: list[Place] = [(root, automaton.start, None, None, None, None, None, None)]
     while stack:
         place = stack.pop()
         yield place
-        node, states, parent, key, holder, merged_into, _ = place
+        node, states, parent, key, holder, merged_into, item_of, _ = place
+        if along_paths and is_reference(node):
+            # Each place of the reference (an alias may repeat it) puts the node it names there.
+            target = referenced(root, node) if follow_references else None
+            if target is not None:
+                stack.append((target, states, parent, key, holder, merged_into, item_of, node))
+            continue
         seen = (id(node), states, id(merged_into))
         if seen in read:
             continue
@@ -146,25 +179,25 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
             children: list[Place] = []
             for key_node, value in node.value:
                 if everywhere:
-                    children.append((key_node, NOWHERE, None, None, None, None, None))
+                    children.append((key_node, NOWHERE, None, None, None, None, None, None))
                 if is_merge_key(key_node):
                     merged = merged_mappings(value)
                     if along_paths:
-                        children += [(mapping, states, parent, key, holder, owner, None) for mapping in merged]
+                        children += [(mapping, states, parent, key, holder, owner, None, None) for mapping in merged]
                     else:
-                        children += [(mapping, states, node, MERGE_KEY, node, None, None) for mapping in merged]
+                        children += [(mapping, states, node, MERGE_KEY, node, None, None, None) for mapping in merged]
                 elif isinstance(key_node, ScalarNode):
                     name = str(key_node.value)
                     nxt = automaton.step(states, name) if states else NOWHERE
                     if nxt or everywhere:
-                        children.append((value, nxt, node, name, owner, None, None))
+                        children.append((value, nxt, node, name, owner, None, None, None))
                 elif everywhere:
-                    children.append((value, NOWHERE, node, None, owner, None, None))
+                    children.append((value, NOWHERE, node, None, owner, None, None, None))
             stack += reversed(children)
-        elif isinstance(node, SequenceNode) and (node.tag != REFERENCE_TAG or not along_paths):
+        elif isinstance(node, SequenceNode):
             nxt = automaton.step(states, None) if states else NOWHERE
             if nxt or everywhere:
-                stack += reversed([(item, nxt, None, None, None, None, (node, index))
+                stack += reversed([(item, nxt, None, None, None, None, (node, index), None)
                                    for index, item in enumerate(node.value)])
 
 
@@ -172,7 +205,7 @@ def _hits(root: Node, paths: list[str], skip: frozenset[int]) -> list[Hit]:
     automaton = _automaton(tuple(paths))
     reported: set[int] = set()
     hits = []
-    for node, states, parent, _, _, _, _ in walk(root, paths, everywhere=False):
+    for node, states, parent, *_ in walk(root, paths, everywhere=False):
         accepted = automaton.accepting(states)
         if accepted and accepted[0] not in skip and id(node) not in reported:
             reported.add(id(node))
@@ -187,32 +220,45 @@ def select(root: Node, paths: list[str], skip: frozenset[int] = frozenset()) -> 
     yield from _hits(root, paths, skip)
 
 
+def keyed(root: Node, path: str) -> Iterator[tuple[str | None, Node]]:
+    """Each place `path` reaches a node, GitLab `!reference`s followed: the key it is held under there
+    (None for a list item), and the node."""
+    automaton = _automaton((path,))
+    for node, states, _, key, *_ in walk(root, [path], everywhere=False, follow_references=True):
+        if automaton.accepting(states):
+            yield key, node
+
+
 @dataclasses.dataclass(frozen=True)
 class Use:
     """One place a document holds a node: the paths that reach it there (indexes into the
     paths, ascending; none for a key or a value no path leads to), the mapping that holds it as
-    a value there, if any (for a key a merge key brings in: the mapping with the merge key), and
-    for a list item, the list and the item's index in it."""
+    a value there, if any (for a key a merge key brings in: the mapping with the merge key),
+    for a list item, the list and the item's index in it, and for a node a GitLab `!reference`
+    names, the reference it stands for there."""
 
     patterns: tuple[int, ...]
     parent: MappingNode | None
     item_of: tuple[SequenceNode, int] | None = None
+    via: SequenceNode | None = None
 
     def same_place(self, other: Use) -> bool:
         # Nodes compare as themselves: the same list and index is the same item.
-        return self.patterns == other.patterns and self.parent is other.parent and self.item_of == other.item_of
+        return (self.patterns == other.patterns and self.parent is other.parent and self.item_of == other.item_of
+                and self.via is other.via)
 
 
 def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]]:
     """Every place the document holds each of the `watched` nodes (by id), keys included, in
     document order: first where the node is written (at its anchor), then each alias of it,
-    and each mapping that merges the mapping holding it (`<<: *base`)."""
+    and each mapping that merges the mapping holding it (`<<: *base`); last, each GitLab
+    `!reference` naming it (a reference may come before what it names)."""
     automaton = _automaton(tuple(paths))
     found: dict[int, list[Use]] = {}
-    for node, states, _, _, holder, _, item_of in walk(root, paths):
+    for node, states, _, _, holder, _, item_of, via in walk(root, paths, follow_references=True):
         if id(node) in watched:
             places = found.setdefault(id(node), [])
-            use = Use(tuple(automaton.accepting(states)), holder, item_of)
+            use = Use(tuple(automaton.accepting(states)), holder, item_of, via)
             if not any(place.same_place(use) for place in places):
                 places.append(use)
-    return found
+    return {node: sorted(places, key=lambda use: use.via is not None) for node, places in found.items()}

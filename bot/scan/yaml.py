@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -64,12 +65,14 @@ def _paths(rule: Rule) -> list[tuple[str, str, str]]:
 class _Place:
     """One place a document holds an image value: what the rule's paths make it there (the
     first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, the
-    mapping that holds it as a value, and for a list item, the list and its index there."""
+    mapping that holds it as a value, for a list item, the list and its index there, and the
+    `!reference` it stands for there, if any."""
 
     role: str | None
     held: bool
     parent: MappingNode | None
     item_of: tuple[SequenceNode, int] | None = None
+    via: SequenceNode | None = None  # the GitLab `!reference` the value stands for there, if any
 
     @property
     def is_service_item(self) -> bool:
@@ -78,8 +81,8 @@ class _Place:
 
 def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule) -> dict[int, list[_Place]]:
     """Every place each hit's node is held (by node id), in document order: where it is written,
-    then, for a `watched` node (anchored, or a service `name:`), each alias of it and each
-    mapping that merges the mapping holding it."""
+    then, for a `watched` node (anchored, a service `name:`, or any, in a document with `!reference`s),
+    each alias of it, each mapping that merges the mapping holding it, and each `!reference` naming it."""
     paths = _paths(rule) + [(f"{p}.**", "", "holder") for p in rule.anchor_holders]
     roles = [role for _, _, role in paths]
     uses = {id(hit.node): [keypaths.Use((hit.pattern,), hit.parent)] for hit in hits}
@@ -90,14 +93,22 @@ def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule)
 
 def _place(use: keypaths.Use, roles: list[str]) -> _Place:
     role = next((roles[p] for p in use.patterns if roles[p] != "holder"), None)
-    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of)
+    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of, use.via)
 
 
-def _shared(places: list[_Place]) -> bool:
-    """The value is also held where no image is expected (an annotation, a label, a key):
-    moving it would change that value too. The rule's `anchor_holders` (keys the tool never
-    reads as images) and everything under them do not count."""
-    return any(not place.held and place.role not in ("image", "service") for place in places)
+def _unexpected_place(places: list[_Place]) -> _Place | None:
+    """The first place that holds the value where no image is expected (an annotation, a label, a
+    key), if any: moving it would change that value too. The rule's `anchor_holders` (keys the tool
+    never reads as images) and everything under them do not count."""
+    return next((place for place in places if not place.held and place.role not in ("image", "service")), None)
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _reference_line(reference: SequenceNode, text: str, base: int) -> int:
+    return _line(text, base + reference.start_mark.index)
 
 
 def _flow_list_items(root: Node) -> set[int]:
@@ -143,6 +154,9 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
     host_names = gitlab_host_names(raw)
     facts: dict[str, object] = {"service": True, "host_names": host_names,
                                 "aliases": [name for name in host_names if is_alias(name)]}
+    through = next((place.via for place in places if place.role == "service" and place.via is not None), None)
+    if through is not None:  # the rewrite does not make a `name:`/`alias:` mapping of a reference
+        return {**facts, "reference_service": _reference_line(through, text, base)}
     if places[0].is_service_item:
         if not all(place.is_service_item for place in places):
             return {**facts, "mixed_service_anchor": anchor}
@@ -232,6 +246,94 @@ def _service_names(images: list[tuple[keypaths.Hit, str]], paths: list[tuple[str
     return {id(hit.node) for hit, _ in images if paths[hit.pattern][2] == "service" and hit.parent is not None}
 
 
+@dataclasses.dataclass
+class _Document:
+    """One YAML document being read: what the facts of its services are found from."""
+
+    root: Node
+    text: str
+    base: int
+    places: dict[int, list[_Place]]
+    anchors: dict[int, str]
+    flow_items: set[int] | None = None  # found only for a document with services
+
+    def service_facts(self, node: ScalarNode, raw: str) -> dict[str, object]:
+        """The facts of the service `node` holds, named `raw` (its value, or the value a variable in it gives)."""
+        if self.flow_items is None:
+            self.flow_items = _flow_list_items(self.root)
+        return _service_facts(node, raw, self.places[id(node)], self.anchors.get(id(node)), self.text, self.base,
+                              self.flow_items)
+
+    @functools.cached_property
+    def variables(self) -> dict[str, dict[int, Node]]:
+        return _variables(self.root)
+
+    def variable_service(self, node: ScalarNode, service: Found, variable: str, alone: bool,
+                         raw: str) -> dict[str, object]:
+        """The facts of a service named by `variable` (its whole name when `alone`), which gives it the
+        image written `raw`: those that keep its host names, or why they cannot be kept."""
+        use: dict[str, object] = {"raw": service.raw, "line": _line(self.text, service.offset), "variable": variable}
+        values = self.variables[variable].values()
+        if len(values) > 1:
+            return {**use, "redefined": sorted(_line(self.text, self.base + v.start_mark.index) for v in values)}
+        if not alone:
+            return {**use, "not_alone": True}
+        start, end = service.edit["scalar"]
+        return {**use, "scalar": service.edit["scalar"], "token": self.text[start:end], **self.service_facts(node, raw)}
+
+
+# A variable in a value: `$NAME` or `${NAME}`.
+_VARIABLE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def _mentioned(value: str) -> set[str]:
+    """The variables a value names."""
+    return {braced or plain for braced, plain in _VARIABLE_RE.findall(value)}
+
+
+def _variables(root: Node) -> dict[str, dict[int, Node]]:
+    """The values each variable is given in the document's `variables:` mappings (`NAME: value` or
+    `NAME: {value: ...}`; merge keys and `!reference`s followed), by name, each by node id."""
+    defined: dict[str, dict[int, Node]] = {}
+    for name, node in keypaths.keyed(root, "**.variables.*"):
+        value = effective_get(node, "value") if isinstance(node, MappingNode) else node
+        value = None if value is None else keypaths.referenced(root, value)
+        if name is not None and value is not None:
+            defined.setdefault(name, {})[id(value)] = value
+    return defined
+
+
+def _carriers(defined: dict[str, dict[int, Node]], names: set[str]) -> set[str]:
+    """`names`, with every variable whose value names one of them, in turn (GitLab expands those)."""
+    carriers = set(names)
+    while True:
+        more = {name for name, values in defined.items() if name not in carriers
+                and any(_mentioned(scalar_text(value) or "") & carriers for value in values.values())}
+        if not more:
+            return carriers
+        carriers |= more
+
+
+def _add_variable_services(document: _Document, found: list[tuple[ScalarNode, Found]]) -> None:
+    """A GitLab service named by a variable (`name: $IMG`) that holds an image that may move: the image's
+    facts get the service's, as `variable_services`, so a rewrite keeps the host names gitlab-runner
+    derives from the value (the service's name stays `$IMG`)."""
+    services = [(node, service) for node, service in found
+                if any(place.role == "service" for place in document.places[id(node)]) and "$" in service.raw]
+    if not services:
+        return
+    for node, image in found:
+        names = {name for name, values in document.variables.items() if id(node) in values}
+        carriers = _carriers(document.variables, names) if names else set()
+        for service_node, service in services:
+            mentioned = sorted(_mentioned(service.raw) & carriers)
+            if mentioned:
+                variable = mentioned[0]
+                alone = variable in names and service.raw in (f"${variable}", f"${{{variable}}}")
+                use = document.variable_service(service_node, service, variable, alone, image.raw)
+                image.edit.setdefault("variable_services", []).append(use)
+
+
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     paths = _paths(rule)
@@ -253,18 +355,26 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 continue
             images.append((hit, prefix))
         anchors = {id(hit.node): name for hit, _ in images if (name := anchor_name(hit.node, text, base)) is not None}
-        places = _places(root, [hit for hit, _ in images], set(anchors) | _service_names(images, paths), rule)
-        flow_items: set[int] | None = None  # found only for a document with services
+        watched = set(anchors) | _service_names(images, paths)
+        if keypaths.REFERENCE_TAG in text:
+            watched |= {id(hit.node) for hit, _ in images}
+        places = _places(root, [hit for hit, _ in images], watched, rule)
+        document = _Document(root, text, base, places, anchors)
+        found_here = []
         for hit, prefix in images:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
             found = found_at(hit.node, text, base, prefix=prefix)
             if any(place.role == "service" for place in node_places):
-                flow_items = _flow_list_items(root) if flow_items is None else flow_items
-                found.edit.update(_service_facts(hit.node, found.raw, node_places, anchor, text, base, flow_items))
-            if anchor is not None and _shared(node_places):
+                found.edit.update(document.service_facts(hit.node, found.raw))
+            unexpected = _unexpected_place(node_places)
+            if unexpected is not None and unexpected.via is not None:
+                found.edit["shared_reference"] = _reference_line(unexpected.via, text, base)
+            elif unexpected is not None and anchor is not None:
                 found.edit["shared_anchor"] = anchor
             result.found.append(found)
+            found_here.append((hit.node, found))
+        _add_variable_services(document, found_here)
     return result
 
 

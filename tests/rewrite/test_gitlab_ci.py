@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.scan.yaml import gitlab_host_names, is_alias
 from tests.helpers import SHARED_ANCHOR, run_cli, write_tree
 
@@ -258,3 +260,121 @@ other:
   services: [{{name: *img, alias: quay.io-acme-postgres}}]
   script: [x]
 """
+
+
+def test_a_service_named_by_a_variable_keeps_the_host_names_of_the_image_the_variable_holds(tmp_path, capsys):
+    # The variable holds the mirror image after the move: gitlab-runner would derive other host names from it.
+    before = """\
+variables:
+  IMG: &pg postgres:15
+.pgsvc: &pgsvc {name: $IMG}
+job:
+  image: *pg
+  services:
+    - name: $IMG
+    - ${IMG}
+  script: [psql -h postgres]
+other:
+  services: [{name: $IMG}, "$IMG", *pgsvc]
+  script: [x]
+merged:
+  services:
+    - <<: *pgsvc
+      alias: db
+  script: [x]
+"""
+    summary = ONE_MOVED + "".join(f"unresolved: .gitlab-ci.yml:{place}: {raw}: contains a variable: {raw}\n"
+                                  for place, raw in (("3:23", "$IMG"), ("7:13", "$IMG"), ("8:7", "${IMG}"),
+                                                     ("11:21", "$IMG"), ("11:29", "$IMG")))
+    assert _rewritten(capsys, tmp_path, before, summary) == f"""\
+variables:
+  IMG: &pg {MIRROR}/postgres:15
+.pgsvc: &pgsvc {{name: $IMG, alias: postgres}}
+job:
+  image: *pg
+  services:
+    - name: $IMG
+      alias: postgres
+    - name: ${{IMG}}
+      alias: postgres
+  script: [psql -h postgres]
+other:
+  services: [{{name: $IMG, alias: postgres}}, {{name: "$IMG", alias: postgres}}, *pgsvc]
+  script: [x]
+merged:
+  services:
+    - <<: *pgsvc
+      alias: db,postgres
+  script: [x]
+"""
+
+
+VARIABLE_SERVICE = "the service at line 5 is named {}, which takes this image from the variable {}: "
+NOT_ALONE = ("only a service named by the variable that holds the image, and by nothing else, can keep its host names; "
+             "change it by hand")
+
+
+@pytest.mark.parametrize(("variables", "services", "unresolved"), [
+    pytest.param("IMG: &pg postgres:15", "[{name: $IMG:15}]", (
+        "2:12: postgres:15: " + VARIABLE_SERVICE.format("$IMG:15", "IMG") + NOT_ALONE,
+        "5:21: $IMG:15: contains a variable: $IMG"), id="not alone"),
+    pytest.param("IMG: &pg postgres:15\n  PG: $IMG", "[$PG]", (
+        "2:12: postgres:15: " + VARIABLE_SERVICE.format("$PG", "PG").replace("line 5", "line 6") + NOT_ALONE,
+        "6:14: $PG: contains a variable: $PG"), id="through another variable"),
+    pytest.param("IMG: &pg postgres:15", "[$IMG]\n  variables: {IMG: 'mysql:8'}", (
+        "2:12: postgres:15: the service at line 5 is named $IMG, and the file gives the variable IMG holding this "
+        "image several values (lines 2, 6): which one the service reads depends on the job; change it by hand",
+        "5:14: $IMG: contains a variable: $IMG"), id="several values"),
+    pytest.param("IMG: &pg acme/my_db:1", "[$IMG]", (
+        "2:12: acme/my_db:1: " + VARIABLE_SERVICE.format("$IMG", "IMG") + "no host name gitlab-runner gives the "
+        "service (acme__my_db, acme-my_db) can be an alias (a lowercase RFC 1123 host name, as the Kubernetes "
+        "executor requires): moved, jobs could no longer reach it by name; change it by hand",
+        "5:14: $IMG: contains a variable: $IMG"), id="no alias"),
+])
+def test_a_service_named_by_a_variable_that_cannot_keep_its_host_names_keeps_the_image_and_says_why(
+        tmp_path, capsys, variables: str, services: str, unresolved: tuple[str, str]):
+    before = f"variables:\n  {variables}\njob:\n  image: *pg\n  services: {services}\n  script: [x]\n"
+    _only_one_moves(capsys, tmp_path, before + "build: {image: ruby:3.3}\n", "ruby:3.3", *unresolved)
+
+
+def test_an_image_a_reference_names_where_an_image_or_a_variable_is_expected_moves_with_it(tmp_path, capsys):
+    # GitLab puts the value `!reference` names where it is written: the job's image and IMG name the mirror image.
+    before = """\
+.base:
+  image: python:3.12
+job:
+  image: !reference [.base, image]
+  variables:
+    IMG: !reference [.base, image]
+  services: [$IMG]
+  script: [x]
+"""
+    summary = ONE_MOVED + "unresolved: .gitlab-ci.yml:7:14: $IMG: contains a variable: $IMG\n"
+    assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
+        "image: python", f"image: {MIRROR}/python").replace("[$IMG]", "[{name: $IMG, alias: python}]")
+
+
+@pytest.mark.parametrize(("use", "reason"), [
+    pytest.param("services:\n    - !reference [.defs, pg]",
+                 "the !reference at line 8 makes it a service, whose host names (postgres) a rewrite cannot keep "
+                 "there; change it by hand", id="a service"),
+    pytest.param("services:\n    - name: !reference [.defs, pg]\n      alias: db",
+                 "the !reference at line 8 makes it a service, whose host names (postgres) a rewrite cannot keep "
+                 "there; change it by hand", id="a service's name"),
+    pytest.param("script:\n    - !reference [.defs, pg]",
+                 "the !reference at line 8 uses the value where no image is expected: moving it would change that "
+                 "value too; change it by hand", id="a script line"),
+])
+def test_an_image_a_reference_names_where_it_would_change_meaning_stays_and_says_why(tmp_path, capsys, use: str,
+                                                                                     reason: str):
+    before = f"""\
+.defs:
+  pg: &pg postgres:15
+job:
+  image: *pg
+  script: [x]
+other:
+  {use}
+build: {{image: ruby:3.3}}
+"""
+    _only_one_moves(capsys, tmp_path, before, "ruby:3.3", f"2:11: postgres:15: {reason}")

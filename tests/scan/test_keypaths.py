@@ -56,7 +56,7 @@ def test_along_key_paths_a_merged_mapping_stands_where_the_one_merging_it_stands
     (root,) = compose_all(MERGES)
     places = [(_named(node), _named(parent), key, _named(holder), _named(merged_into),
                item_of and (_named(item_of[0]), item_of[1]))
-              for node, _, parent, key, holder, merged_into, item_of in keypaths.walk(root, MERGES_PATHS,
+              for node, _, parent, key, holder, merged_into, item_of, _ in keypaths.walk(root, MERGES_PATHS,
                                                                                      everywhere=False)]
     # {base}: the document, {image}: job, {<<}: job.image, {tag}: mid, {registry}: base.
     assert places == [
@@ -81,3 +81,18 @@ def test_select_gives_the_mapping_a_value_is_written_in_and_uses_each_mapping_it
     assert [(use.patterns, _named(use.parent), use.item_of) for use in keypaths.uses(root, MERGES_PATHS,
                                                                                     {id(r_io)})[id(r_io)]] == [
         ((), "{registry}", None), ((), "{tag}", None), ((0,), "{<<}", None)]  # base, mid, job.image
+
+
+def test_uses_take_a_reference_for_what_it_names_in_the_document_after_the_other_places():
+    # A reference may come before what it names; one naming itself, or a key the document lacks, names nothing.
+    (root,) = compose_all("job:\n  stage: test\n  image: !reference [.a, image]\n  tags: !reference [.missing, tags]\n"
+                          ".loop: !reference [.loop]\n"
+                          ".a: {image: python:3.12, again: !reference [.a], loop: !reference [.loop]}\n")
+    python = root.value[2][1].value[0][1]
+    assert keypaths.referenced(root, root.value[1][1]) is None
+    assert [(use.patterns, _named(use.parent), use.via and use.via.start_mark.line + 1)
+            for use in keypaths.uses(root, ["*.image"], {id(python)})[id(python)]] == [
+        ((0,), "{image}", None),  # written in .a, which `again` holds too: where no path leads
+        ((), "{image}", None),
+        ((0,), "{stage}", 3),  # job.image
+    ]
