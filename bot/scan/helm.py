@@ -88,12 +88,13 @@ def _chart_app_version(chart: str) -> str | None:
 @dataclasses.dataclass(frozen=True)
 class _Entry:
     """The value under an image key, with what is looked up in it once: for a split entry, each
-    split key's value and the mapping a merge key (`<<: *base`) gives it from (None for its own)."""
+    split key's value and the mappings merge keys (`<<: *base`, at any depth) give it through
+    (none for its own)."""
 
     node: Node
-    keys: dict[str, tuple[Node | None, Node | None]]
+    keys: dict[str, tuple[Node | None, tuple[MappingNode, ...]]]
     # The nodes a rewrite of the entry replaces: the reference, or a split entry's `registry` and
-    # `repository`, or the mapping a merge key takes them from.
+    # `repository`, or the mappings merge keys take them through (each holds the new value too).
     edited: list[Node]
 
 
@@ -101,7 +102,8 @@ def _entry(node: Node) -> _Entry:
     if not isinstance(node, MappingNode):
         return _Entry(node, {}, [node])
     keys = {key: merged_get(node, key) for key in SPLIT_KEYS}
-    edited = [merged or value for value, merged in (keys["registry"], keys["repository"]) if value is not None]
+    edited = [edited for value, through in (keys["registry"], keys["repository"]) if value is not None
+              for edited in (through or [value])]
     return _Entry(node, keys, list({id(node): node for node in edited}.values()))
 
 
@@ -137,7 +139,7 @@ def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
     at = found_at(repository_node, text, base)
     edit: dict[str, Any] = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column,
                                      "flow": bool(mapping.flow_style),
-                                     "merged": [key for key, (_, merged) in entry.keys.items() if merged is not None]}}
+                                     "merged": [key for key, (_, through) in entry.keys.items() if through]}}
     anchor = next((shared[id(node)] for node in entry.edited if id(node) in shared), None)
     if anchor is not None:
         edit["shared_anchor"] = anchor

@@ -191,37 +191,29 @@ def merged_mappings(value: Node) -> list[Node]:
     return value.value if isinstance(value, SequenceNode) else [value]
 
 
-def merged_get(node: Node, key: str) -> tuple[Node | None, Node | None]:
-    """A mapping's value for `key`, its own or, failing that, one a merge key gives it (the first
-    merged mapping that has it, as YAML says); with the merged mapping it came from, if any."""
-    own = mapping_get(node, key)
-    if own is not None or not isinstance(node, MappingNode):
-        return own, None
-    for merge_key, value in node.value:
-        if is_merge_key(merge_key):
-            for merged in merged_mappings(value):
-                found = mapping_get(merged, key)
-                if found is not None:
-                    return found, merged
-    return None, None
-
-
-def effective_get(node: Node, key: str) -> Node | None:
+def merged_get(node: Node, key: str) -> tuple[Node | None, tuple[MappingNode, ...]]:
     """A mapping's value for `key` as merge keys make it: its own, else that of the first merged
-    mapping that has it, read the same way (`<<: [*a, *b]`: `a`, with what `a` merges, before `b`)."""
+    mapping that has it, read the same way, at any depth (`<<: [*a, *b]`: `a`, with what `a` merges,
+    before `b`); with the merged mappings it comes through, outermost first (none for its own).
+    A mapping merged twice (or into itself) is read once."""
     seen: set[int] = set()
-    stack = [node]
+    stack: list[tuple[Node, tuple[MappingNode, ...]]] = [(node, ())]
     while stack:
-        mapping = stack.pop()
+        mapping, through = stack.pop()
         if id(mapping) in seen or not isinstance(mapping, MappingNode):
             continue
         seen.add(id(mapping))
         own = mapping_get(mapping, key)
         if own is not None:
-            return own
+            return own, through
         merged = [m for merge_key, value in mapping.value if is_merge_key(merge_key) for m in merged_mappings(value)]
-        stack += reversed(merged)
-    return None
+        stack += [(m, (*through, m)) for m in reversed(merged)]
+    return None, ()
+
+
+def effective_get(node: Node, key: str) -> Node | None:
+    """A mapping's value for `key` as merge keys make it (see `merged_get`)."""
+    return merged_get(node, key)[0]
 
 
 def scalar_text(node: Node | None) -> str | None:

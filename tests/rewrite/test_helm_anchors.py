@@ -95,16 +95,24 @@ def test_an_anchor_also_used_where_no_image_is_expected_stays(tmp_path: Path, ca
 
 MERGED = ('app:\n  image: &base\n    registry: {registry}\n    repository: {path}\n    tag: "1.25"\n'
           'sidecar:\n  image:\n    <<: *base\n    tag: "1.26"\n')
+# `sidecar` merges `app`'s image, which merges `&b`: its registry and repository come two merges down.
+TWO_DEEP = ('app:\n  image: &a\n    <<: &b\n      registry: {registry}\n      repository: {path}\n    tag: "1.25"\n'
+            'sidecar:\n  image:\n    <<: *a\n    tag: "1.26"\n')
 
 
-def test_an_entry_whose_keys_come_through_a_merge_key_moves_with_the_entry_it_merges(tmp_path: Path, capsys) -> None:
-    _chart(tmp_path, MERGED.format(registry="docker.io", path="library/nginx"))
-    _scanned(capsys, tmp_path, (4, 17), [(f"{HUB}:1.25", f"{HUB}:1.25"), (f"{HUB}:1.26", f"{HUB}:1.26")])
+@pytest.mark.parametrize(("values", "at"), [pytest.param(MERGED, (4, 17), id="one merge key"),
+                                            pytest.param(TWO_DEEP, (5, 19), id="two merge keys")])
+def test_an_entry_whose_keys_come_through_merge_keys_moves_with_the_entries_it_merges(tmp_path: Path, capsys,
+                                                                                       values: str,
+                                                                                       at: tuple[int, int]) -> None:
+    _chart(tmp_path, values.format(registry="docker.io", path="library/nginx"))
+    _scanned(capsys, tmp_path, at, [(f"{HUB}:1.25", f"{HUB}:1.25"), (f"{HUB}:1.26", f"{HUB}:1.26")])
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, out, err) == (0, "FILE         REFERENCES\n-----------  ----------\nvalues.yaml  2\n"
                                    "1 file rewritten, 2 references moved\n", "")
-    assert (tmp_path / "values.yaml").read_text() == MERGED.format(registry="mirror.example.com",
+    assert (tmp_path / "values.yaml").read_text() == values.format(registry="mirror.example.com",
                                                                     path="m/docker.io/library/nginx")
+    _scanned(capsys, tmp_path, at, _mirrored("1.25", "1.26"))
 
 
 def test_keys_merged_from_a_value_no_image_key_holds_stay(tmp_path: Path, capsys) -> None:
@@ -114,4 +122,30 @@ def test_keys_merged_from_a_value_no_image_key_holds_stay(tmp_path: Path, capsys
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, out, err) == (0, "0 files rewritten, 0 references moved\n"
                                    f"unresolved: values.yaml:1:47: {HUB}:1.25: {SHARED_ANCHOR.format('base')}\n", "")
+    assert (tmp_path / "values.yaml").read_text() == values
+
+
+def test_a_registry_two_merges_down_shared_with_an_image_that_stays_leaves_the_file_as_it_is(tmp_path: Path,
+                                                                                            capsys) -> None:
+    values = TWO_DEEP.format(registry="docker.io", path="library/nginx").replace(
+        "sidecar:", "tool:").replace('    tag: "1.26"', '    repository: acme/tool\n    tag: "2"')
+    _chart(tmp_path, values)
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST, "--internal", "docker.io/acme/*") == (1, (
+        "0 files rewritten, 0 references moved\n"
+        "left untouched: values.yaml: line 10: docker.io/acme/tool:2 changed to mirror.example.com/acme/tool:2, "
+        "which was not planned\n"), "")
+    assert (tmp_path / "values.yaml").read_text() == values
+
+
+def test_keys_merged_through_a_mapping_no_image_key_holds_stay(tmp_path: Path, capsys) -> None:
+    # `defaults` merges app's image and a template may read it: sidecar, merging `defaults`, stays;
+    # app, whose registry sidecar and `defaults` share, cannot move without them.
+    values = ('app:\n  image: &b {registry: docker.io, repository: library/nginx, tag: "1.25"}\n'
+              'defaults: &a {<<: *b, pullPolicy: Always}\n'
+              'sidecar:\n  image: {<<: *a, tag: "1.26"}\n')
+    _chart(tmp_path, values)
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (1, (
+        "0 files rewritten, 0 references moved\n"
+        f"left untouched: values.yaml: line 2: {HUB}:1.26 changed to {MIRROR}:1.26, which was not planned\n"
+        f"unresolved: values.yaml:2:47: {HUB}:1.26: {SHARED_ANCHOR.format('a')}\n"), "")
     assert (tmp_path / "values.yaml").read_text() == values

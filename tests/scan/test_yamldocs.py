@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.scan import keypaths
-from bot.scan.yamldocs import anchor_name, compose_all, split_documents
+from bot.scan.yamldocs import anchor_name, compose_all, merged_get, split_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +75,22 @@ def test_a_node_skipped_where_first_reached_is_reported_where_an_alias_of_it_is_
     (root,) = compose_all("variables: {image: &img python:3.12, other: &o go:1}\njob: {image: *img}\n")
     hits = list(keypaths.select(root, ["variables.**", "*.image"], skip=frozenset({0})))
     assert [(h.pattern, h.node.value, h.parent.start_mark.line + 1) for h in hits] == [(1, "python:3.12", 2)]
+
+
+def test_a_merged_key_is_found_at_any_depth_first_merged_first_and_through_each_mapping_once():
+    (root,) = compose_all("c: &c {registry: c.io, tag: '1'}\n"
+                          "b: &b {<<: *c, registry: b.io}\n"
+                          "a: &a {<<: [*a, *c], repository: app}\n"  # merges itself
+                          "entry: {<<: [*a, *b], tag: '2'}\n")
+    entry = root.value[3][1]
+
+    def where(key: str) -> tuple[str | None, list[str]]:
+        value, through = merged_get(entry, key)
+        return value and value.value, [str(mapping.start_mark.line + 1) for mapping in through]
+
+    # `a` with what it merges (`c`, after itself) before `b`: `c`'s registry, two merges down.
+    assert {key: where(key) for key in ("tag", "repository", "registry", "digest")} == {
+        "tag": ("2", []), "repository": ("app", ["3"]), "registry": ("c.io", ["3", "1"]), "digest": (None, [])}
 
 
 def test_an_anchor_name_used_twice_reads_without_a_warning_on_the_terminal(tmp_path):
