@@ -164,7 +164,8 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
         place = stack.pop()
         yield place
         node, states, parent, key, holder, merged_into, item_of, _ = place
-        if along_paths and is_reference(node):
+        # (is_reference, inlined: this runs for every node of every document scanned)
+        if along_paths and isinstance(node, SequenceNode) and node.tag == REFERENCE_TAG:
             # Each place of the reference (an alias may repeat it) puts the node it names there.
             target = referenced(root, node) if follow_references else None
             if target is not None:
@@ -205,7 +206,7 @@ def _hits(root: Node, paths: list[str], skip: frozenset[int]) -> list[Hit]:
     automaton = _automaton(tuple(paths))
     reported: set[int] = set()
     hits = []
-    for node, states, parent, *_ in walk(root, paths, everywhere=False):
+    for node, states, parent, _, _, _, _, _ in walk(root, paths, everywhere=False):
         accepted = automaton.accepting(states)
         if accepted and accepted[0] not in skip and id(node) not in reported:
             reported.add(id(node))
@@ -224,7 +225,7 @@ def keyed(root: Node, path: str) -> Iterator[tuple[str | None, Node]]:
     """Each place `path` reaches a node, GitLab `!reference`s followed: the key it is held under there
     (None for a list item), and the node."""
     automaton = _automaton((path,))
-    for node, states, _, key, *_ in walk(root, [path], everywhere=False, follow_references=True):
+    for node, states, _, key, _, _, _, _ in walk(root, [path], everywhere=False, follow_references=True):
         if automaton.accepting(states):
             yield key, node
 

@@ -367,7 +367,8 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             found = found_at(hit.node, text, base, prefix=prefix)
             if any(place.role == "service" for place in node_places):
                 found.edit.update(document.service_facts(hit.node, found.raw))
-            unexpected = _unexpected_place(node_places)
+            # Held elsewhere only when anchored, or named by a `!reference` (a second place).
+            unexpected = _unexpected_place(node_places) if anchor is not None or len(node_places) > 1 else None
             if unexpected is not None and unexpected.via is not None:
                 found.edit["shared_reference"] = _reference_line(unexpected.via, text, base)
             elif unexpected is not None and anchor is not None:
