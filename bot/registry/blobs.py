@@ -178,6 +178,7 @@ def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: byte
     end = start + len(chunk)
     offset = start
     tries, attempt = registry.retry.tries, 0
+    timed_out: TimedOut | None = None
     while attempt < tries:
         attempt += 1
         piece = chunk[offset - start:]
@@ -196,6 +197,7 @@ def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: byte
         except RetryableError as exc:
             error = exc
         tries = tries_after(error, attempt, tries)
+        timed_out = error if isinstance(error, TimedOut) else timed_out
         log.info("%s: chunk %d-%d broke (%s); asking where to resume", _where(registry, repo), offset, end - 1, error.detail)
         registry.sleep(registry.retry.delay(attempt, None))
         location, offset = upload_status(registry, repo, location)
@@ -203,9 +205,11 @@ def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: byte
             raise RetryableError(_where(registry, repo), step, f"cannot resume: the registry holds {offset} bytes, the chunk starts at {start}")
         if offset == end:
             return location, end
-    # A chunk that last timed out makes the whole blob worth one more try at most, like the chunk itself.
-    failed = TimedOut if isinstance(error, TimedOut) else RetryableError
-    raise failed(_where(registry, repo), step, f"chunk {start}-{end - 1} failed {plural(attempt, 'time')}: {error.detail}")
+    # A chunk that timed out on any try makes the whole blob worth one more try at most, like the chunk itself.
+    detail = f"chunk {start}-{end - 1} failed {plural(attempt, 'time')}: {error.detail}"
+    if timed_out is not None and timed_out is not error:
+        detail += f" (and {timed_out.detail} before)"
+    raise (RetryableError if timed_out is None else TimedOut)(_where(registry, repo), step, detail)
 
 
 def upload_status(registry: Registry, repo: str, location: str) -> tuple[str, int]:

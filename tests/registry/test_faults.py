@@ -241,6 +241,27 @@ def test_a_chunk_the_mirror_never_answers_is_sent_once_more_per_blob_try(proxies
     assert not has_blob(proxies.target.host, dst, layer)
 
 
+def test_a_chunk_that_timed_out_once_keeps_the_blob_to_one_more_try_whatever_failed_last(
+        proxies: Loopback, impatient: Registries) -> None:
+    """Each chunk try that gets no answer is followed by a 503: the timeout still limits the blob to two tries."""
+    chunks = CopyOptions(upload=UploadSettings(monolithic_max=1000, chunk_size=1000))
+    patches = [Fault("PATCH", "/v2/{dst}/blobs/uploads/", answer, times=1) for _ in range(12) for answer in ("silent", 503)]
+    image, src, dst = arm(proxies, [], images.image((3_000,)), target_faults=patches)
+    layer, source, target = image.blobs[-1].digest, f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    result, messages, elapsed = timed_copy(impatient, source, target, chunks)
+    timed_out = "no answer within the timeout (ReadTimeout: timed out)"
+    problem = (f"{proxies.target_proxy.host}/{dst}: upload blob {layer}: chunk 0-999 failed 2 times: HTTP 503 "
+               f"(and {timed_out} before)")
+    assert result == CopyResult(source, target, "failed", image.digest, error=problem)
+    broke = [f"{proxies.target_proxy.host}/{dst}: chunk 0-999 broke ({why}); asking where to resume"
+             for why in (timed_out, "HTTP 503")]
+    assert messages == [*broke, f"{problem}; trying again in 0.0s (try 2 of 2)", *broke]
+    assert proxies.target_proxy.count("PATCH", f"/v2/{dst}/blobs/uploads/") == 4
+    assert 2 * TIMEOUT <= elapsed < 8 * TIMEOUT
+    assert not target_has(proxies.target.host, dst, "v1")
+    assert not has_blob(proxies.target.host, dst, layer)
+
+
 def test_a_blob_refused_on_every_try_is_asked_for_only_as_often_as_retries_allow(
         proxies: Loopback, registries: Registries) -> None:
     image, dst, result = copy_through_faults(proxies, registries, [Fault("GET", "/blobs/{layer}", 503, times=99)])
