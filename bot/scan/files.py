@@ -89,6 +89,9 @@ def read_text(root: Path, path: str, max_size: int, follow_links: bool = False) 
 def symlink_reason(target: str) -> str:
     # Its references are its target's: read twice, they would be reported (and rewritten) twice,
     # and a rewrite would replace the link with a copy.
+    folder = skipped_folder(target)
+    if folder is not None:  # the target is not read either
+        return f"symlink to {target}, in {folder}/, a folder scans always skip"
     return f"symlink to {target}, read under that name"
 
 

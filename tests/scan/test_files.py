@@ -40,6 +40,9 @@ def odd_tree(tmp_path: Path) -> tuple[Path, str]:
     os.chmod(root / "deploy/run.sh", 0o755)
     os.symlink("app.yaml", root / "deploy/alias.yaml")
     os.symlink("../deploy/app.yaml", root / "docs/app.yaml")
+    (root / "vendor/lib").mkdir(parents=True)
+    (root / "vendor/lib/app.yaml").write_text("image: nginx:1.27\n")
+    os.symlink("../vendor/lib/app.yaml", root / "deploy/vendored.yaml")
     os.symlink("../../outside.yaml", root / "deploy/escape.yaml")
     os.symlink("/etc/hostname", root / "deploy/absolute.yaml")
     os.symlink("loop-b.yaml", root / "deploy/loop-a.yaml")
@@ -54,7 +57,7 @@ def test_a_commits_objects_read_as_its_checkout(odd_tree: tuple[Path, str]) -> N
     assert objects.paths() == disk.paths() == [
         "Dockerfile", "deploy/absolute.yaml", "deploy/alias.yaml", "deploy/app.yaml", "deploy/big.yaml",
         "deploy/blob.yaml", "deploy/escape.yaml", "deploy/latin1.yaml", "deploy/loop-a.yaml", "deploy/loop-b.yaml",
-        "deploy/run.sh", "docs/app.yaml", "docs/readme.md"]
+        "deploy/run.sh", "deploy/vendored.yaml", "docs/app.yaml", "docs/readme.md"]
     read = {path: objects.read(path, MAX) for path in objects.paths() + ["missing.yaml", "deploy"]}
     assert read == {path: disk.read(path, MAX) for path in read}
     assert read == {
@@ -69,6 +72,7 @@ def test_a_commits_objects_read_as_its_checkout(odd_tree: tuple[Path, str]) -> N
         "deploy/loop-a.yaml": (None, "unreadable: symlink loop"),
         "deploy/loop-b.yaml": (None, "unreadable: symlink loop"),
         "deploy/run.sh": ("#!/bin/sh\n", None),
+        "deploy/vendored.yaml": (None, "symlink to vendor/lib/app.yaml, in vendor/, a folder scans always skip"),
         "docs/app.yaml": (None, "symlink to deploy/app.yaml, read under that name"),
         "docs/readme.md": ("hello\n", None),
         "missing.yaml": (None, None),
