@@ -275,7 +275,8 @@ def rewrite_blocker(ref: Reference) -> str | None:
     if edit.get("arg_used_elsewhere"):
         return f"ARG {edit.get('arg')} holds the image and is also used outside FROM lines; change it by hand"
     if edit.get("shared_anchor"):
-        return (f"the value is the YAML anchor &{edit['shared_anchor']}, also used where no image is expected: "
+        at = f" at line {edit['shared_anchor_line']}," if edit.get("shared_anchor_line") else ""
+        return (f"the value is the YAML anchor &{edit['shared_anchor']}, also used{at} where no image is expected: "
                 "moving it would change that value too; change it by hand")
     if edit.get("shared_reference"):
         return (f"the !reference at line {edit['shared_reference']} uses the value where no image is expected: "

@@ -21,7 +21,7 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yaml import NULL_TAG, found_at, scalar_part
+from bot.scan.yaml import NULL_TAG, found_at, line_at, scalar_part
 from bot.scan.yamldocs import anchor_name, documents, mapping_get, merged_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
@@ -107,11 +107,17 @@ def _entry(node: Node) -> _Entry:
     return _Entry(node, keys, list({id(node): node for node in edited}.values()))
 
 
-def _shared_anchors(root: Node, entries: list[_Entry], text: str, base: int) -> dict[int, str]:
-    """The anchored values a rewrite would replace that the document also holds where no image is
-    expected (a label, `global.imageRegistry`), by node id, with the anchor's name."""
-    anchors = {id(node): name for entry in entries for node in entry.edited
-               if (name := anchor_name(node, text, base)) is not None}
+@dataclasses.dataclass(frozen=True)
+class _SharedAnchor:
+    name: str
+    line: int | None  # the first place the document uses the value where no image is expected
+
+
+def _shared_anchors(root: Node, entries: list[_Entry], text: str, base: int) -> dict[int, _SharedAnchor]:
+    """The anchored values a rewrite would change that the document also holds where no image is
+    expected (a label, `global.imageRegistry`, a mapping merging a whole split entry), by node id."""
+    watched = [node for entry in entries for node in (*entry.edited, entry.node)]
+    anchors = {id(node): name for node in watched if (name := anchor_name(node, text, base)) is not None}
     if not anchors:
         return {}
     split_entries = {id(entry.node) for entry in entries if isinstance(entry.node, MappingNode)}
@@ -121,8 +127,49 @@ def _shared_anchors(root: Node, entries: list[_Entry], text: str, base: int) -> 
             return False
         return bool(_IMAGE_KEY_RE.match(key)) or (id(parent) in split_entries and key in _EDITED_KEYS)
 
-    return {id(node): anchors[id(node)] for node, _, parent, key, *_ in keypaths.walk(root)
-            if id(node) in anchors and not holds_an_image(parent, key)}
+    shared: dict[int, _SharedAnchor] = {}
+    for node, _, parent, key, _, _, item_of, _ in keypaths.walk(root):
+        name = anchors.get(id(node))
+        if name is not None and id(node) not in shared and not holds_an_image(parent, key):
+            line = _use_line(node, parent, key, item_of, name, text, base)
+            shared[id(node)] = _SharedAnchor(name, line)
+    return shared
+
+
+def _use_line(node: Node, parent: MappingNode | None, key: str | None, item_of: tuple[SequenceNode, int] | None,
+              anchor: str, text: str, base: int) -> int | None:
+    """The line of a place `keypaths.walk` gives for an anchored node: that of the key holding it,
+    or of its list item. (An alias has no marks of its own: it is the anchored node.)"""
+    if parent is not None:
+        return next((line_at(text, base + k.start_mark.index) for k, _ in parent.value if k.value == key), None)
+    if item_of is not None:
+        return _item_line(*item_of, node, anchor, text, base)
+    return None
+
+
+def _item_line(sequence: SequenceNode, index: int, node: Node, anchor: str, text: str, base: int) -> int:
+    """The line of a list item: where it is written, or for an alias, that of the first `*anchor` after
+    the items written before it. (An anchor comes before its aliases: an item that starts before the
+    end of the last item written before it is an alias.)"""
+    after = sequence.start_mark.index
+    for item in sequence.value[:index]:
+        if item.start_mark.index >= after:
+            after = item.end_mark.index
+    if node.start_mark.index >= after:
+        return line_at(text, base + node.start_mark.index)
+    alias = re.compile(rf"\*{re.escape(anchor)}(?![^\s,\[\]{{}}])").search(text, base + after,
+                                                                          base + sequence.end_mark.index)
+    return line_at(text, alias.start() if alias else base + after)
+
+
+def _shared_anchor_facts(entry: _Entry, shared: dict[int, _SharedAnchor]) -> dict[str, Any]:
+    """`shared_anchor`: the anchor of a value the rewrite replaces that is also used where no image is
+    expected, else that of the whole split entry, with `shared_anchor_line`, the line of that use."""
+    anchor = next((shared[id(node)] for node in entry.edited if id(node) in shared), None)
+    if anchor is not None:
+        return {"shared_anchor": anchor.name}
+    whole = shared.get(id(entry.node))
+    return {} if whole is None else {"shared_anchor": whole.name, "shared_anchor_line": whole.line}
 
 
 def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
@@ -140,9 +187,7 @@ def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
     edit: dict[str, Any] = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column,
                                      "flow": bool(mapping.flow_style),
                                      "merged": [key for key, (_, through) in entry.keys.items() if through]}}
-    anchor = next((shared[id(node)] for node in entry.edited if id(node) in shared), None)
-    if anchor is not None:
-        edit["shared_anchor"] = anchor
+    edit.update(_shared_anchor_facts(entry, shared))
     if values["tag"] or values["digest"]:
         return Found(offset=at.offset, raw=raw, span=at.region, edit=edit)
     chart = _nearest_chart(context)
@@ -179,8 +224,7 @@ def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
                 if found is not None:
                     result.found.append(found)
             elif isinstance(value, ScalarNode) and scalar_text(value):
-                extra = {"shared_anchor": shared[id(value)]} if id(value) in shared else {}
-                result.found.append(found_at(value, text, base, **extra))
+                result.found.append(found_at(value, text, base, **_shared_anchor_facts(entry, shared)))
     return result
 
 

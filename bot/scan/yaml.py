@@ -103,12 +103,12 @@ def _unexpected_place(places: list[_Place]) -> _Place | None:
     return next((place for place in places if not place.held and place.role not in ("image", "service")), None)
 
 
-def _line(text: str, offset: int) -> int:
+def line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
 def _reference_line(reference: SequenceNode, text: str, base: int) -> int:
-    return _line(text, base + reference.start_mark.index)
+    return line_at(text, base + reference.start_mark.index)
 
 
 def _flow_list_items(root: Node) -> set[int]:
@@ -272,10 +272,10 @@ class _Document:
                          raw: str) -> dict[str, object]:
         """The facts of a service named by `variable` (its whole name when `alone`), which gives it the
         image written `raw`: those that keep its host names, or why they cannot be kept."""
-        use: dict[str, object] = {"raw": service.raw, "line": _line(self.text, service.offset), "variable": variable}
+        use: dict[str, object] = {"raw": service.raw, "line": line_at(self.text, service.offset), "variable": variable}
         values = self.variables[variable].values()
         if len(values) > 1:
-            return {**use, "redefined": sorted(_line(self.text, self.base + v.start_mark.index) for v in values)}
+            return {**use, "redefined": sorted(line_at(self.text, self.base + v.start_mark.index) for v in values)}
         if not alone:
             return {**use, "not_alone": True}
         start, end = service.edit["scalar"]

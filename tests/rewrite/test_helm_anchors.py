@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_ANCHOR, ref, run_cli, scan_json, write_tree
+from tests.helpers import SHARED_ANCHOR, ref, run_cli, scan_json, shared_anchor, write_tree
 
 DEST = "mirror.example.com/m"
 HUB = "docker.io/library/nginx"
@@ -138,14 +138,57 @@ def test_a_registry_two_merges_down_shared_with_an_image_that_stays_leaves_the_f
 
 
 def test_keys_merged_through_a_mapping_no_image_key_holds_stay(tmp_path: Path, capsys) -> None:
-    # `defaults` merges app's image and a template may read it: sidecar, merging `defaults`, stays;
-    # app, whose registry sidecar and `defaults` share, cannot move without them.
+    # `defaults` merges app's image and a template may read it: neither app nor sidecar, merging `defaults`,
+    # can move without changing it.
     values = ('app:\n  image: &b {registry: docker.io, repository: library/nginx, tag: "1.25"}\n'
               'defaults: &a {<<: *b, pullPolicy: Always}\n'
               'sidecar:\n  image: {<<: *a, tag: "1.26"}\n')
     _chart(tmp_path, values)
-    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (1, (
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, (
         "0 files rewritten, 0 references moved\n"
-        f"left untouched: values.yaml: line 2: {HUB}:1.26 changed to {MIRROR}:1.26, which was not planned\n"
+        f"unresolved: values.yaml:2:47: {HUB}:1.25: {shared_anchor('b', 3)}\n"
         f"unresolved: values.yaml:2:47: {HUB}:1.26: {SHARED_ANCHOR.format('a')}\n"), "")
     assert (tmp_path / "values.yaml").read_text() == values
+
+
+ENTRY = 'app:\n  image: &b\n    registry: docker.io\n    repository: library/nginx\n    tag: "1.27"\n'
+LISTED = ('workers:\n  - image: &b\n      registry: docker.io\n      repository: library/nginx\n'
+          '      tag: "1.27"\n')
+
+
+@pytest.mark.parametrize(("values", "at", "line"), [
+    pytest.param(ENTRY + "defaults:\n  <<: *b\n", (4, 17), 7, id="merged"),
+    pytest.param(ENTRY + "defaults:\n  pullPolicy: Always\n  <<: [*b]\n", (4, 17), 8, id="merged from a list"),
+    pytest.param(ENTRY + "defaults: *b\n", (4, 17), 6, id="aliased"),
+    pytest.param(LISTED + "  - image: *b\nextra:\n  - pullPolicy: Always\n  - *b\n", (4, 19), 9, id="a list item"),
+    pytest.param('extra:\n  - &b {registry: docker.io, repository: library/nginx, tag: "1.27"}\napp:\n  image: *b\n',
+                 (2, 42), 2, id="written as a list item"),
+    pytest.param('defaults: &b {registry: docker.io, repository: library/nginx, tag: "1.27"}\napp:\n  image: *b\n',
+                 (1, 48), 1, id="written where no image is expected"),
+])
+def test_an_entry_anchored_as_a_whole_and_used_where_no_image_is_expected_stays(tmp_path: Path, capsys, values: str,
+                                                                                at: tuple[int, int],
+                                                                                line: int) -> None:
+    _chart(tmp_path, values)
+    _scanned(capsys, tmp_path, at, [(f"{HUB}:1.27", f"{HUB}:1.27")])
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, (
+        "0 files rewritten, 0 references moved\n"
+        f"unresolved: values.yaml:{at[0]}:{at[1]}: {HUB}:1.27: {shared_anchor('b', line)}\n"), "")
+    assert (tmp_path / "values.yaml").read_text() == values
+
+
+@pytest.mark.parametrize(("values", "at"), [
+    pytest.param(ENTRY + 'sidecar:\n  image: *b\ntool:\n  image: {<<: *b, tag: "2"}\n', (4, 17), id="under image keys"),
+    pytest.param(LISTED + '  - image: *b\n  - image: {<<: *b, tag: "2"}\n', (4, 19), id="in a list"),
+])
+def test_an_entry_anchored_as_a_whole_and_used_only_where_an_image_is_expected_moves(tmp_path: Path, capsys,
+                                                                                     values: str,
+                                                                                     at: tuple[int, int]) -> None:
+    _chart(tmp_path, values)
+    _scanned(capsys, tmp_path, at, [(f"{HUB}:1.27", f"{HUB}:1.27"), (f"{HUB}:2", f"{HUB}:2")])
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
+    assert (code, out, err) == (0, "FILE         REFERENCES\n-----------  ----------\nvalues.yaml  2\n"
+                                   "1 file rewritten, 2 references moved\n", "")
+    assert (tmp_path / "values.yaml").read_text() == values.replace(
+        "registry: docker.io", "registry: mirror.example.com").replace("library/nginx", "m/docker.io/library/nginx")
+    _scanned(capsys, tmp_path, at, _mirrored("1.27", "2"))
