@@ -111,7 +111,8 @@ MERGE_KEY = "<<"
 #     brings, the mapping with the merge key);
 #   merged_into: for a mapping merged in along key paths, the mapping its keys go to;
 #   item_of: for a list item, the list and the item's index in it;
-#   via: for the node a GitLab `!reference` names, standing where the reference is written, the reference.
+#   via: for the node a GitLab `!reference` names, standing where the reference is written, and
+#     everything in it there, the reference (the innermost, for references in what one names).
 Place = tuple[Node, frozenset[State], MappingNode | None, str | None, MappingNode | None, MappingNode | None,
               tuple[SequenceNode, int] | None, SequenceNode | None]
 
@@ -151,8 +152,10 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
     (same parent, key and holder), the keys it brings count for that mapping, and a GitLab
     `!reference [.job, key]` list (it holds key names) is not entered: with `follow_references`, the
     node it names in the document stands where it is written instead, as an alias would (`via` says
-    which reference). A walk without paths takes the document as written: a mapping merged in is
-    held under `<<` by the mapping merging it, and every list is read.
+    which reference, there and in everything under it). It is read once the document as written is:
+    a node also written where the same paths reach it is read there, as written. A walk without
+    paths takes the document as written: a mapping merged in is held under `<<` by the mapping
+    merging it, and every list is read.
 
     One stack rather than recursion: documents are deep and wide, and a generator per node would
     cost more than the walk itself."""
@@ -163,13 +166,14 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
     while stack:
         place = stack.pop()
         yield place
-        node, states, parent, key, holder, merged_into, item_of, _ = place
+        node, states, parent, key, holder, merged_into, item_of, via = place
         # (is_reference, inlined: this runs for every node of every document scanned)
         if along_paths and isinstance(node, SequenceNode) and node.tag == REFERENCE_TAG:
-            # Each place of the reference (an alias may repeat it) puts the node it names there.
+            # Each place of the reference (an alias may repeat it) puts the node it names there,
+            # at the bottom of the stack: read after the document as written.
             target = referenced(root, node) if follow_references else None
             if target is not None:
-                stack.append((target, states, parent, key, holder, merged_into, item_of, node))
+                stack.insert(0, (target, states, parent, key, holder, merged_into, item_of, node))
             continue
         seen = (id(node), states, id(merged_into))
         if seen in read:
@@ -180,25 +184,25 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
             children: list[Place] = []
             for key_node, value in node.value:
                 if everywhere:
-                    children.append((key_node, NOWHERE, None, None, None, None, None, None))
+                    children.append((key_node, NOWHERE, None, None, None, None, None, via))
                 if is_merge_key(key_node):
                     merged = merged_mappings(value)
                     if along_paths:
-                        children += [(mapping, states, parent, key, holder, owner, None, None) for mapping in merged]
+                        children += [(mapping, states, parent, key, holder, owner, None, via) for mapping in merged]
                     else:
-                        children += [(mapping, states, node, MERGE_KEY, node, None, None, None) for mapping in merged]
+                        children += [(mapping, states, node, MERGE_KEY, node, None, None, via) for mapping in merged]
                 elif isinstance(key_node, ScalarNode):
                     name = str(key_node.value)
                     nxt = automaton.step(states, name) if states else NOWHERE
                     if nxt or everywhere:
-                        children.append((value, nxt, node, name, owner, None, None, None))
+                        children.append((value, nxt, node, name, owner, None, None, via))
                 elif everywhere:
-                    children.append((value, NOWHERE, node, None, owner, None, None, None))
+                    children.append((value, NOWHERE, node, None, owner, None, None, via))
             stack += reversed(children)
         elif isinstance(node, SequenceNode):
             nxt = automaton.step(states, None) if states else NOWHERE
             if nxt or everywhere:
-                stack += reversed([(item, nxt, None, None, None, None, (node, index), None)
+                stack += reversed([(item, nxt, None, None, None, None, (node, index), via)
                                    for index, item in enumerate(node.value)])
 
 
@@ -236,7 +240,7 @@ class Use:
     paths, ascending; none for a key or a value no path leads to), the mapping that holds it as
     a value there, if any (for a key a merge key brings in: the mapping with the merge key),
     for a list item, the list and the item's index in it, and for a node a GitLab `!reference`
-    names, the reference it stands for there."""
+    names, or one in it, the reference it stands there through."""
 
     patterns: tuple[int, ...]
     parent: MappingNode | None
@@ -253,7 +257,7 @@ def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]
     """Every place the document holds each of the `watched` nodes (by id), keys included, in
     document order: first where the node is written (at its anchor), then each alias of it,
     and each mapping that merges the mapping holding it (`<<: *base`); last, each GitLab
-    `!reference` naming it (a reference may come before what it names)."""
+    `!reference` naming it, or naming a node holding it (a reference may come before what it names)."""
     automaton = _automaton(tuple(paths))
     found: dict[int, list[Use]] = {}
     for node, states, _, _, holder, _, item_of, via in walk(root, paths, follow_references=True):
@@ -262,4 +266,4 @@ def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]
             use = Use(tuple(automaton.accepting(states)), holder, item_of, via)
             if not any(place.same_place(use) for place in places):
                 places.append(use)
-    return {node: sorted(places, key=lambda use: use.via is not None) for node, places in found.items()}
+    return found

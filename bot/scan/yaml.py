@@ -66,17 +66,27 @@ class _Place:
     """One place a document holds an image value: what the rule's paths make it there (the
     first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, the
     mapping that holds it as a value, for a list item, the list and its index there, and the
-    `!reference` it stands for there, if any."""
+    `!reference` it stands there through, if any (naming it, or a node holding it)."""
 
     role: str | None
     held: bool
     parent: MappingNode | None
     item_of: tuple[SequenceNode, int] | None = None
-    via: SequenceNode | None = None  # the GitLab `!reference` the value stands for there, if any
+    via: SequenceNode | None = None
 
     @property
     def is_service_item(self) -> bool:
         return self.role == "service" and self.parent is None
+
+    def names_by_reference(self, node: Node) -> bool:
+        """Whether this place of a service holds a `!reference` naming `node` rather than `node`
+        (written there, an alias of it, merged in, or in a value a `!reference` names)."""
+        if self.via is None:
+            return False
+        if self.item_of is not None:
+            sequence, index = self.item_of
+            return sequence.value[index] is not node
+        return self.parent is not None and effective_get(self.parent, "name") is not node
 
 
 def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule) -> dict[int, list[_Place]]:
@@ -154,7 +164,8 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
     host_names = gitlab_host_names(raw)
     facts: dict[str, object] = {"service": True, "host_names": host_names,
                                 "aliases": [name for name in host_names if is_alias(name)]}
-    through = next((place.via for place in places if place.role == "service" and place.via is not None), None)
+    through = next((place.via for place in places if place.role == "service" and place.names_by_reference(node)),
+                   None)
     if through is not None:  # the rewrite does not make a `name:`/`alias:` mapping of a reference
         return {**facts, "reference_service": _reference_line(through, text, base)}
     if places[0].is_service_item:
@@ -165,12 +176,21 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
         return facts | _lost_host_name(host_names, text, [])
     parents = {id(place.parent): place.parent for place in places if place.role == "service"
                and place.parent is not None and effective_get(place.parent, "name") is node}
+    image = next((place for place in places if place.role == "service" and _is_image_mapping(place.parent, places)),
+                 None)
+    if image is not None and image.via is not None:  # GitLab takes no `alias:` in an image
+        return {**facts, "reference_service": _reference_line(image.via, text, base)}
     mappings = [_mapping_facts(parent, node, text, base) for parent in parents.values()]
     items = [_aliased_item(place.item_of, text, base) for place in places if place.is_service_item]
     if any(item is None or item["token"] != f"*{anchor}" for item in items):
         return {**facts, "mixed_service_anchor": anchor}
     kept = [alias[:2] for m in mappings if (alias := m.get("alias") or m.get("merged_alias"))]
     return facts | {"mappings": mappings, "aliased_items": items} | _lost_host_name(host_names, text, kept)
+
+
+def _is_image_mapping(mapping: MappingNode | None, places: list[_Place]) -> bool:
+    """Whether the mapping holding a service's name is also where the name is an image (`image: {name: ...}`)."""
+    return mapping is not None and any(place.role == "image" and place.parent is mapping for place in places)
 
 
 def _lost_host_name(host_names: list[str], text: str, kept: list[tuple[int, int]]) -> dict[str, str]:

@@ -92,7 +92,7 @@ def test_uses_take_a_reference_for_what_it_names_in_the_document_after_the_other
     assert keypaths.referenced(root, root.value[1][1]) is None
     assert [(use.patterns, _named(use.parent), use.via and use.via.start_mark.line + 1)
             for use in keypaths.uses(root, ["*.image"], {id(python)})[id(python)]] == [
-        ((0,), "{image}", None),  # written in .a, which `again` holds too: where no path leads
-        ((), "{image}", None),
+        ((0,), "{image}", None),  # written in .a
         ((0,), "{stage}", 3),  # job.image
+        ((), "{image}", 6),  # in .a, which `again` names: where no path leads
     ]
