@@ -225,13 +225,15 @@ def select(root: Node, paths: list[str], skip: frozenset[int] = frozenset()) -> 
     yield from _hits(root, paths, skip)
 
 
-def keyed(root: Node, path: str) -> Iterator[tuple[str | None, Node]]:
-    """Each place `path` reaches a node, GitLab `!reference`s followed: the key it is held under there
-    (None for a list item), and the node."""
-    automaton = _automaton((path,))
-    for node, states, _, key, _, _, _, _ in walk(root, [path], everywhere=False, follow_references=True):
-        if automaton.accepting(states):
-            yield key, node
+def keyed(root: Node, paths: Sequence[str]) -> Iterator[tuple[int, str | None, Node]]:
+    """Each place one of `paths` reaches a node, GitLab `!reference`s followed: the first of them that
+    reaches it there (an index into `paths`), the key it is held under there (None for a list item),
+    and the node."""
+    automaton = _automaton(tuple(paths))
+    for node, states, _, key, _, _, _, _ in walk(root, paths, everywhere=False, follow_references=True):
+        accepted = automaton.accepting(states)
+        if accepted:
+            yield accepted[0], key, node
 
 
 @dataclasses.dataclass(frozen=True)

@@ -295,7 +295,7 @@ class _Document:
         use: dict[str, object] = {"raw": service.raw, "line": line_at(self.text, service.offset), "variable": variable}
         values = self.variables[variable].values()
         if len(values) > 1:
-            return {**use, "redefined": sorted(line_at(self.text, self.base + v.start_mark.index) for v in values)}
+            return {**use, "redefined": sorted({line_at(self.text, self.base + v.start_mark.index) for v in values})}
         if not alone:
             return {**use, "not_alone": True}
         start, end = service.edit["scalar"]
@@ -311,16 +311,32 @@ def _mentioned(value: str) -> set[str]:
     return {braced or plain for braced, plain in _VARIABLE_RE.findall(value)}
 
 
+# Where a document gives variables values: `variables:` mappings, and `parallel: matrix:` entries,
+# which run the job once for each value they list.
+_VARIABLE_PATHS = ("**.variables.*", "**.parallel.matrix[].*")
+_MATRIX = 1
+
+
 def _variables(root: Node) -> dict[str, dict[int, Node]]:
-    """The values each variable is given in the document's `variables:` mappings (`NAME: value` or
-    `NAME: {value: ...}`; merge keys and `!reference`s followed), by name, each by node id."""
+    """The values each variable is given in the document, by name, each by node id."""
     defined: dict[str, dict[int, Node]] = {}
-    for name, node in keypaths.keyed(root, "**.variables.*"):
-        value = effective_get(node, "value") if isinstance(node, MappingNode) else node
-        value = None if value is None else keypaths.referenced(root, value)
-        if name is not None and value is not None:
-            defined.setdefault(name, {})[id(value)] = value
+    for path, name, node in keypaths.keyed(root, _VARIABLE_PATHS):
+        if name is not None:
+            for value in _given_values(root, node, in_matrix=path == _MATRIX):
+                defined.setdefault(name, {})[id(value)] = value
     return defined
+
+
+def _given_values(root: Node, node: Node, *, in_matrix: bool) -> list[Node]:
+    """The values an entry gives its variable: `NAME: value` or `NAME: {value: ...}` in `variables:`,
+    `NAME: value` or `NAME: [value, ...]` in a matrix (merge keys and `!reference`s followed)."""
+    if in_matrix:
+        listed = keypaths.referenced(root, node)
+        values = listed.value if isinstance(listed, SequenceNode) else [node]
+    else:
+        values = [effective_get(node, "value") if isinstance(node, MappingNode) else node]
+    resolved = (keypaths.referenced(root, value) for value in values if value is not None)
+    return [value for value in resolved if value is not None]
 
 
 def _carriers(defined: dict[str, dict[int, Node]], names: set[str]) -> set[str]:

@@ -325,6 +325,10 @@ NOT_ALONE = ("only a service named by the variable that holds the image, and by 
         "2:12: postgres:15: the service at line 5 is named $IMG, and the file gives the variable IMG holding this "
         "image several values (lines 2, 6): which one the service reads depends on the job; change it by hand",
         "5:14: $IMG: contains a variable: $IMG"), id="several values"),
+    pytest.param("IMG: &pg postgres:15", '[$IMG]\n  parallel:\n    matrix:\n      - IMG: ["mysql:8", "mariadb:11"]', (
+        "2:12: postgres:15: the service at line 5 is named $IMG, and the file gives the variable IMG holding this "
+        "image several values (lines 2, 8): which one the service reads depends on the job; change it by hand",
+        "5:14: $IMG: contains a variable: $IMG"), id="a matrix"),
     pytest.param("IMG: &pg acme/my_db:1", "[$IMG]", (
         "2:12: acme/my_db:1: " + VARIABLE_SERVICE.format("$IMG", "IMG") + "no host name gitlab-runner gives the "
         "service (acme__my_db, acme-my_db) can be an alias (a lowercase RFC 1123 host name, as the Kubernetes "
