@@ -302,26 +302,27 @@ class _Document:
         return {**use, "scalar": service.edit["scalar"], "token": self.text[start:end], **self.service_facts(node, raw)}
 
 
-# A variable in a value: `$NAME` or `${NAME}`.
-_VARIABLE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# A variable in a value: `$NAME` or `${NAME}`; `$$` is a `$` written out (`$$NAME` names no variable).
+_VARIABLE_RE = re.compile(r"\$\$|\$(?:\{(\w+)\}|(\w+))")
 
 
 def _mentioned(value: str) -> set[str]:
     """The variables a value names."""
-    return {braced or plain for braced, plain in _VARIABLE_RE.findall(value)}
+    return {braced or plain for braced, plain in _VARIABLE_RE.findall(value)} - {""}
 
 
 # Where a document gives variables values: `variables:` mappings, and `parallel: matrix:` entries,
-# which run the job once for each value they list.
-_VARIABLE_PATHS = ("**.variables.*", "**.parallel.matrix[].*")
-_MATRIX = 1
+# which run the job once for each value they list. A service's own `variables:` are its container's
+# environment, not the job's variables its name is read with: they come first, to be left out.
+_VARIABLE_PATHS = ("**.services[].variables.*", "**.variables.*", "**.parallel.matrix[].*")
+_SERVICE, _MATRIX = 0, 2
 
 
 def _variables(root: Node) -> dict[str, dict[int, Node]]:
     """The values each variable is given in the document, by name, each by node id."""
     defined: dict[str, dict[int, Node]] = {}
     for path, name, node in keypaths.keyed(root, _VARIABLE_PATHS):
-        if name is not None:
+        if name is not None and path != _SERVICE:
             for value in _given_values(root, node, in_matrix=path == _MATRIX):
                 defined.setdefault(name, {})[id(value)] = value
     return defined

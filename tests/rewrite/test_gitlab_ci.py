@@ -412,3 +412,26 @@ def test_an_image_mapping_a_reference_makes_a_service_stays_and_says_why(tmp_pat
                                                                          unresolved: str):
     # GitLab takes no `alias:` in an image: the mapping holding the name cannot keep the service's host names.
     _only_one_moves(capsys, tmp_path, before + "other: {image: ruby:3.3}\n", "ruby:3.3", unresolved)
+
+
+@pytest.mark.parametrize(("service", "after", "unresolved"), [
+    # A service's own variables are its container's environment: they do not give the name its value.
+    pytest.param("- name: $IMG\n      variables: {IMG: mysql:8}",
+                 "- name: $IMG\n      alias: postgres\n      variables: {IMG: mysql:8}", "7:13: $IMG", id="its own variables"),
+    # `$$` is a `$` written out: the service is named `$IMG`, not by the variable.
+    pytest.param("- $$IMG", "- $$IMG", "7:7: $$IMG", id="an escaped dollar"),
+])
+def test_a_service_name_the_variable_does_not_give_is_not_read_as_named_by_it(tmp_path, capsys, service: str,
+                                                                               after: str, unresolved: str):
+    before = f"""\
+variables:
+  IMG: &pg postgres:15
+job:
+  image: *pg
+  script: [x]
+  services:
+    {service}
+"""
+    summary = ONE_MOVED + f"unresolved: .gitlab-ci.yml:{unresolved}: contains a variable: $IMG\n"
+    assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
+        "postgres:15", f"{MIRROR}/postgres:15").replace(service, after)
