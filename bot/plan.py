@@ -10,6 +10,7 @@ from bot import imageref
 from bot.policy import MappingError, map_to_mirror
 from bot.scan.kustomize import split_image
 from bot.scan.model import THIRD_PARTY, UNRESOLVED, Reference, ScanResult, Skipped
+from bot.scan.yaml import gitlab_host_names, mentioned_variables
 
 
 class PullLookup(Protocol):
@@ -225,6 +226,37 @@ def held_by_args(references: list[Reference], moving: set[int]) -> dict[int, str
     return held
 
 
+def held_by_services_elsewhere(references: list[Reference], moving: set[int]) -> dict[int, str]:
+    """Of the `moving` references (by id), the GitLab images a variable of their file holds that a
+    service of another file of the tree is named by (`services: [$IMG]` in an included file, which
+    GitLab reads with the variables of the file including it), with the reason: a rewrite keeps such a
+    service's host names only in the file that gives the variable."""
+    readers: dict[tuple[str, str], list[Reference]] = defaultdict(list)  # (kind, variable): services named by it
+    for ref in references:
+        if ref.found.edit.get("service") and "$" in ref.raw:
+            for name in mentioned_variables(ref.raw):
+                readers[(ref.kind, name)].append(ref)
+    if not readers:
+        return {}
+    held = {}
+    for ref in references:
+        reason = _service_elsewhere(ref, readers) if id(ref) in moving else None
+        if reason is not None:
+            held[id(ref)] = reason
+    return held
+
+
+def _service_elsewhere(ref: Reference, readers: Mapping[tuple[str, str], list[Reference]]) -> str | None:
+    for name in ref.found.edit.get("variables", ()):
+        service = next((s for s in readers.get((ref.kind, name), ()) if s.path != ref.path), None)
+        if service is not None:
+            return (f"the service at {service.path}:{service.line} is named {service.raw}, which may take this image "
+                    f"from the variable {name}: a rewrite keeps the host names of such a service "
+                    f"({', '.join(gitlab_host_names(ref.raw))}) only in the file that gives the variable; "
+                    "change it by hand")
+    return None
+
+
 def is_multiline_block(facts: Mapping[str, Any]) -> bool:
     """A YAML block scalar over several lines (`|` / `>`): its text is not its value, and
     writing the value on one line would change the style."""
@@ -374,6 +406,7 @@ def make_plan(
         unresolved.extend(_with_reason(ref, UNRESOLVED, reason) for ref in by_source.pop(source))
     moving = {id(ref) for refs in by_source.values() for ref in refs}
     held = held_by_args(scanned.references, moving)
+    held.update(held_by_services_elsewhere(scanned.references, moving))
     mirror_names = {id(ref): imageref.parse(targets[source]).name for source, refs in by_source.items() for ref in refs}
     overrides = renamable_overrides(scanned.references)
     sharing = held_by_shared_names(scanned.references, overrides, mirror_names)

@@ -241,18 +241,19 @@ class Use:
     """One place a document holds a node: the paths that reach it there (indexes into the
     paths, ascending; none for a key or a value no path leads to), the mapping that holds it as
     a value there, if any (for a key a merge key brings in: the mapping with the merge key),
-    for a list item, the list and the item's index in it, and for a node a GitLab `!reference`
-    names, or one in it, the reference it stands there through."""
+    for a list item, the list and the item's index in it, for a node a GitLab `!reference`
+    names, or one in it, the reference it stands there through, and the key it is held under there."""
 
     patterns: tuple[int, ...]
     parent: MappingNode | None
     item_of: tuple[SequenceNode, int] | None = None
     via: SequenceNode | None = None
+    key: str | None = None
 
     def same_place(self, other: Use) -> bool:
         # Nodes compare as themselves: the same list and index is the same item.
         return (self.patterns == other.patterns and self.parent is other.parent and self.item_of == other.item_of
-                and self.via is other.via)
+                and self.via is other.via and self.key == other.key)
 
 
 def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]]:
@@ -262,10 +263,10 @@ def uses(root: Node, paths: list[str], watched: set[int]) -> dict[int, list[Use]
     `!reference` naming it, or naming a node holding it (a reference may come before what it names)."""
     automaton = _automaton(tuple(paths))
     found: dict[int, list[Use]] = {}
-    for node, states, _, _, holder, _, item_of, via in walk(root, paths, follow_references=True):
+    for node, states, _, key, holder, _, item_of, via in walk(root, paths, follow_references=True):
         if id(node) in watched:
             places = found.setdefault(id(node), [])
-            use = Use(tuple(automaton.accepting(states)), holder, item_of, via)
+            use = Use(tuple(automaton.accepting(states)), holder, item_of, via, key)
             if not any(place.same_place(use) for place in places):
                 places.append(use)
     return found

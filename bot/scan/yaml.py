@@ -61,18 +61,27 @@ def _paths(rule: Rule) -> list[tuple[str, str, str]]:
     return paths
 
 
+# Where a document gives variables values: `variables:` mappings, and `parallel: matrix:` entries,
+# which run the job once for each value they list. A service's own `variables:` are its container's
+# environment, not the job's variables its name is read with: they come first, to be left out.
+_VARIABLE_PATHS = ("**.services[].variables.*", "**.variables.*", "**.parallel.matrix[].*")
+_SERVICE, _MATRIX = 0, 2
+
+
 @dataclasses.dataclass(frozen=True)
 class _Place:
     """One place a document holds an image value: what the rule's paths make it there (the
     first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, the
-    mapping that holds it as a value, for a list item, the list and its index there, and the
-    `!reference` it stands there through, if any (naming it, or a node holding it)."""
+    mapping that holds it as a value, for a list item, the list and its index there, the
+    `!reference` it stands there through, if any (naming it, or a node holding it), and the
+    variable it is the value of there, if any (of a job or the file, not a service's own)."""
 
     role: str | None
     held: bool
     parent: MappingNode | None
     item_of: tuple[SequenceNode, int] | None = None
     via: SequenceNode | None = None
+    variable: str | None = None
 
     @property
     def is_service_item(self) -> bool:
@@ -94,6 +103,8 @@ def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule)
     then, for a `watched` node (anchored, a service `name:`, or any, in a document with `!reference`s),
     each alias of it, each mapping that merges the mapping holding it, and each `!reference` naming it."""
     paths = _paths(rule) + [(f"{p}.**", "", "holder") for p in rule.anchor_holders]
+    if rule.services:  # GitLab: which variables the value is given to, for services of other files
+        paths += [(p, "", "service variable" if i == _SERVICE else "variable") for i, p in enumerate(_VARIABLE_PATHS)]
     roles = [role for _, _, role in paths]
     uses = {id(hit.node): [keypaths.Use((hit.pattern,), hit.parent)] for hit in hits}
     if watched:
@@ -101,9 +112,15 @@ def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule)
     return {node: [_place(use, roles) for use in node_uses] for node, node_uses in uses.items()}
 
 
+# Roles that say where a value is held, not what it is there.
+_HOLDING_ROLES = ("holder", "service variable", "variable")
+
+
 def _place(use: keypaths.Use, roles: list[str]) -> _Place:
-    role = next((roles[p] for p in use.patterns if roles[p] != "holder"), None)
-    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of, use.via)
+    role = next((roles[p] for p in use.patterns if roles[p] not in _HOLDING_ROLES), None)
+    given = next((roles[p] for p in use.patterns if roles[p] in _HOLDING_ROLES[1:]), None)
+    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of, use.via,
+                  use.key if given == "variable" else None)
 
 
 def _unexpected_place(places: list[_Place]) -> _Place | None:
@@ -306,16 +323,9 @@ class _Document:
 _VARIABLE_RE = re.compile(r"\$\$|\$(?:\{(\w+)\}|(\w+))")
 
 
-def _mentioned(value: str) -> set[str]:
+def mentioned_variables(value: str) -> set[str]:
     """The variables a value names."""
     return {braced or plain for braced, plain in _VARIABLE_RE.findall(value)} - {""}
-
-
-# Where a document gives variables values: `variables:` mappings, and `parallel: matrix:` entries,
-# which run the job once for each value they list. A service's own `variables:` are its container's
-# environment, not the job's variables its name is read with: they come first, to be left out.
-_VARIABLE_PATHS = ("**.services[].variables.*", "**.variables.*", "**.parallel.matrix[].*")
-_SERVICE, _MATRIX = 0, 2
 
 
 def _variables(root: Node) -> dict[str, dict[int, Node]]:
@@ -345,7 +355,7 @@ def _carriers(defined: dict[str, dict[int, Node]], names: set[str]) -> set[str]:
     carriers = set(names)
     while True:
         more = {name for name, values in defined.items() if name not in carriers
-                and any(_mentioned(scalar_text(value) or "") & carriers for value in values.values())}
+                and any(mentioned_variables(scalar_text(value) or "") & carriers for value in values.values())}
         if not more:
             return carriers
         carriers |= more
@@ -363,7 +373,7 @@ def _add_variable_services(document: _Document, found: list[tuple[ScalarNode, Fo
         names = {name for name, values in document.variables.items() if id(node) in values}
         carriers = _carriers(document.variables, names) if names else set()
         for service_node, service in services:
-            mentioned = sorted(_mentioned(service.raw) & carriers)
+            mentioned = sorted(mentioned_variables(service.raw) & carriers)
             if mentioned:
                 variable = mentioned[0]
                 alone = variable in names and service.raw in (f"${variable}", f"${{{variable}}}")
@@ -410,6 +420,9 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 found.edit["shared_reference"] = _reference_line(unexpected.via, text, base)
             elif unexpected is not None and anchor is not None:
                 found.edit["shared_anchor"] = anchor
+            given = sorted({place.variable for place in node_places if place.variable is not None})
+            if given:
+                found.edit["variables"] = given
             result.found.append(found)
             found_here.append((hit.node, found))
         _add_variable_services(document, found_here)

@@ -435,3 +435,28 @@ job:
     summary = ONE_MOVED + f"unresolved: .gitlab-ci.yml:{unresolved}: contains a variable: $IMG\n"
     assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
         "postgres:15", f"{MIRROR}/postgres:15").replace(service, after)
+
+
+def test_an_image_a_variable_gives_a_service_in_another_file_stays_and_says_why(tmp_path, capsys):
+    # GitLab reads the included file with the variables of the file including it: moved, the service
+    # named $IMG would no longer be reachable as postgres.
+    files = {
+        ".gitlab-ci.yml": """\
+include: [.gitlab/ci/db.yml]
+variables:
+  IMG: &pg postgres:15
+build:
+  image: *pg
+  script: [x]
+lint: {image: ruby:3.3}
+""",
+        ".gitlab/ci/db.yml": "test:\n  services: [$IMG]\n  script: [psql -h postgres]\n",
+    }
+    write_tree(tmp_path, files)
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, ONE_MOVED + (
+        "unresolved: .gitlab-ci.yml:3:12: postgres:15: the service at .gitlab/ci/db.yml:2 is named $IMG, which "
+        "may take this image from the variable IMG: a rewrite keeps the host names of such a service (postgres) "
+        "only in the file that gives the variable; change it by hand\n"
+        "unresolved: .gitlab/ci/db.yml:2:14: $IMG: contains a variable: $IMG\n"), "")
+    assert {path: (tmp_path / path).read_text() for path in files} == {
+        **files, ".gitlab-ci.yml": files[".gitlab-ci.yml"].replace("ruby:3.3", f"{MIRROR}/ruby:3.3")}
