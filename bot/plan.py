@@ -288,6 +288,10 @@ def _host_names_blocker(service: Mapping[str, Any]) -> str | None:
     if service.get("reference_service"):
         return (f"the !reference at line {service['reference_service']} makes it a service, whose host names "
                 f"({', '.join(service['host_names'])}) a rewrite cannot keep there; change it by hand")
+    if service.get("image_mapping_anchor"):
+        return (f"the service is the YAML anchor &{service['image_mapping_anchor']}, an image's mapping: GitLab takes "
+                f"no alias: in an image, so the service cannot keep its host names "
+                f"({', '.join(service['host_names'])}); change it by hand")
     if not service["aliases"]:
         return (f"no host name gitlab-runner gives the service ({', '.join(service['host_names'])}) can be an alias "
                 "(a lowercase RFC 1123 host name, as the Kubernetes executor requires): moved, jobs could no "

@@ -13,7 +13,7 @@ from bot.scan import keypaths
 from bot.scan.base import Extraction, FileContext
 from bot.scan.model import Found
 from bot.scan.yamldocs import (anchor_name, content_start, documents, effective_get, is_merge_key, mapping_get,
-                                 scalar_text, value_offset)
+                                 merged_get, scalar_text, value_offset)
 
 
 def _document_selected(root: Node, rule: Rule) -> bool:
@@ -197,6 +197,8 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
                  None)
     if image is not None and image.via is not None:  # GitLab takes no `alias:` in an image
         return {**facts, "reference_service": _reference_line(image.via, text, base)}
+    if image is not None:  # only an alias of the mapping puts it in two places
+        return {**facts, "image_mapping_anchor": anchor_name(image.parent, text, base)}
     mappings = [_mapping_facts(parent, node, text, base) for parent in parents.values()]
     items = [_aliased_item(place.item_of, text, base) for place in places if place.is_service_item]
     if any(item is None or item["token"] != f"*{anchor}" for item in items):
@@ -206,8 +208,16 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
 
 
 def _is_image_mapping(mapping: MappingNode | None, places: list[_Place]) -> bool:
-    """Whether the mapping holding a service's name is also where the name is an image (`image: {name: ...}`)."""
-    return mapping is not None and any(place.role == "image" and place.parent is mapping for place in places)
+    """Whether the mapping holding a service's name is also where the name is an image (`image: {name: ...}`),
+    or merged into one (`image: {<<: *db}`): an `alias:` it gets would be the image's too."""
+    return mapping is not None and any(place.role == "image" and place.parent is not None
+                                       and _name_holder(place.parent) is mapping for place in places)
+
+
+def _name_holder(mapping: MappingNode) -> Node:
+    """The mapping that holds a mapping's `name:`: itself, or one it merges."""
+    _, through = merged_get(mapping, "name")
+    return through[-1] if through else mapping
 
 
 def _lost_host_name(host_names: list[str], text: str, kept: list[tuple[int, int]]) -> dict[str, str]:
@@ -278,9 +288,13 @@ def _scalar_facts(node: ScalarNode, base: int) -> tuple[int, int, str, str]:
     return base + node.start_mark.index, base + node.end_mark.index, node.value, node.style or ""
 
 
-def _service_names(images: list[tuple[keypaths.Hit, str]], paths: list[tuple[str, str, str]]) -> set[int]:
-    """The services written as a `name:` (by node id): other mappings may merge the mapping holding it."""
-    return {id(hit.node) for hit, _ in images if paths[hit.pattern][2] == "service" and hit.parent is not None}
+def _names_held_elsewhere(images: list[tuple[keypaths.Hit, str]], paths: list[tuple[str, str, str]], text: str,
+                          base: int) -> set[int]:
+    """The values written as a `name:` (by node id) that other places may hold: a service's (other
+    mappings may merge the mapping holding it), and an image's whose mapping is anchored (`services:
+    [*py]` may use it)."""
+    return {id(hit.node) for hit, _ in images if hit.parent is not None and (
+        paths[hit.pattern][2] == "service" or anchor_name(hit.parent, text, base) is not None)}
 
 
 @dataclasses.dataclass
@@ -402,7 +416,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 continue
             images.append((hit, prefix))
         anchors = {id(hit.node): name for hit, _ in images if (name := anchor_name(hit.node, text, base)) is not None}
-        watched = set(anchors) | _service_names(images, paths)
+        watched = set(anchors) | _names_held_elsewhere(images, paths, text, base)
         if keypaths.REFERENCE_TAG in text:
             watched |= {id(hit.node) for hit, _ in images}
         places = _places(root, [hit for hit, _ in images], watched, rule)

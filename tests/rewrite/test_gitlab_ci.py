@@ -407,9 +407,28 @@ job:
   script: [x]
 """, "5:18: python:3.12: the !reference at line 2 makes it a service, whose host names (python) a rewrite cannot "
      "keep there; change it by hand", id="a template's image, named first"),
+    pytest.param("""\
+build:
+  image: &py
+    name: python:3.12
+  script: [x]
+svc:
+  services: [*py]
+  script: [x]
+""", "3:11: python:3.12: the service is the YAML anchor &py, an image's mapping: GitLab takes no alias: in an image, "
+     "so the service cannot keep its host names (python); change it by hand", id="an anchored image"),
+    pytest.param("""\
+.base: &base {name: python:3.12}
+build:
+  image: {<<: *base}
+  script: [x]
+svc:
+  services: [*base]
+  script: [x]
+""", "1:21: python:3.12: the service is the YAML anchor &base, an image's mapping: GitLab takes no alias: in an "
+     "image, so the service cannot keep its host names (python); change it by hand", id="one an image merges"),
 ])
-def test_an_image_mapping_a_reference_makes_a_service_stays_and_says_why(tmp_path, capsys, before: str,
-                                                                         unresolved: str):
+def test_an_image_mapping_also_used_as_a_service_stays_and_says_why(tmp_path, capsys, before: str, unresolved: str):
     # GitLab takes no `alias:` in an image: the mapping holding the name cannot keep the service's host names.
     _only_one_moves(capsys, tmp_path, before + "other: {image: ruby:3.3}\n", "ruby:3.3", unresolved)
 
