@@ -88,7 +88,7 @@ class _Place:
         return self.role == "service" and self.parent is None
 
     def names_by_reference(self, node: Node) -> bool:
-        """Whether this place of a service holds a `!reference` naming `node` rather than `node`
+        """Whether this place of a service holds a `!reference` naming `node`, not `node` itself
         (written there, an alias of it, merged in, or in a value a `!reference` names)."""
         if self.via is None:
             return False
@@ -113,12 +113,13 @@ def _places(root: Node, hits: list[keypaths.Hit], watched: set[int], rule: Rule)
 
 
 # Roles that say where a value is held, not what it is there.
-_HOLDING_ROLES = ("holder", "service variable", "variable")
+_VARIABLE_ROLES = ("service variable", "variable")
+_HOLDING_ROLES = ("holder", *_VARIABLE_ROLES)
 
 
 def _place(use: keypaths.Use, roles: list[str]) -> _Place:
     role = next((roles[p] for p in use.patterns if roles[p] not in _HOLDING_ROLES), None)
-    given = next((roles[p] for p in use.patterns if roles[p] in _HOLDING_ROLES[1:]), None)
+    given = next((roles[p] for p in use.patterns if roles[p] in _VARIABLE_ROLES), None)
     return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of, use.via,
                   use.key if given == "variable" else None)
 
@@ -193,12 +194,12 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
         return facts | _lost_host_name(host_names, text, [])
     parents = {id(place.parent): place.parent for place in places if place.role == "service"
                and place.parent is not None and effective_get(place.parent, "name") is node}
-    image = next((place for place in places if place.role == "service" and _is_image_mapping(place.parent, places)),
-                 None)
-    if image is not None and image.via is not None:  # GitLab takes no `alias:` in an image
-        return {**facts, "reference_service": _reference_line(image.via, text, base)}
-    if image is not None:  # only an alias of the mapping puts it in two places
-        return {**facts, "image_mapping_anchor": anchor_name(image.parent, text, base)}
+    in_image = next((place for place in places if place.role == "service"
+                     and _is_image_mapping(place.parent, places)), None)
+    if in_image is not None and in_image.via is not None:  # GitLab takes no `alias:` in an image
+        return {**facts, "reference_service": _reference_line(in_image.via, text, base)}
+    if in_image is not None:  # only an alias of the mapping puts it in two places
+        return {**facts, "image_mapping_anchor": anchor_name(in_image.parent, text, base)}
     mappings = [_mapping_facts(parent, node, text, base) for parent in parents.values()]
     items = [_aliased_item(place.item_of, text, base) for place in places if place.is_service_item]
     if any(item is None or item["token"] != f"*{anchor}" for item in items):
@@ -214,7 +215,7 @@ def _is_image_mapping(mapping: MappingNode | None, places: list[_Place]) -> bool
                                        and _name_holder(place.parent) is mapping for place in places)
 
 
-def _name_holder(mapping: MappingNode) -> Node:
+def _name_holder(mapping: MappingNode) -> MappingNode:
     """The mapping that holds a mapping's `name:`: itself, or one it merges."""
     _, through = merged_get(mapping, "name")
     return through[-1] if through else mapping
