@@ -223,41 +223,27 @@ def test_a_blob_upload_the_mirror_never_answers_is_tried_once_more_not_for_every
     assert not has_blob(proxies.target.host, dst, layer)
 
 
-def test_a_chunk_the_mirror_never_answers_is_sent_once_more_per_blob_try(proxies: Loopback, impatient: Registries) -> None:
-    """Two tries of the chunk, two of the blob: four timeouts, not one per try of each (thirty-six)."""
+@pytest.mark.parametrize(("answers", "last", "timeouts"), [
+    # Two tries of the chunk, two of the blob: four timeouts, not one per try of each (thirty-six).
+    (("silent",), "no answer within the timeout (ReadTimeout: timed out)", 4),
+    # A 503 after each unanswered try: the timeout still limits the blob to two tries.
+    (("silent", 503), "HTTP 503 (and no answer within the timeout (ReadTimeout: timed out) before)", 2),
+], ids=["no answer", "no answer then 503"])
+def test_a_chunk_the_mirror_left_unanswered_is_sent_once_more_and_its_blob_copied_once_more(
+        proxies: Loopback, impatient: Registries, answers: tuple[str | int, ...], last: str, timeouts: int) -> None:
     chunks = CopyOptions(upload=UploadSettings(monolithic_max=1000, chunk_size=1000))
-    patch = Fault("PATCH", "/v2/{dst}/blobs/uploads/", "silent", times=99)
-    image, src, dst = arm(proxies, [], images.image((3_000,)), target_faults=[patch])
-    layer, source, target = image.blobs[-1].digest, f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
-    result, messages, elapsed = timed_copy(impatient, source, target, chunks)
-    timed_out = "no answer within the timeout (ReadTimeout: timed out)"
-    problem = f"{proxies.target_proxy.host}/{dst}: upload blob {layer}: chunk 0-999 failed 2 times: {timed_out}"
-    assert result == CopyResult(source, target, "failed", image.digest, error=problem)
-    broke = f"{proxies.target_proxy.host}/{dst}: chunk 0-999 broke ({timed_out}); asking where to resume"
-    assert messages == [broke, broke, f"{problem}; trying again in 0.0s (try 2 of 2)", broke, broke]
-    assert proxies.target_proxy.count("PATCH", f"/v2/{dst}/blobs/uploads/") == 4
-    assert 4 * TIMEOUT <= elapsed < 12 * TIMEOUT
-    assert not target_has(proxies.target.host, dst, "v1")
-    assert not has_blob(proxies.target.host, dst, layer)
-
-
-def test_a_chunk_that_timed_out_once_keeps_the_blob_to_one_more_try_whatever_failed_last(
-        proxies: Loopback, impatient: Registries) -> None:
-    """Each chunk try that gets no answer is followed by a 503: the timeout still limits the blob to two tries."""
-    chunks = CopyOptions(upload=UploadSettings(monolithic_max=1000, chunk_size=1000))
-    patches = [Fault("PATCH", "/v2/{dst}/blobs/uploads/", answer, times=1) for _ in range(12) for answer in ("silent", 503)]
+    patches = [Fault("PATCH", "/v2/{dst}/blobs/uploads/", answer, times=1) for _ in range(12) for answer in answers]
     image, src, dst = arm(proxies, [], images.image((3_000,)), target_faults=patches)
     layer, source, target = image.blobs[-1].digest, f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
     result, messages, elapsed = timed_copy(impatient, source, target, chunks)
-    timed_out = "no answer within the timeout (ReadTimeout: timed out)"
-    problem = (f"{proxies.target_proxy.host}/{dst}: upload blob {layer}: chunk 0-999 failed 2 times: HTTP 503 "
-               f"(and {timed_out} before)")
+    problem = f"{proxies.target_proxy.host}/{dst}: upload blob {layer}: chunk 0-999 failed 2 times: {last}"
     assert result == CopyResult(source, target, "failed", image.digest, error=problem)
-    broke = [f"{proxies.target_proxy.host}/{dst}: chunk 0-999 broke ({why}); asking where to resume"
-             for why in (timed_out, "HTTP 503")]
+    why = {"silent": "no answer within the timeout (ReadTimeout: timed out)", 503: "HTTP 503"}
+    broke = [f"{proxies.target_proxy.host}/{dst}: chunk 0-999 broke ({why[answer]}); asking where to resume"
+             for answer in (answers * 2)[:2]]
     assert messages == [*broke, f"{problem}; trying again in 0.0s (try 2 of 2)", *broke]
     assert proxies.target_proxy.count("PATCH", f"/v2/{dst}/blobs/uploads/") == 4
-    assert 2 * TIMEOUT <= elapsed < 8 * TIMEOUT
+    assert timeouts * TIMEOUT <= elapsed < 3 * timeouts * TIMEOUT
     assert not target_has(proxies.target.host, dst, "v1")
     assert not has_blob(proxies.target.host, dst, layer)
 
