@@ -146,10 +146,10 @@ def build_report(
 class PathPatterns:
     """The `include` and `exclude` patterns in force, each with where it was given (as a message names it)."""
 
-    include: tuple[str, ...] = ()
-    include_by: str = ""
-    exclude: tuple[str, ...] = ()
-    exclude_by: str = ""
+    include: tuple[str, ...]
+    include_by: str
+    exclude: tuple[str, ...]
+    exclude_by: str
 
 
 def with_named_files_not_read(scanned: ScanResult, root: Path, files: list[str],

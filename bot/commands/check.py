@@ -10,8 +10,7 @@ from pathlib import Path
 from bot import options
 from bot.check import (
     PathPatterns, Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, skipped_message,
-    third_party_keys,
-    with_named_files_not_read, write_baseline,
+    third_party_keys, with_named_files_not_read, write_baseline,
 )
 from bot.config import Config
 from bot.errors import ConfigError, UsageError

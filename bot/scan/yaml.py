@@ -307,12 +307,14 @@ class _Document:
     base: int
     places: dict[int, list[_Place]]
     anchors: dict[int, str]
-    flow_items: set[int] | None = None  # found only for a document with services
+
+    @functools.cached_property
+    def flow_items(self) -> set[int]:
+        """Found only for a document with services."""
+        return _flow_list_items(self.root)
 
     def service_facts(self, node: ScalarNode, raw: str) -> dict[str, object]:
         """The facts of the service `node` holds, named `raw` (its value, or the value a variable in it gives)."""
-        if self.flow_items is None:
-            self.flow_items = _flow_list_items(self.root)
         return _service_facts(node, raw, self.places[id(node)], self.anchors.get(id(node)), self.text, self.base,
                               self.flow_items)
 
