@@ -167,7 +167,7 @@ def test_updates_ask_an_upstream_gone_silent_once(proxies: Loopback, tmp_path: P
     proxies.upstream_proxy.faults.append(Fault("GET", "/tags/list", "hang", times=99))
     uses = [MirrorUse(parse(f"{down}/m/{name}"), parse(f"{up}/{name}"), ())
             for name in (f"{app}:1.0.0", f"{app}:1.0.1", f"{other}:1.0.0")]
-    found = follow.updates(uses, MirrorOptions(retry=FAST_RETRY, timeout=0.5, destination=down))
+    found = follow.updates(uses, MirrorOptions(retry=FAST_RETRY, timeout=1.0, destination=down))
     failure = "no answer within the timeout after 2 tries (ReadTimeout: timed out)"  # a timeout gets one more try
     assert [u.error for u in found] == [
         f"{up}/{app}: list tags: {failure}",
