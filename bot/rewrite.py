@@ -28,6 +28,7 @@ from bot.scan.base import FileContext
 from bot.scan.core import scan_text
 from bot.scan.files import Tree
 from bot.scan.model import Reference
+from bot.scan.yaml import line_at
 from bot.semantics import AllowedChanges, SemanticsChanged, check_same_data, check_same_instructions
 
 # Extractors whose files are YAML documents, compared as data before and after.
@@ -144,9 +145,12 @@ def _helm_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
     if target.digest is not None and parts.get("digest") is None:
         # Pinned: a `digest:` key joins the map, after the tag (or the repository).
         after_key = "tag" if parts.get("tag") is not None else "repository"
-        if after_key in parts["merged"]:
-            raise CannotRewrite(f"{where}: the {after_key} comes from a merge key (<<): add the digest by hand")
         after = parts[after_key]
+        if after_key in parts["merged"]:
+            # The reference stands where its repository is written: maybe in the merged mapping, not the entry.
+            entry_line, after_line = line_at(text, parts["image_key_start"]), line_at(text, after["span"][0])
+            raise CannotRewrite(f"line {entry_line}: the {after_key} at line {after_line} comes from a merge key (<<): "
+                                "add the digest by hand")
         edit.splices.append(_insert_key(parts, after["scalar"][1], "digest", target.digest, text))
         edit.allowed.allow_added("digest", target.digest)
     return edit
@@ -278,9 +282,8 @@ def _place(ref: Reference) -> tuple[int, str]:
 def _overlap(text: str, first: Splice, second: Splice) -> str:
     if (first.start, first.end) != (second.start, second.end):
         return f"two edits overlap at characters {second.start}-{first.end}"
-    line = text.count("\n", 0, first.start) + 1
-    return (f"line {line}: references sharing {text[first.start:first.end]!r} (an anchor) would need it to read "
-            f"{first.text!r} and {second.text!r}; change it by hand")
+    return (f"line {line_at(text, first.start)}: references sharing {text[first.start:first.end]!r} (an anchor) "
+            f"would need it to read {first.text!r} and {second.text!r}; change it by hand")
 
 
 def _check_rescan(text: str, new_text: str, targets: dict[tuple[int, str], str], rule: Rule, context: FileContext,

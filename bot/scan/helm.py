@@ -36,9 +36,9 @@ _PLAIN_END_RE = re.compile(r"[ \t]+#|[ \t]+\Z")
 
 # --- values -----------------------------------------------------------------
 
-def _image_entries(node: Node, walked: set[int], reported: set[int]) -> Iterator[Node]:
-    """The values under image keys, in document order; an aliased value is reported once, at
-    its anchor, even when the anchor itself sits under another key."""
+def _image_entries(node: Node, walked: set[int], reported: set[int]) -> Iterator[tuple[ScalarNode, Node]]:
+    """The image keys and their values, in document order; an aliased value is reported once, at
+    its anchor (with the first image key holding it), even when the anchor itself sits under another key."""
     if id(node) in walked:
         return
     walked.add(id(node))
@@ -47,7 +47,7 @@ def _image_entries(node: Node, walked: set[int], reported: set[int]) -> Iterator
             if isinstance(key, ScalarNode) and _IMAGE_KEY_RE.match(str(key.value)):
                 if id(value) not in reported:
                     reported.add(id(value))
-                    yield value
+                    yield key, value
             else:
                 yield from _image_entries(value, walked, reported)
     elif isinstance(node, SequenceNode):
@@ -91,6 +91,7 @@ class _Entry:
     split key's value and the mappings merge keys (`<<: *base`, at any depth) give it through
     (none for its own)."""
 
+    key: ScalarNode
     node: Node
     keys: dict[str, tuple[Node | None, tuple[MappingNode, ...]]]
     # The nodes a rewrite of the entry replaces: the reference, or a split entry's `registry` and
@@ -98,13 +99,13 @@ class _Entry:
     edited: list[Node]
 
 
-def _entry(node: Node) -> _Entry:
+def _entry(key: ScalarNode, node: Node) -> _Entry:
     if not isinstance(node, MappingNode):
-        return _Entry(node, {}, [node])
+        return _Entry(key, node, {}, [node])
     keys = {key: merged_get(node, key) for key in SPLIT_KEYS}
     edited = [edited for value, through in (keys["registry"], keys["repository"]) if value is not None
               for edited in (through or [value])]
-    return _Entry(node, keys, list({id(node): node for node in edited}.values()))
+    return _Entry(key, node, keys, list({id(node): node for node in edited}.values()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +187,8 @@ def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
     at = found_at(repository_node, text, base)
     edit: dict[str, Any] = {"helm": {**parts, "indent": mapping.value[0][0].start_mark.column,
                                      "flow": bool(mapping.flow_style),
-                                     "merged": [key for key, (_, through) in entry.keys.items() if through]}}
+                                     "merged": [key for key, (_, through) in entry.keys.items() if through],
+                                     "image_key_start": base + entry.key.start_mark.index}}
     edit.update(_shared_anchor_facts(entry, shared))
     if values["tag"] or values["digest"]:
         return Found(offset=at.offset, raw=raw, span=at.region, edit=edit)
@@ -213,7 +215,7 @@ def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     for base, root in documents(text, rule.document_contains):
         try:
-            entries = [_entry(value) for value in _image_entries(root, set(), set())]
+            entries = [_entry(key, value) for key, value in _image_entries(root, set(), set())]
         except RecursionError:
             raise ExtractError("not parseable: YAML nested too deeply") from None
         shared = _shared_anchors(root, entries, text, base)

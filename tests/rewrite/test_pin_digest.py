@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_cli, write_tree
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
@@ -58,19 +60,28 @@ def test_pins_need_only_the_mirror(loopback: Loopback, tmp_path: Path, capsys, m
     assert (repo / "Dockerfile").read_text() == f"FROM {copy}@{image.digest}\n"
 
 
+@pytest.mark.parametrize(("values", "lines"), [
+    pytest.param('image:\n  <<: {{registry: {up}, repository: {app}, tag: "1.0"}}\n', (1, 2), id="merged mapping"),
+    # `sidecar` stands at the repository of `app`'s mapping, which it merges; `app` itself can be pinned.
+    pytest.param('app:\n  image: &base\n    registry: {up}\n    repository: {app}\n    tag: "1.0"\n'
+                 'sidecar:\n  image:\n    <<: *base\n', (7, 5), id="anchored entry merged"),
+])
 def test_a_helm_tag_from_a_merge_key_is_not_pinned_in_the_merged_mapping(loopback: Loopback, tmp_path: Path, capsys,
-                                                                         monkeypatch) -> None:
-    """The digest would join the mapping the tag comes from, which other entries may merge too."""
+                                                                         monkeypatch, values: str,
+                                                                         lines: tuple[int, int]) -> None:
+    """The digest would join the mapping the tag comes from, which other entries may merge too: the file
+    stays, naming the line of the entry (its image key) and that of its tag."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     up, down = loopback.upstream.host, loopback.target.host
     app = unique_repo("pin-app")
     images.push(up, app, images.image((1024,)), "1.0")
     dest = f"{down}/mirror"
     assert run_cli(capsys, "copy", f"{up}/{app}:1.0", f"{dest}/{up.replace(':', '__')}/{app}:1.0")[0] == 0
-    values = f"image:\n  <<: {{registry: {up}, repository: {app}, tag: \"1.0\"}}\n"
+    values = values.format(up=up, app=app)
     repo = write_tree(tmp_path / "repo", {"chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n",
                                           "chart/values.yaml": values})
     code, out, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--internal", down, "--pin-digest")
-    assert (code, out, err) == (1, "0 files rewritten, 0 references moved\nleft untouched: chart/values.yaml: line 2: "
-                                   "the tag comes from a merge key (<<): add the digest by hand\n", "")
+    assert (code, out, err) == (1, "0 files rewritten, 0 references moved\nleft untouched: chart/values.yaml: "
+                                   f"line {lines[0]}: the tag at line {lines[1]} comes from a merge key (<<): add the "
+                                   "digest by hand\n", "")
     assert (repo / "chart/values.yaml").read_text() == values
