@@ -71,14 +71,10 @@ def scan_json(capsys, root: Path, *extra: str) -> dict:
     return json.loads(out)
 
 
-def shared_anchor(name: str, line: int | None = None) -> str:
-    """The reason a rewrite leaves a YAML anchor also used where no image is expected (at `line`)."""
-    at = f" at line {line}," if line is not None else ""
-    return (f"the value is the YAML anchor &{name}, also used{at} where no image is expected: "
+def shared_anchor(name: str, line: int) -> str:
+    """The reason a rewrite leaves a YAML anchor also used at `line`, where no image is expected."""
+    return (f"the value is the YAML anchor &{name}, also used at line {line}, where no image is expected: "
             "moving it would change that value too; change it by hand")
-
-
-SHARED_ANCHOR = shared_anchor("{}")
 
 
 def ref(path: str, line: int, column: int, kind: str, raw: str, image: str | None,

@@ -7,7 +7,7 @@ import pytest
 from bot import plan as plan_module
 from bot.imageref import parse
 from bot.policy import MappingError, check_template, map_to_mirror
-from tests.helpers import SHARED_ANCHOR, ref, run_cli, write_tree
+from tests.helpers import ref, run_cli, shared_anchor, write_tree
 
 DEST = "us-docker.pkg.dev/acme/mirror"
 
@@ -234,8 +234,20 @@ def test_what_the_rewrite_cannot_edit_is_unresolved_and_the_rest_of_the_file_mov
             "unresolved",
             "the image name comes from a variable: only a name written out can be rewritten; change it by hand"),
         ref("pod.yaml", 6, 16, "kubernetes", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
-            SHARED_ANCHOR.format("img")),
+            shared_anchor("img", 6)),
     ]
+
+
+def test_an_anchored_image_a_merge_key_brings_where_no_image_is_expected_stays_with_the_merge_keys_line(
+        tmp_path, capsys):
+    write_tree(tmp_path, {"pod.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n"
+                                      "    - &c {name: a, image: &img nginx:1.27}\n"
+                                      "metadata:\n  name: p\n  annotations:\n    <<: *c\n"})
+    plan = _plan(capsys, tmp_path)
+    assert (plan["moves"], plan["unresolved"]) == ([], [
+        ref("pod.yaml", 5, 32, "kubernetes", "nginx:1.27", "docker.io/library/nginx:1.27", "unresolved",
+            shared_anchor("img", 9)),
+    ])
 
 
 def test_an_anchor_defined_in_a_holder_and_used_only_by_images_moves(tmp_path, capsys):
@@ -255,9 +267,9 @@ def test_an_anchor_defined_in_a_holder_and_used_only_by_images_moves(tmp_path, c
     ]
     assert plan["unresolved"] == [
         ref(".gitlab-ci.yml", 1, 48, "gitlab-ci", "golang:1.22", "docker.io/library/golang:1.22", "unresolved",
-            SHARED_ANCHOR.format("go")),
+            shared_anchor("go", 3)),
         ref("compose.yaml", 1, 42, "compose", "postgres:16", "docker.io/library/postgres:16", "unresolved",
-            SHARED_ANCHOR.format("db")),
+            shared_anchor("db", 6)),
     ]
     code, _, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, err) == (0, "")
@@ -292,9 +304,9 @@ def test_helm_values_keep_an_anchor_also_used_where_no_image_is_expected(tmp_pat
     ]
     assert plan["unresolved"] == [
         ref("values.yaml", 3, 37, "helm-values", "docker.io/bitnami/nginx:1.27", "docker.io/bitnami/nginx:1.27",
-            "unresolved", SHARED_ANCHOR.format("reg")),
+            "unresolved", shared_anchor("reg", 2)),
         ref("values.yaml", 4, 21, "helm-values", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
-            SHARED_ANCHOR.format("side")),
+            shared_anchor("side", 5)),
     ]
     code, _, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, err) == (0, "")

@@ -21,7 +21,7 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yaml import NULL_TAG, found_at, line_at, scalar_part
+from bot.scan.yaml import NULL_TAG, found_at, scalar_part, use_line
 from bot.scan.yamldocs import anchor_name, documents, mapping_get, merged_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
@@ -132,49 +132,20 @@ def _shared_anchors(root: Node, entries: list[_Entry], text: str, base: int) -> 
     for node, _, parent, key, _, _, item_of, _ in keypaths.walk(root):
         name = anchors.get(id(node))
         if name is not None and id(node) not in shared and not holds_an_image(parent, key):
-            line = _use_line(node, parent, key, item_of, name, text, base)
+            line = use_line(node, parent, key, item_of, name, text, base)
             shared[id(node)] = _SharedAnchor(name, line)
     return shared
 
 
-def _use_line(node: Node, parent: MappingNode | None, key: str | None, item_of: tuple[SequenceNode, int] | None,
-              anchor: str, text: str, base: int) -> int | None:
-    """The line of a place `keypaths.walk` gives for an anchored node: that of the key holding it,
-    or of its list item. (An alias has no marks of its own: it is the anchored node.)"""
-    if parent is not None:
-        return next((line_at(text, base + k.start_mark.index) for k, _ in parent.value if k.value == key), None)
-    if item_of is not None:
-        return _item_line(*item_of, node, anchor, text, base)
-    return None
-
-
-def _item_line(sequence: SequenceNode, index: int, node: Node, anchor: str, text: str, base: int) -> int:
-    """The line of a list item: where it is written, or for an alias, that of the first `*anchor` after
-    the items written before it. (An anchor comes before its aliases: an item that starts before the
-    end of the last item written before it is an alias.)"""
-    after = sequence.start_mark.index
-    for item in sequence.value[:index]:
-        if item.start_mark.index >= after:
-            after = item.end_mark.index
-    if node.start_mark.index >= after:
-        return line_at(text, base + node.start_mark.index)
-    alias = re.compile(rf"\*{re.escape(anchor)}(?![^\s,\[\]{{}}])").search(text, base + after,
-                                                                          base + sequence.end_mark.index)
-    return line_at(text, alias.start() if alias else base + after)
-
-
 def _shared_anchor_facts(entry: _Entry, shared: dict[int, _SharedAnchor]) -> dict[str, Any]:
     """`shared_anchor`: the anchor of a value the rewrite replaces that is also used where no image is
-    expected, else that of the whole split entry, with `shared_anchor_line`, the line of that use."""
-    anchor = next((shared[id(node)] for node in entry.edited if id(node) in shared), None)
-    if anchor is not None:
-        return {"shared_anchor": anchor.name}
-    whole = shared.get(id(entry.node))
-    return {} if whole is None else {"shared_anchor": whole.name, "shared_anchor_line": whole.line}
+    expected, else that of the whole split entry; `shared_anchor_line`: the line of that use."""
+    anchor = next((shared[id(node)] for node in (*entry.edited, entry.node) if id(node) in shared), None)
+    return {} if anchor is None else {"shared_anchor": anchor.name, "shared_anchor_line": anchor.line}
 
 
 def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
-                     shared: dict[int, str]) -> Found | None:
+                     shared: dict[int, _SharedAnchor]) -> Found | None:
     mapping = entry.node
     assert isinstance(mapping, MappingNode)
     repository_node, _ = entry.keys["repository"]

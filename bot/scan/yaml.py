@@ -73,8 +73,9 @@ class _Place:
     """One place a document holds an image value: what the rule's paths make it there (the
     first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, the
     mapping that holds it as a value, for a list item, the list and its index there, the
-    `!reference` it stands there through, if any (naming it, or a node holding it), and the
-    variable it is the value of there, if any (of a job or the file, not a service's own)."""
+    `!reference` it stands there through, if any (naming it, or a node holding it), the
+    variable it is the value of there, if any (of a job or the file, not a service's own), and the
+    key it is held under there."""
 
     role: str | None
     held: bool
@@ -82,6 +83,7 @@ class _Place:
     item_of: tuple[SequenceNode, int] | None = None
     via: SequenceNode | None = None
     variable: str | None = None
+    key: str | None = None
 
     @property
     def is_service_item(self) -> bool:
@@ -121,7 +123,7 @@ def _place(use: keypaths.Use, roles: list[str]) -> _Place:
     role = next((roles[p] for p in use.patterns if roles[p] not in _HOLDING_ROLES), None)
     given = next((roles[p] for p in use.patterns if roles[p] in _VARIABLE_ROLES), None)
     return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of, use.via,
-                  use.key if given == "variable" else None)
+                  use.key if given == "variable" else None, use.key)
 
 
 def _unexpected_place(places: list[_Place]) -> _Place | None:
@@ -137,6 +139,36 @@ def line_at(text: str, offset: int) -> int:
 
 def _reference_line(reference: SequenceNode, text: str, base: int) -> int:
     return line_at(text, base + reference.start_mark.index)
+
+
+def use_line(node: Node, parent: MappingNode | None, key: str | None, item_of: tuple[SequenceNode, int] | None,
+             anchor: str, text: str, base: int) -> int | None:
+    """The line of a place `keypaths.walk` gives for an anchored node: that of the key holding it (for a
+    key a mapping merged in brings, that of the merge key of the mapping it counts for), or of its list
+    item. (An alias has no marks of its own: it is the anchored node.)"""
+    if parent is not None:
+        holding = next((k for k, _ in parent.value if k.value == key), None)
+        if holding is None:  # a key a mapping merged in brings
+            holding = next((k for k, _ in parent.value if is_merge_key(k)), None)
+        return None if holding is None else line_at(text, base + holding.start_mark.index)
+    if item_of is not None:
+        return _item_line(*item_of, node, anchor, text, base)
+    return None
+
+
+def _item_line(sequence: SequenceNode, index: int, node: Node, anchor: str, text: str, base: int) -> int:
+    """The line of a list item: where it is written, or for an alias, that of the first `*anchor` after
+    the items written before it. (An anchor comes before its aliases: an item that starts before the
+    end of the last item written before it is an alias.)"""
+    after = sequence.start_mark.index
+    for item in sequence.value[:index]:
+        if item.start_mark.index >= after:
+            after = item.end_mark.index
+    if node.start_mark.index >= after:
+        return line_at(text, base + node.start_mark.index)
+    alias = re.compile(rf"\*{re.escape(anchor)}(?![^\s,\[\]{{}}])").search(text, base + after,
+                                                                          base + sequence.end_mark.index)
+    return line_at(text, alias.start() if alias else base + after)
 
 
 def _flow_list_items(root: Node) -> set[int]:
@@ -437,6 +469,8 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 found.edit["shared_reference"] = _reference_line(unexpected.via, text, base)
             elif unexpected is not None and anchor is not None:
                 found.edit["shared_anchor"] = anchor
+                found.edit["shared_anchor_line"] = use_line(hit.node, unexpected.parent, unexpected.key,
+                                                            unexpected.item_of, anchor, text, base)
             given = sorted({place.variable for place in node_places if place.variable is not None})
             if given:
                 found.edit["variables"] = given

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.scan.yaml import gitlab_host_names, is_alias
-from tests.helpers import SHARED_ANCHOR, run_cli, write_tree
+from tests.helpers import run_cli, shared_anchor, write_tree
 
 DEST = "us-docker.pkg.dev/acme/mirror"
 MIRROR = f"{DEST}/docker.io/library"
@@ -67,7 +67,7 @@ variables:
   TOOL: &tool golang:1.22
 job: {image: *img, variables: {PY: *img}, script: [echo $IMG]}
 build: {image: *tool, script: [*tool]}
-""", "python:3.12", f"3:15: golang:1.22: {SHARED_ANCHOR.format('tool')}")
+""", "python:3.12", f"3:15: golang:1.22: {shared_anchor('tool', 5)}")
 
 
 def test_a_reference_to_another_jobs_services_is_left_as_written(tmp_path, capsys):

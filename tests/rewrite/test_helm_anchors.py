@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_ANCHOR, ref, run_cli, scan_json, shared_anchor, write_tree
+from tests.helpers import ref, run_cli, scan_json, shared_anchor, write_tree
 
 DEST = "mirror.example.com/m"
 HUB = "docker.io/library/nginx"
@@ -85,11 +85,9 @@ def test_an_anchor_also_used_where_no_image_is_expected_stays(tmp_path: Path, ca
     _chart(tmp_path, values)
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, err) == (0, "")
-    shared = ("the value is the YAML anchor &repo, also used where no image is expected: moving it would change "
-              "that value too; change it by hand")
     assert out == ("0 files rewritten, 0 references moved\n"
-                   f"unresolved: values.yaml:1:33: nginx:1.25: {shared}\n"
-                   f"unresolved: values.yaml:1:33: nginx:1.26: {shared}\n")
+                   f"unresolved: values.yaml:1:33: nginx:1.25: {shared_anchor('repo', 3)}\n"
+                   f"unresolved: values.yaml:1:33: nginx:1.26: {shared_anchor('repo', 3)}\n")
     assert (tmp_path / "values.yaml").read_text() == values
 
 
@@ -121,7 +119,7 @@ def test_keys_merged_from_a_value_no_image_key_holds_stay(tmp_path: Path, capsys
     _chart(tmp_path, values)
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, out, err) == (0, "0 files rewritten, 0 references moved\n"
-                                   f"unresolved: values.yaml:1:47: {HUB}:1.25: {SHARED_ANCHOR.format('base')}\n", "")
+                                   f"unresolved: values.yaml:1:47: {HUB}:1.25: {shared_anchor('base', 1)}\n", "")
     assert (tmp_path / "values.yaml").read_text() == values
 
 
@@ -147,7 +145,7 @@ def test_keys_merged_through_a_mapping_no_image_key_holds_stay(tmp_path: Path, c
     assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, (
         "0 files rewritten, 0 references moved\n"
         f"unresolved: values.yaml:2:47: {HUB}:1.25: {shared_anchor('b', 3)}\n"
-        f"unresolved: values.yaml:2:47: {HUB}:1.26: {SHARED_ANCHOR.format('a')}\n"), "")
+        f"unresolved: values.yaml:2:47: {HUB}:1.26: {shared_anchor('a', 3)}\n"), "")
     assert (tmp_path / "values.yaml").read_text() == values
 
 
