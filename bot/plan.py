@@ -311,9 +311,7 @@ def rewrite_blocker(ref: Reference) -> str | None:
     if edit.get("arg_used_elsewhere"):
         return f"ARG {edit.get('arg')} holds the image and is also used outside FROM lines; change it by hand"
     if edit.get("shared_anchor"):
-        at = f" at line {edit['shared_anchor_line']}," if edit.get("shared_anchor_line") else ""
-        return (f"the value is the YAML anchor &{edit['shared_anchor']}, also used{at} where no image is expected: "
-                "moving it would change that value too; change it by hand")
+        return _shared_anchor(edit)
     if edit.get("shared_reference"):
         return (f"the !reference at line {edit['shared_reference']} uses the value where no image is expected: "
                 "moving it would change that value too; change it by hand")
@@ -325,6 +323,19 @@ def rewrite_blocker(ref: Reference) -> str | None:
         return "the image name comes from a variable: only a name written out can be rewritten; change it by hand"
     own = _host_names_blocker(edit) if edit.get("service") else None
     return own or next(filter(None, map(_variable_service_blocker, edit.get("variable_services", ()))), None)
+
+
+def _shared_anchor(edit: Mapping[str, Any]) -> str:
+    """Why a value anchored where no image is expected too stays: the value itself, or (Helm) a mapping
+    merged in that gives the entry its `registry` or `repository`."""
+    anchor, keys = edit["shared_anchor"], edit.get("shared_anchor_keys")
+    if keys:
+        value = f"the {' and '.join(keys)} {'comes' if len(keys) == 1 else 'come'} from the mapping anchored &{anchor}"
+    else:
+        value = f"the value is the YAML anchor &{anchor}"
+    at = f" at line {edit['shared_anchor_line']}," if edit.get("shared_anchor_line") else ""
+    return (f"{value}, also used{at} where no image is expected: moving it would change that "
+            f"{'mapping' if keys else 'value'} too; change it by hand")
 
 
 def _mixed_service_anchor(anchor: str) -> str:

@@ -138,10 +138,17 @@ def _shared_anchors(root: Node, entries: list[_Entry], text: str, base: int) -> 
 
 
 def _shared_anchor_facts(entry: _Entry, shared: dict[int, _SharedAnchor]) -> dict[str, Any]:
-    """`shared_anchor`: the anchor of a value the rewrite replaces that is also used where no image is
+    """`shared_anchor`: the anchor of a value the rewrite replaces, or of a mapping merged in that
+    gives it (`shared_anchor_keys`: the split keys it gives), that is also used where no image is
     expected, else that of the whole split entry; `shared_anchor_line`: the line of that use."""
-    anchor = next((shared[id(node)] for node in (*entry.edited, entry.node) if id(node) in shared), None)
-    return {} if anchor is None else {"shared_anchor": anchor.name, "shared_anchor_line": anchor.line}
+    node = next((node for node in (*entry.edited, entry.node) if id(node) in shared), None)
+    if node is None:
+        return {}
+    anchor = shared[id(node)]
+    facts: dict[str, Any] = {"shared_anchor": anchor.name, "shared_anchor_line": anchor.line}
+    given = [key for key, (_, through) in entry.keys.items()
+             if key in _EDITED_KEYS and any(mapping is node for mapping in through)]
+    return (facts | {"shared_anchor_keys": given}) if given else facts
 
 
 def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,

@@ -113,13 +113,31 @@ def test_an_entry_whose_keys_come_through_merge_keys_moves_with_the_entries_it_m
     _scanned(capsys, tmp_path, at, _mirrored("1.25", "1.26"))
 
 
-def test_keys_merged_from_a_value_no_image_key_holds_stay(tmp_path: Path, capsys) -> None:
-    values = ('base: &base {registry: docker.io, repository: library/nginx}\n'
-              'app: {image: {<<: *base, tag: "1.25"}}\n')
+# The reason an entry stays whose `registry` or `repository` comes from an anchored mapping also used where
+# no image is expected: the keys it gives, the anchor and the line of that use.
+MERGED_SHARED = ("the {} from the mapping anchored &{}, also used at line {}, where no image is expected: moving it "
+                 "would change that mapping too; change it by hand")
+
+
+@pytest.mark.parametrize(("values", "unresolved"), [
+    pytest.param('base: &base {registry: docker.io, repository: library/nginx}\n'
+                 'app: {image: {<<: *base, tag: "1.25"}}\n',
+                 [f"1:47: {HUB}:1.25: {MERGED_SHARED.format('registry and repository come', 'base', 1)}"],
+                 id="registry and repository"),
+    pytest.param('base: &y {registry: docker.io}\napp:\n  image: {<<: *y, repository: library/nginx, tag: "1.25"}\n',
+                 [f"3:31: {HUB}:1.25: {MERGED_SHARED.format('registry comes', 'y', 1)}"], id="registry"),
+    # Both entries would move alike, but so would `base.registry`, which a template may read.
+    pytest.param('base: &y {registry: docker.io}\napp: {image: {<<: *y, repository: library/nginx, tag: "1.25"}}\n'
+                 'sidecar: {image: {<<: *y, repository: library/nginx, tag: "1.26"}}\n',
+                 [f"2:35: {HUB}:1.25: {MERGED_SHARED.format('registry comes', 'y', 1)}",
+                  f"3:39: {HUB}:1.26: {MERGED_SHARED.format('registry comes', 'y', 1)}"], id="registry of two entries"),
+])
+def test_keys_merged_from_a_value_no_image_key_holds_stay(tmp_path: Path, capsys, values: str,
+                                                          unresolved: list[str]) -> None:
     _chart(tmp_path, values)
     code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, out, err) == (0, "0 files rewritten, 0 references moved\n"
-                                   f"unresolved: values.yaml:1:47: {HUB}:1.25: {shared_anchor('base', 1)}\n", "")
+                                + "".join(f"unresolved: values.yaml:{line}\n" for line in unresolved), "")
     assert (tmp_path / "values.yaml").read_text() == values
 
 
@@ -145,7 +163,8 @@ def test_keys_merged_through_a_mapping_no_image_key_holds_stay(tmp_path: Path, c
     assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, (
         "0 files rewritten, 0 references moved\n"
         f"unresolved: values.yaml:2:47: {HUB}:1.25: {shared_anchor('b', 3)}\n"
-        f"unresolved: values.yaml:2:47: {HUB}:1.26: {shared_anchor('a', 3)}\n"), "")
+        f"unresolved: values.yaml:2:47: {HUB}:1.26: {MERGED_SHARED.format('registry and repository come', 'a', 3)}\n"),
+        "")
     assert (tmp_path / "values.yaml").read_text() == values
 
 
