@@ -50,11 +50,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class LatestRun:
+    """The repository's last line in the journal: the pull request may be an earlier run's."""
+
+    status: str
+    finished_at: str
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class PullState:
     repo: str
-    pr_url: str
+    pr_url: str  # the last one the journal names for the repository
     state: str  # open, merged, closed, or unknown (could not be read: `error` says why)
-    error: str | None = None
+    error: str | None
+    latest_run: LatestRun
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,28 +74,35 @@ def pull_states(journal: StateJournal, github: Any, limiter: RateLimiter, pacer:
     """One API call per pull request (`github` is lazy: the repository object is not fetched)."""
     states = []
     for repo, outcome in sorted(journal.last.items(), key=lambda item: item[0].lower()):
-        if not outcome.pr_url:
+        pr_url = journal.pr_urls.get(repo)
+        if pr_url is None:
             continue
-        match = _PULL_URL.search(urlparse(outcome.pr_url).path)
-        if match is None:
-            states.append(PullState(repo, outcome.pr_url, "unknown", "not a pull request URL"))
-            continue
-        pacer.wait(write=False)
-        limiter.before()
-        try:
-            pull = github.get_repo(f"{match[1]}/{match[2]}").get_pull(int(match[3]))
-            state = "merged" if pull.merged else pull.state
-            states.append(PullState(repo, outcome.pr_url, state if state in STATES else "unknown"))
-        except GithubException as exc:
-            message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
-            states.append(PullState(repo, outcome.pr_url, "unknown", f"GitHub: {exc.status} {message or ''}".strip()))
-        except UNREADABLE_ANSWER as exc:
-            states.append(PullState(repo, outcome.pr_url, "unknown", failure_text(f"read {outcome.pr_url}", exc)))
-        except requests.RequestException as exc:  # GitHub out of reach: so for every other pull request too
-            raise SweepError(failure_text(f"read {outcome.pr_url}", exc)) from None
-        finally:
-            limiter.observe_requester(github.requester)
+        state, error = _pull_state(pr_url, github, limiter, pacer)
+        states.append(PullState(repo, pr_url, state, error, LatestRun(outcome.status, outcome.finished_at,
+                                                                      outcome.error)))
     return states
+
+
+def _pull_state(pr_url: str, github: Any, limiter: RateLimiter, pacer: Pacer) -> tuple[str, str | None]:
+    """The pull request's state, and why it is `unknown` when it could not be read."""
+    match = _PULL_URL.search(urlparse(pr_url).path)
+    if match is None:
+        return "unknown", "not a pull request URL"
+    pacer.wait(write=False)
+    limiter.before()
+    try:
+        pull = github.get_repo(f"{match[1]}/{match[2]}").get_pull(int(match[3]))
+        state = "merged" if pull.merged else pull.state
+        return (state if state in STATES else "unknown"), None
+    except GithubException as exc:
+        message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
+        return "unknown", f"GitHub: {exc.status} {message or ''}".strip()
+    except UNREADABLE_ANSWER as exc:
+        return "unknown", failure_text(f"read {pr_url}", exc)
+    except requests.RequestException as exc:  # GitHub out of reach: so for every other pull request too
+        raise SweepError(failure_text(f"read {pr_url}", exc)) from None
+    finally:
+        limiter.observe_requester(github.requester)
 
 
 def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
@@ -99,17 +116,25 @@ def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ
     pacer = Pacer(0.0 if loopback else SECONDS_BETWEEN_REQUESTS, 0.0)
     states = pull_states(journal, github, RateLimiter(), pacer)
     totals = {state: sum(1 for s in states if s.state == state) for state in STATES}
-    without = sum(1 for outcome in journal.last.values() if not outcome.pr_url)
+    without = len(journal.last) - len(states)
+    failed = sum(1 for outcome in journal.last.values() if outcome.status == "failed")
     if args.format == "json":
-        print_json({"version": 1, "totals": {**totals, "without_pull_request": without},
+        print_json({"version": 1, "totals": {**totals, "without_pull_request": without, "latest_run_failed": failed},
                     "pull_requests": [s.to_json() for s in states]})
     else:
-        rows = [(s.repo, s.state, s.pr_url, s.error or "") for s in states]
+        rows = [(s.repo, s.state, s.pr_url, s.latest_run.status, _errors(s)) for s in states]
         if rows:
-            print(render_table(("REPOSITORY", "STATE", "PULL REQUEST", "ERROR"), rows))
+            print(render_table(("REPOSITORY", "STATE", "PULL REQUEST", "LATEST RUN", "ERROR"), rows))
         print(", ".join(f"{totals[s]} {s}" for s in STATES)
-              + f"; {plural(without, 'repository', 'repositories')} without a pull request")
+              + f"; {plural(without, 'repository', 'repositories')} without a pull request"
+              + (f"; the latest run of {plural(failed, 'repository', 'repositories')} failed" if failed else ""))
     return 1 if totals["unknown"] else 0
+
+
+def _errors(state: PullState) -> str:
+    """Why the state is unknown, and what went wrong in the latest run, each on one line."""
+    run_error = state.latest_run.error
+    return "; ".join(filter(None, [state.error, run_error and f"latest run: {run_error.splitlines()[0]}"]))
 
 
 def run_merge(args: argparse.Namespace) -> int:

@@ -75,16 +75,26 @@ def _outcome(line: str) -> Outcome | None:
 
 
 class StateJournal:
-    """Appends outcomes as they happen (flushed and synced, one line each); reads the last one per repository."""
+    """Appends outcomes as they happen (flushed and synced, one line each); reads the last one per
+    repository, and the last pull request URL any of its lines names (a later run that failed, or
+    found nothing to do, names none)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.last: dict[str, Outcome] = self._read()
+        self.pr_urls: dict[str, str] = {}
+        self.last: dict[str, Outcome] = {}
+        for outcome in self._read():
+            self._remember(outcome)
 
-    def _read(self) -> dict[str, Outcome]:
+    def _remember(self, outcome: Outcome) -> None:
+        self.last[outcome.repo] = outcome
+        if outcome.pr_url:
+            self.pr_urls[outcome.repo] = outcome.pr_url
+
+    def _read(self) -> list[Outcome]:
         if not self.path.exists():
-            return {}
-        last: dict[str, Outcome] = {}
+            return []
+        outcomes: list[Outcome] = []
         try:
             lines = textfile.read_text(self.path).splitlines()
         except (OSError, UnicodeDecodeError) as exc:
@@ -97,8 +107,8 @@ class StateJournal:
                 # E.g. the last line of a sweep killed while writing it: that repository simply runs again.
                 log.warning("%s:%d: not a state line; ignored", self.path, number)
                 continue
-            last[outcome.repo] = outcome
-        return last
+            outcomes.append(outcome)
+        return outcomes
 
     def should_skip(self, repo: str, head: str | None, inputs: dict[str, str | None]) -> bool:
         previous = self.last.get(repo)
@@ -112,7 +122,7 @@ class StateJournal:
         except OSError as exc:
             raise JournalError(f"{self.path}: cannot write the sweep state ({outcome.repo}'s line): "
                                f"{exc.strerror or exc}") from None
-        self.last[outcome.repo] = outcome
+        self._remember(outcome)
 
 
 def _append(path: Path, line: str) -> None:

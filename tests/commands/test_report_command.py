@@ -10,6 +10,8 @@ import pytest
 from bot import output
 from bot.sweep import report as sweep_report
 from bot.sweep.report import RepoEntry
+from bot.sweep.state import Outcome, StateJournal
+from tests.github.server import GitHubServer
 from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, run_cli
 
 DESTINATION = "mirror.example/acme"
@@ -85,7 +87,8 @@ def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path) -> None:
     code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
                              "--format", "json")
     assert (code, json.loads(out), err) == (0, {
-        "version": 1, "totals": {"open": 0, "merged": 0, "closed": 0, "unknown": 0, "without_pull_request": 1},
+        "version": 1, "totals": {"open": 0, "merged": 0, "closed": 0, "unknown": 0, "without_pull_request": 1,
+                   "latest_run_failed": 0},
         "pull_requests": []}, f"{state}:1: not a state line; ignored\n")
 
 
@@ -109,3 +112,49 @@ def test_merge_and_status_say_one_of_each_in_the_singular(capsys, tmp_path, monk
     state.write_text(WITHOUT_PULL_REQUEST)
     assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9") == (
         0, "0 open, 0 merged, 0 closed, 0 unknown; 1 repository without a pull request\n", "")
+
+
+def _pull(state: str, merged: bool = False) -> dict:
+    return {"number": 1, "state": state, "merged": merged, "title": "Mirror images", "body": "", "draft": False,
+            "head": "rehome/mirror-images", "base": "main", "labels": [], "reviewers": [], "assignees": []}
+
+
+def test_status_follows_the_last_pull_request_of_each_repository_and_says_when_its_latest_run_failed(
+        capsys, tmp_path) -> None:
+    server = GitHubServer()
+    try:
+        server.add_repo("acme/shop", "file:///shop.git").pulls.append(_pull("open"))
+        server.add_repo("acme/web", "file:///web.git").pulls.append(_pull("closed", merged=True))
+        shop, web = f"{server.origin}/acme/shop/pull/1", f"{server.origin}/acme/web/pull/1"
+        state = tmp_path / "state.jsonl"
+        journal = StateJournal(state)
+        # shop's next run could not clone it; web's found nothing more to do once its pull request was merged.
+        for outcome in [Outcome("acme/shop", "done", shop, "a1", None, "2026-11-26T10:00:00Z"),
+                        Outcome("acme/web", "done", web, "b1", None, "2026-11-26T10:01:00Z"),
+                        Outcome("acme/docs", "nothing-to-do", None, "c1", None, "2026-11-26T10:02:00Z"),
+                        Outcome("acme/shop", "failed", None, None, "git clone failed: transient\nfatal: gone",
+                                "2026-11-27T13:50:00Z"),
+                        Outcome("acme/web", "nothing-to-do", None, "b2", None, "2026-11-27T13:51:00Z")]:
+            journal.record(outcome)
+        status = ("report", "status", "--state", str(state), "--github-url", server.base_url)
+        json_run, table_run = run_cli(capsys, *status, "--format", "json"), run_cli(capsys, *status)
+    finally:
+        server.stop()
+    code, out, err = json_run
+    assert (code, json.loads(out), err) == (0, {
+        "version": 1, "totals": {"open": 1, "merged": 1, "closed": 0, "unknown": 0, "without_pull_request": 1,
+                                 "latest_run_failed": 1},
+        "pull_requests": [
+            {"repo": "acme/shop", "pr_url": shop, "state": "open", "error": None,
+             "latest_run": {"status": "failed", "finished_at": "2026-11-27T13:50:00Z",
+                            "error": "git clone failed: transient\nfatal: gone"}},
+            {"repo": "acme/web", "pr_url": web, "state": "merged", "error": None,
+             "latest_run": {"status": "nothing-to-do", "finished_at": "2026-11-27T13:51:00Z", "error": None}}]}, "")
+    width = len(shop)
+    assert table_run == (0, (
+        f"REPOSITORY  STATE   {'PULL REQUEST':{width}}  LATEST RUN     ERROR\n"
+        f"----------  ------  {'-' * width}  -------------  ---------------------------------------\n"
+        f"acme/shop   open    {shop}  failed         latest run: git clone failed: transient\n"
+        f"acme/web    merged  {web:{width}}  nothing-to-do\n"
+        "1 open, 1 merged, 0 closed, 0 unknown; 1 repository without a pull request; the latest run of 1 repository "
+        "failed\n"), "")

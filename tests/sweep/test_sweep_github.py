@@ -152,12 +152,17 @@ def test_report_status_says_which_pull_requests_are_open_merged_or_closed(org: O
                              "--token-env", TOKEN_ENV, "--format", "json")
     assert code == 0, err
     origin = org.github.origin
+    finished = {line["repo"]: line["finished_at"] for line in state_lines(state)}
+
+    def pull_request(name: str, state: str) -> dict:
+        return {"repo": f"acme/{name}", "pr_url": f"{origin}/acme/{name}/pull/1", "state": state, "error": None,
+                "latest_run": {"status": "done", "finished_at": finished[f"acme/{name}"], "error": None}}
+
     assert json.loads(out) == {
-        "version": 1, "totals": {"open": 1, "merged": 1, "closed": 1, "unknown": 0, "without_pull_request": 1},
-        "pull_requests": [
-            {"repo": "acme/svc-api", "pr_url": f"{origin}/acme/svc-api/pull/1", "state": "merged", "error": None},
-            {"repo": "acme/svc-jobs", "pr_url": f"{origin}/acme/svc-jobs/pull/1", "state": "closed", "error": None},
-            {"repo": "acme/svc-web", "pr_url": f"{origin}/acme/svc-web/pull/1", "state": "open", "error": None}]}
+        "version": 1, "totals": {"open": 1, "merged": 1, "closed": 1, "unknown": 0, "without_pull_request": 1,
+                                 "latest_run_failed": 0},
+        "pull_requests": [pull_request("svc-api", "merged"), pull_request("svc-jobs", "closed"),
+                          pull_request("svc-web", "open")]}
     # One API call per pull request.
     assert [(r.method, r.path) for r in org.github.requests[before:]] == [
         ("GET", f"/repos/acme/{name}/pulls/1") for name in ("svc-api", "svc-jobs", "svc-web")]
@@ -183,4 +188,5 @@ def test_an_answer_nested_too_deep_fails_only_its_repository_or_pull_request(cap
     finally:
         server.stop()
     assert (code, json.loads(out)["pull_requests"], err) == (1, [
-        {"repo": "acme/shop", "pr_url": pr_url, "state": "unknown", "error": f"GitHub: read {pr_url}: {unreadable}"}], "")
+        {"repo": "acme/shop", "pr_url": pr_url, "state": "unknown", "error": f"GitHub: read {pr_url}: {unreadable}",
+         "latest_run": {"status": "done", "finished_at": "2026-11-26T10:00:00Z", "error": None}}], "")
