@@ -25,7 +25,7 @@ from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import RepoEntry, SweepReport
 from bot.sweep.runner import WORKERS, SweepContext, failed_names, sweep
 from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select
-from bot.sweep.state import StateJournal
+from bot.sweep.state import StateJournal, inputs_of
 
 HELP = "run rehome over a GitHub organisation's repositories: inventory, or one pull request each"
 
@@ -138,6 +138,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     log.info("%s to sweep, %d left out", plural(total, "repository", "repositories"), len(left))
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
+    notice = journal.run_again_notice([r.full_name for r in readable], inputs_of(args)) if journal is not None else None
+    if notice:
+        log.warning("%s", notice)
     ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
     bar = not args.no_progress and sys.stderr.isatty()
     with SweepProgress(total, bar) as progress:

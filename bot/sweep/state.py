@@ -13,15 +13,23 @@ from typing import Any
 
 from bot import jsontext, textfile
 from bot.errors import RehomeError, UsageError
+from bot.output import plural
 
 log = logging.getLogger("rehome")
 
 STATUSES = ("done", "nothing-to-do", "partial", "failed")
 # A rerun skips a repository whose last outcome is one of these at the same base commit, asked the same inputs.
 FINISHED = ("done", "nothing-to-do")
-# The sweep's flags a repository's outcome depends on besides its base commit: a journal of a sweep
-# to another destination, or onto another branch, says nothing about this one.
-INPUTS = ("to", "branch", "mapping")
+# The sweep's flags a repository's pull request depends on besides its base commit: where images go
+# and how references are written, what is scanned, how the pull request looks. A journal line of a
+# sweep with another of them says nothing about this one. Not among them: which repositories are
+# taken and how many at once, how GitHub and the registries are reached, --no-referrers (copies no
+# pull request shows), --untracked (a fresh clone has no untracked file).
+INPUTS = ("to", "mapping", "pin_digest", "refresh", "config", "rules", "internal", "include", "exclude",
+          "max_file_size", "pulls", "since", "until", "branch", "title", "labels", "reviewers", "assignees", "draft",
+          "templates")
+# A flag's value as given: text, a repeated flag's list, a switch's true or false, or None (not given).
+InputValue = str | bool | list[str] | None
 
 
 class JournalError(RehomeError):
@@ -36,9 +44,9 @@ class Outcome:
     head: str | None  # the base commit scanned
     error: str | None
     finished_at: str  # ISO 8601 UTC
-    # INPUTS' values (None: the flag was not given); None for a line an older version wrote, which
-    # knew no inputs: such a line is taken as the same sweep's, as it was before.
-    inputs: dict[str, str | None] | None = None
+    # INPUTS' values. A line an older version wrote records fewer of them, or none (None): what it
+    # does not record is not known to be the same, so its repository runs again.
+    inputs: dict[str, InputValue] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -48,13 +56,26 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def inputs_of(args: argparse.Namespace) -> dict[str, str | None]:
+def inputs_of(args: argparse.Namespace) -> dict[str, InputValue]:
     """The journal's `inputs` for a sweep with these flags."""
     return {name: getattr(args, name, None) for name in INPUTS}
 
 
+def _flag(name: str) -> str:
+    """An input's flag, as a message names it."""
+    return "--" + name.replace("_", "-")
+
+
 def _texts(values: Iterable[Any]) -> bool:
     return all(value is None or isinstance(value, str) for value in values)
+
+
+def _is_input_value(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool)) or (isinstance(value, list) and _texts(value))
+
+
+def _is_inputs(inputs: Any) -> bool:
+    return inputs is None or (isinstance(inputs, dict) and all(_is_input_value(v) for v in inputs.values()))
 
 
 def _outcome(line: str) -> Outcome | None:
@@ -67,7 +88,7 @@ def _outcome(line: str) -> Outcome | None:
         return None
     values = {field.name: data.get(field.name) for field in dataclasses.fields(Outcome)}
     inputs = values.pop("inputs")
-    if not _texts(values.values()) or (inputs is not None and not (isinstance(inputs, dict) and _texts(inputs.values()))):
+    if not _texts(values.values()) or not _is_inputs(inputs):
         return None
     if values["status"] not in STATUSES or not values["repo"]:
         return None
@@ -110,10 +131,27 @@ class StateJournal:
             outcomes.append(outcome)
         return outcomes
 
-    def should_skip(self, repo: str, head: str | None, inputs: dict[str, str | None]) -> bool:
+    def should_skip(self, repo: str, head: str | None, inputs: dict[str, InputValue]) -> bool:
         previous = self.last.get(repo)
         return (previous is not None and previous.status in FINISHED and head is not None and previous.head == head
-                and previous.inputs in (None, inputs))
+                and previous.inputs == inputs)
+
+    def run_again_notice(self, repos: Iterable[str], inputs: dict[str, InputValue]) -> str | None:
+        """Which of these repositories, finished in the journal, run again because their lines record
+        other flags than `inputs` (or not all of them); None when none does."""
+        others = [previous.inputs or {} for repo in repos if (previous := self.last.get(repo)) is not None
+                  and previous.status in FINISHED and previous.inputs != inputs]
+        if not others:
+            return None
+        differing = sorted({_flag(name) for recorded in others for name in inputs
+                            if name in recorded and recorded[name] != inputs[name]})
+        unrecorded = sum(1 for recorded in others if set(recorded) != set(inputs))
+        reasons = [", ".join(differing)] if differing else []
+        if unrecorded:
+            reasons.append(f"{plural(unrecorded, 'line')} of another rehome version, not recording the same flags")
+        runs = "runs" if len(others) == 1 else "run"
+        return (f"{self.path}: {plural(len(others), 'repository', 'repositories')} finished with other flags "
+                f"{runs} again ({'; '.join(reasons)})")
 
     def record(self, outcome: Outcome) -> None:
         """Appends the outcome's line; a file that cannot be written (a full disk, say) is a JournalError."""

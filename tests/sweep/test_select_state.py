@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
 from bot.errors import UsageError
 from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select, shard_of
-from bot.sweep.state import Outcome, StateJournal
+from bot.sweep.state import Outcome, StateJournal, inputs_of
 from tests.helpers import logged
 
 
@@ -60,15 +61,15 @@ def test_bad_shards_are_usage_errors(text):
     assert parse_shard("3/4") == (3, 4)
 
 
-INPUTS = {"to": "mirror.example/m", "branch": None, "mapping": None}
+INPUTS = inputs_of(argparse.Namespace(to="mirror.example/m", rules=[]))
 
 
 def test_journal_resumes_and_skips_finished_repositories_at_the_same_head(tmp_path):
     path = tmp_path / "state.jsonl"
     journal = StateJournal(path)
-    journal.record(Outcome("acme/a", "done", "https://x/pull/1", "aaa", None, "2026-11-26T10:00:00Z"))
-    journal.record(Outcome("acme/b", "failed", None, "bbb", "push rejected", "2026-11-26T10:01:00Z"))
-    journal.record(Outcome("acme/c", "nothing-to-do", None, "ccc", None, "2026-11-26T10:02:00Z"))
+    journal.record(Outcome("acme/a", "done", "https://x/pull/1", "aaa", None, "2026-11-26T10:00:00Z", INPUTS))
+    journal.record(Outcome("acme/b", "failed", None, "bbb", "push rejected", "2026-11-26T10:01:00Z", INPUTS))
+    journal.record(Outcome("acme/c", "nothing-to-do", None, "ccc", None, "2026-11-26T10:02:00Z", INPUTS))
     with path.open("a") as f:
         f.write('{"repo": "acme/d", "status": "do')  # killed mid-line
     again = StateJournal(path)
@@ -81,7 +82,34 @@ def test_journal_resumes_and_skips_finished_repositories_at_the_same_head(tmp_pa
     assert not StateJournal(path).should_skip("acme/d", "ddd", {**INPUTS, "to": "elsewhere"})
     assert json.loads(path.read_text().splitlines()[-1]) == {
         "repo": "acme/d", "status": "done", "pr_url": None, "head": "ddd", "error": None,
-        "finished_at": "2026-11-26T10:05:00Z", "inputs": {"to": "mirror.example/m", "branch": None, "mapping": None}}
+        "finished_at": "2026-11-26T10:05:00Z", "inputs": {
+            "to": "mirror.example/m", "mapping": None, "pin_digest": None, "refresh": None, "config": None, "rules": [],
+            "internal": None, "include": None, "exclude": None, "max_file_size": None, "pulls": None, "since": None,
+            "until": None, "branch": None, "title": None, "labels": None, "reviewers": None, "assignees": None,
+            "draft": None, "templates": None}}
+
+
+def test_a_finished_repository_whose_line_records_other_flags_or_not_all_of_them_runs_again(tmp_path):
+    path = tmp_path / "state.jsonl"
+    pinned = {**INPUTS, "pin_digest": True, "include": ["deploy/**"]}
+    older = {name: INPUTS[name] for name in ("to", "branch", "mapping")}  # the flags a version before recorded
+    journal = StateJournal(path)
+    for repo, inputs in [("acme/a", INPUTS), ("acme/b", pinned), ("acme/c", older), ("acme/d", None)]:
+        journal.record(Outcome(repo, "done", None, "h", None, "2026-11-26T10:00:00Z", inputs))
+    journal.record(Outcome("acme/e", "failed", None, "h", "push rejected", "2026-11-26T10:00:00Z", pinned))
+    again = StateJournal(path)
+    assert [again.should_skip(repo, "h", INPUTS) for repo in ("acme/a", "acme/b", "acme/c", "acme/d")] == [
+        True, False, False, False]
+    assert again.should_skip("acme/b", "h", pinned)
+    assert again.run_again_notice(["acme/a", "acme/b", "acme/c", "acme/d", "acme/e", "acme/new"], INPUTS) == (
+        f"{path}: 3 repositories finished with other flags run again (--include, --pin-digest; "
+        "2 lines of another rehome version, not recording the same flags)")
+    assert again.run_again_notice(["acme/a", "acme/b"], {**INPUTS, "to": "mirror.example/n"}) == (
+        f"{path}: 2 repositories finished with other flags run again (--include, --pin-digest, --to)")
+    assert again.run_again_notice(["acme/c"], INPUTS) == (
+        f"{path}: 1 repository finished with other flags runs again (1 line of another rehome version, "
+        "not recording the same flags)")
+    assert again.run_again_notice(["acme/a", "acme/e"], INPUTS) is None
 
 
 def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_path):
@@ -90,10 +118,11 @@ def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_pa
         '[1, 2]', '"hello"', 'null', '{"repo": ["acme/x"], "status": "done"}',
         '{"repo": "acme/y", "status": "done", "pr_url": 12}', '{"repo": "acme/z", "status": "weird"}',
         '{"repo": "acme/w", "status": "done", "inputs": ["to"]}',
+        '{"repo": "acme/u", "status": "done", "inputs": {"include": [1]}}',
         '{"repo": "acme/v", "status": "done", "x": ' + "[" * 200_000 + "]" * 200_000 + "}",
         '{"repo": "acme/a", "status": "done", "pr_url": null, "head": "aaa", "error": null, "finished_at": "t"}',
     ]) + "\n")
     with logged() as warnings:
         journal = StateJournal(path)
     assert list(journal.last) == ["acme/a"]
-    assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 9)]
+    assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 10)]

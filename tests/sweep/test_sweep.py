@@ -423,28 +423,48 @@ def test_a_state_journal_that_cannot_be_written_stops_the_sweep_and_the_report_s
     assert not state.exists() and org.pulls("acme/svc-jobs") == org.pulls("acme/svc-web") == []
 
 
-def test_a_state_file_of_a_sweep_to_another_destination_or_branch_skips_nothing(org: Org, capsys, tmp_path) -> None:
+def test_a_state_file_of_a_sweep_with_other_flags_skips_nothing(org: Org, capsys, tmp_path) -> None:
     state = tmp_path / "state.jsonl"
     code, _, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state))
     assert code == 0, err
     head = org.remote_git("acme/svc-web", "rev-parse", "main")
     (line,) = state_lines(state)
-    assert (line["head"], line["inputs"]) == (head, {"to": org.destination, "branch": None, "mapping": None})
+    assert (line["head"], line["inputs"]) == (head, {
+        "to": org.destination, "mapping": None, "pin_digest": None, "refresh": False, "config": None, "rules": [],
+        "internal": None, "include": None, "exclude": None, "max_file_size": None, "pulls": None, "since": None,
+        "until": None, "branch": None, "title": None, "labels": None, "reviewers": None, "assignees": None,
+        "draft": None, "templates": None})
     code, _, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--branch", "rehome/b2")
     assert code == 0, err
     assert "skipped" not in err and org.remote_git("acme/svc-web", "rev-parse", "rehome/b2")
     code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state),
                               "--branch", "rehome/b2")
     assert "acme/svc-web: done (already done at this commit; skipped)" in err
-    # A line an older version wrote (no inputs) is honoured at the same head, whatever the flags.
-    state.write_text(json.dumps({k: v for k, v in line.items() if k != "inputs"}) + "\n")
+    # Pinning digests changes the pull request: the repository runs again, and its branch is pinned.
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--pin-digest")
+    assert code == 0, err
+    assert f"{state}: 1 repository finished with other flags runs again (--branch, --pin-digest)\n" in err
+    assert "skipped" not in err
+    host, rest = org.target("nginx").split("/", 1)
+    name, tag = rest.rsplit(":", 1)
+    digest = httpx.head(f"http://{host}/v2/{name}/manifests/{tag}", headers={"Accept": ACCEPT}).headers[
+        "Docker-Content-Digest"]
+    assert org.remote_git("acme/svc-web", "show", f"{BRANCH}:Dockerfile") == (
+        f"FROM {org.target('nginx')}@{digest}\nCOPY site /usr/share/nginx/html")
+    assert state_lines(state)[-1]["inputs"]["pin_digest"] is True
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--pin-digest")
+    assert "acme/svc-web: done (already done at this commit; skipped)" in err and "other flags" not in err
+    # A line an older version wrote (fewer inputs, or none) does not say the flags were the same: it runs again.
+    for older in ({k: v for k, v in line.items() if k != "inputs"},
+                  {**line, "inputs": {k: line["inputs"][k] for k in ("to", "branch", "mapping")}}):
+        state.write_text(json.dumps(older) + "\n")
+        code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state))
+        assert code == 0, err
+        assert (f"{state}: 1 repository finished with other flags runs again (1 line of another rehome "
+                "version, not recording the same flags)\n") in err
+        assert "skipped" not in err and state_lines(state)[-1]["inputs"] == line["inputs"]
     other = org.destination.replace("/mirror", "/other")
-    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state))
-    assert "acme/svc-web: done (already done at this commit; skipped)" in err
-    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--to", other)
-    assert "skipped" in err
-    state.write_text(json.dumps(line) + "\n")
     code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--to", other)
     assert code == 0, err
     assert "skipped" not in err and [r["status"] for r in result["repositories"]] == ["done"]
-    assert state_lines(state)[-1]["inputs"] == {"to": other, "branch": None, "mapping": None}
+    assert state_lines(state)[-1]["inputs"] == {**line["inputs"], "to": other}
