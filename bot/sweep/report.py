@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ from bot.output import WriteError, plural, write_together
 VERSION = 1
 # Repository statuses: a sweep's journal statuses, plus `scanned` for an inventory.
 ORDER = ("done", "partial", "nothing-to-do", "scanned", "failed")
+# Each mode's repository statuses.
+MODES = {"inventory": ("scanned", "failed"), "sweep": ("done", "partial", "nothing-to-do", "failed"),
+         "dry-run": ("done", "partial", "nothing-to-do", "failed")}
 CSV_FIELDS = ("repo", "status", "pr_url", "head", "third_party", "internal", "unresolved", "error")
 
 
@@ -89,11 +92,14 @@ class SweepReport:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> SweepReport:
-        if not isinstance(data, dict) or data.get("version") != VERSION:
+        if not isinstance(data, dict):
             raise UsageError(f"{where}: not a rehome sweep report (version {VERSION})")
         try:
+            _check_version(data)
             _checked(data, _REPORT_FIELDS)
-            repos = _repositories(data["repositories"])
+            if data["mode"] not in MODES:
+                raise ValueError(f'"mode" is {render.clip(repr(data["mode"]), 80)}, not one of {", ".join(MODES)}')
+            repos = _repositories(data["repositories"], data["mode"])
             uses = _image_uses(data["images"], repos)
         except ValueError as exc:
             raise UsageError(f"{where}: not a rehome sweep report: {exc}") from None
@@ -103,35 +109,58 @@ class SweepReport:
             raise UsageError(f"{where}: not a rehome sweep report: \"interrupted\" must be true or false and "
                              f"\"not_reached\" a count, not {interrupted!r} and {not_reached!r}")
         entries = tuple(RepoEntry(**fields, images=tuple(uses.get(name, ()))) for name, fields in repos.items())
-        return cls(data["mode"], data["destination"], entries, interrupted, not_reached)
+        report = cls(data["mode"], data["destination"], entries, interrupted, not_reached)
+        problem = _totals_problem(data["totals"], report.totals())
+        if problem is not None:
+            raise UsageError(f"{where}: not a rehome sweep report: {problem}")
+        return report
 
 
-_TEXT, _MAYBE_TEXT, _MAYBE_COUNT, _LIST = (str,), (str, type(None)), (int, type(None)), (list,)
-_KINDS = {_TEXT: "text", _MAYBE_TEXT: "text or null", _MAYBE_COUNT: "a count or null", _LIST: "a list"}
-# The report's own fields; others (`totals`, the sweep's `left_out`) are derived or beside the point here.
-_REPORT_FIELDS = {"mode": _TEXT, "destination": _TEXT, "repositories": _LIST, "images": _LIST}
+_TEXT, _MAYBE_TEXT, _MAYBE_COUNT, _LIST, _OBJECT = (str,), (str, type(None)), (int, type(None)), (list,), (dict,)
+_KINDS = {_TEXT: "text", _MAYBE_TEXT: "text or null", _MAYBE_COUNT: "a count or null", _LIST: "a list",
+          _OBJECT: "an object"}
+# The report's own fields (`totals` must add up); others (the sweep's `left_out`) are beside the point here.
+_REPORT_FIELDS = {"mode": _TEXT, "destination": _TEXT, "totals": _OBJECT, "repositories": _LIST, "images": _LIST}
 _REPO_FIELDS = {"repo": _TEXT, "status": _TEXT, "pr_url": _MAYBE_TEXT, "head": _MAYBE_TEXT, "error": _MAYBE_TEXT,
                 "third_party": _MAYBE_COUNT, "internal": _MAYBE_COUNT, "unresolved": _MAYBE_COUNT}
 _IMAGE_FIELDS = {"image": _TEXT, "target": _TEXT, "pulls": _MAYBE_COUNT, "status": _MAYBE_TEXT, "repositories": _LIST}
 _USER_FIELDS = {"repo": _TEXT, "files": _LIST}
 
 
-def _repositories(items: list[Any]) -> dict[str, dict[str, Any]]:
-    """The entries of "repositories" by name, each of a known status and listed once."""
+def _check_version(data: dict[str, Any]) -> None:
+    if "version" not in data:
+        raise ValueError('"version" is missing')
+    if not (_is_count(data["version"]) and data["version"] == VERSION):
+        raise ValueError(f'"version" is {render.clip(repr(data["version"]), 80)}, not {VERSION}')
+
+
+def _repositories(items: list[Any], mode: str) -> dict[str, dict[str, Any]]:
+    """The entries of "repositories" by name, each of a status of the report's mode and listed once."""
     repos: dict[str, dict[str, Any]] = {}
     for what, entry in _entries(items, "repositories", _REPO_FIELDS, "repo"):
         if entry["status"] not in ORDER:
             raise ValueError(f"{what}: unknown status {entry['status']!r}")
-        if entry["repo"] in repos:
-            raise ValueError(f"{what}: {entry['repo']} is listed twice")
+        if entry["status"] not in MODES[mode]:
+            raise ValueError(f"{what}: status {entry['status']!r} in a report of mode {mode!r} (whose statuses are "
+                             f"{', '.join(MODES[mode])})")
+        _check_once(entry["repo"], repos, what)
         repos[entry["repo"]] = entry
     return repos
 
 
+def _check_once(name: str, seen: Container[str], what: str) -> None:
+    if name in seen:
+        raise ValueError(f"{what}: {name} is listed twice")
+
+
 def _image_uses(items: list[Any], repos: dict[str, dict[str, Any]]) -> dict[str, list[ImageUse]]:
-    """Each repository's images, from the entries of "images", whose repositories must all be listed."""
+    """Each repository's images, from the entries of "images" (each image listed once), whose
+    repositories must all be listed."""
     uses: dict[str, list[ImageUse]] = {}
+    images: set[str] = set()
     for image_what, image in _entries(items, "images", _IMAGE_FIELDS, "image"):
+        _check_once(image["image"], images, image_what)
+        images.add(image["image"])
         for what, user in _entries(image["repositories"], "repositories", _USER_FIELDS, "repo", f"{image_what}, "):
             if not all(isinstance(f, str) for f in user["files"]):
                 raise ValueError(f'{what}: "files" are not all paths')
@@ -170,6 +199,19 @@ def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str = "") -> 
             raise ValueError(f'{where}"{name}" is {render.clip(repr(value), 80)}, not {_KINDS[types]}')
 
 
+def _totals_problem(given: dict[str, Any], made: dict[str, int]) -> str | None:
+    """What is wrong with a report's "totals", which must be what its repositories and images make."""
+    for key in [*made, *sorted(set(given) - set(made))]:
+        if key not in made:
+            return f'"totals": unknown field "{render.clip(key, 80)}"'
+        if key not in given:
+            return f'"totals": "{key}" is missing'
+        if not (_is_count(given[key]) and given[key] == made[key]):
+            return (f'"totals": "{key}" is {render.clip(repr(given[key]), 80)}, but the report\'s repositories and '
+                    f"images make {made[key]}")
+    return None
+
+
 def _is_count(value: Any) -> bool:
     """A whole number from 0 up (JSON's true and false are not counts, though Python's bool is an int)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -198,9 +240,21 @@ def merge(reports: Sequence[tuple[str, SweepReport]]) -> SweepReport:
                 raise UsageError(f"report merge: {repo.repo} is in two reports, {seen[repo.repo][0]} and {where}; "
                                  "shards never overlap; nothing was written")
             seen[repo.repo] = (where, repo)
+    _check_targets(reports)
     return make_report(first.mode, first.destination, [repo for _where, repo in seen.values()],
                        interrupted=any(r.interrupted for _where, r in reports),
                        not_reached=sum(r.not_reached for _where, r in reports))
+
+
+def _check_targets(reports: Sequence[tuple[str, SweepReport]]) -> None:
+    """Shards of one sweep move each image to the same target (the destination and mapping are the sweep's)."""
+    first: dict[str, tuple[str, str]] = {}
+    for where, report in reports:
+        for use in (use for repo in report.repositories for use in repo.images):
+            first_where, target = first.setdefault(use.image, (where, use.target))
+            if target != use.target:
+                raise UsageError(f'report merge: {use.image} has another "target" in {where} than in {first_where} '
+                                 f"({use.target}, not {target}); shards of one sweep agree on it; nothing was written")
 
 
 def load(path: Path) -> SweepReport:

@@ -23,7 +23,8 @@ def test_shards_merge_into_an_interrupted_report_when_one_was_interrupted(capsys
     # Shard 0 went through, and was written before reports said whether they were interrupted.
     (tmp_path / "shard-0").mkdir()
     (tmp_path / "shard-0" / "report.json").write_text(json.dumps({
-        "version": 1, "mode": "sweep", "destination": DESTINATION, "totals": {}, "repositories": [SHOP.to_json()],
+        "version": 1, "mode": "sweep", "destination": DESTINATION,
+        "totals": sweep_report.make_report("sweep", DESTINATION, [SHOP]).totals(), "repositories": [SHOP.to_json()],
         "images": []}))
     interrupted = sweep_report.make_report("sweep", DESTINATION, [WEB], interrupted=True, not_reached=3)
     sweep_report.write(interrupted, tmp_path / "shard-1")
@@ -137,6 +138,20 @@ NGINX_USER = 'entry 1 of "images" (docker.io/library/nginx:1.27), entry 1 of "re
      f'{NGINX_USER} (acme/gone): acme/gone is not in the report\'s "repositories"'),
     (lambda r: r["images"][0]["repositories"][0].update(extra=1), f'{NGINX_USER} (acme/shop): unknown field "extra"'),
     (lambda r: r.update(destination=None), '"destination" is None, not text'),
+    (lambda r: r["images"].append(dict(r["images"][0])),
+     'entry 2 of "images" (docker.io/library/nginx:1.27): docker.io/library/nginx:1.27 is listed twice'),
+    (lambda r: r.update(version=True), '"version" is True, not 1'),
+    (lambda r: r.pop("version"), '"version" is missing'),
+    (lambda r: r.update(mode="census"), "\"mode\" is 'census', not one of inventory, sweep, dry-run"),
+    (lambda r: r.update(mode="inventory"),
+     f"{SHOP_ENTRY}: status 'done' in a report of mode 'inventory' (whose statuses are scanned, failed)"),
+    (lambda r: r["totals"].update(repositories=3),
+     '"totals": "repositories" is 3, but the report\'s repositories and images make 1'),
+    (lambda r: r["totals"].update(done=True),
+     '"totals": "done" is True, but the report\'s repositories and images make 1'),
+    (lambda r: r["totals"].pop("images"), '"totals": "images" is missing'),
+    (lambda r: r["totals"].update(merged=0), '"totals": unknown field "merged"'),
+    (lambda r: r.update(totals=[]), '"totals" is [], not an object'),
 ])
 def test_a_report_with_fields_of_the_wrong_kind_is_refused(capsys, tmp_path, change, problem: str) -> None:
     nginx = ImageUse("docker.io/library/nginx:1.27", f"{DESTINATION}/docker.io/library/nginx:1.27", 5, "copied",
@@ -174,3 +189,20 @@ def test_a_report_that_cannot_be_read_back_is_not_replaced(tmp_path) -> None:
         f"{folder / 'report.md'}: cannot read it, to put it back should another report fail: 'utf-8' codec can't "
         "decode byte 0xff in position 0: invalid start byte; nothing was changed")
     assert sorted(path.name for path in folder.iterdir()) == ["report.md"]
+
+
+def test_shards_that_move_an_image_to_different_targets_are_refused_naming_both(capsys, tmp_path) -> None:
+    nginx = ImageUse("docker.io/library/nginx:1.27", f"{DESTINATION}/docker.io/library/nginx:1.27", 5, "copied",
+                     ("Dockerfile",))
+    elsewhere = dataclasses.replace(nginx, target="mirror.example/other/nginx:1.27", status="present")
+    for shard, entry in (("shard-0", dataclasses.replace(SHOP, images=(nginx,))),
+                         ("shard-1", dataclasses.replace(WEB, images=(elsewhere,)))):
+        sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [entry]), tmp_path / shard)
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"),
+                             str(tmp_path / "shard-1"))
+    assert (code, out, err) == (2, "", (
+        f'rehome: error: report merge: docker.io/library/nginx:1.27 has another "target" in '
+        f"{tmp_path / 'shard-1' / 'report.json'} than in {tmp_path / 'shard-0' / 'report.json'} "
+        f"(mirror.example/other/nginx:1.27, not {DESTINATION}/docker.io/library/nginx:1.27); shards of one sweep agree "
+        "on it; nothing was written\n"))
+    assert not (tmp_path / "merged").exists()
