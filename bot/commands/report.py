@@ -110,7 +110,7 @@ def run_status(args: argparse.Namespace, environ: Mapping[str, str] = os.environ
     check_readable_file(path, "--state")
     journal = StateJournal(path)
     tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
-                                 org=args.org, github_url=args.github_url, required=False)
+                                 org=args.org, github_url=args.github_url, required=True)
     github = access.client(tokens, args.github_url, lazy=True)
     loopback = (urlparse(api_url(args.github_url)).hostname or "") in LOOPBACK
     pacer = Pacer(0.0 if loopback else SECONDS_BETWEEN_REQUESTS, 0.0)

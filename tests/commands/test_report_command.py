@@ -18,6 +18,7 @@ DESTINATION = "mirror.example/acme"
 WITHOUT_PULL_REQUEST = ('{"repo": "acme/b", "status": "nothing-to-do", "pr_url": null, "head": "h", "error": null, '
                         '"finished_at": "2026-11-26T10:00:00Z"}\n')
 HINT = "hint: the folder for the merged reports comes first: rehome report merge OUT_DIR SHARD_REPORT...\n"
+TOKEN_ENV = "REHOME_REPORT_TOKEN"
 
 
 def _shards(tmp_path: Path) -> dict[Path, bytes]:
@@ -81,11 +82,12 @@ def test_merge_refuses_a_report_nested_too_deep(capsys, tmp_path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path) -> None:
+def test_status_ignores_a_state_line_nested_too_deep(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "ghp_report")
     state = tmp_path / "state.jsonl"
     state.write_text(f'{{"repo": "acme/a", "status": "done", "x": {DEEP_JSON}}}\n' + WITHOUT_PULL_REQUEST)
     code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
-                             "--format", "json")
+                             "--token-env", TOKEN_ENV, "--format", "json")
     assert (code, json.loads(out), err) == (0, {
         "version": 1, "totals": {"open": 0, "merged": 0, "closed": 0, "unknown": 0, "without_pull_request": 1,
                    "latest_run_failed": 0},
@@ -110,8 +112,21 @@ def test_merge_and_status_say_one_of_each_in_the_singular(capsys, tmp_path, monk
     assert run_cli(capsys, "report", "merge", "out", "s0") == (0, "1 report merged into out: 1 repository, 0 images\n", "")
     state = tmp_path / "state.jsonl"
     state.write_text(WITHOUT_PULL_REQUEST)
-    assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9") == (
+    monkeypatch.setenv(TOKEN_ENV, "ghp_report")
+    assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
+                   "--token-env", TOKEN_ENV) == (
         0, "0 open, 0 merged, 0 closed, 0 unknown; 1 repository without a pull request\n", "")
+
+
+def test_status_refuses_to_run_without_the_token_it_is_told_to_read(capsys, tmp_path, monkeypatch) -> None:
+    # Without one, a private repository's pull request would only show as 404, "unknown".
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    state = tmp_path / "state.jsonl"
+    state.write_text(WITHOUT_PULL_REQUEST)
+    assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
+                   "--token-env", TOKEN_ENV) == (
+        2, "", f"rehome: error: no GitHub token: the environment variable {TOKEN_ENV} is not set\nhint: export "
+               "GITHUB_TOKEN=… or name another variable with --token-env, or use --app-id\n")
 
 
 def _pull(state: str, merged: bool = False) -> dict:
@@ -120,7 +135,8 @@ def _pull(state: str, merged: bool = False) -> dict:
 
 
 def test_status_follows_the_last_pull_request_of_each_repository_and_says_when_its_latest_run_failed(
-        capsys, tmp_path) -> None:
+        capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "ghp_report")
     server = GitHubServer()
     try:
         server.add_repo("acme/shop", "file:///shop.git").pulls.append(_pull("open"))
@@ -136,7 +152,7 @@ def test_status_follows_the_last_pull_request_of_each_repository_and_says_when_i
                                 "2026-11-27T13:50:00Z"),
                         Outcome("acme/web", "nothing-to-do", None, "b2", None, "2026-11-27T13:51:00Z")]:
             journal.record(outcome)
-        status = ("report", "status", "--state", str(state), "--github-url", server.base_url)
+        status = ("report", "status", "--state", str(state), "--github-url", server.base_url, "--token-env", TOKEN_ENV)
         json_run, table_run = run_cli(capsys, *status, "--format", "json"), run_cli(capsys, *status)
     finally:
         server.stop()

@@ -169,7 +169,8 @@ def test_report_status_says_which_pull_requests_are_open_merged_or_closed(org: O
     assert len(state_lines(state)) == 4
 
 
-def test_an_answer_nested_too_deep_fails_only_its_repository_or_pull_request(capsys, tmp_path) -> None:
+def test_an_answer_nested_too_deep_fails_only_its_repository_or_pull_request(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
     server = GitHubServer()
     try:
         server.add_repo("acme/shop", "file:///nowhere.git")
@@ -184,7 +185,7 @@ def test_an_answer_nested_too_deep_fails_only_its_repository_or_pull_request(cap
                                      "error": None, "finished_at": "2026-11-26T10:00:00Z"}) + "\n")
         server.faults.append(("GET", r"^/repos/acme/shop/pulls/1$", 200, {}, deep))
         code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", server.base_url,
-                                 "--format", "json")
+                                 "--token-env", TOKEN_ENV, "--format", "json")
     finally:
         server.stop()
     assert (code, json.loads(out)["pull_requests"], err) == (1, [

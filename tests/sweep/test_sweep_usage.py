@@ -88,12 +88,14 @@ def test_a_github_out_of_reach_is_an_error_naming_the_step_not_a_crash(tmp_path:
     assert "internal error" not in err and err.count("\n") == 1
 
 
-def test_report_status_with_github_out_of_reach_is_an_error_not_a_crash(tmp_path: Path, capsys) -> None:
+def test_report_status_with_github_out_of_reach_is_an_error_not_a_crash(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
     state = tmp_path / "state.jsonl"
     state.write_text('{"repo": "acme/a", "status": "done", "pr_url": "https://github.com/acme/a/pull/1", '
                      '"head": "a", "error": null, "finished_at": "2026-11-27T00:00:00Z"}\n')
     url = f"http://127.0.0.1:{_closed_port()}/api/v3"
-    code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", url)
+    code, out, err = run_cli(capsys, "report", "status", "--state", str(state), "--github-url", url,
+                             "--token-env", TOKEN_ENV)
     assert (code, out) == (1, "")
     assert err.startswith("rehome: error: GitHub: read https://github.com/acme/a/pull/1: ConnectionError: ")
 
