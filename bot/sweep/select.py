@@ -52,7 +52,7 @@ def shard_of(full_name: str, count: int) -> int:
 
 def parse_shard(text: str) -> tuple[int, int]:
     """`K/N` with 0 <= K < N."""
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    match = re.fullmatch(r"([0-9]+)/([0-9]+)", text.strip())  # not \d: it matches other scripts' digits too
     if match is None or not 0 <= int(match[1]) < int(match[2]):
         raise UsageError(f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
     return int(match[1]), int(match[2])

@@ -54,10 +54,11 @@ def test_a_repository_github_could_not_read_is_selected_by_its_name_and_counts_f
         [REPOS[0]], [(gone, "matched by --repo-exclude")])
 
 
-@pytest.mark.parametrize("text", ["4/4", "1", "-1/2", "a/b"])
+@pytest.mark.parametrize("text", ["4/4", "1", "-1/2", "a/b", "\uff10/2", "0/\u0662"])  # full-width 0, Arabic-Indic 2
 def test_bad_shards_are_usage_errors(text):
-    with pytest.raises(UsageError, match="expected K/N"):
+    with pytest.raises(UsageError) as refused:
         parse_shard(text)
+    assert str(refused.value) == f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4"
     assert parse_shard("3/4") == (3, 4)
 
 
