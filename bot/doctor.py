@@ -130,7 +130,11 @@ def _speaks_registry_api(response: httpx.Response) -> bool:
     return True
 
 
-def _unreachable_fix(registry: Registry) -> str:
+def _unreachable_fix(registry: Registry, exc: RegistryError) -> str:
+    """The error's own fix when it has one (the token service gave no answer, not the registry); else what to check
+    about the registry's address."""
+    if exc.hint:
+        return exc.hint
     if registry.scheme == "http":
         return f"check that a registry runs at {registry.base_url}"
     return f"check the host name; a plain-HTTP registry needs --insecure-registry {registry.domain}"
@@ -141,7 +145,7 @@ def check_answers(registry: Registry, repo: str) -> Check:
     try:
         response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
     except (Unreachable, RetryableError) as exc:
-        return _failure("registry", exc, _unreachable_fix(registry))
+        return _failure("registry", exc, _unreachable_fix(registry, exc))
     except RegistryError as exc:  # the authentication the registry asked for failed
         if exc.status in (401, 403):
             return Check("registry", False, f"{exc.message}: {_refused(registry)}", _credentials_fix(registry))
@@ -190,7 +194,7 @@ def _source_failure(name: str, registry: Registry, exc: RegistryError) -> Check:
     """A source lookup that failed, said without the image the check's name already gives."""
     detail = f"{exc.step}: {exc.detail}"
     if isinstance(exc, (Unreachable, RetryableError)):
-        return Check(name, False, detail, _unreachable_fix(registry))
+        return Check(name, False, detail, _unreachable_fix(registry, exc))
     if exc.status in (401, 403) and registry.source_only:
         return Check(name, False, f"{detail}: {_refused(registry)}",
                      source_login_fix(registry.domain, registry.auth.credential))

@@ -12,7 +12,7 @@ import httpx
 
 from bot import jsontext
 from bot.registry.credentials import Credential
-from bot.registry.errors import RegistryError, after_tries, describe, source_login_fix
+from bot.registry.errors import RegistryError, Unreachable, after_tries, describe, source_login_fix
 from bot.registry.secret import Secret
 
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -141,6 +141,16 @@ class Authenticator:
             self._tokens[key] = token
             return token.value
 
+    def _token_answer(self, send: Callable[[], httpx.Response], realm: str, step: str) -> httpx.Response:
+        """The token service's answer, retried as the registry's are; no answer at all is the token service's
+        failure, whose fix is not the registry's (which answered: it sent the challenge)."""
+        try:
+            return self._retrying(send, self.host, step)
+        except Unreachable as exc:
+            hint = (f"check that the token service at {realm} runs: {self.host} answers, and sends clients there "
+                    "for a token")
+            raise Unreachable(exc.where, exc.step, exc.detail, hint) from None
+
     def _fetch_token(self, challenge: Challenge, key: tuple[str, ...]) -> _Token:
         realm = challenge.params.get("realm")
         if not realm:
@@ -155,13 +165,13 @@ class Authenticator:
                     "client_id": "rehome", "scope": " ".join(scopes)}
             if service:
                 data["service"] = service
-            response = self._retrying(lambda: self._http.post(realm, data=data), self.host, step)
+            response = self._token_answer(lambda: self._http.post(realm, data=data), realm, step)
         else:
             params = [("scope", s) for s in scopes]
             if service:
                 params.insert(0, ("service", service))
             headers = {} if credential.password is None else {"Authorization": _basic_header(credential)}
-            response = self._retrying(lambda: self._http.get(realm, params=params, headers=headers), self.host, step)
+            response = self._token_answer(lambda: self._http.get(realm, params=params, headers=headers), realm, step)
         if response.status_code != 200:
             raise RegistryError(self.host, step, after_tries(describe(response), response),
                                 _token_refusal_hint(response.status_code, credential, self.host, self.source_only),

@@ -167,6 +167,22 @@ def test_a_source_whose_registry_does_not_answer_says_what_to_check(
                     f"[Errno 111] Connection refused) (fix: check that a registry runs at http://{gone})")
 
 
+def test_a_token_service_that_does_not_answer_is_the_fix_not_the_registry(
+        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)  # no backoff waits
+    host, (source, source_ok) = proxies.target_proxy.host, present_source(proxies)
+    realm = f"http://127.0.0.1:{free_port()}/token"
+    challenge = Answer(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="registry"'}, b"")
+    proxies.target_proxy.routes.append(lambda method, path: challenge)
+    assert doctor_lines(capsys, monkeypatch, f"{host}/team/mirror", source) == [
+        f"ok      credentials: {host}: anonymous (no credentials found)",
+        f"failed  registry: {host}: get a token from {realm} for repository:team/mirror:pull: connection failed after "
+        f"2 tries (ConnectError: [Errno 111] Connection refused) (fix: check that the token service at {realm} runs: "
+        f"{host} answers, and sends clients there for a token)",
+        source_ok,
+    ]
+
+
 def test_doctor_unreachable_registry(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)  # no backoff waits
     dest = f"127.0.0.1:{free_port()}/mirror"

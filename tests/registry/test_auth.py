@@ -14,6 +14,7 @@ import pytest
 
 from bot.registry import Copier, CredentialStore, Registries, RegistryError, Secret
 from bot.registry.credentials import ANONYMOUS, Credential, google_credential
+from bot.registry.errors import Unreachable
 from bot.registry.manifests import head_digest
 from tests.helpers import DEEP_JSON
 from tests.oci import images
@@ -220,14 +221,18 @@ def test_secrets_never_show_in_reprs() -> None:
         assert CANARY_PASSWORD not in text and IDENTITY_TOKEN not in text
 
 
-def _token_outage(answers: list[int], token_answer: bytes = b'{"token": "t-123"}') -> tuple[Registries, list[str]]:
-    """A registry (mocked transport) whose token service answers `answers` in turn, then 200 with `token_answer`."""
+def _token_outage(answers: list[int | httpx.TransportError], token_answer: bytes = b'{"token": "t-123"}'
+                  ) -> tuple[Registries, list[str]]:
+    """A registry (mocked transport) whose token service answers `answers` in turn (a status, or a connection
+    failure raised), then 200 with `token_answer`."""
     asked: list[str] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
         asked.append(request.url.host)
         if request.url.host == "auth.example":
             status = answers.pop(0) if answers else 200
+            if isinstance(status, httpx.TransportError):
+                raise status
             return httpx.Response(status, content=token_answer if status == 200 else b"{}")
         if request.headers.get("Authorization") != "Bearer t-123":
             return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/token",'
@@ -253,6 +258,17 @@ def test_a_token_service_that_stays_down_is_said_to_be_down_not_to_refuse_creden
     assert str(caught.value) == (
         f"registry.example: get a token from https://auth.example/token for repository:app:pull: HTTP 503 after "
         f"{FAST_RETRY.tries} tries\nhint: the token service is down or overloaded: try again later")
+
+
+def test_a_token_service_that_gives_no_answer_is_the_one_to_check_not_the_registry() -> None:
+    registries, _ = _token_outage([httpx.ConnectError("[Errno 111] Connection refused")] * 10)
+    with registries, pytest.raises(Unreachable) as caught:
+        registries.get("registry.example").request("GET", "/v2/app/manifests/v1", repo="app", step="look")
+    assert str(caught.value) == (
+        f"registry.example: get a token from https://auth.example/token for repository:app:pull: connection failed "
+        f"after {FAST_RETRY.tries} tries (ConnectError: [Errno 111] Connection refused)\n"
+        "hint: check that the token service at https://auth.example/token runs: registry.example answers, and sends "
+        "clients there for a token")
 
 
 def test_a_token_answer_nested_too_deep_holds_no_token() -> None:
