@@ -12,7 +12,7 @@ import httpx
 
 from bot import jsontext
 from bot.registry.credentials import Credential
-from bot.registry.errors import RegistryError, Unreachable, after_tries, describe, source_login_fix
+from bot.registry.errors import RegistryError, Unreachable, after_tries, describe, login_fix
 from bot.registry.secret import Secret
 
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -63,11 +63,9 @@ class _Token:
 Retrying = Callable[[Callable[[], httpx.Response], str, str], httpx.Response]
 
 
-def _token_refusal_hint(status: int, credential: Credential, host: str, source_only: bool) -> str | None:
-    if status in (401, 403) and source_only:
-        return f"the token service refused {_sent(credential)}; {source_login_fix(host, credential)}"
-    if status in (401, 403) and not credential.anonymous:
-        return f"the token service refused {_sent(credential)}"
+def _token_refusal_hint(status: int, credential: Credential, where: str, source_only: bool) -> str | None:
+    if status in (401, 403):
+        return f"the token service refused {_sent(credential)}; {login_fix(where, credential, source_only)}"
     if status == 429 or status >= 500:
         return "the token service is down or overloaded: try again later"
     return None
@@ -105,8 +103,9 @@ class Authenticator:
     def credential(self) -> Credential:
         return self._credential()
 
-    def headers(self, scopes: Iterable[str]) -> dict[str, str]:
-        """The header to send for a request needing `scopes`; empty until a challenge asked for one."""
+    def headers(self, scopes: Iterable[str], where: str) -> dict[str, str]:
+        """The header to send for a request to `where` (`host/repository`) needing `scopes`; empty until a challenge
+        asked for one."""
         challenge = self._challenge
         if challenge is None:
             return {}
@@ -114,7 +113,7 @@ class Authenticator:
             credential = self._credential()
             return {} if credential.password is None else {"Authorization": _basic_header(credential)}
         if challenge.scheme == "bearer":
-            return {"Authorization": f"Bearer {self._token(challenge, scope_key(scopes)).reveal()}"}
+            return {"Authorization": f"Bearer {self._token(challenge, scope_key(scopes), where).reveal()}"}
         return {}
 
     def challenged(self, response: httpx.Response, scopes: Iterable[str], where: str) -> None:
@@ -132,12 +131,12 @@ class Authenticator:
             # Ask for what the registry says it needs as well as what this request needs.
             self._wanted[key] = scope_key([*key, *challenge.scopes])
 
-    def _token(self, challenge: Challenge, key: tuple[str, ...]) -> Secret:
+    def _token(self, challenge: Challenge, key: tuple[str, ...], where: str) -> Secret:
         with self._lock:
             token = self._tokens.get(key)
             if token is not None and token.expires_at > self._clock():
                 return token.value
-            token = self._fetch_token(challenge, key)
+            token = self._fetch_token(challenge, key, where)
             self._tokens[key] = token
             return token.value
 
@@ -151,7 +150,7 @@ class Authenticator:
                     "for a token")
             raise Unreachable(exc.where, exc.step, exc.detail, hint) from None
 
-    def _fetch_token(self, challenge: Challenge, key: tuple[str, ...]) -> _Token:
+    def _fetch_token(self, challenge: Challenge, key: tuple[str, ...], where: str) -> _Token:
         realm = challenge.params.get("realm")
         if not realm:
             raise RegistryError(self.host, "authenticate", "the Bearer challenge names no realm")
@@ -174,7 +173,7 @@ class Authenticator:
             response = self._token_answer(lambda: self._http.get(realm, params=params, headers=headers), realm, step)
         if response.status_code != 200:
             raise RegistryError(self.host, step, after_tries(describe(response), response),
-                                _token_refusal_hint(response.status_code, credential, self.host, self.source_only),
+                                _token_refusal_hint(response.status_code, credential, where, self.source_only),
                                 response.status_code)
         try:
             body = jsontext.loads(response.content)

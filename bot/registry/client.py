@@ -323,7 +323,7 @@ class Registry:
         for challenge_round in range(2):
             request = self.http.build_request(
                 method, url, params=params, content=content,
-                headers={**self.auth.headers(scopes), **(headers or {})},
+                headers={**self.auth.headers(scopes, where), **(headers or {})},
             )
             response = self.http.send(request, stream=stream)
             if response.status_code != 401 or challenge_round == 1:

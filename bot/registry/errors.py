@@ -98,20 +98,36 @@ def artifact_registry_create_hint(host: str, repository: str) -> str | None:
     )
 
 
+def _login_action(credential: Credential | None) -> str:
+    return "log in" if credential is None or credential.anonymous else "check them, or log in again"
+
+
 def source_login_fix(host: str, credential: Credential | None) -> str:
     """What to do when a source's registry refuses: `rehome doctor --to` checks the destination's
     credentials, and `--username` gives only those."""
-    action = "log in" if credential is None or credential.anonymous else "check them, or log in again"
-    return (f"{action} with `docker login {host}`: a source's credentials come from Docker's config.json "
-            "(`auths`, `credHelpers`, `credsStore`), never from --username/--password-stdin")
+    return (f"{_login_action(credential)} with `docker login {host}`: a source's credentials come from Docker's "
+            "config.json (`auths`, `credHelpers`, `credsStore`), never from --username/--password-stdin")
 
 
-def credentials_hint(host: str, credential: Credential | None, source_only: bool) -> str:
+def destination_login_fix(where: str, credential: Credential | None) -> str:
+    """What to do when the destination's registry refuses `where` (`host/repository`): log in, and check the
+    credentials with `rehome doctor` on that repository."""
+    host = where.split("/", 1)[0]
+    return (f"{_login_action(credential)} with `docker login {host}` or --username USER --password-stdin; "
+            f"`rehome doctor --to {where}` checks them")
+
+
+def login_fix(where: str, credential: Credential | None, source_only: bool) -> str:
+    """The fix for credentials the registry of `where` (`host/repository`) refused."""
+    if source_only:
+        return source_login_fix(where.split("/", 1)[0], credential)
+    return destination_login_fix(where, credential)
+
+
+def credentials_hint(where: str, credential: Credential | None, source_only: bool) -> str:
     """The hint for a 401 or 403: the credentials sent, and how to fix them."""
     used = f"the credentials used: {credential.source if credential else 'unknown'}"
-    if source_only:
-        return f"{used}; {source_login_fix(host, credential)}"
-    return f"{used}; `rehome doctor --to ...` checks them"
+    return f"{used}; {login_fix(where, credential, source_only)}"
 
 
 def from_response(host: str, repository: str, step: str, response: httpx.Response,
@@ -127,6 +143,6 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
     if response.status_code == 404 and any(code == "NAME_UNKNOWN" for code, _ in codes):
         hint = artifact_registry_create_hint(host, repository)
     elif response.status_code in (401, 403):
-        hint = credentials_hint(host, credential, source_only)
+        hint = credentials_hint(where, credential, source_only)
     error = NotFound if response.status_code == 404 else RegistryError
     return error(where, step, detail, hint, response.status_code)

@@ -55,10 +55,42 @@ def test_basic_auth_refused_says_where_and_what_to_do(loopback: Loopback, tmp_pa
     assert anonymous.status == "failed"
     assert anonymous.error == (
         f"{loopback.basic.host}/{dst}: check target: HTTP 401 (UNAUTHORIZED: authentication required)\n"
-        "hint: the credentials used: anonymous (no credentials found); `rehome doctor --to ...` checks them")
+        f"hint: the credentials used: anonymous (no credentials found); {destination_fix('log in', f'{loopback.basic.host}/{dst}')}")
     with make_registries(no_docker_config(tmp_path), {loopback.basic.host: basic_credential("wrong")}) as registries:
         _, _, wrong = copy_into(loopback, registries, loopback.basic.host)
     assert wrong.status == "failed" and "HTTP 401" in wrong.error
+
+
+def destination_fix(action: str, where: str) -> str:
+    return (f"{action} with `docker login {where.split('/')[0]}` or --username USER --password-stdin; "
+            f"`rehome doctor --to {where}` checks them")
+
+
+def wrong_password(loopback: Loopback, tmp_path: Path, auth: str) -> tuple[str, dict[str, str]]:
+    """The registry that takes `auth` ("basic" or "token"), and an environment whose Docker config gives it a wrong
+    password."""
+    host, user = (loopback.basic.host, BASIC_USER) if auth == "basic" else (loopback.token.host, TOKEN_USER)
+    return host, docker_config(tmp_path, {"auths": {host: {"username": user, "password": "wrong"}}})
+
+
+def refused(loopback: Loopback, auth: str, environ: dict[str, str], host: str, repo: str, step: str) -> str:
+    """The error for the wrong password of `wrong_password`, up to its hint's fix."""
+    used = f"{environ['DOCKER_CONFIG']}/config.json auths"
+    if auth == "basic":
+        return (f"{host}/{repo}: {step}: HTTP 401 (UNAUTHORIZED: authentication required)\n"
+                f"hint: the credentials used: {used}")
+    return (f"{host}: get a token from {loopback.token_server.realm} for repository:{repo}:pull: HTTP 401\n"
+            f"hint: the token service refused the credentials from {used}")
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_a_destination_that_refuses_the_credentials_names_itself_for_doctor(loopback: Loopback, tmp_path: Path,
+                                                                            auth: str) -> None:
+    host, environ = wrong_password(loopback, tmp_path, auth)
+    with make_registries(environ, destination=host) as registries:
+        _, dst, result = copy_into(loopback, registries, host)
+    assert result.error == (f"{refused(loopback, auth, environ, host, dst, 'check target')}; "
+                            f"{destination_fix('check them, or log in again', f'{host}/{dst}')}")
 
 
 def copy_from(loopback: Loopback, environ: dict[str, str], source_host: str) -> tuple[str, str | None]:
@@ -85,17 +117,10 @@ def test_a_source_that_refuses_anonymous_pulls_says_to_log_in_with_docker(loopba
 @pytest.mark.parametrize("auth", ["basic", "token"])
 def test_a_source_that_refuses_the_docker_config_credentials_says_to_log_in_again(loopback: Loopback, tmp_path: Path,
                                                                                   auth: str) -> None:
-    host, user = (loopback.basic.host, BASIC_USER) if auth == "basic" else (loopback.token.host, TOKEN_USER)
-    environ = docker_config(tmp_path, {"auths": {host: {"username": user, "password": "wrong"}}})
-    used = f"{environ['DOCKER_CONFIG']}/config.json auths"
+    host, environ = wrong_password(loopback, tmp_path, auth)
     src, error = copy_from(loopback, environ, host)
-    refused = {
-        "basic": f"{host}/{src}: resolve tag v1: HTTP 401 (UNAUTHORIZED: authentication required)\n"
-                 f"hint: the credentials used: {used}",
-        "token": f"{host}: get a token from {loopback.token_server.realm} for repository:{src}:pull: HTTP 401\n"
-                 f"hint: the token service refused the credentials from {used}",
-    }[auth]
-    assert error == f"{refused}; {source_fix('check them, or log in again', host)}"
+    assert error == (f"{refused(loopback, auth, environ, host, src, 'resolve tag v1')}; "
+                     f"{source_fix('check them, or log in again', host)}")
 
 
 def test_token_auth_with_credentials(loopback: Loopback, tmp_path: Path) -> None:

@@ -261,7 +261,8 @@ def test_a_dry_run_that_cannot_tell_says_unknown_where_the_real_run_fails(
     with Registries(credentials=registries.credentials, retry=registries.retry) as real_run, Copier(real_run) as real:
         failed = real.ensure(source, target)
     reason = {"login refused": "HTTP 401 (UNAUTHORIZED: authentication required)\nhint: the credentials used: "
-                               "anonymous (no credentials found); `rehome doctor --to ...` checks them",
+                               f"anonymous (no credentials found); log in with `docker login {host}` or --username "
+                               f"USER --password-stdin; `rehome doctor --to {host}/{repo}` checks them",
               "no answer": "connection failed after 4 tries (ConnectError: [Errno 111] Connection refused)"}[what]
     assert (unknown.status, failed.status) == ("unknown", "failed")
     assert unknown.error == failed.error == f"{host}/{repo}: resolve tag v1: {reason}"
