@@ -19,9 +19,10 @@ from bot.registry.blobs import cancel_upload, start_upload
 from bot.registry.client import RETRY_STATUSES, Registry, RetryPolicy
 from bot.registry.credentials import google_credential, is_google_host
 from bot.registry.errors import (
-    RetryableError, Unreachable, artifact_registry_create_hint, error_codes, source_login_fix,
+    NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint, error_codes, not_a_registry,
+    source_login_fix, speaks_registry_api,
 )
-from bot.registry.manifests import head_digest
+from bot.registry.manifests import head_digest, no_such_image
 
 ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
 _ARTIFACT_REGISTRY_RE = re.compile(r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev")
@@ -117,19 +118,6 @@ def check_credentials(registry: Registry) -> Check:
     return Check("credentials", True, f"{registry.domain}: {credential.source}")
 
 
-def _speaks_registry_api(response: httpx.Response) -> bool:
-    """A registry answers `/v2/` with a challenge (401), or with 200 and its API version header or a JSON body."""
-    if response.status_code != 200:
-        return response.status_code == 401
-    if "Docker-Distribution-API-Version" in response.headers:
-        return True
-    try:
-        jsontext.loads(response.content or b"{}")
-    except ValueError:
-        return False
-    return True
-
-
 def _unreachable_fix(registry: Registry, exc: RegistryError) -> str:
     """The error's own fix when it has one (the token service gave no answer, not the registry); else what to check
     about the registry's address."""
@@ -156,9 +144,8 @@ def check_answers(registry: Registry, repo: str) -> Check:
         return Check("registry", False, f"{answered}: {_refused(registry)}", _credentials_fix(registry))
     if status in RETRY_STATUSES:
         return Check("registry", False, answered, "the registry is down or overloaded: try again later")
-    if not _speaks_registry_api(response):
-        return Check("registry", False, f"{registry.domain} does not speak the registry API: {answered}, "
-                     "not as a registry does", NOT_A_REGISTRY_FIX)
+    if not speaks_registry_api(response):
+        return Check("registry", False, not_a_registry(registry.domain, url, status), NOT_A_REGISTRY_FIX)
     return Check("registry", True, f"{url} answers")
 
 
@@ -207,10 +194,14 @@ def check_source(registries: Registries, source: ImageRef) -> Check:
     reference = source.digest or source.tag or "latest"
     try:
         digest = head_digest(registry, source.path, reference, "look up manifest")
+        if digest is None:
+            raise no_such_image(registry, source.path, "look up manifest")
+    except NotARegistry as exc:
+        return _source_failure(name, registry, exc)
+    except NotFound:
+        return Check(name, False, "the registry answers, but has no such image", SOURCE_NAME_FIX)
     except RegistryError as exc:
         return _source_failure(name, registry, exc)
-    if digest is None:
-        return Check(name, False, "the registry answers, but has no such image", SOURCE_NAME_FIX)
     detail = "the registry answers"
     if registry.rate_limit is not None:
         limit = registry.rate_limit

@@ -76,7 +76,7 @@ def target_reference(source: ImageRef, target: ImageRef) -> str | None:
 
 
 def _no_such_image(source: _Repo, tag: str) -> NotFound:
-    return NotFound(str(source), f"resolve tag {tag}", "no such image (manifest unknown)", status=404)
+    return manifests.no_such_image(source.registry, source.path, f"resolve tag {tag}")
 
 
 def _is_config(descriptor: Descriptor) -> bool:

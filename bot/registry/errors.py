@@ -29,6 +29,11 @@ class NotFound(RegistryError):
     refused login or no answer at all, a dry run can tell the real run would fail on it just the same."""
 
 
+class NotARegistry(NotFound):
+    """A 404 from an address whose `/v2/` does not answer as a registry's does (a web server): no registry said it
+    lacks the image, but the real run fails on it just the same."""
+
+
 class RetryableError(RegistryError):
     """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match)."""
 
@@ -60,6 +65,24 @@ def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     if not isinstance(errors, list):
         return []
     return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
+
+
+def speaks_registry_api(response: httpx.Response) -> bool:
+    """A registry answers `/v2/` with a challenge (401), or with 200 and its API version header or a JSON body."""
+    if response.status_code != 200:
+        return response.status_code == 401
+    if "Docker-Distribution-API-Version" in response.headers:
+        return True
+    try:
+        jsontext.loads(response.content or b"{}")
+    except ValueError:
+        return False
+    return True
+
+
+def not_a_registry(host: str, url: str, status: int) -> str:
+    """What a server at `host` whose `/v2/` (`url`) answered `status` otherwise than a registry does is."""
+    return f"{host} does not speak the registry API: {url} answered HTTP {status}, not as a registry does"
 
 
 TRIES = "rehome.tries"  # in a response's extensions: how many times its request was sent

@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 
 from bot import jsontext
-from bot.registry.client import Registry
-from bot.registry.errors import RegistryError, RetryableError
+from bot.registry.client import RETRY_STATUSES, Registry
+from bot.registry.errors import (
+    NotARegistry, NotFound, RegistryError, RetryableError, not_a_registry, speaks_registry_api,
+)
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -143,6 +145,18 @@ def head_digest(registry: Registry, repo: str, reference: str, step: str = "look
     if digest:
         return digest
     return get_manifest(registry, repo, reference).digest  # some registries leave the header out of HEAD
+
+
+def no_such_image(registry: Registry, repo: str, step: str) -> NotFound:
+    """The error for a manifest the registry answered 404 for: no such image, unless the address's `/v2/` shows that
+    no registry answers there (a web server's 404 is not a registry's "manifest unknown")."""
+    where = f"{registry.domain}/{repo}"
+    response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
+    if response.status_code not in (403, *RETRY_STATUSES) and not speaks_registry_api(response):
+        detail = not_a_registry(registry.domain, f"{registry.base_url}/v2/", response.status_code)
+        return NotARegistry(where, step, detail, "check the image's host name and port: no registry answers there",
+                            status=404)
+    return NotFound(where, step, "no such image (manifest unknown)", status=404)
 
 
 def get_manifest(registry: Registry, repo: str, reference: str) -> Manifest:

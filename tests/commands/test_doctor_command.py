@@ -149,6 +149,17 @@ def test_a_server_that_is_not_a_registry_is_named_as_such(proxies: Loopback, cap
     ]
 
 
+def test_a_web_server_at_a_source_address_is_said_to_be_no_registry(
+        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    host = proxies.upstream_proxy.host
+    not_found = Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>")
+    proxies.upstream_proxy.routes.append(lambda method, path: not_found)
+    assert doctor_lines(capsys, monkeypatch, f"{proxies.target.host}/team/mirror", f"{host}/x:1")[-1] == (
+        f"failed  source {host}/x:1: look up manifest: {host} does not speak the registry API: http://{host}/v2/ "
+        "answered HTTP 404, not as a registry does (fix: check the image's host name and port: no registry answers "
+        "there)")
+
+
 def test_a_source_on_the_destinations_registry_that_refuses_says_to_log_in_there(
         loopback: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     host = loopback.basic.host

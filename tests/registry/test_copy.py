@@ -249,6 +249,19 @@ def test_a_dry_run_fails_an_image_the_source_does_not_have_as_the_real_run_does(
                                                                                        error=reason)
 
 
+def test_a_web_server_at_the_source_address_is_said_to_be_no_registry_not_to_lack_the_image(
+        proxies: Loopback, registries: Registries) -> None:
+    host = proxies.upstream_proxy.host
+    not_found = Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>")
+    proxies.upstream_proxy.routes.append(lambda method, path: not_found)
+    source, target = f"{host}/x:1", f"{proxies.target.host}/{unique_repo('mirror')}:1"
+    reason = (f"{host}/x: resolve tag 1: {host} does not speak the registry API: http://{host}/v2/ answered HTTP 404, "
+              "not as a registry does\nhint: check the image's host name and port: no registry answers there")
+    with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
+        assert dry.ensure(source, target) == real.ensure(source, target) == CopyResult(source, target, "failed",
+                                                                                       error=reason)
+
+
 @pytest.mark.parametrize("what", ["login refused", "no answer"])
 def test_a_dry_run_that_cannot_tell_says_unknown_where_the_real_run_fails(
         loopback: Loopback, registries: Registries, what: str) -> None:
