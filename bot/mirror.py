@@ -216,10 +216,11 @@ def mirror_digests(targets: Sequence[str], options: MirrorOptions) -> dict[str, 
 
 
 def report_rate_limits(registries: Registries) -> None:
-    """Docker Hub's pull quota, as its last answer reported it."""
+    """Docker Hub's pull quota, as its last answer reported it, unless the warning that few are left gave that count."""
     for registry in registries.used():
-        if registry.rate_limit is not None:
-            log.info("%s: %d pulls left in the rate-limit window", registry.domain, registry.rate_limit.remaining)
+        limit = registry.rate_limit
+        if limit is not None and limit.remaining != registry.quota_warned_at:
+            log.info("%s: %d pulls left in the rate-limit window", registry.domain, limit.remaining)
 
 
 def exit_code(images: Sequence[MirrorImage]) -> int:

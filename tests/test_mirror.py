@@ -146,7 +146,12 @@ def test_options_merge_flags_and_rehome_yaml(monkeypatch) -> None:
         "r.example", "bot", Secret("s3cret"), "--username/--password-stdin")
 
 
-def test_pull_quota_is_reported(proxies: Loopback, tmp_path: Path, monkeypatch, caplog) -> None:
+@pytest.mark.parametrize(("remaining", "said"), [
+    ("87", "87 pulls left in the rate-limit window"),
+    ("3", "only 3 pulls left in the rate-limit window"),  # warned as the run goes, not said again at its end
+])
+def test_pull_quota_is_reported_once(proxies: Loopback, tmp_path: Path, monkeypatch, caplog, remaining: str,
+                                     said: str) -> None:
     import logging
 
     caplog.set_level(logging.INFO, logger="rehome")
@@ -154,12 +159,12 @@ def test_pull_quota_is_reported(proxies: Loopback, tmp_path: Path, monkeypatch, 
     monkeypatch.setattr(logging.getLogger("rehome"), "handlers", [])  # and installs its own handler
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     for method in ("HEAD", "GET"):  # Docker Hub sends it on every manifest answer
-        proxies.upstream_proxy.add_headers.append((method, "/manifests/", {"ratelimit-remaining": "87;w=21600"}))
+        proxies.upstream_proxy.add_headers.append((method, "/manifests/", {"ratelimit-remaining": f"{remaining};w=21600"}))
     src = unique_repo("upstream")
     images.push(proxies.upstream.host, src, images.image((10,)), "v1")
     [image] = ensure_images([(f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target.host}/{unique_repo('m')}:v1")])
     assert image.status == "copied"
-    assert caplog.messages == [f"{proxies.upstream_proxy.host}: 87 pulls left in the rate-limit window"]
+    assert caplog.messages == [f"{proxies.upstream_proxy.host}: {said}"]
 
 
 def test_images_sharing_a_base_cost_the_target_only_the_needed_requests(

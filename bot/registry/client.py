@@ -203,7 +203,8 @@ class Registry:
         # Set when a request got no answer after every try: the rest of the run does not ask this registry
         # again (each of its images would wait as long for the same failure), it fails them at once.
         self.down: Unreachable | None = None
-        self._warned_quota = False
+        # The pulls left when the warning that few are left was given; None until then.
+        self.quota_warned_at: int | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -342,8 +343,8 @@ class Registry:
             return
         with self._lock:
             self.rate_limit = limit
-            if limit.remaining < QUOTA_WARNING and not self._warned_quota:
-                self._warned_quota = True
+            if limit.remaining < QUOTA_WARNING and self.quota_warned_at is None:
+                self.quota_warned_at = limit.remaining
                 log.warning("%s: only %d pulls left in the rate-limit window", self.domain, limit.remaining)
 
     @property
