@@ -168,9 +168,9 @@ class Copier:
             return self._copy_referrers(source, target, manifest)
         except UsageError:
             raise
-        except RehomeError as exc:
-            result.error = f"the image is verified, but its signatures and attestations were not copied: {exc} " \
-                           f"(--no-referrers leaves them out)"
+        except RehomeError as exc:  # its hint stays last, on a line of its own
+            result.error = str(RehomeError(f"the image is verified, but its signatures and attestations were not "
+                                           f"copied: {exc.message} (--no-referrers leaves them out)", exc.hint))
             return 0
 
     def _source_manifest(self, source: _Repo, ref: ImageRef) -> Manifest:

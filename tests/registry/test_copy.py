@@ -281,6 +281,24 @@ def test_a_dry_run_that_cannot_tell_says_unknown_where_the_real_run_fails(
     assert unknown.error == failed.error == f"{host}/{repo}: resolve tag v1: {reason}"
 
 
+def test_signatures_that_could_not_be_copied_keep_the_hint_on_its_own_line(proxies: Loopback,
+                                                                           registries: Registries) -> None:
+    image = images.image()
+    signature = images.signature_for(image)
+    src = upstream_image(proxies, image)
+    images.push(proxies.upstream.host, src, signature, image.digest.replace(":", "-") + ".sig")
+    for method in ("HEAD", "GET"):  # the signature's manifest would eat into the last of the pull quota
+        proxies.upstream_proxy.add_headers.append((method, "/manifests/", {"ratelimit-remaining": "3;w=21600"}))
+    host = proxies.upstream_proxy.host
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{host}/{src}:v1", f"{proxies.target.host}/{unique_repo('mirror')}:v1")
+    assert (result.status, result.error) == (
+        "copied", f"the image is verified, but its signatures and attestations were not copied: {host}/{src}: get "
+                  f"manifest {signature.digest}: stopped: only 3 pulls left in the registry's rate limit (the window "
+                  "is 6h) (--no-referrers leaves them out)\n"
+                  "hint: wait for the window to pass, or log in to raise the limit (docker login)")
+
+
 def test_cosign_signature_travels_unless_disabled(loopback: Loopback, registries: Registries) -> None:
     image = images.image()
     signature = images.signature_for(image)
