@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import re
+import string
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -34,6 +35,13 @@ REFERENCE_RE = re.compile(
 )
 _ANCHORED_NAME_RE = re.compile(r"(?:(" + _DOMAIN_AND_PORT + r")/)?(" + _REMOTE_NAME + r")", re.ASCII)
 _IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
+# The parts of the grammar, to say which part of a refused reference is wrong.
+_HOST_RE = re.compile(_HOST, re.ASCII)
+_PATH_COMPONENT_RE = re.compile(_PATH_COMPONENT, re.ASCII)
+_TAG_RE = re.compile(_TAG, re.ASCII)
+_TAG_CHARACTERS_RE = re.compile(r"[\w.-]*", re.ASCII)
+TAG_LENGTH_MAX = 128
+PORT_MAX = 65535
 
 # Algorithms go-digest registers, and the hex length each requires.
 _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -82,16 +90,77 @@ class ImageRef:
 
 
 def _check_digest(digest: str) -> None:
+    if not digest:
+        raise InvalidReference("invalid reference format: the digest after '@' is empty")
     algorithm, _, hex_part = digest.partition(":")
     expected = _DIGEST_HEX_LENGTHS.get(algorithm)
     if expected is None:
         raise InvalidReference(f"unsupported digest algorithm {algorithm!r} in {digest!r}")
+    if not all(c in string.hexdigits for c in hex_part):
+        raise InvalidReference(f"invalid digest {digest!r}: {algorithm} needs {expected} hex digits (0-9, a-f)")
     if len(hex_part) != expected:
         raise InvalidReference(
             f"invalid digest length: {algorithm} needs {expected} hex digits, {digest!r} has {len(hex_part)}"
         )
     if hex_part != hex_part.lower():
         raise InvalidReference(f"invalid digest {digest!r}: hex digits must be lowercase")
+
+
+def _shown(part: str) -> str:
+    return repr(part if len(part) <= 40 else part[:40] + "…")
+
+
+def _domain_problem(domain: str) -> str | None:
+    """What is wrong with a registry host and port; None when nothing is. (Docker's grammar takes any port number,
+    though none above 65535 can be listened on.)"""
+    host, colon, port = domain.rpartition(":")
+    if not colon or domain.endswith("]"):  # no port: an IPv6 address has colons of its own
+        host = domain
+    elif not port.isdigit():
+        return f"the port of registry {_shown(domain)} must be a number"
+    elif not 0 < int(port) <= PORT_MAX:
+        return f"registry port {port} in {_shown(domain)} is out of range: a port is 1 to {PORT_MAX}"
+    return None if _HOST_RE.fullmatch(host) else f"registry host {_shown(host)} is not a host name or IP address"
+
+
+def _name_problem(name: str) -> str | None:
+    components = name.split("/")
+    if "" in components:
+        return (f"repository name {_shown(name)} has an empty path component (a '/' at the start or end, "
+                "or two in a row)")
+    if len(components) > 1 and (any(c in components[0] for c in ".:[") or components[0] == "localhost"):
+        problem = _domain_problem(components.pop(0))
+        if problem is not None:
+            return problem
+    for component in components:
+        if not _PATH_COMPONENT_RE.fullmatch(component):
+            return (f"path component {_shown(component)} must be lowercase letters and digits, joined by one '.', "
+                    "one or two '_', or dashes")
+    return None
+
+
+def _tag_problem(tag: str) -> str | None:
+    if _TAG_RE.fullmatch(tag):
+        return None
+    if not tag:
+        return "the tag after ':' is empty"
+    if not _TAG_CHARACTERS_RE.fullmatch(tag):
+        return f"tag {_shown(tag)} may hold only letters, digits, '_', '.' and '-'"
+    if tag[0] in ".-":
+        return f"tag {_shown(tag)} must start with a letter, a digit or '_'"
+    return f"tag {_shown(tag)} is {len(tag)} characters long, more than {TAG_LENGTH_MAX}"
+
+
+def _why_refused(text: str) -> str:
+    """Why the grammar refuses `text`: the first of its name, tag and digest that is wrong, where one is."""
+    rest, at, digest = text.partition("@")
+    name, colon, tag = rest.rpartition(":")
+    if not colon or "/" in tag:
+        name, tag = rest, None
+    problem = _name_problem(name) or (None if tag is None else _tag_problem(tag))
+    if problem is None and at:
+        _check_digest(digest)
+    return f"invalid reference format: {problem}" if problem else f"invalid reference format: {text!r}"
 
 
 def parse_raw(text: str) -> ImageRef:
@@ -104,11 +173,13 @@ def parse_raw(text: str) -> ImageRef:
     if match is None:
         if REFERENCE_RE.fullmatch(text.lower()) is not None:
             raise InvalidReference(f"invalid reference {text!r}: repository name must be lowercase")
-        raise InvalidReference(f"invalid reference format: {text!r}")
+        raise InvalidReference(_why_refused(text))
     name, tag, digest = match.groups()
     name_match = _ANCHORED_NAME_RE.fullmatch(name)
     assert name_match is not None  # the reference pattern contains the name pattern
     domain, path = name_match.groups()
+    if domain and (problem := _domain_problem(domain)):
+        raise InvalidReference(f"invalid reference format: {problem}")
     if len(path) > NAME_TOTAL_LENGTH_MAX:
         raise InvalidReference(
             f"repository path must not be more than {NAME_TOTAL_LENGTH_MAX} characters: {path[:40]}…"
@@ -150,9 +221,8 @@ def parse(text: str) -> ImageRef:
     if remote.lower() != remote and REFERENCE_RE.fullmatch(f"{domain}/{remainder.lower()}"):
         raise InvalidReference(f"invalid reference format: repository name ({remote}) must be lowercase")
     ref = parse_raw(f"{domain}/{remainder}")
-    if not ref.domain:
-        # Cannot happen for names built above; kept so a grammar change fails loudly.
-        raise InvalidReference(f"reference {text!r} has no domain")
+    if not ref.domain:  # the grammar read a host it refuses (`my_host.com`) as part of the path
+        raise InvalidReference(f"invalid reference format: {_domain_problem(domain) or f'{text!r} names no registry'}")
     return ref
 
 

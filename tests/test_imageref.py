@@ -119,10 +119,28 @@ def test_a_registry_host_alone_is_refused(text, host):
     [
         ("", "empty image reference"),
         ("Nginx:1", "invalid reference format: repository name (library/Nginx) must be lowercase"),
-        ("nginx:-bad", "invalid reference format: 'docker.io/library/nginx:-bad'"),
-        ("gcr.io/<<PROJECT>>/app", "invalid reference format: 'gcr.io/<<PROJECT>>/app'"),
+        ("nginx:-bad", "invalid reference format: tag '-bad' must start with a letter, a digit or '_'"),
+        ("nginx:" + "a" * 129, "invalid reference format: tag '" + "a" * 40 + "…' is 129 characters long, more than 128"),
+        ("nginx:1.0+b", "invalid reference format: tag '1.0+b' may hold only letters, digits, '_', '.' and '-'"),
+        ("nginx:", "invalid reference format: the tag after ':' is empty"),
+        ("a..b", "invalid reference format: path component 'a..b' must be lowercase letters and digits, joined by one "
+                 "'.', one or two '_', or dashes"),
+        ("gcr.io/<<PROJECT>>/app", "invalid reference format: path component '<<PROJECT>>' must be lowercase letters "
+                                   "and digits, joined by one '.', one or two '_', or dashes"),
+        ("registry.example.com/app/", "invalid reference format: repository name 'registry.example.com/app/' has an "
+                                      "empty path component (a '/' at the start or end, or two in a row)"),
         ("gcr.io/Project/app", "invalid reference format: repository name (Project/app) must be lowercase"),
-        ("nginx@sha256:abc", "invalid reference format: 'docker.io/library/nginx@sha256:abc'"),
+        ("127.0.0.1:99999/app:1", "invalid reference format: registry port 99999 in '127.0.0.1:99999' is out of range: "
+                                  "a port is 1 to 65535"),
+        ("localhost:0/app", "invalid reference format: registry port 0 in 'localhost:0' is out of range: a port is 1 to "
+                            "65535"),
+        ("registry.example.com:http/app", "invalid reference format: the port of registry 'registry.example.com:http' "
+                                          "must be a number"),
+        ("my_registry.example.com/app", "invalid reference format: registry host 'my_registry.example.com' is not a "
+                                        "host name or IP address"),
+        ("nginx@sha256:zz", "invalid digest 'sha256:zz': sha256 needs 64 hex digits (0-9, a-f)"),
+        ("nginx@sha256:abc", "invalid digest length: sha256 needs 64 hex digits, 'sha256:abc' has 3"),
+        ("nginx:1@", "invalid reference format: the digest after '@' is empty"),
         ("nginx@md5:" + "a" * 32, "unsupported digest algorithm 'md5' in 'md5:" + "a" * 32 + "'"),
         ("nginx@sha256:" + "a" * 63 + "aa", "invalid digest length: sha256 needs 64 hex digits, 'sha256:" + "a" * 65 + "' has 65"),
         ("a" * 64, "invalid repository name (" + "a" * 64 + "), cannot specify 64-byte hexadecimal strings"),

@@ -86,6 +86,20 @@ def test_a_registry_host_alone_is_not_read_as_a_docker_hub_image(argv: list[str]
     assert capsys.readouterr() == ("", f"rehome: error: {message}\n")
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["127.0.0.1:99999/app:1", "r.example/x"], "SRC '127.0.0.1:99999/app:1': invalid reference format: registry port "
+                                               "99999 in '127.0.0.1:99999' is out of range: a port is 1 to 65535"),
+    (["nginx:-1", "r.example/x"], "SRC 'nginx:-1': invalid reference format: tag '-1' must start with a letter, a "
+                                  "digit or '_'"),
+    (["nginx", "r.example/x@sha256:zz"], "DST 'r.example/x@sha256:zz': invalid digest 'sha256:zz': sha256 needs 64 "
+                                         "hex digits (0-9, a-f)"),
+])
+def test_an_invalid_image_says_what_is_wrong_before_asking_a_registry(argv: list[str], message: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["copy", *argv]) == 2
+    assert capsys.readouterr() == ("", f"rehome: error: {message}\n")
+
+
 def test_docker_config_of_the_wrong_shape_is_a_usage_error(loopback: Loopback, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     src = unique_repo("upstream")

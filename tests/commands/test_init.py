@@ -30,9 +30,11 @@ def test_init_never_overwrites_without_force(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("dest", "message"), [
-    ("BAD Dest", "--to: destination 'BAD Dest' is not a registry path: invalid reference format: 'BAD Dest'"),
-    ("not a valid//dest:", "--to: destination 'not a valid//dest:' is not a registry path: "
-                           "invalid reference format: 'not a valid//dest:'"),
+    ("BAD Dest", "--to: destination 'BAD Dest' is not a registry path: invalid reference format: path component "
+                 "'BAD Dest' must be lowercase letters and digits, joined by one '.', one or two '_', or dashes"),
+    ("not a valid//dest:", "--to: destination 'not a valid//dest:' is not a registry path: invalid reference format: "
+                           "repository name 'not a valid//dest' has an empty path component (a '/' at the start or "
+                           "end, or two in a row)"),
     ("mirror/images", "--to: destination 'mirror/images' must start with a registry host, "
                       "e.g. us-docker.pkg.dev/PROJECT/REPOSITORY"),
 ])

@@ -299,7 +299,8 @@ UNCOMMITTED_HINT = "hint: only committed files are read: commit the folder (or c
         "placeholder(s) {nope}; known: {destination}, {domain}, {path}"]),
     ("destination: 'not a registry'\n", [
         "rehome: error: acme/shop: rehome.yaml: key 'destination': destination 'not a registry' is not a registry "
-        "path: invalid reference format: 'not a registry'"]),
+        "path: invalid reference format: path component 'not a registry' must be lowercase letters and digits, "
+        "joined by one '.', one or two '_', or dashes"]),
     ("branch: a..b\n", ["rehome: error: acme/shop: rehome.yaml: key 'branch': 'a..b' is not a usable branch name",
                         "hint: a name such as rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/"]),
     ("branch: main\n", ["rehome: error: acme/shop: rehome.yaml: key 'branch': 'main' is the base branch itself; "
