@@ -5,6 +5,7 @@ import argparse
 
 from bot import mirror
 from bot.config import find_config
+from bot.errors import UsageError
 
 HELP = "copy one image (all platforms, signatures included) and verify the copy by digest"
 
@@ -18,9 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 
 
+def destination_host(destination: str) -> str:
+    """DST's registry host; a DST ending in `/` is refused saying why: it names the copy's repository, and is not a
+    mirror prefix as `--to` is (that takes a trailing `/`)."""
+    try:
+        return mirror.registry_host(destination, "DST")
+    except UsageError as exc:
+        if not destination.endswith("/"):
+            raise
+        repository = destination.rstrip("/")
+        raise UsageError(exc.message, f"DST is the copy's repository ({repository}, or {repository}/NAME), not a "
+                                      "mirror prefix as --to DEST is") from None
+
+
 def run(args: argparse.Namespace) -> int:
     config = find_config(args.config, None)
-    host = mirror.registry_host(args.destination, "DST")
+    host = destination_host(args.destination)
     mirror.registry_host(args.source, "SRC")
     options = mirror.options_from_args(args, config.insecure_registries, host)
     images = mirror.ensure_and_print([(args.source, args.destination)], options, args.format)

@@ -100,6 +100,15 @@ def test_an_invalid_image_says_what_is_wrong_before_asking_a_registry(argv: list
     assert capsys.readouterr() == ("", f"rehome: error: {message}\n")
 
 
+def test_a_destination_ending_in_a_slash_is_refused_as_no_mirror_prefix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["copy", "nginx:1.27", "127.0.0.1:5000/mirror/"]) == 2
+    assert capsys.readouterr() == ("", (
+        "rehome: error: DST '127.0.0.1:5000/mirror/': invalid reference format: repository name "
+        "'127.0.0.1:5000/mirror/' has an empty path component (a '/' at the start or end, or two in a row)\n"
+        "hint: DST is the copy's repository (127.0.0.1:5000/mirror, or 127.0.0.1:5000/mirror/NAME), not a mirror "
+        "prefix as --to DEST is\n"))
+
+
 def test_docker_config_of_the_wrong_shape_is_a_usage_error(loopback: Loopback, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     src = unique_repo("upstream")
