@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 
 from bot import jsontext
-from bot.errors import RehomeError, UsageError
+from bot.errors import RehomeError
 from bot.imageref import ImageRef
 from bot.registry import Registries, RegistryError
 from bot.registry.blobs import cancel_upload, start_upload
 from bot.registry.client import RETRY_STATUSES, Registry, RetryPolicy
-from bot.registry.credentials import google_credential, is_google_host
+from bot.registry.credentials import CredentialHelperError, google_credential, is_google_host
 from bot.registry.errors import (
     NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint, error_codes, not_a_registry,
     source_login_fix, speaks_registry_api,
@@ -106,12 +106,11 @@ def _access_fix(registry: Registry, exc: RegistryError, grant: str) -> str | Non
 
 
 def check_credentials(registry: Registry) -> Check:
-    try:
+    try:  # a Docker config.json of the wrong shape is a usage error, refused as by every other command
         credential = registry.auth.credential
-    except UsageError:
-        raise  # Docker's config.json of the wrong shape: refused as by every other command
-    except RehomeError as exc:
-        return _failure("credentials", exc, "fix the credential helper named in Docker's config.json")
+    except CredentialHelperError as exc:  # said without its "credentials:", which the check's name says
+        return Check("credentials", False, f"{registry.domain}: {exc.detail}",
+                     "fix the credential helper named in Docker's config.json")
     if credential.anonymous and is_google_host(registry.domain):
         return Check("credentials", False, f"{registry.domain}: no credentials found; Google's registries take no "
                      "anonymous pushes", GOOGLE_LOGIN_FIX)

@@ -31,6 +31,15 @@ GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 HELPER_TIMEOUT = 30
 
 
+class CredentialHelperError(RehomeError):
+    """A credential helper that gave no usable answer: `server` is what it was asked about, `detail` what went wrong."""
+
+    def __init__(self, server: str, detail: str) -> None:
+        super().__init__(f"{server}: credentials: {detail}")
+        self.server = server
+        self.detail = detail
+
+
 @dataclasses.dataclass(frozen=True)
 class Credential:
     """What to authenticate with; `source` says where it came from (safe to print)."""
@@ -144,21 +153,20 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
             [program, "get"], input=server, capture_output=True, text=True, timeout=HELPER_TIMEOUT, check=False
         )
     except FileNotFoundError:
-        raise RehomeError(
-            f"{server}: credentials: {program} is configured in Docker's config.json but is not installed"
-        ) from None
+        raise CredentialHelperError(
+            server, f"{program} is configured in Docker's config.json but is not installed") from None
     except subprocess.TimeoutExpired:
-        raise RehomeError(f"{server}: credentials: {program} get did not answer in {HELPER_TIMEOUT}s") from None
+        raise CredentialHelperError(server, f"{program} get did not answer in {HELPER_TIMEOUT}s") from None
     if proc.returncode != 0:
         # The helpers say "credentials not found" on stdout; nothing else is printed here, in case it echoes secrets.
         if "not found" in proc.stdout.lower() or "not found" in proc.stderr.lower():
             return None
-        raise RehomeError(f"{server}: credentials: {program} get failed (exit {proc.returncode})")
+        raise CredentialHelperError(server, f"{program} get failed (exit {proc.returncode})")
     try:
         answer = jsontext.loads(proc.stdout)
         username, secret = answer["Username"], answer["Secret"]
     except (ValueError, KeyError, TypeError):
-        raise RehomeError(f"{server}: credentials: {program} get printed something that is not its JSON answer") from None
+        raise CredentialHelperError(server, f"{program} get printed something that is not its JSON answer") from None
     if not secret:
         return None
     if username == "<token>":

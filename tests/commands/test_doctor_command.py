@@ -213,6 +213,17 @@ def test_doctor_refuses_a_docker_config_of_the_wrong_shape(loopback: Loopback, t
                                        "must be an object such as {\"auth\": \"base64 of user:password\"}, not a string\n")
 
 
+def test_a_credential_helper_that_is_not_installed_is_said_once_to_be_missing(loopback: Loopback, tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    host = loopback.basic.host
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {host: "rehome-absent"}}))
+    assert main(["doctor", "--to", f"{host}/team/mirror"]) == 1
+    assert capsys.readouterr() == (
+        f"failed  credentials: {host}: docker-credential-rehome-absent is configured in Docker's config.json but is not "
+        "installed (fix: fix the credential helper named in Docker's config.json)\n", "")
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "no destination: give --to DEST or set `destination` in rehome.yaml"),
     (["--to", "127.0.0.1:5000"], "--to: destination '127.0.0.1:5000' is not a registry path: 127.0.0.1:5000 names a registry but no repository; add a repository path, e.g. "
