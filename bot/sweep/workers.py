@@ -36,8 +36,9 @@ log = logging.getLogger("rehome")
 # Never `fork`: the sweep's process has threads (the progress display, the shared objects' server),
 # and a forked copy of a threaded process can hang on a lock some other thread held.
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-# Imported once by the fork server, before it forks each worker: a worker starts with them loaded.
-PRELOAD = ["bot.sweep.workers", "bot.commands.sweep"]
+# Imported once by the fork server, before it forks each worker: a worker starts with them loaded. The
+# first makes the fork server outlive a SIGTERM sent to the sweep's whole process group.
+PRELOAD = ["bot.sweep.forkserver", "bot.sweep.workers", "bot.commands.sweep"]
 STOP_TIMEOUT = 10.0  # seconds an idle worker has to exit once told to
 
 

@@ -127,7 +127,8 @@ def _sweep_process(org: Org, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+# SIGTERM to the whole group: as timeout(1), systemd stopping a unit or `kill -- -PGID` send it.
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigterm-to-the-group"])
 def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_finish(
         org: Org, capsys, tmp_path, how: str) -> None:
     state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
@@ -141,10 +142,10 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
         while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
             time.sleep(0.01)
         assert _started(org) == {"svc-api", "svc-docs"} and not state.exists()
-        if how == "ctrl-c":
-            os.killpg(process.pid, signal.SIGINT)
-        else:
+        if how == "sigterm":
             process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGTERM)
         hold.set()
         out, err = process.communicate(timeout=60)
     finally:
