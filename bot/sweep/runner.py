@@ -204,9 +204,10 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
     `workers`: "process" runs each repository in a worker process (bot.sweep.workers), so the
     Python work of several repositories uses several cores; "thread" runs them in threads of this
     process, with the shared objects used directly (what tests that patch a repository's run use).
-    On SIGINT or SIGTERM no other repository starts; those running finish and are journaled, and
-    the result says the sweep was interrupted. A journal line that cannot be written stops it the
-    same way (those running finish, unjournaled), and the result holds the error."""
+    On SIGINT or SIGTERM no other repository starts; those running finish and are journaled (one
+    waiting for the rate limit's reset fails at once), and the result says the sweep was
+    interrupted. A journal line that cannot be written stops it the same way (those running
+    finish, unjournaled), and the result holds the error."""
     if workers not in WORKERS:
         raise ValueError(f"workers must be one of {WORKERS}, not {workers!r}")
     if workers == "thread":
@@ -239,6 +240,8 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Cal
             while waiting and len(running) < max(1, jobs) and not stopping():
                 running.add(pool.submit(task, waiting.pop()))
             finished, running = wait(running, timeout=POLL, return_when=FIRST_COMPLETED)
+            if interrupted.is_set():  # a repository waiting for the rate limit's reset fails now
+                ctx.limiter.interrupt()
             for future in finished:
                 entry = future.result()
                 if not entry.from_state and journal_error is None:

@@ -3,9 +3,11 @@ its repository's outcome, its log records reach this process, an interrupt lets 
 repositories finish."""
 from __future__ import annotations
 
+import datetime
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,12 +16,14 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from bot.mirror import MirrorOptions
 from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.ratelimit import RateLimiter
+from bot.sweep.report import RepoEntry
 from bot.registry import Secret
 from bot.sweep.access import TokenSource
 from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensProxy
@@ -119,12 +123,37 @@ def _started(org: Org) -> set[str]:
     return {r.path.split("/")[3] for r in list(org.github.requests) if r.path.startswith("/repos/acme/")}
 
 
-def _sweep_process(org: Org, *args: str) -> subprocess.Popen[str]:
-    """`rehome sweep` in a process group of its own: a Ctrl-C goes to the whole group, as a terminal's does."""
+def sweep_process(org: Org, *args: str, stderr: IO[str] | int = subprocess.PIPE,
+                  temp: Path | None = None) -> subprocess.Popen[str]:
+    """`rehome sweep` in a process group of its own: a Ctrl-C goes to the whole group, as a terminal's does.
+    `temp`: where its temporary files go."""
     argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
             org.github.base_url, "--token-env", TOKEN_ENV, *args, "--no-progress", "--format", "json"]
-    return subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **({"TMPDIR": str(temp)} if temp else {})}
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+
+
+def wait_for_line(path: Path, start: str) -> str:
+    """The first line of the file that starts so, once there (within a minute)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [line for line in path.read_text().splitlines() if line.startswith(start)]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no line starting {start!r} in {path}: {path.read_text()}")
+
+
+def interrupted_report(org: Org, not_reached: int, totals: dict, repositories: list[dict], images: list[dict]) -> dict:
+    """report.json of an interrupted sweep."""
+    return {"version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True,
+            "not_reached": not_reached, "totals": totals, "repositories": repositories, "images": images}
+
+
+def copied(org: Org, name: str, *uses: tuple[str, str]) -> dict:
+    """An image's entry in a sweep's report: copied, used in each (repository, file)."""
+    return {"image": org.image(name), "target": org.target(name), "pulls": None, "status": "copied",
+            "repositories": [{"repo": repo, "files": [path]} for repo, path in uses]}
 
 
 # SIGTERM to the whole group: as timeout(1), systemd stopping a unit or `kill -- -PGID` send it.
@@ -136,7 +165,7 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
     hold = threading.Event()
     org.github.gates.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", hold))
     which = ("--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2", "--state", str(state))
-    process = _sweep_process(org, *which, "--report", str(reports))
+    process = sweep_process(org, *which, "--report", str(reports))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
@@ -163,23 +192,12 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
     # The reports: the two that finished, and that the sweep was interrupted before the other two.
     api, docs = (org.remote_git(name, "rev-parse", "main") for name in ("acme/svc-api", "acme/svc-docs"))
     pr_url = f"{org.github.origin}/acme/svc-api/pull/1"
-    report = {
-        "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True, "not_reached": 2,
-        "totals": {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 1, "scanned": 0, "failed": 0,
-                   "third_party": 2, "internal": 1, "unresolved": 1, "images": 2},
-        "repositories": [
-            {"repo": "acme/svc-api", "status": "done", "pr_url": pr_url, "head": api, "error": None,
-             "third_party": 2, "internal": 0, "unresolved": 1},
-            {"repo": "acme/svc-docs", "status": "nothing-to-do", "pr_url": None, "head": docs, "error": None,
-             "third_party": 0, "internal": 1, "unresolved": 0},
-        ],
-        "images": [
-            {"image": org.image("nginx"), "target": org.target("nginx"), "pulls": None, "status": "copied",
-             "repositories": [{"repo": "acme/svc-api", "files": ["Dockerfile"]}]},
-            {"image": org.image("redis"), "target": org.target("redis"), "pulls": None, "status": "copied",
-             "repositories": [{"repo": "acme/svc-api", "files": ["compose.yaml"]}]},
-        ],
-    }
+    report = interrupted_report(
+        org, 2, {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 1, "scanned": 0, "failed": 0,
+                 "third_party": 2, "internal": 1, "unresolved": 1, "images": 2},
+        [RepoEntry("acme/svc-api", "done", pr_url, api, None, 2, 0, 1).to_json(),
+         RepoEntry("acme/svc-docs", "nothing-to-do", None, docs, None, 0, 1, 0).to_json()],
+        [copied(org, "nginx", ("acme/svc-api", "Dockerfile")), copied(org, "redis", ("acme/svc-api", "compose.yaml"))])
     assert json.loads((reports / "report.json").read_text()) == report
     assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report
     assert (reports / "report.md").read_text() == f"""# rehome sweep
@@ -227,6 +245,62 @@ Interrupted: the sweep was stopped before it finished; not reached, and not in t
     assert "Interrupted" not in (reports / "report.md").read_text()
 
 
+@pytest.mark.parametrize("workers", ["process", "thread"])
+def test_ctrl_c_ends_the_wait_for_the_rate_limit_reset(org: Org, tmp_path: Path, workers: str) -> None:
+    """GitHub says no request is left until a reset an hour away: Ctrl-C ends the wait (in the sweep's
+    process, where the limiter is, whichever process asks). The repositories waiting are not done: each
+    fails, is journaled and reported; the clones go."""
+    state, reports, log, temp = (tmp_path / name for name in ("state.jsonl", "reports", "stderr", "temp"))
+    temp.mkdir()
+    reset = int(time.time()) + 3600
+    spent = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+    for name in ("svc-api", "svc-jobs"):  # each one's look for its pull request: the next request waits
+        org.github.faults.append(("GET", f"^/repos/acme/{name}/pulls$", 200, spent, []))
+    hold = threading.Event()  # until both have asked: each then pushes its branch before it waits
+    org.github.gates.append(("GET", r"^/repos/acme/svc-[a-z]+/pulls$", hold))
+    with log.open("w") as stderr:
+        process = sweep_process(org, "--repo-include", "^acme/svc-(api|jobs|web)$", "--jobs", "2", "--state",
+                                str(state), "--report", str(reports), "--workers", workers, stderr=stderr, temp=temp)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-jobs"}:
+                time.sleep(0.01)
+            hold.set()
+            waiting = wait_for_line(log, "GitHub rate limit: ")
+            os.killpg(process.pid, signal.SIGINT)
+            out, _ = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+    err = log.read_text()
+    assert process.returncode == 130, err
+    at = datetime.datetime.fromtimestamp(reset, datetime.timezone.utc).strftime("%H:%M:%S")
+    assert re.fullmatch(rf"GitHub rate limit: 0 requests left; waiting 3[56]\d\ds until the reset at {at} UTC", waiting)
+    error = f"interrupted while waiting for GitHub's rate limit to reset at {at} UTC; it runs again in the next sweep"
+    # The whole of it, but for the order in which the two repositories go (the progress counts them as they end).
+    assert sorted(re.sub(r"^\[[12]/3\] ", "[-/3] ", line) for line in err.splitlines()) == sorted([
+        "3 repositories to sweep, 60 left out", waiting,
+        *(f"cloning file://{org.remotes[name]} (branch main)" for name in ("acme/svc-api", "acme/svc-jobs")),
+        "pushing rehome/mirror-images", "pushing rehome/mirror-images",
+        "SIGINT: starting no other repository; waiting for those running to finish (a push is never cut short)",
+        f"[-/3] acme/svc-api: failed: {error}", f"[-/3] acme/svc-jobs: failed: {error}",
+        "2 repositories need a look: acme/svc-api, acme/svc-jobs", "rehome: interrupted"]), err
+    assert sorted((line["repo"], line["status"], line["error"]) for line in state_lines(state)) == [
+        ("acme/svc-api", "failed", error), ("acme/svc-jobs", "failed", error)]
+    assert org.pulls("acme/svc-api") == org.pulls("acme/svc-jobs") == []
+    api, jobs = (org.remote_git(name, "rev-parse", "main") for name in ("acme/svc-api", "acme/svc-jobs"))
+    report = interrupted_report(
+        org, 1, {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 2,
+                 "third_party": 4, "internal": 0, "unresolved": 1, "images": 3},
+        [RepoEntry("acme/svc-api", "failed", None, api, error, 2, 0, 1).to_json(),
+         RepoEntry("acme/svc-jobs", "failed", None, jobs, error, 2, 0, 0).to_json()],
+        [copied(org, "app", ("acme/svc-jobs", "deploy/jobs.yaml")), copied(org, "nginx", ("acme/svc-api", "Dockerfile")),
+         copied(org, "redis", ("acme/svc-api", "compose.yaml"), ("acme/svc-jobs", "docker-compose.yml"))])
+    assert json.loads((reports / "report.json").read_text()) == report
+    assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report
+    assert list(temp.glob("rehome-*")) == []  # the clones, and in worker processes the sweep's folder
+
+
 def test_ctrl_c_does_not_cut_short_a_push_in_a_sweep_in_threads(org: Org, tmp_path: Path) -> None:
     """`--workers thread`: git runs out of the process group the Ctrl-C reaches, so the push under way
     (held up for a second by the remote's hook) finishes, and its pull request opens."""
@@ -234,7 +308,7 @@ def test_ctrl_c_does_not_cut_short_a_push_in_a_sweep_in_threads(org: Org, tmp_pa
     hook = org.remotes[f"{ORG}/svc-api"] / "hooks" / "pre-receive"
     hook.write_text(f"#!/bin/sh\ntouch '{receiving}'\nsleep 1\n")
     hook.chmod(0o755)
-    process = _sweep_process(org, "--repo-include", "^acme/svc-api$", "--workers", "thread", "--state", str(state))
+    process = sweep_process(org, "--repo-include", "^acme/svc-api$", "--workers", "thread", "--state", str(state))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not receiving.exists():
