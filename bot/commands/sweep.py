@@ -23,7 +23,7 @@ from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.progress import SweepProgress
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import RepoEntry, SweepReport
-from bot.sweep.runner import WORKERS, SweepContext, failed_names, sweep
+from bot.sweep.runner import WORKERS, SweepContext, failed_names, sigterm_as_ctrl_c, sweep
 from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select
 from bot.sweep.state import StateJournal, inputs_of
 
@@ -122,6 +122,7 @@ def mirror_options(args: argparse.Namespace, destination: str) -> MirrorOptions:
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     destination = _check(args)
     chosen = selection(args)
+    mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
     journal = StateJournal(Path(args.state)) if args.state and not args.inventory else None
     limiter = RateLimiter()
     tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
@@ -129,7 +130,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                                  required=not (args.inventory or args.dry_run))
     copy_options = mirror_options(args, destination)  # reads --password-stdin once, before any repository
     args.pull_counts = plan_command.load_pull_counts(args)
-    taken, left = select(repositories(args, tokens, limiter), chosen)
+    try:
+        with sigterm_as_ctrl_c():
+            taken, left = select(repositories(args, tokens, limiter), chosen)
+    except KeyboardInterrupt:  # no repository ran; how many there are is not known
+        _summarise(args, sweep_report.make_report(mode, destination, [], interrupted=True, not_reached=None), [])
+        raise
     readable = [repo for repo in taken if isinstance(repo, RepoInfo)]
     # A named repository that could not be read is one of the sweep's, failed before it could run.
     unreadable = [RepoEntry(repo.full_name, "failed", error=repo.error) for repo in taken
@@ -148,16 +154,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
             progress.done(entry)
         swept = sweep(readable, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
                       workers=args.workers)
-    mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
     stopped = swept.interrupted or swept.journal_error is not None
     result = sweep_report.make_report(mode, destination, swept.entries + unreadable, interrupted=stopped,
                                       not_reached=swept.not_reached)
-    if args.report:
-        sweep_report.write(result, Path(args.report))
-    if args.format == "json":
-        print_json({**result.to_json(), "left_out": [{"repo": r.full_name, "reason": why} for r, why in left]})
-    else:
-        print(render(result, len(left)))
+    _summarise(args, result, left)
     failed = failed_names(result.repositories)
     if failed:
         log.warning("%s: %s", _needing_a_look(len(failed)), ", ".join(failed[:10]) + (" …" if len(failed) > 10 else ""))
@@ -167,6 +167,18 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     if result.interrupted:
         raise KeyboardInterrupt  # reports written and printed: now the exit (130) of any interrupted command
     return 1 if failed else 0
+
+
+def _summarise(args: argparse.Namespace, result: SweepReport,
+               left: list[tuple[RepoInfo | Unreadable, str]]) -> None:
+    """The --report files, and the summary on standard output: the table, or report.json's object with
+    `left_out` (the repositories the filters left out, and why)."""
+    if args.report:
+        sweep_report.write(result, Path(args.report))
+    if args.format == "json":
+        print_json({**result.to_json(), "left_out": [{"repo": r.full_name, "reason": why} for r, why in left]})
+    else:
+        print(render(result, len(left)))
 
 
 def _needing_a_look(count: int) -> str:

@@ -59,7 +59,8 @@ class SweepReport:
     destination: str
     repositories: tuple[RepoEntry, ...]
     interrupted: bool = False  # SIGINT or SIGTERM stopped the sweep: only the repositories that finished are here
-    not_reached: int = 0  # the repositories an interrupted sweep never started
+    # The repositories an interrupted sweep never started; None: not known, it was interrupted while listing them.
+    not_reached: int | None = 0
 
     def totals(self) -> dict[str, int]:
         counts = {status: sum(1 for r in self.repositories if r.status == status) for status in ORDER}
@@ -105,9 +106,9 @@ class SweepReport:
             raise UsageError(f"{where}: not a rehome sweep report: {exc}") from None
         # Reports written before `interrupted` was a field are of sweeps that went through.
         interrupted, not_reached = data.get("interrupted", False), data.get("not_reached", 0)
-        if not isinstance(interrupted, bool) or not _is_count(not_reached):
+        if not isinstance(interrupted, bool) or not (_is_count(not_reached) or not_reached is None):
             raise UsageError(f"{where}: not a rehome sweep report: \"interrupted\" must be true or false and "
-                             f"\"not_reached\" a count, not {interrupted!r} and {not_reached!r}")
+                             f"\"not_reached\" a count or null, not {interrupted!r} and {not_reached!r}")
         entries = tuple(RepoEntry(**fields, images=tuple(uses.get(name, ()))) for name, fields in repos.items())
         report = cls(data["mode"], data["destination"], entries, interrupted, not_reached)
         problem = _totals_problem(data["totals"], report.totals())
@@ -218,7 +219,7 @@ def _is_count(value: Any) -> bool:
 
 
 def make_report(mode: str, destination: str, repositories: Iterable[RepoEntry], *, interrupted: bool = False,
-                not_reached: int = 0) -> SweepReport:
+                not_reached: int | None = 0) -> SweepReport:
     return SweepReport(mode, destination, tuple(sorted(repositories, key=lambda r: r.repo.lower())), interrupted,
                        not_reached)
 
@@ -241,9 +242,10 @@ def merge(reports: Sequence[tuple[str, SweepReport]]) -> SweepReport:
                                  "shards never overlap; nothing was written")
             seen[repo.repo] = (where, repo)
     _check_targets(reports)
+    not_reached = [r.not_reached for _where, r in reports]
     return make_report(first.mode, first.destination, [repo for _where, repo in seen.values()],
                        interrupted=any(r.interrupted for _where, r in reports),
-                       not_reached=sum(r.not_reached for _where, r in reports))
+                       not_reached=None if None in not_reached else sum(n or 0 for n in not_reached))
 
 
 def _check_targets(reports: Sequence[tuple[str, SweepReport]]) -> None:
@@ -287,13 +289,13 @@ def _link(url: str | None) -> str:
 def to_markdown(report: SweepReport) -> str:
     totals = report.totals()
     title = {"inventory": "rehome inventory", "dry-run": "rehome sweep (dry run)"}.get(report.mode, "rehome sweep")
+    # The statuses no repository has are left out (all of them when there is no repository).
+    counted = {"repositories": "repositories", **{s: s for s in ORDER if totals[s]}, "images": "images",
+               "third_party": "third-party references", "internal": "internal", "unresolved": "unresolved"}
     lines = [f"# {title}", "", f"Destination: {render.code_span(report.destination, table=False)}", "",
              *([interrupted_line(report), ""] if report.interrupted else []),
-             "| repositories | " + " | ".join(s for s in ORDER if totals[s]) + " | images | third-party references |"
-             " internal | unresolved |",
-             "|---:|" + "---:|" * (sum(1 for s in ORDER if totals[s]) + 4),
-             f"| {totals['repositories']} | " + " | ".join(str(totals[s]) for s in ORDER if totals[s])
-             + f" | {totals['images']} | {totals['third_party']} | {totals['internal']} | {totals['unresolved']} |",
+             "| " + " | ".join(counted.values()) + " |", "|" + "---:|" * len(counted),
+             "| " + " | ".join(str(totals[key]) for key in counted) + " |",
              "", "## Images", ""]
     images = report.images()
     if images:
@@ -314,7 +316,10 @@ def to_markdown(report: SweepReport) -> str:
 
 
 def interrupted_line(report: SweepReport) -> str:
-    not_reached = plural(report.not_reached, "repository", "repositories")
+    if report.not_reached is None:
+        not_reached = "an unknown number of repositories (it was stopped before they were all listed)"
+    else:
+        not_reached = plural(report.not_reached, "repository", "repositories")
     return f"Interrupted: the sweep was stopped before it finished; not reached, and not in this report: {not_reached}."
 
 

@@ -261,9 +261,6 @@ def _interrupts() -> Iterator[threading.Event]:
     the middle of a journal line, say). Only the main thread can install handlers; elsewhere the
     event is never set."""
     interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupted
-        return
 
     def handler(signum: int, frame: object) -> None:
         if not interrupted.is_set():
@@ -274,9 +271,25 @@ def _interrupts() -> Iterator[threading.Event]:
                         "a rerun with the same --state runs them again)")
         interrupted.set()
 
+    with _handling_interrupts(handler):
+        yield interrupted
+
+
+def sigterm_as_ctrl_c() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM, like SIGINT, raises KeyboardInterrupt where the main thread is: for the sweep's
+    preparation (listing the repositories), which starts nothing that must be let finish."""
+    return _handling_interrupts(signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def _handling_interrupts(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for SIGINT and SIGTERM while this lasts, in the main thread (elsewhere, nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield interrupted
+        yield
     finally:
         for number, old in previous.items():
             signal.signal(number, old)

@@ -72,6 +72,21 @@ No third-party images.
     assert "Interrupted" not in (tmp_path / "whole" / "report.md").read_text()
 
 
+def test_a_shard_interrupted_while_listing_makes_the_merged_count_not_reached_unknown(capsys, tmp_path) -> None:
+    listing = sweep_report.make_report("sweep", DESTINATION, [], interrupted=True, not_reached=None)
+    sweep_report.write(listing, tmp_path / "shard-0")
+    sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [WEB], interrupted=True, not_reached=3),
+                       tmp_path / "shard-1")
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"),
+                             str(tmp_path / "shard-1"))
+    assert (code, out, err) == (0, f"2 reports merged into {tmp_path / 'merged'}: 1 repository, 0 images\n"
+                                   "Interrupted: the sweep was stopped before it finished; not reached, and not in "
+                                   "this report: an unknown number of repositories (it was stopped before they were "
+                                   "all listed).\n", "")
+    merged = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert (merged["interrupted"], merged["not_reached"], merged["repositories"]) == (True, None, [WEB.to_json()])
+
+
 def test_the_summary_table_says_the_sweep_was_interrupted() -> None:
     result = sweep_report.make_report("sweep", DESTINATION, [SHOP, WEB], interrupted=True, not_reached=4)
     assert render(result, left_out=1) == (
@@ -100,7 +115,7 @@ def test_a_report_whose_interrupted_or_not_reached_field_is_of_the_wrong_kind_is
     code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"))
     assert (code, out) == (2, "")
     assert err == (f"rehome: error: {tmp_path / 'shard-0' / 'report.json'}: not a rehome sweep report: "
-                   f"\"interrupted\" must be true or false and \"not_reached\" a count, not {values}\n")
+                   f"\"interrupted\" must be true or false and \"not_reached\" a count or null, not {values}\n")
     assert not (tmp_path / "merged").exists()
 
 

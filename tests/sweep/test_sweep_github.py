@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -19,6 +21,7 @@ from tests.github.server import GitHubServer
 from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, run_cli
 from tests.sweep.conftest import LIBS, ORG, PER_PAGE, TOKEN, TOKEN_ENV, Org
 from tests.sweep.test_sweep import state_lines, sweep
+from tests.sweep.test_workers import sweep_process, wait_for_line
 
 
 def listed(org: Org) -> list:
@@ -86,6 +89,60 @@ def test_rate_limit_headers_make_the_sweep_wait_and_say_so(org: Org, capsys, mon
     assert len(said) == 1 and int(said[0][0]) <= 20 and said[0][1] == f"{waits[0]:.0f}"
     assert err.count("GitHub: waiting 1.0s before retrying (rate limit or server error)") == 2
     assert len(org.pulls("acme/svc-web")) == 1
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_a_sweep_interrupted_while_listing_writes_its_reports_saying_so(org: Org, tmp_path, how: str) -> None:
+    """Every answer says no request is left until a reset an hour away: the sweep waits after the
+    listing's first page. Interrupted then, it ran no repository and cannot know how many there are."""
+    reports, log = tmp_path / "reports", tmp_path / "stderr"
+    reset = int(time.time()) + 3600
+    org.github.rate_headers = lambda: {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0",
+                                       "X-RateLimit-Reset": str(reset)}
+    with log.open("w") as stderr:
+        process = sweep_process(org, "--report", str(reports), stderr=stderr)
+        try:
+            waiting = wait_for_line(log, "GitHub rate limit: ")
+            if how == "ctrl-c":
+                os.killpg(process.pid, signal.SIGINT)
+            else:
+                process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    at = datetime.datetime.fromtimestamp(reset, datetime.timezone.utc).strftime("%H:%M:%S")
+    assert re.fullmatch(rf"GitHub rate limit: 0 requests left; waiting 3[56]\d\ds until the reset at {at} UTC", waiting)
+    assert log.read_text() == f"{waiting}\nrehome: interrupted\n"
+    assert [r.path for r in org.github.requests] == [f"/orgs/{ORG}", f"/orgs/{ORG}/repos"]
+    report = {"version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True, "not_reached": None,
+              "totals": {"repositories": 0, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 0,
+                         "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
+              "repositories": [], "images": []}
+    assert json.loads(out) == {**report, "left_out": []}
+    assert json.loads((reports / "report.json").read_text()) == report
+    assert (reports / "report.md").read_text() == f"""# rehome sweep
+
+Destination: `{org.destination}`
+
+Interrupted: the sweep was stopped before it finished; not reached, and not in this report: an unknown number of \
+repositories (it was stopped before they were all listed).
+
+| repositories | images | third-party references | internal | unresolved |
+|---:|---:|---:|---:|---:|
+| 0 | 0 | 0 | 0 | 0 |
+
+## Images
+
+No third-party images.
+
+## Repositories
+
+| repository | status | pull request | third-party | error |
+|---|---|---|---:|---|
+"""
+    assert (reports / "report.csv").read_text() == "repo,status,pr_url,head,third_party,internal,unresolved,error\n"
 
 
 def test_rate_limiter_waits_only_when_the_reserve_is_reached() -> None:
