@@ -195,8 +195,14 @@ class Copier:
     def _push_verified(self, target: _Repo, reference: str, manifest: Manifest) -> None:
         manifests.put_manifest(target.registry, target.path, reference, manifest)
         after = manifests.head_digest(target.registry, target.path, reference, "verify the copy")
-        if after != manifest.digest:
-            raise RegistryError(str(target), "verify the copy", f"{reference} answers {after} after the push, not {manifest.digest}")
+        if after == manifest.digest:
+            return
+        pushed = f"the manifest {reference}" if manifests.is_digest(reference) else f"the tag {reference}"
+        if after is None:
+            problem = f"{pushed} is not there after the push (HTTP 404)"
+        else:
+            problem = f"{pushed} answers {after} after the push, not {manifest.digest}"
+        raise RegistryError(str(target), "verify the copy", problem)
 
     def _copy_contents(self, source: _Repo, target: _Repo, manifest: Manifest, depth: int = 0) -> int:
         """Everything `manifest` refers to (child manifests, blobs), not the manifest itself; the bytes sent."""

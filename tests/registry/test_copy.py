@@ -450,3 +450,18 @@ def test_what_a_new_image_costs_the_source(proxies: Loopback, registries: Regist
         ("GET", f"/v2/{src}/tags/list"),
         ("GET", f"/v2/{src}/referrers/{image.digest}"),
     ])
+
+
+@pytest.mark.parametrize(("method", "answer"), [("HEAD", 404), ("PUT", 201)],
+                         ids=["tag not found after the push", "push answered 201 and not stored"])
+def test_a_tag_missing_after_the_push_fails_saying_so(proxies: Loopback, registries: Registries, method: str,
+                                                      answer: int) -> None:
+    image = images.image((3000,))
+    src, dst = upstream_image(proxies, image), unique_repo("mirror")
+    source, target = f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    proxies.target_proxy.faults.append(Fault(method, f"/v2/{dst}/manifests/v1", answer))
+    with Copier(registries) as copier:
+        result = copier.ensure(source, target)
+    assert result == CopyResult(source, target, "failed", image.digest, bytes=sum(len(b.data) for b in image.blobs),
+                                error=f"{proxies.target_proxy.host}/{dst}: verify the copy: the tag v1 is not there "
+                                      "after the push (HTTP 404)")
