@@ -14,7 +14,7 @@ from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSettings
 from bot.registry.client import Registries, Registry, tries_after
 from bot.registry.errors import NotFound, RegistryError, RetryableError
-from bot.registry.manifests import IMAGE_CONFIG_TYPES, Descriptor, Manifest
+from bot.registry.manifests import IMAGE_CONFIG_TYPES, INDEX_TYPES, Descriptor, Manifest
 
 log = logging.getLogger("rehome.registry")
 
@@ -288,9 +288,9 @@ class Copier:
         log.debug("%s: copied blob %s (%d bytes)", target, descriptor.digest, sent)
         return sent
 
-    def _platforms(self, repo: _Repo, manifest: Manifest) -> list[str]:
+    def _platforms(self, repo: _Repo, manifest: Manifest, depth: int = 0) -> list[str]:
         if manifest.is_index:
-            return sorted({c.platform for c in manifest.children() if c.platform and c.platform != "unknown/unknown"})
+            return self._index_platforms(repo, manifest, depth)
         config = manifest.config()
         if config is None or config.media_type not in IMAGE_CONFIG_TYPES:
             return []
@@ -305,6 +305,17 @@ class Copier:
             log.debug("%s: the image config %s names no platform", repo, config.digest)
             return []  # only shown, never checked: an image whose config says nothing still copies
         return [platform]
+
+    def _index_platforms(self, repo: _Repo, index: Manifest, depth: int) -> list[str]:
+        """The platforms of an index's images, those of an index nested in it included (read from `repo`)."""
+        found: set[str] = set()
+        for child in index.children():
+            if child.media_type in INDEX_TYPES and depth < MAX_INDEX_DEPTH:
+                nested = manifests.get_manifest(repo.registry, repo.path, child.digest)
+                found.update(self._platforms(repo, nested, depth + 1))
+            elif child.platform and child.platform != "unknown/unknown":
+                found.add(child.platform)
+        return sorted(found)
 
     def _copy_referrers(self, source: _Repo, target: _Repo, manifest: Manifest) -> int:
         """Cosign's `sha256-<hex>.sig/.att/.sbom` tags and what the OCI referrers API lists, for the image and its

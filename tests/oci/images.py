@@ -93,6 +93,13 @@ def multi_platform(layer_size: int = 4096) -> Image:
     return index(children, platforms)
 
 
+def nested(inner: Image) -> Image:
+    """An index whose one entry is another index (an entry with no platform of its own)."""
+    entry = {"mediaType": inner.media_type, "digest": inner.digest, "size": inner.size}
+    manifest = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
+    return Image(json.dumps(manifest, indent=2).encode(), OCI_INDEX, (), (inner,))
+
+
 def signature_for(target: Image) -> Image:
     """A cosign-style signature: an OCI manifest whose layer is the simple-signing payload."""
     payload = Blob(json.dumps({"critical": {"image": {"docker-manifest-digest": target.digest},

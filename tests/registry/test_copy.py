@@ -452,6 +452,23 @@ def test_what_a_new_image_costs_the_source(proxies: Loopback, registries: Regist
     ])
 
 
+def test_an_index_of_indexes_lists_the_platforms_of_the_index_inside(proxies: Loopback, registries: Registries) -> None:
+    inner = images.multi_platform()
+    outer = images.nested(inner)
+    src, dst = upstream_image(proxies, outer), unique_repo("mirror")
+    source, target = f"{proxies.upstream.host}/{src}:v1", f"{proxies.target.host}/{dst}:v1"
+    platforms = ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"]
+    with Copier(registries, CopyOptions(dry_run=True)) as dry:
+        assert dry.ensure(source, target) == CopyResult(source, target, "missing", outer.digest, platforms)
+    with Copier(registries) as copier:
+        copied = copier.ensure(source, target)
+        present = copier.ensure(source, target)
+    sent = sum(len(b.data) for b in outer.all_blobs())
+    assert (copied, present) == (CopyResult(source, target, "copied", outer.digest, platforms, sent),
+                                 CopyResult(source, target, "present", outer.digest, platforms))
+    assert_complete_copy(proxies.target.host, dst, outer, "v1")
+
+
 @pytest.mark.parametrize(("method", "answer"), [("HEAD", 404), ("PUT", 201)],
                          ids=["tag not found after the push", "push answered 201 and not stored"])
 def test_a_tag_missing_after_the_push_fails_saying_so(proxies: Loopback, registries: Registries, method: str,
