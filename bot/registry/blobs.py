@@ -191,15 +191,16 @@ def _patch_with_resume(registry: Registry, repo: str, location: str, chunk: byte
             )
             if response.status_code == 202:
                 return registry.url(response.headers.get("Location", location)), end
-            error: RegistryError = registry.fail(repo, step, response)
-            if not isinstance(error, RetryableError):
-                raise error
+            refusal = registry.fail(repo, step, response)
+            if not isinstance(refusal, RetryableError):
+                raise refusal
+            error = refusal
         except RetryableError as exc:
             error = exc
         tries = tries_after(error, attempt, tries)
         timed_out = error if isinstance(error, TimedOut) else timed_out
         log.info("%s: chunk %d-%d broke (%s); asking where to resume", _where(registry, repo), offset, end - 1, error.detail)
-        registry.sleep(registry.retry.delay(attempt, None))
+        registry.sleep(registry.retry.delay(attempt, error.retry_after))
         location, offset = upload_status(registry, repo, location)
         if not start <= offset <= end:
             raise RetryableError(_where(registry, repo), step, f"cannot resume: the registry holds {offset} bytes, the chunk starts at {start}")

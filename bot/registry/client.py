@@ -370,7 +370,8 @@ class Registry:
         if response.status_code in RETRY_STATUSES and tries_of(response) > 1:
             return RegistryError(error.where, error.step, after_tries(error.detail, response), error.hint, error.status)
         if response.status_code in RETRY_STATUSES:  # asked once (a streamed upload): worth trying again whole
-            return RetryableError(error.where, error.step, error.detail, error.hint, error.status)
+            return RetryableError(error.where, error.step, error.detail, error.hint, error.status,
+                                  retry_after_seconds(response))
         return error
 
 

@@ -13,7 +13,7 @@ from bot.imageref import ImageRef, InvalidReference, parse
 from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSettings
 from bot.registry.client import Registries, Registry, tries_after
-from bot.registry.errors import NotFound, RegistryError, RetryableError
+from bot.registry.errors import NotFound, RegistryError, RetryableError, with_tries
 from bot.registry.manifests import IMAGE_CONFIG_TYPES, INDEX_TYPES, Descriptor, Manifest
 
 log = logging.getLogger("rehome.registry")
@@ -81,6 +81,14 @@ def _no_such_image(source: _Repo, tag: str) -> NotFound:
 
 def _is_config(descriptor: Descriptor) -> bool:
     return descriptor.media_type in IMAGE_CONFIG_TYPES and descriptor.size <= blobs.SMALL_BLOB_MAX
+
+
+def _gave_up(error: RetryableError, tries: int) -> RegistryError:
+    """The last failure of a blob copied `tries` times: a refusal (an HTTP status) says how often it was asked,
+    as any request's does."""
+    if error.status is None:
+        return error
+    return RegistryError(error.where, error.step, with_tries(error.detail, tries), error.hint, error.status)
 
 
 class Copier:
@@ -263,7 +271,8 @@ class Copier:
         return 0 if upload is None else self._transfer(source, target, descriptor, upload)
 
     def _transfer(self, source: _Repo, target: _Repo, descriptor: Descriptor, upload: blobs.Upload | None) -> int:
-        """Copy the blob whole, again while it fails in a way worth trying again (after a timeout, once more)."""
+        """Copy the blob whole, again while it fails in a way worth trying again (after a timeout, once more),
+        after the pause the registry asks for (`Retry-After`), if longer than the backoff."""
         tries, attempt = target.registry.retry.tries, 0
         while True:
             attempt += 1
@@ -272,9 +281,9 @@ class Copier:
             except RetryableError as exc:
                 tries = tries_after(exc, attempt, tries)
                 if attempt == tries:
-                    raise
+                    raise _gave_up(exc, attempt) from None
                 upload = None  # the failed session was cancelled; start afresh
-                target.registry.pause_before_retry(exc.where, exc.step, exc.detail, attempt, tries)
+                target.registry.pause_before_retry(exc.where, exc.step, exc.detail, attempt, tries, exc.retry_after)
 
     def _transfer_once(self, source: _Repo, target: _Repo, descriptor: Descriptor, upload: blobs.Upload | None) -> int:
         if _is_config(descriptor):

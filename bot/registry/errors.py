@@ -35,7 +35,13 @@ class NotARegistry(NotFound):
 
 
 class RetryableError(RegistryError):
-    """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match)."""
+    """A failure worth trying again (connection lost, 429, 5xx, bytes that did not match); `retry_after` is how
+    many seconds the registry asked to wait before the next try (its `Retry-After`), None when it did not say."""
+
+    def __init__(self, where: str, step: str, detail: str, hint: str | None = None, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(where, step, detail, hint, status)
+        self.retry_after = retry_after
 
 
 class TimedOut(RetryableError):

@@ -81,9 +81,21 @@ def proxies(loopback: Loopback) -> Iterator[Loopback]:
 
 
 def make_registries(environ: dict[str, str], credentials: dict[str, Credential] | None = None,
-                    retry: RetryPolicy = FAST_RETRY, destination: str | None = None) -> Registries:
+                    retry: RetryPolicy = FAST_RETRY, destination: str | None = None,
+                    sleep: Callable[[float], object] | None = None) -> Registries:
     """`environ` should name a DOCKER_CONFIG folder, so the tests never read the user's own."""
-    return Registries(credentials=CredentialStore(credentials, environ), retry=retry, destination=destination)
+    return Registries(credentials=CredentialStore(credentials, environ), retry=retry, destination=destination,
+                      sleep=sleep)
+
+
+@pytest.fixture
+def paced(tmp_path: Path) -> Iterator[tuple[Registries, list[float]]]:
+    """Fast retries that wait as long as a registry asks (up to 30 s), the pauses recorded rather than slept:
+    (the pool, the seconds of each pause before a retry)."""
+    pauses: list[float] = []
+    with make_registries({"DOCKER_CONFIG": str(tmp_path / "no-docker-config")},
+                         retry=dataclasses.replace(FAST_RETRY, max_delay=30.0), sleep=pauses.append) as pool:
+        yield pool, pauses
 
 
 def basic_credential(password: str = CANARY_PASSWORD) -> Credential:

@@ -140,6 +140,16 @@ class RegistryServer:
     def wipe(self) -> None:
         shutil.rmtree(self.root / "data", ignore_errors=True)
 
+    def upload_sessions(self, repo: str) -> dict[str, int]:
+        """The blob upload sessions the registry holds for `repo`, from its storage: id -> bytes received. (After
+        answering a cancel, the 2.8 registry writes the session's hash state back: a folder holding only that is no
+        session, the registry answers it is unknown.)"""
+        uploads = self.root / "data" / "docker" / "registry" / "v2" / "repositories" / repo / "_uploads"
+        if not uploads.is_dir():
+            return {}
+        return {session.name: (session / "data").stat().st_size if (session / "data").exists() else 0
+                for session in uploads.iterdir() if (session / "startedat").exists()}
+
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -1,6 +1,7 @@
 """Copies between real loopback registries: images, indexes, referrers, what is sent and what is not."""
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from urllib.parse import quote, urlencode
@@ -11,6 +12,7 @@ import pytest
 from bot.registry import Copier, CopyOptions, CopyResult, Registries
 from bot.registry.blobs import UploadSettings
 from bot.registry.client import Registry
+from tests.helpers import logged
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
 from tests.oci.proxy import Answer, Fault, Proxy
@@ -482,3 +484,28 @@ def test_a_tag_missing_after_the_push_fails_saying_so(proxies: Loopback, registr
     assert result == CopyResult(source, target, "failed", image.digest, bytes=sum(len(b.data) for b in image.blobs),
                                 error=f"{proxies.target_proxy.host}/{dst}: verify the copy: the tag v1 is not there "
                                       "after the push (HTTP 404)")
+
+
+@pytest.mark.parametrize("refusals", [2, 99], ids=["refused twice", "refused every time"])
+def test_a_blob_upload_refused_with_retry_after_is_tried_again_after_the_wait_asked(
+        proxies: Loopback, paced: tuple[Registries, list[float]], refusals: int) -> None:
+    registries, pauses = paced
+    image = images.image((3000,))
+    layer = image.blobs[-1].digest
+    src, dst = upstream_image(proxies, image), unique_repo("mirror")
+    source, target = f"{proxies.upstream.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    proxies.target_proxy.faults.append(Fault("PUT", f"/v2/{dst}/blobs/uploads/.*digest={quote(layer)}", 429,
+                                             times=refusals, headers={"Retry-After": "7"}))
+    with logged(logging.INFO) as messages, Copier(registries) as copier:
+        result = copier.ensure(source, target)
+    tries = registries.retry.tries
+    made = min(refusals + 1, tries)
+    refused = f"{proxies.target_proxy.host}/{dst}: upload blob {layer}: HTTP 429"
+    assert messages == [f"{refused}; trying again in 7.0s (try {n} of {tries})" for n in range(2, made + 1)]
+    assert pauses == [7.0] * (made - 1)
+    if refusals < tries:
+        assert result == CopyResult(source, target, "copied", image.digest, ["linux/amd64"],
+                                    sum(len(b.data) for b in image.blobs))
+    else:
+        assert result == CopyResult(source, target, "failed", image.digest, error=f"{refused} after {tries} tries")
+    assert proxies.target.upload_sessions(dst) == {}  # each refused try's session was cancelled
