@@ -245,6 +245,7 @@ def test_ctrl_c_stops_the_copies_and_returns_what_was_done(proxies: Loopback, tm
         with pytest.raises(Interrupted) as stopped:
             ensure_images([(source, target)], MirrorOptions(jobs=2))
         assert time.monotonic() - started < INTERRUPT_GRACE + 10
+        assert proxies.target.upload_sessions(dst) == {}  # the one the stuck copy opened was cancelled
         proxies.upstream_proxy.reset()  # the silent download ends: its copy must not go on, nor be tried again
         for thread in threading.enumerate():
             if thread.name.startswith("rehome-blob"):
@@ -309,3 +310,4 @@ def test_ctrl_c_on_the_command_exits_at_once_with_the_table(proxies: Loopback, t
     assert err.splitlines()[-1] == ("rehome: error: interrupted: 0 of 1 images are verified in the mirror; no copy "
                                     "went on after the interrupt (run the command again to finish)")
     assert httpx.head(f"http://{proxies.target.host}/v2/{dst}/manifests/v1").status_code == 404
+    assert proxies.target.upload_sessions(dst) == {}

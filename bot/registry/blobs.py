@@ -5,10 +5,13 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Iterable, Iterator
 
 import httpx
 
+from bot.errors import RehomeError
 from bot.output import plural
 from bot.registry.client import Registry, retryable, transport_failure, tries_after
 from bot.registry.errors import RegistryError, RetryableError, TimedOut
@@ -17,6 +20,8 @@ from bot.registry.manifests import Descriptor
 log = logging.getLogger("rehome.registry")
 
 SMALL_BLOB_MAX = 4 << 20  # an image config larger than this is not expected
+# Seconds a cancel may take: it runs after a failure or an interrupt, and must not hold up either.
+CANCEL_TIMEOUT = 2.0
 # Blobs are compressed already, and their digest is of the bytes as stored: ask for them as they are.
 RAW_BYTES = {"Accept-Encoding": "identity"}
 
@@ -81,11 +86,58 @@ def mount(registry: Registry, repo: str, digest: str, from_repo: str) -> Upload 
 
 
 def cancel_upload(registry: Registry, repo: str, upload: Upload) -> None:
-    """Best effort: the session is dead weight either way."""
+    """One DELETE, even after an interrupt, within `CANCEL_TIMEOUT`. Best effort: the session is dead weight
+    either way, and one the registry does not let go is left to its upload purging."""
+    step = "cancel blob upload"
     try:
-        registry.request("DELETE", upload.location, repo=repo, step="cancel blob upload", actions=("pull", "push"), retry=False).close()
-    except RegistryError:
-        pass
+        response = registry.request("DELETE", upload.location, repo=repo, step=step, actions=("pull", "push"),
+                                    cleanup_within=CANCEL_TIMEOUT)
+    except RehomeError as exc:
+        log.debug("%s", exc)
+        return
+    if not response.is_success:
+        log.debug("%s", registry.fail(repo, step, response))
+
+
+class UploadSessions:
+    """The upload sessions a run opened and has not finished. Each is cancelled once: by the copy that failed,
+    or, after an interrupt, by `cancel_all` for the copies still blocked on the network."""
+
+    def __init__(self) -> None:
+        self._open: dict[Upload, tuple[Registry, str]] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def open(self, target: Registry, repo: str, upload: Upload | None) -> Iterator[Upload]:
+        """The upload session given (a refused mount opens one), else a new one; cancelled unless the block
+        completes it."""
+        upload = upload or start_upload(target, repo)
+        with self._lock:
+            self._open[upload] = (target, repo)
+        try:
+            yield upload
+        except BaseException:
+            self._cancel(upload)
+            raise
+        with self._lock:
+            self._open.pop(upload, None)
+
+    def cancel_all(self) -> None:
+        """Cancel every session still open, all at once: the whole takes `CANCEL_TIMEOUT` at most."""
+        with self._lock:
+            left = list(self._open)
+        cancels = [threading.Thread(target=self._cancel, args=(upload,), daemon=True) for upload in left]
+        for cancel in cancels:
+            cancel.start()
+        deadline = time.monotonic() + CANCEL_TIMEOUT
+        for cancel in cancels:
+            cancel.join(max(0.0, deadline - time.monotonic()))
+
+    def _cancel(self, upload: Upload) -> None:
+        with self._lock:
+            owner = self._open.pop(upload, None)
+        if owner is not None:
+            cancel_upload(*owner, upload)
 
 
 def with_digest(location: str, digest: str) -> str:
@@ -237,48 +289,35 @@ def _downloaded(response: httpx.Response, registry: Registry, where: str, step: 
         raise retryable(exc, where, step, f"{what} mid-blob ({why})") from None
 
 
-@contextlib.contextmanager
-def _session(target: Registry, repo: str, upload: Upload | None) -> Iterator[Upload]:
-    """The upload session given (a refused mount opens one), else a new one; cancelled when the copy fails."""
-    upload = upload or start_upload(target, repo)
-    try:
-        yield upload
-    except RegistryError:
-        cancel_upload(target, repo, upload)
-        raise
-
-
 def transfer(
     source: Registry, source_repo: str, target: Registry, target_repo: str, descriptor: Descriptor,
-    settings: UploadSettings, upload: Upload | None = None,
+    settings: UploadSettings, upload: Upload,
 ) -> int:
-    """Stream one blob from source to target, verified on the way; the number of bytes sent."""
+    """Stream one blob from source to target in the open `upload`, verified on the way; the number of bytes sent."""
     step = f"download blob {descriptor.digest}"
-    with _session(target, target_repo, upload) as upload:
-        response = source.request("GET", f"/v2/{source_repo}/blobs/{descriptor.digest}", repo=source_repo, step=step,
-                                  headers=RAW_BYTES, stream=True)
-        try:
-            if response.status_code != 200:
-                raise source.fail(source_repo, step, response)
-            chunks = _downloaded(response, source, _where(source, source_repo), step)
-            verified = Verifier(chunks, descriptor, _where(source, source_repo))
-            if descriptor.size <= settings.monolithic_max:
-                put_monolithic(target, target_repo, upload, verified, descriptor)
-            else:
-                put_chunked(target, target_repo, upload, verified, descriptor, settings.chunk_size)
-        finally:
-            response.close()
+    response = source.request("GET", f"/v2/{source_repo}/blobs/{descriptor.digest}", repo=source_repo, step=step,
+                              headers=RAW_BYTES, stream=True)
+    try:
+        if response.status_code != 200:
+            raise source.fail(source_repo, step, response)
+        chunks = _downloaded(response, source, _where(source, source_repo), step)
+        verified = Verifier(chunks, descriptor, _where(source, source_repo))
+        if descriptor.size <= settings.monolithic_max:
+            put_monolithic(target, target_repo, upload, verified, descriptor)
+        else:
+            put_chunked(target, target_repo, upload, verified, descriptor, settings.chunk_size)
+    finally:
+        response.close()
     return descriptor.size
 
 
 def transfer_small(
-    source: Registry, source_repo: str, target: Registry, target_repo: str, descriptor: Descriptor,
-    upload: Upload | None = None,
+    source: Registry, source_repo: str, target: Registry, target_repo: str, descriptor: Descriptor, upload: Upload,
 ) -> bytes:
-    """Copy a small blob (an image config) through memory, verified; its bytes, for the caller to keep."""
-    with _session(target, target_repo, upload) as upload:
-        content = read_small(source, source_repo, descriptor)
-        put_monolithic(target, target_repo, upload, content, descriptor)
+    """Copy a small blob (an image config) through memory into the open `upload`, verified; its bytes, for the
+    caller to keep."""
+    content = read_small(source, source_repo, descriptor)
+    put_monolithic(target, target_repo, upload, content, descriptor)
     return content
 
 

@@ -232,8 +232,11 @@ class Registry:
         params: Mapping[str, str] | None = None,
         stream: bool = False,
         retry: bool = True,
+        cleanup_within: float | None = None,
     ) -> httpx.Response:
         """Send, authenticating on a 401; retry connection errors, 429 and 5xx when `retry` (idempotent steps).
+        `cleanup_within`: a request that cleans up after a failed or interrupted step (cancelling an upload): sent
+        once, even after an interrupt, waiting at most that many seconds for each part of the exchange.
 
         The caller judges the final status; a streamed response must be closed by the caller.
         """
@@ -241,20 +244,22 @@ class Registry:
         url = self.url(path_or_url)
         where = f"{self.domain}/{repo}"
         resendable = content is None or isinstance(content, bytes)
-        tries = self.retry.tries if retry and resendable else 1
+        tries = self.retry.tries if retry and resendable and cleanup_within is None else 1
+        timeout = self.http.timeout if cleanup_within is None else httpx.Timeout(cleanup_within)
         return self.retrying(
-            lambda: self._send_authenticated(method, url, scopes, headers, content, params, stream, where), where, step,
-            tries)
+            lambda: self._send_authenticated(method, url, scopes, headers, content, params, stream, where, timeout),
+            where, step, tries, interruptible=cleanup_within is None)
 
     def retrying(self, send: Callable[[], httpx.Response], where: str, step: str,
-                 tries: int | None = None) -> httpx.Response:
+                 tries: int | None = None, *, interruptible: bool = True) -> httpx.Response:
         """`send()` until it answers other than 429 or 5xx, or `tries` (default: the policy's) run out.
-        A try that timed out is followed by one more at most."""
+        A try that timed out is followed by one more at most. Not `interruptible`: sent after an interrupt too."""
         tries = tries or self.retry.tries
         attempt = 0
         while attempt < tries:
             attempt += 1
-            self.check_cancelled(where, step)
+            if interruptible:
+                self.check_cancelled(where, step)
             self.check_down(where, step, attempt - 1)
             try:
                 response = send()
@@ -320,11 +325,12 @@ class Registry:
         params: Mapping[str, str] | None,
         stream: bool,
         where: str,
+        timeout: httpx.Timeout,
     ) -> httpx.Response:
         for challenge_round in range(2):
             request = self.http.build_request(
                 method, url, params=params, content=content,
-                headers={**self.auth.headers(scopes, where), **(headers or {})},
+                headers={**self.auth.headers(scopes, where), **(headers or {})}, timeout=timeout,
             )
             response = self.http.send(request, stream=stream)
             if response.status_code != 401 or challenge_round == 1:

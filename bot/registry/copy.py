@@ -1,6 +1,7 @@
 """`ensure(source, target)`: make the target hold exactly the source image, verified by digest."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -11,7 +12,7 @@ from bot import jsontext
 from bot.errors import RehomeError, UsageError
 from bot.imageref import ImageRef, InvalidReference, parse
 from bot.registry import blobs, manifests
-from bot.registry.blobs import UploadSettings
+from bot.registry.blobs import UploadSessions, UploadSettings
 from bot.registry.client import Registries, Registry, tries_after
 from bot.registry.errors import NotFound, RegistryError, RetryableError, with_tries
 from bot.registry.manifests import IMAGE_CONFIG_TYPES, INDEX_TYPES, Descriptor, Manifest
@@ -102,6 +103,7 @@ class Copier:
         self._blobs: dict[tuple[str, str], Future[tuple[str, int]]] = {}
         # Image configs this run copied, by digest: their platform is read from here, not fetched back.
         self._configs: dict[str, bytes] = {}
+        self._uploads = UploadSessions()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Copier:
@@ -111,8 +113,11 @@ class Copier:
         self.close()
 
     def close(self) -> None:
-        # Interrupted: a blob copy blocked in a read cannot be stopped from here, and is not waited for.
+        # Interrupted: a blob copy blocked in a read cannot be stopped from here, and is not waited for; the
+        # upload session it opened is cancelled here instead (a Ctrl-C again stops waiting for that too).
         self._pool.shutdown(wait=not self.registries.cancelled.is_set(), cancel_futures=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            self._uploads.cancel_all()
 
     def ensure(self, source: str, target: str) -> CopyResult:
         result = CopyResult(source, target, "unknown" if self.options.dry_run else "failed")
@@ -282,18 +287,19 @@ class Copier:
                 tries = tries_after(exc, attempt, tries)
                 if attempt == tries:
                     raise _gave_up(exc, attempt) from None
-                upload = None  # the failed session was cancelled; start afresh
+                upload = None  # the failed session was cancelled; the next try opens its own
                 target.registry.pause_before_retry(exc.where, exc.step, exc.detail, attempt, tries, exc.retry_after)
 
     def _transfer_once(self, source: _Repo, target: _Repo, descriptor: Descriptor, upload: blobs.Upload | None) -> int:
-        if _is_config(descriptor):
-            content = blobs.transfer_small(source.registry, source.path, target.registry, target.path, descriptor,
-                                           upload)
-            self._configs[descriptor.digest] = content
-            sent = len(content)
-        else:
-            sent = blobs.transfer(source.registry, source.path, target.registry, target.path, descriptor,
-                                  self.options.upload, upload)
+        with self._uploads.open(target.registry, target.path, upload) as session:
+            if _is_config(descriptor):
+                content = blobs.transfer_small(source.registry, source.path, target.registry, target.path, descriptor,
+                                               session)
+                self._configs[descriptor.digest] = content
+                sent = len(content)
+            else:
+                sent = blobs.transfer(source.registry, source.path, target.registry, target.path, descriptor,
+                                      self.options.upload, session)
         log.debug("%s: copied blob %s (%d bytes)", target, descriptor.digest, sent)
         return sent
 

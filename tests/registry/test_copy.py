@@ -4,13 +4,16 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
 
 from bot.registry import Copier, CopyOptions, CopyResult, Registries
-from bot.registry.blobs import UploadSettings
+from bot.registry.blobs import CANCEL_TIMEOUT, UploadSettings
 from bot.registry.client import Registry
 from tests.helpers import logged
 from tests.oci import images
@@ -509,3 +512,44 @@ def test_a_blob_upload_refused_with_retry_after_is_tried_again_after_the_wait_as
     else:
         assert result == CopyResult(source, target, "failed", image.digest, error=f"{refused} after {tries} tries")
     assert proxies.target.upload_sessions(dst) == {}  # each refused try's session was cancelled
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("stuck", ["download", "upload"])
+def test_an_interrupted_copy_cancels_the_upload_session_of_a_blob_stuck_on_the_network(
+        proxies: Loopback, registries: Registries, stuck: str) -> None:
+    """Ctrl-C (`cancel`, as `copy` and `mirror` do on it) while a layer's download, or its upload, gets no
+    answer: the copy stuck on it is not waited for, and the session it opened is cancelled, once, at once."""
+    image = images.image((3000,))
+    config, layer = image.blobs[0].digest, image.blobs[-1].digest
+    src, dst = upstream_image(proxies, image), unique_repo("mirror")
+    source, target = f"{proxies.upstream_proxy.host}/{src}:v1", f"{proxies.target_proxy.host}/{dst}:v1"
+    proxy, method, path = {"download": (proxies.upstream_proxy, "GET", f"/blobs/{layer}"),
+                           "upload": (proxies.target_proxy, "PUT", f"digest={quote(layer)}")}[stuck]
+    proxy.faults.append(Fault(method, path, "silent"))
+    copier = Copier(registries)
+    results: list[CopyResult] = []
+    copying = threading.Thread(target=lambda: results.append(copier.ensure(source, target)), daemon=True)
+    with logged(logging.DEBUG) as messages:
+        copying.start()
+        config_copied = f"{proxies.target_proxy.host}/{dst}: copied blob {config} ({len(image.blobs[0].data)} bytes)"
+        wait_until(lambda: proxy.count(method, path) > 0 and config_copied in messages)
+    registries.cancel()
+    started = time.monotonic()
+    copier.close()
+    closing = time.monotonic() - started
+    sessions, cancels = proxies.target.upload_sessions(dst), proxies.target_proxy.count("DELETE", "/blobs/uploads/")
+    proxy.reset()  # the request stuck ends (the target proxy's log too): its copy stops, and cancels nothing again
+    copying.join(timeout=30)
+    assert (sessions, cancels, proxies.target_proxy.count("DELETE", "/blobs/uploads/")) == (
+        {}, 1, 0 if proxy is proxies.target_proxy else 1)
+    assert closing < CANCEL_TIMEOUT
+    where = {"download": f"{proxies.upstream_proxy.host}/{src}: download",
+             "upload": f"{proxies.target_proxy.host}/{dst}: upload"}[stuck]
+    assert results == [CopyResult(source, target, "failed", image.digest,
+                                  error=f"{where} blob {layer}: interrupted before it finished")]
