@@ -38,40 +38,42 @@ TOKEN_ENV = "REHOME_TOKEN"
 # stays a value, never read as another flag.
 INPUT_FLAGS = {"destination": "--to", "config": "--config", "labels": "--labels", "reviewers": "--reviewers",
                "branch": "--branch", "pulls": "--pulls"}
+# The inputs that are true or false, and the flag each `true` adds.
+BOOLEAN_INPUTS = {"dry-run": "--dry-run", "recreate-closed": "--recreate-closed", "sync": None}
 # How messages name those flags: in the Action's terms.
-INPUT_NAMES = {flag: f"the {name} input" for name, flag in INPUT_FLAGS.items()}
+INPUT_NAMES = {flag: f"the {name} input" for name, flag in (*INPUT_FLAGS.items(), *BOOLEAN_INPUTS.items()) if flag}
 # Not-moved categories a human must act on: each becomes an ::error:: on its line.
 ANNOTATED = ("failed", "differs", "untouched")
-
-
-BOOLEAN_INPUTS = {"REHOME_DRY_RUN": "dry-run", "REHOME_SYNC": "sync"}
 
 
 def run_arguments(environ: Mapping[str, str]) -> list[str]:
     """`rehome run`'s arguments from the Actions environment and the inputs."""
     argv = ["run", environ.get("GITHUB_WORKSPACE") or ".", "--forge", "github", "--format", "json",
             "--token-env", TOKEN_ENV, *_flags(environ, INPUT_FLAGS)]
-    if _true(environ, "REHOME_DRY_RUN"):
-        argv.append("--dry-run")
+    argv += [flag for name, flag in BOOLEAN_INPUTS.items() if flag and _true(environ, name)]
     api = environ.get("GITHUB_API_URL", "").rstrip("/")
     if api and api != GITHUB_API:
         argv += ["--github-url", api]
     return argv
 
 
+def _variable(name: str) -> str:
+    """The environment variable `action.yml` passes input `x-y` as: `REHOME_X_Y`."""
+    return "REHOME_" + name.upper().replace("-", "_")
+
+
 def _true(environ: Mapping[str, str], name: str) -> bool:
     """A boolean input: `true` or `false` (any case), empty for the default (false). Anything else is
     refused: `dry-run: yes` read as false would make a real run."""
-    value = environ.get(name, "").strip().lower()
-    if value not in ("", "true", "false"):
-        raise UsageError(f"the {BOOLEAN_INPUTS[name]} input must be true or false, not {environ[name].strip()!r}")
-    return value == "true"
+    text = environ.get(_variable(name), "").strip()
+    if text.lower() not in ("", "true", "false"):
+        raise UsageError(f"the {name} input must be true or false, not {text!r}")
+    return text.lower() == "true"
 
 
 def _flags(environ: Mapping[str, str], inputs: Iterable[str]) -> list[str]:
-    """`--flag=value` for each of these inputs that is given (`action.yml` passes input `x-y` as
-    `REHOME_X_Y`)."""
-    given = {name: environ.get("REHOME_" + name.upper().replace("-", "_"), "").strip() for name in inputs}
+    """`--flag=value` for each of these inputs that is given."""
+    given = {name: environ.get(_variable(name), "").strip() for name in inputs}
     return [f"{INPUT_FLAGS[name]}={value}" for name, value in given.items() if value]
 
 
@@ -86,7 +88,7 @@ def check_arguments(environ: Mapping[str, str], base: str | None) -> list[str]:
 
 def sync_arguments(environ: Mapping[str, str]) -> list[str]:
     argv = ["sync", environ.get("GITHUB_WORKSPACE") or ".", "--format", "json", *_common(environ)]
-    return argv + (["--dry-run"] if _true(environ, "REHOME_DRY_RUN") else [])
+    return argv + (["--dry-run"] if _true(environ, "dry-run") else [])
 
 
 def pull_request_base(environ: Mapping[str, str]) -> str | None:
@@ -138,7 +140,8 @@ def outputs(result: RunResult, data: Mapping[str, object]) -> dict[str, str]:
 
     return {"pr-url": text(data["pr_url"]), "pr-number": text(data["pr_number"]),
             "changed": text(result.changed and result.status != "dry-run"),
-            "moved-count": text(data["moved"]), "unresolved-count": text(data["unresolved"])}
+            "moved-count": text(data["moved"]), "unresolved-count": text(data["unresolved"]),
+            "status": text(data["status"])}
 
 
 def _append(path: str | None, text: str) -> None:
@@ -193,7 +196,7 @@ def _check_summary(report: Report, base: str | None) -> str:
 
 def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     summary, failed = "", False
-    if _true(environ, "REHOME_SYNC"):
+    if _true(environ, "sync"):
         if from_fork(dict(environ)):
             summary += f"## rehome sync\n\n{FORK_MESSAGE}.\n\n"
         else:
@@ -227,12 +230,25 @@ def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     for line in annotations(result):
         print(line, file=stdout)
     _append(environ.get("GITHUB_OUTPUT"), "".join(f"{k}={v}\n" for k, v in outputs(result, data).items()))
-    if result.report is not None:
-        summary = render_step_summary(result.report, result.templates)
-    else:
-        summary = f"## rehome\n\n{result.message}\n"
+    summary = step_summary(result)
     _append(environ.get("GITHUB_STEP_SUMMARY"), summary if summary.endswith("\n") else summary + "\n")
     return result.exit_code
+
+
+def step_summary(result: RunResult) -> str:
+    """The pull request's text; above it, what became of the pull request when that is not plain (its
+    change was declined before, or its base changed)."""
+    if result.report is None:
+        return f"## rehome\n\n{result.message}\n"
+    summary = render_step_summary(result.report, result.templates)
+    pull = result.pull_request
+    if result.status == "declined" and pull is not None:
+        return (f"> The pull request <{pull.url}> was closed without merging, and this change is the same: it is not "
+                "proposed again. Reopen it, or set the `recreate-closed` input to `true` for a new one.\n\n" + summary)
+    if result.retargeted_from is not None and pull is not None:
+        return (f"> The pull request <{pull.url}> now merges into {code_span(result.report.base, table=False)}, the "
+                f"default branch, not {code_span(result.retargeted_from, table=False)}.\n\n" + summary)
+    return summary
 
 
 MODES = {"migrate": migrate_mode, "check": check_mode}

@@ -281,14 +281,27 @@ def branch_head(checkout: Checkout, branch: str) -> str | None:
     listed = checkout.git("ls-remote", "origin", ref)
     if not listed:
         return None
-    sha = listed.split()[0]
-    tracking = f"+{ref}:refs/remotes/origin/{branch}"
+    _fetch_beyond_base(checkout, f"+{ref}:refs/remotes/origin/{branch}")
+    return listed.split()[0]
+
+
+def fetch_commit(checkout: Checkout, ref: str) -> str:
+    """The commit the remote's `ref` names (a closed pull request's `refs/pull/N/head`), fetched with
+    the commits it holds beyond the base."""
+    _fetch_beyond_base(checkout, f"+{ref}:{_FETCHED_REF}")
+    return checkout.git("rev-parse", _FETCHED_REF)
+
+
+_FETCHED_REF = "refs/rehome/fetched"
+
+
+def _fetch_beyond_base(checkout: Checkout, refspec: str) -> None:
+    """Only the commits that are not on the base (exactly the ones whose authors are checked), with
+    their trees and no file contents."""
     try:
-        # Only the commits that are not on the base: exactly the ones whose authors are checked.
-        checkout.git("fetch", "--quiet", "--filter=blob:none", f"--shallow-exclude={checkout.base}", "origin", tracking)
-    except GitError:  # the branch holds nothing beyond the base ("no commits selected")
-        checkout.git("fetch", "--quiet", "--depth", "1", "--filter=blob:none", "origin", tracking)
-    return sha
+        checkout.git("fetch", "--quiet", "--filter=blob:none", f"--shallow-exclude={checkout.base}", "origin", refspec)
+    except GitError:  # the ref holds nothing beyond the base ("no commits selected")
+        checkout.git("fetch", "--quiet", "--depth", "1", "--filter=blob:none", "origin", refspec)
 
 
 def commits_beyond_base(checkout: Checkout, head: str) -> list[Commit]:
@@ -364,6 +377,13 @@ def same_change(checkout: Checkout, head: str | None, new: str) -> bool:
     head_tree, head_parents = _commit_fields(checkout, head)
     new_tree, _ = _commit_fields(checkout, new)
     return head_parents == [checkout.base_sha] and head_tree == new_tree
+
+
+def holds_change(checkout: Checkout, commit: str, new: str) -> bool:
+    """True when `commit`, on this base or an earlier one, has each file `new` changes as `new` has it:
+    the same change, whatever else the base has changed since."""
+    changed = _changes(checkout, checkout.base_sha, new)
+    return not changed.keys() & _changes(checkout, new, commit).keys()
 
 
 def holds_files(checkout: Checkout, head: str | None, files: Mapping[str, str]) -> bool:

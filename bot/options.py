@@ -163,4 +163,7 @@ def add_pull_request_options(group: argparse._ArgumentGroup | argparse.ArgumentP
     group.add_argument("--reviewers", metavar="X,Y", help="reviewers to request, comma-separated")
     group.add_argument("--assignees", metavar="X,Y", help="assignees, comma-separated")
     group.add_argument("--draft", action="store_true", default=None, help="open pull requests as drafts")
+    group.add_argument("--recreate-closed", action="store_true",
+                       help="open a new pull request even when the bot's last one, closed without merging, held "
+                            "the same change (by default that change is not proposed again)")
     group.add_argument("--templates", metavar="DIR", help="a folder of templates overriding the built-in ones")

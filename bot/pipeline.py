@@ -53,12 +53,14 @@ class PullRequestSettings:
     assignees: tuple[str, ...]
     draft: bool
     templates: Path | None
+    recreate_closed: bool = False  # open a new pull request even for the change of one closed unmerged
 
 
 @dataclasses.dataclass
 class RunResult:
     """What one repository's run did. `status`: opened, updated, unchanged, nothing-to-do,
-    dry-run, or stopped (the bot's branch holds someone else's commits)."""
+    dry-run, stopped (the bot's branch holds someone else's commits), or declined (the same change's
+    pull request was closed without merging: not proposed again)."""
 
     repository: str
     status: str
@@ -73,6 +75,7 @@ class RunResult:
     body: str = ""
     commit_message: str = ""  # rendered when files change
     templates: Path | None = None  # the template folder the text was rendered with
+    retargeted_from: str | None = None  # the open pull request's base before this run changed it
 
     @property
     def diff(self) -> str:
@@ -97,6 +100,7 @@ class RunResult:
         pull = self.pull_request
         return {
             "version": 1,
+            "status": self.status,
             "pr_url": pull.url if pull and pull.number is not None else None,
             "pr_number": pull.number if pull else None,
             "changed": self.changed,
@@ -134,6 +138,7 @@ def pull_request_settings(args: argparse.Namespace, config: Config,
         assignees=assignees if assignees is not None else config.assignees,
         draft=bool(getattr(args, "draft", False)) or config.draft,
         templates=Path(templates) if templates else config_folder(config, "templates"),
+        recreate_closed=bool(getattr(args, "recreate_closed", False)),
     )
 
 
@@ -225,13 +230,11 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
     if head is not None:
         foreign = git.foreign_commits(checkout, head, (settings.author, *git.DEFAULT_AUTHORS))
         if foreign:
-            if not dry_run:
-                forge.no_pull_request()
-            return _stopped(forge.repository, settings, foreign, args)
-    options = mirror_options or mirror.options_from_args(
+            return _stopped(forge, checkout.base, settings, foreign, args, dry_run)
+    copy_options = mirror_options or mirror.options_from_args(
         args, planned.config.insecure_registries, mirror.registry_host(planned.plan.destination, "destination"))
     plan = planned.plan
-    images = ensure([(m.source, m.target) for m in plan.moves], options,
+    images = ensure([(m.source, m.target) for m in plan.moves], copy_options,
                     pulls={m.source: m.pulls for m in plan.moves})
     moving = verified_plan(plan, images, DRY_RUN_MOVES if dry_run else VERIFIED)
     rules = {rule.kind: rule for rule in planned.scan_options.rules}
@@ -250,7 +253,7 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
         result.status, result.changed = "dry-run", bool(changed)
         result.message = _dry_run_message(len(report.moved), len(changed), len(result.failed))
         return result
-    _publish(forge, checkout, settings, head, result, changed)
+    _publish(forge, checkout, settings, head, result, changed, options.flag_name(args, "--recreate-closed"))
     for warning in result.warnings:
         log.warning("%s: %s", forge.repository, warning)
     return result
@@ -301,17 +304,23 @@ def _title(report: RunReport, settings: PullRequestSettings) -> str:
     return render.render_title(report, settings.templates)
 
 
-def _stopped(repository: str, settings: PullRequestSettings, foreign: Sequence[git.Commit],
-             args: argparse.Namespace) -> RunResult:
+def _stopped(forge: Forge, base: str, settings: PullRequestSettings, foreign: Sequence[git.Commit],
+             args: argparse.Namespace, dry_run: bool) -> RunResult:
+    """Nothing is done to the branch; its open pull request, if any, is named all the same (a dry run
+    asks the forge nothing)."""
     who = ", ".join(f"{c.sha[:12]} by {c.author}" for c in foreign[:3]) + (" …" if len(foreign) > 3 else "")
-    message = (f"{repository}: stopped: the branch {settings.branch} holds commits by someone other than "
+    message = (f"{forge.repository}: stopped: the branch {settings.branch} holds commits by someone other than "
                f"{settings.author} ({who}); it is not overwritten. Merge or delete that branch, or choose "
                f"another with {options.flag_name(args, '--branch')}")
-    return RunResult(repository, "stopped", message)
+    result = RunResult(forge.repository, "stopped", message)
+    if not dry_run:
+        forge.no_pull_request()
+        result.pull_request = forge.find_pull_request(settings.branch, base)
+    return result
 
 
 def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None,
-             result: RunResult, changed: list[FileRewrite]) -> None:
+             result: RunResult, changed: list[FileRewrite], recreate_flag: str) -> None:
     existing = forge.find_pull_request(settings.branch, checkout.base)
     result.pull_request = existing
     if not changed:
@@ -325,8 +334,39 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
         else:
             result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
         return
-    assert result.report is not None
     new = git.commit_files(checkout, _new_texts(changed), result.commit_message, settings.author)
+    if existing is None and not settings.recreate_closed:
+        declined = _declined(forge, checkout, settings.branch, head, new)
+        if declined is not None:
+            forge.no_pull_request()
+            result.pull_request, result.status = declined, "declined"
+            result.message = (f"{forge.repository}: {declined.url} was closed without merging, and this change is "
+                              f"the same: it is not proposed again (reopen it, or run with {recreate_flag} for a "
+                              "new pull request)")
+            return
+    if existing is not None and existing.base not in (None, checkout.base):
+        # Before the push: the pull request never shows the commits of the new base as the bot's.
+        result.retargeted_from = existing.base
+        existing = forge.retarget_pull_request(existing, checkout.base)
+    _propose(forge, checkout, settings, head, new, existing, result)
+    if result.retargeted_from is not None:
+        result.message += f"; its base is now {checkout.base}, the default branch, not {result.retargeted_from}"
+
+
+def _declined(forge: Forge, checkout: Checkout, branch: str, head: str | None, new: str) -> PullRequest | None:
+    """The bot's last pull request from `branch`, when it was closed without merging and held the
+    change `new` makes: a person said no to that change, so it is not proposed again."""
+    closed = forge.closed_pull_request(branch)
+    if closed is None or closed.head_ref is None:
+        return None
+    commit = head if head is not None and head == closed.head_sha else git.fetch_commit(checkout, closed.head_ref)
+    return closed if git.holds_change(checkout, commit, new) else None
+
+
+def _propose(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None, new: str,
+             existing: PullRequest | None, result: RunResult) -> None:
+    """Push the branch at `new` (unless it is there already) and open or edit its pull request."""
+    assert result.report is not None
     request = PullRequestRequest(settings.branch, checkout.base, result.title, result.body, settings.labels,
                                  settings.reviewers, settings.assignees, settings.draft)
     if git.same_change(checkout, head, new):

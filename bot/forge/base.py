@@ -24,7 +24,7 @@ class PullRequestRequest:
 
 @dataclasses.dataclass(frozen=True)
 class PullRequest:
-    """An open pull request (or, for the local forge, where its text was written)."""
+    """A pull request of the bot's branch (or, for the local forge, where its text was written)."""
 
     number: int | None
     url: str | None
@@ -33,6 +33,9 @@ class PullRequest:
     # What could not be set on it (labels, reviewers, assignees): it is open all the same, and the
     # next run adds what is still missing.
     warnings: tuple[str, ...] = ()
+    base: str | None = None  # the branch it would merge into
+    head_sha: str | None = None  # its last commit
+    head_ref: str | None = None  # where the remote serves that commit, its branch gone or not (refs/pull/N/head)
 
 
 class Forge(Protocol):
@@ -44,7 +47,14 @@ class Forge(Protocol):
         (for a dry run, one that writes nothing outside temporary folders)."""
 
     def find_pull_request(self, branch: str, base: str) -> PullRequest | None:
-        """The open pull request from `branch` into `base`, if there is one."""
+        """The open pull request from `branch`, if there is one: the one into `base`, else one into
+        another branch (the default branch before it changed)."""
+
+    def closed_pull_request(self, branch: str) -> PullRequest | None:
+        """The last pull request from `branch`, when it was closed without merging."""
+
+    def retarget_pull_request(self, existing: PullRequest, base: str) -> PullRequest:
+        """`existing`, made to merge into `base` instead."""
 
     def open_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
         """Create the pull request, or edit `existing` (never a second one)."""

@@ -146,6 +146,7 @@ class GitHubForge:
         )
         self._repo: Any = None
         self._found: dict[int, Any] = {}  # the pull requests find_pull_request found, by number
+        self._pulls: dict[str, list[Any]] = {}  # each branch's pull requests, open or not, newest first
 
     def _call(self, what: str, call: Callable[[], T], write: bool = False) -> T:
         self.pacer.wait(write)
@@ -182,36 +183,62 @@ class GitHubForge:
         with git.clone(repo.clone_url, repo.default_branch, self.token) as checkout:
             yield checkout
 
+    def _branch_pulls(self, branch: str) -> list[Any]:
+        """The pull requests from `branch`, open, merged or closed, newest first: one listing serves
+        both the open one and the last closed one. Not filtered by base: the open one may be into the
+        default branch as it was before it changed."""
+        if branch not in self._pulls:
+            owner = self.repository.split("/", 1)[0]
+            pulls = self._call(f"list pull requests of {self.repository}", lambda: list(
+                self.repo.get_pulls(state="all", head=f"{owner}:{branch}")))
+            self._pulls[branch] = sorted((p for p in pulls if p.head.ref == branch), key=lambda p: -p.number)
+        return self._pulls[branch]
+
     def find_pull_request(self, branch: str, base: str) -> PullRequest | None:
-        owner = self.repository.split("/", 1)[0]
-        pulls = self._call("list pull requests", lambda: list(
-            self.repo.get_pulls(state="open", head=f"{owner}:{branch}", base=base)))
-        for pull in pulls:
-            if pull.head.ref == branch:
-                self._found[pull.number] = pull  # as listed: with its labels, reviewers and assignees
-                return _plain(pull)
+        # The one into `base` first: then one into the default branch as it was.
+        opened = sorted((p for p in self._branch_pulls(branch) if p.state == "open"), key=lambda p: p.base.ref != base)
+        if not opened:
+            return None
+        self._found[opened[0].number] = opened[0]  # as listed: with its labels, reviewers and assignees
+        return _plain(opened[0])
+
+    def closed_pull_request(self, branch: str) -> PullRequest | None:
+        pulls = self._branch_pulls(branch)
+        if pulls and pulls[0].state == "closed" and pulls[0].merged_at is None:
+            return _plain(pulls[0])
         return None
+
+    def retarget_pull_request(self, existing: PullRequest, base: str) -> PullRequest:
+        pull = self._pull(existing)
+        self._call(f"change the base of pull request {self.repository}#{pull.number} to {base}",
+                   lambda: pull.edit(base=base), write=True)
+        log.info("%s: its base is now %s, not %s", pull.html_url, base, existing.base)
+        return dataclasses.replace(existing, base=base)
+
+    def _pull(self, existing: PullRequest) -> Any:
+        """The pull request as find_pull_request listed it, or else read."""
+        number = existing.number
+        return self._found.get(number) or self._call(f"read pull request {self.repository}#{number}",
+                                                     lambda: self.repo.get_pull(number))
 
     def open_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
         if existing is not None:
-            pull = self._call(f"read pull request #{existing.number}", lambda: self.repo.get_pull(existing.number))
-            self._call(f"edit pull request #{existing.number}",
+            pull = self._pull(existing)
+            self._call(f"edit pull request {self.repository}#{existing.number}",
                        lambda: pull.edit(title=request.title, body=request.body), write=True)
             log.info("updated %s", pull.html_url)
         else:
-            pull = self._call("create pull request", lambda: self.repo.create_pull(
+            pull = self._call(f"create pull request in {self.repository}", lambda: self.repo.create_pull(
                 base=request.base, head=request.branch, title=request.title, body=request.body, draft=request.draft),
                 write=True)
             log.info("opened %s", pull.html_url)
         warnings = self._complete(pull, request, existing_pull=existing is not None)
-        return PullRequest(pull.number, pull.html_url, request.title, request.body, warnings)
+        return PullRequest(pull.number, pull.html_url, request.title, request.body, warnings, request.base)
 
     def complete_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest | None:
         if existing is None or existing.number is None:
             return existing
-        number = existing.number
-        pull = self._found.get(number) or self._call(f"read pull request #{number}", lambda: self.repo.get_pull(number))
-        return dataclasses.replace(existing, warnings=self._complete(pull, request, existing_pull=True))
+        return dataclasses.replace(existing, warnings=self._complete(self._pull(existing), request, existing_pull=True))
 
     def no_pull_request(self) -> None:
         pass
@@ -273,4 +300,5 @@ class GitHubForge:
 
 
 def _plain(pull: Any) -> PullRequest:
-    return PullRequest(pull.number, pull.html_url, pull.title, pull.body or "")
+    return PullRequest(pull.number, pull.html_url, pull.title, pull.body or "", base=pull.base.ref,
+                       head_sha=pull.head.sha, head_ref=f"refs/pull/{pull.number}/head")

@@ -42,6 +42,12 @@ class LocalForge:
     def find_pull_request(self, branch: str, base: str) -> PullRequest | None:
         return None
 
+    def closed_pull_request(self, branch: str) -> PullRequest | None:
+        return None
+
+    def retarget_pull_request(self, existing: PullRequest, base: str) -> PullRequest:
+        return existing
+
     def open_pull_request(self, request: PullRequestRequest, existing: PullRequest | None) -> PullRequest:
         text = f"{request.title}\n\n{request.body}"
         if self.pr_file is not None:

@@ -16,9 +16,9 @@ from bot.output import WriteError, plural, write_together
 
 VERSION = 1
 # Repository statuses: a sweep's journal statuses, plus `scanned` for an inventory.
-ORDER = ("done", "partial", "nothing-to-do", "scanned", "failed")
+ORDER = ("done", "partial", "nothing-to-do", "declined", "scanned", "failed")
 # Each mode's repository statuses.
-MODES = {"inventory": ("scanned", "failed"), "sweep": ("done", "partial", "nothing-to-do", "failed"),
+MODES = {"inventory": ("scanned", "failed"), "sweep": ("done", "partial", "nothing-to-do", "declined", "failed"),
          "dry-run": ("done", "partial", "nothing-to-do", "failed")}
 CSV_FIELDS = ("repo", "status", "pr_url", "head", "third_party", "internal", "unresolved", "error")
 

@@ -98,6 +98,8 @@ def outcome_of(result: RunResult) -> tuple[str, str | None]:
     error = "; ".join(problems) or None
     if result.status == "stopped":
         return "failed", result.message
+    if result.status == "declined":  # not proposed again; an image that could not be copied is still said
+        return "declined", error
     if result.status in ("opened", "updated", "unchanged") or (result.status == "dry-run" and result.changed):
         return ("partial" if error else "done"), error
     if error:  # nothing could be changed, and something needs a human

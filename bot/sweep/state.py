@@ -17,8 +17,9 @@ from bot.output import plural
 
 log = logging.getLogger("rehome")
 
-STATUSES = ("done", "nothing-to-do", "partial", "failed")
-# A rerun skips a repository whose last outcome is one of these at the same base commit, asked the same inputs.
+STATUSES = ("done", "nothing-to-do", "declined", "partial", "failed")
+# A rerun skips a repository whose last outcome is one of these at the same base commit, asked the same inputs
+# (not a declined one: its pull request may have been reopened since, or the rerun give --recreate-closed).
 FINISHED = ("done", "nothing-to-do")
 # The sweep's flags a repository's pull request depends on besides its base commit: where images go
 # and how references are written, what is scanned, how the pull request looks. A journal line of a

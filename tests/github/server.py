@@ -1,5 +1,6 @@
 """A loopback stand-in for the GitHub REST endpoints PyGithub calls to open a pull request:
-repository, branches, pulls (list with pagination, get, create, update), labels (get, create),
+repository, branches, pulls (list with pagination, get, create, update: title, body, state, base;
+refs/pull/NUMBER/head kept for a closed one), labels (get, create),
 requested reviewers, reviews, issue labels and assignees; for sweeps, an organisation's repositories
 (paginated, with archived/fork/disabled/size/topics), rate-limit headers, delays, and the GitHub
 App installation-token endpoints. Every request is recorded (method, path, query, JSON body) so
@@ -113,16 +114,37 @@ class GitHubServer:
         number = pull["number"]
         return {"id": 1000 + number, "number": number, "state": pull["state"], "title": pull["title"],
                 "merged": pull.get("merged", False),
+                "merged_at": "2024-01-02T03:04:05Z" if pull.get("merged") else None,
                 "body": pull["body"], "draft": pull["draft"],
                 "url": f"{self.base_url}/repos/{repo.full_name}/pulls/{number}",
                 "html_url": f"{self.origin}/{repo.full_name}/pull/{number}",
                 "issue_url": f"{self.base_url}/repos/{repo.full_name}/issues/{number}",
-                "head": {"ref": pull["head"], "label": f"{owner}:{pull['head']}", "sha": "0" * 40},
+                "head": {"ref": pull["head"], "label": f"{owner}:{pull['head']}", "sha": self._head_sha(repo, pull)},
                 "base": {"ref": pull["base"], "label": f"{owner}:{pull['base']}", "sha": "0" * 40},
                 "labels": [repo.labels[name] for name in pull["labels"]],
                 "requested_reviewers": [{"login": login} for login in pull["reviewers"]],
                 "assignees": [{"login": login} for login in pull["assignees"]],
                 "user": {"login": "rehome-bot"}}
+
+    def _head_sha(self, repo: Repo, pull: dict[str, Any]) -> str:
+        """The pull request's head commit: its branch's tip while it is open, the tip it was closed at after."""
+        if pull["state"] != "open":
+            return pull.get("head_sha", "0" * 40)
+        return next((b["commit"]["sha"] for b in self._branches(repo) if b["name"] == pull["head"]), "0" * 40)
+
+    def close_pull(self, full_name: str, number: int) -> None:
+        """A human closes the pull request without merging it: as GitHub does, its last head commit stays
+        fetchable as refs/pull/NUMBER/head, whatever later becomes of its branch."""
+        repo = self.repos[full_name]
+        with self._lock:
+            self._close(repo, next(p for p in repo.pulls if p["number"] == number))
+
+    def _close(self, repo: Repo, pull: dict[str, Any]) -> None:
+        pull["head_sha"] = self._head_sha(repo, pull)
+        pull["state"] = "closed"
+        if repo.git_dir is not None and pull["head_sha"] != "0" * 40:
+            subprocess.run(["git", "--git-dir", repo.git_dir, "update-ref", f"refs/pull/{pull['number']}/head",
+                            pull["head_sha"]], check=True, capture_output=True)
 
     def _label_json(self, repo: Repo, name: str, color: str, description: str | None) -> dict[str, Any]:
         return {"id": len(repo.labels) + 1, "name": name, "color": color, "description": description,
@@ -213,7 +235,9 @@ class GitHubServer:
             if method == "GET" and tail == "":
                 return 200, self._pull_json(repo, pull), {}
             if method == "PATCH" and tail == "":
-                for key in ("title", "body", "state"):
+                if body.get("state") == "closed" and pull["state"] == "open":
+                    self._close(repo, pull)
+                for key in ("title", "body", "state", "base"):
                     if key in body:
                         pull[key] = body[key]
                 return 200, self._pull_json(repo, pull), {}

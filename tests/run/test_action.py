@@ -133,7 +133,7 @@ def test_the_action_opens_the_pull_request_and_sets_outputs_and_summary(
                                                      "reviewers": "alice"}, environ)
     assert run.codes == [0, 1], run.stderr  # gone:1 could not be copied: the step fails, the PR is open
     assert run.outputs == {"pr-url": f"{github.origin}/acme/shop/pull/1", "pr-number": "1", "changed": "true",
-                           "moved-count": "3", "unresolved-count": "1", "findings": ""}
+                           "moved-count": "3", "unresolved-count": "1", "status": "opened", "findings": ""}
     data = json.loads(run.stdout[run.stdout.index("{"): run.stdout.rindex("}") + 1])
     assert (data["version"], data["moved"], data["failed"]) == (1, 3, 1)
     sidecar = f"{project.upstream}/{project.prefix}/gone:1"
@@ -161,7 +161,7 @@ def test_the_action_dry_run_writes_nothing(project: Project, github: GitHubServe
     assert run.codes == [0, 1], run.stderr
     # A dry run pushes nothing: `changed` is false, though the JSON says files would change.
     assert run.outputs == {"pr-url": "", "pr-number": "", "changed": "false", "moved-count": "3",
-                           "unresolved-count": "1", "findings": ""}
+                           "unresolved-count": "1", "status": "dry-run", "findings": ""}
     assert '"changed": true' in run.stdout and '"failed": 1' in run.stdout
     gone = f"{project.upstream}/{project.prefix}/gone"
     assert run.stdout.endswith(f"::error file=deploy/app.yaml,line=12,col=19::{gone}:1 was not moved (failed): "
@@ -245,6 +245,7 @@ def test_input_values_starting_with_a_dash_are_values_not_flags(project: Project
                                         "(for example bigquery://acme-prod.pull_logs)"),
     ({"branch": "a..b"}, "the branch input: 'a..b' is not a usable branch name%0Ahint: a name such as "
                          "rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/"),
+    ({"recreate-closed": "yes"}, "the recreate-closed input must be true or false, not 'yes'"),
 ])
 def test_an_input_rehome_refuses_later_is_named_too(project: Project, github: GitHubServer, tmp_path: Path,
                                                     inputs: dict[str, str], message: str) -> None:
@@ -281,6 +282,45 @@ def test_a_missing_token_names_the_token_input(project: Project, github: GitHubS
     assert github.requests == []
 
 
+def test_a_pull_request_closed_without_merging_is_the_outputs_and_the_summary_says_why(
+        project: Project, github: GitHubServer, tmp_path: Path) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    for each in ("first", "second", "third"):  # each run its own summary file
+        (tmp_path / each).mkdir()
+    run_action(tmp_path / "first", _workspace(project), {"destination": project.destination}, environ)
+    github.close_pull("acme/shop", 1)
+    url = f"{github.origin}/acme/shop/pull/1"
+    run = run_action(tmp_path / "second", project.work, {"destination": project.destination}, environ)
+    assert run.codes == [0, 1]  # gone:1 could not be copied
+    assert run.outputs == {"pr-url": url, "pr-number": "1", "changed": "false", "moved-count": "3",
+                           "unresolved-count": "1", "status": "declined", "findings": ""}
+    assert run.summary.startswith(
+        f"> The pull request <{url}> was closed without merging, and this change is the same: it is not proposed "
+        "again. Reopen it, or set the `recreate-closed` input to `true` for a new one.\n\n# rehome: acme/shop\n\n")
+    assert [(p["number"], p["state"]) for p in github.repos["acme/shop"].pulls] == [(1, "closed")]
+    run = run_action(tmp_path / "third", project.work, {"destination": project.destination, "recreate-closed": "true"},
+                     environ)
+    assert (run.outputs["pr-number"], run.outputs["status"]) == ("2", "opened")
+
+
+def test_a_retargeted_pull_request_is_said_above_the_summary(project: Project, github: GitHubServer,
+                                                              tmp_path: Path) -> None:
+    environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
+               "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    for each in ("first", "second"):  # each run its own summary file
+        (tmp_path / each).mkdir()
+    run_action(tmp_path / "first", _workspace(project), {"destination": project.destination}, environ)
+    git(project.work, "checkout", "-q", "-b", "trunk")
+    git(project.work, "commit", "-q", "--allow-empty", "-m", "trunk")
+    git(project.work, "push", "-q", str(project.remote), "trunk")  # origin is github.com now
+    github.repos["acme/shop"].default_branch = "trunk"
+    run = run_action(tmp_path / "second", project.work, {"destination": project.destination}, environ)
+    assert (run.outputs["status"], github.repos["acme/shop"].pulls[0]["base"]) == ("updated", "trunk")
+    assert run.summary.startswith(f"> The pull request <{github.origin}/acme/shop/pull/1> now merges into `trunk`, "
+                                  "the default branch, not `main`.\n\n# rehome: acme/shop\n\n")
+
+
 def test_the_branch_rehome_run_made_is_the_actions_to_update_and_a_strangers_commit_names_the_branch_input(
         project: Project, github: GitHubServer, tmp_path: Path, capsys) -> None:
     code, _, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--github-url", github.base_url,
@@ -304,6 +344,9 @@ def test_the_branch_rehome_run_made_is_the_actions_to_update_and_a_strangers_com
     git(project.work, "checkout", "-q", "main")
     run = run_action(tmp_path, project.work, {"destination": project.destination}, environ)
     assert run.codes == [0, 1]
+    # Its pull request is still open, left as it is: the outputs name it.
+    assert run.outputs == {"pr-url": f"{github.origin}/acme/shop/pull/1", "pr-number": "1", "changed": "false",
+                           "moved-count": "0", "unresolved-count": "0", "status": "stopped", "findings": ""}
     (line,) = [line for line in run.stdout.splitlines() if line.startswith("::error::")]
     assert line.startswith("::error::acme/shop: stopped: the branch rehome/mirror-images holds commits by someone "
                            "other than github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com> (")

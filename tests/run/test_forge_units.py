@@ -78,7 +78,7 @@ def test_api_errors_carry_githubs_message_and_never_the_token() -> None:
         from bot.forge import PullRequestRequest
         with pytest.raises(GitHubError) as caught:
             forge.open_pull_request(PullRequestRequest("b", "main", "t", "body"), None)
-        assert str(caught.value) == "GitHub: create pull request: 422 Validation Failed: ***"
+        assert str(caught.value) == "GitHub: create pull request in acme/shop: 422 Validation Failed: ***"
     finally:
         server.stop()
 
@@ -111,7 +111,7 @@ def test_a_pull_request_whose_answer_is_lost_is_not_created_twice() -> None:
         from bot.forge import PullRequestRequest
         with pytest.raises(GitHubError) as caught:
             forge.open_pull_request(PullRequestRequest("b", "main", "t", "body"), None)
-        assert str(caught.value).startswith("GitHub: create pull request: ReadTimeout: ")
+        assert str(caught.value).startswith("GitHub: create pull request in acme/shop: ReadTimeout: ")
         assert caught.value.hint == ("the answer was lost, so GitHub may have done it; a rerun finds what it did "
                                      "(its pull request, its labels) and does not do it twice")
         assert [path for method, path in server.calls() if method == "POST"] == ["/repos/acme/shop/pulls"]

@@ -90,8 +90,8 @@ def test_run_opens_one_pull_request_for_the_verified_images(project: Project, gi
     # gone:1 is not upstream: it could not be copied, so exit 1 although the PR for the others opened.
     assert code == 1
     assert {k: v for k, v in result.items() if k != "images"} == {
-        "version": 1, "pr_url": f"{github.origin}/acme/shop/pull/1", "pr_number": 1, "changed": True,
-        "moved": 3, "unresolved": 1, "failed": 1, "warnings": []}
+        "version": 1, "status": "opened", "pr_url": f"{github.origin}/acme/shop/pull/1", "pr_number": 1,
+        "changed": True, "moved": 3, "unresolved": 1, "failed": 1, "warnings": []}
     assert [(i["source"], i["status"]) for i in result["images"]] == [
         (f"{up}/{p}/app:1", "copied"), (f"{up}/{p}/gone:1", "failed"),
         (f"{up}/{p}/nginx:1.27", "copied"), (f"{up}/{p}/redis:7.4", "copied")]
@@ -160,11 +160,92 @@ def test_a_branch_with_someone_elses_commit_is_not_overwritten(project: Project,
     head = project.remote_git("rev-parse", BRANCH)
     before = len(github.writes())
     code, result, err = run_github(capsys, project, github)
-    assert (code, result["changed"], result["pr_number"]) == (1, False, None)
+    # Its pull request is named all the same: still open, left as it is.
+    assert (code, {k: v for k, v in result.items() if k != "images"}) == (1, {
+        "version": 1, "status": "stopped", "pr_url": f"{github.origin}/acme/shop/pull/1", "pr_number": 1,
+        "changed": False, "moved": 0, "unresolved": 0, "failed": 0, "warnings": []})
     assert project.remote_git("rev-parse", BRANCH) == head
     assert github.writes()[before:] == []
     assert f"the branch {BRANCH} holds commits by someone other than rehome-bot" in err
     assert "by t <t@example.com>" in err
+
+
+def _push_to(project: Project, branch: str, name: str, text: str) -> None:
+    """A commit on `branch` of the remote (made from the developer's clone), adding the file `name`."""
+    git(project.work, "checkout", "-q", "-B", branch)
+    (project.work / name).write_text(text)
+    git(project.work, "add", name)
+    git(project.work, "commit", "-q", "-m", f"add {name}")
+    git(project.work, "push", "-q", "origin", branch)
+
+
+def test_after_the_default_branch_changes_the_open_pull_request_is_retargeted_before_the_push(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    _push_to(project, "trunk", "README.md", "the shop\n")  # main and one more commit
+    github.repos["acme/shop"].default_branch = "trunk"
+    pull, url = github.repos["acme/shop"].pulls[0], f"{github.origin}/acme/shop/pull/1"
+    before = len(github.writes())
+    code, result, err = run_github(capsys, project, github)
+    assert (code, {k: v for k, v in result.items() if k != "images"}) == (1, {
+        "version": 1, "status": "updated", "pr_url": url, "pr_number": 1, "changed": True, "moved": 3,
+        "unresolved": 1, "failed": 1, "warnings": []})
+    # The base changed before the branch moved onto trunk: the pull request never showed trunk's commit as the bot's.
+    assert [(r.method, r.path, r.body if "base" in r.body else "title and body") for r in github.writes()[before:]] == [
+        ("PATCH", "/repos/acme/shop/pulls/1", {"base": "trunk"}),
+        ("PATCH", "/repos/acme/shop/pulls/1", "title and body")]
+    assert (len(github.repos["acme/shop"].pulls), pull["base"]) == (1, "trunk")
+    assert project.remote_git("rev-parse", f"{BRANCH}^") == project.remote_git("rev-parse", "trunk")
+    assert err.splitlines()[-1] == (f"acme/shop: updated {url} (3 images moved); its base is now trunk, the default "
+                                    "branch, not main")
+    # A branch already on trunk whose pull request is still into main (an earlier rehome pushed, then stopped).
+    pull["base"] = "main"
+    before = len(github.writes())
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["status"], result["changed"], pull["base"]) == (1, "unchanged", False, "trunk")
+    assert [(r.method, r.path, r.body) for r in github.writes()[before:]] == [
+        ("PATCH", "/repos/acme/shop/pulls/1", {"base": "trunk"})]
+    assert err.splitlines()[-1] == (f"acme/shop: nothing new; {url} already holds this change; its base is now trunk, "
+                                    "the default branch, not main")
+
+
+def test_the_change_of_a_pull_request_closed_without_merging_is_not_proposed_again(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    github.close_pull("acme/shop", 1)
+    head, before = project.remote_git("rev-parse", BRANCH), len(github.writes())
+    declined = {"version": 1, "status": "declined", "pr_url": f"{github.origin}/acme/shop/pull/1", "pr_number": 1,
+                "changed": False, "moved": 3, "unresolved": 1, "failed": 1, "warnings": []}
+    code, result, err = run_github(capsys, project, github)
+    assert (code, {k: v for k, v in result.items() if k != "images"}) == (1, declined)  # gone:1: exit 1 as ever
+    assert err.splitlines()[-1] == (f"acme/shop: {github.origin}/acme/shop/pull/1 was closed without merging, and this "
+                                    "change is the same: it is not proposed again (reopen it, or run with "
+                                    "--recreate-closed for a new pull request)")
+    assert (github.writes()[before:], project.remote_git("rev-parse", BRANCH)) == ([], head)
+    # The branch deleted as the pull request was closed: its last commit is read from GitHub.
+    project.remote_git("branch", "-D", BRANCH)
+    code, result, err = run_github(capsys, project, github)
+    assert (code, {k: v for k, v in result.items() if k != "images"}) == (1, declined)
+    assert (github.writes()[before:], project.remote_git("branch", "--list", BRANCH)) == ([], "")
+    # Asked to, it opens a new one.
+    code, result, err = run_github(capsys, project, github, "--recreate-closed")
+    assert (code, result["status"], result["pr_number"], result["changed"]) == (1, "opened", 2, True)
+    assert [(p["number"], p["state"]) for p in github.repos["acme/shop"].pulls] == [(1, "closed"), (2, "open")]
+
+
+def test_a_new_change_after_a_pull_request_closed_without_merging_is_proposed(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    github.close_pull("acme/shop", 1)
+    _push_to(project, "main", "Dockerfile.cron", f"FROM {project.upstream}/{project.prefix}/app:1\n")
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["status"], result["pr_url"], result["changed"], result["moved"]) == (
+        1, "opened", f"{github.origin}/acme/shop/pull/2", True, 3)
+    assert [(p["number"], p["state"]) for p in github.repos["acme/shop"].pulls] == [(1, "closed"), (2, "open")]
+    # One merged is no refusal: merged, then reverted on main (here: main never had it), it is proposed again.
+    github.repos["acme/shop"].pulls[1].update(state="closed", merged=True)
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["status"], result["pr_number"]) == (1, "opened", 3)
 
 
 def test_labels_reviewers_assignees_and_draft(project: Project, github: GitHubServer, capsys) -> None:
@@ -216,7 +297,7 @@ def test_the_open_pull_request_is_found_across_pages(project: Project, github: G
     run_github(capsys, project, github)
     assert [p["head"] for p in repo.pulls].count(BRANCH) == 1
     pulls = [r for r in github.requests if r.method == "GET" and r.path == "/repos/acme/shop/pulls"]
-    assert pulls[0].query == {"state": "open", "head": f"acme:{BRANCH}", "base": "main"}
+    assert pulls[0].query == {"state": "all", "head": f"acme:{BRANCH}"}
 
 
 def test_dry_run_writes_nothing_anywhere(project: Project, github: GitHubServer, proxies, capsys) -> None:
@@ -349,8 +430,8 @@ def test_labels_or_reviewers_that_fail_warn_and_the_next_run_adds_them(
     code, result, err = run_github(capsys, project, github, "--reviewers", "alice")
     assert code == 1
     assert {k: v for k, v in result.items() if k != "images"} == {
-        "version": 1, "pr_url": url, "pr_number": 1, "changed": True, "moved": 3, "unresolved": 1, "failed": 1,
-        "warnings": warnings}
+        "version": 1, "status": "opened", "pr_url": url, "pr_number": 1, "changed": True, "moved": 3,
+        "unresolved": 1, "failed": 1, "warnings": warnings}
     assert [line for line in err.splitlines() if "could not be set" in line] == [f"acme/shop: {w}" for w in warnings]
     pull = github.repos["acme/shop"].pulls[0]
     assert (pull["labels"], pull["reviewers"]) == ([], [])
@@ -385,3 +466,4 @@ def test_a_repository_without_commits_has_nothing_to_do(tmp_path, github: GitHub
     code, out, err = run_cli(capsys, "run", "acme/new", "--to", "mirror.example/m", "--github-url", github.base_url,
                              "--token-env", TOKEN_ENV)
     assert (code, out, github.writes()) == (0, "acme/new: no commits yet; nothing to scan\n", [])
+

@@ -183,8 +183,8 @@ def test_a_dry_run_fails_an_image_missing_upstream_as_the_real_run_does(project:
     code, out, _ = run_cli(capsys, *run, "--dry-run", "--format", "json")
     dry = json.loads(out)
     assert (code, {key: value for key, value in dry.items() if key != "images"}) == (1, {
-        "version": 1, "pr_url": None, "pr_number": None, "changed": True, "moved": 3, "unresolved": 1, "failed": 1,
-        "warnings": []})
+        "version": 1, "status": "dry-run", "pr_url": None, "pr_number": None, "changed": True, "moved": 3,
+        "unresolved": 1, "failed": 1, "warnings": []})
     code, out, _ = run_cli(capsys, *run, "--format", "json")
     real = json.loads(out)
     assert (code, real["moved"], real["failed"]) == (1, 3, 1)

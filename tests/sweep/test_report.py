@@ -33,8 +33,8 @@ def test_shards_merge_into_an_interrupted_report_when_one_was_interrupted(capsys
     assert code == 0, err
     merged = {
         "version": 1, "mode": "sweep", "destination": DESTINATION, "interrupted": True, "not_reached": 3,
-        "totals": {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 1,
-                   "third_party": 5, "internal": 1, "unresolved": 1, "images": 0},
+        "totals": {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 0, "declined": 0,
+                   "scanned": 0, "failed": 1, "third_party": 5, "internal": 1, "unresolved": 1, "images": 0},
         "repositories": [SHOP.to_json(), WEB.to_json()], "images": []}
     assert json.loads(out) == merged
     assert json.loads((tmp_path / "merged" / "report.json").read_text()) == merged

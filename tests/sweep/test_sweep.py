@@ -65,7 +65,7 @@ def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, ca
     errors = {r["repo"]: r["error"] for r in result["repositories"] if r["error"]}
     assert "does not appear to be a git repository" in errors["acme/svc-broken"]
     assert "pre-receive hook declined" in errors["acme/svc-pushfail"]
-    assert errors["acme/svc-prfail"] == "GitHub: create pull request: 422 Validation Failed"
+    assert errors["acme/svc-prfail"] == "GitHub: create pull request in acme/svc-prfail: 422 Validation Failed"
     md = (reports / "report.md").read_text()
     assert "422 Validation Failed" in md and "pre\\-receive hook declined" in md
     assert f"<{org.github.origin}/acme/svc-web/pull/1>" in md
@@ -127,12 +127,12 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
     assert "-> rehome/mirror-images (pre-receive hook declined)" in pushed
     report = {
         "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
-        "totals": {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 2,
-                   "third_party": 2, "internal": 0, "unresolved": 0, "images": 2},
+        "totals": {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 0,
+                   "scanned": 0, "failed": 2, "third_party": 2, "internal": 0, "unresolved": 0, "images": 2},
         "repositories": [
             {"repo": "acme/svc-prfail", "status": "failed", "pr_url": None, "head": head["acme/svc-prfail"],
-             "error": "GitHub: create pull request: 422 Validation Failed", "third_party": 1, "internal": 0,
-             "unresolved": 0},
+             "error": "GitHub: create pull request in acme/svc-prfail: 422 Validation Failed", "third_party": 1,
+             "internal": 0, "unresolved": 0},
             {"repo": "acme/svc-pushfail", "status": "failed", "pr_url": None, "head": head["acme/svc-pushfail"],
              "error": pushed, "third_party": 1, "internal": 0, "unresolved": 0},
         ],
@@ -148,11 +148,13 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
     assert json.loads((reports / "report.json").read_text()) == report
     assert (reports / "report.csv").read_text() == (
         "repo,status,pr_url,head,third_party,internal,unresolved,error\n"
-        f"acme/svc-prfail,failed,,{head['acme/svc-prfail']},1,0,0,GitHub: create pull request: 422 Validation Failed\n"
+        f"acme/svc-prfail,failed,,{head['acme/svc-prfail']},1,0,0,"
+        "GitHub: create pull request in acme/svc-prfail: 422 Validation Failed\n"
         f'acme/svc-pushfail,failed,,{head["acme/svc-pushfail"]},1,0,0,"{pushed}"\n')
     md = (reports / "report.md").read_text()
     assert "| 2 | 2 | 2 | 2 | 0 | 0 |\n" in md  # repositories, failed, images, third-party, internal, unresolved
-    assert "| `acme/svc-prfail` | failed |  | 1 | GitHub\\: create pull request\\: 422 Validation Failed |\n" in md
+    assert ("| `acme/svc-prfail` | failed |  | 1 | GitHub\\: create pull request in acme/svc\\-prfail\\: 422 Validation "
+            "Failed |\n") in md
 
 
 def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, capsys, tmp_path) -> None:
@@ -175,8 +177,8 @@ def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, 
               "Please make sure you have the correct access rights\nand the repository exists.")
     report = {
         "version": 1, "mode": "inventory", "destination": org.destination, "interrupted": False, "not_reached": 0,
-        "totals": {"repositories": 9, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 8, "failed": 1,
-                   "third_party": 10, "internal": 1, "unresolved": 1, "images": 3},
+        "totals": {"repositories": 9, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 0,
+                   "scanned": 8, "failed": 1, "third_party": 10, "internal": 1, "unresolved": 1, "images": 3},
         "repositories": [
             repo("acme/lib-00", "scanned", 1, 0, 0, commit=lib_head),
             repo("acme/lib-01", "scanned", 1, 0, 0, commit=lib_head),
@@ -398,6 +400,32 @@ def test_a_pull_request_whose_labels_fail_is_partial_and_the_rerun_labels_it(org
     assert [(r["repo"], r["status"], r["pr_url"], r["error"]) for r in result["repositories"]] == [
         ("acme/svc-web", "done", url, None)]
     assert org.pulls("acme/svc-web")[0]["labels"] == ["rehome"] and len(org.pulls("acme/svc-web")) == 1
+
+
+def test_a_repository_whose_pull_request_was_closed_without_merging_is_declined(org: Org, capsys, tmp_path) -> None:
+    sweep(capsys, org, "--repo-include", "^acme/svc-api$")
+    org.github.close_pull("acme/svc-api", 1)
+    state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-api$", "--state", str(state),
+                              "--report", str(reports))
+    url, head = f"{org.github.origin}/acme/svc-api/pull/1", org.remote_git("acme/svc-api", "rev-parse", "main")
+    assert code == 0, err
+    assert (result["totals"], result["repositories"]) == (
+        {"repositories": 1, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 1, "scanned": 0, "failed": 0,
+         "third_party": 2, "internal": 0, "unresolved": 1, "images": 2},
+        [{"repo": "acme/svc-api", "status": "declined", "pr_url": url, "head": head, "error": None, "third_party": 2,
+          "internal": 0, "unresolved": 1}])
+    assert [(line["repo"], line["status"], line["pr_url"], line["error"]) for line in state_lines(state)] == [
+        ("acme/svc-api", "declined", url, None)]
+    assert err.splitlines()[-1] == f"[1/1] acme/svc-api: declined: {url}"
+    assert f"| `acme/svc-api` | declined | <{url}> | 2 |  |\n" in (reports / "report.md").read_text()
+    assert [(p["number"], p["state"]) for p in org.pulls("acme/svc-api")] == [(1, "closed")]
+    # A rerun with the same journal looks again: asked to, it opens a new pull request.
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-api$", "--state", str(state),
+                              "--recreate-closed")
+    url = f"{org.github.origin}/acme/svc-api/pull/2"
+    assert (code, [(r["status"], r["pr_url"]) for r in result["repositories"]]) == (0, [("done", url)])
+    assert [(p["number"], p["state"]) for p in org.pulls("acme/svc-api")] == [(1, "closed"), (2, "open")]
 
 
 def test_a_state_journal_that_cannot_be_written_stops_the_sweep_and_the_report_says_what_finished(

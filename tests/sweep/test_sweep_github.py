@@ -117,7 +117,7 @@ def test_a_sweep_interrupted_while_listing_writes_its_reports_saying_so(org: Org
     assert log.read_text() == f"{waiting}\nrehome: interrupted\n"
     assert [r.path for r in org.github.requests] == [f"/orgs/{ORG}", f"/orgs/{ORG}/repos"]
     report = {"version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True, "not_reached": None,
-              "totals": {"repositories": 0, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 0,
+              "totals": {"repositories": 0, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 0, "scanned": 0, "failed": 0,
                          "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
               "repositories": [], "images": []}
     assert json.loads(out) == {**report, "left_out": []}

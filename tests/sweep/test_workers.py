@@ -193,7 +193,7 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
     api, docs = (org.remote_git(name, "rev-parse", "main") for name in ("acme/svc-api", "acme/svc-docs"))
     pr_url = f"{org.github.origin}/acme/svc-api/pull/1"
     report = interrupted_report(
-        org, 2, {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 1, "scanned": 0, "failed": 0,
+        org, 2, {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 1, "declined": 0, "scanned": 0, "failed": 0,
                  "third_party": 2, "internal": 1, "unresolved": 1, "images": 2},
         [RepoEntry("acme/svc-api", "done", pr_url, api, None, 2, 0, 1).to_json(),
          RepoEntry("acme/svc-docs", "nothing-to-do", None, docs, None, 0, 1, 0).to_json()],
@@ -290,7 +290,7 @@ def test_ctrl_c_ends_the_wait_for_the_rate_limit_reset(org: Org, tmp_path: Path,
     assert org.pulls("acme/svc-api") == org.pulls("acme/svc-jobs") == []
     api, jobs = (org.remote_git(name, "rev-parse", "main") for name in ("acme/svc-api", "acme/svc-jobs"))
     report = interrupted_report(
-        org, 1, {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 2,
+        org, 1, {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 0, "scanned": 0, "failed": 2,
                  "third_party": 4, "internal": 0, "unresolved": 1, "images": 3},
         [RepoEntry("acme/svc-api", "failed", None, api, error, 2, 0, 1).to_json(),
          RepoEntry("acme/svc-jobs", "failed", None, jobs, error, 2, 0, 0).to_json()],
