@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import requests
 from github import Auth, Github, GithubException, GithubRetry, UnknownObjectException
 from github.Repository import Repository
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from bot import git, jsontext
@@ -47,7 +48,23 @@ UNREADABLE_ANSWER = (json.JSONDecodeError, RecursionError)
 FAILURES = (GithubException, requests.RequestException, *UNREADABLE_ANSWER)
 
 
+class GaveUp(ResponseError):
+    """GitHub answered every try with an error status: the last one, and how many tries were made."""
+
+    def __init__(self, status: int, reason: str | None, tries: int) -> None:
+        super().__init__(f"HTTP {status} {reason or ''}".strip() + f" after {tries} tries")
+
+
+def _gave_up(exc: Exception) -> GaveUp | None:
+    """What LoggingRetry said when it gave up, inside the error requests raises then."""
+    cause = exc.args[0] if isinstance(exc, requests.exceptions.RetryError) and exc.args else None
+    reason = getattr(cause, "reason", None)
+    return reason if isinstance(reason, GaveUp) else None
+
+
 def failure_text(what: str, exc: Exception) -> str:
+    if (gave_up := _gave_up(exc)) is not None:
+        return f"GitHub: {what}: {gave_up}"
     if isinstance(exc, GithubException):
         message = exc.data.get("message") if isinstance(exc.data, dict) else None
         return f"GitHub: {what}: {exc.status} {message or exc.data or ''}".strip()
@@ -70,7 +87,13 @@ class LoggingRetry(GithubRetry):
                   error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Retry:
         if error is not None and method == "POST" and self._is_read_error(error):
             raise error
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        try:
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+        except MaxRetryError:
+            if response is None or error is not None:
+                raise
+            # urllib3 says only "too many 502 error responses"; this says how many tries that was.
+            raise MaxRetryError(_pool, url, GaveUp(response.status, response.reason, len(self.history) + 1)) from None
 
     def sleep(self, response: Any = None) -> None:
         wait = self.get_retry_after(response) if response is not None else None

@@ -69,16 +69,23 @@ def test_a_rate_limited_request_is_retried_after_a_logged_wait(debug_log: list[s
         server.stop()
 
 
-def test_api_errors_carry_githubs_message_and_never_the_token() -> None:
+@pytest.mark.parametrize(("faults", "message"), [
+    pytest.param([("POST", r"/pulls$", 422, {}, {"message": "Validation Failed: secret-token-123"})],
+                 "GitHub: create pull request in acme/shop: 422 Validation Failed: ***", id="refused"),
+    pytest.param([("POST", r"/pulls$", 502, {}, b"<html><body>Bad gateway</body></html>")] * 6,
+                 "GitHub: create pull request in acme/shop: HTTP 502 Bad Gateway after 6 tries", id="failing-each-try"),
+])
+def test_api_errors_carry_githubs_message_and_never_the_token(faults: list, message: str) -> None:
     server = GitHubServer()
     try:
         server.add_repo("acme/shop", "file:///nowhere.git")
-        server.faults.append(("POST", r"/pulls$", 422, {}, {"message": "Validation Failed: secret-token-123"}))
+        server.faults += faults
         forge = GitHubForge("acme/shop", Secret("secret-token-123"), github_url=server.base_url)
         from bot.forge import PullRequestRequest
         with pytest.raises(GitHubError) as caught:
             forge.open_pull_request(PullRequestRequest("b", "main", "t", "body"), None)
-        assert str(caught.value) == "GitHub: create pull request in acme/shop: 422 Validation Failed: ***"
+        assert str(caught.value) == message
+        assert [path for method, path in server.calls() if method == "POST"] == ["/repos/acme/shop/pulls"] * len(faults)
     finally:
         server.stop()
 
