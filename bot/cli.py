@@ -90,13 +90,27 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+# PyGithub logs through a stderr handler of its own from INFO up ("Request POST … failed with 403:
+# Forbidden"): failures rehome reports itself, in its own words.
+PYGITHUB_LOG = "github"
+
+
+def log_to(handler: logging.Handler, level: int) -> None:
+    """rehome's records from `level` up to `handler` only; so are PyGithub's, from WARNING up (from
+    INFO with -v: its DEBUG records are every request and answer)."""
+    library_level = logging.INFO if level <= logging.DEBUG else logging.WARNING
+    for name, at in (("rehome", level), (PYGITHUB_LOG, library_level)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(at)
+        logger.propagate = False
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
+    log_to(handler, level)
 
 
 def _report_bug(exc: BaseException) -> int:

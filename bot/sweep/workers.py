@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bot.cli import log_to
 from bot.sweep.report import RepoEntry
 from bot.sweep.runner import SweepContext, inventory_one, run_one
 from bot.sweep.select import RepoInfo
@@ -203,9 +204,7 @@ def serve(conn: Connection, setup: WorkerSetup, temp: str) -> None:
             conn.send(message)
 
     handler = _PipeHandler(send)
-    log.handlers[:] = [handler]
-    log.setLevel(setup.level)
-    log.propagate = False
+    log_to(handler, setup.level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(setup.root_level)

@@ -3,6 +3,10 @@ real loopback registries."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +16,7 @@ from tests.helpers import git, run_cli
 from tests.oci import images
 from tests.run.conftest import TOKEN_CANARY, TOKEN_ENV, Project
 
+ROOT = Path(__file__).resolve().parent.parent.parent
 BRANCH = "rehome/mirror-images"
 ACCEPT = ", ".join([images.DOCKER_MANIFEST, images.OCI_MANIFEST, images.OCI_INDEX])
 
@@ -246,6 +251,29 @@ def test_a_new_change_after_a_pull_request_closed_without_merging_is_proposed(
     github.repos["acme/shop"].pulls[1].update(state="closed", merged=True)
     code, result, err = run_github(capsys, project, github)
     assert (code, result["status"], result["pr_number"]) == (1, "opened", 3)
+
+
+def run_github_process(project: Project, github: GitHubServer, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`rehome run` in a process of its own: what it writes to its standard error, whatever writes it."""
+    argv = [sys.executable, "-m", "bot", "run", "acme/shop", "--to", project.destination, "--github-url",
+            github.base_url, "--token-env", TOKEN_ENV, "--format", "json", *extra]
+    return subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_pygithubs_own_log_lines_show_only_with_verbose(project: Project, github: GitHubServer) -> None:
+    refused = ("POST", "^/repos/acme/shop/issues/1/labels$", 403, {}, {"message": "Resource not accessible by integration"})
+    github.faults.append(refused)
+    url = f"{github.origin}/acme/shop/pull/1"
+    warning = (f"acme/shop: {url}: its labels could not be set (GitHub: add labels: 403 Resource not accessible by "
+               "integration); the next run tries again")
+    run = run_github_process(project, github)
+    assert (run.returncode, run.stderr.splitlines()) == (1, [
+        f"cloning file://{project.remote} (branch main)", f"pushing {BRANCH}", f"opened {url}", warning,
+        f"acme/shop: opened {url} (3 images moved)"])
+    github.faults.append(refused)
+    run = run_github_process(project, github, "-v")
+    assert f"Request POST /api/v3/repos/acme/shop/issues/1/labels failed with 403: Forbidden\n{warning}\n" in run.stderr
 
 
 def test_labels_reviewers_assignees_and_draft(project: Project, github: GitHubServer, capsys) -> None:

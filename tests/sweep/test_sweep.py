@@ -4,6 +4,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import collections
@@ -17,6 +19,7 @@ from tests.helpers import git, run_cli
 from tests.oci import images
 from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV, Org
 
+ROOT = Path(__file__).resolve().parent.parent.parent
 BRANCH = "rehome/mirror-images"
 ACCEPT = ", ".join([images.DOCKER_MANIFEST, images.OCI_MANIFEST, images.OCI_INDEX])
 
@@ -426,6 +429,22 @@ def test_a_repository_whose_pull_request_was_closed_without_merging_is_declined(
     url = f"{org.github.origin}/acme/svc-api/pull/2"
     assert (code, [(r["status"], r["pr_url"]) for r in result["repositories"]]) == (0, [("done", url)])
     assert [(p["number"], p["state"]) for p in org.pulls("acme/svc-api")] == [(1, "closed"), (2, "open")]
+
+
+def test_pygithubs_own_log_lines_are_not_printed_by_the_workers(org: Org) -> None:
+    org.github.faults.append(("POST", "^/repos/acme/svc-web/issues/1/labels$", 403, {},
+                              {"message": "Resource not accessible by integration"}))
+    url = f"{org.github.origin}/acme/svc-web/pull/1"
+    argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
+            org.github.base_url, "--token-env", TOKEN_ENV, "--repo-include", "^acme/svc-web$", "--workers", "process"]
+    run = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    # Said once, in rehome's words; not also twice by PyGithub ("Request POST … failed with 403: Forbidden").
+    assert (run.returncode, run.stderr.splitlines()) == (1, [
+        "1 repository to sweep, 62 left out", f"cloning file://{org.remotes['acme/svc-web']} (branch main)",
+        f"pushing {BRANCH}", f"opened {url}",
+        f"acme/svc-web: {url}: its labels could not be set (GitHub: add labels: 403 Resource not accessible by "
+        "integration); the next run tries again",
+        f"[1/1] acme/svc-web: partial: {url}", "1 repository needs a look: acme/svc-web"])
 
 
 def test_a_state_journal_that_cannot_be_written_stops_the_sweep_and_the_report_says_what_finished(
