@@ -221,9 +221,10 @@ def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
 def migrate_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     args = _parse(run_arguments(environ))
     # Before make_forge, which would say it in `rehome run`'s terms (--token-env).
-    github_token(args, environ, "the action's token input is empty",
-                 hint="leave the token input out to use the workflow's GITHUB_TOKEN, or give it a token that may "
-                      "push and open pull requests (a secret that is not defined reads as empty)")
+    github_token(args, environ, UsageError(
+        "no GitHub token: the action's token input is empty",
+        hint="leave the token input out to use the workflow's GITHUB_TOKEN, or give it a token that may push and "
+             "open pull requests (a secret that is not defined reads as empty)"))
     result = run_repository(make_forge(args, dict(environ)), args)
     data = result.to_json()
     print(json.dumps(data, indent=2), file=stdout)

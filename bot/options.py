@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -153,6 +154,14 @@ def add_github_options(group: argparse._ArgumentGroup | argparse.ArgumentParser,
         group.add_argument("--app-key-file", metavar="FILE", help="the App's private key (PEM)")
         group.add_argument("--app-key-env", metavar="NAME", default="GITHUB_APP_PRIVATE_KEY",
                            help="environment variable holding the App's private key (default: GITHUB_APP_PRIVATE_KEY)")
+
+
+def missing_token(token_env: str, environ: Mapping[str, str], other_ways: str = "") -> UsageError:
+    """The refusal to go on without a GitHub token, naming the variable --token-env read and whether it
+    is not set or empty (a secret that is not defined reads as empty)."""
+    state = "is empty" if token_env in environ else "is not set"
+    return UsageError(f"no GitHub token: the environment variable {token_env} {state}",
+                      hint=f"export {token_env}=… or name another variable with --token-env{other_ways}")
 
 
 def add_pull_request_options(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:

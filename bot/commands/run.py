@@ -62,17 +62,16 @@ def make_forge(args: argparse.Namespace, environ: dict[str, str] | os._Environ =
                 _empty(pr_file)
         return LocalForge(path, pr_file, stream=sys.stdout if args.format == "table" else None)
     repository = origin_repository(path) if is_path else args.target
-    token = github_token(args, environ, f"the environment variable {args.token_env} is not set",
-                         hint="export GITHUB_TOKEN=… or name another variable with --token-env")
+    token = github_token(args, environ, options.missing_token(args.token_env, environ))
     return GitHubForge(repository, token, github_url=args.github_url)
 
 
-def github_token(args: argparse.Namespace, environ: Mapping[str, str], missing: str, *, hint: str) -> Secret | None:
-    """The token in --token-env's variable; a run that pushes needs one (`missing` says why there is
-    none, in the caller's terms), a dry run goes without."""
+def github_token(args: argparse.Namespace, environ: Mapping[str, str], missing: UsageError) -> Secret | None:
+    """The token in --token-env's variable; a run that pushes needs one (`missing` is the refusal
+    without, in the caller's terms), a dry run goes without."""
     value = environ.get(args.token_env)
     if not value and not args.dry_run:
-        raise UsageError(f"no GitHub token: {missing}", hint=hint)
+        raise missing
     return Secret(value) if value else None
 
 

@@ -19,6 +19,7 @@ from github import Auth, Github, GithubException, GithubIntegration
 from bot import textfile
 from bot.errors import RehomeError, UsageError
 from bot.forge.github import FAILURES, LOOPBACK, UNREADABLE_ANSWER, LoggingRetry, api_url, failure_text
+from bot.options import missing_token
 from bot.registry import Secret
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.select import RepoInfo, Unreadable
@@ -99,8 +100,7 @@ def token_source(token_env: str, app_id: str | None, app_key_file: str | None, a
         return TokenSource(app=AppCredentials(app_id, Secret(key)), org=org, base_url=base_url)
     value = environ.get(token_env)
     if not value and required:
-        raise UsageError(f"no GitHub token: the environment variable {token_env} is not set",
-                         hint="export GITHUB_TOKEN=… or name another variable with --token-env, or use --app-id")
+        raise missing_token(token_env, environ, ", or use --app-id")
     return TokenSource(Secret(value) if value else None, base_url=base_url)
 
 

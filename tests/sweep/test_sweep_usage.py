@@ -66,6 +66,20 @@ def test_a_repos_file_or_app_key_that_is_not_a_file_is_refused(flags: tuple[str,
     assert github.requests == []
 
 
+@pytest.mark.parametrize(("environ", "state"), [({}, "is not set"), ({"NOPE_ENV": ""}, "is empty")])
+def test_a_missing_token_names_the_variable_read(environ: dict[str, str], state: str, github: GitHubServer, capsys,
+                                                 monkeypatch) -> None:
+    monkeypatch.delenv("NOPE_ENV", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run_cli(capsys, "sweep", "--org", ORG, "--to", DEST, "--github-url", github.base_url,
+                             "--token-env", "NOPE_ENV")
+    assert (code, out, err) == (2, "", f"rehome: error: no GitHub token: the environment variable NOPE_ENV {state}\n"
+                                       "hint: export NOPE_ENV=… or name another variable with --token-env, or use "
+                                       "--app-id\n")
+    assert github.requests == []
+
+
 @pytest.mark.parametrize("make", [lambda tmp: Path(os.devnull), lambda tmp: os.mkfifo(tmp / "pipe") or tmp / "pipe"])
 def test_report_status_refuses_a_state_that_is_not_a_file(make, tmp_path: Path, capsys) -> None:
     path = make(tmp_path)
