@@ -100,7 +100,7 @@ def require_destination(args: argparse.Namespace, config: Config, missing: str =
         return check_destination(dest)
     except UsageError as exc:
         if getattr(args, "to", None) or config.path is None:
-            raise UsageError(f"--to: {exc.message}", exc.hint) from None
+            raise UsageError(f"{flag_name(args, '--to')}: {exc.message}", exc.hint) from None
         hint = PLACEHOLDER_HINT if dest == INIT_PLACEHOLDER else exc.hint
         raise ConfigError(f"{config.path}: key 'destination': {exc.message}", hint) from None
 
