@@ -246,7 +246,8 @@ def test_input_values_starting_with_a_dash_are_values_not_flags(project: Project
     ({"branch": "a..b"}, "the branch input: 'a..b' is not a usable branch name%0Ahint: a name such as "
                          "rehome/mirror-images: no spaces, no '..', not starting with '-' or refs/"),
     ({"destination": "Bad Dest"}, "the destination input: destination 'Bad Dest' is not a registry path: invalid "
-                                  "reference format: 'Bad Dest'"),
+                                  "reference format: path component 'Bad Dest' must be lowercase letters and digits, "
+                                  "joined by one '.', one or two '_', or dashes"),
     ({"recreate-closed": "yes"}, "the recreate-closed input must be true or false, not 'yes'"),
 ])
 def test_an_input_rehome_refuses_later_is_named_too(project: Project, github: GitHubServer, tmp_path: Path,
