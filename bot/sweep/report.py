@@ -68,23 +68,25 @@ class SweepReport:
                 "third_party": sum(r.third_party or 0 for r in self.repositories),
                 "internal": sum(r.internal or 0 for r in self.repositories),
                 "unresolved": sum(r.unresolved or 0 for r in self.repositories),
-                "images": len(self.images())}
+                "images": len({image["image"] for image in self.images()})}
 
     def images(self) -> list[dict[str, Any]]:
-        """Per image: its target, pulls, mirror status, and each repository using it with its files."""
-        by_image: dict[str, dict[str, Any]] = {}
+        """Per image and target (a repository whose own `mapping` moves an image elsewhere makes
+        another entry for it): pulls, mirror status, and each repository moving it there with its files."""
+        by_move: dict[tuple[str, str], dict[str, Any]] = {}
         for repo in self.repositories:
             for use in repo.images:
-                entry = by_image.setdefault(use.image, {"image": use.image, "target": use.target, "pulls": use.pulls,
-                                                        "status": use.status, "repositories": []})
+                entry = by_move.setdefault((use.image, use.target), {
+                    "image": use.image, "target": use.target, "pulls": use.pulls, "status": use.status,
+                    "repositories": []})
                 if entry["pulls"] is None:
                     entry["pulls"] = use.pulls
                 if entry["status"] is None or use.status in ("failed", "differs"):
                     entry["status"] = use.status
                 entry["repositories"].append({"repo": repo.repo, "files": list(use.files)})
-        for entry in by_image.values():
+        for entry in by_move.values():
             entry["repositories"].sort(key=lambda r: r["repo"].lower())
-        return [by_image[key] for key in sorted(by_image)]
+        return [by_move[key] for key in sorted(by_move)]
 
     def to_json(self) -> dict[str, Any]:
         return {"version": VERSION, "mode": self.mode, "destination": self.destination,
@@ -155,18 +157,24 @@ def _check_once(name: str, seen: Container[str], what: str) -> None:
 
 
 def _image_uses(items: list[Any], repos: dict[str, dict[str, Any]]) -> dict[str, list[ImageUse]]:
-    """Each repository's images, from the entries of "images" (each image listed once), whose
-    repositories must all be listed."""
+    """Each repository's images, from the entries of "images" (each image and target listed once,
+    each repository under an image once), whose repositories must all be listed."""
     uses: dict[str, list[ImageUse]] = {}
-    images: set[str] = set()
+    moves: set[str] = set()
+    used: set[str] = set()
     for image_what, image in _entries(items, "images", _IMAGE_FIELDS, "image"):
-        _check_once(image["image"], images, image_what)
-        images.add(image["image"])
+        move = f"{image['image']} to {image['target']}"
+        _check_once(move, moves, image_what)
+        moves.add(move)
         for what, user in _entries(image["repositories"], "repositories", _USER_FIELDS, "repo", f"{image_what}, "):
             if not all(isinstance(f, str) for f in user["files"]):
                 raise ValueError(f'{what}: "files" are not all paths')
             if user["repo"] not in repos:
                 raise ValueError(f'{what}: {user["repo"]} is not in the report\'s "repositories"')
+            # A repository moves each of its images to one target.
+            use = f"{user['repo']}'s {image['image']}"
+            _check_once(use, used, what)
+            used.add(use)
             uses.setdefault(user["repo"], []).append(ImageUse(
                 image["image"], image["target"], image["pulls"], image["status"], tuple(user["files"])))
     return uses
@@ -226,7 +234,8 @@ def make_report(mode: str, destination: str, repositories: Iterable[RepoEntry], 
 
 def merge(reports: Sequence[tuple[str, SweepReport]]) -> SweepReport:
     """The shards' reports, each with the file it was read from, as one; a repository in two shards
-    is an error (shards never overlap)."""
+    is an error (shards never overlap). Shards may move one image to different targets: each
+    repository's own `mapping` says where."""
     if not reports:
         raise UsageError("report merge: no reports given")
     first_where, first = reports[0]
@@ -241,22 +250,10 @@ def merge(reports: Sequence[tuple[str, SweepReport]]) -> SweepReport:
                 raise UsageError(f"report merge: {repo.repo} is in two reports, {seen[repo.repo][0]} and {where}; "
                                  "shards never overlap; nothing was written")
             seen[repo.repo] = (where, repo)
-    _check_targets(reports)
     not_reached = [r.not_reached for _where, r in reports]
     return make_report(first.mode, first.destination, [repo for _where, repo in seen.values()],
                        interrupted=any(r.interrupted for _where, r in reports),
                        not_reached=None if None in not_reached else sum(n or 0 for n in not_reached))
-
-
-def _check_targets(reports: Sequence[tuple[str, SweepReport]]) -> None:
-    """Shards of one sweep move each image to the same target (the destination and mapping are the sweep's)."""
-    first: dict[str, tuple[str, str]] = {}
-    for where, report in reports:
-        for use in (use for repo in report.repositories for use in repo.images):
-            first_where, target = first.setdefault(use.image, (where, use.target))
-            if target != use.target:
-                raise UsageError(f'report merge: {use.image} has another "target" in {where} than in {first_where} '
-                                 f"({use.target}, not {target}); shards of one sweep agree on it; nothing was written")
 
 
 def load(path: Path) -> SweepReport:

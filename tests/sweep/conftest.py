@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import mirror
 from bot.mirror import MirrorImage
 from tests.github.server import GitHubServer
 from tests.helpers import git, write_tree
@@ -150,3 +151,19 @@ def org(tmp_path: Path, loopback: Loopback, github: GitHubServer, monkeypatch) -
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     return build_org(tmp_path, loopback, github)
+
+
+@pytest.fixture
+def ensured(monkeypatch) -> list[tuple[str, str]]:
+    """Each (source, target) the real mirror step is asked to copy. It runs in this process whatever
+    the workers (the sweep's shared step), so this sees every copy; a worker process that copied on
+    its own would leave one unseen."""
+    moves: list[tuple[str, str]] = []
+    real = mirror.ensure_images
+
+    def counting(wanted, options, **kwargs):
+        moves.extend(wanted)
+        return real(wanted, options, **kwargs)
+
+    monkeypatch.setattr(mirror, "ensure_images", counting)
+    return moves

@@ -18,6 +18,23 @@ DESTINATION = "mirror.example/acme"
 SHOP = RepoEntry("acme/shop", "done", "https://github.com/acme/shop/pull/7", "a" * 40, None, 3, 1, 0)
 WEB = RepoEntry("acme/web", "failed", None, "b" * 40, "git push failed: rejected", 2, 0, 1)
 
+# The totals of a report of the two, but for the images.
+SHOP_AND_WEB = {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 0, "declined": 0, "scanned": 0,
+                "failed": 1, "third_party": 5, "internal": 1, "unresolved": 1}
+
+
+def merged_json(capsys, tmp_path) -> dict:
+    """`report merge --format json` of shard-0 and shard-1 into merged."""
+    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"),
+                             str(tmp_path / "shard-1"), "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def images_table(markdown: str) -> str:
+    """The table (or sentence) under report.md's "## Images"."""
+    return markdown.split("\n## Images\n\n", 1)[1].split("\n\n", 1)[0]
+
 
 def test_shards_merge_into_an_interrupted_report_when_one_was_interrupted(capsys, tmp_path) -> None:
     # Shard 0 went through, and was written before reports said whether they were interrupted.
@@ -28,15 +45,12 @@ def test_shards_merge_into_an_interrupted_report_when_one_was_interrupted(capsys
         "images": []}))
     interrupted = sweep_report.make_report("sweep", DESTINATION, [WEB], interrupted=True, not_reached=3)
     sweep_report.write(interrupted, tmp_path / "shard-1")
-    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"),
-                             str(tmp_path / "shard-1"), "--format", "json")
-    assert code == 0, err
+    out = merged_json(capsys, tmp_path)
     merged = {
         "version": 1, "mode": "sweep", "destination": DESTINATION, "interrupted": True, "not_reached": 3,
-        "totals": {"repositories": 2, "done": 1, "partial": 0, "nothing-to-do": 0, "declined": 0,
-                   "scanned": 0, "failed": 1, "third_party": 5, "internal": 1, "unresolved": 1, "images": 0},
+        "totals": {**SHOP_AND_WEB, "images": 0},
         "repositories": [SHOP.to_json(), WEB.to_json()], "images": []}
-    assert json.loads(out) == merged
+    assert out == merged
     assert json.loads((tmp_path / "merged" / "report.json").read_text()) == merged
     assert (tmp_path / "merged" / "report.md").read_text() == f"""# rehome sweep
 
@@ -128,6 +142,8 @@ def test_a_shard_report_that_is_not_a_file_is_refused(capsys, tmp_path) -> None:
 
 SHOP_ENTRY = 'entry 1 of "repositories" (acme/shop)'
 NGINX_USER = 'entry 1 of "images" (docker.io/library/nginx:1.27), entry 1 of "repositories"'
+NGINX_TARGET = f"{DESTINATION}/docker.io/library/nginx:1.27"
+NGINX_FLAT = f"{DESTINATION}/flat/library/nginx:1.27"  # where a repository's own mapping may move it
 
 
 @pytest.mark.parametrize(("change", "problem"), [
@@ -154,7 +170,14 @@ NGINX_USER = 'entry 1 of "images" (docker.io/library/nginx:1.27), entry 1 of "re
     (lambda r: r["images"][0]["repositories"][0].update(extra=1), f'{NGINX_USER} (acme/shop): unknown field "extra"'),
     (lambda r: r.update(destination=None), '"destination" is None, not text'),
     (lambda r: r["images"].append(dict(r["images"][0])),
-     'entry 2 of "images" (docker.io/library/nginx:1.27): docker.io/library/nginx:1.27 is listed twice'),
+     f'entry 2 of "images" (docker.io/library/nginx:1.27): docker.io/library/nginx:1.27 to {NGINX_TARGET} is listed '
+     'twice'),
+    (lambda r: r["images"].append(dict(r["images"][0], target=NGINX_FLAT)),
+     'entry 2 of "images" (docker.io/library/nginx:1.27), entry 1 of "repositories" (acme/shop): '
+     "acme/shop's docker.io/library/nginx:1.27 is listed twice"),
+    (lambda r: r["images"][0]["repositories"].append(r["images"][0]["repositories"][0]),
+     'entry 1 of "images" (docker.io/library/nginx:1.27), entry 2 of "repositories" (acme/shop): '
+     "acme/shop's docker.io/library/nginx:1.27 is listed twice"),
     (lambda r: r.update(version=True), '"version" is True, not 1'),
     (lambda r: r.pop("version"), '"version" is missing'),
     (lambda r: r.update(mode="census"), "\"mode\" is 'census', not one of inventory, sweep, dry-run"),
@@ -169,8 +192,7 @@ NGINX_USER = 'entry 1 of "images" (docker.io/library/nginx:1.27), entry 1 of "re
     (lambda r: r.update(totals=[]), '"totals" is [], not an object'),
 ])
 def test_a_report_with_fields_of_the_wrong_kind_is_refused(capsys, tmp_path, change, problem: str) -> None:
-    nginx = ImageUse("docker.io/library/nginx:1.27", f"{DESTINATION}/docker.io/library/nginx:1.27", 5, "copied",
-                     ("Dockerfile",))
+    nginx = ImageUse("docker.io/library/nginx:1.27", NGINX_TARGET, 5, "copied", ("Dockerfile",))
     report = sweep_report.make_report("sweep", DESTINATION, [dataclasses.replace(SHOP, images=(nginx,))]).to_json()
     change(report)
     (tmp_path / "shard-0").mkdir()
@@ -206,18 +228,31 @@ def test_a_report_that_cannot_be_read_back_is_not_replaced(tmp_path) -> None:
     assert sorted(path.name for path in folder.iterdir()) == ["report.md"]
 
 
-def test_shards_that_move_an_image_to_different_targets_are_refused_naming_both(capsys, tmp_path) -> None:
-    nginx = ImageUse("docker.io/library/nginx:1.27", f"{DESTINATION}/docker.io/library/nginx:1.27", 5, "copied",
-                     ("Dockerfile",))
-    elsewhere = dataclasses.replace(nginx, target="mirror.example/other/nginx:1.27", status="present")
-    for shard, entry in (("shard-0", dataclasses.replace(SHOP, images=(nginx,))),
-                         ("shard-1", dataclasses.replace(WEB, images=(elsewhere,)))):
+def test_shards_that_move_an_image_to_different_targets_merge_into_an_entry_per_target(capsys, tmp_path) -> None:
+    # acme/web's own rehome.yaml maps images elsewhere than acme/shop's does.
+    nginx = ImageUse("docker.io/library/nginx:1.27", NGINX_TARGET, 5, "copied", ("Dockerfile",))
+    flat = dataclasses.replace(nginx, target=NGINX_FLAT, status="present", files=("deploy/web.yaml",))
+    shop, web = dataclasses.replace(SHOP, images=(nginx,)), dataclasses.replace(WEB, images=(flat,))
+    for shard, entry in (("shard-0", shop), ("shard-1", web)):
         sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [entry]), tmp_path / shard)
-    code, out, err = run_cli(capsys, "report", "merge", str(tmp_path / "merged"), str(tmp_path / "shard-0"),
-                             str(tmp_path / "shard-1"))
-    assert (code, out, err) == (2, "", (
-        f'rehome: error: report merge: docker.io/library/nginx:1.27 has another "target" in '
-        f"{tmp_path / 'shard-1' / 'report.json'} than in {tmp_path / 'shard-0' / 'report.json'} "
-        f"(mirror.example/other/nginx:1.27, not {DESTINATION}/docker.io/library/nginx:1.27); shards of one sweep agree "
-        "on it; nothing was written\n"))
-    assert not (tmp_path / "merged").exists()
+    out = merged_json(capsys, tmp_path)
+    merged = {
+        "version": 1, "mode": "sweep", "destination": DESTINATION, "interrupted": False, "not_reached": 0,
+        "totals": {**SHOP_AND_WEB, "images": 1},
+        "repositories": [SHOP.to_json(), WEB.to_json()],
+        "images": [{"image": "docker.io/library/nginx:1.27", "target": NGINX_TARGET, "pulls": 5, "status": "copied",
+                    "repositories": [{"repo": "acme/shop", "files": ["Dockerfile"]}]},
+                   {"image": "docker.io/library/nginx:1.27", "target": NGINX_FLAT, "pulls": 5, "status": "present",
+                    "repositories": [{"repo": "acme/web", "files": ["deploy/web.yaml"]}]}]}
+    assert out == merged
+    single = sweep_report.make_report("sweep", DESTINATION, [shop, web])
+    assert single.to_json() == merged
+    sweep_report.write(single, tmp_path / "single")
+    for name in ("report.json", "report.md", "report.csv"):
+        assert (tmp_path / "merged" / name).read_text() == (tmp_path / "single" / name).read_text()
+    assert images_table((tmp_path / "merged" / "report.md").read_text()) == (
+        "| image | pulls | repositories | status | target |\n"
+        "|---|---:|---:|---|---|\n"
+        f"| `docker.io/library/nginx:1.27` | 5 | 1 | copied | `{NGINX_TARGET}` |\n"
+        f"| `docker.io/library/nginx:1.27` | 5 | 1 | present | `{NGINX_FLAT}` |")
+    assert sweep_report.load(tmp_path / "merged" / "report.json") == single

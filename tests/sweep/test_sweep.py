@@ -13,7 +13,6 @@ import collections
 import httpx
 import pytest
 
-from bot import mirror
 from bot.sweep.select import shard_of
 from tests.helpers import git, run_cli
 from tests.oci import images
@@ -36,18 +35,8 @@ def state_lines(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("workers", ["process", "thread"])
-def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, capsys, tmp_path, monkeypatch,
+def test_a_sweep_opens_one_pull_request_per_repository_with_changes(org: Org, capsys, tmp_path, ensured,
                                                                    workers: str) -> None:
-    # The mirror step runs in this process whatever the workers (the shared one), so the count sees
-    # every copy; a worker process that copied on its own would leave an image uncounted.
-    ensured: list[tuple[str, str]] = []
-    real = mirror.ensure_images
-
-    def counting(moves, options, **kwargs):
-        ensured.extend(moves)
-        return real(moves, options, **kwargs)
-
-    monkeypatch.setattr(mirror, "ensure_images", counting)
     state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
     code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-", "--state", str(state),
                               "--report", str(reports), "--jobs", "3", "--workers", workers)

@@ -2,7 +2,9 @@
 their reports merge into the single run's report; the shared mirror step; the progress bar."""
 from __future__ import annotations
 
+import collections
 import io
+import json
 import os
 import signal
 import subprocess
@@ -12,15 +14,19 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+import pytest
 from rich.console import Console
 
 from bot.mirror import MirrorImage, MirrorOptions
 from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.progress import SweepProgress
 from bot.sweep.report import RepoEntry
+from bot.sweep.select import shard_of
 from tests.helpers import run_cli
 from tests.sweep.conftest import ORG, OVERLAPPING_MOVES, TOKEN_ENV, GatedMirrorStep, Org
-from tests.sweep.test_sweep import state_lines, sweep
+from tests.sweep.test_report import images_table
+from tests.sweep.test_sweep import ACCEPT, BRANCH, state_lines, sweep
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GOOD = ("acme/svc-api", "acme/svc-docs", "acme/svc-jobs", "acme/svc-web")
@@ -116,6 +122,87 @@ def test_shards_cover_the_org_once_and_their_reports_merge_into_the_single_run(o
     assert run_cli(capsys, "report", "merge", str(tmp_path / "twice"), str(shard), str(shard / "report.json")) == (
         2, "", f"rehome: error: report merge: {shard} and {shard}/report.json are the same report "
                f"({shard}/report.json); nothing was written\nhint: give each shard's report once\n")
+
+
+MAPPED = "^acme/m-[ac]$"
+
+
+def _add_mapped_repositories(org: Org) -> dict[str, str]:
+    """acme/m-a moves nginx where the sweep's mapping says, acme/m-c where its own rehome.yaml's
+    does: one image, two targets, each repository's by name. They fall in different shards of 2."""
+    nginx = org.image("nginx")
+    org.add_repository("m-a", {"Dockerfile": f"FROM {nginx}\n"})
+    org.add_repository("m-c", {"Dockerfile": f"FROM {nginx}\n",
+                               "rehome.yaml": 'mapping: "{destination}/flat/{path}"\n'})
+    assert shard_of("acme/m-a", 2) != shard_of("acme/m-c", 2)
+    return {"acme/m-a": org.target("nginx"), "acme/m-c": f"{org.destination}/flat/{org.prefix}/nginx:1.27"}
+
+
+def _mapped_sweep(capsys, org: Org, folder: Path, *extra: str, shards: int) -> None:
+    """A sweep over acme/m-a and acme/m-c reporting into `folder`: at once, or in `shards` merged there."""
+    if shards == 1:
+        code, _, err = sweep(capsys, org, "--repo-include", MAPPED, "--report", str(folder), *extra)
+        assert code == 0, err
+        return
+    parts = [folder.with_name(f"{folder.name}-{k}") for k in range(shards)]
+    for k, part in enumerate(parts):
+        code, _, err = sweep(capsys, org, "--repo-include", MAPPED, "--shard", f"{k}/{shards}", "--report", str(part),
+                             *extra)
+        assert code == 0, err
+    code, _, err = run_cli(capsys, "report", "merge", str(folder), *map(str, parts))
+    assert code == 0, err
+
+
+def _mapped_report(org: Org, targets: dict[str, str], mode: str, image_status: str | None) -> dict:
+    """The report of a sweep over acme/m-a and acme/m-c: nginx once per target, each with its repository."""
+    status = "scanned" if mode == "inventory" else "done"
+    return {
+        "version": 1, "mode": mode, "destination": org.destination, "interrupted": False, "not_reached": 0,
+        "totals": {"repositories": 2, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 0, "scanned": 0,
+                   "failed": 0, status: 2, "third_party": 2, "internal": 0, "unresolved": 0, "images": 1},
+        "repositories": [{"repo": name, "status": status,
+                          "pr_url": None if mode == "inventory" else f"{org.github.origin}/{name}/pull/1",
+                          "head": org.remote_git(name, "rev-parse", "main"), "error": None, "third_party": 1,
+                          "internal": 0, "unresolved": 0} for name in sorted(targets)],
+        "images": [{"image": org.image("nginx"), "target": target, "pulls": None, "status": image_status,
+                    "repositories": [{"repo": name, "files": ["Dockerfile"]}]}
+                   for name, target in sorted(targets.items(), key=lambda item: item[1])]}
+
+
+def _mapped_images_table(org: Org, targets: dict[str, str], image_status: str | None) -> str:
+    rows = [f"| `{org.image('nginx')}` | — | 1 | {image_status or ''} | `{target}` |"
+            for target in sorted(targets.values())]
+    return "\n".join(["| image | pulls | repositories | status | target |", "|---|---:|---:|---|---|", *rows])
+
+
+def test_an_inventory_lists_an_image_once_per_target_and_its_shards_merge_into_it(org: Org, capsys, tmp_path) -> None:
+    targets = _add_mapped_repositories(org)
+    _mapped_sweep(capsys, org, tmp_path / "whole", "--inventory", shards=1)
+    _mapped_sweep(capsys, org, tmp_path / "merged", "--inventory", shards=2)
+    assert json.loads((tmp_path / "whole" / "report.json").read_text()) == _mapped_report(
+        org, targets, "inventory", None)
+    assert images_table((tmp_path / "whole" / "report.md").read_text()) == _mapped_images_table(org, targets, None)
+    for name in ("report.json", "report.md", "report.csv"):
+        assert (tmp_path / "merged" / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
+# A real sweep copies, so each form runs in an org of its own whose images are not in the mirror yet;
+# both forms write the same report.
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_sweep_copies_an_image_once_to_each_target_and_reports_each_with_its_repository(
+        org: Org, capsys, tmp_path, ensured, shards: int) -> None:
+    targets = _add_mapped_repositories(org)
+    _mapped_sweep(capsys, org, tmp_path / "report", shards=shards)
+    assert json.loads((tmp_path / "report" / "report.json").read_text()) == _mapped_report(
+        org, targets, "sweep", "copied")
+    assert images_table((tmp_path / "report" / "report.md").read_text()) == _mapped_images_table(
+        org, targets, "copied")
+    assert collections.Counter(ensured) == {(org.image("nginx"), target): 1 for target in targets.values()}
+    for name, target in targets.items():
+        assert org.remote_git(name, "show", f"{BRANCH}:Dockerfile") == f"FROM {target}"
+        host, rest = target.split("/", 1)
+        path, tag = rest.rsplit(":", 1)
+        assert httpx.head(f"http://{host}/v2/{path}/manifests/{tag}", headers={"Accept": ACCEPT}).status_code == 200
 
 
 def test_the_shared_mirror_step_ensures_each_image_once_even_when_asked_at_the_same_time() -> None:
