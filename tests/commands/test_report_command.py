@@ -126,7 +126,7 @@ def test_status_refuses_to_run_without_the_token_it_is_told_to_read(capsys, tmp_
     assert run_cli(capsys, "report", "status", "--state", str(state), "--github-url", "http://127.0.0.1:9",
                    "--token-env", TOKEN_ENV) == (
         2, "", f"rehome: error: no GitHub token: the environment variable {TOKEN_ENV} is not set\nhint: export "
-               "GITHUB_TOKEN=… or name another variable with --token-env, or use --app-id\n")
+               f"{TOKEN_ENV}=… or name another variable with --token-env, or use --app-id\n")
 
 
 def _pull(state: str, merged: bool = False) -> dict:
