@@ -220,7 +220,14 @@ def parse(text: str) -> ImageRef:
     remote = remainder.split(":", 1)[0]
     if remote.lower() != remote and REFERENCE_RE.fullmatch(f"{domain}/{remainder.lower()}"):
         raise InvalidReference(f"invalid reference format: repository name ({remote}) must be lowercase")
-    ref = parse_raw(f"{domain}/{remainder}")
+    normalized = f"{domain}/{remainder}"
+    try:
+        ref = parse_raw(normalized)
+    except InvalidReference:
+        # Said of the text as typed, not of the `docker.io/library/` name Docker reads it as.
+        if normalized != text and REFERENCE_RE.fullmatch(text) is None:
+            raise InvalidReference(_why_refused(text)) from None
+        raise
     if not ref.domain:  # the grammar read a host it refuses (`my_host.com`) as part of the path
         raise InvalidReference(f"invalid reference format: {_domain_problem(domain) or f'{text!r} names no registry'}")
     return ref

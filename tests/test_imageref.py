@@ -129,6 +129,11 @@ def test_a_registry_host_alone_is_refused(text, host):
                                    "and digits, joined by one '.', one or two '_', or dashes"),
         ("registry.example.com/app/", "invalid reference format: repository name 'registry.example.com/app/' has an "
                                       "empty path component (a '/' at the start or end, or two in a row)"),
+        # said of the name as typed, not of Docker's `docker.io/library/` it would be read as
+        ("docker.io/", "invalid reference format: repository name 'docker.io/' has an empty path component (a '/' at "
+                       "the start or end, or two in a row)"),
+        ("/app", "invalid reference format: repository name '/app' has an empty path component (a '/' at the start or "
+                 "end, or two in a row)"),
         ("gcr.io/Project/app", "invalid reference format: repository name (Project/app) must be lowercase"),
         ("127.0.0.1:99999/app:1", "invalid reference format: registry port 99999 in '127.0.0.1:99999' is out of range: "
                                   "a port is 1 to 65535"),

@@ -20,16 +20,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def destination_host(destination: str) -> str:
-    """DST's registry host; a DST ending in `/` is refused saying why: it names the copy's repository, and is not a
+    """DST's registry host; a DST ending in `/` is refused saying why: it names where the copy goes, and is not a
     mirror prefix as `--to` is (that takes a trailing `/`)."""
     try:
         return mirror.registry_host(destination, "DST")
     except UsageError as exc:
-        if not destination.endswith("/"):
+        meant = _destinations_meant(destination) if destination.endswith("/") else []
+        if not meant:
             raise
-        repository = destination.rstrip("/")
-        raise UsageError(exc.message, f"DST is the copy's repository ({repository}, or {repository}/NAME), not a "
-                                      "mirror prefix as --to DEST is") from None
+        raise UsageError(exc.message, f"DST is where the copy goes ({', or '.join(meant)}), not a mirror prefix as "
+                                      "--to DEST is") from None
+
+
+def _destinations_meant(destination: str) -> list[str]:
+    """What a DST ending in `/` may mean: the DST as typed without its trailing `/`, or with a repository NAME after
+    it; only those that would be accepted."""
+    typed = destination.rstrip("/")
+    candidates = [(typed, typed), (f"{typed}/NAME", f"{typed}/name")]  # (as shown, as checked)
+    return [shown for shown, checked in candidates if _accepted(checked)]
+
+
+def _accepted(destination: str) -> bool:
+    try:
+        mirror.registry_host(destination, "DST")
+    except UsageError:
+        return False
+    return True
 
 
 def run(args: argparse.Namespace) -> int:

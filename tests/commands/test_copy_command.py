@@ -100,13 +100,36 @@ def test_an_invalid_image_says_what_is_wrong_before_asking_a_registry(argv: list
     assert capsys.readouterr() == ("", f"rehome: error: {message}\n")
 
 
-def test_a_destination_ending_in_a_slash_is_refused_as_no_mirror_prefix(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["copy", "nginx:1.27", "127.0.0.1:5000/mirror/"]) == 2
+def empty_component(name: str) -> str:
+    return (f"invalid reference format: repository name '{name}' has an empty path component (a '/' at the start or "
+            "end, or two in a row)")
+
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(("destination", "message", "meant"), [
+    ("127.0.0.1:5000/mirror/", empty_component("127.0.0.1:5000/mirror/"),
+     "127.0.0.1:5000/mirror, or 127.0.0.1:5000/mirror/NAME"),
+    ("127.0.0.1:5000/", empty_component("127.0.0.1:5000/"), "127.0.0.1:5000/NAME"),
+    ("127.0.0.1:5000//", empty_component("127.0.0.1:5000//"), "127.0.0.1:5000/NAME"),
+    ("docker.io/", empty_component("docker.io/"), "docker.io/NAME"),
+    ("127.0.0.1:5000/m/x:v1/", empty_component("127.0.0.1:5000/m/x:v1/"), "127.0.0.1:5000/m/x:v1"),
+    (f"127.0.0.1:5000/m@{DIGEST}/", f"invalid digest '{DIGEST}/': sha256 needs 64 hex digits (0-9, a-f)",
+     f"127.0.0.1:5000/m@{DIGEST}"),
+])
+def test_a_destination_ending_in_a_slash_is_refused_as_no_mirror_prefix(
+        destination: str, message: str, meant: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["copy", "nginx:1.27", destination]) == 2
     assert capsys.readouterr() == ("", (
-        "rehome: error: DST '127.0.0.1:5000/mirror/': invalid reference format: repository name "
-        "'127.0.0.1:5000/mirror/' has an empty path component (a '/' at the start or end, or two in a row)\n"
-        "hint: DST is the copy's repository (127.0.0.1:5000/mirror, or 127.0.0.1:5000/mirror/NAME), not a mirror "
-        "prefix as --to DEST is\n"))
+        f"rehome: error: DST '{destination}': {message}\n"
+        f"hint: DST is where the copy goes ({meant}), not a mirror prefix as --to DEST is\n"))
+
+
+def test_a_destination_ending_in_a_slash_that_nothing_fixes_gets_no_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["copy", "nginx:1.27", "127.0.0.1:5000/m//x/"]) == 2
+    assert capsys.readouterr() == ("", f"rehome: error: DST '127.0.0.1:5000/m//x/': "
+                                       f"{empty_component('127.0.0.1:5000/m//x/')}\n")
 
 
 def test_docker_config_of_the_wrong_shape_is_a_usage_error(loopback: Loopback, tmp_path: Path,
