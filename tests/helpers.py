@@ -36,6 +36,15 @@ def logged(level: int = logging.WARNING) -> Iterator[list[str]]:
         logger.setLevel(before)
 
 
+def install_credential_helper(folder: Path, monkeypatch, name: str, script: str) -> None:
+    """`docker-credential-<name>` in `folder`, put first on PATH, running the shell `script` after reading its
+    standard input (the server asked about)."""
+    helper = folder / f"docker-credential-{name}"
+    helper.write_text(f"#!/bin/sh\ncat > /dev/null\n{script}\n")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     for name, content in files.items():
         path = root / name

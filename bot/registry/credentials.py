@@ -12,6 +12,7 @@ import binascii
 import dataclasses
 import logging
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -29,6 +30,14 @@ _DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 GOOGLE_USERNAME = "oauth2accesstoken"
 GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 HELPER_TIMEOUT = 30
+# The answer of a helper that has no credentials for the server (docker-credential-helpers'
+# `ErrCredentialsNotFound`, which every helper built on that library prints): on stdout, exit 1. Docker takes this
+# exact text as "none", and any other failure as the helper's error.
+NOT_FOUND_ANSWER = "credentials not found in native keychain"
+# A helper's failure message is shown up to this many characters, with what looks like a secret masked.
+HELPER_MESSAGE_MAX = 200
+_SECRET_FIELD_RE = re.compile(r"(?i)\b((?:password|passwd|secret|token|auth|key)s?\"?\s*[:=]\s*\"?)[^\s\"',;]+")
+_TOKEN_LIKE_RE = re.compile(r"[A-Za-z0-9+/=_.~-]{20,}")
 
 
 class CredentialHelperError(RehomeError):
@@ -158,10 +167,9 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
     except subprocess.TimeoutExpired:
         raise CredentialHelperError(server, f"{program} get did not answer in {HELPER_TIMEOUT}s") from None
     if proc.returncode != 0:
-        # The helpers say "credentials not found" on stdout; nothing else is printed here, in case it echoes secrets.
-        if "not found" in proc.stdout.lower() or "not found" in proc.stderr.lower():
+        if proc.stdout.strip() == NOT_FOUND_ANSWER:
             return None
-        raise CredentialHelperError(server, f"{program} get failed (exit {proc.returncode})")
+        raise CredentialHelperError(server, _helper_failure(program, server, proc))
     try:
         answer = jsontext.loads(proc.stdout)
         username, secret = answer["Username"], answer["Secret"]
@@ -172,6 +180,33 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
     if username == "<token>":
         return Credential(None, None, Secret(secret), source)
     return Credential(username, Secret(secret), None, source)
+
+
+def _helper_failure(program: str, server: str, proc: subprocess.CompletedProcess[str]) -> str:
+    """The exit code and the first line the helper said (on stdout, where the protocol has it, else on stderr),
+    masked; a helper that said nothing is to be run by hand."""
+    said = _first_line(proc.stdout) or _first_line(proc.stderr)
+    failed = f"{program} get failed (exit {proc.returncode})"
+    if not said:
+        return f"{failed} without saying why; `echo {server} | {program} get` runs it by hand"
+    return f"{failed}: {_masked(said)}"
+
+
+def _first_line(text: str) -> str:
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= HELPER_MESSAGE_MAX else line[:HELPER_MESSAGE_MAX] + "…"
+
+
+def _masked(text: str) -> str:
+    """`text` with `***` for what may be a secret: the value after `password`, `secret`, `token`, `auth` or `key`
+    and `=` or `:`, and any run of 20 or more token characters that mixes letters and digits (an access token, a
+    key, base64)."""
+    text = _SECRET_FIELD_RE.sub(r"\1***", text)
+    return _TOKEN_LIKE_RE.sub(lambda word: "***" if _mixes_letters_and_digits(word.group()) else word.group(), text)
+
+
+def _mixes_letters_and_digits(word: str) -> bool:
+    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
 
 
 def google_credential() -> Credential | None:

@@ -12,7 +12,7 @@ import pytest
 from bot.cli import main
 from bot.doctor import ArtifactRepository, check_credentials, check_read_grant
 from bot.imageref import parse
-from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, install_credential_helper
 from tests.oci import images
 from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, TOKEN_USER, Loopback, make_registries, unique_repo
 from tests.oci.proxy import Answer, Fault
@@ -213,15 +213,23 @@ def test_doctor_refuses_a_docker_config_of_the_wrong_shape(loopback: Loopback, t
                                        "must be an object such as {\"auth\": \"base64 of user:password\"}, not a string\n")
 
 
-def test_a_credential_helper_that_is_not_installed_is_said_once_to_be_missing(loopback: Loopback, tmp_path: Path,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("script", "detail"), [
+    (None, "docker-credential-rehome-qa is configured in Docker's config.json but is not installed"),
+    # its words say "not found", but it is broken, not without credentials
+    ("echo '/bin/sh: gcloud: not found' >&2; exit 127",
+     "docker-credential-rehome-qa get failed (exit 127): /bin/sh: gcloud: not found"),
+])
+def test_a_credential_helper_that_is_missing_or_fails_is_said_once(
+        loopback: Loopback, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        script: str | None, detail: str) -> None:
     host = loopback.basic.host
+    if script is not None:
+        install_credential_helper(tmp_path, monkeypatch, "rehome-qa", script)
     (tmp_path / "docker").mkdir()
-    (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {host: "rehome-absent"}}))
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {host: "rehome-qa"}}))
     assert main(["doctor", "--to", f"{host}/team/mirror"]) == 1
     assert capsys.readouterr() == (
-        f"failed  credentials: {host}: docker-credential-rehome-absent is configured in Docker's config.json but is not "
-        "installed (fix: fix the credential helper named in Docker's config.json)\n", "")
+        f"failed  credentials: {host}: {detail} (fix: fix the credential helper named in Docker's config.json)\n", "")
 
 
 @pytest.mark.parametrize(("argv", "message"), [

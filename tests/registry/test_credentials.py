@@ -1,15 +1,15 @@
 """Docker's config.json: every shape Docker itself refuses is a usage error naming the file and the key;
-a credential helper's answer that is not its JSON is named with the helper and the registry."""
+a credential helper's answer that is not its JSON is named with the helper and the registry; only the protocol's
+"credentials not found" answer means none, any other failure is the helper's, said with its masked first line."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from bot.errors import ConfigError, RehomeError
-from bot.registry.credentials import ANONYMOUS, CredentialStore, run_credential_helper
-from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP
+from bot.registry.credentials import ANONYMOUS, CredentialHelperError, CredentialStore, run_credential_helper
+from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, install_credential_helper
 
 HOST = "registry.example"
 
@@ -74,10 +74,53 @@ def test_a_folder_where_the_file_belongs_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("answer", ["not JSON", '{"Username": "u"}', pytest.param(DEEP_JSON, id="nested-too-deep")])
 def test_a_helper_answer_that_is_not_its_json_is_named(tmp_path: Path, monkeypatch, answer: str) -> None:
     (tmp_path / "answer").write_text(answer)
-    helper = tmp_path / "docker-credential-odd"
-    helper.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{tmp_path / 'answer'}'\n")
-    helper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    install_credential_helper(tmp_path, monkeypatch, "odd", f"cat '{tmp_path / 'answer'}'")
     with pytest.raises(RehomeError) as caught:
         run_credential_helper("odd", HOST, "config.json credHelpers")
     assert str(caught.value) == f"{HOST}: credentials: docker-credential-odd get printed something that is not its JSON answer"
+
+
+@pytest.mark.parametrize("said", ["credentials not found in native keychain", " credentials not found in native keychain\r"])
+def test_the_protocols_not_found_answer_on_stdout_means_no_credentials(tmp_path: Path, monkeypatch, said: str) -> None:
+    install_credential_helper(tmp_path, monkeypatch, "empty", f"printf '%s\\n' '{said}'; exit 1")
+    assert run_credential_helper("empty", HOST, "config.json credHelpers") is None
+
+
+@pytest.mark.parametrize(("script", "detail"), [
+    # a helper that cannot run what it wraps is broken, not empty, whatever its words
+    ("echo 'ERROR: (gcloud.auth.docker-helper) /bin/sh: gcloud: not found' >&2; exit 127",
+     "docker-credential-qa get failed (exit 127): ERROR: (gcloud.auth.docker-helper) /bin/sh: gcloud: not found"),
+    # the protocol's "none" is said on stdout: said on stderr only, stdout's own words are the reason
+    ("echo 'credentials not found in native keychain' >&2; echo 'keychain locked'; exit 1",
+     "docker-credential-qa get failed (exit 1): keychain locked"),
+    ("echo 'credentials not found for registry.example'; exit 1",
+     "docker-credential-qa get failed (exit 1): credentials not found for registry.example"),
+    ("echo; echo '  first words  '; echo 'second line'; exit 2", "docker-credential-qa get failed (exit 2): first words"),
+    (f"echo '{'x' * 250}' >&2; exit 1", f"docker-credential-qa get failed (exit 1): {'x' * 200}…"),
+    ("exit 1", f"docker-credential-qa get failed (exit 1) without saying why; `echo {HOST} | docker-credential-qa get` "
+               "runs it by hand"),
+])
+def test_a_failing_helper_says_its_exit_code_and_first_line(tmp_path: Path, monkeypatch, script: str,
+                                                            detail: str) -> None:
+    install_credential_helper(tmp_path, monkeypatch, "qa", script)
+    with pytest.raises(CredentialHelperError) as caught:
+        run_credential_helper("qa", HOST, "config.json credHelpers")
+    assert str(caught.value) == f"{HOST}: credentials: {detail}"
+
+
+@pytest.mark.parametrize(("said", "shown"), [
+    ('{"ServerURL": "registry.example", "Username": "bot", "Secret": "s3cret-canary"}',
+     '{"ServerURL": "registry.example", "Username": "bot", "Secret": "***"}'),
+    ("login failed: password=s3cret-canary, token: abc user=bot", "login failed: password=***, token: *** user=bot"),
+    ("refresh token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl expired",
+     "refresh token *** expired"),
+    ("key AKIAIOSFODNN7EXAMPLE is not valid in ~/.docker/config.json",
+     "key *** is not valid in ~/.docker/config.json"),
+])
+def test_what_looks_like_a_secret_in_a_helpers_message_is_masked(tmp_path: Path, monkeypatch, said: str,
+                                                                 shown: str) -> None:
+    (tmp_path / "said").write_text(said)
+    install_credential_helper(tmp_path, monkeypatch, "leaky", f"cat '{tmp_path / 'said'}' >&2; exit 1")
+    with pytest.raises(CredentialHelperError) as caught:
+        run_credential_helper("leaky", HOST, "config.json credHelpers")
+    assert caught.value.detail == f"docker-credential-leaky get failed (exit 1): {shown}"

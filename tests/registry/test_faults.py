@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from bot.registry import Copier, CredentialStore, Registries
 from bot.registry.blobs import UploadSettings
 from bot.registry.client import Registry
 from bot.registry.copy import CopyOptions, CopyResult
-from tests.helpers import logged
+from tests.helpers import install_credential_helper, logged
 from tests.oci import images
 from tests.oci.fixtures import FAST_RETRY, Loopback, unique_repo
 from tests.oci.proxy import Answer, Fault
@@ -260,11 +259,8 @@ def test_a_blob_refused_on_every_try_is_asked_for_only_as_often_as_retries_allow
 
 
 def test_a_credential_helper_that_fails_fails_only_its_registrys_images(proxies: Loopback, tmp_path, monkeypatch) -> None:
-    helper = tmp_path / "bin" / "docker-credential-broken"
-    helper.parent.mkdir()
-    helper.write_text("#!/bin/sh\necho 'cannot reach the keychain' >&2\nexit 1\n")
-    helper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{helper.parent}:{os.environ['PATH']}")
+    (tmp_path / "bin").mkdir()
+    install_credential_helper(tmp_path / "bin", monkeypatch, "broken", "echo 'cannot reach the keychain' >&2; exit 1")
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {proxies.upstream_proxy.host: "broken"}}))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
@@ -278,4 +274,5 @@ def test_a_credential_helper_that_fails_fails_only_its_registrys_images(proxies:
     found = {image.source: image for image in ensure_images([helped, plain])}
     assert found[plain[0]].status == "copied"
     assert found[helped[0]].status == "failed"
-    assert "docker-credential-broken get failed" in found[helped[0]].error
+    assert found[helped[0]].error == (f"{proxies.upstream_proxy.host}: credentials: docker-credential-broken get "
+                                      "failed (exit 1): cannot reach the keychain")
