@@ -22,7 +22,7 @@ from bot.registry.errors import (
     NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint, error_codes, not_a_registry,
     source_login_fix, speaks_registry_api,
 )
-from bot.registry.manifests import head_digest, no_such_image
+from bot.registry.manifests import head_digest, no_such_image, refused_by_no_registry
 
 ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
 _ARTIFACT_REGISTRY_RE = re.compile(r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev")
@@ -171,6 +171,8 @@ def check_push(registry: Registry, repo: str) -> Check:
     try:
         upload = start_upload(registry, probe)
     except RegistryError as exc:
+        if (elsewhere := refused_by_no_registry(registry, probe, exc)) is not None:
+            return _failure("push", elsewhere, NOT_A_REGISTRY_FIX)
         return _failure("push", exc, _access_fix(registry, exc, WRITE_GRANT_FIX))
     cancel_upload(registry, probe, upload)
     return Check("push", True, f"{registry.domain}/{probe}: a test upload was accepted, then cancelled")

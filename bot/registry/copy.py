@@ -14,7 +14,7 @@ from bot.imageref import ImageRef, InvalidReference, parse
 from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSessions, UploadSettings
 from bot.registry.client import Registries, Registry, tries_after
-from bot.registry.errors import NotFound, RegistryError, RetryableError, with_tries
+from bot.registry.errors import NotARegistry, NotFound, RegistryError, RetryableError, with_tries
 from bot.registry.manifests import IMAGE_CONFIG_TYPES, INDEX_TYPES, Descriptor, Manifest
 
 log = logging.getLogger("rehome.registry")
@@ -126,10 +126,20 @@ class Copier:
         except UsageError:
             raise  # a setting that is wrong for every image (a Docker config.json of the wrong shape)
         except (RehomeError, InvalidReference) as exc:  # this image's registry, or its credential helper
-            result.status = self._failed_status(exc)
-            result.error = str(exc)
-            log.debug("%s -> %s: %s", source, target, exc)
+            failure = self._at_no_registry(exc, target) or exc
+            result.status = self._failed_status(failure)
+            result.error = str(failure)
+            log.debug("%s -> %s: %s", source, target, failure)
         return result
+
+    def _at_no_registry(self, exc: Exception, target: str) -> NotARegistry | None:
+        """A refusal from the target (an upload's, a push's) where no registry answers, said so."""
+        if not isinstance(exc, RegistryError):
+            return None
+        ref = parse(target)
+        if exc.where != f"{ref.domain}/{ref.path}":
+            return None
+        return manifests.refused_by_no_registry(self.registries.get(ref.domain), ref.path, exc)
 
     def _failed_status(self, exc: Exception) -> str:
         """`failed`. A dry run says `unknown` when the real run might get past what stopped it (a login refused,

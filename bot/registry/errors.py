@@ -73,12 +73,16 @@ def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
 
 
-def speaks_registry_api(response: httpx.Response) -> bool:
-    """A registry answers `/v2/` with a challenge (401), or with 200 and its API version header or a JSON body."""
+def speaks_registry_api(response: httpx.Response, *, header_required: bool = False) -> bool:
+    """A registry answers `/v2/` with a challenge (401), or with 200 and its API version header. The header is only
+    a SHOULD of the spec, and some registries leave it out: a 200 with a JSON body passes too, unless
+    `header_required` (the host already gave an answer no registry gives)."""
     if response.status_code != 200:
         return response.status_code == 401
     if "Docker-Distribution-API-Version" in response.headers:
         return True
+    if header_required:
+        return False
     try:
         jsontext.loads(response.content or b"{}")
     except ValueError:

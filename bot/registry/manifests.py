@@ -22,6 +22,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+# The Content-Type a registry sends a manifest with starts so (schema 1 and OCI artifact manifests included).
+REGISTRY_MEDIA_TYPE_PREFIXES = ("application/vnd.oci.", "application/vnd.docker.")
 IMAGE_CONFIG_TYPES = frozenset({"application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json"})
 # Layers registries do not serve (Windows base layers): referenced by URL, never copied.
 FOREIGN_LAYER_TYPES = frozenset({
@@ -30,6 +32,7 @@ FOREIGN_LAYER_TYPES = frozenset({
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 })
+NO_REGISTRY_THERE = "check the image's host name and port: no registry answers there"
 
 
 def sha256_digest(data: bytes) -> str:
@@ -147,16 +150,35 @@ def head_digest(registry: Registry, repo: str, reference: str, step: str = "look
     return get_manifest(registry, repo, reference).digest  # some registries leave the header out of HEAD
 
 
+def unlike_a_registry(registry: Registry, repo: str, step: str, status: int) -> NotARegistry | None:
+    """After an answer (`status`) to `step` that may not be a registry's, one GET of `/v2/`: a `NotARegistry` error
+    when that does not answer as a registry does either (a web server, another service on that port), else None
+    (and None when `/v2/` cannot be asked: the first answer's error stands). After a success no registry gives (a
+    200 that is no manifest), `/v2/` must show the registry API's header: a page served for every path has none."""
+    try:
+        response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
+    except RegistryError:
+        return None
+    header_required = 200 <= status < 300
+    if response.status_code in (403, *RETRY_STATUSES) or speaks_registry_api(response, header_required=header_required):
+        return None
+    detail = not_a_registry(registry.domain, f"{registry.base_url}/v2/", response.status_code)
+    return NotARegistry(f"{registry.domain}/{repo}", step, detail, NO_REGISTRY_THERE, status=status)
+
+
+def refused_by_no_registry(registry: Registry, repo: str, error: RegistryError) -> NotARegistry | None:
+    """For an HTTP refusal of `repo`'s other than a login's or an overload's (a 404 or 405 for an upload or a push,
+    a 200 where a registry answers 202), the error saying no registry answers there, when `/v2/` shows that."""
+    if isinstance(error, NotARegistry) or error.status is None or error.status in (401, 403, *RETRY_STATUSES):
+        return None
+    return unlike_a_registry(registry, repo, error.step, error.status)
+
+
 def no_such_image(registry: Registry, repo: str, step: str) -> NotFound:
     """The error for a manifest the registry answered 404 for: no such image, unless the address's `/v2/` shows that
     no registry answers there (a web server's 404 is not a registry's "manifest unknown")."""
-    where = f"{registry.domain}/{repo}"
-    response = registry.request("GET", "/v2/", repo=repo, step="ping the registry API")
-    if response.status_code not in (403, *RETRY_STATUSES) and not speaks_registry_api(response):
-        detail = not_a_registry(registry.domain, f"{registry.base_url}/v2/", response.status_code)
-        return NotARegistry(where, step, detail, "check the image's host name and port: no registry answers there",
-                            status=404)
-    return NotFound(where, step, "no such image (manifest unknown)", status=404)
+    return unlike_a_registry(registry, repo, step, 404) or NotFound(
+        f"{registry.domain}/{repo}", step, "no such image (manifest unknown)", status=404)
 
 
 def get_manifest(registry: Registry, repo: str, reference: str) -> Manifest:
@@ -176,9 +198,35 @@ def _manifest_response(registry: Registry, repo: str, reference: str, step: str)
     return registry.request("GET", _manifest_path(repo, reference), repo=repo, step=step, headers={"Accept": ACCEPT})
 
 
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("Content-Type", "").split(";")[0].strip()
+
+
+def _looks_like_a_manifest(response: httpx.Response) -> bool:
+    """A registry sends a manifest with its media type as Content-Type; one that sends another (or none) still
+    sends a manifest's JSON, which names its `schemaVersion` (or, an artifact manifest, its `mediaType`)."""
+    if _content_type(response).startswith(REGISTRY_MEDIA_TYPE_PREFIXES):
+        return True
+    try:
+        data = jsontext.loads(response.content)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and ("schemaVersion" in data or "mediaType" in data)
+
+
+def _not_a_manifest(registry: Registry, repo: str, step: str, response: httpx.Response) -> RegistryError:
+    """The error for a 200 that is no manifest: the host is no registry, unless its `/v2/` answers as one."""
+    sent = _content_type(response)
+    detail = f"the answer is not a manifest ({f'Content-Type {sent}' if sent else 'no Content-Type'})"
+    return unlike_a_registry(registry, repo, step, response.status_code) or RegistryError(
+        f"{registry.domain}/{repo}", step, detail)
+
+
 def _manifest_from(registry: Registry, repo: str, reference: str, step: str, response: httpx.Response) -> Manifest:
     if response.status_code != 200:
         raise registry.fail(repo, step, response)
+    if not _looks_like_a_manifest(response):
+        raise _not_a_manifest(registry, repo, step, response)
     content = response.content
     digest = sha256_digest(content)
     announced = response.headers.get("Docker-Content-Digest")
@@ -193,7 +241,7 @@ def _manifest_from(registry: Registry, repo: str, reference: str, step: str, res
         raise RegistryError(f"{registry.domain}/{repo}", step, "the manifest is not a JSON object")
     if data.get("schemaVersion") == 1:
         raise RegistryError(f"{registry.domain}/{repo}", step, "schema 1 manifests are not supported (deprecated by Docker)")
-    media_type = data.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0].strip()
+    media_type = data.get("mediaType") or _content_type(response)
     if not isinstance(media_type, str):
         raise RegistryError(f"{registry.domain}/{repo}", step, f"the manifest's mediaType is not a string: {media_type!r}")
     if not media_type:
@@ -254,7 +302,7 @@ def referrers(registry: Registry, repo: str, digest: str) -> list[Descriptor]:
         return []
     if response.status_code != 200:
         raise registry.fail(repo, step, response)
-    if response.headers.get("Content-Type", "").split(";")[0].strip() != OCI_INDEX:
+    if _content_type(response) != OCI_INDEX:
         return []
     listed = _json_field(registry, repo, step, response, "manifests")
     try:

@@ -149,15 +149,38 @@ def test_a_server_that_is_not_a_registry_is_named_as_such(proxies: Loopback, cap
     ]
 
 
+@pytest.mark.parametrize(("answer", "failure"), [
+    (Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>"), "look up manifest: HOST does "
+     "not speak the registry API: http://HOST/v2/ answered HTTP 404"),
+    (Answer(200, {"Content-Type": "text/html"}, b"<html><body>app</body></html>"), "get manifest 1: HOST does not "
+     "speak the registry API: http://HOST/v2/ answered HTTP 200"),
+    (Answer(200, {"Content-Type": "application/json"}, b'{"ok": true}'), "get manifest 1: HOST does not speak the "
+     "registry API: http://HOST/v2/ answered HTTP 200"),
+])
 def test_a_web_server_at_a_source_address_is_said_to_be_no_registry(
-        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, answer: Answer,
+        failure: str) -> None:
     host = proxies.upstream_proxy.host
-    not_found = Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>")
-    proxies.upstream_proxy.routes.append(lambda method, path: not_found)
+    proxies.upstream_proxy.routes.append(lambda method, path: answer)
     assert doctor_lines(capsys, monkeypatch, f"{proxies.target.host}/team/mirror", f"{host}/x:1")[-1] == (
-        f"failed  source {host}/x:1: look up manifest: {host} does not speak the registry API: http://{host}/v2/ "
-        "answered HTTP 404, not as a registry does (fix: check the image's host name and port: no registry answers "
-        "there)")
+        f"failed  source {host}/x:1: {failure.replace('HOST', host)}, not as a registry does (fix: check the image's "
+        "host name and port: no registry answers there)")
+
+
+def test_a_json_service_at_the_destination_address_fails_the_push_as_no_registry(
+        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    host, (source, source_ok) = proxies.target_proxy.host, present_source(proxies)
+    health = Answer(200, {"Content-Type": "application/json"}, b'{"ok": true}')
+    proxies.target_proxy.routes.append(lambda method, path: health)
+    assert doctor_lines(capsys, monkeypatch, f"{host}/team", source) == [
+        f"ok      credentials: {host}: anonymous (no credentials found)",
+        f"ok      registry: http://{host}/v2/ answers",
+        f"ok      repository: {host}/team exists",
+        f"failed  push: {host}/team/rehome-doctor: start blob upload: {host} does not speak the registry API: "
+        f"http://{host}/v2/ answered HTTP 200, not as a registry does (fix: check the host name: DEST must start with a "
+        "container registry's host)",
+        source_ok,
+    ]
 
 
 def test_a_source_on_the_destinations_registry_that_refuses_says_to_log_in_there(

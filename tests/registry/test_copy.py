@@ -254,17 +254,76 @@ def test_a_dry_run_fails_an_image_the_source_does_not_have_as_the_real_run_does(
                                                                                        error=reason)
 
 
+# Web servers that are no registry: a 404 page everywhere, a web app's page everywhere, a JSON health endpoint.
+WEB_SERVERS = {
+    "404 page": Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>"),
+    "200 page": Answer(200, {"Content-Type": "text/html"}, b"<html><body>app</body></html>"),
+    "200 JSON": Answer(200, {"Content-Type": "application/json"}, b'{"ok": true}'),
+}
+
+
+def no_registry_at(host: str, step: str, status: int) -> str:
+    return (f"{step}: {host} does not speak the registry API: http://{host}/v2/ answered HTTP {status}, not as a "
+            "registry does\nhint: check the image's host name and port: no registry answers there")
+
+
+@pytest.mark.parametrize("server", WEB_SERVERS)
 def test_a_web_server_at_the_source_address_is_said_to_be_no_registry_not_to_lack_the_image(
-        proxies: Loopback, registries: Registries) -> None:
-    host = proxies.upstream_proxy.host
-    not_found = Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>")
-    proxies.upstream_proxy.routes.append(lambda method, path: not_found)
+        proxies: Loopback, registries: Registries, server: str) -> None:
+    host, answer = proxies.upstream_proxy.host, WEB_SERVERS[server]
+    proxies.upstream_proxy.routes.append(lambda method, path: answer)
     source, target = f"{host}/x:1", f"{proxies.target.host}/{unique_repo('mirror')}:1"
-    reason = (f"{host}/x: resolve tag 1: {host} does not speak the registry API: http://{host}/v2/ answered HTTP 404, "
-              "not as a registry does\nhint: check the image's host name and port: no registry answers there")
+    reason = f"{host}/x: {no_registry_at(host, 'resolve tag 1', answer.status)}"
     with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
         assert dry.ensure(source, target) == real.ensure(source, target) == CopyResult(source, target, "failed",
                                                                                        error=reason)
+    assert proxies.upstream_proxy.count("GET", "^/v2/$") == 2  # one question more for each, once it failed
+
+
+@pytest.mark.parametrize(("server", "uploads", "step"), [
+    ("200 page", "200 page", "check target"),
+    ("200 JSON", "200 JSON", "check target"),
+    ("404 page", "404 page", "start blob upload"),
+    ("404 page", "405 page", "start blob upload"),  # a static site, that allows no POST
+])
+def test_a_web_server_at_the_target_address_is_said_to_be_no_registry(
+        loopback: Loopback, proxies: Loopback, registries: Registries, server: str, uploads: str, step: str) -> None:
+    host, image = proxies.target_proxy.host, images.image((100,))
+    src = upstream_image(loopback, image)
+    answers = {**WEB_SERVERS, "405 page": Answer(405, {"Content-Type": "text/html"}, b"<html>Not Allowed</html>")}
+    proxies.target_proxy.routes.append(lambda method, path: answers[uploads if method == "POST" else server])
+    source, target = f"{loopback.upstream.host}/{src}:v1", f"{host}/w/x:v1"
+    with Copier(registries) as copier:
+        result = copier.ensure(source, target)
+    digest = image.digest if step == "start blob upload" else None  # the source was asked first
+    reason = f"{host}/w/x: {no_registry_at(host, step, answers[server].status)}"
+    assert result == CopyResult(source, target, "failed", digest, error=reason)
+    assert proxies.target_proxy.count("GET", "^/v2/$") == 1
+
+
+def test_a_registry_that_leaves_out_the_api_header_and_sends_manifests_as_json_is_copied_from(
+        loopback: Loopback, proxies: Loopback, registries: Registries) -> None:
+    proxy, image = proxies.upstream_proxy, images.image((100,))
+    src = upstream_image(loopback, image)
+    proxy.routes.append(lambda method, path: Answer(200, {"Content-Type": "application/json"}, b"{}") if path == "/v2/"
+                        else None)
+    proxy.add_headers.append(("GET", "/manifests/", {"content-type": "application/json"}))
+    dst = unique_repo("mirror")
+    with Copier(registries) as copier:
+        result = copier.ensure(f"{proxy.host}/{src}:v1", f"{loopback.target.host}/{dst}:v1")
+    assert (result.status, result.digest) == ("copied", image.digest)
+    assert_complete_copy(loopback.target.host, dst, image, "v1")
+
+
+def test_a_registry_that_answers_a_page_for_a_manifest_says_the_answer_is_not_one(
+        loopback: Loopback, proxies: Loopback, registries: Registries) -> None:
+    proxy, src = proxies.upstream_proxy, upstream_image(loopback, images.image((100,)))
+    page = WEB_SERVERS["200 page"]
+    proxy.routes.append(lambda method, path: page if "/manifests/" in path else None)  # its /v2/ is the registry's
+    source, target = f"{proxy.host}/{src}:v1", f"{loopback.target.host}/{unique_repo('mirror')}:v1"
+    with Copier(registries) as copier:
+        assert copier.ensure(source, target) == CopyResult(source, target, "failed", error=(
+            f"{proxy.host}/{src}: resolve tag v1: the answer is not a manifest (Content-Type text/html)"))
 
 
 @pytest.mark.parametrize("what", ["login refused", "no answer"])
