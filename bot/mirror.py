@@ -43,6 +43,7 @@ class MirrorOptions:
     destination: str | None = None  # the destination registry's host; the others are the sources'
     retry: RetryPolicy = RetryPolicy()
     timeout: float = 60.0  # seconds to wait for each answer
+    warns_low_quota: bool = True  # False where the pulls left are reported otherwise (`rehome doctor`'s check line)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +100,7 @@ def open_registries(options: MirrorOptions) -> Registries:
         timeout=options.timeout,
         connections=max(8, options.jobs * (IMAGE_WORKERS_PER_JOB + 1)),
         destination=options.destination,
+        warns_low_quota=options.warns_low_quota,
     )
 
 

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         destination=destination.domain,
         retry=doctor.CHECK_RETRY,
         timeout=doctor.CHECK_TIMEOUT,
+        warns_low_quota=False,  # the source's check line says how many pulls are left
     )
     with mirror.open_registries(mirror_options) as registries:
         checks = doctor.run_checks(registries, destination, sources, args.runtime_sa)

@@ -184,6 +184,7 @@ class Registry:
         sleep: Callable[[float], object] = time.sleep,
         cancelled: threading.Event | None = None,
         source_only: bool = False,
+        warns_low_quota: bool = True,
     ) -> None:
         self.domain = domain
         # A source's registry, not the destination's: a refusal's fix is Docker's config.json, not --username.
@@ -194,6 +195,8 @@ class Registry:
         self.auth = Authenticator(domain, credential, http, self.retrying, source_only=source_only)
         self.retry = retry
         self.quota_reserve = quota_reserve
+        # False where the caller reports the pulls left itself (`rehome doctor`'s check line).
+        self.warns_low_quota = warns_low_quota
         self.rate_limit: RateLimit | None = None
         # None until asked; False once the registry answered 404 to the OCI referrers API.
         self.serves_referrers: bool | None = None
@@ -349,7 +352,7 @@ class Registry:
             return
         with self._lock:
             self.rate_limit = limit
-            if limit.remaining < QUOTA_WARNING and self.quota_warned_at is None:
+            if limit.remaining < QUOTA_WARNING and self.quota_warned_at is None and self.warns_low_quota:
                 self.quota_warned_at = limit.remaining
                 log.warning("%s: only %d pulls left in the rate-limit window", self.domain, limit.remaining)
 
@@ -396,9 +399,12 @@ class Registries:
         sleep: Callable[[float], object] | None = None,
         transport: httpx.BaseTransport | None = None,
         destination: str | None = None,
+        warns_low_quota: bool = True,
     ) -> None:
-        """`destination`: the destination registry's host; every other host is a source's (None: not known)."""
+        """`destination`: the destination registry's host; every other host is a source's (None: not known).
+        `warns_low_quota`: False where the caller reports the pulls left itself."""
         self.credentials = credentials or CredentialStore()
+        self.warns_low_quota = warns_low_quota
         self.destination = destination
         self.insecure = frozenset(insecure)
         self.retry = retry
@@ -451,5 +457,6 @@ class Registries:
                     sleep=self._sleep,
                     cancelled=self.cancelled,
                     source_only=self.destination is not None and domain != self.destination,
+                    warns_low_quota=self.warns_low_quota,
                 )
             return self._registries[domain]

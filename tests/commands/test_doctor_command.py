@@ -183,6 +183,20 @@ def test_a_json_service_at_the_destination_address_fails_the_push_as_no_registry
     ]
 
 
+def test_a_low_pull_quota_is_said_once_in_the_sources_check(
+        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    src = unique_repo("upstream")
+    images.push(proxies.upstream.host, src, images.image((10,)), "v1")
+    source = f"{proxies.upstream_proxy.host}/{src}:v1"
+    proxies.upstream_proxy.add_headers.append(("HEAD", "/manifests/", {"ratelimit-remaining": "2;w=21600",
+                                                                        "ratelimit-limit": "100;w=21600"}))
+    assert main(["doctor", "--to", f"{proxies.target.host}/team", "--source", source]) == 1
+    out, err = capsys.readouterr()
+    assert (out.splitlines()[-1], err) == (
+        f"failed  source {source}: the registry answers; pull quota: 2 of 100 per 6h left (fix: wait for the window to "
+        "pass, or log in (docker login) for a higher limit)", "")
+
+
 def test_a_source_on_the_destinations_registry_that_refuses_says_to_log_in_there(
         loopback: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     host = loopback.basic.host
