@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from bot import render
 from bot.errors import UsageError
 
 
@@ -51,11 +52,16 @@ def shard_of(full_name: str, count: int) -> int:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """`K/N` with 0 <= K < N."""
+    """`K/N` with 0 <= K < N, in the digits 0-9."""
     match = re.fullmatch(r"([0-9]+)/([0-9]+)", text.strip())  # not \d: it matches other scripts' digits too
-    if match is None or not 0 <= int(match[1]) < int(match[2]):
-        raise UsageError(f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
-    return int(match[1]), int(match[2])
+    try:
+        shard = (int(match[1]), int(match[2])) if match is not None else None
+    except ValueError:  # more digits than int() converts
+        shard = None
+    if shard is None or not 0 <= shard[0] < shard[1]:
+        raise UsageError(f"--shard {render.clip(repr(text), 80)}: expected K/N with 0 <= K < N, written in the "
+                         "digits 0-9, e.g. 0/4")
+    return shard
 
 
 def _regexes(patterns: Iterable[str], flag: str) -> tuple[re.Pattern[str], ...]:

@@ -8,7 +8,8 @@ import pytest
 from bot.errors import UsageError
 from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select, shard_of
 from bot.sweep.state import Outcome, StateJournal, inputs_of
-from tests.helpers import logged
+from tests.helpers import logged, run_cli
+from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV
 
 
 def _repo(name: str, **flags) -> RepoInfo:
@@ -58,8 +59,18 @@ def test_a_repository_github_could_not_read_is_selected_by_its_name_and_counts_f
 def test_bad_shards_are_usage_errors(text):
     with pytest.raises(UsageError) as refused:
         parse_shard(text)
-    assert str(refused.value) == f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4"
+    assert str(refused.value) == f"--shard {text!r}: expected K/N with 0 <= K < N, written in the digits 0-9, e.g. 0/4"
     assert parse_shard("3/4") == (3, 4)
+
+
+def test_a_shard_of_more_digits_than_python_converts_is_a_usage_error_naming_it_clipped(capsys, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    count = "9" * 5000  # int() refuses more than 4300 digits
+    code, out, err = run_cli(capsys, "sweep", "--org", ORG, "--to", "127.0.0.1:5999/mirror", "--token-env", TOKEN_ENV,
+                             "--shard", f"0/{count}")
+    assert (code, out) == (2, "")
+    assert err == (f"rehome: error: --shard '0/{count[:76]}…: expected K/N with 0 <= K < N, written in the digits 0-9, "
+                   "e.g. 0/4\n")
 
 
 INPUTS = inputs_of(argparse.Namespace(to="mirror.example/m", rules=[]))
