@@ -111,6 +111,8 @@ class SweepReport:
         if not isinstance(interrupted, bool) or not (_is_count(not_reached) or not_reached is None):
             raise UsageError(f"{where}: not a rehome sweep report: \"interrupted\" must be true or false and "
                              f"\"not_reached\" a count or null, not {interrupted!r} and {not_reached!r}")
+        if not interrupted and not_reached != 0:
+            raise UsageError(f"{where}: not a rehome sweep report: {_not_reached_but_not_interrupted(not_reached)}")
         entries = tuple(RepoEntry(**fields, images=tuple(uses.get(name, ()))) for name, fields in repos.items())
         report = cls(data["mode"], data["destination"], entries, interrupted, not_reached)
         problem = _totals_problem(data["totals"], report.totals())
@@ -208,6 +210,12 @@ def _checked(item: Any, fields: dict[str, tuple[type, ...]], what: str = "") -> 
             raise ValueError(f'{where}"{name}" is {render.clip(repr(value), 80)}, not {_KINDS[types]}')
 
 
+def _not_reached_but_not_interrupted(not_reached: int | None) -> str:
+    why = ("null means the sweep was interrupted while listing the repositories" if not_reached is None
+           else "a sweep that was not interrupted started every repository")
+    return f'"not_reached" is {json.dumps(not_reached)}, but "interrupted" is false: {why}'
+
+
 def _totals_problem(given: dict[str, Any], made: dict[str, int]) -> str | None:
     """What is wrong with a report's "totals", which must be what its repositories and images make."""
     for key in [*made, *sorted(set(given) - set(made))]:
@@ -215,9 +223,11 @@ def _totals_problem(given: dict[str, Any], made: dict[str, int]) -> str | None:
             return f'"totals": unknown field "{render.clip(key, 80)}"'
         if key not in given:
             return f'"totals": "{key}" is missing'
-        if not (_is_count(given[key]) and given[key] == made[key]):
-            return (f'"totals": "{key}" is {render.clip(repr(given[key]), 80)}, but the report\'s repositories and '
-                    f"images make {made[key]}")
+        if not _is_count(given[key]):
+            return f'"totals": "{key}" is {render.clip(repr(given[key]), 80)}, not a count'
+        if given[key] != made[key]:
+            return (f'"totals": "{key}" is {render.clip(given[key], 80)}, but the report\'s repositories and images '
+                    f"make {made[key]}")
     return None
 
 
