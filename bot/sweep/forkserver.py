@@ -1,13 +1,16 @@
-"""Imported by the sweep's fork server before the rest of what it preloads (bot.sweep.workers.PRELOAD),
-and by nothing else: the fork server then ignores SIGTERM, as it ignores SIGINT on its own.
+"""Imported by the sweep's fork server first of what it preloads (bot.sweep.workers.PRELOAD), and by
+nothing else: the fork server then ignores SIGTERM and SIGINT (it would ignore SIGINT on its own, but
+only once its preload is done).
 
 It stays in the sweep's process group, and a SIGTERM may be sent to the whole group (timeout(1),
-systemd stopping a unit, `kill -- -PGID`). Ended by it, it would take its workers with it as far as
-the sweep can tell (a worker's exit code is read from the fork server), and the sweep would fail
-their repositories while they still run. The workers it forks start with SIGTERM ignored too.
+systemd stopping a unit, `kill -- -PGID`), a Ctrl-C to the terminal's. Ended by one, it would take its
+workers with it as far as the sweep can tell (a worker's exit code is read from the fork server), and
+the sweep would fail their repositories while they still run; or the sweep could not start them. It
+starts with both blocked (bot.sweep.workers._start_process): one sent before this runs is dropped here. The
+workers it forks start with both ignored too.
 """
 from __future__ import annotations
 
-import signal
+from bot.sweep.workers import ignore_interrupts
 
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+ignore_interrupts()

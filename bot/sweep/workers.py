@@ -20,8 +20,10 @@ import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,6 +43,7 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 # first makes the fork server outlive a SIGTERM sent to the sweep's whole process group.
 PRELOAD = ["bot.sweep.forkserver", "bot.sweep.workers", "bot.commands.sweep"]
 STOP_TIMEOUT = 10.0  # seconds an idle worker has to exit once told to
+INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,13 +86,21 @@ class ProcessWorkers:
     def run(self, repo: RepoInfo) -> RepoEntry:
         worker: _Worker | None = getattr(self._mine, "worker", None)
         if worker is None or not worker.alive or not worker.process.is_alive():
-            with self._lock:
-                number = len(self._started) + 1
-                temp = Path(tempfile.mkdtemp(prefix=f"worker-{number}-", dir=self._temp))
-                worker = _Worker(self._mp, self._setup, number, temp)
-                self._started.append(worker)
+            try:
+                worker = self._new_worker()
+            except (EOFError, OSError) as exc:  # its folder goes with the sweep's
+                return RepoEntry(repo.full_name, "failed", error=f"its worker process could not be started "
+                                                                 f"({_start_failure(exc)}); it runs again in the next sweep")
             self._mine.worker = worker
         return worker.run(repo)
+
+    def _new_worker(self) -> _Worker:
+        with self._lock:
+            number = len(self._started) + 1
+            temp = Path(tempfile.mkdtemp(prefix=f"worker-{number}-", dir=self._temp))
+            worker = _Worker(self._mp, self._setup, number, temp)
+            self._started.append(worker)
+        return worker
 
     def close(self) -> None:
         """Once no repository is running: each worker told to stop, waited for; then the shared objects."""
@@ -109,7 +120,7 @@ class _Worker:
         self.temp = temp
         name = f"rehome-sweep-worker-{number}"
         self.process = mp.Process(target=serve, args=(theirs, setup, str(temp)), name=name)  # type: ignore[attr-defined]
-        self.process.start()
+        _start_process(self.process)
         theirs.close()  # only the worker holds its end: when it dies, this end reads EOF
         self.alive = True
 
@@ -159,6 +170,27 @@ class _Worker:
         self.alive = False
 
 
+def _start_process(process: BaseProcess) -> None:
+    """`process.start()`, SIGINT and SIGTERM blocked in this thread meanwhile. The fork server it may
+    start inherits them blocked, so neither ends it before it ignores them (bot.sweep.forkserver, the
+    first thing it imports); one sent meanwhile stays pending, and is then dropped. This process gets
+    them all the same, in a thread that does not block them."""
+    # It unblocks both in the calling thread when it starts the resource tracker: done first.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_failure(exc: EOFError | OSError) -> str:
+    """Why a worker process could not be started, as its repository's error says it."""
+    if isinstance(exc, (EOFError, ConnectionError)):
+        return "the fork server that starts the workers ended"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _ending(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         try:
@@ -188,8 +220,15 @@ def _detach() -> None:
     and lets a running repository finish, so a push is never cut short."""
     if hasattr(os, "setsid"):
         os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignore_interrupts()
+
+
+def ignore_interrupts() -> None:
+    """SIGINT and SIGTERM ignored from now on, and unblocked: one pending since a start that blocked
+    them (`_start_process`) is dropped."""
+    for number in INTERRUPTS:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
 
 
 def serve(conn: Connection, setup: WorkerSetup, temp: str) -> None:

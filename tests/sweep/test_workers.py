@@ -30,6 +30,7 @@ from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensPro
 from bot.sweep.workers import START_METHOD
 from tests.helpers import run_cli
 from tests.sweep.conftest import ORG, OVERLAPPING_MOVES, TOKEN_ENV, GatedMirrorStep, Org
+from tests.sweep.held import Held
 from tests.sweep.test_sweep import state_lines, sweep
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -124,24 +125,26 @@ def _started(org: Org) -> set[str]:
 
 
 def sweep_process(org: Org, *args: str, stderr: IO[str] | int = subprocess.PIPE,
-                  temp: Path | None = None) -> subprocess.Popen[str]:
+                  temp: Path | None = None, held: Held | None = None) -> subprocess.Popen[str]:
     """`rehome sweep` in a process group of its own: a Ctrl-C goes to the whole group, as a terminal's does.
-    `temp`: where its temporary files go."""
-    argv = [sys.executable, "-m", "bot", "sweep", "--org", ORG, "--to", org.destination, "--github-url",
+    `temp`: where its temporary files go; `held`: where it waits for the test."""
+    rehome = held.argv() if held is not None else [sys.executable, "-m", "bot"]
+    argv = [*rehome, "sweep", "--org", ORG, "--to", org.destination, "--github-url",
             org.github.base_url, "--token-env", TOKEN_ENV, *args, "--no-progress", "--format", "json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), **({"TMPDIR": str(temp)} if temp else {})}
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
 
 
-def wait_for_line(path: Path, start: str) -> str:
-    """The first line of the file that starts so, once there (within a minute)."""
+def wait_for_line(path: Path, start: str, writer: subprocess.Popen[str] | None = None) -> str:
+    """The first line of the file that starts so, once there (within a minute, and while `writer` runs)."""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (writer is None or writer.poll() is None):
         found = [line for line in path.read_text().splitlines() if line.startswith(start)]
         if found:
             return found[0]
         time.sleep(0.05)
-    raise AssertionError(f"no line starting {start!r} in {path}: {path.read_text()}")
+    ended = f" ({writer.args[:3]} ended with exit code {writer.returncode})" if writer is not None else ""
+    raise AssertionError(f"no line starting {start!r} in {path}{ended}: {path.read_text()}")
 
 
 def interrupted_report(org: Org, not_reached: int, totals: dict, repositories: list[dict], images: list[dict]) -> dict:
@@ -156,8 +159,10 @@ def copied(org: Org, name: str, *uses: tuple[str, str]) -> dict:
             "repositories": [{"repo": repo, "files": [path]} for repo, path in uses]}
 
 
-# SIGTERM to the whole group: as timeout(1), systemd stopping a unit or `kill -- -PGID` send it.
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigterm-to-the-group"])
+# SIGTERM to the whole group: as timeout(1), systemd stopping a unit or `kill -- -PGID` send it. As the
+# fork server starts: while the fork server the worker processes come from starts, before it ignores them.
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigterm-to-the-group", "ctrl-c-as-the-fork-server-starts",
+                                 "sigterm-to-the-group-as-the-fork-server-starts"])
 def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_finish(
         org: Org, capsys, tmp_path, how: str) -> None:
     state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
@@ -165,23 +170,29 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
     hold = threading.Event()
     org.github.gates.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", hold))
     which = ("--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2", "--state", str(state))
-    process = sweep_process(org, *which, "--report", str(reports))
+    fork_server = Held(tmp_path / "held", "fork-server") if how.endswith("-as-the-fork-server-starts") else None
+    process = sweep_process(org, *which, "--report", str(reports), held=fork_server)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
-            time.sleep(0.01)
-        assert _started(org) == {"svc-api", "svc-docs"} and not state.exists()
+        if fork_server is not None:  # both repositories handed out at once, each waiting for its worker
+            fork_server.wait()
+        else:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
+                time.sleep(0.01)
+            assert _started(org) == {"svc-api", "svc-docs"} and not state.exists()
         if how == "sigterm":
             process.send_signal(signal.SIGTERM)
         else:
-            os.killpg(process.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGINT if how.startswith("ctrl-c") else signal.SIGTERM)
+        if fork_server is not None:
+            fork_server.release()
         hold.set()
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
         process.wait()
     assert process.returncode == 130, err
-    assert ("SIGINT" if how == "ctrl-c" else "SIGTERM") + ": starting no other repository; waiting" in err
+    assert ("SIGINT" if how.startswith("ctrl-c") else "SIGTERM") + ": starting no other repository; waiting" in err
     # The two running finished, pushed, opened their pull request, were journaled; no other started.
     assert sorted((line["repo"], line["status"]) for line in state_lines(state)) == [
         ("acme/svc-api", "done"), ("acme/svc-docs", "nothing-to-do")]
@@ -243,6 +254,28 @@ Interrupted: the sweep was stopped before it finished; not reached, and not in t
     assert [(r["repo"], r["status"]) for r in again["repositories"]] == finished
     assert sorted((line["repo"], line["status"]) for line in state_lines(state)) == finished  # each journaled once
     assert "Interrupted" not in (reports / "report.md").read_text()
+
+
+def test_a_fork_server_that_dies_as_it_starts_fails_the_repository_waiting_for_its_worker_not_the_sweep(
+        org: Org, tmp_path: Path) -> None:
+    fork_server = Held(tmp_path / "held", "fork-server")
+    process = sweep_process(org, "--repo-include", "^acme/svc-api$", held=fork_server)
+    try:
+        os.kill(fork_server.wait(), signal.SIGKILL)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 1, err
+    error = ("its worker process could not be started (the fork server that starts the workers ended); it runs "
+             "again in the next sweep")
+    assert err.splitlines() == ["1 repository to sweep, 62 left out", f"[1/1] acme/svc-api: failed: {error}",
+                                "1 repository needs a look: acme/svc-api"]
+    assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == {
+        "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
+        "totals": {"repositories": 1, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 1,
+                   "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
+        "repositories": [RepoEntry("acme/svc-api", "failed", error=error).to_json()], "images": []}
 
 
 @pytest.mark.parametrize("workers", ["process", "thread"])

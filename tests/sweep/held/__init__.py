@@ -1,0 +1,50 @@
+"""`python -m tests.sweep.held FOLDER POINT ARG...`: `rehome ARG...`, held at POINT until the test
+lets it go, so that a signal reaches it there and nowhere else. At POINT it writes FOLDER/held (the
+process id of the process held), then waits for FOLDER/go (at most a minute).
+
+POINT is `fork-server`: the fork server the sweep's worker processes come from, as it starts (its
+first preload, tests.sweep.held.fork_server, before bot.sweep.forkserver); or `listed`: the sweep's
+process, once the repositories are listed, before any starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+FOLDER_ENV = "REHOME_TEST_HELD_FORK_SERVER"  # for the fork server, which inherits the environment
+WAIT = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Held:
+    """The test's side: the command line that runs `rehome` held, and the gate."""
+
+    folder: Path
+    point: str
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "tests.sweep.held", str(self.folder), self.point]
+
+    def wait(self) -> int:
+        """The process id of the process held, once it is."""
+        held = self.folder / "held"
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and not held.exists():
+            time.sleep(0.01)
+        assert held.exists(), f"nothing was held at {self.point} within {WAIT:.0f}s"
+        return int(held.read_text())
+
+    def release(self) -> None:
+        (self.folder / "go").touch()
+
+
+def hold(folder: Path) -> None:
+    written = folder / f"held.{os.getpid()}"
+    written.write_text(str(os.getpid()))
+    written.replace(folder / "held")  # whole when the test reads it
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and not (folder / "go").exists():
+        time.sleep(0.01)
