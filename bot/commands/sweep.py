@@ -23,7 +23,7 @@ from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.progress import SweepProgress
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import RepoEntry, SweepReport
-from bot.sweep.runner import WORKERS, SweepContext, failed_names, sigterm_as_ctrl_c, sweep
+from bot.sweep.runner import WORKERS, Interrupts, SweepContext, failed_names, sweep
 from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select
 from bot.sweep.state import StateJournal, inputs_of
 
@@ -120,22 +120,29 @@ def mirror_options(args: argparse.Namespace, destination: str) -> MirrorOptions:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    destination = _check(args)
-    chosen = selection(args)
+    # SIGINT and SIGTERM are the sweep's own from here to its end: no moment of it is left to SIGTERM's
+    # default, which would end it with neither summary nor reports.
+    with Interrupts.handling() as interrupts:
+        return _run(args, environ, interrupts)
+
+
+def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Interrupts) -> int:
     mode = "inventory" if args.inventory else "dry-run" if args.dry_run else "sweep"
-    journal = StateJournal(Path(args.state)) if args.state and not args.inventory else None
-    limiter = RateLimiter()
-    tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
-                                 org=args.org, github_url=args.github_url,
-                                 required=not (args.inventory or args.dry_run))
-    copy_options = mirror_options(args, destination)  # reads --password-stdin once, before any repository
-    args.pull_counts = plan_command.load_pull_counts(args)
-    try:
-        with sigterm_as_ctrl_c():
-            taken, left = select(repositories(args, tokens, limiter), chosen)
-    except KeyboardInterrupt:  # no repository ran; how many there are is not known
+    with interrupts.raising():  # until the repositories are listed, nothing runs that must be let finish
+        destination = _check(args)
+        chosen = selection(args)
+        journal = StateJournal(Path(args.state)) if args.state and not args.inventory else None
+        limiter = RateLimiter()
+        tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
+                                     org=args.org, github_url=args.github_url,
+                                     required=not (args.inventory or args.dry_run))
+        copy_options = mirror_options(args, destination)  # reads --password-stdin once, before any repository
+        args.pull_counts = plan_command.load_pull_counts(args)
+        listed = _listed(args, tokens, limiter, chosen)
+    if listed is None:  # no repository ran; how many there are is not known
         _summarise(args, sweep_report.make_report(mode, destination, [], interrupted=True, not_reached=None), [])
-        raise
+        raise KeyboardInterrupt
+    taken, left = listed
     readable = [repo for repo in taken if isinstance(repo, RepoInfo)]
     # A named repository that could not be read is one of the sweep's, failed before it could run.
     unreadable = [RepoEntry(repo.full_name, "failed", error=repo.error) for repo in taken
@@ -152,8 +159,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     with SweepProgress(total, bar) as progress:
         for entry in unreadable:
             progress.done(entry)
-        swept = sweep(readable, ctx, args.jobs, on_start=progress.started, on_done=progress.done,
-                      workers=args.workers)
+        swept = sweep(readable, ctx, args.jobs, interrupts.event, on_start=progress.started,
+                      on_done=progress.done, workers=args.workers)
     stopped = swept.interrupted or swept.journal_error is not None
     result = sweep_report.make_report(mode, destination, swept.entries + unreadable, interrupted=stopped,
                                       not_reached=swept.not_reached)
@@ -167,6 +174,15 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     if result.interrupted:
         raise KeyboardInterrupt  # reports written and printed: now the exit (130) of any interrupted command
     return 1 if failed else 0
+
+
+def _listed(args: argparse.Namespace, tokens: access.TokenSource, limiter: RateLimiter,
+            chosen: Selection) -> tuple[list[RepoInfo | Unreadable], list[tuple[RepoInfo | Unreadable, str]]] | None:
+    """The repositories taken and those left out (`select`); None when interrupted while listing them."""
+    try:
+        return select(repositories(args, tokens, limiter), chosen)
+    except KeyboardInterrupt:
+        return None
 
 
 def _summarise(args: argparse.Namespace, result: SweepReport,

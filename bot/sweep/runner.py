@@ -198,7 +198,7 @@ class Swept:
     journal_error: JournalError | None = None
 
 
-def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
+def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupted: threading.Event,
           on_start: Callable[[str], None] = lambda name: None,
           on_done: Callable[[RepoEntry], None] = lambda entry: None, *, workers: str = "process") -> Swept:
     """Each repository once, at most `jobs` at a time, each outcome journaled as it finishes.
@@ -206,24 +206,25 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int,
     `workers`: "process" runs each repository in a worker process (bot.sweep.workers), so the
     Python work of several repositories uses several cores; "thread" runs them in threads of this
     process, with the shared objects used directly (what tests that patch a repository's run use).
-    On SIGINT or SIGTERM no other repository starts; those running finish and are journaled (one
-    waiting for the rate limit's reset fails at once), and the result says the sweep was
-    interrupted. A journal line that cannot be written stops it the same way (those running
-    finish, unjournaled), and the result holds the error."""
+    Once `interrupted` is set (SIGINT or SIGTERM: `Interrupts`) no other repository starts; those
+    running finish and are journaled (one waiting for the rate limit's reset fails at once), and the
+    result says the sweep was interrupted. A journal line that cannot be written stops it the same
+    way (those running finish, unjournaled), and the result holds the error."""
     if workers not in WORKERS:
         raise ValueError(f"workers must be one of {WORKERS}, not {workers!r}")
     if workers == "thread":
         work = inventory_one if ctx.inventory else run_one
         with gitcmd.out_of_ctrl_c():  # the worker processes are out of it already
-            return _schedule(repos, ctx, jobs, lambda repo: work(repo, ctx), on_start, on_done)
+            return _schedule(repos, ctx, jobs, interrupted, lambda repo: work(repo, ctx), on_start, on_done)
     from bot.sweep.workers import ProcessWorkers  # it imports this module
 
     with ProcessWorkers(ctx) as processes:
-        return _schedule(repos, ctx, jobs, processes.run, on_start, on_done)
+        return _schedule(repos, ctx, jobs, interrupted, processes.run, on_start, on_done)
 
 
-def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Callable[[RepoInfo], RepoEntry],
-              on_start: Callable[[str], None], on_done: Callable[[RepoEntry], None]) -> Swept:
+def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupted: threading.Event,
+              work: Callable[[RepoInfo], RepoEntry], on_start: Callable[[str], None],
+              on_done: Callable[[RepoEntry], None]) -> Swept:
     """Submits a repository only when fewer than `jobs` run, so each one started is really running."""
     entries: list[RepoEntry] = []
     waiting = list(reversed(repos))
@@ -236,7 +237,7 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Cal
     def stopping() -> bool:
         return interrupted.is_set() or journal_error is not None
 
-    with _interrupts() as interrupted, ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep") as pool:
+    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep") as pool:
         running: set[Future[RepoEntry]] = set()
         while running or (waiting and not stopping()):
             while waiting and len(running) < max(1, jobs) and not stopping():
@@ -257,30 +258,45 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, work: Cal
     return Swept(entries, interrupted.is_set(), len(waiting), journal_error)
 
 
-@contextlib.contextmanager
-def _interrupts() -> Iterator[threading.Event]:
-    """SIGINT and SIGTERM set the event instead of raising where the main thread happens to be (in
-    the middle of a journal line, say). Only the main thread can install handlers; elsewhere the
-    event is never set."""
-    interrupted = threading.Event()
+class Interrupts:
+    """SIGINT and SIGTERM through the whole of a sweep (`handling`), so that no moment of it is left to
+    SIGTERM's default, which ends the process with no summary and no report.
 
-    def handler(signum: int, frame: object) -> None:
-        if not interrupted.is_set():
+    They raise KeyboardInterrupt where the main thread is while `raising` lasts: for the sweep's
+    preparation (listing the repositories), which starts nothing that must be let finish. Otherwise
+    they set `event` instead of raising where the main thread happens to be (in the middle of a
+    journal line, say): the sweep starts no other repository. Only the main thread can install
+    handlers; elsewhere the event is never set."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._raising = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def handling(cls) -> Iterator[Interrupts]:
+        interrupts = cls()
+        with _handling_interrupts(interrupts._handle):
+            yield interrupts
+
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        self._raising = True
+        try:
+            yield
+        finally:
+            self._raising = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._raising:
+            raise KeyboardInterrupt
+        if not self.event.is_set():
             log.warning("%s: starting no other repository; waiting for those running to finish "
                         "(a push is never cut short)", signal.Signals(signum).name)
         else:
             log.warning("still waiting for the repositories running to finish (SIGKILL ends the sweep now; "
                         "a rerun with the same --state runs them again)")
-        interrupted.set()
-
-    with _handling_interrupts(handler):
-        yield interrupted
-
-
-def sigterm_as_ctrl_c() -> contextlib.AbstractContextManager[None]:
-    """SIGTERM, like SIGINT, raises KeyboardInterrupt where the main thread is: for the sweep's
-    preparation (listing the repositories), which starts nothing that must be let finish."""
-    return _handling_interrupts(signal.default_int_handler)
+        self.event.set()
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from bot.sweep.select import Selection, Unreadable, select
 from tests.github.server import GitHubServer
 from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, run_cli
 from tests.sweep.conftest import LIBS, ORG, PER_PAGE, TOKEN, TOKEN_ENV, Org
+from tests.sweep.held import Held
 from tests.sweep.test_sweep import state_lines, sweep
 from tests.sweep.test_workers import sweep_process, wait_for_line
 
@@ -143,6 +144,38 @@ No third-party images.
 |---|---|---|---:|---|
 """
     assert (reports / "report.csv").read_text() == "repo,status,pr_url,head,third_party,internal,unresolved,error\n"
+
+
+def test_a_sweep_interrupted_once_its_repositories_are_listed_starts_none_and_writes_its_reports(
+        org: Org, tmp_path) -> None:
+    """SIGTERM to the whole group (as timeout(1) sends it) once the repositories are listed, before the
+    sweep starts the first: it starts none, and says how many it did not reach."""
+    reports, log, state = tmp_path / "reports", tmp_path / "stderr", tmp_path / "state.jsonl"
+    listed = Held(tmp_path / "held", "listed")
+    with log.open("w") as stderr:
+        process = sweep_process(org, "--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--state", str(state),
+                                "--report", str(reports), stderr=stderr, held=listed)
+        try:
+            listed.wait()
+            os.killpg(process.pid, signal.SIGTERM)
+            said = wait_for_line(log, "SIGTERM: ", process)
+            listed.release()
+            out, _ = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert log.read_text() == f"4 repositories to sweep, 59 left out\n{said}\nrehome: interrupted\n"
+    assert said == "SIGTERM: starting no other repository; waiting for those running to finish (a push is never cut short)"
+    assert [r.path for r in org.github.requests] == [f"/orgs/{ORG}"] + [f"/orgs/{ORG}/repos"] * 3  # no repository's
+    assert not state.exists()
+    report = {"version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True, "not_reached": 4,
+              "totals": {"repositories": 0, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 0,
+                         "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
+              "repositories": [], "images": []}
+    assert json.loads((reports / "report.json").read_text()) == report
+    assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report
+    assert "not reached, and not in this report: 4 repositories." in (reports / "report.md").read_text()
 
 
 def test_rate_limiter_waits_only_when_the_reserve_is_reached() -> None:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
 import pytest
 
+from bot.commands import plan as plan_command
 from bot.sweep import access
 from tests.github.server import GitHubServer
 from tests.helpers import logged, run_cli
@@ -42,6 +44,21 @@ def test_an_output_or_config_that_cannot_serve_is_refused_before_github_is_asked
     code, out, err = run_cli(capsys, *sweep_args(github.base_url, flag, str(path)))
     assert (code, out, err) == (2, "", f"rehome: error: {message.format(path=path)}\n")
     assert github.requests == []
+
+
+def test_sigterm_while_the_sweep_prepares_is_an_interrupt_not_the_end_of_the_process(
+        tmp_path: Path, github: GitHubServer, capsys, monkeypatch) -> None:
+    """Here, where a pull-count source would be read: SIGTERM raises KeyboardInterrupt there, as Ctrl-C
+    does (exit 130); left to its default it would end the process, with no message."""
+    received: list[int] = []  # the signals the sweep left to this process's handler (not the default, here)
+    monkeypatch.setattr(plan_command, "load_pull_counts", lambda args: signal.raise_signal(signal.SIGTERM))
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: received.append(number))
+    try:
+        code, out, err = run_cli(capsys, *sweep_args(github.base_url, "--report", str(tmp_path / "reports")))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (code, out, err, received) == (130, "", "rehome: interrupted\n", [])
+    assert github.requests == [] and list((tmp_path / "reports").glob("*")) == []
 
 
 def test_a_github_app_key_that_is_not_a_key_is_a_usage_error(tmp_path: Path, github: GitHubServer, capsys) -> None:
