@@ -170,8 +170,8 @@ def test_a_sweep_interrupted_once_its_repositories_are_listed_starts_none_and_wr
     assert [r.path for r in org.github.requests] == [f"/orgs/{ORG}"] + [f"/orgs/{ORG}/repos"] * 3  # no repository's
     assert not state.exists()
     report = {"version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True, "not_reached": 4,
-              "totals": {"repositories": 0, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 0,
-                         "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
+              "totals": {"repositories": 0, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 0, "scanned": 0,
+                         "failed": 0, "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
               "repositories": [], "images": []}
     assert json.loads((reports / "report.json").read_text()) == report
     assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report

@@ -273,8 +273,8 @@ def test_a_fork_server_that_dies_as_it_starts_fails_the_repository_waiting_for_i
                                 "1 repository needs a look: acme/svc-api"]
     assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == {
         "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
-        "totals": {"repositories": 1, "done": 0, "partial": 0, "nothing-to-do": 0, "scanned": 0, "failed": 1,
-                   "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
+        "totals": {"repositories": 1, "done": 0, "partial": 0, "nothing-to-do": 0, "declined": 0, "scanned": 0,
+                   "failed": 1, "third_party": 0, "internal": 0, "unresolved": 0, "images": 0},
         "repositories": [RepoEntry("acme/svc-api", "failed", error=error).to_json()], "images": []}
 
 
