@@ -40,6 +40,8 @@ _HOST_RE = re.compile(_HOST, re.ASCII)
 _PATH_COMPONENT_RE = re.compile(_PATH_COMPONENT, re.ASCII)
 _TAG_RE = re.compile(_TAG, re.ASCII)
 _TAG_CHARACTERS_RE = re.compile(r"[\w.-]*", re.ASCII)
+# A digest written after ':' instead of '@' (`app:sha256:…`), a slip seen in real files.
+_DIGEST_AFTER_COLON_RE = re.compile(r":(sha256|sha384|sha512):[0-9a-fA-F]+\Z")
 TAG_LENGTH_MAX = 128
 PORT_MAX = 65535
 
@@ -153,6 +155,10 @@ def _tag_problem(tag: str) -> str | None:
 
 def _why_refused(text: str) -> str:
     """Why the grammar refuses `text`: the first of its name, tag and digest that is wrong, where one is."""
+    slip = _DIGEST_AFTER_COLON_RE.search(text)
+    if slip is not None and "@" not in text:
+        return (f"invalid reference format: a digest follows '@', not ':' "
+                f"({_shown(text[:slip.start()])}@{slip.group(1)}:…)")
     rest, at, digest = text.partition("@")
     name, colon, tag = rest.rpartition(":")
     if not colon or "/" in tag:

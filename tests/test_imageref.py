@@ -123,6 +123,8 @@ def test_a_registry_host_alone_is_refused(text, host):
         ("nginx:" + "a" * 129, "invalid reference format: tag '" + "a" * 40 + "…' is 129 characters long, more than 128"),
         ("nginx:1.0+b", "invalid reference format: tag '1.0+b' may hold only letters, digits, '_', '.' and '-'"),
         ("nginx:", "invalid reference format: the tag after ':' is empty"),
+        ("docker.io/spack/rockylinux8:sha256:" + "c5" * 32,
+         "invalid reference format: a digest follows '@', not ':' ('docker.io/spack/rockylinux8'@sha256:…)"),
         ("a..b", "invalid reference format: path component 'a..b' must be lowercase letters and digits, joined by one "
                  "'.', one or two '_', or dashes"),
         ("gcr.io/<<PROJECT>>/app", "invalid reference format: path component '<<PROJECT>>' must be lowercase letters "
