@@ -12,7 +12,6 @@ import binascii
 import dataclasses
 import logging
 import os
-import re
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -34,11 +33,8 @@ HELPER_TIMEOUT = 30
 # `ErrCredentialsNotFound`, which every helper built on that library prints): on stdout, exit 1. Docker takes this
 # exact text as "none", and any other failure as the helper's error.
 NOT_FOUND_ANSWER = "credentials not found in native keychain"
-# A helper's failure message is shown up to this many characters, with what looks like a secret masked.
-HELPER_MESSAGE_MAX = 200
-_SECRET_FIELD_RE = re.compile(r"(?i)\b((?:password|passwd|secret|token|auth|key)s?\"?\s*[:=]\s*\"?)[^\s\"',;]+")
-_TOKEN_LIKE_RE = re.compile(r"[A-Za-z0-9+/=_.~-]{20,}")
-
+# The exit code a shell gives for a command it cannot find: a helper script whose program is missing.
+COMMAND_NOT_FOUND_EXIT = 127
 
 class CredentialHelperError(RehomeError):
     """A credential helper that gave no usable answer: `server` is what it was asked about, `detail` what went wrong."""
@@ -159,7 +155,7 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
     program = f"docker-credential-{name}"
     try:
         proc = subprocess.run(
-            [program, "get"], input=server, capture_output=True, text=True, timeout=HELPER_TIMEOUT, check=False
+            [program, "get"], input=server.encode(), capture_output=True, timeout=HELPER_TIMEOUT, check=False
         )
     except FileNotFoundError:
         raise CredentialHelperError(
@@ -167,13 +163,12 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
     except subprocess.TimeoutExpired:
         raise CredentialHelperError(server, f"{program} get did not answer in {HELPER_TIMEOUT}s") from None
     if proc.returncode != 0:
-        if proc.stdout.strip() == NOT_FOUND_ANSWER:
+        if proc.stdout.strip() == NOT_FOUND_ANSWER.encode():
             return None
-        raise CredentialHelperError(server, _helper_failure(program, server, proc))
+        raise CredentialHelperError(server, _helper_failure(program, server, proc.returncode))
     try:
-        answer = jsontext.loads(proc.stdout)
-        username, secret = answer["Username"], answer["Secret"]
-    except (ValueError, KeyError, TypeError):
+        username, secret = _helper_answer(proc.stdout)
+    except ValueError:
         raise CredentialHelperError(server, f"{program} get printed something that is not its JSON answer") from None
     if not secret:
         return None
@@ -182,31 +177,25 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
     return Credential(username, Secret(secret), None, source)
 
 
-def _helper_failure(program: str, server: str, proc: subprocess.CompletedProcess[str]) -> str:
-    """The exit code and the first line the helper said (on stdout, where the protocol has it, else on stderr),
-    masked; a helper that said nothing is to be run by hand."""
-    said = _first_line(proc.stdout) or _first_line(proc.stderr)
-    failed = f"{program} get failed (exit {proc.returncode})"
-    if not said:
-        return f"{failed} without saying why; `echo {server} | {program} get` runs it by hand"
-    return f"{failed}: {_masked(said)}"
+def _helper_answer(stdout: bytes) -> tuple[str, str]:
+    """The `Username` and `Secret` of a helper's JSON answer; a ValueError for anything else (bytes that are not
+    UTF-8 too)."""
+    try:
+        answer = jsontext.loads(stdout)
+        username, secret = answer["Username"], answer["Secret"]
+    except (KeyError, TypeError):
+        raise ValueError("not a helper's answer") from None
+    if not isinstance(username, str) or not isinstance(secret, str):
+        raise ValueError("not a helper's answer")
+    return username, secret
 
 
-def _first_line(text: str) -> str:
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return line if len(line) <= HELPER_MESSAGE_MAX else line[:HELPER_MESSAGE_MAX] + "…"
-
-
-def _masked(text: str) -> str:
-    """`text` with `***` for what may be a secret: the value after `password`, `secret`, `token`, `auth` or `key`
-    and `=` or `:`, and any run of 20 or more token characters that mixes letters and digits (an access token, a
-    key, base64)."""
-    text = _SECRET_FIELD_RE.sub(r"\1***", text)
-    return _TOKEN_LIKE_RE.sub(lambda word: "***" if _mixes_letters_and_digits(word.group()) else word.group(), text)
-
-
-def _mixes_letters_and_digits(word: str) -> bool:
-    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+def _helper_failure(program: str, server: str, exit_code: int) -> str:
+    """The exit code and the command that shows the helper's message. The message itself is never shown: a helper
+    may put credentials in it (its own, or echoed back), and no masking catches every form they take."""
+    why = ", which a shell gives for a command it cannot find" if exit_code == COMMAND_NOT_FOUND_EXIT else ""
+    return (f"{program} get failed (exit {exit_code}{why}); what it printed is not shown, as it may hold "
+            f"credentials: `echo {server} | {program} get` shows it")
 
 
 def google_credential() -> Credential | None:

@@ -253,8 +253,13 @@ def test_doctor_refuses_a_docker_config_of_the_wrong_shape(loopback: Loopback, t
 @pytest.mark.parametrize(("script", "detail"), [
     (None, "docker-credential-rehome-qa is configured in Docker's config.json but is not installed"),
     # its words say "not found", but it is broken, not without credentials
-    ("echo '/bin/sh: gcloud: not found' >&2; exit 127",
-     "docker-credential-rehome-qa get failed (exit 127): /bin/sh: gcloud: not found"),
+    ("echo '/bin/sh: 1: gcloud: not found' >&2; exit 127",
+     "docker-credential-rehome-qa get failed (exit 127, which a shell gives for a command it cannot find); what it "
+     "printed is not shown, as it may hold credentials: `echo HOST | docker-credential-rehome-qa get` shows it"),
+    # a helper's words that are not UTF-8 are not read at all
+    ("printf 'Passwort f\\374r bot ung\\374ltig\\n' >&2; exit 1",
+     "docker-credential-rehome-qa get failed (exit 1); what it printed is not shown, as it may hold credentials: "
+     "`echo HOST | docker-credential-rehome-qa get` shows it"),
 ])
 def test_a_credential_helper_that_is_missing_or_fails_is_said_once(
         loopback: Loopback, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
@@ -266,7 +271,8 @@ def test_a_credential_helper_that_is_missing_or_fails_is_said_once(
     (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {host: "rehome-qa"}}))
     assert main(["doctor", "--to", f"{host}/team/mirror"]) == 1
     assert capsys.readouterr() == (
-        f"failed  credentials: {host}: {detail} (fix: fix the credential helper named in Docker's config.json)\n", "")
+        f"failed  credentials: {host}: {detail.replace('HOST', host)} (fix: fix the credential helper named in "
+        "Docker's config.json)\n", "")
 
 
 @pytest.mark.parametrize(("argv", "message"), [

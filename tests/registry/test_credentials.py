@@ -1,6 +1,7 @@
 """Docker's config.json: every shape Docker itself refuses is a usage error naming the file and the key;
 a credential helper's answer that is not its JSON is named with the helper and the registry; only the protocol's
-"credentials not found" answer means none, any other failure is the helper's, said with its masked first line."""
+"credentials not found" answer means none, any other failure is the helper's, said with its exit code and never
+with what it printed (which may hold credentials)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,9 +72,13 @@ def test_a_folder_where_the_file_belongs_is_named(tmp_path: Path) -> None:
     assert str(caught.value) == f"{tmp_path / 'config.json'}: Docker's credentials file is not a file"
 
 
-@pytest.mark.parametrize("answer", ["not JSON", '{"Username": "u"}', pytest.param(DEEP_JSON, id="nested-too-deep")])
-def test_a_helper_answer_that_is_not_its_json_is_named(tmp_path: Path, monkeypatch, answer: str) -> None:
-    (tmp_path / "answer").write_text(answer)
+@pytest.mark.parametrize("answer", [
+    b"not JSON", b'{"Username": "u"}', b'["u", "s"]', b'{"Username": "u", "Secret": 5}',
+    b'{"Username": null, "Secret": "s"}', pytest.param(b'{"Username": "b\xfc", "Secret": "s"}', id="not-utf-8"),
+    pytest.param(DEEP_JSON.encode(), id="nested-too-deep"),
+])
+def test_a_helper_answer_that_is_not_its_json_is_named(tmp_path: Path, monkeypatch, answer: bytes) -> None:
+    (tmp_path / "answer").write_bytes(answer)
     install_credential_helper(tmp_path, monkeypatch, "odd", f"cat '{tmp_path / 'answer'}'")
     with pytest.raises(RehomeError) as caught:
         run_credential_helper("odd", HOST, "config.json credHelpers")
@@ -86,41 +91,28 @@ def test_the_protocols_not_found_answer_on_stdout_means_no_credentials(tmp_path:
     assert run_credential_helper("empty", HOST, "config.json credHelpers") is None
 
 
+def failed(exit_code: str) -> str:
+    return (f"docker-credential-qa get failed (exit {exit_code}); what it printed is not shown, as it may hold "
+            f"credentials: `echo {HOST} | docker-credential-qa get` shows it")
+
+
 @pytest.mark.parametrize(("script", "detail"), [
     # a helper that cannot run what it wraps is broken, not empty, whatever its words
-    ("echo 'ERROR: (gcloud.auth.docker-helper) /bin/sh: gcloud: not found' >&2; exit 127",
-     "docker-credential-qa get failed (exit 127): ERROR: (gcloud.auth.docker-helper) /bin/sh: gcloud: not found"),
-    # the protocol's "none" is said on stdout: said on stderr only, stdout's own words are the reason
-    ("echo 'credentials not found in native keychain' >&2; echo 'keychain locked'; exit 1",
-     "docker-credential-qa get failed (exit 1): keychain locked"),
-    ("echo 'credentials not found for registry.example'; exit 1",
-     "docker-credential-qa get failed (exit 1): credentials not found for registry.example"),
-    ("echo; echo '  first words  '; echo 'second line'; exit 2", "docker-credential-qa get failed (exit 2): first words"),
-    (f"echo '{'x' * 250}' >&2; exit 1", f"docker-credential-qa get failed (exit 1): {'x' * 200}…"),
-    ("exit 1", f"docker-credential-qa get failed (exit 1) without saying why; `echo {HOST} | docker-credential-qa get` "
-               "runs it by hand"),
+    ("echo '/bin/sh: 1: gcloud: not found' >&2; exit 127",
+     failed("127, which a shell gives for a command it cannot find")),
+    # the protocol's "none" is said on stdout: said on stderr only, it is a failure
+    ("echo 'credentials not found in native keychain' >&2; echo 'keychain locked'; exit 1", failed("1")),
+    ("echo 'credentials not found for registry.example'; exit 1", failed("1")),
+    ("exit 2", failed("2")),
+    # what it printed may be credentials in any form, or not even UTF-8: none of it is shown
+    ("echo 'error getting token from https://bot:hunter2@vault.example/v1/creds'; exit 1", failed("1")),
+    ("""echo '{"Username": "bot", "Secret": "correct horse battery staple"}'; exit 1""", failed("1")),
+    ("echo 'Authorization: Basic Ym90Omh1bnRlcjI=' >&2; exit 1", failed("1")),
+    ("printf 'Passwort f\\374r bot ung\\374ltig\\n' >&2; printf 'b\\374\\n'; exit 1", failed("1")),
 ])
-def test_a_failing_helper_says_its_exit_code_and_first_line(tmp_path: Path, monkeypatch, script: str,
-                                                            detail: str) -> None:
+def test_a_failing_helper_says_its_exit_code_and_how_to_see_its_message(tmp_path: Path, monkeypatch, script: str,
+                                                                        detail: str) -> None:
     install_credential_helper(tmp_path, monkeypatch, "qa", script)
     with pytest.raises(CredentialHelperError) as caught:
         run_credential_helper("qa", HOST, "config.json credHelpers")
     assert str(caught.value) == f"{HOST}: credentials: {detail}"
-
-
-@pytest.mark.parametrize(("said", "shown"), [
-    ('{"ServerURL": "registry.example", "Username": "bot", "Secret": "s3cret-canary"}',
-     '{"ServerURL": "registry.example", "Username": "bot", "Secret": "***"}'),
-    ("login failed: password=s3cret-canary, token: abc user=bot", "login failed: password=***, token: *** user=bot"),
-    ("refresh token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl expired",
-     "refresh token *** expired"),
-    ("key AKIAIOSFODNN7EXAMPLE is not valid in ~/.docker/config.json",
-     "key *** is not valid in ~/.docker/config.json"),
-])
-def test_what_looks_like_a_secret_in_a_helpers_message_is_masked(tmp_path: Path, monkeypatch, said: str,
-                                                                 shown: str) -> None:
-    (tmp_path / "said").write_text(said)
-    install_credential_helper(tmp_path, monkeypatch, "leaky", f"cat '{tmp_path / 'said'}' >&2; exit 1")
-    with pytest.raises(CredentialHelperError) as caught:
-        run_credential_helper("leaky", HOST, "config.json credHelpers")
-    assert caught.value.detail == f"docker-credential-leaky get failed (exit 1): {shown}"
