@@ -98,8 +98,12 @@ def _check_digest(digest: str) -> None:
     expected = _DIGEST_HEX_LENGTHS.get(algorithm)
     if expected is None:
         raise InvalidReference(f"unsupported digest algorithm {algorithm!r} in {digest!r}")
-    if not all(c in string.hexdigits for c in hex_part):
-        raise InvalidReference(f"invalid digest {digest!r}: {algorithm} needs {expected} hex digits (0-9, a-f)")
+    not_hex = next((c for c in hex_part if c not in string.hexdigits), None)
+    if not_hex is not None:
+        raise InvalidReference(
+            f"invalid digest {digest!r}: {not_hex!r} is not a hex digit; {algorithm} needs {expected} hex digits "
+            "(0-9, a-f)"
+        )
     if len(hex_part) != expected:
         raise InvalidReference(
             f"invalid digest length: {algorithm} needs {expected} hex digits, {digest!r} has {len(hex_part)}"

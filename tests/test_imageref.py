@@ -145,7 +145,7 @@ def test_a_registry_host_alone_is_refused(text, host):
                                           "must be a number"),
         ("my_registry.example.com/app", "invalid reference format: registry host 'my_registry.example.com' is not a "
                                         "host name or IP address"),
-        ("nginx@sha256:zz", "invalid digest 'sha256:zz': sha256 needs 64 hex digits (0-9, a-f)"),
+        ("nginx@sha256:zz", "invalid digest 'sha256:zz': 'z' is not a hex digit; sha256 needs 64 hex digits (0-9, a-f)"),
         ("nginx@sha256:abc", "invalid digest length: sha256 needs 64 hex digits, 'sha256:abc' has 3"),
         ("nginx:1@", "invalid reference format: the digest after '@' is empty"),
         ("nginx@md5:" + "a" * 32, "unsupported digest algorithm 'md5' in 'md5:" + "a" * 32 + "'"),

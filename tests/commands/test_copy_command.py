@@ -91,8 +91,8 @@ def test_a_registry_host_alone_is_not_read_as_a_docker_hub_image(argv: list[str]
                                                "99999 in '127.0.0.1:99999' is out of range: a port is 1 to 65535"),
     (["nginx:-1", "r.example/x"], "SRC 'nginx:-1': invalid reference format: tag '-1' must start with a letter, a "
                                   "digit or '_'"),
-    (["nginx", "r.example/x@sha256:zz"], "DST 'r.example/x@sha256:zz': invalid digest 'sha256:zz': sha256 needs 64 "
-                                         "hex digits (0-9, a-f)"),
+    (["nginx", "r.example/x@sha256:zz"], "DST 'r.example/x@sha256:zz': invalid digest 'sha256:zz': 'z' is not a hex "
+                                         "digit; sha256 needs 64 hex digits (0-9, a-f)"),
 ])
 def test_an_invalid_image_says_what_is_wrong_before_asking_a_registry(argv: list[str], message: str,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,7 +115,8 @@ DIGEST = "sha256:" + "a" * 64
     ("127.0.0.1:5000//", empty_component("127.0.0.1:5000//"), "127.0.0.1:5000/NAME"),
     ("docker.io/", empty_component("docker.io/"), "docker.io/NAME"),
     ("127.0.0.1:5000/m/x:v1/", empty_component("127.0.0.1:5000/m/x:v1/"), "127.0.0.1:5000/m/x:v1"),
-    (f"127.0.0.1:5000/m@{DIGEST}/", f"invalid digest '{DIGEST}/': sha256 needs 64 hex digits (0-9, a-f)",
+    (f"127.0.0.1:5000/m@{DIGEST}/",
+     f"invalid digest '{DIGEST}/': '/' is not a hex digit; sha256 needs 64 hex digits (0-9, a-f)",
      f"127.0.0.1:5000/m@{DIGEST}"),
 ])
 def test_a_destination_ending_in_a_slash_is_refused_as_no_mirror_prefix(
