@@ -162,6 +162,8 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
             server, f"{program} is configured in Docker's config.json but is not installed") from None
     except subprocess.TimeoutExpired:
         raise CredentialHelperError(server, f"{program} get did not answer in {HELPER_TIMEOUT}s") from None
+    except OSError as exc:  # found on PATH but not runnable: not executable, or not a program
+        raise CredentialHelperError(server, f"{program} cannot be run: {exc.strerror}") from None
     if proc.returncode != 0:
         if proc.stdout.strip() == NOT_FOUND_ANSWER.encode():
             return None

@@ -91,6 +91,14 @@ def test_the_protocols_not_found_answer_on_stdout_means_no_credentials(tmp_path:
     assert run_credential_helper("empty", HOST, "config.json credHelpers") is None
 
 
+def test_a_helper_that_cannot_be_run_is_named(tmp_path: Path, monkeypatch) -> None:
+    install_credential_helper(tmp_path, monkeypatch, "qa", "exit 0")
+    (tmp_path / "docker-credential-qa").chmod(0o644)
+    with pytest.raises(CredentialHelperError) as caught:
+        run_credential_helper("qa", HOST, "config.json credHelpers")
+    assert str(caught.value) == f"{HOST}: credentials: docker-credential-qa cannot be run: Permission denied"
+
+
 def failed(exit_code: str) -> str:
     return (f"docker-credential-qa get failed (exit {exit_code}); what it printed is not shown, as it may hold "
             f"credentials: `echo {HOST} | docker-credential-qa get` shows it")
