@@ -245,7 +245,8 @@ def step_summary(result: RunResult) -> str:
     pull = result.pull_request
     if result.status == "declined" and pull is not None:
         return (f"> The pull request <{pull.url}> was closed without merging, and this change is the same: it is not "
-                "proposed again. Reopen it, or set the `recreate-closed` input to `true` for a new one.\n\n" + summary)
+                f"proposed again. {result.reopen_advice.capitalize()}, or set the `recreate-closed` input to `true` "
+                "for a new one.\n\n" + summary)
     if result.retargeted_from is not None and pull is not None:
         return (f"> The pull request <{pull.url}> now merges into {code_span(result.report.base, table=False)}, the "
                 f"default branch, not {code_span(result.retargeted_from, table=False)}.\n\n" + summary)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import logging
 import re
@@ -380,10 +381,43 @@ def same_change(checkout: Checkout, head: str | None, new: str) -> bool:
 
 
 def holds_change(checkout: Checkout, commit: str, new: str) -> bool:
-    """True when `commit`, on this base or an earlier one, has each file `new` changes as `new` has it:
-    the same change, whatever else the base has changed since."""
-    changed = _changes(checkout, checkout.base_sha, new)
-    return not changed.keys() & _changes(checkout, new, commit).keys()
+    """True when `commit` (one commit on this base or an earlier one) made, in each file `new` changes,
+    the same edits as `new` does: the same lines replaced by the same lines, whatever else the base has
+    changed since (a line added elsewhere in the file does not make it another change)."""
+    proposed = _line_edits(checkout, checkout.base_sha, new)
+    declined = _line_edits(checkout, _parent(checkout, commit), commit)
+    return all(declined.get(path) == edits for path, edits in proposed.items())
+
+
+def _parent(checkout: Checkout, commit: str) -> str:
+    """`commit`'s first parent, fetched (its trees, no file contents) when the clone lacks it: an
+    earlier base is beyond a shallow clone's history."""
+    parent = _commit_fields(checkout, commit)[1][0]
+    try:
+        checkout.git("cat-file", "-e", f"{parent}^{{commit}}")
+    except GitError:
+        checkout.git("fetch", "--quiet", "--depth", "1", "--filter=blob:none", "origin", parent)
+    return parent
+
+
+LineEdit = tuple[tuple[str, ...], tuple[str, ...]]  # the lines a hunk removes, the lines it writes instead
+
+
+def _line_edits(checkout: Checkout, old: str, new: str) -> dict[str, frozenset[LineEdit]]:
+    """Each path that differs between two commits: its hunks as (removed lines, added lines), where
+    they are in the file left out."""
+    edits = {}
+    for path, _mode, old_object, new_object in _differences(checkout, old, new):
+        before, after = _blob_lines(checkout, old_object), _blob_lines(checkout, new_object)
+        matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+        edits[path] = frozenset((tuple(before[i1:i2]), tuple(after[j1:j2]))
+                                for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
+    return edits
+
+
+def _blob_lines(checkout: Checkout, blob: str) -> list[str]:
+    """A file's lines (none for a file that is not there: git's all-zero object id)."""
+    return [] if blob == NO_SHA else checkout.git("cat-file", "blob", blob).splitlines()
 
 
 def holds_files(checkout: Checkout, head: str | None, files: Mapping[str, str]) -> bool:
@@ -404,12 +438,15 @@ def _blob_id(checkout: Checkout, text: str) -> str:
 
 def _changes(checkout: Checkout, old: str, new: str) -> dict[str, tuple[str, str]]:
     """Each path (from the repository's top) that differs between two commits: its new mode and object."""
+    return {path: (mode, new_object) for path, mode, _old_object, new_object in _differences(checkout, old, new)}
+
+
+def _differences(checkout: Checkout, old: str, new: str) -> Iterator[tuple[str, str, str, str]]:
+    """(path, new mode, old object, new object) of each path that differs between two commits."""
     fields = checkout.git("diff-tree", "-r", "-z", "--no-renames", old, new).split("\0")
-    changes = {}
     for meta, path in zip(fields[0::2], fields[1::2]):  # ":old-mode new-mode old-object new-object status", path
-        _old_mode, new_mode, _old_object, new_object, _status = meta.split()
-        changes[path] = (new_mode, new_object)
-    return changes
+        _old_mode, new_mode, old_object, new_object, _status = meta.split()
+        yield path, new_mode, old_object, new_object
 
 
 @functools.lru_cache(maxsize=None)

@@ -22,6 +22,7 @@ from bot.config import CONFIG_NAME, Config, config_folder, written_as
 from bot.errors import ConfigError, RehomeError, UsageError
 from bot.forge.base import Forge, PullRequest, PullRequestRequest
 from bot.git import Checkout, Identity
+from bot.gitcmd import GitError
 from bot.mirror import MirrorImage, MirrorOptions
 from bot.output import plural
 from bot.plan import Plan
@@ -76,6 +77,12 @@ class RunResult:
     commit_message: str = ""  # rendered when files change
     templates: Path | None = None  # the template folder the text was rendered with
     retargeted_from: str | None = None  # the open pull request's base before this run changed it
+    closed_branch_gone: bool = False  # declined: the closed pull request's branch is deleted
+
+    @property
+    def reopen_advice(self) -> str:
+        """How to have a declined change's pull request updated: GitHub reopens none whose branch is gone."""
+        return "restore its branch and reopen it" if self.closed_branch_gone else "reopen it"
 
     @property
     def diff(self) -> str:
@@ -339,18 +346,29 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
         declined = _declined(forge, checkout, settings.branch, head, new)
         if declined is not None:
             forge.no_pull_request()
-            result.pull_request, result.status = declined, "declined"
+            result.pull_request, result.status, result.closed_branch_gone = declined, "declined", head is None
             result.message = (f"{forge.repository}: {declined.url} was closed without merging, and this change is "
-                              f"the same: it is not proposed again (reopen it, or run with {recreate_flag} for a "
-                              "new pull request)")
+                              f"the same: it is not proposed again ({result.reopen_advice}, or run with "
+                              f"{recreate_flag} for a new pull request)")
             return
     if existing is not None and existing.base not in (None, checkout.base):
         # Before the push: the pull request never shows the commits of the new base as the bot's.
         result.retargeted_from = existing.base
         existing = forge.retarget_pull_request(existing, checkout.base)
-    _propose(forge, checkout, settings, head, new, existing, result)
-    if result.retargeted_from is not None:
-        result.message += f"; its base is now {checkout.base}, the default branch, not {result.retargeted_from}"
+    retargeted = _retargeted(checkout, result)
+    try:
+        _propose(forge, checkout, settings, head, new, existing, result)
+    except GitError as exc:  # the push: said with the repository, and what was already done to its pull request
+        done = f"{existing.url} was retargeted ({retargeted}), but " if existing and retargeted else ""
+        raise GitError(f"{forge.repository}: {done}{exc.message}", hint=exc.hint) from None
+    if retargeted:
+        result.message += f"; {retargeted}"
+
+
+def _retargeted(checkout: Checkout, result: RunResult) -> str:
+    if result.retargeted_from is None:
+        return ""
+    return f"its base is now {checkout.base}, the default branch, not {result.retargeted_from}"
 
 
 def _declined(forge: Forge, checkout: Checkout, branch: str, head: str | None, new: str) -> PullRequest | None:
@@ -359,8 +377,14 @@ def _declined(forge: Forge, checkout: Checkout, branch: str, head: str | None, n
     closed = forge.closed_pull_request(branch)
     if closed is None or closed.head_ref is None:
         return None
-    commit = head if head is not None and head == closed.head_sha else git.fetch_commit(checkout, closed.head_ref)
-    return closed if git.holds_change(checkout, commit, new) else None
+    try:
+        commit = head if head is not None and head == closed.head_sha else git.fetch_commit(checkout, closed.head_ref)
+        held = git.holds_change(checkout, commit, new)
+    except GitError as exc:  # its last commit gone from the remote: nothing says this change was refused
+        log.warning("%s: cannot read closed pull request #%s's last commit: %s; proposing the change",
+                    forge.repository, closed.number, exc.message)
+        return None
+    return closed if held else None
 
 
 def _propose(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None, new: str,

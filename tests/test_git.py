@@ -104,6 +104,22 @@ def test_a_preview_tells_whether_the_branch_holds_the_commit_it_would_make_witho
     assert folder_bytes(repo / ".git") == dot_git
 
 
+def test_a_change_is_the_same_when_it_rewrites_the_same_lines_whatever_else_the_base_changed(tmp_path):
+    repo = _repository(tmp_path)
+    with git.local_worktree(repo / "svc") as checkout:
+        declined = git.commit_files(checkout, {"k8s.yaml": "image: mirror/redis:7\n"}, "Move redis", git.BOT)
+    (repo / "svc" / "k8s.yaml").write_text("# the cache\nimage: redis:7\nreplicas: 2\n")
+    run(repo, "commit", "-qam", "unrelated lines")
+    with git.local_worktree(repo / "svc") as checkout:
+        assert [git.holds_change(checkout, declined, git.commit_files(checkout, files, "Move redis", git.BOT))
+                for files in (
+                    {"k8s.yaml": "# the cache\nimage: mirror/redis:7\nreplicas: 2\n"},
+                    {"k8s.yaml": "# the cache\nimage: other/redis:7\nreplicas: 2\n"},
+                    {"k8s.yaml": "# the cache\nimage: mirror/redis:7\nreplicas: 2\n",
+                     "bin/deploy": "#!/bin/sh\necho mirror/redis:7\n"},
+                )] == [True, False, False]
+
+
 def test_uncommitted_changes_are_those_in_the_folder_untracked_too_not_ignored(tmp_path):
     repo = _repository(tmp_path)
     write_tree(repo, {".gitignore": "*.log\n", "svc/build.log": "ignored\n"})

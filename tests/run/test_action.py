@@ -289,7 +289,7 @@ def test_a_pull_request_closed_without_merging_is_the_outputs_and_the_summary_sa
         project: Project, github: GitHubServer, tmp_path: Path) -> None:
     environ = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.base_url,
                "TEST_GITHUB_TOKEN": TOKEN_CANARY, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
-    for each in ("first", "second", "third"):  # each run its own summary file
+    for each in ("first", "second", "branch-gone", "third"):  # each run its own summary file
         (tmp_path / each).mkdir()
     run_action(tmp_path / "first", _workspace(project), {"destination": project.destination}, environ)
     github.close_pull("acme/shop", 1)
@@ -302,6 +302,12 @@ def test_a_pull_request_closed_without_merging_is_the_outputs_and_the_summary_sa
         f"> The pull request <{url}> was closed without merging, and this change is the same: it is not proposed "
         "again. Reopen it, or set the `recreate-closed` input to `true` for a new one.\n\n# rehome: acme/shop\n\n")
     assert [(p["number"], p["state"]) for p in github.repos["acme/shop"].pulls] == [(1, "closed")]
+    # GitHub reopens no pull request whose branch is gone.
+    project.remote_git("branch", "-D", "rehome/mirror-images")
+    run = run_action(tmp_path / "branch-gone", project.work, {"destination": project.destination}, environ)
+    assert (run.outputs["status"], run.summary.split("\n\n")[0]) == ("declined", (
+        f"> The pull request <{url}> was closed without merging, and this change is the same: it is not proposed "
+        "again. Restore its branch and reopen it, or set the `recreate-closed` input to `true` for a new one."))
     run = run_action(tmp_path / "third", project.work, {"destination": project.destination, "recreate-closed": "true"},
                      environ)
     assert (run.outputs["pr-number"], run.outputs["status"]) == ("2", "opened")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,15 +228,67 @@ def test_the_change_of_a_pull_request_closed_without_merging_is_not_proposed_aga
                                     "change is the same: it is not proposed again (reopen it, or run with "
                                     "--recreate-closed for a new pull request)")
     assert (github.writes()[before:], project.remote_git("rev-parse", BRANCH)) == ([], head)
-    # The branch deleted as the pull request was closed: its last commit is read from GitHub.
+    # The branch deleted as the pull request was closed: its last commit is read from GitHub, and the
+    # pull request can be reopened only once its branch is restored.
     project.remote_git("branch", "-D", BRANCH)
     code, result, err = run_github(capsys, project, github)
     assert (code, {k: v for k, v in result.items() if k != "images"}) == (1, declined)
     assert (github.writes()[before:], project.remote_git("branch", "--list", BRANCH)) == ([], "")
+    assert err.splitlines()[-1] == (f"acme/shop: {github.origin}/acme/shop/pull/1 was closed without merging, and this "
+                                    "change is the same: it is not proposed again (restore its branch and reopen it, "
+                                    "or run with --recreate-closed for a new pull request)")
     # Asked to, it opens a new one.
     code, result, err = run_github(capsys, project, github, "--recreate-closed")
     assert (code, result["status"], result["pr_number"], result["changed"]) == (1, "opened", 2, True)
     assert [(p["number"], p["state"]) for p in github.repos["acme/shop"].pulls] == [(1, "closed"), (2, "open")]
+
+
+def test_an_edit_on_the_base_beside_the_lines_of_a_declined_change_leaves_it_declined(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    github.close_pull("acme/shop", 1)
+    before = len(github.writes())
+    dockerfile = project.remote_git("show", "main:Dockerfile") + "\n"
+    _push_to(project, "main", "Dockerfile", "# the shop's image\n" + dockerfile)
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["status"], result["pr_number"], github.writes()[before:]) == (1, "declined", 1, [])
+    # An edit of a line the change rewrites makes it another change.
+    _push_to(project, "main", "Dockerfile", dockerfile.replace(":1.27", ":1.27 AS build"))
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["status"], result["pr_number"]) == (1, "opened", 2)
+
+
+def test_a_closed_pull_request_whose_last_commit_is_gone_does_not_stop_the_change(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    github.close_pull("acme/shop", 1)
+    project.remote_git("branch", "-D", BRANCH)
+    project.remote_git("update-ref", "-d", "refs/pull/1/head")
+    code, result, err = run_github(capsys, project, github)
+    assert (code, result["status"], result["pr_url"], result["changed"]) == (
+        1, "opened", f"{github.origin}/acme/shop/pull/2", True)
+    warnings = [line for line in err.splitlines() if "closed pull request" in line]
+    assert warnings == ["acme/shop: cannot read closed pull request #1's last commit: git fetch "
+                        "failed: fatal: couldn't find remote ref refs/pull/1/head; proposing the change"]
+
+
+def test_a_push_refused_after_the_retarget_names_the_repository_and_says_the_base_changed(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    _push_to(project, "trunk", "README.md", "the shop\n")
+    github.repos["acme/shop"].default_branch = "trunk"
+    hook = project.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes are frozen' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    code, out, err = run_cli(capsys, "run", "acme/shop", "--to", project.destination, "--github-url",
+                             github.base_url, "--token-env", TOKEN_ENV, "--format", "json")
+    url = f"{github.origin}/acme/shop/pull/1"
+    assert (code, out, github.repos["acme/shop"].pulls[0]["base"]) == (1, "", "trunk")
+    error = re.sub("[0-9a-f]{40}", "SHA", err.split("rehome: error: ", 1)[1])
+    assert error == (
+        f"acme/shop: {url} was retargeted (its base is now trunk, the default branch, not main), but git push failed: "
+        f"remote: pushes are frozen        \nTo file://{project.remote}\n ! [remote rejected] SHA -> {BRANCH} "
+        f"(pre-receive hook declined)\nerror: failed to push some refs to 'file://{project.remote}'\n")
 
 
 def test_a_new_change_after_a_pull_request_closed_without_merging_is_proposed(

@@ -115,7 +115,7 @@ def test_a_repository_that_fails_after_its_scan_keeps_the_counts_its_scan_found(
     head = {name: org.remote_git(name, "rev-parse", "main") for name in ("acme/svc-prfail", "acme/svc-pushfail")}
     # The push's error names the bot's commit, which is made in the run: taken as it is.
     pushed = next(r["error"] for r in result["repositories"] if r["repo"] == "acme/svc-pushfail")
-    assert pushed.startswith("git push failed: remote: protected: pushes are not allowed")
+    assert pushed.startswith("acme/svc-pushfail: git push failed: remote: protected: pushes are not allowed")
     assert "-> rehome/mirror-images (pre-receive hook declined)" in pushed
     report = {
         "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
