@@ -259,11 +259,38 @@ def _run_checkout(forge: Forge, checkout: Checkout, args: argparse.Namespace, en
         _refuse_as_the_real_run_would(checkout, settings.branch, head, changed)
         result.status, result.changed = "dry-run", bool(changed)
         result.message = _dry_run_message(len(report.moved), len(changed), len(result.failed))
+        if changed and checkout.remote and forge.reads_pull_requests:
+            result.message += _pull_request_preview(forge, checkout, settings, head, result, changed,
+                                                    options.flag_name(args, "--recreate-closed"))
         return result
     _publish(forge, checkout, settings, head, result, changed, options.flag_name(args, "--recreate-closed"))
     for warning in result.warnings:
         log.warning("%s: %s", forge.repository, warning)
     return result
+
+
+def _pull_request_preview(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None,
+                          result: RunResult, changed: list[FileRewrite], recreate_flag: str) -> str:
+    """What the real run would do besides opening a pull request: not open it (the same change's
+    was closed without merging), or change the open one's base. The clone is a temporary one: the
+    commit made to compare is not kept. GitHub refusing to answer leaves the preview as it is."""
+    try:
+        existing = forge.find_pull_request(settings.branch, checkout.base)
+    except RehomeError as exc:
+        log.warning("%s: cannot tell what the real run would do with its pull request: %s", forge.repository,
+                    exc.message)
+        return ""
+    if existing is None and not settings.recreate_closed:
+        new = git.commit_files(checkout, _new_texts(changed), result.commit_message, settings.author)
+        declined = _declined(forge, checkout, settings.branch, head, new)
+        if declined is not None:
+            result.closed_branch_gone = head is None
+            return (f"; {declined.url} was closed without merging with this same change: the real run would not "
+                    f"open a pull request ({result.reopen_advice}, or run with {recreate_flag} for a new one)")
+    if existing is not None and existing.base not in (None, checkout.base):
+        return (f"; the real run would change the base of {existing.url} to {checkout.base}, the default branch, "
+                f"not {existing.base}")
+    return ""
 
 
 def _refuse_as_the_real_run_would(checkout: Checkout, branch: str, head: str | None,

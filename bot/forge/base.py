@@ -53,6 +53,11 @@ class Forge(Protocol):
     def closed_pull_request(self, branch: str) -> PullRequest | None:
         """The last pull request from `branch`, when it was closed without merging."""
 
+    @property
+    def reads_pull_requests(self) -> bool:
+        """Whether a dry run may ask about the bot's pull requests (with a token, so a sweep's dry
+        run spends no anonymous requests)."""
+
     def retarget_pull_request(self, existing: PullRequest, base: str) -> PullRequest:
         """`existing`, made to merge into `base` instead."""
 

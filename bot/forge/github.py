@@ -231,6 +231,10 @@ class GitHubForge:
             return _plain(pulls[0])
         return None
 
+    @property
+    def reads_pull_requests(self) -> bool:
+        return self.token is not None
+
     def retarget_pull_request(self, existing: PullRequest, base: str) -> PullRequest:
         pull = self._pull(existing)
         self._call(f"change the base of pull request {self.repository}#{pull.number} to {base}",

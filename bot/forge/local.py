@@ -45,6 +45,10 @@ class LocalForge:
     def closed_pull_request(self, branch: str) -> PullRequest | None:
         return None
 
+    @property
+    def reads_pull_requests(self) -> bool:
+        return False
+
     def retarget_pull_request(self, existing: PullRequest, base: str) -> PullRequest:
         return existing
 

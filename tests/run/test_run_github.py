@@ -415,6 +415,39 @@ def test_dry_run_writes_nothing_anywhere(project: Project, github: GitHubServer,
     assert f"failed   {gone}:1 " in out and f"missing  {project.upstream}/{project.prefix}/app:1" in out
 
 
+def test_a_dry_run_that_can_read_github_says_what_the_real_run_would_do_to_the_pull_request(
+        project: Project, github: GitHubServer, capsys) -> None:
+    run_github(capsys, project, github)
+    url, before = f"{github.origin}/acme/shop/pull/1", len(github.writes())
+    _push_to(project, "trunk", "README.md", "the shop\n")
+    github.repos["acme/shop"].default_branch = "trunk"
+    dry_run = ("run", "acme/shop", "--to", project.destination, "--github-url", github.base_url, "--dry-run")
+    code, out, err = run_cli(capsys, *dry_run, "--token-env", TOKEN_ENV)
+    assert out.splitlines()[-1] == (
+        "dry run: 3 images would move, in 4 files (1 image cannot be copied); nothing written; the real run would "
+        f"change the base of {url} to trunk, the default branch, not main")
+    github.close_pull("acme/shop", 1)
+    project.remote_git("branch", "-D", BRANCH)
+    code, out, err = run_cli(capsys, *dry_run, "--token-env", TOKEN_ENV)
+    assert out.splitlines()[-1] == (
+        f"dry run: 3 images would move, in 4 files (1 image cannot be copied); nothing written; {url} was closed "
+        "without merging with this same change: the real run would not open a pull request (restore its branch and "
+        "reopen it, or run with --recreate-closed for a new one)")
+    # GitHub refusing the listing leaves the preview as it is, said once.
+    github.faults.append(("GET", r"/pulls$", 404, {}, {"message": "Not Found"}))
+    code, out, err = run_cli(capsys, *dry_run, "--token-env", TOKEN_ENV)
+    assert out.splitlines()[-1] == "dry run: 3 images would move, in 4 files (1 image cannot be copied); nothing written"
+    assert [line for line in err.splitlines() if "cannot tell" in line] == [
+        "acme/shop: cannot tell what the real run would do with its pull request: GitHub: list pull requests of "
+        "acme/shop: 404 Not Found"]
+    # Without a token it asks GitHub nothing about pull requests: it cannot tell.
+    requests = len(github.requests)
+    code, out, err = run_cli(capsys, *dry_run, "--token-env", "REHOME_TEST_NO_SUCH_TOKEN")
+    assert out.splitlines()[-1] == "dry run: 3 images would move, in 4 files (1 image cannot be copied); nothing written"
+    assert [r.path for r in github.requests[requests:] if "/pulls" in r.path] == []
+    assert (github.writes()[before:], github.repos["acme/shop"].pulls[0]["base"]) == ([], "main")
+
+
 def test_after_the_merge_it_says_everything_is_already_moved(project: Project, github: GitHubServer, capsys) -> None:
     run_github(capsys, project, github)
     project.remote_git("update-ref", "refs/heads/main", project.remote_git("rev-parse", BRANCH))  # merged
