@@ -280,16 +280,16 @@ def _pull_request_preview(forge: Forge, checkout: Checkout, settings: PullReques
         log.warning("%s: cannot tell what the real run would do with its pull request: %s", forge.repository,
                     exc.message)
         return ""
-    if existing is None and not settings.recreate_closed:
+    if existing is None and not settings.recreate_closed:  # the commit to compare, only when it can be declined
         new = git.commit_files(checkout, _new_texts(changed), result.commit_message, settings.author)
-        declined = _declined(forge, checkout, settings.branch, head, new)
+        declined = _declined_change(forge, checkout, settings, head, new, existing, result)
         if declined is not None:
-            result.closed_branch_gone = head is None
             return (f"; {declined.url} was closed without merging with this same change: the real run would not "
                     f"open a pull request ({result.reopen_advice}, or run with {recreate_flag} for a new one)")
-    if existing is not None and existing.base not in (None, checkout.base):
+    stale = _stale_base(existing, checkout)
+    if existing is not None and stale is not None:
         return (f"; the real run would change the base of {existing.url} to {checkout.base}, the default branch, "
-                f"not {existing.base}")
+                f"not {stale}")
     return ""
 
 
@@ -369,18 +369,18 @@ def _publish(forge: Forge, checkout: Checkout, settings: PullRequestSettings, he
             result.message = f"{forge.repository}: {state}" if failed else f"{forge.repository}: nothing to move"
         return
     new = git.commit_files(checkout, _new_texts(changed), result.commit_message, settings.author)
-    if existing is None and not settings.recreate_closed:
-        declined = _declined(forge, checkout, settings.branch, head, new)
-        if declined is not None:
-            forge.no_pull_request()
-            result.pull_request, result.status, result.closed_branch_gone = declined, "declined", head is None
-            result.message = (f"{forge.repository}: {declined.url} was closed without merging, and this change is "
-                              f"the same: it is not proposed again ({result.reopen_advice}, or run with "
-                              f"{recreate_flag} for a new pull request)")
-            return
-    if existing is not None and existing.base not in (None, checkout.base):
+    declined = _declined_change(forge, checkout, settings, head, new, existing, result)
+    if declined is not None:
+        forge.no_pull_request()
+        result.pull_request, result.status = declined, "declined"
+        result.message = (f"{forge.repository}: {declined.url} was closed without merging, and this change is "
+                          f"the same: it is not proposed again ({result.reopen_advice}, or run with "
+                          f"{recreate_flag} for a new pull request)")
+        return
+    stale = _stale_base(existing, checkout)
+    if existing is not None and stale is not None:
         # Before the push: the pull request never shows the commits of the new base as the bot's.
-        result.retargeted_from = existing.base
+        result.retargeted_from = stale
         existing = forge.retarget_pull_request(existing, checkout.base)
     retargeted = _retargeted(checkout, result)
     try:
@@ -396,6 +396,26 @@ def _retargeted(checkout: Checkout, result: RunResult) -> str:
     if result.retargeted_from is None:
         return ""
     return f"its base is now {checkout.base}, the default branch, not {result.retargeted_from}"
+
+
+def _stale_base(existing: PullRequest | None, checkout: Checkout) -> str | None:
+    """The base of the bot's open pull request when it is not the branch scanned (the default branch
+    changed since it was opened): the real run changes it."""
+    if existing is None or existing.base in (None, checkout.base):
+        return None
+    return existing.base
+
+
+def _declined_change(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None, new: str,
+                     existing: PullRequest | None, result: RunResult) -> PullRequest | None:
+    """The pull request that declined the change `new` makes, when there is no open one and no flag
+    asks for a new one anyway; notes in `result` whether its branch is gone (`head` None)."""
+    if existing is not None or settings.recreate_closed:
+        return None
+    declined = _declined(forge, checkout, settings.branch, head, new)
+    if declined is not None:
+        result.closed_branch_gone = head is None
+    return declined
 
 
 def _declined(forge: Forge, checkout: Checkout, branch: str, head: str | None, new: str) -> PullRequest | None:
