@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class SweepReport:
                 "third_party": sum(r.third_party or 0 for r in self.repositories),
                 "internal": sum(r.internal or 0 for r in self.repositories),
                 "unresolved": sum(r.unresolved or 0 for r in self.repositories),
-                "images": len({image["image"] for image in self.images()})}
+                "images": len({use.image for r in self.repositories for use in r.images})}
 
     def images(self) -> list[dict[str, Any]]:
         """Per image and target (a repository whose own `mapping` moves an image elsewhere makes
@@ -148,26 +148,26 @@ def _repositories(items: list[Any], mode: str) -> dict[str, dict[str, Any]]:
         if entry["status"] not in MODES[mode]:
             raise ValueError(f"{what}: status {entry['status']!r} in a report of mode {mode!r} (whose statuses are "
                              f"{', '.join(MODES[mode])})")
-        _check_once(entry["repo"], repos, what)
-        repos[entry["repo"]] = entry
+        _record_once(entry["repo"], entry, repos, what)
     return repos
 
 
-def _check_once(name: str, seen: Container[str], what: str) -> None:
+def _record_once(name: str, entry: dict[str, Any], seen: dict[str, dict[str, Any]], what: str) -> None:
+    """Records `entry` in `seen` under `name`, which must not be there yet."""
     if name in seen:
         raise ValueError(f"{what}: {name} is listed twice")
+    seen[name] = entry
 
 
 def _image_uses(items: list[Any], repos: dict[str, dict[str, Any]]) -> dict[str, list[ImageUse]]:
     """Each repository's images, from the entries of "images" (each image and target listed once,
     each repository under an image once), whose repositories must all be listed."""
     uses: dict[str, list[ImageUse]] = {}
-    moves: set[str] = set()
-    used: set[str] = set()
+    moves: dict[str, dict[str, Any]] = {}
+    used: dict[str, dict[str, Any]] = {}
     for image_what, image in _entries(items, "images", _IMAGE_FIELDS, "image"):
         move = f"{image['image']} to {image['target']}"
-        _check_once(move, moves, image_what)
-        moves.add(move)
+        _record_once(move, image, moves, image_what)
         for what, user in _entries(image["repositories"], "repositories", _USER_FIELDS, "repo", f"{image_what}, "):
             if not all(isinstance(f, str) for f in user["files"]):
                 raise ValueError(f'{what}: "files" are not all paths')
@@ -175,8 +175,7 @@ def _image_uses(items: list[Any], repos: dict[str, dict[str, Any]]) -> dict[str,
                 raise ValueError(f'{what}: {user["repo"]} is not in the report\'s "repositories"')
             # A repository moves each of its images to one target.
             use = f"{user['repo']}'s {image['image']}"
-            _check_once(use, used, what)
-            used.add(use)
+            _record_once(use, user, used, what)
             uses.setdefault(user["repo"], []).append(ImageUse(
                 image["image"], image["target"], image["pulls"], image["status"], tuple(user["files"])))
     return uses
