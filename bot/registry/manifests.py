@@ -202,15 +202,19 @@ def _content_type(response: httpx.Response) -> str:
     return response.headers.get("Content-Type", "").split(";")[0].strip()
 
 
-def _looks_like_a_manifest(response: httpx.Response) -> bool:
+def _parsed(content: bytes) -> tuple[Any, str | None]:
+    """The JSON value `content` holds, or None and why it is not JSON."""
+    try:
+        return jsontext.loads(content), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def _looks_like_a_manifest(response: httpx.Response, data: Any) -> bool:
     """A registry sends a manifest with its media type as Content-Type; one that sends another (or none) still
-    sends a manifest's JSON, which names its `schemaVersion` (or, an artifact manifest, its `mediaType`)."""
+    sends a manifest's JSON (`data`), which names its `schemaVersion` (or, an artifact manifest, its `mediaType`)."""
     if _content_type(response).startswith(REGISTRY_MEDIA_TYPE_PREFIXES):
         return True
-    try:
-        data = jsontext.loads(response.content)
-    except ValueError:
-        return False
     return isinstance(data, dict) and ("schemaVersion" in data or "mediaType" in data)
 
 
@@ -225,18 +229,17 @@ def _not_a_manifest(registry: Registry, repo: str, step: str, response: httpx.Re
 def _manifest_from(registry: Registry, repo: str, reference: str, step: str, response: httpx.Response) -> Manifest:
     if response.status_code != 200:
         raise registry.fail(repo, step, response)
-    if not _looks_like_a_manifest(response):
-        raise _not_a_manifest(registry, repo, step, response)
     content = response.content
+    data, not_json = _parsed(content)
+    if not _looks_like_a_manifest(response, data):
+        raise _not_a_manifest(registry, repo, step, response)
     digest = sha256_digest(content)
     announced = response.headers.get("Docker-Content-Digest")
     expected = reference if reference.startswith("sha256:") else announced
     if expected and expected != digest:
         raise RetryableError(f"{registry.domain}/{repo}", step, f"the manifest's bytes hash to {digest}, not {expected}")
-    try:
-        data = jsontext.loads(content)
-    except ValueError as exc:
-        raise RegistryError(f"{registry.domain}/{repo}", step, f"the manifest is not JSON ({exc})") from None
+    if not_json is not None:
+        raise RegistryError(f"{registry.domain}/{repo}", step, f"the manifest is not JSON ({not_json})")
     if not isinstance(data, dict):
         raise RegistryError(f"{registry.domain}/{repo}", step, "the manifest is not a JSON object")
     if data.get("schemaVersion") == 1:
