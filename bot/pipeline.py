@@ -280,7 +280,7 @@ def _pull_request_preview(forge: Forge, checkout: Checkout, settings: PullReques
         log.warning("%s: cannot tell what the real run would do with its pull request: %s", forge.repository,
                     exc.message)
         return ""
-    if existing is None and not settings.recreate_closed:  # the commit to compare, only when it can be declined
+    if _may_be_declined(existing, settings):  # the commit to compare is made only then
         new = git.commit_files(checkout, _new_texts(changed), result.commit_message, settings.author)
         declined = _declined_change(forge, checkout, settings, head, new, existing, result)
         if declined is not None:
@@ -408,14 +408,20 @@ def _stale_base(existing: PullRequest | None, checkout: Checkout) -> str | None:
 
 def _declined_change(forge: Forge, checkout: Checkout, settings: PullRequestSettings, head: str | None, new: str,
                      existing: PullRequest | None, result: RunResult) -> PullRequest | None:
-    """The pull request that declined the change `new` makes, when there is no open one and no flag
-    asks for a new one anyway; notes in `result` whether its branch is gone (`head` None)."""
-    if existing is not None or settings.recreate_closed:
+    """The pull request that declined the change `new` makes, when it may be declined; notes in
+    `result` whether its branch is gone (`head` None)."""
+    if not _may_be_declined(existing, settings):
         return None
     declined = _declined(forge, checkout, settings.branch, head, new)
     if declined is not None:
         result.closed_branch_gone = head is None
     return declined
+
+
+def _may_be_declined(existing: PullRequest | None, settings: PullRequestSettings) -> bool:
+    """Whether a closed pull request can decline the change: there is no open one, and no flag asks
+    for a new one anyway."""
+    return existing is None and not settings.recreate_closed
 
 
 def _declined(forge: Forge, checkout: Checkout, branch: str, head: str | None, new: str) -> PullRequest | None:
