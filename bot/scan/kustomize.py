@@ -29,7 +29,7 @@ from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.files import Tree
 from bot.scan.model import Found
-from bot.scan.yaml import NULL_TAG, found_at, scalar_part
+from bot.scan.yaml import NULL_TAG, scalar_part
 from bot.scan.yamldocs import documents, mapping_get, scalar_text
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -424,29 +424,26 @@ def _kept_tags_unknown(entry: _Entry, kustomization: _Kustomization, build: _Bui
     return f"{prefix}; no resource of this kustomization uses that name"
 
 
-def _entry_found(
-    item: MappingNode, entry: _Entry, images: list[str], text: str, base: int, edit: dict[str, Any],
-    why_unknown: str,
-) -> list[Found]:
+def _entry_found(item: MappingNode, entry: _Entry, images: list[str], edit: dict[str, Any],
+                 why_unknown: str) -> list[Found]:
     """The references one entry produces, given the images it applies to."""
     at_key = next(k for k in ("newName", "newTag", "digest") if _value(mapping_get(item, k)) is not None)
-    node = mapping_get(item, at_key)
-    assert isinstance(node, ScalarNode)
-    at = found_at(node, text, base)
+    start, end = edit["kustomize"][at_key]["span"]  # where `_edit` found that key's value
+    span = (start, end)
     if entry.new_tag or entry.digest:
         raw = _compose(entry.new_name or entry.name, entry.new_tag, entry.digest)
-        return [Found(offset=at.offset, raw=raw, span=at.region, edit=edit)]
+        return [Found(offset=start, raw=raw, span=span, edit=edit)]
     sources = {image: None for image in images if split_image(image)[0] == entry.name}
     if not sources:
-        return [Found(offset=at.offset, raw=entry.new_name or "", span=at.region, edit=edit, unresolved=why_unknown)]
+        return [Found(offset=start, raw=entry.new_name or "", span=span, edit=edit, unresolved=why_unknown)]
     produced: dict[str, str] = {}
     for source in sources:
         produced.setdefault(entry.apply(source), source)
     return [
         Found(
-            offset=at.offset,
+            offset=start,
             raw=raw,
-            span=at.region,
+            span=span,
             note=f"tag kept from {source}",
             edit={"kustomize": {**edit["kustomize"], "source": source}},
         )
@@ -480,5 +477,5 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 edit = _edit(item, text, base, entry.index, kustomization, beyond, writers,
                              tree.passing[(layer.path, entry.index)])
                 why = _kept_tags_unknown(entry, kustomization, build)
-                result.found += _entry_found(item, entry, [i.image for i in before], text, base, edit, why)
+                result.found += _entry_found(item, entry, [i.image for i in before], edit, why)
     return result
