@@ -253,8 +253,11 @@ def edit_for(ref: Reference, target: ImageRef, text: str) -> Edit:
     if "kustomize" in ref.found.edit:
         return _kustomize_edit(ref, target, text)
     own = _service_edit(ref, target, text) if ref.found.edit.get("service") else _scalar_edit(ref, new_raw(ref, target))
-    return _joined(own, *(_host_names_edit(use["raw"], use["raw"], use, text)
-                          for use in ref.found.edit.get("variable_services", ())))
+    # A GitLab variable's value stays one of its `options:`.
+    options = (_replace_part(option, new_raw(ref, target), f"line {ref.line}")
+               for option in ref.found.edit.get("options", ()))
+    return _joined(own, *options, *(_host_names_edit(use["raw"], use["raw"], use, text)
+                                    for use in ref.found.edit.get("variable_services", ())))
 
 
 def rename_edit(override: Reference, new_name: str) -> Edit:

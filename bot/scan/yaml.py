@@ -73,16 +73,14 @@ class _Place:
     """One place a document holds an image value: what the rule's paths make it there (the
     first of them, `anchor_holders` aside), whether an `anchor_holders` key holds it, the
     mapping that holds it as a value, for a list item, the list and its index there, the
-    `!reference` it stands there through, if any (naming it, or a node holding it), the
-    variable it is the value of there, if any (of a job or the file, not a service's own), and the
-    key it is held under there."""
+    `!reference` it stands there through, if any (naming it, or a node holding it), and the key it
+    is held under there."""
 
     role: str | None
     held: bool
     parent: MappingNode | None
     item_of: tuple[SequenceNode, int] | None = None
     via: SequenceNode | None = None
-    variable: str | None = None
     key: str | None = None
 
     @property
@@ -121,9 +119,7 @@ _HOLDING_ROLES = ("holder", *_VARIABLE_ROLES)
 
 def _place(use: keypaths.Use, roles: list[str]) -> _Place:
     role = next((roles[p] for p in use.patterns if roles[p] not in _HOLDING_ROLES), None)
-    given = next((roles[p] for p in use.patterns if roles[p] in _VARIABLE_ROLES), None)
-    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of, use.via,
-                  use.key if given == "variable" else None, use.key)
+    return _Place(role, any(roles[p] == "holder" for p in use.patterns), use.parent, use.item_of, use.via, use.key)
 
 
 def _unexpected_place(places: list[_Place]) -> _Place | None:
@@ -351,15 +347,25 @@ class _Document:
                               self.flow_items)
 
     @functools.cached_property
-    def variables(self) -> dict[str, dict[int, Node]]:
+    def variables(self) -> _Variables:
         return _variables(self.root)
+
+    def variables_holding(self, node: Node) -> set[str]:
+        """The variables the document gives the value `node` (of a job or the file, not a service's own)."""
+        return {name for name, values in self.variables.values.items() if id(node) in values}
+
+    def equal_options(self, node: ScalarNode) -> list[dict[str, object]]:
+        """Where the `options:` beside the variable value `node` list it again (GitLab requires the value
+        to be one of them: it moves with them)."""
+        return [scalar_part(option, self.text, self.base) for option in self.variables.options.get(id(node), ())
+                if isinstance(option, ScalarNode) and option is not node and option.value == node.value]
 
     def variable_service(self, node: ScalarNode, service: Found, variable: str, alone: bool,
                          raw: str) -> dict[str, object]:
         """The facts of a service named by `variable` (its whole name when `alone`), which gives it the
         image written `raw`: those that keep its host names, or why they cannot be kept."""
         use: dict[str, object] = {"raw": service.raw, "line": line_at(self.text, service.offset), "variable": variable}
-        values = self.variables[variable].values()
+        values = self.variables.values[variable].values()
         if len(values) > 1:
             return {**use, "redefined": sorted({line_at(self.text, self.base + v.start_mark.index) for v in values})}
         if not alone:
@@ -377,14 +383,56 @@ def mentioned_variables(value: str) -> set[str]:
     return {braced or plain for braced, plain in _VARIABLE_RE.findall(value)} - {""}
 
 
-def _variables(root: Node) -> dict[str, dict[int, Node]]:
-    """The values each variable is given in the document, by name, each by node id."""
-    defined: dict[str, dict[int, Node]] = {}
+# A `$` written out, with the name after it that it keeps from being read as a variable.
+_LITERAL_DOLLAR_RE = re.compile(r"\$\$(?:\{\w+\}|\w+)?")
+
+
+def _literal_dollar_reason(value: str) -> str | None:
+    """Why a GitLab value with a `$$` (a `$` written out, passed on to the job as `$`) names no image:
+    the first variable it names after all, or else the literal `$`; None without `$$`."""
+    literal = _LITERAL_DOLLAR_RE.search(value)
+    if literal is None:
+        return None
+    variable = next((m.group() for m in _VARIABLE_RE.finditer(value) if m.group() != "$$"), None)
+    if variable is not None:
+        return f"contains a variable: {variable}"
+    return f"contains a literal $ (written $$, not a variable): {literal.group()}"
+
+
+@dataclasses.dataclass
+class _Variables:
+    """The values a document gives variables (each by name, then node id), and of those written in the
+    expanded form (`NAME: {value: ..., options: [...], expand: false}`), the `options:` beside each (by
+    the value's node id), and those not expanded (node ids): a `$` in them is a `$`, naming no variable."""
+
+    values: dict[str, dict[int, Node]] = dataclasses.field(default_factory=dict)
+    options: dict[int, list[Node]] = dataclasses.field(default_factory=dict)
+    not_expanded: set[int] = dataclasses.field(default_factory=set)
+
+
+# `false` as GitLab's YAML parser reads a plain scalar (YAML 1.1 booleans).
+_FALSE = ("false", "no", "off")
+
+
+def _variables(root: Node) -> _Variables:
+    """The variables of the document's jobs and of the file (not a service's own)."""
+    variables = _Variables()
     for path, name, node in keypaths.keyed(root, _VARIABLE_PATHS):
-        if name is not None and path != _SERVICE:
-            for value in _given_values(root, node, in_matrix=path == _MATRIX):
-                defined.setdefault(name, {})[id(value)] = value
-    return defined
+        if name is None or path == _SERVICE:
+            continue
+        values = _given_values(root, node, in_matrix=path == _MATRIX)
+        for value in values:
+            variables.values.setdefault(name, {})[id(value)] = value
+        if path != _MATRIX and isinstance(node, MappingNode):
+            options = effective_get(node, "options")
+            expand = effective_get(node, "expand")
+            not_expanded = isinstance(expand, ScalarNode) and not expand.style and expand.value.lower() in _FALSE
+            for value in values:
+                if isinstance(options, SequenceNode):
+                    variables.options[id(value)] = options.value
+                if not_expanded:
+                    variables.not_expanded.add(id(value))
+    return variables
 
 
 def _given_values(root: Node, node: Node, *, in_matrix: bool) -> list[Node]:
@@ -399,12 +447,14 @@ def _given_values(root: Node, node: Node, *, in_matrix: bool) -> list[Node]:
     return [value for value in resolved if value is not None]
 
 
-def _carriers(defined: dict[str, dict[int, Node]], names: set[str]) -> set[str]:
-    """`names`, with every variable whose value names one of them, in turn (GitLab expands those)."""
+def _carriers(variables: _Variables, names: set[str]) -> set[str]:
+    """`names`, with every variable whose value names one of them, in turn (GitLab expands those,
+    unless written with `expand: false`)."""
     carriers = set(names)
     while True:
-        more = {name for name, values in defined.items() if name not in carriers
-                and any(mentioned_variables(scalar_text(value) or "") & carriers for value in values.values())}
+        more = {name for name, values in variables.values.items() if name not in carriers
+                and any(mentioned_variables(scalar_text(value) or "") & carriers
+                        for key, value in values.items() if key not in variables.not_expanded)}
         if not more:
             return carriers
         carriers |= more
@@ -419,7 +469,7 @@ def _add_variable_services(document: _Document, found: list[tuple[ScalarNode, Fo
     if not services:
         return
     for node, image in found:
-        names = {name for name, values in document.variables.items() if id(node) in values}
+        names = document.variables_holding(node)
         carriers = _carriers(document.variables, names) if names else set()
         for service_node, service in services:
             mentioned = sorted(mentioned_variables(service.raw) & carriers)
@@ -428,6 +478,17 @@ def _add_variable_services(document: _Document, found: list[tuple[ScalarNode, Fo
                 alone = variable in names and service.raw in (f"${variable}", f"${{{variable}}}")
                 use = document.variable_service(service_node, service, variable, alone, image.raw)
                 image.edit.setdefault("variable_services", []).append(use)
+
+
+def _add_variable_facts(document: _Document, node: ScalarNode, found: Found) -> None:
+    """The variables the image is the value of (a service of another file may be named by them), and
+    the `options:` listing that value again, which a rewrite changes with it."""
+    given = sorted(document.variables_holding(node))
+    if given:
+        found.edit["variables"] = given
+        options = document.equal_options(node)
+        if options:
+            found.edit["options"] = options
 
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
@@ -461,6 +522,8 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
             found = found_at(hit.node, text, base, prefix=prefix)
+            if rule.services and (literal := _literal_dollar_reason(found.raw)) is not None:  # GitLab
+                found = dataclasses.replace(found, unresolved=literal)
             if any(place.role == "service" for place in node_places):
                 found.edit.update(document.service_facts(hit.node, found.raw))
             # Held elsewhere only when anchored, or named by a `!reference` (a second place).
@@ -471,9 +534,9 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
                 found.edit["shared_anchor"] = anchor
                 found.edit["shared_anchor_line"] = use_line(hit.node, unexpected.parent, unexpected.key,
                                                             unexpected.item_of, anchor, text, base)
-            given = sorted({place.variable for place in node_places if place.variable is not None})
-            if given:
-                found.edit["variables"] = given
+            # GitLab: an image a variable holds is found through an alias or a `!reference`, so in two places.
+            if rule.services and len(node_places) > 1:
+                _add_variable_facts(document, hit.node, found)
             result.found.append(found)
             found_here.append((hit.node, found))
         _add_variable_services(document, found_here)

@@ -436,9 +436,11 @@ def test_an_image_mapping_also_used_as_a_service_stays_and_says_why(tmp_path, ca
 @pytest.mark.parametrize(("service", "after", "unresolved"), [
     # A service's own variables are its container's environment: they do not give the name its value.
     pytest.param("- name: $IMG\n      variables: {IMG: mysql:8}",
-                 "- name: $IMG\n      alias: postgres\n      variables: {IMG: mysql:8}", "7:13: $IMG", id="its own variables"),
+                 "- name: $IMG\n      alias: postgres\n      variables: {IMG: mysql:8}",
+                 "7:13: $IMG: contains a variable: $IMG", id="its own variables"),
     # `$$` is a `$` written out: the service is named `$IMG`, not by the variable.
-    pytest.param("- $$IMG", "- $$IMG", "7:7: $$IMG", id="an escaped dollar"),
+    pytest.param("- $$IMG", "- $$IMG", "7:7: $$IMG: contains a literal $ (written $$, not a variable): $$IMG",
+                 id="an escaped dollar"),
 ])
 def test_a_service_name_the_variable_does_not_give_is_not_read_as_named_by_it(tmp_path, capsys, service: str,
                                                                                after: str, unresolved: str):
@@ -451,31 +453,94 @@ job:
   services:
     {service}
 """
-    summary = ONE_MOVED + f"unresolved: .gitlab-ci.yml:{unresolved}: contains a variable: $IMG\n"
+    summary = ONE_MOVED + f"unresolved: .gitlab-ci.yml:{unresolved}\n"
     assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
         "postgres:15", f"{MIRROR}/postgres:15").replace(service, after)
 
 
-def test_an_image_a_variable_gives_a_service_in_another_file_stays_and_says_why(tmp_path, capsys):
+@pytest.mark.parametrize(("variable", "at"), [
+    pytest.param("IMG: &pg postgres:15", "3:12", id="plain"),
+    pytest.param("IMG:\n    value: &pg postgres:15\n    description: the database", "4:16", id="expanded"),
+])
+def test_an_image_a_variable_gives_a_service_in_another_file_stays_and_says_why(tmp_path, capsys, variable: str,
+                                                                                 at: str):
     # GitLab reads the included file with the variables of the file including it: moved, the service
     # named $IMG would no longer be reachable as postgres.
     files = {
-        ".gitlab-ci.yml": """\
+        ".gitlab-ci.yml": f"""\
 include: [.gitlab/ci/db.yml]
 variables:
-  IMG: &pg postgres:15
+  {variable}
 build:
   image: *pg
   script: [x]
-lint: {image: ruby:3.3}
+lint: {{image: ruby:3.3}}
 """,
         ".gitlab/ci/db.yml": "test:\n  services: [$IMG]\n  script: [psql -h postgres]\n",
     }
     write_tree(tmp_path, files)
     assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, ONE_MOVED + (
-        "unresolved: .gitlab-ci.yml:3:12: postgres:15: the service at .gitlab/ci/db.yml:2 is named $IMG, which "
+        f"unresolved: .gitlab-ci.yml:{at}: postgres:15: the service at .gitlab/ci/db.yml:2 is named $IMG, which "
         "may take this image from the variable IMG: a rewrite keeps the host names of such a service (postgres) "
         "only in the file that gives the variable; change it by hand\n"
         "unresolved: .gitlab/ci/db.yml:2:14: $IMG: contains a variable: $IMG\n"), "")
     assert {path: (tmp_path / path).read_text() for path in files} == {
         **files, ".gitlab-ci.yml": files[".gitlab-ci.yml"].replace("ruby:3.3", f"{MIRROR}/ruby:3.3")}
+
+
+def test_a_variable_in_the_expanded_form_moves_at_its_value_with_the_option_that_lists_it(tmp_path, capsys):
+    # GitLab requires the value to be one of the `options:`. The other options are choices for a
+    # pipeline run by hand, which `image: *cache` does not read: they stay as written.
+    before = """\
+variables:
+  CACHE:
+    description: The cache the tests run against
+    value: &cache "redis:7"
+    options: ["redis:7", 'redis:6.2', none]
+test:
+  image: *cache
+  services:
+    - ${CACHE}
+    - $$CACHE
+  script: [redis-cli -h redis ping]
+"""
+    summary = ONE_MOVED + ("unresolved: .gitlab-ci.yml:9:7: ${CACHE}: contains a variable: ${CACHE}\n"
+                           "unresolved: .gitlab-ci.yml:10:7: $$CACHE: contains a literal $ (written $$, not a "
+                           "variable): $$CACHE\n")
+    # Both "redis:7" scalars, the value and its option; the service named by the variable gets its alias.
+    assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
+        '"redis:7"', f'"{MIRROR}/redis:7"').replace("- ${CACHE}", "- name: ${CACHE}\n      alias: redis")
+
+
+TWO_MOVED = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  2\n"
+             "1 file rewritten, 2 references moved\n")
+LITERAL_SERVICE = "unresolved: .gitlab-ci.yml:10:7: $LITERAL: contains a variable: $LITERAL\n"
+
+
+@pytest.mark.parametrize(("expand", "summary", "moved"), [
+    # `$CACHE` in LITERAL's value stays `$CACHE`: the service named $LITERAL does not take the image.
+    pytest.param("false", TWO_MOVED + LITERAL_SERVICE, ("redis:7", "ruby:3.3"), id="not expanded"),
+    pytest.param("true", ONE_MOVED + "unresolved: .gitlab-ci.yml:3:19: redis:7: "
+                 + VARIABLE_SERVICE.format("$LITERAL", "LITERAL").replace("line 5", "line 10") + NOT_ALONE + "\n"
+                 + LITERAL_SERVICE, ("ruby:3.3",), id="expanded"),
+])
+def test_a_variable_not_expanded_does_not_give_a_service_the_image_of_the_variable_its_value_names(
+        tmp_path, capsys, expand: str, summary: str, moved: tuple[str, ...]):
+    before = f"""\
+variables:
+  CACHE:
+    value: &cache redis:7
+  LITERAL:
+    value: $CACHE
+    expand: {expand}
+test:
+  image: *cache
+  services:
+    - $LITERAL
+  script: [x]
+build: {{image: ruby:3.3}}
+"""
+    after = before
+    for raw in moved:
+        after = after.replace(raw, f"{MIRROR}/{raw}")
+    assert _rewritten(capsys, tmp_path, before, summary) == after
