@@ -138,6 +138,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
                                      required=not (args.inventory or args.dry_run))
         copy_options = mirror_options(args, destination)  # reads --password-stdin once, before any repository
         args.pull_counts = plan_command.load_pull_counts(args)
+        inputs = inputs_of(args) if journal is not None else {}
         listed = _listed(args, tokens, limiter, chosen)
     if listed is None:  # no repository ran; how many there are is not known
         _summarise(args, sweep_report.make_report(mode, destination, [], interrupted=True, not_reached=None), [])
@@ -151,10 +152,11 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
     log.info("%s to sweep, %d left out", plural(total, "repository", "repositories"), len(left))
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
-    notice = journal.run_again_notice([r.full_name for r in readable], inputs_of(args)) if journal is not None else None
+    notice = journal.run_again_notice([r.full_name for r in readable], inputs) if journal is not None else None
     if notice:
         log.warning("%s", notice)
-    ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory)
+    ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory,
+                       inputs)
     bar = not args.no_progress and sys.stderr.isatty()
     with SweepProgress(total, bar) as progress:
         for entry in unreadable:

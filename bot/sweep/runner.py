@@ -28,7 +28,7 @@ from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import ImageUse, RepoEntry
 from bot.sweep.select import RepoInfo
-from bot.sweep.state import JournalError, Outcome, StateJournal, inputs_of, now
+from bot.sweep.state import InputValue, JournalError, Outcome, StateJournal, now
 
 log = logging.getLogger("rehome")
 
@@ -45,6 +45,8 @@ class SweepContext:
     mirror_options: MirrorOptions
     journal: StateJournal | None = None
     inventory: bool = False
+    # The journal's `inputs` (`inputs_of`), read once for the whole sweep: its files' fingerprints too.
+    inputs: dict[str, InputValue] = dataclasses.field(default_factory=dict)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -114,7 +116,7 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     head = None
     if ctx.journal is not None:
         head = remote_head(repo, ctx)
-        if ctx.journal.should_skip(repo.full_name, head, inputs_of(ctx.args)):
+        if ctx.journal.should_skip(repo.full_name, head, ctx.inputs):
             previous = ctx.journal.last[repo.full_name]
             log.info("%s: %s at %s in the state file; skipped", repo.full_name, previous.status, (head or "")[:12])
             return RepoEntry(repo.full_name, previous.status, previous.pr_url, previous.head, previous.error,
@@ -178,8 +180,7 @@ def record(entry: RepoEntry, ctx: SweepContext) -> None:
     """The journal line for a repository that ran (not for one skipped, nor in a dry run or inventory)."""
     if ctx.journal is None or ctx.inventory or ctx.args.dry_run:
         return
-    ctx.journal.record(Outcome(entry.repo, entry.status, entry.pr_url, entry.head, entry.error, now(),
-                               inputs_of(ctx.args)))
+    ctx.journal.record(Outcome(entry.repo, entry.status, entry.pr_url, entry.head, entry.error, now(), ctx.inputs))
 
 
 WORKERS = ("process", "thread")

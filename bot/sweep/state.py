@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import Any
 from bot import jsontext, textfile
 from bot.errors import RehomeError, UsageError
 from bot.output import plural
+from bot.pulls import bigquery
 
 log = logging.getLogger("rehome")
 
@@ -29,8 +31,13 @@ FINISHED = ("done", "nothing-to-do")
 INPUTS = ("to", "mapping", "pin_digest", "refresh", "config", "rules", "internal", "include", "exclude",
           "max_file_size", "pulls", "since", "until", "branch", "title", "labels", "reviewers", "assignees", "draft",
           "templates")
+# The INPUTS that name files or folders. Their contents are inputs too: each one's `<name>_sha256`
+# fingerprints what it names, so that a file edited in place is another input. (`--pulls` may name a
+# BigQuery dataset instead: that is recorded by its name only.)
+FILE_INPUTS = ("config", "rules", "pulls", "templates")
 # A flag's value as given: text, a repeated flag's list, a switch's true or false, or None (not given).
 InputValue = str | bool | list[str] | None
+CHUNK = 1 << 20
 
 
 class JournalError(RehomeError):
@@ -58,8 +65,58 @@ def now() -> str:
 
 
 def inputs_of(args: argparse.Namespace) -> dict[str, InputValue]:
-    """The journal's `inputs` for a sweep with these flags."""
-    return {name: getattr(args, name, None) for name in INPUTS}
+    """The journal's `inputs` for a sweep with these flags: INPUTS' values, and the fingerprints of
+    the files and folders FILE_INPUTS name. One that cannot be read is a UsageError naming it."""
+    flags: dict[str, InputValue] = {name: getattr(args, name, None) for name in INPUTS}
+    return {**flags, **{_fingerprint_key(name): _fingerprint(name, flags[name]) for name in FILE_INPUTS}}
+
+
+def _fingerprint_key(name: str) -> str:
+    return f"{name}_sha256"
+
+
+def _fingerprint(name: str, value: InputValue) -> str | None:
+    """sha256 over what the flag's paths hold, in their order: a file's bytes; a folder's files in the
+    order of their paths in it, each path with its file's digest. None when the flag names no file."""
+    paths = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    paths = [path for path in paths if not bigquery.is_bigquery(path)]
+    if not paths:
+        return None
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        for relative, file in _files_in(name, path):
+            digest.update(f"{relative}\0{_file_sha256(name, file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _files_in(name: str, path: Path) -> list[tuple[str, Path]]:
+    """The file itself, or the folder's files (and those of its folders), by their paths in it."""
+    if not path.is_dir():
+        return [(".", path)]
+    files: list[tuple[str, Path]] = []
+
+    def refuse(exc: OSError) -> None:
+        raise _unreadable(name, Path(exc.filename or path), exc)
+
+    for folder, _, names in os.walk(path, onerror=refuse):
+        files += [(Path(folder, file).relative_to(path).as_posix(), Path(folder, file)) for file in names]
+    return sorted(files)
+
+
+def _file_sha256(name: str, file: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with file.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise _unreadable(name, file, exc) from None
+    return digest.hexdigest()
+
+
+def _unreadable(name: str, path: Path, exc: OSError) -> UsageError:
+    return UsageError(f"{_flag(name)}: {path}: cannot read it to record its contents in --state: "
+                      f"{exc.strerror or exc}")
 
 
 def _flag(name: str) -> str:
@@ -144,8 +201,7 @@ class StateJournal:
                   and previous.status in FINISHED and previous.inputs != inputs]
         if not others:
             return None
-        differing = sorted({_flag(name) for recorded in others for name in inputs
-                            if name in recorded and recorded[name] != inputs[name]})
+        differing = sorted({named for recorded in others for named in _differing(recorded, inputs)})
         unrecorded = sum(1 for recorded in others if set(recorded) != set(inputs))
         reasons = [", ".join(differing)] if differing else []
         if unrecorded:
@@ -162,6 +218,17 @@ class StateJournal:
             raise JournalError(f"{self.path}: cannot write the sweep state ({outcome.repo}'s line): "
                                f"{exc.strerror or exc}") from None
         self._remember(outcome)
+
+
+def _differing(recorded: dict[str, InputValue], inputs: dict[str, InputValue]) -> set[str]:
+    """The inputs a line records with other values, as a message names them: by flag, or, for a file
+    or folder that flag names alike, `the contents of --templates`."""
+    named = set()
+    for name in FILE_INPUTS:
+        key = _fingerprint_key(name)
+        if key in recorded and recorded[key] != inputs.get(key) and recorded.get(name) == inputs.get(name):
+            named.add(f"the contents of {_flag(name)}")
+    return named | {_flag(name) for name in INPUTS if name in recorded and recorded[name] != inputs.get(name)}
 
 
 def _append(path: Path, line: str) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from bot.errors import UsageError
 from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select, shard_of
 from bot.sweep.state import Outcome, StateJournal, inputs_of
-from tests.helpers import logged, run_cli
+from tests.helpers import logged, run_cli, write_tree
 from tests.sweep.conftest import ORG, TOKEN, TOKEN_ENV
 
 
@@ -98,7 +99,8 @@ def test_journal_resumes_and_skips_finished_repositories_at_the_same_head(tmp_pa
             "to": "mirror.example/m", "mapping": None, "pin_digest": None, "refresh": None, "config": None, "rules": [],
             "internal": None, "include": None, "exclude": None, "max_file_size": None, "pulls": None, "since": None,
             "until": None, "branch": None, "title": None, "labels": None, "reviewers": None, "assignees": None,
-            "draft": None, "templates": None}}
+            "draft": None, "templates": None, "config_sha256": None, "rules_sha256": None, "pulls_sha256": None,
+            "templates_sha256": None}}
 
 
 def test_a_finished_repository_whose_line_records_other_flags_or_not_all_of_them_runs_again(tmp_path):
@@ -138,3 +140,60 @@ def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_pa
         journal = StateJournal(path)
     assert list(journal.last) == ["acme/a"]
     assert warnings == [f"{path}:{n}: not a state line; ignored" for n in range(1, 10)]
+
+
+def _sweep_args(**flags) -> argparse.Namespace:
+    return argparse.Namespace(**{"to": "mirror.example/m", "rules": [], **flags})
+
+
+def test_the_journal_records_what_the_files_and_folders_flags_name_hold(tmp_path):
+    templates = write_tree(tmp_path / "templates", {"pr_title.j2": "Mirror images\n", "parts/x.j2": "x\n"})
+    rules = [str(write_tree(tmp_path / name, {"r.yaml": f"{name}\n"})) for name in ("rules-a", "rules-b")]
+    config, pulls = tmp_path / "rehome.yaml", tmp_path / "pulls.csv"
+    config.write_text("labels: [images]\n")
+    pulls.write_text("imageName,numberOfPulls\nnginx,3\n")
+    flags = _sweep_args(templates=str(templates), rules=rules, config=str(config), pulls=str(pulls))
+    path = tmp_path / "state.jsonl"
+    journal = StateJournal(path)
+    before = inputs_of(flags)
+    journal.record(Outcome("acme/a", "done", None, "h", None, "2026-11-26T10:00:00Z", before))
+
+    def digest(*entries: tuple[str, bytes]) -> str:
+        return hashlib.sha256(b"".join(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode()
+                                       for name, data in entries)).hexdigest()
+
+    assert {name: value for name, value in before.items() if name.endswith("_sha256")} == {
+        "config_sha256": digest((".", b"labels: [images]\n")),
+        "rules_sha256": digest(("r.yaml", b"rules-a\n"), ("r.yaml", b"rules-b\n")),
+        "pulls_sha256": digest((".", b"imageName,numberOfPulls\nnginx,3\n")),
+        "templates_sha256": digest(("parts/x.j2", b"x\n"), ("pr_title.j2", b"Mirror images\n"))}
+    assert StateJournal(path).should_skip("acme/a", "h", inputs_of(flags))
+    # Edited in place, under the same names: another input, which the notice names.
+    (templates / "parts" / "x.j2").write_text("y\n")
+    (tmp_path / "rules-b" / "new.yaml").write_text("more\n")
+    after = inputs_of(flags)
+    assert not StateJournal(path).should_skip("acme/a", "h", after)
+    assert StateJournal(path).run_again_notice(["acme/a"], after) == (
+        f"{path}: 1 repository finished with other flags runs again (the contents of --rules, "
+        "the contents of --templates)")
+    # Another folder altogether is named by its flag alone.
+    elsewhere = write_tree(tmp_path / "elsewhere", {"pr_title.j2": "Mirror images\n", "parts/x.j2": "x\n"})
+    moved = inputs_of(_sweep_args(templates=str(elsewhere), rules=rules[:1], config=str(config), pulls=str(pulls)))
+    assert moved["templates_sha256"] == before["templates_sha256"]
+    assert StateJournal(path).run_again_notice(["acme/a"], moved) == (
+        f"{path}: 1 repository finished with other flags runs again (--rules, --templates)")
+    # A BigQuery dataset is recorded by its name.
+    assert inputs_of(_sweep_args(pulls="bigquery://acme-logs.image_pulls"))["pulls_sha256"] is None
+
+
+def test_a_file_a_flag_names_that_cannot_be_read_for_the_journal_is_a_usage_error_naming_it(tmp_path):
+    templates = write_tree(tmp_path / "templates", {"pr_title.j2": "Mirror images\n"})
+    (templates / "pr_body.md.j2").symlink_to(tmp_path / "gone.j2")
+    with pytest.raises(UsageError) as refused:
+        inputs_of(_sweep_args(templates=str(templates)))
+    assert str(refused.value) == (f"--templates: {templates / 'pr_body.md.j2'}: cannot read it to record its "
+                                  "contents in --state: No such file or directory")
+    with pytest.raises(UsageError) as refused:
+        inputs_of(_sweep_args(config=str(tmp_path / "missing.yaml")))
+    assert str(refused.value) == (f"--config: {tmp_path / 'missing.yaml'}: cannot read it to record its contents in "
+                                  "--state: No such file or directory")

@@ -469,7 +469,8 @@ def test_a_state_file_of_a_sweep_with_other_flags_skips_nothing(org: Org, capsys
         "to": org.destination, "mapping": None, "pin_digest": None, "refresh": False, "config": None, "rules": [],
         "internal": None, "include": None, "exclude": None, "max_file_size": None, "pulls": None, "since": None,
         "until": None, "branch": None, "title": None, "labels": None, "reviewers": None, "assignees": None,
-        "draft": None, "templates": None})
+        "draft": None, "templates": None, "config_sha256": None, "rules_sha256": None, "pulls_sha256": None,
+        "templates_sha256": None})
     code, _, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--state", str(state), "--branch", "rehome/b2")
     assert code == 0, err
     assert "skipped" not in err and org.remote_git("acme/svc-web", "rev-parse", "rehome/b2")
@@ -504,3 +505,21 @@ def test_a_state_file_of_a_sweep_with_other_flags_skips_nothing(org: Org, capsys
     assert code == 0, err
     assert "skipped" not in err and [r["status"] for r in result["repositories"]] == ["done"]
     assert state_lines(state)[-1]["inputs"] == {**line["inputs"], "to": other}
+
+
+def test_a_config_file_edited_in_place_runs_the_finished_repositories_again(org: Org, capsys, tmp_path) -> None:
+    state, config = tmp_path / "state.jsonl", tmp_path / "rehome.yaml"
+    config.write_text('mapping: "{destination}/a/{domain}/{path}"\n')
+    only = ("--repo-include", "^acme/svc-web$", "--state", str(state), "--config", str(config))
+    code, _, err = sweep(capsys, org, *only)
+    assert code == 0, err
+    code, _, err = sweep(capsys, org, *only)
+    assert "acme/svc-web: done (already done at this commit; skipped)" in err
+    config.write_text('mapping: "{destination}/b/{domain}/{path}"\n')
+    code, result, err = sweep(capsys, org, *only)
+    assert code == 0, err
+    assert f"{state}: 1 repository finished with other flags runs again (the contents of --config)\n" in err
+    assert "skipped" not in err and [r["status"] for r in result["repositories"]] == ["done"]
+    moved = org.target("nginx").replace("/mirror/", "/mirror/b/")
+    assert org.remote_git("acme/svc-web", "show", f"{BRANCH}:Dockerfile") == (
+        f"FROM {moved}\nCOPY site /usr/share/nginx/html")

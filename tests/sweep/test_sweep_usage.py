@@ -46,6 +46,18 @@ def test_an_output_or_config_that_cannot_serve_is_refused_before_github_is_asked
     assert github.requests == []
 
 
+def test_a_file_the_state_must_fingerprint_that_cannot_be_read_is_refused_before_github_is_asked_anything(
+        tmp_path: Path, github: GitHubServer, capsys) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "pr_title.j2").symlink_to(tmp_path / "gone.j2")
+    code, out, err = run_cli(capsys, *sweep_args(github.base_url, "--state", str(tmp_path / "state.jsonl"),
+                                                 "--templates", str(templates)))
+    assert (code, out, err) == (2, "", f"rehome: error: --templates: {templates / 'pr_title.j2'}: cannot read it to "
+                                       "record its contents in --state: No such file or directory\n")
+    assert github.requests == [] and not (tmp_path / "state.jsonl").exists()
+
+
 def test_sigterm_while_the_sweep_prepares_is_an_interrupt_not_the_end_of_the_process(
         tmp_path: Path, github: GitHubServer, capsys, monkeypatch) -> None:
     """Here, where a pull-count source would be read: SIGTERM raises KeyboardInterrupt there, as Ctrl-C
