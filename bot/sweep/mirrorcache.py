@@ -1,5 +1,7 @@
 """The sweep's mirror step: each unique (source, target) is ensured once per sweep, however many
-repositories use it; a repository that needs an image another one is copying waits for that copy."""
+repositories use it; a repository that needs an image another one is copying waits for that copy.
+A target belongs to the first source asked for it: another source that a repository's mapping sends
+there fails in that repository, naming the first one, instead of overwriting it or being told `differs`."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +22,7 @@ class SharedMirror:
         self._lock = threading.Lock()
         self._done: dict[Key, MirrorImage] = {}
         self._pending: dict[Key, threading.Event] = {}
+        self._claims: dict[str, tuple[str, str | None]] = {}  # target → (its source, the repository that asked first)
         self.calls = 0  # how many times the real mirror step ran (for reports and tests)
 
     def _ensure(self, moves: Sequence[Key], options: MirrorOptions, *,
@@ -32,11 +35,12 @@ class SharedMirror:
             return sorted(self._done.values(), key=lambda image: (image.source, image.target))
 
     def __call__(self, moves: Sequence[tuple[str, str]], options: MirrorOptions, *,
-                 pulls: Mapping[str, int | None] | None = None) -> list[MirrorImage]:
-        wanted = list(dict.fromkeys(moves))
+                 pulls: Mapping[str, int | None] | None = None, repo: str | None = None) -> list[MirrorImage]:
+        """One result per move; `repo` is the repository asking, which a clash with its target names."""
         mine: list[Key] = []
         theirs: list[threading.Event] = []
         with self._lock:
+            wanted, clashes = self._claim(moves, repo)
             for key in wanted:
                 if key in self._done:
                     continue
@@ -66,5 +70,21 @@ class SharedMirror:
         # A copy that raised in another repository's run: ensured again here, so this one gets its own result.
         if missing:
             results += self._ensure(missing, options, pulls=pulls)
-        results = [dataclasses.replace(image, pulls=pulls.get(image.source, image.pulls)) for image in results]
+        results = [dataclasses.replace(image, pulls=pulls.get(image.source, image.pulls))
+                   for image in results + clashes]
         return sorted(results, key=lambda image: (image.source, image.target))
+
+    def _claim(self, moves: Sequence[Key], repo: str | None) -> tuple[list[Key], list[MirrorImage]]:
+        """Claims each move's target for its source (under the lock): the moves (once each) whose
+        target is their source's, and a failed result for each whose target another source has."""
+        wanted: list[Key] = []
+        clashes: list[MirrorImage] = []
+        for source, target in dict.fromkeys(moves):
+            first, first_repo = self._claims.setdefault(target, (source, repo))
+            if first == source:
+                wanted.append((source, target))
+            else:
+                clashes.append(MirrorImage(source, target, None, (), "failed", 0, None, (
+                    f"the mappings give {source} and {first} (moved by {first_repo or 'another repository'}) one "
+                    f"mirror name, {target}; change one of the mappings to keep them apart")))
+        return wanted, clashes

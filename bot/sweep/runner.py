@@ -126,7 +126,7 @@ def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
     mirrored: list[MirrorImage] = []
 
     def ensure(*args: Any, **kwargs: Any) -> list[MirrorImage]:
-        found = ctx.mirror(*args, **kwargs)
+        found = ctx.mirror(*args, repo=repo.full_name, **kwargs)
         mirrored.extend(found)
         return found
 

@@ -72,9 +72,9 @@ class MirrorProxy(SharedProxy):
     methods = ("__call__",)
 
     def __call__(self, moves: Sequence[tuple[str, str]], options: MirrorOptions, *,
-                 pulls: Mapping[str, int | None] | None = None) -> list[MirrorImage]:
+                 pulls: Mapping[str, int | None] | None = None, repo: str | None = None) -> list[MirrorImage]:
         result: list[MirrorImage] = self._call("__call__", list(moves), options,
-                                               pulls=None if pulls is None else dict(pulls))
+                                               pulls=None if pulls is None else dict(pulls), repo=repo)
         return result
 
 

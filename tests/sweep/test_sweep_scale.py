@@ -24,6 +24,7 @@ from bot.sweep.progress import SweepProgress
 from bot.sweep.report import RepoEntry
 from bot.sweep.select import shard_of
 from tests.helpers import run_cli
+from tests.oci import images
 from tests.sweep.conftest import ORG, OVERLAPPING_MOVES, TOKEN_ENV, GatedMirrorStep, Org
 from tests.sweep.test_report import images_table
 from tests.sweep.test_sweep import ACCEPT, BRANCH, state_lines, sweep
@@ -223,6 +224,49 @@ def test_the_shared_mirror_step_ensures_each_image_once_even_when_asked_at_the_s
     assert {n: [(i.source, i.pulls) for i in r] for n, r in results.items()} == {
         "one": [("a", 5), ("b", None)], "two": [("b", None), ("c", None)], "three": [("a", 5)]}
     assert [i.source for i in shared.images] == ["a", "b", "c"]
+
+
+def test_a_source_another_already_sends_to_its_target_fails_naming_both_and_is_not_asked_for() -> None:
+    ensure = GatedMirrorStep(timeout=0)
+    shared = SharedMirror(ensure)
+    assert [(i.source, i.status) for i in shared([("a", "m/x"), ("b", "m/b")], MirrorOptions(), repo="acme/one")] == [
+        ("a", "copied"), ("b", "copied")]
+    [kept, clash] = shared([("c", "m/x"), ("b", "m/b")], MirrorOptions(), pulls={"c": 7}, repo="acme/two")
+    assert (clash, kept.source) == (MirrorImage(
+        "c", "m/x", None, (), "failed", 0, 7, "the mappings give c and a (moved by acme/one) one mirror name, m/x; "
+        "change one of the mappings to keep them apart"), "b")
+    assert ensure.calls == [[("a", "m/x"), ("b", "m/b")]]
+    assert [(i.source, i.target) for i in shared.images] == [("a", "m/x"), ("b", "m/b")]
+
+
+def test_two_repositories_whose_mappings_send_two_images_to_one_target_copy_only_the_first(
+        org: Org, capsys, tmp_path, loopback, ensured) -> None:
+    """acme/m-a moves q/PREFIX/nginx:1.27 to x/q/PREFIX/nginx:1.27; acme/m-b's mapping sends PREFIX/nginx:1.27,
+    another image, there too: that one stays, and the rest of acme/m-b moves."""
+    other = f"{org.upstream}/q/{org.prefix}/nginx:1.27"
+    images.push(org.upstream, f"q/{org.prefix}/nginx", images.image((64,)), "1.27")
+    org.add_repository("m-a", {"Dockerfile": f"FROM {other}\n", "rehome.yaml": 'mapping: "{destination}/x/{path}"\n'})
+    org.add_repository("m-b", {"Dockerfile": f"FROM {org.image('nginx')}\n",
+                               "compose.yaml": f"services:\n  cache:\n    image: {org.image('redis')}\n",
+                               "rehome.yaml": 'mapping: "{destination}/x/q/{path}"\n'})
+    reports = tmp_path / "reports"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/m-[ab]$", "--jobs", "1", "--report", str(reports))
+    assert code == 1, err
+    target = f"{org.destination}/x/q/{org.prefix}/nginx:1.27"
+    redis = f"{org.destination}/x/q/{org.prefix}/redis:7.4"
+    error = (f"{org.image('nginx')} not moved (failed: the mappings give {org.image('nginx')} and {other} (moved by "
+             f"acme/m-a) one mirror name, {target}; change one of the mappings to keep them apart)")
+    url = f"{org.github.origin}/acme/m-b/pull/1"
+    assert [(r["repo"], r["status"], r["error"]) for r in result["repositories"]] == [
+        ("acme/m-a", "done", None), ("acme/m-b", "partial", error)]
+    assert [(i["image"], i["target"], i["status"]) for i in result["images"]] == [
+        (other, target, "copied"), (org.image("nginx"), target, "failed"), (org.image("redis"), redis, "copied")]
+    assert collections.Counter(ensured) == {(other, target): 1, (org.image("redis"), redis): 1}
+    assert org.remote_git("acme/m-b", "show", f"{BRANCH}:Dockerfile") == f"FROM {org.image('nginx')}"
+    assert json.loads((reports / "report.json").read_text()) == {k: v for k, v in result.items() if k != "left_out"}
+    head = org.remote_git("acme/m-b", "rev-parse", "main")
+    assert f'acme/m-b,partial,{url},{head},2,0,0,"{error}"\n' in (reports / "report.csv").read_text()
+    assert f"`acme/m-b` | partial | <{url}> | 2 |" in (reports / "report.md").read_text()
 
 
 def test_the_progress_bar_shows_done_failed_and_remaining() -> None:
