@@ -163,7 +163,8 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
             progress.done(entry)
         swept = sweep(readable, ctx, args.jobs, interrupts.event, on_start=progress.started,
                       on_done=progress.done, workers=args.workers)
-    stopped = swept.interrupted or swept.journal_error is not None
+    # The summary, the reports and the exit code say alike whether a signal came before this moment.
+    stopped = interrupts.settle() or swept.journal_error is not None
     result = sweep_report.make_report(mode, destination, swept.entries + unreadable, interrupted=stopped,
                                       not_reached=swept.not_reached)
     _summarise(args, result, left)

@@ -266,12 +266,14 @@ class Interrupts:
     They raise KeyboardInterrupt where the main thread is while `raising` lasts: for the sweep's
     preparation (listing the repositories), which starts nothing that must be let finish. Otherwise
     they set `event` instead of raising where the main thread happens to be (in the middle of a
-    journal line, say): the sweep starts no other repository. Only the main thread can install
-    handlers; elsewhere the event is never set."""
+    journal line, say): the sweep starts no other repository. Once every repository has finished
+    (`settle`), they stop nothing: one is said to change nothing, and the sweep ends as it would have.
+    Only the main thread can install handlers; elsewhere the event is never set."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self._raising = False
+        self._settled = False
 
     @classmethod
     @contextlib.contextmanager
@@ -288,9 +290,19 @@ class Interrupts:
         finally:
             self._raising = False
 
+    def settle(self) -> bool:
+        """Whether SIGINT or SIGTERM came before now, when every repository has finished; from now
+        on one stops nothing (the summary and the reports say what the sweep did, in full)."""
+        self._settled = True
+        return self.event.is_set()
+
     def _handle(self, signum: int, frame: object) -> None:
         if self._raising:
             raise KeyboardInterrupt
+        if self._settled:
+            log.warning("%s: every repository has finished: the sweep writes its summary and reports and ends as it "
+                        "would have", signal.Signals(signum).name)
+            return
         if not self.event.is_set():
             log.warning("%s: starting no other repository; waiting for those running to finish "
                         "(a push is never cut short)", signal.Signals(signum).name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -505,6 +506,51 @@ def test_a_state_file_of_a_sweep_with_other_flags_skips_nothing(org: Org, capsys
     assert code == 0, err
     assert "skipped" not in err and [r["status"] for r in result["repositories"]] == ["done"]
     assert state_lines(state)[-1]["inputs"] == {**line["inputs"], "to": other}
+
+
+def _sweep_with_sigterm_after(capsys, org: Org, tmp_path, monkeypatch, module,
+                              name: str) -> tuple[int, dict, list[str]]:
+    """A sweep of acme/svc-web that gets SIGTERM once `module.name` has returned (the sweep's handler
+    takes it, in this thread): the exit code, the summary (the same as report.json), and the lines of
+    standard error after the repository's."""
+    real = getattr(module, name)
+
+    def then_sigterm(*args, **kwargs):
+        result = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(module, name, then_sigterm)
+    reports = tmp_path / "reports"
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--workers", "thread", "--report",
+                              str(reports))
+    assert json.loads((reports / "report.json").read_text()) == {k: v for k, v in result.items() if k != "left_out"}
+    url = f"{org.github.origin}/acme/svc-web/pull/1"
+    assert [r["status"] for r in result["repositories"]] == ["done"]
+    lines = err.splitlines()
+    assert lines[:5] == ["1 repository to sweep, 62 left out",
+                         f"cloning file://{org.remotes['acme/svc-web']} (branch main)", f"pushing {BRANCH}",
+                         f"opened {url}", f"[1/1] acme/svc-web: done: {url}"]
+    return code, result, lines[5:]
+
+
+def test_a_signal_once_every_repository_has_finished_but_before_the_summary_is_an_interrupt(
+        org: Org, capsys, tmp_path, monkeypatch) -> None:
+    import bot.commands.sweep as sweep_command
+
+    code, result, after = _sweep_with_sigterm_after(capsys, org, tmp_path, monkeypatch, sweep_command, "sweep")
+    assert (code, result["interrupted"], result["not_reached"], after) == (130, True, 0, [
+        "SIGTERM: starting no other repository; waiting for those running to finish (a push is never cut short)",
+        "rehome: interrupted"])
+
+
+def test_a_signal_while_the_summary_and_reports_are_written_changes_nothing_and_says_so(
+        org: Org, capsys, tmp_path, monkeypatch) -> None:
+    from bot.sweep import report as sweep_report
+
+    code, result, after = _sweep_with_sigterm_after(capsys, org, tmp_path, monkeypatch, sweep_report, "write")
+    assert (code, result["interrupted"], result["not_reached"], after) == (0, False, 0, [
+        "SIGTERM: every repository has finished: the sweep writes its summary and reports and ends as it would have"])
 
 
 def test_a_config_file_edited_in_place_runs_the_finished_repositories_again(org: Org, capsys, tmp_path) -> None:
