@@ -7,12 +7,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import httpx
 
 from bot import jsontext
 from bot.registry.credentials import Credential
-from bot.registry.errors import RegistryError, Unreachable, after_tries, describe, login_fix
+from bot.registry.errors import RegistryError, after_tries, describe, login_fix
 from bot.registry.secret import Secret
 
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -59,8 +60,11 @@ class _Token:
     expires_at: float
 
 
-# `Registry.retrying`: send(), where, step -> the answer, retried as the registry's requests are.
-Retrying = Callable[[Callable[[], httpx.Response], str, str], httpx.Response]
+class Retrying(Protocol):
+    """`Registry.retrying`: send(), where, step -> the answer, retried as the registry's requests are."""
+
+    def __call__(self, send: Callable[[], httpx.Response], where: str, step: str, *,
+                 unreachable_hint: str | None = None) -> httpx.Response: ...
 
 
 def _token_refusal_hint(status: int, credential: Credential, where: str, source_only: bool) -> str | None:
@@ -143,12 +147,8 @@ class Authenticator:
     def _token_answer(self, send: Callable[[], httpx.Response], realm: str, step: str) -> httpx.Response:
         """The token service's answer, retried as the registry's are; no answer at all is the token service's
         failure, whose fix is not the registry's (which answered: it sent the challenge)."""
-        try:
-            return self._retrying(send, self.host, step)
-        except Unreachable as exc:
-            hint = (f"check that the token service at {realm} runs: {self.host} answers, and sends clients there "
-                    "for a token")
-            raise Unreachable(exc.where, exc.step, exc.detail, hint) from None
+        hint = f"check that the token service at {realm} runs: {self.host} answers, and sends clients there for a token"
+        return self._retrying(send, self.host, step, unreachable_hint=hint)
 
     def _fetch_token(self, challenge: Challenge, key: tuple[str, ...], where: str) -> _Token:
         realm = challenge.params.get("realm")

@@ -254,9 +254,11 @@ class Registry:
             where, step, tries, interruptible=cleanup_within is None)
 
     def retrying(self, send: Callable[[], httpx.Response], where: str, step: str,
-                 tries: int | None = None, *, interruptible: bool = True) -> httpx.Response:
+                 tries: int | None = None, *, interruptible: bool = True,
+                 unreachable_hint: str | None = None) -> httpx.Response:
         """`send()` until it answers other than 429 or 5xx, or `tries` (default: the policy's) run out.
-        A try that timed out is followed by one more at most. Not `interruptible`: sent after an interrupt too."""
+        A try that timed out is followed by one more at most. Not `interruptible`: sent after an interrupt too.
+        `unreachable_hint`: the hint of the error for no answer, and of every later request's in this run."""
         tries = tries or self.retry.tries
         attempt = 0
         while attempt < tries:
@@ -268,14 +270,15 @@ class Registry:
                 response = send()
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
-                    raise self._gone_down(Unreachable(where, step, f"registry host not found ({exc})")) from None
+                    raise self._gone_down(Unreachable(where, step, f"registry host not found ({exc})",
+                                                      unreachable_hint)) from None
                 what, why = transport_failure(exc)
                 tries = tries_after(exc, attempt, tries)
                 if attempt == tries:
                     failure = f"{with_tries(what, attempt)} ({why})"
                     if tries == 1:  # a streamed upload, sent once: the whole step may be tried again
                         raise retryable(exc, where, step, failure) from None
-                    raise self._gone_down(Unreachable(where, step, failure)) from None
+                    raise self._gone_down(Unreachable(where, step, failure, unreachable_hint)) from None
                 self.pause_before_retry(where, step, f"{what} ({why})", attempt, tries)
                 continue
             except httpx.TooManyRedirects:
@@ -305,14 +308,16 @@ class Registry:
 
     def check_down(self, where: str, step: str, tries_made: int = 0) -> None:
         """A registry that gave no answer earlier in this run is not asked again: the same failure, at once.
-        A request already tried (`tries_made`) that meets it between two tries stops there."""
+        A request already tried (`tries_made`) that meets it between two tries stops there. Each keeps the first
+        failure's hint (a token service to check rather than the registry)."""
         down = self.down
         if down is None:
             return
         if tries_made:
             raise Unreachable(where, step, f"gave up after {plural(tries_made, 'try', 'tries')}: the registry gave no "
-                                           f"answer to another request in this run: {down.detail}")
-        raise Unreachable(where, step, f"not asked: the registry gave no answer earlier in this run: {down.detail}")
+                                           f"answer to another request in this run: {down.detail}", down.hint)
+        raise Unreachable(where, step, f"not asked: the registry gave no answer earlier in this run: {down.detail}",
+                          down.hint)
 
     def _gone_down(self, error: Unreachable) -> Unreachable:
         self.down = self.down or error

@@ -20,6 +20,8 @@ from tests.helpers import DEEP_JSON
 from tests.oci import images
 from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, FAST_RETRY, IDENTITY_TOKEN, TOKEN_USER, Loopback,
                                 basic_credential, make_registries, token_credential, unique_repo)
+from tests.oci.proxy import Answer
+from tests.oci.servers import free_port
 
 
 def copy_into(loopback: Loopback, registries: Registries, target_host: str) -> tuple[images.Image, str, object]:
@@ -294,6 +296,25 @@ def test_a_token_service_that_gives_no_answer_is_the_one_to_check_not_the_regist
         f"after {FAST_RETRY.tries} tries (ConnectError: [Errno 111] Connection refused)\n"
         "hint: check that the token service at https://auth.example/token runs: registry.example answers, and sends "
         "clients there for a token")
+
+
+def test_every_image_failed_by_a_token_service_that_gives_no_answer_says_to_check_it(
+        proxies: Loopback, registries: Registries) -> None:
+    """The first image waits for the tries; the next is not asked, and says what to check all the same."""
+    host, realm = proxies.upstream_proxy.host, f"http://127.0.0.1:{free_port()}/token"
+    challenge = Answer(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="registry"'}, b"")
+    proxies.upstream_proxy.routes.append(lambda method, path: challenge)
+    first, second = unique_repo("upstream"), unique_repo("upstream")
+    target = f"{proxies.target.host}/{unique_repo('mirror')}"
+    with Copier(registries) as copier:
+        failed = [copier.ensure(f"{host}/{repo}:v1", f"{target}:{tag}") for repo, tag in ((first, "1"), (second, "2"))]
+    refused = f"connection failed after {FAST_RETRY.tries} tries (ConnectError: [Errno 111] Connection refused)"
+    hint = f"hint: check that the token service at {realm} runs: {host} answers, and sends clients there for a token"
+    assert [(result.status, result.error) for result in failed] == [
+        ("failed", f"{host}: get a token from {realm} for repository:{first}:pull: {refused}\n{hint}"),
+        ("failed", f"{host}/{second}: resolve tag v1: not asked: the registry gave no answer earlier in this run: "
+                   f"{refused}\n{hint}"),
+    ]
 
 
 def test_a_token_answer_nested_too_deep_holds_no_token() -> None:
