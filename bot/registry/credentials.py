@@ -180,16 +180,20 @@ def run_credential_helper(name: str, server: str, source: str) -> Credential | N
 
 
 def _helper_answer(stdout: bytes) -> tuple[str, str]:
-    """The `Username` and `Secret` of a helper's JSON answer; a ValueError for anything else (bytes that are not
-    UTF-8 too)."""
+    """The `Username` and `Secret` of a helper's JSON answer, a null read as empty (as Docker's Go decoder reads it);
+    a ValueError for anything else (bytes that are not UTF-8 too)."""
     try:
         answer = jsontext.loads(stdout)
-        username, secret = answer["Username"], answer["Secret"]
+        username, secret = _null_as_empty(answer["Username"]), _null_as_empty(answer["Secret"])
     except (KeyError, TypeError):
         raise ValueError("not a helper's answer") from None
     if not isinstance(username, str) or not isinstance(secret, str):
         raise ValueError("not a helper's answer")
     return username, secret
+
+
+def _null_as_empty(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def _helper_failure(program: str, server: str, exit_code: int) -> str:

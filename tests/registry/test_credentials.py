@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError, RehomeError
-from bot.registry.credentials import ANONYMOUS, CredentialHelperError, CredentialStore, run_credential_helper
+from bot.registry.credentials import (
+    ANONYMOUS, Credential, CredentialHelperError, CredentialStore, run_credential_helper,
+)
+from bot.registry.secret import Secret
 from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, install_credential_helper
 
 HOST = "registry.example"
@@ -58,7 +61,8 @@ def test_wrong_shapes_name_the_file_and_the_key(tmp_path: Path, text: str, messa
 
 
 @pytest.mark.parametrize("text", ["null", "{}", '{"auths": null, "credHelpers": null, "credsStore": ""}',
-                                  '{"auths": {"registry.example": {}}, "currentContext": "default"}'])
+                                  '{"auths": {"registry.example": {}}, "currentContext": "default"}',
+                                  '{"auths": {"registry.example": {"username": null, "password": null, "auth": null}}}'])
 def test_empty_and_null_settings_mean_no_credentials(tmp_path: Path, text: str) -> None:
     store, _ = store_with_config(tmp_path, text)
     assert store.lookup(HOST) == ANONYMOUS
@@ -74,7 +78,7 @@ def test_a_folder_where_the_file_belongs_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("answer", [
     b"not JSON", b'{"Username": "u"}', b'["u", "s"]', b'{"Username": "u", "Secret": 5}',
-    b'{"Username": null, "Secret": "s"}', pytest.param(b'{"Username": "b\xfc", "Secret": "s"}', id="not-utf-8"),
+    b'{"Username": false, "Secret": "s"}', pytest.param(b'{"Username": "b\xfc", "Secret": "s"}', id="not-utf-8"),
     pytest.param(DEEP_JSON.encode(), id="nested-too-deep"),
 ])
 def test_a_helper_answer_that_is_not_its_json_is_named(tmp_path: Path, monkeypatch, answer: bytes) -> None:
@@ -83,6 +87,19 @@ def test_a_helper_answer_that_is_not_its_json_is_named(tmp_path: Path, monkeypat
     with pytest.raises(RehomeError) as caught:
         run_credential_helper("odd", HOST, "config.json credHelpers")
     assert str(caught.value) == f"{HOST}: credentials: docker-credential-odd get printed something that is not its JSON answer"
+
+
+@pytest.mark.parametrize(("answer", "credential"), [
+    (b'{"Username": null, "Secret": "s3"}', Credential("", Secret("s3"), None, "config.json credHelpers")),
+    # an empty secret is no credentials, whether said "" or null
+    (b'{"Username": "bot", "Secret": null}', None),
+    (b'{"Username": null, "Secret": null}', None),
+])
+def test_a_null_in_a_helper_answer_is_read_as_empty_as_docker_reads_it(tmp_path: Path, monkeypatch, answer: bytes,
+                                                                         credential: Credential | None) -> None:
+    (tmp_path / "answer").write_bytes(answer)
+    install_credential_helper(tmp_path, monkeypatch, "nulls", f"cat '{tmp_path / 'answer'}'")
+    assert run_credential_helper("nulls", HOST, "config.json credHelpers") == credential
 
 
 @pytest.mark.parametrize("said", ["credentials not found in native keychain", " credentials not found in native keychain\r"])
