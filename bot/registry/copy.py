@@ -151,7 +151,10 @@ class Copier:
         target = _Repo(self.registries.get(target_ref.domain), target_ref.path)
         reference = target_reference(source_ref, target_ref) or target_ref.digest or source_ref.digest
         assert reference is not None  # an untagged reference has a digest
-        existing = manifests.find_manifest(target.registry, target.path, reference, "check target")
+        # A web server's 404 at the target is found out by the real run's upload; a dry run uploads nothing, so
+        # its lookup is where a destination that is no registry shows.
+        existing = manifests.find_manifest(target.registry, target.path, reference, "check target",
+                                           sure_of_registry=not self.options.dry_run)
         # A source without a pull quota is asked for the manifest itself at once when the target lacks it;
         # from one with a quota, the digest is looked up first by HEAD (free), and fetched only when needed.
         fetch_now = existing is None and not source.registry.meters_pulls

@@ -73,13 +73,22 @@ def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
 
 
+API_VERSION_HEADER = "Docker-Distribution-API-Version"
+
+
+def sent_by_a_registry(response: httpx.Response) -> bool:
+    """An answer that shows a registry sent it: the registry API's version header, or an OCI error body (a registry's
+    404 names what it lacks: MANIFEST_UNKNOWN, NAME_UNKNOWN)."""
+    return API_VERSION_HEADER in response.headers or bool(error_codes(response))
+
+
 def speaks_registry_api(response: httpx.Response, *, header_required: bool = False) -> bool:
     """A registry answers `/v2/` with a challenge (401), or with 200 and its API version header. The header is only
     a SHOULD of the spec, and some registries leave it out: a 200 with a JSON body passes too, unless
     `header_required` (the host already gave an answer no registry gives)."""
     if response.status_code != 200:
         return response.status_code == 401
-    if "Docker-Distribution-API-Version" in response.headers:
+    if API_VERSION_HEADER in response.headers:
         return True
     if header_required:
         return False

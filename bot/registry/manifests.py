@@ -13,7 +13,7 @@ import httpx
 from bot import jsontext
 from bot.registry.client import RETRY_STATUSES, Registry
 from bot.registry.errors import (
-    NotARegistry, NotFound, RegistryError, RetryableError, not_a_registry, speaks_registry_api,
+    NotARegistry, NotFound, RegistryError, RetryableError, not_a_registry, sent_by_a_registry, speaks_registry_api,
 )
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -187,10 +187,19 @@ def get_manifest(registry: Registry, repo: str, reference: str) -> Manifest:
     return _manifest_from(registry, repo, reference, step, _manifest_response(registry, repo, reference, step))
 
 
-def find_manifest(registry: Registry, repo: str, reference: str, step: str) -> Manifest | None:
-    """`get_manifest`, or None when the registry does not have it."""
+def find_manifest(registry: Registry, repo: str, reference: str, step: str, *,
+                  sure_of_registry: bool = True) -> Manifest | None:
+    """`get_manifest`, or None when the registry does not have it. Not `sure_of_registry`: a 404 that shows no sign
+    of a registry's (`sent_by_a_registry`) is a `NotARegistry` error when `/v2/` does not answer as a registry's
+    either (a web server answers 404 for every path); a registry's own 404 costs no request more."""
     response = _manifest_response(registry, repo, reference, step)
-    return None if response.status_code == 404 else _manifest_from(registry, repo, reference, step, response)
+    if response.status_code != 404:
+        return _manifest_from(registry, repo, reference, step, response)
+    if not sure_of_registry and not sent_by_a_registry(response):
+        elsewhere = unlike_a_registry(registry, repo, step, 404)
+        if elsewhere is not None:
+            raise elsewhere
+    return None
 
 
 def _manifest_response(registry: Registry, repo: str, reference: str, step: str) -> httpx.Response:

@@ -301,6 +301,18 @@ def test_a_web_server_at_the_target_address_is_said_to_be_no_registry(
     assert proxies.target_proxy.count("GET", "^/v2/$") == 1
 
 
+@pytest.mark.parametrize("page", [WEB_SERVERS["404 page"], Answer(404, {}, b"")], ids=["404 page", "empty 404"])
+def test_a_dry_run_says_a_web_server_at_the_target_address_is_no_registry_not_that_the_image_is_missing(
+        loopback: Loopback, proxies: Loopback, registries: Registries, page: Answer) -> None:
+    host, src = proxies.target_proxy.host, upstream_image(loopback, images.image((100,)))
+    proxies.target_proxy.routes.append(lambda method, path: page)
+    source, target = f"{loopback.upstream.host}/{src}:v1", f"{host}/w/x:v1"
+    with Copier(registries, CopyOptions(dry_run=True)) as dry:
+        result = dry.ensure(source, target)
+    assert result == CopyResult(source, target, "failed", error=f"{host}/w/x: {no_registry_at(host, 'check target', 404)}")
+    assert proxies.target_proxy.requests == [("GET", "/v2/w/x/manifests/v1"), ("GET", "/v2/")]
+
+
 def test_a_registry_that_leaves_out_the_api_header_and_sends_manifests_as_json_is_copied_from(
         loopback: Loopback, proxies: Loopback, registries: Registries) -> None:
     proxy, image = proxies.upstream_proxy, images.image((100,))
