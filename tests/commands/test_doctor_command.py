@@ -167,19 +167,37 @@ def test_a_web_server_at_a_source_address_is_said_to_be_no_registry(
         "host name and port: no registry answers there)")
 
 
-def test_a_json_service_at_the_destination_address_fails_the_push_as_no_registry(
-        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+HEALTH = Answer(200, {"Content-Type": "application/json"}, b'{"status": "ok"}')
+
+
+@pytest.mark.parametrize("elsewhere", [
+    HEALTH,  # the same JSON for every path
+    Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>"),
+    Answer(405, {"Content-Type": "text/html"}, b"<html><body>Method Not Allowed</body></html>"),
+], ids=["JSON everywhere", "404 page", "405 page"])
+def test_a_json_service_at_the_destination_address_is_no_registry(
+        proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        elsewhere: Answer) -> None:
     host, (source, source_ok) = proxies.target_proxy.host, present_source(proxies)
-    health = Answer(200, {"Content-Type": "application/json"}, b'{"ok": true}')
-    proxies.target_proxy.routes.append(lambda method, path: health)
+    proxies.target_proxy.routes.append(lambda method, path: HEALTH if path == "/v2/" else elsewhere)
     assert doctor_lines(capsys, monkeypatch, f"{host}/team", source) == [
         f"ok      credentials: {host}: anonymous (no credentials found)",
-        f"ok      registry: http://{host}/v2/ answers",
-        f"ok      repository: {host}/team exists",
-        f"failed  push: {host}/team/rehome-doctor: start blob upload: {host} does not speak the registry API: "
-        f"http://{host}/v2/ answered HTTP 200, not as a registry does (fix: check the host name: DEST must start with a "
-        "container registry's host)",
+        f"failed  registry: {host} does not speak the registry API: http://{host}/v2/ answered HTTP 200, not as a "
+        "registry does (fix: check the host name: DEST must start with a container registry's host)",
         source_ok,
+    ]
+
+
+def test_a_registry_that_leaves_out_the_api_header_passes_the_registry_check(
+        proxies: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its `/v2/` answers JSON without the header; its tag list answers as a registry's."""
+    host, dest = proxies.target_proxy.host, f"{proxies.target_proxy.host}/{unique_repo('mirror')}"
+    proxies.target_proxy.routes.append(lambda method, path: HEALTH if path == "/v2/" else None)
+    assert main(["doctor", "--to", dest, "--source", present_source(proxies)[0]]) == 0
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        f"ok      credentials: {host}: anonymous (no credentials found)",
+        f"ok      registry: http://{host}/v2/ answers",
+        f"ok      repository: {dest} has no images yet; the registry creates repositories on first push",
     ]
 
 
