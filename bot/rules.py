@@ -198,7 +198,8 @@ def _apply_extends(rules: dict[str, Rule], raw: dict[str, dict[str, Any]]) -> di
     return out
 
 
-def _rule_files(directory: Path) -> Iterable[Path]:
+def rule_files(directory: Path) -> Iterable[Path]:
+    """The rule files a rules folder holds: its own `*.yaml` and `*.yml` files, not its folders'."""
     if not directory.is_dir():
         raise ConfigError(f"{directory}: rules directory not found")
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
@@ -211,7 +212,7 @@ def load_rules(extra_dirs: Iterable[Path] = (), *, validate_builtin: bool = Fals
     sources: dict[str, Path] = {}
     for directory in [data_dir("rules"), *extra_dirs]:
         builtin = not sources and directory == data_dir("rules")
-        for path in _rule_files(directory):
+        for path in rule_files(directory):
             raw[path.stem] = _read_builtin_rule_file(path) if builtin else _read_rule_file(path)
             if validate_builtin or not builtin:
                 validate_rule(path, raw[path.stem])

@@ -8,14 +8,17 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bot import jsontext, textfile
+from bot.config import config_folder, load_config
 from bot.errors import RehomeError, UsageError
 from bot.output import plural
 from bot.pulls import bigquery
+from bot.rules import rule_files
 
 log = logging.getLogger("rehome")
 
@@ -68,39 +71,84 @@ def inputs_of(args: argparse.Namespace) -> dict[str, InputValue]:
     """The journal's `inputs` for a sweep with these flags: INPUTS' values, and the fingerprints of
     the files and folders FILE_INPUTS name. One that cannot be read is a UsageError naming it."""
     flags: dict[str, InputValue] = {name: getattr(args, name, None) for name in INPUTS}
-    return {**flags, **{_fingerprint_key(name): _fingerprint(name, flags[name]) for name in FILE_INPUTS}}
+    return {**flags, **{_fingerprint_key(name): _fingerprint(name, flags[name], args) for name in FILE_INPUTS}}
 
 
 def _fingerprint_key(name: str) -> str:
     return f"{name}_sha256"
 
 
-def _fingerprint(name: str, value: InputValue) -> str | None:
-    """sha256 over what the flag's paths hold, in their order: a file's bytes; a folder's files in the
-    order of their paths in it, each path with its file's digest. None when the flag names no file."""
+def _fingerprint(name: str, value: InputValue, args: argparse.Namespace) -> str | None:
+    """sha256 over what the sweep reads from the flag's paths, in their order: a file's bytes; a
+    folder's files in the order of their paths in it, each path with its file's digest. None when
+    the flag names no file."""
     paths = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     paths = [path for path in paths if not bigquery.is_bigquery(path)]
     if not paths:
         return None
     digest = hashlib.sha256()
     for path in map(Path, paths):
-        for relative, file in _files_in(name, path):
-            digest.update(f"{relative}\0{_file_sha256(name, file)}\n".encode())
+        for relative, file in _read_from(name, path, args):
+            digest.update(os.fsencode(relative) + b"\0" + _file_sha256(name, file).encode() + b"\n")
     return digest.hexdigest()
 
 
-def _files_in(name: str, path: Path) -> list[tuple[str, Path]]:
-    """The file itself, or the folder's files (and those of its folders), by their paths in it."""
+def _read_from(name: str, path: Path, args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+    """The files the sweep reads from what the flag names, by their paths in it: a file itself; a
+    --rules folder's rule files (nothing else in it is read); a --templates folder's files (any may be
+    included by another); and with --config, the rules and templates folders the file names too,
+    unless --rules or --templates replaces them."""
     if not path.is_dir():
-        return [(".", path)]
+        yield ".", path
+        if name == "config":  # read once the file itself has been: one that cannot be is said so first
+            yield from _config_folders(path, args)
+    else:
+        yield from _rule_files(name, path) if name == "rules" else _files_in(name, path)
+
+
+def _config_folders(path: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    config = load_config(path)
     files: list[tuple[str, Path]] = []
+    for key, read in (("rules", _rule_files), ("templates", _files_in)):
+        folder = None if getattr(args, key, None) else config_folder(config, key)
+        if folder is not None:
+            files += [(f"{key}/{relative}", file) for relative, file in read("config", folder)]
+    return files
+
+
+def _rule_files(name: str, folder: Path) -> list[tuple[str, Path]]:
+    try:
+        return [(file.name, file) for file in rule_files(folder)]
+    except OSError as exc:
+        raise _unreadable(name, Path(exc.filename or folder), exc) from None
+
+
+def _files_in(name: str, folder: Path) -> list[tuple[str, Path]]:
+    """The folder's files, and those of its folders (followed where they are links, as the templates'
+    loader follows them, each folder once), by their paths in it. A pipe or device is no template."""
+    files: list[tuple[str, Path]] = []
+    seen: set[str] = set()
 
     def refuse(exc: OSError) -> None:
-        raise _unreadable(name, Path(exc.filename or path), exc)
+        raise _unreadable(name, Path(exc.filename or folder), exc)
 
-    for folder, _, names in os.walk(path, onerror=refuse):
-        files += [(Path(folder, file).relative_to(path).as_posix(), Path(folder, file)) for file in names]
+    for inside, folders, names in os.walk(folder, onerror=refuse, followlinks=True):
+        if os.path.realpath(inside) in seen:  # a link back up the tree, or a second link to one folder
+            folders.clear()
+            continue
+        seen.add(os.path.realpath(inside))
+        files += [(Path(inside, file).relative_to(folder).as_posix(), Path(inside, file)) for file in names
+                  if not _special(Path(inside, file))]
     return sorted(files)
+
+
+def _special(file: Path) -> bool:
+    """A pipe, socket or device: reading one could wait for ever. (One that cannot be looked at is
+    read, to say why.)"""
+    try:
+        return not stat.S_ISREG(file.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _file_sha256(name: str, file: Path) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 
 import pytest
 
@@ -197,3 +198,65 @@ def test_a_file_a_flag_names_that_cannot_be_read_for_the_journal_is_a_usage_erro
         inputs_of(_sweep_args(config=str(tmp_path / "missing.yaml")))
     assert str(refused.value) == (f"--config: {tmp_path / 'missing.yaml'}: cannot read it to record its contents in "
                                   "--state: No such file or directory")
+
+
+def _fingerprints(flags: argparse.Namespace) -> dict[str, str | None]:
+    return {name: value for name, value in inputs_of(flags).items() if name.endswith("_sha256")}  # type: ignore[misc]
+
+
+def test_a_rules_folder_is_fingerprinted_by_its_rule_files_alone(tmp_path):
+    """What rehome reads of a --rules folder is its own *.yaml and *.yml files: a README, a folder, an
+    editor's lock file (a link to nowhere) or a file that cannot be read beside them changes no input."""
+    rules = write_tree(tmp_path / "rules", {"a.yaml": "a\n", "b.yml": "b\n"})
+    flags = _sweep_args(rules=[str(rules)])
+    before = _fingerprints(flags)
+    write_tree(rules, {"README.md": "our rules\n", "old/c.yaml": "c\n", "notes.txt": "x\n"})
+    (rules / ".#a.yaml").symlink_to("root@host.1234:1700000000")
+    (rules / "drafts").mkdir()
+    (rules / "drafts" / "gone.yaml").symlink_to(tmp_path / "gone.yaml")
+    assert _fingerprints(flags) == before
+    (rules / "b.yml").write_text("b2\n")
+    path = tmp_path / "state.jsonl"
+    StateJournal(path).record(Outcome("acme/a", "done", None, "h", None, "2026-11-26T10:00:00Z", inputs_of(flags)))
+    (rules / "a.yaml").write_text("a2\n")
+    assert StateJournal(path).run_again_notice(["acme/a"], inputs_of(flags)) == (
+        f"{path}: 1 repository finished with other flags runs again (the contents of --rules)")
+
+
+def test_the_rules_and_templates_folders_a_config_file_names_are_part_of_its_contents(tmp_path):
+    config = tmp_path / "ci" / "rehome.yaml"
+    write_tree(tmp_path / "ci", {"rehome.yaml": "rules: rules\ntemplates: ../tpl\n", "rules/a.yaml": "a\n"})
+    write_tree(tmp_path / "tpl", {"pr_title.j2": "Mirror images\n"})
+    flags = _sweep_args(config=str(config))
+    before = _fingerprints(flags)["config_sha256"]
+    (tmp_path / "tpl" / "pr_title.j2").write_text("Mirror our images\n")
+    edited = _fingerprints(flags)["config_sha256"]
+    (tmp_path / "ci" / "rules" / "a.yaml").write_text("a2\n")
+    assert len({before, edited, _fingerprints(flags)["config_sha256"]}) == 3
+    # Folders that --rules and --templates replace are not read, so they are no input.
+    rules, templates = write_tree(tmp_path / "r", {"r.yaml": "r\n"}), write_tree(tmp_path / "t", {"x.j2": "x\n"})
+    replaced = _sweep_args(config=str(config), rules=[str(rules)], templates=str(templates))
+    alone = _fingerprints(replaced)["config_sha256"]
+    (tmp_path / "tpl" / "pr_title.j2").write_text("Mirror images again\n")
+    (tmp_path / "ci" / "rules" / "a.yaml").write_text("a3\n")
+    assert _fingerprints(replaced)["config_sha256"] == alone == hashlib.sha256(
+        b".\0" + hashlib.sha256(config.read_bytes()).hexdigest().encode() + b"\n").hexdigest()
+
+
+def test_a_templates_folder_is_fingerprinted_through_its_links_whatever_its_file_names(tmp_path):
+    """A linked folder's files are templates too (edited there, they change the input); a link back up
+    the tree is read once, a name that is not UTF-8 is a name, and a pipe is not waited on."""
+    shared = write_tree(tmp_path / "shared", {"footer.j2": "-- the platform team\n"})
+    templates = write_tree(tmp_path / "templates", {"pr_title.j2": "Mirror images\n"})
+    (templates / "parts").symlink_to(shared)
+    (templates / "parts" / "loop").symlink_to(templates)
+    (templates / os.fsdecode(b"caf\xe9.j2")).write_text("latin-1\n")
+    os.mkfifo(templates / "pipe")
+    flags = _sweep_args(templates=str(templates))
+    before = _fingerprints(flags)["templates_sha256"]
+    assert before == hashlib.sha256(b"".join(
+        name + b"\0" + hashlib.sha256(data).hexdigest().encode() + b"\n" for name, data in (
+            (b"caf\xe9.j2", b"latin-1\n"), (b"parts/footer.j2", b"-- the platform team\n"),
+            (b"pr_title.j2", b"Mirror images\n")))).hexdigest()
+    (shared / "footer.j2").write_text("-- the mirror team\n")
+    assert _fingerprints(flags)["templates_sha256"] != before
