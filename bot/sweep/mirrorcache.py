@@ -8,8 +8,9 @@ import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from bot import mirror
+from bot import imageref, mirror
 from bot.mirror import MirrorImage, MirrorOptions
+from bot.registry.copy import target_reference
 
 Key = tuple[str, str]
 
@@ -22,7 +23,8 @@ class SharedMirror:
         self._lock = threading.Lock()
         self._done: dict[Key, MirrorImage] = {}
         self._pending: dict[Key, threading.Event] = {}
-        self._claims: dict[str, tuple[str, str | None]] = {}  # target → (its source, the repository that asked first)
+        # The mirror tag a copy writes → (its source, the repository that asked first).
+        self._claims: dict[str, tuple[str, str | None]] = {}
         self.calls = 0  # how many times the real mirror step ran (for reports and tests)
 
     def _ensure(self, moves: Sequence[Key], options: MirrorOptions, *,
@@ -75,16 +77,43 @@ class SharedMirror:
         return sorted(results, key=lambda image: (image.source, image.target))
 
     def _claim(self, moves: Sequence[Key], repo: str | None) -> tuple[list[Key], list[MirrorImage]]:
-        """Claims each move's target for its source (under the lock): the moves (once each) whose
-        target is their source's, and a failed result for each whose target another source has."""
+        """Claims the tag each move's copy writes for its source (under the lock): the moves (once each)
+        whose tag is their source's, or that write none (a copy by digest overwrites nothing), and a
+        failed result for each whose tag another source has."""
         wanted: list[Key] = []
         clashes: list[MirrorImage] = []
         for source, target in dict.fromkeys(moves):
-            first, first_repo = self._claims.setdefault(target, (source, repo))
-            if first == source:
+            written = _tag_written(source, target)
+            first, first_repo = self._claims.setdefault(written, (source, repo)) if written else (source, repo)
+            if _same_image(first, source):
                 wanted.append((source, target))
             else:
                 clashes.append(MirrorImage(source, target, None, (), "failed", 0, None, (
                     f"the mappings give {source} and {first} (moved by {first_repo or 'another repository'}) one "
                     f"mirror name, {target}; change one of the mappings to keep them apart")))
         return wanted, clashes
+
+
+def _tag_written(source: str, target: str) -> str | None:
+    """The mirror tag the copy writes, whatever the spelling (`x` is `x:latest`, hosts are alike in any
+    case); None when it writes none, copying by digest alone."""
+    source_ref, target_ref = imageref.parse_or_none(source), imageref.parse_or_none(target)
+    if source_ref is None or target_ref is None:
+        return target
+    tag = target_reference(source_ref, target_ref)
+    return f"{target_ref.domain.lower()}/{target_ref.path}:{tag}" if tag is not None else None
+
+
+def _same_image(first: str, other: str) -> bool:
+    """The same image by name and tag, however spelt: `docker.io/library/redis` is `…/redis:latest`,
+    and a digest pinning the tag is left to the copy's own check."""
+    return _named(first) == _named(other)
+
+
+def _named(source: str) -> str:
+    ref = imageref.parse_or_none(source)
+    if ref is None:
+        return source
+    if ref.tag is None and ref.digest is None:
+        return str(ref.with_tag("latest"))
+    return str(ref.with_digest(None)) if ref.tag is not None else str(ref)

@@ -239,6 +239,34 @@ def test_a_source_another_already_sends_to_its_target_fails_naming_both_and_is_n
     assert [(i.source, i.target) for i in shared.images] == [("a", "m/x"), ("b", "m/b")]
 
 
+def test_a_target_is_claimed_by_the_tag_its_copy_writes_and_a_source_by_its_name_and_tag_however_spelt() -> None:
+    """`redis` is `redis:latest` (the same image, and the same mirror tag); a target host in another case is
+    the same host; a copy by digest alone writes no tag, so overwrites nothing; a digest pinning a tag
+    is that tag's image, left to the copy's own check."""
+    pinned = "sha256:" + "b" * 64
+    moves = {"acme/one": [("docker.io/library/redis", "m.example/m/redis"),
+                          ("quay.io/x/app", "m.example/m/x/app"),
+                          ("quay.io/x/web:1", "M.Example/m/x/web:1"),
+                          (f"quay.io/x/db@{pinned}", f"m.example/m/x/db@{pinned}"),
+                          ("docker.io/library/nginx:1.27", "m.example/m/nginx:1.27")],
+             "acme/two": [("docker.io/library/redis:latest", "m.example/m/redis:latest"),
+                          ("docker.io/x/app:latest", "m.example/m/x/app:latest"),
+                          ("docker.io/x/web:1", "m.example/m/x/web:1"),
+                          (f"docker.io/x/db@{pinned}", f"m.example/m/x/db@{pinned}"),
+                          (f"docker.io/library/nginx:1.27@{pinned}", f"m.example/m/nginx:1.27@{pinned}")]}
+    shared = SharedMirror(GatedMirrorStep(timeout=0))
+    [found] = [[(i.source, i.status, i.error) for i in shared(moves[repo], MirrorOptions(), repo=repo)]
+               for repo in moves][1:]
+    assert found == [
+        (f"docker.io/library/nginx:1.27@{pinned}", "copied", None),
+        ("docker.io/library/redis:latest", "copied", None),
+        ("docker.io/x/app:latest", "failed", "the mappings give docker.io/x/app:latest and quay.io/x/app (moved by "
+         "acme/one) one mirror name, m.example/m/x/app:latest; change one of the mappings to keep them apart"),
+        (f"docker.io/x/db@{pinned}", "copied", None),
+        ("docker.io/x/web:1", "failed", "the mappings give docker.io/x/web:1 and quay.io/x/web:1 (moved by acme/one) "
+         "one mirror name, m.example/m/x/web:1; change one of the mappings to keep them apart")]
+
+
 def test_two_repositories_whose_mappings_send_two_images_to_one_target_copy_only_the_first(
         org: Org, capsys, tmp_path, loopback, ensured) -> None:
     """acme/m-a moves q/PREFIX/nginx:1.27 to x/q/PREFIX/nginx:1.27; acme/m-b's mapping sends PREFIX/nginx:1.27,
