@@ -159,6 +159,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
                        inputs)
     bar = not args.no_progress and sys.stderr.isatty()
     with SweepProgress(total, bar) as progress:
+        interrupts.running = progress.running
         for entry in unreadable:
             progress.done(entry)
         swept = sweep(readable, ctx, args.jobs, interrupts.event, on_start=progress.started,

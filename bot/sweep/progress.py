@@ -48,6 +48,11 @@ class SweepProgress:
             self._bar.update(self._task, completed=self.finished, done=self.finished - self.failed,
                              failed=self.failed, left=self.total - self.finished, current=current)
 
+    def running(self) -> int:
+        """How many repositories have started and not finished. Without the lock: a signal handler
+        asks, in the main thread, which may be holding it."""
+        return len(self._running)
+
     def started(self, name: str) -> None:
         with self._lock:
             self._running.append(name)

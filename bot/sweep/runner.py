@@ -231,10 +231,6 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupt
     waiting = list(reversed(repos))
     journal_error: JournalError | None = None
 
-    def task(repo: RepoInfo) -> RepoEntry:
-        on_start(repo.full_name)
-        return work(repo)
-
     def stopping() -> bool:
         return interrupted.is_set() or journal_error is not None
 
@@ -242,7 +238,9 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupt
         running: set[Future[RepoEntry]] = set()
         while running or (waiting and not stopping()):
             while waiting and len(running) < max(1, jobs) and not stopping():
-                running.add(pool.submit(task, waiting.pop()))
+                repo = waiting.pop()
+                on_start(repo.full_name)  # here, not in its thread: a signal then knows it is running
+                running.add(pool.submit(work, repo))
             finished, running = wait(running, timeout=POLL, return_when=FIRST_COMPLETED)
             if interrupted.is_set():  # a repository waiting for the rate limit's reset fails now
                 ctx.limiter.interrupt()
@@ -272,6 +270,8 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        # How many repositories run now (the sweep's progress counts them), for what a signal says it waits for.
+        self.running: Callable[[], int] = lambda: 0
         self._raising = False
         self._settled = False
 
@@ -299,13 +299,17 @@ class Interrupts:
     def _handle(self, signum: int, frame: object) -> None:
         if self._raising:
             raise KeyboardInterrupt
+        name = signal.Signals(signum).name
         if self._settled:
             log.warning("%s: every repository has finished: the sweep writes its summary and reports and ends as it "
-                        "would have", signal.Signals(signum).name)
+                        "would have", name)
             return
-        if not self.event.is_set():
+        if not self.running():  # none left to wait for: before the first starts, or once the last has finished
+            log.warning("%s: starting no other repository; none is running: the sweep writes its summary and "
+                        "reports, which say it was interrupted", name)
+        elif not self.event.is_set():
             log.warning("%s: starting no other repository; waiting for those running to finish "
-                        "(a push is never cut short)", signal.Signals(signum).name)
+                        "(a push is never cut short)", name)
         else:
             log.warning("still waiting for the repositories running to finish (SIGKILL ends the sweep now; "
                         "a rerun with the same --state runs them again)")

@@ -540,7 +540,8 @@ def test_a_signal_once_every_repository_has_finished_but_before_the_summary_is_a
 
     code, result, after = _sweep_with_sigterm_after(capsys, org, tmp_path, monkeypatch, sweep_command, "sweep")
     assert (code, result["interrupted"], result["not_reached"], after) == (130, True, 0, [
-        "SIGTERM: starting no other repository; waiting for those running to finish (a push is never cut short)",
+        "SIGTERM: starting no other repository; none is running: the sweep writes its summary and "
+        "reports, which say it was interrupted",
         "rehome: interrupted"])
 
 

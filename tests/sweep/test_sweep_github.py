@@ -166,7 +166,8 @@ def test_a_sweep_interrupted_once_its_repositories_are_listed_starts_none_and_wr
             process.wait()
     assert process.returncode == 130
     assert log.read_text() == f"4 repositories to sweep, 59 left out\n{said}\nrehome: interrupted\n"
-    assert said == "SIGTERM: starting no other repository; waiting for those running to finish (a push is never cut short)"
+    assert said == ("SIGTERM: starting no other repository; none is running: the sweep writes its summary and "
+                    "reports, which say it was interrupted")
     assert [r.path for r in org.github.requests] == [f"/orgs/{ORG}"] + [f"/orgs/{ORG}/repos"] * 3  # no repository's
     assert not state.exists()
     report = {"version": 1, "mode": "sweep", "destination": org.destination, "interrupted": True, "not_reached": 4,
