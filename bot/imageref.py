@@ -264,6 +264,43 @@ def parse_or_none(text: str) -> ImageRef | None:
         return None
 
 
+def target_reference(source: ImageRef, target: ImageRef) -> str | None:
+    """The tag a copy of `source` to `target` gives the mirror: the target's, else the source's, else
+    Docker's `latest` (None: by digest only)."""
+    if target.tag:
+        return target.tag
+    if target.digest:
+        return None
+    if source.tag:
+        return source.tag
+    return None if source.digest else "latest"
+
+
+def tag_written(source: str, target: str) -> str | None:
+    """The mirror tag a copy writes, whatever the spelling (`x` is `x:latest`, hosts are alike in any
+    case); None when it writes none, copying by digest alone. A text that is no reference is itself."""
+    source_ref, target_ref = parse_or_none(source), parse_or_none(target)
+    if source_ref is None or target_ref is None:
+        return target
+    tag = target_reference(source_ref, target_ref)
+    return f"{target_ref.domain.lower()}/{target_ref.path}:{tag}" if tag is not None else None
+
+
+def same_image(first: str, other: str) -> bool:
+    """The same image by name and tag, however spelt: `docker.io/library/redis` is `…/redis:latest`,
+    and a digest pinning the tag is left to the copy's own check."""
+    return _named(first) == _named(other)
+
+
+def _named(text: str) -> str:
+    ref = parse_or_none(text)
+    if ref is None:
+        return text
+    if ref.tag is None and ref.digest is None:
+        return str(ref.with_tag("latest"))
+    return str(ref.with_digest(None)) if ref.tag is not None else str(ref)
+
+
 def written_name(text: str) -> str:
     """The image name `text` starts with, as written (`python` in `python:${PY}-slim`); "" for none."""
     match = _ANCHORED_NAME_RE.match(text)

@@ -369,18 +369,21 @@ def _loopback_reason(source: imageref.ImageRef, destination: str) -> str | None:
 
 
 def _collisions(targets: dict[str, str]) -> dict[str, str]:
-    """Sources that a mapping (one without `{domain}`) gives the same mirror name as another source:
-    copying both would let one overwrite the other. Each, with why it does not move."""
+    """Sources that a mapping (one without `{domain}`) sends to the mirror tag another image's copy
+    writes (however spelt: `x` is `x:latest`): copying both would let one overwrite the other. Each,
+    with why it does not move. The same image spelt twice, or a copy by digest alone, clashes with none."""
     sources: dict[str, list[str]] = defaultdict(list)
     for source, target in targets.items():
-        sources[target].append(source)
+        written = imageref.tag_written(source, target)
+        if written is not None:
+            sources[written].append(source)
     reasons = {}
-    for target, same in sources.items():
-        if len(same) > 1:
-            for source in same:
-                others = ", ".join(sorted(s for s in same if s != source))
-                reasons[source] = (f"the mapping gives {source} and {others} one mirror name, {target}; "
-                                   "put {domain} in the mapping to keep them apart")
+    for same in sources.values():
+        for source in same:
+            others = sorted(s for s in same if not imageref.same_image(s, source))
+            if others:
+                reasons[source] = (f"the mapping gives {source} and {', '.join(others)} one mirror name, "
+                                   f"{targets[source]}; put {{domain}} in the mapping to keep them apart")
     return reasons
 
 

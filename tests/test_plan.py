@@ -183,6 +183,32 @@ def test_a_mapping_that_gives_two_images_one_mirror_name_moves_neither(tmp_path,
     ]
 
 
+def test_images_whose_copies_would_write_one_mirror_tag_clash_however_the_targets_are_spelt(tmp_path, capsys):
+    digest_a, digest_b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    write_tree(tmp_path, {
+        "rehome.yaml": "mapping: '{destination}/{path}'\n",
+        "Dockerfile": (f"FROM quay.io/x/app\nFROM docker.io/x/app:latest\n"  # both write x/app:latest
+                       f"FROM docker.io/library/redis\nFROM redis:latest\n"  # one image, spelt twice
+                       f"FROM quay.io/y/app@{digest_a}\nFROM docker.io/y/app@{digest_b}\n"),  # by digest: no tag
+    })
+    code, out, err = run_cli(capsys, "plan", str(tmp_path), "--to", DEST, "--format", "json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert [(m["source"], m["target"]) for m in plan["moves"]] == [
+        ("docker.io/library/redis", f"{DEST}/library/redis"),
+        ("docker.io/library/redis:latest", f"{DEST}/library/redis:latest"),
+        (f"docker.io/y/app@{digest_b}", f"{DEST}/y/app@{digest_b}"),
+        (f"quay.io/y/app@{digest_a}", f"{DEST}/y/app@{digest_a}"),
+    ]
+    why = "the mapping gives {} and {} one mirror name, {}; put {{domain}} in the mapping to keep them apart"
+    assert plan["unresolved"] == [
+        ref("Dockerfile", 1, 6, "dockerfile", "quay.io/x/app", "quay.io/x/app", "unresolved",
+            why.format("quay.io/x/app", "docker.io/x/app:latest", f"{DEST}/x/app")),
+        ref("Dockerfile", 2, 6, "dockerfile", "docker.io/x/app:latest", "docker.io/x/app:latest", "unresolved",
+            why.format("docker.io/x/app:latest", "quay.io/x/app", f"{DEST}/x/app:latest")),
+    ]
+
+
 def test_plan_and_rewrite_name_the_files_the_scan_could_not_read(tmp_path, capsys):
     write_tree(tmp_path, {
         "latin.yaml": b"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: alpine:3.19 # caf\xe9\n",

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot import jsontext
 from bot.errors import RehomeError, UsageError
-from bot.imageref import ImageRef, InvalidReference, parse
+from bot.imageref import ImageRef, InvalidReference, parse, target_reference
 from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSessions, UploadSettings
 from bot.registry.client import Registries, Registry, tries_after
@@ -63,17 +63,6 @@ class _Repo:
 
     def __str__(self) -> str:
         return f"{self.registry.domain}/{self.path}"
-
-
-def target_reference(source: ImageRef, target: ImageRef) -> str | None:
-    """The tag to give the copy: the target's, else the source's, else Docker's `latest` (None: by digest only)."""
-    if target.tag:
-        return target.tag
-    if target.digest:
-        return None
-    if source.tag:
-        return source.tag
-    return None if source.digest else "latest"
 
 
 def _no_such_image(source: _Repo, tag: str) -> NotFound:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 from bot import imageref, mirror
 from bot.mirror import MirrorImage, MirrorOptions
-from bot.registry.copy import target_reference
 
 Key = tuple[str, str]
 
@@ -83,9 +82,9 @@ class SharedMirror:
         wanted: list[Key] = []
         clashes: list[MirrorImage] = []
         for source, target in dict.fromkeys(moves):
-            written = _tag_written(source, target)
+            written = imageref.tag_written(source, target)
             first, first_repo = self._claims.setdefault(written, (source, repo)) if written else (source, repo)
-            if _same_image(first, source):
+            if imageref.same_image(first, source):
                 wanted.append((source, target))
             else:
                 clashes.append(MirrorImage(source, target, None, (), "failed", 0, None, (
@@ -93,27 +92,3 @@ class SharedMirror:
                     f"mirror name, {target}; change one of the mappings to keep them apart")))
         return wanted, clashes
 
-
-def _tag_written(source: str, target: str) -> str | None:
-    """The mirror tag the copy writes, whatever the spelling (`x` is `x:latest`, hosts are alike in any
-    case); None when it writes none, copying by digest alone."""
-    source_ref, target_ref = imageref.parse_or_none(source), imageref.parse_or_none(target)
-    if source_ref is None or target_ref is None:
-        return target
-    tag = target_reference(source_ref, target_ref)
-    return f"{target_ref.domain.lower()}/{target_ref.path}:{tag}" if tag is not None else None
-
-
-def _same_image(first: str, other: str) -> bool:
-    """The same image by name and tag, however spelt: `docker.io/library/redis` is `…/redis:latest`,
-    and a digest pinning the tag is left to the copy's own check."""
-    return _named(first) == _named(other)
-
-
-def _named(source: str) -> str:
-    ref = imageref.parse_or_none(source)
-    if ref is None:
-        return source
-    if ref.tag is None and ref.digest is None:
-        return str(ref.with_tag("latest"))
-    return str(ref.with_digest(None)) if ref.tag is not None else str(ref)
