@@ -351,14 +351,23 @@ class _Document:
         return _variables(self.root)
 
     def variables_holding(self, node: Node) -> set[str]:
-        """The variables the document gives the value `node` (of a job or the file, not a service's own)."""
-        return {name for name, values in self.variables.values.items() if id(node) in values}
+        """The variables the document gives the value `node` (of a job or the file, not a service's own), also
+        as an option equal to the variable's value."""
+        held = {id(node), *(id(choice) for choice in self._equal_choices(node))}
+        return {name for name, values in self.variables.values.items() if held & values.keys()}
 
     def equal_options(self, node: ScalarNode) -> list[dict[str, object]]:
-        """Where the `options:` beside the variable value `node` list it again (GitLab requires the value
-        to be one of them: it moves with them)."""
-        return [scalar_part(option, self.text, self.base) for option in self.variables.options.get(id(node), ())
-                if isinstance(option, ScalarNode) and option is not node and option.value == node.value]
+        """Where the variable value `node` is written again among its `options:`, or an option `node` is its
+        variable's value and the other options listing it (GitLab requires the value to be one of the
+        options: they move together)."""
+        return [scalar_part(choice, self.text, self.base) for choice in self._equal_choices(node)]
+
+    def _equal_choices(self, node: Node) -> list[ScalarNode]:
+        if not isinstance(node, ScalarNode):
+            return []
+        choices = {id(choice): choice for choice in self.variables.choices.get(id(node), ())}
+        return [choice for choice in choices.values()
+                if isinstance(choice, ScalarNode) and choice is not node and choice.value == node.value]
 
     def variable_service(self, node: ScalarNode, service: Found, variable: str, alone: bool,
                          raw: str) -> dict[str, object]:
@@ -402,11 +411,12 @@ def _literal_dollar_reason(value: str) -> str | None:
 @dataclasses.dataclass
 class _Variables:
     """The values a document gives variables (each by name, then node id), and of those written in the
-    expanded form (`NAME: {value: ..., options: [...], expand: false}`), the `options:` beside each (by
-    the value's node id), and those not expanded (node ids): a `$` in them is a `$`, naming no variable."""
+    expanded form (`NAME: {value: ..., options: [...], expand: false}`), the choices of each value and
+    option (by its node id: the value and the options beside it, of every variable listing it), and the
+    values not expanded (node ids): a `$` in them is a `$`, naming no variable."""
 
     values: dict[str, dict[int, Node]] = dataclasses.field(default_factory=dict)
-    options: dict[int, list[Node]] = dataclasses.field(default_factory=dict)
+    choices: dict[int, list[Node]] = dataclasses.field(default_factory=dict)
     not_expanded: set[int] = dataclasses.field(default_factory=set)
 
 
@@ -429,7 +439,9 @@ def _variables(root: Node) -> _Variables:
             not_expanded = isinstance(expand, ScalarNode) and not expand.style and expand.value.lower() in _FALSE
             for value in values:
                 if isinstance(options, SequenceNode):
-                    variables.options[id(value)] = options.value
+                    choices = [value, *options.value]
+                    for choice in choices:
+                        variables.choices.setdefault(id(choice), []).extend(choices)
                 if not_expanded:
                     variables.not_expanded.add(id(value))
     return variables
@@ -482,7 +494,7 @@ def _add_variable_services(document: _Document, found: list[tuple[ScalarNode, Fo
 
 def _add_variable_facts(document: _Document, node: ScalarNode, found: Found) -> None:
     """The variables the image is the value of (a service of another file may be named by them), and
-    the `options:` listing that value again, which a rewrite changes with it."""
+    where the value and its `options:` list it again, which a rewrite changes with it."""
     given = sorted(document.variables_holding(node))
     if given:
         found.edit["variables"] = given

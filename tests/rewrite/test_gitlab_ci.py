@@ -512,6 +512,24 @@ test:
         '"redis:7"', f'"{MIRROR}/redis:7"').replace("- ${CACHE}", "- name: ${CACHE}\n      alias: redis")
 
 
+def test_an_option_anchored_as_the_image_moves_with_the_value_it_equals(tmp_path, capsys):
+    # `image: *cache` reads the option: moved alone, it would leave the value out of the options.
+    before = """\
+variables:
+  CACHE:
+    value: redis:7
+    options: [&cache redis:7, redis:6.2]
+test:
+  image: *cache
+  services: [$CACHE]
+  script: [redis-cli -h redis ping]
+"""
+    summary = ONE_MOVED + "unresolved: .gitlab-ci.yml:7:14: $CACHE: contains a variable: $CACHE\n"
+    assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
+        "value: redis:7", f"value: {MIRROR}/redis:7").replace("&cache redis:7", f"&cache {MIRROR}/redis:7").replace(
+        "[$CACHE]", "[{name: $CACHE, alias: redis}]")
+
+
 TWO_MOVED = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  2\n"
              "1 file rewritten, 2 references moved\n")
 LITERAL_SERVICE = "unresolved: .gitlab-ci.yml:10:7: $LITERAL: contains a variable: $LITERAL\n"
