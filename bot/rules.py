@@ -59,6 +59,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "skip_if_sibling": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "services": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "anchor_holders": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
+        "literal_dollar": {"type": "boolean"},
     },
 }
 
@@ -88,6 +89,8 @@ class Rule:
     # GitLab hidden keys), or holding copies of images (GitLab variables): nothing under them
     # counts as a use of an anchor
     anchor_holders: tuple[str, ...] = ()
+    # `$$` is a `$` written out, not a variable (Compose, GitLab CI, Cloud Build)
+    literal_dollar: bool = False
 
     def selects(self, path: str) -> bool:
         return matches_any(path, self.files) and not (self.exclude_files and matches_any(path, self.exclude_files))
@@ -173,6 +176,7 @@ def _rule_from_data(kind: str, path: Path, data: dict[str, Any]) -> Rule:
         skip_if_sibling=tuple(data.get("skip_if_sibling", ())),
         services=tuple(data.get("services", ())),
         anchor_holders=tuple(data.get("anchor_holders", ())),
+        literal_dollar=data.get("literal_dollar", False),
     )
 
 

@@ -397,7 +397,7 @@ _LITERAL_DOLLAR_RE = re.compile(r"\$\$(?:\{\w+\}|\w+)?")
 
 
 def _literal_dollar_reason(value: str) -> str | None:
-    """Why a GitLab value with a `$$` (a `$` written out, passed on to the job as `$`) names no image:
+    """Why a value with a `$$` (a `$` written out, passed on as `$`) names no image:
     the first variable it names after all, or else the literal `$`; None without `$$`."""
     literal = _LITERAL_DOLLAR_RE.search(value)
     if literal is None:
@@ -534,7 +534,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
             found = found_at(hit.node, text, base, prefix=prefix)
-            if rule.services and (literal := _literal_dollar_reason(found.raw)) is not None:  # GitLab
+            if rule.literal_dollar and (literal := _literal_dollar_reason(found.raw)) is not None:
                 found = dataclasses.replace(found, unresolved=literal)
             if any(place.role == "service" for place in node_places):
                 found.edit.update(document.service_facts(hit.node, found.raw))
