@@ -107,6 +107,14 @@ def _unknown_host(exc: httpx.TransportError) -> bool:
     return isinstance(cause, socket.gaierror) and cause.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None))
 
 
+def _host_not_found(exc: httpx.TransportError) -> str:
+    """Which host's name did not resolve: the registry's, or another it sends clients to (its token service)."""
+    try:
+        return f"host {exc.request.url.host} not found"
+    except RuntimeError:  # an error raised without its request
+        return "host not found"
+
+
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
     tries: int = 5
@@ -270,7 +278,7 @@ class Registry:
                 response = send()
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
-                    raise self._gone_down(Unreachable(where, step, f"registry host not found ({exc})",
+                    raise self._gone_down(Unreachable(where, step, f"{_host_not_found(exc)} ({exc})",
                                                       unreachable_hint)) from None
                 what, why = transport_failure(exc)
                 tries = tries_after(exc, attempt, tries)

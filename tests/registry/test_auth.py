@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import stat
 import sys
 import time
@@ -315,6 +316,20 @@ def test_every_image_failed_by_a_token_service_that_gives_no_answer_says_to_chec
         ("failed", f"{host}/{second}: resolve tag v1: not asked: the registry gave no answer earlier in this run: "
                    f"{refused}\n{hint}"),
     ]
+
+
+def test_a_token_service_whose_host_name_does_not_resolve_is_named_not_the_registry() -> None:
+    unresolved = httpx.ConnectError("[Errno -2] Name or service not known")
+    unresolved.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    registries, asked = _token_outage([unresolved])
+    with registries, pytest.raises(Unreachable) as caught:
+        registries.get("registry.example").request("GET", "/v2/app/manifests/v1", repo="app", step="look")
+    assert str(caught.value) == (
+        "registry.example: get a token from https://auth.example/token for repository:app:pull: host auth.example not "
+        "found ([Errno -2] Name or service not known)\n"
+        "hint: check that the token service at https://auth.example/token runs: registry.example answers, and sends "
+        "clients there for a token")
+    assert asked == ["registry.example", "auth.example"]
 
 
 def test_a_token_answer_nested_too_deep_holds_no_token() -> None:
