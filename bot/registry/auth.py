@@ -64,7 +64,7 @@ class Retrying(Protocol):
     """`Registry.retrying`: send(), where, step -> the answer, retried as the registry's requests are."""
 
     def __call__(self, send: Callable[[], httpx.Response], where: str, step: str, *,
-                 unreachable_hint: str | None = None) -> httpx.Response: ...
+                 unreachable_hint: str | None = None, asked: str = "the registry") -> httpx.Response: ...
 
 
 def _token_refusal_hint(status: int, credential: Credential, where: str, source_only: bool) -> str | None:
@@ -148,7 +148,7 @@ class Authenticator:
         """The token service's answer, retried as the registry's are; no answer at all is the token service's
         failure, whose fix is not the registry's (which answered: it sent the challenge)."""
         hint = f"check that the token service at {realm} runs: {self.host} answers, and sends clients there for a token"
-        return self._retrying(send, self.host, step, unreachable_hint=hint)
+        return self._retrying(send, self.host, step, unreachable_hint=hint, asked="the registry's token service")
 
     def _fetch_token(self, challenge: Challenge, key: tuple[str, ...], where: str) -> _Token:
         realm = challenge.params.get("realm")

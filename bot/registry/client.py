@@ -214,6 +214,8 @@ class Registry:
         # Set when a request got no answer after every try: the rest of the run does not ask this registry
         # again (each of its images would wait as long for the same failure), it fails them at once.
         self.down: Unreachable | None = None
+        # What gave that failure no answer: the registry, or the token service it sends clients to.
+        self.down_asked = "the registry"
         # The pulls left when the warning that few are left was given; None until then.
         self.quota_warned_at: int | None = None
         self._lock = threading.Lock()
@@ -263,10 +265,11 @@ class Registry:
 
     def retrying(self, send: Callable[[], httpx.Response], where: str, step: str,
                  tries: int | None = None, *, interruptible: bool = True,
-                 unreachable_hint: str | None = None) -> httpx.Response:
+                 unreachable_hint: str | None = None, asked: str = "the registry") -> httpx.Response:
         """`send()` until it answers other than 429 or 5xx, or `tries` (default: the policy's) run out.
         A try that timed out is followed by one more at most. Not `interruptible`: sent after an interrupt too.
-        `unreachable_hint`: the hint of the error for no answer, and of every later request's in this run."""
+        `unreachable_hint`: the hint of the error for no answer, and of every later request's in this run, which
+        say that `asked` gave none."""
         tries = tries or self.retry.tries
         attempt = 0
         while attempt < tries:
@@ -279,14 +282,14 @@ class Registry:
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
                     raise self._gone_down(Unreachable(where, step, f"{_host_not_found(exc)} ({exc})",
-                                                      unreachable_hint)) from None
+                                                      unreachable_hint), asked) from None
                 what, why = transport_failure(exc)
                 tries = tries_after(exc, attempt, tries)
                 if attempt == tries:
                     failure = f"{with_tries(what, attempt)} ({why})"
                     if tries == 1:  # a streamed upload, sent once: the whole step may be tried again
                         raise retryable(exc, where, step, failure) from None
-                    raise self._gone_down(Unreachable(where, step, failure, unreachable_hint)) from None
+                    raise self._gone_down(Unreachable(where, step, failure, unreachable_hint), asked) from None
                 self.pause_before_retry(where, step, f"{what} ({why})", attempt, tries)
                 continue
             except httpx.TooManyRedirects:
@@ -322,13 +325,15 @@ class Registry:
         if down is None:
             return
         if tries_made:
-            raise Unreachable(where, step, f"gave up after {plural(tries_made, 'try', 'tries')}: the registry gave no "
-                                           f"answer to another request in this run: {down.detail}", down.hint)
-        raise Unreachable(where, step, f"not asked: the registry gave no answer earlier in this run: {down.detail}",
-                          down.hint)
+            raise Unreachable(where, step, f"gave up after {plural(tries_made, 'try', 'tries')}: {self.down_asked} "
+                                           f"gave no answer to another request in this run: {down.detail}", down.hint)
+        raise Unreachable(where, step, f"not asked: {self.down_asked} gave no answer earlier in this run: "
+                                       f"{down.detail}", down.hint)
 
-    def _gone_down(self, error: Unreachable) -> Unreachable:
-        self.down = self.down or error
+    def _gone_down(self, error: Unreachable, asked: str) -> Unreachable:
+        with self._lock:
+            if self.down is None:
+                self.down, self.down_asked = error, asked
         return error
 
     def _send_authenticated(

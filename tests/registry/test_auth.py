@@ -313,8 +313,8 @@ def test_every_image_failed_by_a_token_service_that_gives_no_answer_says_to_chec
     hint = f"hint: check that the token service at {realm} runs: {host} answers, and sends clients there for a token"
     assert [(result.status, result.error) for result in failed] == [
         ("failed", f"{host}: get a token from {realm} for repository:{first}:pull: {refused}\n{hint}"),
-        ("failed", f"{host}/{second}: resolve tag v1: not asked: the registry gave no answer earlier in this run: "
-                   f"{refused}\n{hint}"),
+        ("failed", f"{host}/{second}: resolve tag v1: not asked: the registry's token service gave no answer earlier "
+                   f"in this run: {refused}\n{hint}"),
     ]
 
 
