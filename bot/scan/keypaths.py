@@ -53,6 +53,7 @@ class _Automaton:
         self.patterns = patterns
         self.steps: dict[tuple[frozenset[State], str | None], frozenset[State]] = {}
         self.accepted: dict[frozenset[State], list[int]] = {}
+        self.known: dict[frozenset[State], frozenset[State]] = {}
         self.start = self.closure(frozenset((p, 0) for p in range(len(patterns))))
 
     def closure(self, states: frozenset[State]) -> frozenset[State]:
@@ -63,7 +64,9 @@ class _Automaton:
             if i < len(self.patterns[p]) and self.patterns[p][i] == DEEP and (p, i + 1) not in out:
                 out.add((p, i + 1))
                 todo.append((p, i + 1))
-        return frozenset(out)
+        # One object for equal sets, so that the memos find a set by identity rather than by comparing it.
+        states = frozenset(out)
+        return self.known.setdefault(states, states)
 
     def step(self, states: frozenset[State], key: str | None) -> frozenset[State]:
         """Advance over one mapping key (`key`) or one list item (`key` None)."""
@@ -146,7 +149,8 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
     """Every place the document holds a node, depth first in document order. A node's children are
     read once for each set of states (and mapping merging it) that reaches it, so aliases cost
     nothing. `everywhere`: keys and the values no path reaches are walked too (with no states),
-    not only where the paths lead.
+    not only where the paths lead; without it, a scalar is reached only where a path ends (the
+    documents' scalars are most of their nodes, and there is nothing under them).
 
     Along key paths, a mapping merged in (`<<: *base`) stands where the mapping merging it stands
     (same parent, key and holder), the keys it brings count for that mapping, and a GitLab
@@ -194,7 +198,7 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
                 elif isinstance(key_node, ScalarNode):
                     name = str(key_node.value)
                     nxt = automaton.step(states, name) if states else NOWHERE
-                    if nxt or everywhere:
+                    if everywhere or (nxt and (not isinstance(value, ScalarNode) or automaton.accepting(nxt))):
                         children.append((value, nxt, node, name, owner, None, None, via))
                 elif everywhere:
                     children.append((value, NOWHERE, node, None, owner, None, None, via))
@@ -202,8 +206,9 @@ def walk(root: Node, paths: Sequence[str] | None = None, *, everywhere: bool = T
         elif isinstance(node, SequenceNode):
             nxt = automaton.step(states, None) if states else NOWHERE
             if nxt or everywhere:
+                scalars = everywhere or bool(automaton.accepting(nxt))
                 stack += reversed([(item, nxt, None, None, None, None, (node, index), via)
-                                   for index, item in enumerate(node.value)])
+                                   for index, item in enumerate(node.value) if scalars or not isinstance(item, ScalarNode)])
 
 
 def _hits(root: Node, paths: list[str], skip: frozenset[int]) -> list[Hit]:

@@ -96,3 +96,19 @@ def test_uses_take_a_reference_for_what_it_names_in_the_document_after_the_other
         ((0,), "{stage}", 3),  # job.image
         ((), "{image}", 6),  # in .a, which `again` names: where no path leads
     ]
+
+
+def test_along_key_paths_only_is_a_scalar_reached_where_a_path_ends():
+    (root,) = compose_all("spec:\n  image: a\n  name: b\n  args: [x, y]\n  images: [c, d]\n")
+    assert [(_named(node), key) for node, _, _, key, *_ in keypaths.walk(root, ["**.image", "**.images[]"],
+                                                                      everywhere=False)] == [
+        ("{spec}", None), ("{image}", "spec"), ("a", "image"), ("[x]", "args"), ("[c]", "images"), ("c", None),
+        ("d", None)]
+
+
+def test_equal_sets_of_states_are_one_object():
+    # The walk's memos then find a set by identity: comparing equal sets was most of a scan's key path cost.
+    automaton = keypaths._automaton(("**.image", "spec.image"))
+    from_spec = automaton.step(automaton.step(automaton.start, "spec"), "x")
+    from_other = automaton.step(automaton.step(automaton.start, "other"), "y")
+    assert from_spec == from_other and from_spec is from_other
