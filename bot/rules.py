@@ -19,7 +19,7 @@ from ruamel.yaml.error import YAMLError
 
 from bot.config import not_valid_yaml
 from bot.errors import ConfigError
-from bot.globs import matches_any
+from bot.globs import matches_any, name_filter
 from bot.resources import data_dir
 
 EXTRACTORS = ("dockerfile", "yaml", "helm-values", "helm-template", "kustomize")
@@ -95,8 +95,41 @@ class Rule:
     def selects(self, path: str) -> bool:
         return matches_any(path, self.files) and not (self.exclude_files and matches_any(path, self.exclude_files))
 
+    def may_select_name(self, name: str) -> bool:
+        """Whether the rule may select a path with this base name (see `name_filter`)."""
+        names = name_filter(self.files)
+        return names is None or names.match(name) is not None
+
     def text_may_hold_references(self, text: str) -> bool:
         return all(p.search(text) for p in self.contains)
+
+
+class RuleSelector:
+    """The rules that select each path of a tree, in their order, as `Rule.selects` says: rules with
+    the same file patterns test a path once, and only those that may select its base name (known
+    for each base name once)."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        patterns = list(dict.fromkeys((rule.files, rule.exclude_files) for rule in rules))
+        self._tester_of = [patterns.index((rule.files, rule.exclude_files)) for rule in rules]
+        # The first rule with each set of file patterns tests paths for all the rules with it.
+        self._testers = [rules[self._tester_of.index(index)] for index in range(len(patterns))]
+        self._by_name: dict[str, tuple[int, ...]] = {}
+        self._by_testers: dict[tuple[int, ...], tuple[Rule, ...]] = {}
+
+    def select(self, path: str) -> tuple[Rule, ...]:
+        name = path.rpartition("/")[2]
+        testers = self._by_name.get(name)
+        if testers is None:
+            testers = self._by_name[name] = tuple(
+                index for index, tester in enumerate(self._testers) if tester.may_select_name(name))
+        selecting = tuple(index for index in testers if self._testers[index].selects(path))
+        rules = self._by_testers.get(selecting)
+        if rules is None:
+            rules = self._by_testers[selecting] = tuple(
+                rule for rule, tester in zip(self.rules, self._tester_of) if tester in selecting)
+        return rules
 
 
 def _regex(source: Path, field: str, text: str) -> re.Pattern[str]:

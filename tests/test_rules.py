@@ -7,8 +7,9 @@ import pytest
 from bot.errors import ConfigError
 from bot.resources import data_dir
 from bot import rules as rules_module
-from bot.rules import load_rules
+from bot.rules import Rule, RuleSelector, load_rules
 from tests.helpers import run_cli, scan_json, write_tree
+from tests.test_globs import TRICKY
 
 FIXTURES = Path(__file__).parent / "scan" / "fixtures"
 
@@ -34,6 +35,25 @@ def test_builtin_rules_load_in_priority_order():
     # The generic kubernetes rule reads what no specific one took; only values files outside a chart come after it.
     assert [r.kind for r in rules][-2:] == ["kubernetes", "helm-release-values"]
     assert all(r.source.parent == data_dir("rules") for r in rules)
+
+
+def test_the_selector_gives_for_each_path_the_rules_that_select_it(shared_dir):
+    rules = tuple(load_rules())
+    selector = RuleSelector(rules)
+    corpus = shared_dir / "corpus"
+    paths = TRICKY + sorted(str(p.relative_to(corpus)) for p in corpus.rglob("*") if p.is_file())
+    assert [path for path in paths if selector.select(path) != tuple(r for r in rules if r.selects(path))] == []
+
+
+def test_rules_with_the_same_file_patterns_test_a_path_once(monkeypatch):
+    """Five rules read `**/*.yaml`: one of them tests a path for all; rules that cannot select
+    the base name (`Dockerfile`, `values.yaml`) are not asked."""
+    rules, tested = tuple(load_rules()), []
+    selects = Rule.selects
+    monkeypatch.setattr(Rule, "selects", lambda rule, path: tested.append(rule.kind) or selects(rule, path))
+    assert [rule.kind for rule in RuleSelector(rules).select("k8s/app.yaml")] == [
+        "argo-workflows", "crossplane", "knative", "tekton", "kubernetes"]
+    assert tested == ["helm-template", "github-actions", "gitlab-ci", "argo-workflows"]
 
 
 def test_builtin_rules_files_are_read_once_and_users_files_every_time(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from bot import imageref
 from bot.errors import UsageError
 from bot.globs import matches_any, name_filter
 from bot.policy import Policy
-from bot.rules import Rule
+from bot.rules import Rule, RuleSelector
 from bot.scan import dockerfile, helm, kustomize, yaml
 from bot.scan.base import ExtractError, Extraction, Extractor, FileContext
 from bot.scan.files import DiskTree, Tree
@@ -149,13 +149,13 @@ def scan_text(text: str, path: str, rule: Rule, context: FileContext, policy: Po
     return result
 
 
-def _candidate_rules(path: str, rules: tuple[Rule, ...], tree: Tree) -> tuple[Rule, ...]:
+def _candidate_rules(path: str, selector: RuleSelector, tree: Tree) -> tuple[Rule, ...]:
     """Rules whose file patterns select `path`, in priority order; the first whose text
     test passes reads the file."""
     return tuple(
         rule
-        for rule in rules
-        if rule.selects(path) and (rule.inside_dir_with is None or _has_ancestor_file(tree, path, rule.inside_dir_with))
+        for rule in selector.select(path)
+        if rule.inside_dir_with is None or _has_ancestor_file(tree, path, rule.inside_dir_with)
     )
 
 
@@ -242,9 +242,10 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
     if options.exclude:
         paths = [p for p in paths if not matches_any(p, options.exclude)]
     names = name_filter(tuple(pattern for rule in options.rules for pattern in rule.files))
+    selector = RuleSelector(options.rules)
     work = [(path, rules) for path in paths
             if (names is None or names.match(path.rpartition("/")[2]))
-            and (rules := _candidate_rules(path, options.rules, tree))]
+            and (rules := _candidate_rules(path, selector, tree))]
     tree.prefetch(path for path, _ in work)
     scans = _scan_all(tree, work, options)
     built = _built_names(scans)
