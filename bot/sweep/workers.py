@@ -18,9 +18,10 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing import resource_tracker
+from multiprocessing import forkserver, resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -43,6 +44,7 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 # first makes the fork server outlive a SIGTERM sent to the sweep's whole process group.
 PRELOAD = ["bot.sweep.forkserver", "bot.sweep.workers", "bot.commands.sweep"]
 STOP_TIMEOUT = 10.0  # seconds an idle worker has to exit once told to
+FORK_SERVER_END_TIMEOUT = 5.0  # seconds a fork server that failed a start has to be seen ended
 INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -95,11 +97,23 @@ class ProcessWorkers:
         return worker.run(repo)
 
     def _new_worker(self) -> _Worker:
+        """A worker started; when the fork server that starts them has ended, started once more, from a
+        new fork server. Its repository has not been handed to it yet: nothing of it can run twice.
+        One start at a time, so the repositories waiting for a worker when the fork server ended get
+        theirs from the one new fork server."""
         with self._lock:
-            number = len(self._started) + 1
-            temp = Path(tempfile.mkdtemp(prefix=f"worker-{number}-", dir=self._temp))
-            worker = _Worker(self._mp, self._setup, number, temp)
-            self._started.append(worker)
+            try:
+                return self._start_worker()
+            except (EOFError, ConnectionError):
+                if not _fork_server_ended():
+                    raise
+            return self._start_worker()
+
+    def _start_worker(self) -> _Worker:
+        number = len(self._started) + 1
+        temp = Path(tempfile.mkdtemp(prefix=f"worker-{number}-", dir=self._temp))
+        worker = _Worker(self._mp, self._setup, number, temp)
+        self._started.append(worker)
         return worker
 
     def close(self) -> None:
@@ -182,6 +196,26 @@ def _start_process(process: BaseProcess) -> None:
         process.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _fork_server_ended() -> bool:
+    """Whether the fork server a worker's start failed on has ended, waited for a moment: multiprocessing
+    starts a new one for the next start only once the old one is seen ended. A start right after a
+    kill can still find the old one ending, and fail on it as well. It is left to multiprocessing to
+    reap (WNOWAIT)."""
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # multiprocessing says it nowhere else
+    if pid is None:  # not known: tried once more all the same
+        return True
+    deadline = time.monotonic() + FORK_SERVER_END_TIMEOUT
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # reaped already
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
 
 
 def _start_failure(exc: EOFError | OSError) -> str:

@@ -160,9 +160,11 @@ def copied(org: Org, name: str, *uses: tuple[str, str]) -> dict:
 
 
 # SIGTERM to the whole group: as timeout(1), systemd stopping a unit or `kill -- -PGID` send it. As the
-# fork server starts: while the fork server the worker processes come from starts, before it ignores them.
+# fork server starts: while the fork server the worker processes come from starts, before it ignores them;
+# as a new one starts: the first killed as it started (as by the OOM killer), the one started in its place.
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigterm-to-the-group", "ctrl-c-as-the-fork-server-starts",
-                                 "sigterm-to-the-group-as-the-fork-server-starts"])
+                                 "sigterm-to-the-group-as-the-fork-server-starts",
+                                 "sigterm-to-the-group-as-a-new-fork-server-starts"])
 def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_finish(
         org: Org, capsys, tmp_path, how: str) -> None:
     state, reports = tmp_path / "state.jsonl", tmp_path / "reports"
@@ -170,11 +172,14 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
     hold = threading.Event()
     org.github.gates.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", hold))
     which = ("--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2", "--state", str(state))
-    fork_server = Held(tmp_path / "held", "fork-server") if how.endswith("-as-the-fork-server-starts") else None
+    fork_server = Held(tmp_path / "held", "fork-server") if how.endswith("-fork-server-starts") else None
     process = sweep_process(org, *which, "--report", str(reports), held=fork_server)
     try:
         if fork_server is not None:  # both repositories handed out at once, each waiting for its worker
-            fork_server.wait()
+            first = fork_server.wait()
+            if "-a-new-" in how:
+                os.kill(first, signal.SIGKILL)
+                fork_server.wait(other_than=first)
         else:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
@@ -193,6 +198,8 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
         process.wait()
     assert process.returncode == 130, err
     assert ("SIGINT" if how.startswith("ctrl-c") else "SIGTERM") + ": starting no other repository; waiting" in err
+    if fork_server is not None:
+        assert len(fork_server.pids()) == (2 if "-a-new-" in how else 1)
     # The two running finished, pushed, opened their pull request, were journaled; no other started.
     assert sorted((line["repo"], line["status"]) for line in state_lines(state)) == [
         ("acme/svc-api", "done"), ("acme/svc-docs", "nothing-to-do")]
@@ -256,17 +263,65 @@ Interrupted: the sweep was stopped before it finished; not reached, and not in t
     assert "Interrupted" not in (reports / "report.md").read_text()
 
 
-def test_a_fork_server_that_dies_as_it_starts_fails_the_repository_waiting_for_its_worker_not_the_sweep(
+def test_a_fork_server_killed_as_it_starts_is_started_again_and_every_repository_runs_once(
+        org: Org, tmp_path: Path) -> None:
+    """Killed while both repositories wait for their worker, as the OOM killer would: one new fork
+    server starts, and both repositories, then the next two, run in its workers."""
+    state, held = tmp_path / "state.jsonl", Held(tmp_path / "held", "fork-server")
+    process = sweep_process(org, "--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2",
+                            "--state", str(state), held=held)
+    try:
+        first = held.wait()
+        os.kill(first, signal.SIGKILL)
+        held.wait(other_than=first)
+        held.release()
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, err
+    assert len(held.pids()) == 2  # the one killed and one new one
+    names = ("acme/svc-api", "acme/svc-docs", "acme/svc-jobs", "acme/svc-web")
+    api, docs, jobs, web = (org.remote_git(name, "rev-parse", "main") for name in names)
+    pulls = {name: f"{org.github.origin}/{name}/pull/1" for name in names}
+    # The whole of it, but for the order in which the repositories go (the progress counts them as they end).
+    assert sorted(re.sub(r"^\[[1-4]/4\] ", "[-/4] ", line) for line in err.splitlines()) == sorted([
+        "4 repositories to sweep, 59 left out", *(f"cloning file://{org.remotes[name]} (branch main)" for name in names),
+        *["pushing rehome/mirror-images"] * 3, *(f"opened {pulls[name]}" for name in names if name != "acme/svc-docs"),
+        *(f"[-/4] {name}: done: {pulls[name]}" for name in names if name != "acme/svc-docs"),
+        "[-/4] acme/svc-docs: nothing-to-do"]), err
+    assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == {
+        "version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
+        "totals": {"repositories": 4, "done": 3, "partial": 0, "nothing-to-do": 1, "declined": 0, "scanned": 0,
+                   "failed": 0, "third_party": 6, "internal": 1, "unresolved": 1, "images": 3},
+        "repositories": [RepoEntry("acme/svc-api", "done", pulls["acme/svc-api"], api, None, 2, 0, 1).to_json(),
+                         RepoEntry("acme/svc-docs", "nothing-to-do", None, docs, None, 0, 1, 0).to_json(),
+                         RepoEntry("acme/svc-jobs", "done", pulls["acme/svc-jobs"], jobs, None, 2, 0, 0).to_json(),
+                         RepoEntry("acme/svc-web", "done", pulls["acme/svc-web"], web, None, 2, 0, 0).to_json()],
+        "images": [copied(org, "app", ("acme/svc-jobs", "deploy/jobs.yaml"), ("acme/svc-web", "deploy/web.yaml")),
+                   copied(org, "nginx", ("acme/svc-api", "Dockerfile"), ("acme/svc-web", "Dockerfile")),
+                   copied(org, "redis", ("acme/svc-api", "compose.yaml"), ("acme/svc-jobs", "docker-compose.yml"))]}
+    # Each journaled once; each pull request opened once.
+    assert sorted((line["repo"], line["status"], line["error"]) for line in state_lines(state)) == [
+        ("acme/svc-api", "done", None), ("acme/svc-docs", "nothing-to-do", None), ("acme/svc-jobs", "done", None),
+        ("acme/svc-web", "done", None)]
+    assert [len(org.pulls(name)) for name in names] == [1, 0, 1, 1]
+
+
+def test_a_fork_server_that_dies_twice_in_a_row_fails_the_repository_waiting_for_its_worker_not_the_sweep(
         org: Org, tmp_path: Path) -> None:
     fork_server = Held(tmp_path / "held", "fork-server")
     process = sweep_process(org, "--repo-include", "^acme/svc-api$", held=fork_server)
     try:
-        os.kill(fork_server.wait(), signal.SIGKILL)
+        first = fork_server.wait()
+        os.kill(first, signal.SIGKILL)
+        os.kill(fork_server.wait(other_than=first), signal.SIGKILL)  # the one started in its place
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
         process.wait()
     assert process.returncode == 1, err
+    assert len(fork_server.pids()) == 2
     error = ("its worker process could not be started (the fork server that starts the workers ended); it runs "
              "again in the next sweep")
     assert err.splitlines() == ["1 repository to sweep, 62 left out", f"[1/1] acme/svc-api: failed: {error}",
