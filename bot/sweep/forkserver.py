@@ -3,11 +3,11 @@ nothing else: the fork server then ignores SIGTERM and SIGINT (it would ignore S
 only once its preload is done).
 
 It stays in the sweep's process group, and a SIGTERM may be sent to the whole group (timeout(1),
-systemd stopping a unit, `kill -- -PGID`), a Ctrl-C to the terminal's. Ended by one, it would take its
-workers with it as far as the sweep can tell (a worker's exit code is read from the fork server), and
-the sweep would fail their repositories while they still run; or the sweep could not start them. It
-starts with both blocked (bot.sweep.workers._start_process): one sent before this runs is dropped here. The
-workers it forks start with both ignored too.
+systemd stopping a unit, `kill -- -PGID`), a Ctrl-C to the terminal's. Ended by one, it would lose
+its workers' exit codes (the sweep reads them from it) and leave the repositories waiting for a worker
+to a new fork server, started as the signals come. It starts with both blocked
+(bot.sweep.workers._start_process): one sent before this runs is dropped here. The workers it forks
+start with both ignored too.
 """
 from __future__ import annotations
 

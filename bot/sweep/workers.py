@@ -141,10 +141,21 @@ class _Worker:
     def _receive(self) -> tuple[str, Any]:
         """The worker's next message; EOFError when it has ended."""
         ready = wait([self._conn, self.process.sentinel])
-        if self._conn not in ready and not self._conn.poll():
+        if self._conn not in ready and not self._conn.poll() and not self._outlived_its_fork_server():
             raise EOFError
-        message: tuple[str, Any] = self._conn.recv()
+        message: tuple[str, Any] = self._conn.recv()  # or EOFError, once a worker left running ends
         return message
+
+    def _outlived_its_fork_server(self) -> bool:
+        """Whether the worker runs on though its sentinel says it ended: the fork server that started
+        it, which tells its exit code, ended first (killed), and left it running its repository."""
+        if self.process.pid is None:
+            return False
+        try:
+            os.kill(self.process.pid, 0)
+        except (ProcessLookupError, PermissionError):  # reaped by its fork server (its id taken since, even)
+            return False
+        return True
 
     def _answer(self) -> tuple[str, Any]:
         """The worker's next message that is not a log record; those are handed to this process's loggers."""

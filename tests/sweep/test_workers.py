@@ -3,6 +3,7 @@ its repository's outcome, its log records reach this process, an interrupt lets 
 repositories finish."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import multiprocessing
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO
@@ -124,6 +126,24 @@ def _started(org: Org) -> set[str]:
     return {r.path.split("/")[3] for r in list(org.github.requests) if r.path.startswith("/repos/acme/")}
 
 
+@contextlib.contextmanager
+def killed_in_the_end(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The sweep's process, killed once the test is done with it (or failed), if it still runs."""
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def wait_until_started(org: Org, names: set[str]) -> None:
+    """Once these repositories, and no other, have asked GitHub something (within a minute)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _started(org) != names:
+        time.sleep(0.01)
+    assert _started(org) == names
+
+
 def sweep_process(org: Org, *args: str, stderr: IO[str] | int = subprocess.PIPE,
                   temp: Path | None = None, held: Held | None = None) -> subprocess.Popen[str]:
     """`rehome sweep` in a process group of its own: a Ctrl-C goes to the whole group, as a terminal's does.
@@ -181,10 +201,8 @@ def test_an_interrupted_sweep_starts_nothing_more_and_lets_running_repositories_
                 os.kill(first, signal.SIGKILL)
                 fork_server.wait(other_than=first)
         else:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-docs"}:
-                time.sleep(0.01)
-            assert _started(org) == {"svc-api", "svc-docs"} and not state.exists()
+            wait_until_started(org, {"svc-api", "svc-docs"})
+            assert not state.exists()
         if how == "sigterm":
             process.send_signal(signal.SIGTERM)
         else:
@@ -263,22 +281,28 @@ Interrupted: the sweep was stopped before it finished; not reached, and not in t
     assert "Interrupted" not in (reports / "report.md").read_text()
 
 
-def test_a_fork_server_killed_as_it_starts_is_started_again_and_every_repository_runs_once(
-        org: Org, tmp_path: Path) -> None:
-    """Killed while both repositories wait for their worker, as the OOM killer would: one new fork
-    server starts, and both repositories, then the next two, run in its workers."""
+@pytest.mark.parametrize("when", ["as-it-starts", "while-repositories-run"])
+def test_a_killed_fork_server_is_replaced_by_one_new_one_and_every_repository_runs_once(
+        org: Org, tmp_path: Path, when: str) -> None:
+    """Killed as the OOM killer would, while both repositories wait for their worker, or while both run
+    in the workers it started (which run on): one new fork server starts; these two, then the next two,
+    run once each, none failed for it."""
+    hold = threading.Event()  # each repository's first question to GitHub waits for it
+    org.github.gates.append(("GET", r"^/repos/acme/svc-[a-z]+(/pulls)?$", hold))
     state, held = tmp_path / "state.jsonl", Held(tmp_path / "held", "fork-server")
-    process = sweep_process(org, "--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2",
-                            "--state", str(state), held=held)
-    try:
+    with killed_in_the_end(sweep_process(org, "--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--jobs", "2",
+                                         "--state", str(state), held=held)) as process:
         first = held.wait()
-        os.kill(first, signal.SIGKILL)
-        held.wait(other_than=first)
-        held.release()
+        if when == "as-it-starts":
+            os.kill(first, signal.SIGKILL)
+            held.wait(other_than=first)
+            held.release()
+        else:
+            held.release()
+            wait_until_started(org, {"svc-api", "svc-docs"})
+            os.kill(first, signal.SIGKILL)
+        hold.set()
         out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-        process.wait()
     assert process.returncode == 0, err
     assert len(held.pids()) == 2  # the one killed and one new one
     names = ("acme/svc-api", "acme/svc-docs", "acme/svc-jobs", "acme/svc-web")
@@ -311,15 +335,11 @@ def test_a_fork_server_killed_as_it_starts_is_started_again_and_every_repository
 def test_a_fork_server_that_dies_twice_in_a_row_fails_the_repository_waiting_for_its_worker_not_the_sweep(
         org: Org, tmp_path: Path) -> None:
     fork_server = Held(tmp_path / "held", "fork-server")
-    process = sweep_process(org, "--repo-include", "^acme/svc-api$", held=fork_server)
-    try:
+    with killed_in_the_end(sweep_process(org, "--repo-include", "^acme/svc-api$", held=fork_server)) as process:
         first = fork_server.wait()
         os.kill(first, signal.SIGKILL)
         os.kill(fork_server.wait(other_than=first), signal.SIGKILL)  # the one started in its place
         out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-        process.wait()
     assert process.returncode == 1, err
     assert len(fork_server.pids()) == 2
     error = ("its worker process could not be started (the fork server that starts the workers ended); it runs "
@@ -350,9 +370,7 @@ def test_ctrl_c_ends_the_wait_for_the_rate_limit_reset(org: Org, tmp_path: Path,
         process = sweep_process(org, "--repo-include", "^acme/svc-(api|jobs|web)$", "--jobs", "2", "--state",
                                 str(state), "--report", str(reports), "--workers", workers, stderr=stderr, temp=temp)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and _started(org) != {"svc-api", "svc-jobs"}:
-                time.sleep(0.01)
+            wait_until_started(org, {"svc-api", "svc-jobs"})
             hold.set()
             waiting = wait_for_line(log, "GitHub rate limit: ")
             os.killpg(process.pid, signal.SIGINT)
