@@ -328,13 +328,15 @@ def _names_held_elsewhere(images: list[tuple[keypaths.Hit, str]], paths: list[tu
 
 @dataclasses.dataclass
 class _Document:
-    """One YAML document being read: what the facts of its services are found from."""
+    """One YAML document being read: what the facts of its services are found from. `lone`: the images and
+    services named by a variable alone (`$IMG`, `${IMG}`), each with the variable (by node id)."""
 
     root: Node
     text: str
     base: int
     places: dict[int, list[_Place]]
     anchors: dict[int, str]
+    lone: dict[int, str] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def flow_items(self) -> set[int]:
@@ -382,6 +384,147 @@ class _Document:
         start, end = service.edit["scalar"]
         return {**use, "scalar": service.edit["scalar"], "token": self.text[start:end], **self.service_facts(node, raw)}
 
+    def line(self, node: Node) -> int:
+        return line_at(self.text, self.base + node.start_mark.index)
+
+    def variable_value(self, node: ScalarNode, name: str) -> ScalarNode | str | None:
+        """Where an image or service named by the variable `name` alone (`node`, `$IMG`) is written for a
+        rewrite to move it: the one value the file gives the variable, in its own `variables:` or in those of
+        the job the image is in, a valid image reference that nothing but images and services names the
+        variable for. Or why it cannot move there; None when the file gives the variable no value."""
+        given = self.variables.values.get(name)
+        if not given:
+            return None
+        include = next((key for key, _ in self._top_level if scalar_text(key) == "include"), None)
+        if include is not None:
+            return (f"the file includes other files (line {self.line(include)}), which may give {name} a value "
+                    "or use it")
+        lines = sorted({self.line(value) for value in given.values()})
+        matrix = next((value for key, value in given.items() if key in self.variables.in_matrix), None)
+        if matrix is not None:
+            return (f"{name} is given its values at line {self.line(matrix)} by parallel: matrix:, which runs the "
+                    "job once for each value it lists")
+        if len(given) > 1:
+            return f"{name} is given a value at lines {', '.join(map(str, lines))}"
+        value = next(iter(given.values()))
+        where = f"{name} is given its value at line {lines[0]}"
+        if id(value) in self.variables.not_expanded:
+            return f"{where} with expand: false"
+        why = self._scope_problem(node, value, where)
+        if why is not None or id(value) in self.places:  # an image itself (an alias of it is one): found there
+            return why or value
+        return self._other_use(name) or _value_problem(value, where) or self._anchor_use(value, where) or value
+
+    @property
+    def _top_level(self) -> list[tuple[Node, Node]]:
+        """The keys and values of the document as written, if it is a mapping."""
+        return self.root.value if isinstance(self.root, MappingNode) else []
+
+    @functools.cached_property
+    def _written_values(self) -> dict[int, tuple[Node, Node] | None]:
+        """The values given in the file's `variables:` (None) or a job's own (its key and mapping), by node id:
+        where each is first given."""
+        owners: dict[int, tuple[Node, Node] | None] = {}
+        for key, job in self._top_level:
+            is_global = scalar_text(key) == "variables"
+            variables = job if is_global else mapping_get(job, "variables")
+            for _, entry in variables.value if isinstance(variables, MappingNode) else ():
+                for value in _given_values(self.root, entry, in_matrix=False):
+                    owners.setdefault(id(value), None if is_global else (key, job))  # an alias comes later
+        return owners
+
+    def _scope_problem(self, node: ScalarNode, value: Node, where: str) -> str | None:
+        """Why the image `node` may not read the variable's `value` (written elsewhere than the file's
+        `variables:` or the job's own), or None."""
+        if id(value) not in self._written_values:
+            return f"{where}, not in the file's variables: nor in a job's own"
+        job = self._written_values[id(value)]
+        if job is None:
+            return None
+        key, mapping = job
+        where += f" in the variables: of {key.value}"
+        if self.outside_job(node, value):
+            return f"{where}, not of the job this image is in"
+        outside = self._used_outside(key, mapping)
+        return None if outside is None else f"{where}, whose content is also used outside it (line {outside})"
+
+    def outside_job(self, node: Node, value: Node) -> bool:
+        """Whether the image `node` is written outside the job whose own `variables:` give `value`."""
+        job = self._written_values.get(id(value))
+        return job is not None and not job[0].start_mark.index <= node.start_mark.index < job[1].end_mark.index
+
+    def _used_outside(self, key: Node, job: Node) -> int | None:
+        """The line where something written in the job is used outside it (an alias of an anchor in it, a
+        `!reference` naming it), if any."""
+        start, end = self.base + key.start_mark.index, self.base + job.end_mark.index
+        names = _ANCHOR_RE.findall(self.text, start, end)
+        uses = [_aliases_re(names).pattern] if names else []
+        uses.append(rf"!reference\s*\[\s*[\"']?{re.escape(str(key.value))}[\"']?\s*[,\]]")
+        pattern = re.compile("|".join(uses))
+        document_end = self.base + self.root.end_mark.index
+        use = pattern.search(self.text, self.base, start) or pattern.search(self.text, end, document_end)
+        return None if use is None else line_at(self.text, use.start())
+
+    def _other_use(self, name: str) -> str | None:
+        """Where the document names the variable other than as an image or a service's whole name, if anywhere."""
+        lines = [self.line(node) for node in self._mentions.get(name, ()) if self.lone.get(id(node)) != name]
+        return f"the variable {name} is also used at line {min(lines)}" if lines else None
+
+    @functools.cached_property
+    def _mentions(self) -> dict[str, list[ScalarNode]]:
+        """The scalars naming each variable (keys too), each once."""
+        mentions: dict[str, list[ScalarNode]] = {}
+        seen: set[int] = set()
+        for node, *_ in keypaths.walk(self.root):
+            if isinstance(node, ScalarNode) and id(node) not in seen and "$" in str(node.value):
+                seen.add(id(node))
+                for name in mentioned_variables(str(node.value)):
+                    mentions.setdefault(name, []).append(node)
+        return mentions
+
+    def _anchor_use(self, value: Node, where: str) -> str | None:
+        """Why a value anchored and used elsewhere by an alias cannot move through the variable, or None. (An
+        alias of it where an image is expected makes it an image itself, found there.)"""
+        anchor = anchor_name(value, self.text, self.base)
+        alias = None if anchor is None else _aliases_re([anchor]).search(
+            self.text, self.base + value.end_mark.index, self.base + self.root.end_mark.index)
+        if alias is None:
+            return None
+        return f"{where} as the YAML anchor &{anchor}, also used at line {line_at(self.text, alias.start())}"
+
+
+# An anchor's name where a node is written: `&name`.
+_ANCHOR_RE = re.compile(r"&([^\s,\[\]{}]+)")
+
+
+def _aliases_re(names: list[str]) -> re.Pattern[str]:
+    """An alias of any of the anchors `names`: `*name`."""
+    return re.compile(rf"\*(?:{'|'.join(map(re.escape, names))})(?![^\s,\[\]{{}}])")
+
+
+# An image or service named by a variable alone: `$IMG` or `${IMG}`.
+_LONE_VARIABLE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def lone_variable(value: str) -> str | None:
+    """The variable a value is, if it is one alone (`$IMG`, `${IMG}`)."""
+    match = _LONE_VARIABLE_RE.fullmatch(value)
+    return None if match is None else match.group(1) or match.group(2)
+
+
+def _value_problem(value: Node, where: str) -> str | None:
+    """Why a variable's value cannot name an image, or None."""
+    text = scalar_text(value)
+    if text is None:
+        return f"{where}, which is not a string"
+    if "$" in text:
+        return f"{where} with a variable in it: {text}"
+    try:
+        imageref.parse(text)
+    except imageref.InvalidReference as exc:
+        return f"{where}, which is not a valid image reference: {exc}"
+    return None
+
 
 # A variable in a value: `$NAME` or `${NAME}`; `$$` is a `$` written out (`$$NAME` names no variable).
 _VARIABLE_RE = re.compile(r"\$\$|\$(?:\{(\w+)\}|(\w+))")
@@ -418,6 +561,7 @@ class _Variables:
     values: dict[str, dict[int, Node]] = dataclasses.field(default_factory=dict)
     choices: dict[int, list[Node]] = dataclasses.field(default_factory=dict)
     not_expanded: set[int] = dataclasses.field(default_factory=set)
+    in_matrix: set[int] = dataclasses.field(default_factory=set)
 
 
 # `false` as GitLab's YAML parser reads a plain scalar (YAML 1.1 booleans).
@@ -433,6 +577,8 @@ def _variables(root: Node) -> _Variables:
         values = _given_values(root, node, in_matrix=path == _MATRIX)
         for value in values:
             variables.values.setdefault(name, {})[id(value)] = value
+        if path == _MATRIX:
+            variables.in_matrix.update(id(value) for value in values)
         if path != _MATRIX and isinstance(node, MappingNode):
             options = effective_get(node, "options")
             expand = effective_get(node, "expand")
@@ -477,7 +623,7 @@ def _add_variable_services(document: _Document, found: list[tuple[ScalarNode, Fo
     facts get the service's, as `variable_services`, so a rewrite keeps the host names gitlab-runner
     derives from the value (the service's name stays `$IMG`)."""
     services = [(node, service) for node, service in found
-                if any(place.role == "service" for place in document.places[id(node)]) and "$" in service.raw]
+                if "$" in service.raw and any(place.role == "service" for place in document.places.get(id(node), ()))]
     if not services:
         return
     for node, image in found:
@@ -485,7 +631,7 @@ def _add_variable_services(document: _Document, found: list[tuple[ScalarNode, Fo
         carriers = _carriers(document.variables, names) if names else set()
         for service_node, service in services:
             mentioned = sorted(mentioned_variables(service.raw) & carriers)
-            if mentioned:
+            if mentioned and not document.outside_job(service_node, node):
                 variable = mentioned[0]
                 alone = variable in names and service.raw in (f"${variable}", f"${{{variable}}}")
                 use = document.variable_service(service_node, service, variable, alone, image.raw)
@@ -501,6 +647,28 @@ def _add_variable_facts(document: _Document, node: ScalarNode, found: Found) -> 
         options = document.equal_options(node)
         if options:
             found.edit["options"] = options
+
+
+def _add_variable_images(document: _Document, uses: list[tuple[ScalarNode, Found, ScalarNode]],
+                         found: list[tuple[ScalarNode, Found]], result: Extraction) -> None:
+    """GitLab images and services named by a variable alone (`$IMG`) whose value can move (`uses`: each with
+    its value): the value is the reference, once however many name it (not again when an alias makes it an
+    image itself), and a service named by the variable keeps its host names as the value's `variable_services`."""
+    by_value: dict[int, tuple[ScalarNode, list[tuple[ScalarNode, Found]]]] = {}
+    for node, use, value in uses:
+        by_value.setdefault(id(value), (value, []))[1].append((node, use))
+    found_nodes = {id(node) for node, _ in found}
+    for value, named in by_value.values():
+        if id(value) not in found_nodes:
+            lines = sorted({line_at(document.text, use.offset) for _, use in named})
+            note = (f"value of the variable {document.lone[id(named[0][0])]}, used by the "
+                    f"image{'s' if len(lines) > 1 else ''} at line{'s' if len(lines) > 1 else ''} "
+                    f"{', '.join(map(str, lines))}")
+            image = dataclasses.replace(found_at(value, document.text, document.base), note=note)
+            _add_variable_facts(document, value, image)
+            result.found.append(image)
+            found.append((value, image))
+        found += named
 
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
@@ -528,8 +696,10 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
         if keypaths.REFERENCE_TAG in text:
             watched |= {id(hit.node) for hit, _ in images}
         places = _places(root, [hit for hit, _ in images], watched, rule)
-        document = _Document(root, text, base, places, anchors)
+        lone = {id(hit.node): name for hit, _ in images if rule.services and (name := lone_variable(hit.node.value))}
+        document = _Document(root, text, base, places, anchors, lone)
         found_here = []
+        through_variables = []
         for hit, prefix in images:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
@@ -549,8 +719,15 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             # GitLab: an image a variable holds is found through an alias or a `!reference`, so in two places.
             if rule.services and len(node_places) > 1:
                 _add_variable_facts(document, hit.node, found)
+            value = document.variable_value(hit.node, lone[id(hit.node)]) if id(hit.node) in lone else None
+            if isinstance(value, ScalarNode) and unexpected is None:
+                through_variables.append((hit.node, found, value))
+                continue
+            if isinstance(value, str):
+                found = dataclasses.replace(found, unresolved=value)
             result.found.append(found)
             found_here.append((hit.node, found))
+        _add_variable_images(document, through_variables, found_here, result)
         _add_variable_services(document, found_here)
     return result
 

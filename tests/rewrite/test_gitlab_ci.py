@@ -35,6 +35,8 @@ MIXED_SERVICE_ANCHOR = ("the service is the YAML anchor &{}, also written or use
 
 ONE_MOVED = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  1\n"
              "1 file rewritten, 1 reference moved\n")
+TWO_MOVED = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  2\n"
+             "1 file rewritten, 2 references moved\n")
 
 
 def _only_one_moves(capsys, root: Path, before: str, raw: str, *unresolved: str) -> None:
@@ -283,10 +285,7 @@ merged:
       alias: db
   script: [x]
 """
-    summary = ONE_MOVED + "".join(f"unresolved: .gitlab-ci.yml:{place}: {raw}: contains a variable: {raw}\n"
-                                  for place, raw in (("3:23", "$IMG"), ("7:13", "$IMG"), ("8:7", "${IMG}"),
-                                                     ("11:21", "$IMG"), ("11:29", "$IMG")))
-    assert _rewritten(capsys, tmp_path, before, summary) == f"""\
+    assert _rewritten(capsys, tmp_path, before, ONE_MOVED) == f"""\
 variables:
   IMG: &pg {MIRROR}/postgres:15
 .pgsvc: &pgsvc {{name: $IMG, alias: postgres}}
@@ -320,23 +319,24 @@ NOT_ALONE = ("only a service named by the variable that holds the image, and by 
         "5:21: $IMG:15: contains a variable: $IMG"), id="not alone"),
     pytest.param("IMG: &pg postgres:15\n  PG: $IMG", "[$PG]", (
         "2:12: postgres:15: " + VARIABLE_SERVICE.format("$PG", "PG").replace("line 5", "line 6") + NOT_ALONE,
-        "6:14: $PG: contains a variable: $PG"), id="through another variable"),
+        "6:14: $PG: PG is given its value at line 3 with a variable in it: $IMG"), id="through another variable"),
     pytest.param("IMG: &pg postgres:15", "[$IMG]\n  variables: {IMG: 'mysql:8'}", (
         "2:12: postgres:15: the service at line 5 is named $IMG, and the file gives the variable IMG holding this "
         "image several values (lines 2, 6): which one the service reads depends on the job; change it by hand",
-        "5:14: $IMG: contains a variable: $IMG"), id="several values"),
+        "5:14: $IMG: IMG is given a value at lines 2, 6"), id="several values"),
     pytest.param("IMG: &pg postgres:15", '[$IMG]\n  parallel:\n    matrix:\n      - IMG: ["mysql:8", "mariadb:11"]', (
         "2:12: postgres:15: the service at line 5 is named $IMG, and the file gives the variable IMG holding this "
         "image several values (lines 2, 8): which one the service reads depends on the job; change it by hand",
-        "5:14: $IMG: contains a variable: $IMG"), id="a matrix"),
+        "5:14: $IMG: IMG is given its values at line 8 by parallel: matrix:, which runs the job once for each "
+        "value it lists"),
+        id="a matrix"),
     pytest.param("IMG: &pg acme/my_db:1", "[$IMG]", (
         "2:12: acme/my_db:1: " + VARIABLE_SERVICE.format("$IMG", "IMG") + "no host name gitlab-runner gives the "
         "service (acme__my_db, acme-my_db) can be an alias (a lowercase RFC 1123 host name, as the Kubernetes "
-        "executor requires): moved, jobs could no longer reach it by name; change it by hand",
-        "5:14: $IMG: contains a variable: $IMG"), id="no alias"),
+        "executor requires): moved, jobs could no longer reach it by name; change it by hand",), id="no alias"),
 ])
 def test_a_service_named_by_a_variable_that_cannot_keep_its_host_names_keeps_the_image_and_says_why(
-        tmp_path, capsys, variables: str, services: str, unresolved: tuple[str, str]):
+        tmp_path, capsys, variables: str, services: str, unresolved: tuple[str, ...]):
     before = f"variables:\n  {variables}\njob:\n  image: *pg\n  services: {services}\n  script: [x]\n"
     _only_one_moves(capsys, tmp_path, before + "build: {image: ruby:3.3}\n", "ruby:3.3", *unresolved)
 
@@ -353,8 +353,7 @@ job:
   services: [$IMG]
   script: [x]
 """
-    summary = ONE_MOVED + "unresolved: .gitlab-ci.yml:7:14: $IMG: contains a variable: $IMG\n"
-    assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
+    assert _rewritten(capsys, tmp_path, before, ONE_MOVED) == before.replace(
         "image: python", f"image: {MIRROR}/python").replace("[$IMG]", "[{name: $IMG, alias: python}]")
 
 
@@ -436,14 +435,13 @@ def test_an_image_mapping_also_used_as_a_service_stays_and_says_why(tmp_path, ca
 @pytest.mark.parametrize(("service", "after", "unresolved"), [
     # A service's own variables are its container's environment: they do not give the name its value.
     pytest.param("- name: $IMG\n      variables: {IMG: mysql:8}",
-                 "- name: $IMG\n      alias: postgres\n      variables: {IMG: mysql:8}",
-                 "7:13: $IMG: contains a variable: $IMG", id="its own variables"),
+                 "- name: $IMG\n      alias: postgres\n      variables: {IMG: mysql:8}", None, id="its own variables"),
     # `$$` is a `$` written out: the service is named `$IMG`, not by the variable.
     pytest.param("- $$IMG", "- $$IMG", "7:7: $$IMG: contains a literal $ (written $$, not a variable): $$IMG",
                  id="an escaped dollar"),
 ])
 def test_a_service_name_the_variable_does_not_give_is_not_read_as_named_by_it(tmp_path, capsys, service: str,
-                                                                               after: str, unresolved: str):
+                                                                               after: str, unresolved: str | None):
     before = f"""\
 variables:
   IMG: &pg postgres:15
@@ -453,7 +451,7 @@ job:
   services:
     {service}
 """
-    summary = ONE_MOVED + f"unresolved: .gitlab-ci.yml:{unresolved}\n"
+    summary = ONE_MOVED + (f"unresolved: .gitlab-ci.yml:{unresolved}\n" if unresolved else "")
     assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
         "postgres:15", f"{MIRROR}/postgres:15").replace(service, after)
 
@@ -504,8 +502,7 @@ test:
     - $$CACHE
   script: [redis-cli -h redis ping]
 """
-    summary = ONE_MOVED + ("unresolved: .gitlab-ci.yml:9:7: ${CACHE}: contains a variable: ${CACHE}\n"
-                           "unresolved: .gitlab-ci.yml:10:7: $$CACHE: contains a literal $ (written $$, not a "
+    summary = ONE_MOVED + ("unresolved: .gitlab-ci.yml:10:7: $$CACHE: contains a literal $ (written $$, not a "
                            "variable): $$CACHE\n")
     # Both "redis:7" scalars, the value and its option; the service named by the variable gets its alias.
     assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
@@ -513,7 +510,8 @@ test:
 
 
 def test_an_option_anchored_as_the_image_moves_with_the_value_it_equals(tmp_path, capsys):
-    # `image: *cache` reads the option: moved alone, it would leave the value out of the options.
+    # `image: *cache` reads the option: moved alone, it would leave the value out of the options. The service
+    # reads the value through `$CACHE`: both are references, moved together.
     before = """\
 variables:
   CACHE:
@@ -524,23 +522,21 @@ test:
   services: [$CACHE]
   script: [redis-cli -h redis ping]
 """
-    summary = ONE_MOVED + "unresolved: .gitlab-ci.yml:7:14: $CACHE: contains a variable: $CACHE\n"
-    assert _rewritten(capsys, tmp_path, before, summary) == before.replace(
+    assert _rewritten(capsys, tmp_path, before, TWO_MOVED) == before.replace(
         "value: redis:7", f"value: {MIRROR}/redis:7").replace("&cache redis:7", f"&cache {MIRROR}/redis:7").replace(
         "[$CACHE]", "[{name: $CACHE, alias: redis}]")
 
 
-TWO_MOVED = ("FILE            REFERENCES\n--------------  ----------\n.gitlab-ci.yml  2\n"
-             "1 file rewritten, 2 references moved\n")
-LITERAL_SERVICE = "unresolved: .gitlab-ci.yml:10:7: $LITERAL: contains a variable: $LITERAL\n"
+LITERAL_SERVICE = "unresolved: .gitlab-ci.yml:10:7: $LITERAL: LITERAL is given its value at line 5{}\n"
 
 
 @pytest.mark.parametrize(("expand", "summary", "moved"), [
     # `$CACHE` in LITERAL's value stays `$CACHE`: the service named $LITERAL does not take the image.
-    pytest.param("false", TWO_MOVED + LITERAL_SERVICE, ("redis:7", "ruby:3.3"), id="not expanded"),
+    pytest.param("false", TWO_MOVED + LITERAL_SERVICE.format(" with expand: false"), ("redis:7", "ruby:3.3"),
+                 id="not expanded"),
     pytest.param("true", ONE_MOVED + "unresolved: .gitlab-ci.yml:3:19: redis:7: "
                  + VARIABLE_SERVICE.format("$LITERAL", "LITERAL").replace("line 5", "line 10") + NOT_ALONE + "\n"
-                 + LITERAL_SERVICE, ("ruby:3.3",), id="expanded"),
+                 + LITERAL_SERVICE.format(" with a variable in it: $CACHE"), ("ruby:3.3",), id="expanded"),
 ])
 def test_a_variable_not_expanded_does_not_give_a_service_the_image_of_the_variable_its_value_names(
         tmp_path, capsys, expand: str, summary: str, moved: tuple[str, ...]):
@@ -562,3 +558,70 @@ build: {{image: ruby:3.3}}
     for raw in moved:
         after = after.replace(raw, f"{MIRROR}/{raw}")
     assert _rewritten(capsys, tmp_path, before, summary) == after
+
+
+def test_an_image_named_by_a_variable_alone_moves_at_the_value_the_file_gives_the_variable(tmp_path, capsys):
+    # A service named by the variable keeps the host name gitlab-runner derived from the value before.
+    before = """\
+variables:
+  IMG: redis:7
+build:
+  image: ${IMG}
+  variables:
+    TOOL: {value: "golang:1.22", options: ["golang:1.22", "golang:1.21"]}
+  services: [$TOOL]
+  script: [go build]
+test:
+  image: $IMG
+  services:
+    - $IMG
+  script: [redis-cli -h redis ping]
+"""
+    assert _rewritten(capsys, tmp_path, before, TWO_MOVED) == f"""\
+variables:
+  IMG: {MIRROR}/redis:7
+build:
+  image: ${{IMG}}
+  variables:
+    TOOL: {{value: "{MIRROR}/golang:1.22", options: ["{MIRROR}/golang:1.22", "golang:1.21"]}}
+  services: [{{name: $TOOL, alias: golang}}]
+  script: [go build]
+test:
+  image: $IMG
+  services:
+    - name: $IMG
+      alias: redis
+  script: [redis-cli -h redis ping]
+"""
+
+
+@pytest.mark.parametrize(("use", "unresolved"), [
+    pytest.param("script: [echo $IMG]", "the variable IMG is also used at line 5", id="a script line"),
+    pytest.param("rules: [{if: '$IMG =~ /redis/'}]", "the variable IMG is also used at line 5", id="a rule"),
+    pytest.param("variables: {CACHE: $IMG}", "the variable IMG is also used at line 5", id="another variable"),
+    pytest.param("variables: {IMG: mysql:8}", "IMG is given a value at lines 2, 5", id="a job redefines it"),
+    pytest.param("parallel: {matrix: [{IMG: mysql:8}]}", "IMG is given its values at line 5 by parallel: matrix:, "
+                 "which runs the job once for each value it lists", id="a matrix"),
+])
+def test_an_image_named_by_a_variable_the_file_uses_or_gives_elsewhere_stays_and_says_why(tmp_path, capsys, use: str,
+                                                                                          unresolved: str):
+    before = f"variables:\n  IMG: redis:7\njob:\n  image: $IMG\n  {use}\nbuild: {{image: ruby:3.3}}\n"
+    _only_one_moves(capsys, tmp_path, before, "ruby:3.3", f"4:10: $IMG: {unresolved}")
+
+
+USED_OUTSIDE_JOB = ("2:10: $IMG: IMG is given its value at line 3 in the variables: of job, whose content is also "
+                    "used outside it (line 5)")
+
+
+@pytest.mark.parametrize(("before", "unresolved"), [
+    pytest.param("include: [.gitlab/ci/db.yml]\nvariables:\n  IMG: redis:7\njob:\n  services: [$IMG]\n",
+                 "5:14: $IMG: the file includes other files (line 1), which may give IMG a value or use it",
+                 id="an include"),
+    pytest.param("job:\n  image: $IMG\n  variables: {IMG: &img redis:7}\nother:\n  variables: {CACHE: *img}\n",
+                 USED_OUTSIDE_JOB, id="the job's anchor used outside it"),
+    pytest.param("job:\n  image: $IMG\n  variables: {IMG: redis:7}\nother:\n  image: !reference [job, image]\n",
+                 USED_OUTSIDE_JOB, id="a reference to the job"),
+])
+def test_an_image_named_by_a_variable_a_job_may_read_elsewhere_stays_and_says_why(tmp_path, capsys, before: str,
+                                                                                  unresolved: str):
+    _only_one_moves(capsys, tmp_path, before + "build: {image: ruby:3.3}\n", "ruby:3.3", unresolved)

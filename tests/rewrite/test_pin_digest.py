@@ -85,3 +85,20 @@ def test_a_helm_tag_from_a_merge_key_is_not_pinned_in_the_merged_mapping(loopbac
                                    f"line {lines[0]}: the tag at line {lines[1]} comes from a merge key (<<): add the "
                                    "digest by hand\n", "")
     assert (repo / "chart/values.yaml").read_text() == values
+
+
+def test_a_gitlab_image_named_by_a_variable_is_pinned_at_the_variables_value(loopback: Loopback, tmp_path: Path,
+                                                                             capsys, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    app = unique_repo("pin-app")
+    image = images.image((1024,))
+    images.push(up, app, image, "1.0")
+    dest = f"{down}/mirror"
+    copy = f"{dest}/{up.replace(':', '__')}/{app}:1.0"
+    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", copy)[0] == 0
+    before = f"variables:\n  APP: {up}/{app}:1.0\njob:\n  image: $APP\n  script: [x]\n"
+    repo = write_tree(tmp_path / "repo", {".gitlab-ci.yml": before})
+    code, _, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--internal", down, "--pin-digest")
+    assert (code, err) == (0, "")
+    assert (repo / ".gitlab-ci.yml").read_text() == before.replace(f"{up}/{app}:1.0", f"{copy}@{image.digest}")

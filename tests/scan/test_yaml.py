@@ -6,7 +6,8 @@ from tests.helpers import ref, scan_json, write_tree
 
 # The image a variable holds is found where it is written: at the anchored value of the plain form
 # (`DB: &db ...`) and at the `value:` of the expanded one, whose description and options are no
-# images (an option such as `none` would read as one). `$$` is a `$` GitLab passes on as written.
+# images (an option such as `none` would read as one); `${CACHE}` names that value too: it is not listed again.
+# `$$` is a `$` GitLab passes on as written.
 EXPANDED_VARIABLE = """\
 variables:
   CACHE:
@@ -35,7 +36,6 @@ def test_a_gitlab_variable_in_the_expanded_form_is_found_at_its_value_and_a_lite
         "references": [
             ref(".gitlab-ci.yml", 3, 20, "gitlab-ci", "redis:7", "docker.io/library/redis:7"),
             ref(".gitlab-ci.yml", 6, 11, "gitlab-ci", "postgres:16", "docker.io/library/postgres:16"),
-            ref(".gitlab-ci.yml", 10, 7, "gitlab-ci", "${CACHE}", None, "unresolved", "contains a variable: ${CACHE}"),
             ref(".gitlab-ci.yml", 12, 7, "gitlab-ci", "$$CACHE", None, "unresolved",
                 "contains a literal $ (written $$, not a variable): $$CACHE"),
             ref(".gitlab-ci.yml", 15, 10, "gitlab-ci", "$$REGISTRY/$CACHE", None, "unresolved",
@@ -76,6 +76,68 @@ services:
             ref("compose.yaml", 4, 18, "compose", "redis:$$7", None, "unresolved", LITERAL + "$$7"),
             ref("compose.yaml", 5, 16, "compose", "$$REGISTRY/$APP", None, "unresolved", "contains a variable: $APP"),
             ref("compose.yaml", 6, 16, "compose", "$$$API", None, "unresolved", "contains a variable: $API"),
+        ],
+        "ignored": 0,
+        "skipped": [],
+    }
+
+
+# An image or service named by a variable alone is found at the value the file gives the variable, once, in its
+# `variables:` or in those of the job it is in; every other case says why it stays as written.
+VARIABLE_IMAGES = """\
+variables:
+  IMG: redis:7
+  PG: "postgres:16"
+  TWICE: mysql:8
+  USED: nginx:1.27
+  TOOLS: $CI_REGISTRY/tools:1
+  ANCHORED: &tools alpine:3.20
+build:
+  image: $IMG
+  services: [$PG, {name: "${PG}", alias: db}, $OWN]
+  variables:
+    TWICE: mariadb:11
+    OWN: {value: golang:1.22, description: the compiler}
+  script: [go build]
+test:
+  image: ${IMG}
+  services: [$TWICE, $USED, $TOOLS, $ANCHORED, $OWN, $MATRIX, $UNSET]
+  parallel:
+    matrix:
+      - MATRIX: [memcached:1.6]
+  script: [curl $USED, *tools]
+"""
+
+
+def test_a_gitlab_image_named_by_a_variable_alone_is_found_at_the_value_the_file_gives_it(tmp_path, capsys):
+    write_tree(tmp_path, {".gitlab-ci.yml": VARIABLE_IMAGES,
+                          ".gitlab/ci/jobs.yml": "include: [.gitlab/ci/more.yml]\nvariables: {IMG: redis:7}\n"
+                                                 "job: {image: $IMG}\n"})
+
+    def stays(column: int, raw: str, reason: str) -> dict:
+        return ref(".gitlab-ci.yml", 17, column, "gitlab-ci", raw, None, "unresolved", reason)
+
+    assert scan_json(capsys, tmp_path) == {
+        "version": 1,
+        "references": [
+            ref(".gitlab-ci.yml", 2, 8, "gitlab-ci", "redis:7", "docker.io/library/redis:7", "third-party",
+                "value of the variable IMG, used by the images at lines 9, 16"),
+            ref(".gitlab-ci.yml", 3, 8, "gitlab-ci", "postgres:16", "docker.io/library/postgres:16", "third-party",
+                "value of the variable PG, used by the image at line 10"),
+            ref(".gitlab-ci.yml", 13, 18, "gitlab-ci", "golang:1.22", "docker.io/library/golang:1.22", "third-party",
+                "value of the variable OWN, used by the image at line 10"),
+            stays(14, "$TWICE", "TWICE is given a value at lines 4, 12"),
+            stays(22, "$USED", "the variable USED is also used at line 21"),
+            stays(29, "$TOOLS", "TOOLS is given its value at line 6 with a variable in it: $CI_REGISTRY/tools:1"),
+            stays(37, "$ANCHORED", "ANCHORED is given its value at line 7 as the YAML anchor &tools, also used at "
+                                   "line 21"),
+            stays(48, "$OWN", "OWN is given its value at line 13 in the variables: of build, not of the job this image "
+                              "is in"),
+            stays(54, "$MATRIX", "MATRIX is given its values at line 20 by parallel: matrix:, which runs the job once "
+                                 "for each value it lists"),
+            stays(63, "$UNSET", "contains a variable: $UNSET"),
+            ref(".gitlab/ci/jobs.yml", 3, 14, "gitlab-ci", "$IMG", None, "unresolved",
+                "the file includes other files (line 1), which may give IMG a value or use it"),
         ],
         "ignored": 0,
         "skipped": [],
