@@ -329,7 +329,8 @@ def _names_held_elsewhere(images: list[tuple[keypaths.Hit, str]], paths: list[tu
 @dataclasses.dataclass
 class _Document:
     """One YAML document being read: what the facts of its services are found from. `lone`: the images and
-    services named by a variable alone (`$IMG`, `${IMG}`), each with the variable (by node id)."""
+    services named by a variable alone (`$IMG`, `${IMG}`), each with the variable (by node id). `path`: the
+    file's, relative to the tree's root."""
 
     root: Node
     text: str
@@ -337,6 +338,7 @@ class _Document:
     places: dict[int, list[_Place]]
     anchors: dict[int, str]
     lone: dict[int, str] = dataclasses.field(default_factory=dict)
+    path: str = ""
 
     @functools.cached_property
     def flow_items(self) -> set[int]:
@@ -399,6 +401,9 @@ class _Document:
         if include is not None:
             return (f"the file includes other files (line {self.line(include)}), which may give {name} a value "
                     "or use it")
+        why = self._file_problem(name)
+        if why is not None:
+            return why
         lines = sorted({self.line(value) for value in given.values()})
         matrix = next((value for key, value in given.items() if key in self.variables.in_matrix), None)
         if matrix is not None:
@@ -410,7 +415,7 @@ class _Document:
         where = f"{name} is given its value at line {lines[0]}"
         if id(value) in self.variables.not_expanded:
             return f"{where} with expand: false"
-        why = self._scope_problem(node, value, where)
+        why = self._scope_problem(node, value, where) or self._pipeline_problem(name, value)
         if why is not None or id(value) in self.places:  # an image itself (an alias of it is one): found there
             return why or value
         return self._other_use(name) or _value_problem(value, where) or self._anchor_use(value, where) or value
@@ -465,22 +470,48 @@ class _Document:
         use = pattern.search(self.text, self.base, start) or pattern.search(self.text, end, document_end)
         return None if use is None else line_at(self.text, use.start())
 
+    def _file_problem(self, name: str) -> str | None:
+        """Why what the file says of the variable `name` may not be all a pipeline does with it, or None: another
+        file may include this one, or another YAML document of it (a `spec:` header) may use it."""
+        if self.path not in _PIPELINE_FILES:
+            return (f"{self.path} is not a project's top .gitlab-ci.yml: a file including it may give {name} a "
+                    "value or use it")
+        start = self.base + self.root.start_mark.index
+        other = next((base + root.start_mark.index for base, root in documents(self.text)
+                      if base + root.start_mark.index != start), None)
+        if other is None:
+            return None
+        return f"the file has another YAML document at line {line_at(self.text, other)}, which may use {name}"
+
+    def _pipeline_problem(self, name: str, value: Node) -> str | None:
+        """Why jobs may read the variable `name` other than where the file gives it `value`, or None: a trigger job
+        passes it to another pipeline, or a job does not inherit it from the file's `variables:`."""
+        is_global = self._written_values.get(id(value)) is None
+        for key, job in self._top_level:
+            if scalar_text(key) in _GLOBAL_KEYWORDS:
+                continue
+            if mapping_get(job, "trigger") is not None:
+                return (f"the job {key.value} at line {self.line(key)} triggers another pipeline, and passes it "
+                        f"{name}, which may use it")
+            inherited = mapping_get(mapping_get(job, "inherit"), "variables")
+            if is_global and inherited is not None and not _inherits(inherited, name):
+                return (f"the job {key.value} does not inherit {name} from the file's variables: (inherit: at line "
+                        f"{self.line(inherited)})")
+        return None
+
     def _other_use(self, name: str) -> str | None:
-        """Where the document names the variable other than as an image or a service's whole name, if anywhere."""
-        lines = [self.line(node) for node in self._mentions.get(name, ()) if self.lone.get(id(node)) != name]
+        """Where the document names the variable other than as an image or a service's whole name, if anywhere:
+        `$IMG`, `${IMG}`, a Windows shell's `%IMG%` or `$env:IMG`, or the name as a word (`printenv IMG`)."""
+        use = re.compile(rf"(?<!\w){name}(?!\w)|(?i:%{name}%|\$env:{name}(?!\w))")
+        lines = [self.line(node) for node in self._scalars
+                 if self.lone.get(id(node)) != name and node.value != name and use.search(str(node.value))]
         return f"the variable {name} is also used at line {min(lines)}" if lines else None
 
     @functools.cached_property
-    def _mentions(self) -> dict[str, list[ScalarNode]]:
-        """The scalars naming each variable (keys too), each once."""
-        mentions: dict[str, list[ScalarNode]] = {}
-        seen: set[int] = set()
-        for node, *_ in keypaths.walk(self.root):
-            if isinstance(node, ScalarNode) and id(node) not in seen and "$" in str(node.value):
-                seen.add(id(node))
-                for name in mentioned_variables(str(node.value)):
-                    mentions.setdefault(name, []).append(node)
-        return mentions
+    def _scalars(self) -> list[ScalarNode]:
+        """The document's scalars (keys too), each once."""
+        scalars = {id(node): node for node, *_ in keypaths.walk(self.root) if isinstance(node, ScalarNode)}
+        return list(scalars.values())
 
     def _anchor_use(self, value: Node, where: str) -> str | None:
         """Why a value anchored and used elsewhere by an alias cannot move through the variable, or None. (An
@@ -491,6 +522,21 @@ class _Document:
         if alias is None:
             return None
         return f"{where} as the YAML anchor &{anchor}, also used at line {line_at(self.text, alias.start())}"
+
+
+# The files GitLab runs a project's pipeline from; any other it reads only as included by one.
+_PIPELINE_FILES = frozenset({".gitlab-ci.yml", ".gitlab-ci.yaml"})
+
+# GitLab's top-level keys that are not jobs.
+_GLOBAL_KEYWORDS = frozenset({"default", "include", "stages", "variables", "workflow"})
+
+
+def _inherits(inherited: Node, name: str) -> bool:
+    """Whether a job's `inherit: variables:` lets it read the variable `name` from the file's `variables:`."""
+    if isinstance(inherited, SequenceNode):
+        return any(scalar_text(item) == name for item in inherited.value)
+    text = scalar_text(inherited)
+    return text is not None and text.lower() not in _FALSE
 
 
 # An anchor's name where a node is written: `&name`.
@@ -697,7 +743,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             watched |= {id(hit.node) for hit, _ in images}
         places = _places(root, [hit for hit, _ in images], watched, rule)
         lone = {id(hit.node): name for hit, _ in images if rule.services and (name := lone_variable(hit.node.value))}
-        document = _Document(root, text, base, places, anchors, lone)
+        document = _Document(root, text, base, places, anchors, lone, context.path)
         found_here = []
         through_variables = []
         for hit, prefix in images:

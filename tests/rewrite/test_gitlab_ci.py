@@ -602,6 +602,13 @@ test:
     pytest.param("variables: {IMG: mysql:8}", "IMG is given a value at lines 2, 5", id="a job redefines it"),
     pytest.param("parallel: {matrix: [{IMG: mysql:8}]}", "IMG is given its values at line 5 by parallel: matrix:, "
                  "which runs the job once for each value it lists", id="a matrix"),
+    pytest.param("script: [echo %IMG%]", "the variable IMG is also used at line 5", id="a Windows batch script"),
+    pytest.param("script: ['echo $env:img']", "the variable IMG is also used at line 5", id="a PowerShell script"),
+    pytest.param("script: [printenv IMG]", "the variable IMG is also used at line 5", id="a script naming it"),
+    pytest.param("inherit: {variables: false}", "the job job does not inherit IMG from the file's variables: "
+                 "(inherit: at line 5)", id="not inherited"),
+    pytest.param("inherit: {variables: [CI_DEBUG]}", "the job job does not inherit IMG from the file's variables: "
+                 "(inherit: at line 5)", id="not in the inherited ones"),
 ])
 def test_an_image_named_by_a_variable_the_file_uses_or_gives_elsewhere_stays_and_says_why(tmp_path, capsys, use: str,
                                                                                           unresolved: str):
@@ -621,7 +628,31 @@ USED_OUTSIDE_JOB = ("2:10: $IMG: IMG is given its value at line 3 in the variabl
                  USED_OUTSIDE_JOB, id="the job's anchor used outside it"),
     pytest.param("job:\n  image: $IMG\n  variables: {IMG: redis:7}\nother:\n  image: !reference [job, image]\n",
                  USED_OUTSIDE_JOB, id="a reference to the job"),
+    pytest.param("variables:\n  IMG: redis:7\njob:\n  image: $IMG\nother:\n  trigger: acme/deploy\n",
+                 "4:10: $IMG: the job other at line 5 triggers another pipeline, and passes it IMG, which may use it",
+                 id="a trigger job"),
+    pytest.param("job:\n  image: $IMG\n  variables: {IMG: redis:7}\nother:\n  extends: job\n  trigger: acme/deploy\n",
+                 "2:10: $IMG: the job other at line 4 triggers another pipeline, and passes it IMG, which may use it",
+                 id="a trigger job extending the job"),
+    pytest.param("spec:\n  inputs:\n    tag: {default: $IMG}\n---\nvariables:\n  IMG: redis:7\njob:\n  image: $IMG\n",
+                 "8:10: $IMG: the file has another YAML document at line 1, which may use IMG", id="a spec header"),
+    pytest.param("variables:\n  IMG: redis:7\njob:\n  image: $IMG\n---\nother:\n  script: [echo $IMG]\n",
+                 "4:10: $IMG: the file has another YAML document at line 6, which may use IMG",
+                 id="another document"),
 ])
 def test_an_image_named_by_a_variable_a_job_may_read_elsewhere_stays_and_says_why(tmp_path, capsys, before: str,
                                                                                   unresolved: str):
     _only_one_moves(capsys, tmp_path, before + "build: {image: ruby:3.3}\n", "ruby:3.3", unresolved)
+
+
+def test_an_image_named_by_a_variable_in_a_file_others_include_stays_and_says_why(tmp_path, capsys):
+    # The project's .gitlab-ci.yml uses IMG in a script: the file giving it its value cannot tell.
+    jobs = "variables:\n  IMG: redis:7\nbuild:\n  image: $IMG\n"
+    files = {".gitlab-ci.yml": "include: [.gitlab/ci/build.yml]\ntest:\n  script: [echo $IMG]\n",
+             ".gitlab/ci/build.yml": jobs}
+    write_tree(tmp_path, files)
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, (
+        "0 files rewritten, 0 references moved\n"
+        "unresolved: .gitlab/ci/build.yml:4:10: $IMG: .gitlab/ci/build.yml is not a project's top .gitlab-ci.yml: "
+        "a file including it may give IMG a value or use it\n"), "")
+    assert (tmp_path / ".gitlab/ci/build.yml").read_text() == jobs
