@@ -504,7 +504,8 @@ class _Document:
         `$IMG`, `${IMG}`, a Windows shell's `%IMG%` or `$env:IMG`, or the name as a word (`printenv IMG`)."""
         use = re.compile(rf"(?<!\w){name}(?!\w)|(?i:%{name}%|\$env:{name}(?!\w))")
         lines = [self.line(node) for node in self._scalars
-                 if self.lone.get(id(node)) != name and node.value != name and use.search(str(node.value))]
+                 if self.lone.get(id(node)) != name and (node.value != name or id(node) in self._referenced)
+                 and use.search(str(node.value))]
         return f"the variable {name} is also used at line {min(lines)}" if lines else None
 
     @functools.cached_property
@@ -512,6 +513,12 @@ class _Document:
         """The document's scalars (keys too), each once."""
         scalars = {id(node): node for node, *_ in keypaths.walk(self.root) if isinstance(node, ScalarNode)}
         return list(scalars.values())
+
+    @functools.cached_property
+    def _referenced(self) -> set[int]:
+        """The scalars naming what a `!reference` copies (`!reference [variables, IMG]`), by node id."""
+        return {id(item) for node, *_ in keypaths.walk(self.root)
+                if isinstance(node, SequenceNode) and node.tag == keypaths.REFERENCE_TAG for item in node.value}
 
     def _anchor_use(self, value: Node, where: str) -> str | None:
         """Why a value anchored and used elsewhere by an alias cannot move through the variable, or None. (An

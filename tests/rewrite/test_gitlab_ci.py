@@ -605,6 +605,8 @@ test:
     pytest.param("script: [echo %IMG%]", "the variable IMG is also used at line 5", id="a Windows batch script"),
     pytest.param("script: ['echo $env:img']", "the variable IMG is also used at line 5", id="a PowerShell script"),
     pytest.param("script: [printenv IMG]", "the variable IMG is also used at line 5", id="a script naming it"),
+    pytest.param("variables: {COPY: !reference [variables, IMG]}", "the variable IMG is also used at line 5",
+                 id="a reference to it"),
     pytest.param("inherit: {variables: false}", "the job job does not inherit IMG from the file's variables: "
                  "(inherit: at line 5)", id="not inherited"),
     pytest.param("inherit: {variables: [CI_DEBUG]}", "the job job does not inherit IMG from the file's variables: "
