@@ -161,8 +161,7 @@ class Copier:
         if existing is not None and not self.options.refresh:
             result.status = "differs"
             result.mirror_digest = existing.digest
-            result.error = (f"{target}:{reference} holds {existing.digest}; the source is now {digest} "
-                            f"(left alone; --refresh replaces it)")
+            result.error = self._differs(source, target, reference, existing.digest, digest)
             return
         manifest = manifest or manifests.get_manifest(source.registry, source.path, digest)
         if self.options.dry_run:
@@ -175,6 +174,16 @@ class Copier:
         result.platforms = self._platforms(target, manifest)
         if self.options.referrers:
             result.bytes += self._referrers_of_verified(source, target, manifest, result)
+
+    @staticmethod
+    def _differs(source: _Repo, target: _Repo, reference: str, held: str, digest: str) -> str:
+        """Why the mirror tag is left alone. A source that has the mirror's image moved its tag since the copy; one
+        that does not (asked by `HEAD`, free on Docker Hub) never had it there: it is another image's copy."""
+        if manifests.head_digest(source.registry, source.path, held, "look up the mirror's image") == held:
+            return f"{target}:{reference} holds {held}; the source is now {digest} (left alone; --refresh replaces it)"
+        return (f"{target}:{reference} holds {held}, an image {source} does not have (another image's copy, as when "
+                f"a mapping sends two images to one name, or one the source deleted); the source is {digest} "
+                f"(left alone; check the mapping first: --refresh would replace it)")
 
     def _referrers_of_verified(self, source: _Repo, target: _Repo, manifest: Manifest, result: CopyResult) -> int:
         """The image is in the mirror, verified, whatever happens to its signatures: a failure to copy

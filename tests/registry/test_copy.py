@@ -223,6 +223,28 @@ def test_moved_tag_differs_unless_refresh(loopback: Loopback, registries: Regist
     assert_complete_copy(loopback.target.host, dst, new, "v1")
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_mirror_tag_holding_an_image_the_source_does_not_have_differs_saying_so(
+        proxies: Loopback, registries: Registries, dry_run: bool) -> None:
+    """Two images mapped to one name: the second finds the first's copy, which its source never had."""
+    first, second = images.image(), images.image()
+    first_src, second_src = upstream_image(proxies, first), upstream_image(proxies, second)
+    up, dst = proxies.upstream_proxy.host, unique_repo("mirror")
+    target = f"{proxies.target.host}/{dst}:v1"
+    with Copier(registries) as copier:
+        assert copier.ensure(f"{up}/{first_src}:v1", target).status == "copied"
+    proxies.upstream_proxy.reset()
+    source = f"{up}/{second_src}:v1"
+    with Copier(registries, CopyOptions(dry_run=dry_run)) as copier:
+        differs = copier.ensure(source, target)
+    assert differs == CopyResult(source, target, "differs", second.digest, [], 0, (
+        f"{target} holds {first.digest}, an image {up}/{second_src} does not have (another image's copy, as when a "
+        f"mapping sends two images to one name, or one the source deleted); the source is {second.digest} (left "
+        "alone; check the mapping first: --refresh would replace it)"), first.digest)
+    assert ("HEAD", f"/v2/{second_src}/manifests/{first.digest}") in proxies.upstream_proxy.requests
+    assert manifest_bytes(proxies.target.host, dst, "v1") == first.manifest
+
+
 def test_dry_run_copies_nothing(proxies: Loopback, registries: Registries) -> None:
     image = images.image()
     src = upstream_image(proxies, image)
