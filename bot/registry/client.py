@@ -192,9 +192,12 @@ class Registry:
         sleep: Callable[[float], object] = time.sleep,
         cancelled: threading.Event | None = None,
         source_only: bool = False,
+        is_destination: bool = False,
         warns_low_quota: bool = True,
     ) -> None:
         self.domain = domain
+        # The destination's registry (known to be): what is wrong with its address is the --to option's.
+        self.is_destination = is_destination
         # A source's registry, not the destination's: a refusal's fix is Docker's config.json, not --username.
         self.source_only = source_only
         self.scheme = "http" if insecure or on_loopback(domain) else "https"
@@ -475,6 +478,7 @@ class Registries:
                     sleep=self._sleep,
                     cancelled=self.cancelled,
                     source_only=self.destination is not None and domain != self.destination,
+                    is_destination=domain == self.destination,
                     warns_low_quota=self.warns_low_quota,
                 )
             return self._registries[domain]

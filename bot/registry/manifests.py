@@ -32,7 +32,8 @@ FOREIGN_LAYER_TYPES = frozenset({
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 })
-NO_REGISTRY_THERE = "check the image's host name and port: no registry answers there"
+NO_REGISTRY_AT_IMAGE = "check the image's host name and port: no registry answers there"
+NO_REGISTRY_AT_DESTINATION = "check the --to host and port: no registry answers there"
 
 
 def sha256_digest(data: bytes) -> str:
@@ -163,7 +164,8 @@ def unlike_a_registry(registry: Registry, repo: str, step: str, status: int) -> 
     if response.status_code in (403, *RETRY_STATUSES) or speaks_registry_api(response, header_required=header_required):
         return None
     detail = not_a_registry(registry.domain, f"{registry.base_url}/v2/", response.status_code)
-    return NotARegistry(f"{registry.domain}/{repo}", step, detail, NO_REGISTRY_THERE, status=status)
+    fix = NO_REGISTRY_AT_DESTINATION if registry.is_destination else NO_REGISTRY_AT_IMAGE
+    return NotARegistry(f"{registry.domain}/{repo}", step, detail, fix, status=status)
 
 
 def refused_by_no_registry(registry: Registry, repo: str, error: RegistryError) -> NotARegistry | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_cli, write_tree
 from tests.oci import images
 from tests.oci.fixtures import Loopback, unique_repo
@@ -50,21 +52,26 @@ def test_mirror_copies_every_move_then_finds_them_present(loopback: Loopback, tm
     assert out.splitlines()[5:] == [f"failed: {up}/{web}:missing: resolve tag missing: no such image (manifest unknown)"]
 
 
-def test_a_dry_run_to_a_web_server_says_it_is_no_registry(proxies: Loopback, tmp_path: Path, capsys,
-                                                            monkeypatch) -> None:
+@pytest.mark.parametrize(("at", "fix"), [
+    ("destination", "check the --to host and port: no registry answers there"),
+    ("source", "check the image's host name and port: no registry answers there"),
+])
+def test_a_dry_run_with_a_web_server_says_it_is_no_registry_and_which_address_to_check(
+        proxies: Loopback, tmp_path: Path, capsys, monkeypatch, at: str, fix: str) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    up, down, src = proxies.upstream.host, proxies.target_proxy.host, unique_repo("m-web")
-    image = images.image((100,))
-    images.push(up, src, image, "1.0")
-    proxies.target_proxy.routes.append(lambda method, path: Answer(404, {"Content-Type": "text/html"}, b"Not Found"))
+    up, down, src = proxies.upstream_proxy.host, proxies.target_proxy.host, unique_repo("m-web")
+    images.push(proxies.upstream.host, src, images.image((100,)), "1.0")
+    web = {"destination": proxies.target_proxy, "source": proxies.upstream_proxy}[at]
+    web.routes.append(lambda method, path: Answer(404, {"Content-Type": "text/html"}, b"Not Found"))
     repo = write_tree(tmp_path / "repo", {"Dockerfile": f"FROM {up}/{src}:1.0\n"})
     code, out, _ = run_cli(capsys, "mirror", str(repo), "--to", f"{down}/mirror", "--dry-run", "--format", "json")
     target = f"{down}/mirror/{up.replace(':', '__')}/{src}"
+    where, step = {"destination": (target, "check target"), "source": (f"{up}/{src}", "resolve tag 1.0")}[at]
     assert (code, json.loads(out)) == (1, {"version": 1, "images": [{
         "source": f"{up}/{src}:1.0", "target": f"{target}:1.0", "digest": None, "platforms": [], "status": "failed",
         "bytes": 0, "pulls": None,
-        "error": f"{target}: check target: {down} does not speak the registry API: http://{down}/v2/ answered HTTP 404, "
-                 "not as a registry does\nhint: check the image's host name and port: no registry answers there"}]})
+        "error": f"{where}: {step}: {web.host} does not speak the registry API: http://{web.host}/v2/ answered HTTP "
+                 f"404, not as a registry does\nhint: {fix}"}]})
 
 
 def test_pin_digest_is_not_offered_as_the_mirror_writes_no_reference(tmp_path: Path, capsys) -> None:
