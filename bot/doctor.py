@@ -20,9 +20,9 @@ from bot.registry.client import RETRY_STATUSES, Registry, RetryPolicy
 from bot.registry.credentials import CredentialHelperError, google_credential, is_google_host
 from bot.registry.errors import (
     NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint, error_codes, not_a_registry,
-    sent_by_a_registry, source_login_fix, speaks_registry_api,
+    source_login_fix,
 )
-from bot.registry.manifests import head_digest, no_such_image, refused_by_no_registry
+from bot.registry.manifests import answers_as_a_registry, head_digest, no_such_image, refused_by_no_registry
 
 ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com/v1"
 _ARTIFACT_REGISTRY_RE = re.compile(r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev")
@@ -143,32 +143,9 @@ def check_answers(registry: Registry, repo: str) -> Check:
         return Check("registry", False, f"{answered}: {_refused(registry)}", _credentials_fix(registry))
     if status in RETRY_STATUSES:
         return Check("registry", False, answered, "the registry is down or overloaded: try again later")
-    if not speaks_registry_api(response) or (not speaks_registry_api(response, header_required=True)
-                                             and not _lists_tags_as_a_registry(registry, repo)):
+    if not answers_as_a_registry(registry, repo, response):
         return Check("registry", False, not_a_registry(registry.domain, url, status), NOT_A_REGISTRY_FIX)
     return Check("registry", True, f"{url} answers")
-
-
-def _lists_tags_as_a_registry(registry: Registry, repo: str) -> bool:
-    """Whether `repo`'s tag list answers as a registry's does; asked when `/v2/` answered JSON without the registry
-    API's header, as a web app's health endpoint does too. A registry's answer carries its signs (the header, an OCI
-    error body), refuses a login, is overloaded, or lists the tags. No answer at all says nothing against the
-    registry: the repository check says what went wrong."""
-    try:
-        response = registry.request("GET", f"/v2/{repo}/tags/list", repo=repo, step="list tags")
-    except RegistryError:
-        return True
-    if response.status_code in (401, 403, *RETRY_STATUSES) or sent_by_a_registry(response):
-        return True
-    return response.status_code == 200 and _is_tag_list(response.content)
-
-
-def _is_tag_list(content: bytes) -> bool:
-    try:
-        answer = jsontext.loads(content)
-    except ValueError:
-        return False
-    return isinstance(answer, dict) and ("tags" in answer or "name" in answer)
 
 
 def check_repository(registry: Registry, repo: str) -> Check:

@@ -161,11 +161,39 @@ def unlike_a_registry(registry: Registry, repo: str, step: str, status: int) -> 
     except RegistryError:
         return None
     header_required = 200 <= status < 300
-    if response.status_code in (403, *RETRY_STATUSES) or speaks_registry_api(response, header_required=header_required):
+    if response.status_code in (403, *RETRY_STATUSES) or answers_as_a_registry(registry, repo, response,
+                                                                                header_required=header_required):
         return None
     detail = not_a_registry(registry.domain, f"{registry.base_url}/v2/", response.status_code)
     fix = NO_REGISTRY_AT_DESTINATION if registry.is_destination else NO_REGISTRY_AT_IMAGE
     return NotARegistry(f"{registry.domain}/{repo}", step, detail, fix, status=status)
+
+
+def answers_as_a_registry(registry: Registry, repo: str, ping: httpx.Response, *, header_required: bool = False) -> bool:
+    """Whether `/v2/`'s answer (`ping`) is a registry's (`speaks_registry_api`). One that is JSON without the registry
+    API's header, as a web app's health endpoint answers too, passes only when `repo`'s tag list answers as a
+    registry's does as well: that costs a request, but only a registry that leaves the header out."""
+    if not speaks_registry_api(ping, header_required=header_required):
+        return False
+    return speaks_registry_api(ping, header_required=True) or _lists_tags_as_a_registry(registry, repo)
+
+
+def _lists_tags_as_a_registry(registry: Registry, repo: str) -> bool:
+    """Whether `repo`'s tag list answers as a registry's does: with its signs (the header, an OCI error body), a
+    refused login, an overload, or the tags. No answer at all says nothing against the registry: the first
+    answer's error stands."""
+    try:
+        response = registry.request("GET", f"/v2/{repo}/tags/list", repo=repo, step="list tags")
+    except RegistryError:
+        return True
+    if response.status_code in (401, 403, *RETRY_STATUSES) or sent_by_a_registry(response):
+        return True
+    return response.status_code == 200 and _is_tag_list(response.content)
+
+
+def _is_tag_list(content: bytes) -> bool:
+    data, _ = _parsed(content)
+    return isinstance(data, dict) and ("tags" in data or "name" in data)
 
 
 def refused_by_no_registry(registry: Registry, repo: str, error: RegistryError) -> NotARegistry | None:

@@ -335,6 +335,39 @@ def test_a_dry_run_says_a_web_server_at_the_target_address_is_no_registry_not_th
     assert proxies.target_proxy.requests == [("GET", "/v2/w/x/manifests/v1"), ("GET", "/v2/")]
 
 
+HEALTH = Answer(200, {"Content-Type": "application/json"}, b'{"status": "ok"}')
+
+
+def test_a_health_endpoint_at_the_target_address_is_no_registry_to_a_dry_run_as_to_the_real_run(
+        loopback: Loopback, proxies: Loopback, registries: Registries) -> None:
+    """`/v2/` answers JSON without the registry API's header, every other path a 404 page: as `rehome doctor` does,
+    the tag list tells it from a registry that leaves the header out."""
+    host, image = proxies.target_proxy.host, images.image((100,))
+    src = upstream_image(loopback, image)
+    page = WEB_SERVERS["404 page"]
+    proxies.target_proxy.routes.append(lambda method, path: HEALTH if path == "/v2/" else page)
+    source, target = f"{loopback.upstream.host}/{src}:v1", f"{host}/w/x:v1"
+    with Copier(registries, CopyOptions(dry_run=True)) as dry:
+        dry_result = dry.ensure(source, target)
+    assert dry_result == CopyResult(source, target, "failed", error=f"{host}/w/x: {no_registry_at(host, 'check target', 200)}")
+    assert proxies.target_proxy.requests == [("GET", "/v2/w/x/manifests/v1"), ("GET", "/v2/"), ("GET", "/v2/w/x/tags/list")]
+    with Copier(registries) as real:
+        assert real.ensure(source, target) == CopyResult(source, target, "failed", image.digest, error=(
+            f"{host}/w/x: {no_registry_at(host, 'start blob upload', 200)}"))
+
+
+def test_a_registry_that_leaves_out_the_api_header_is_copied_to_without_asking_its_tag_list(
+        loopback: Loopback, proxies: Loopback, registries: Registries) -> None:
+    proxy, image = proxies.target_proxy, images.image((100,))
+    src, dst = upstream_image(loopback, image), unique_repo("mirror")
+    proxy.routes.append(lambda method, path: HEALTH if path == "/v2/" else None)
+    source, target = f"{loopback.upstream.host}/{src}:v1", f"{proxy.host}/{dst}:v1"
+    with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
+        assert [dry.ensure(source, target).status, real.ensure(source, target).status] == ["missing", "copied"]
+    assert proxy.count("GET", "^/v2/$") == proxy.count("GET", "/tags/list") == 0
+    assert_complete_copy(loopback.target.host, dst, image, "v1")
+
+
 def test_a_registry_that_leaves_out_the_api_header_and_sends_manifests_as_json_is_copied_from(
         loopback: Loopback, proxies: Loopback, registries: Registries) -> None:
     proxy, image = proxies.upstream_proxy, images.image((100,))
