@@ -11,12 +11,14 @@ import threading
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from bot import __version__
 from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int. They are imported only when
 # their command runs: the registry, GitHub and pull-count clients take longer to import than a scan.
+# `args.ends_process` says whether the process exits once run returns (`program`, not a caller of main).
 COMMANDS: dict[str, str] = {
     "scan": "bot.commands.scan",
     "plan": "bot.commands.plan",
@@ -132,13 +134,14 @@ def _leave_stuck_threads(code: int) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, or a usage error (exit 2)
         return exc.code if isinstance(exc.code, int) else 2
+    args.ends_process = ends_process
     _setup_logging(args)
     try:
         return args.run(args)
@@ -154,3 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _leave_stuck_threads(130)
     except Exception as exc:  # noqa: BLE001 - anything else is a bug, reported with its traceback
         return _report_bug(exc)
+
+
+def program() -> NoReturn:
+    """The `rehome` program (its script, `python -m bot`): main, then the process's exit with its code."""
+    raise SystemExit(main(ends_process=True))

@@ -120,9 +120,9 @@ def mirror_options(args: argparse.Namespace, destination: str) -> MirrorOptions:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    # SIGINT and SIGTERM are the sweep's own from here to its end: no moment of it is left to SIGTERM's
-    # default, which would end it with neither summary nor reports.
-    with Interrupts.handling() as interrupts:
+    # SIGINT and SIGTERM are the sweep's own from here to its end (for the program, to the process's exit):
+    # no moment of it is left to SIGTERM's default, which would end it with neither summary nor reports.
+    with Interrupts.handling(until_exit=args.ends_process) as interrupts:
         return _run(args, environ, interrupts)
 
 

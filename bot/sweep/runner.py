@@ -3,6 +3,7 @@ A repository's failure is its outcome, never the sweep's end."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import dataclasses
 import logging
@@ -257,6 +258,9 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupt
     return Swept(entries, interrupted.is_set(), len(waiting), journal_error)
 
 
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
 class Interrupts:
     """SIGINT and SIGTERM through the whole of a sweep (`handling`), so that no moment of it is left to
     SIGTERM's default, which ends the process with no summary and no report.
@@ -277,9 +281,12 @@ class Interrupts:
 
     @classmethod
     @contextlib.contextmanager
-    def handling(cls) -> Iterator[Interrupts]:
+    def handling(cls, *, until_exit: bool = False) -> Iterator[Interrupts]:
+        """The handlers while this lasts; with `until_exit`, once settled, until the process exits: the
+        program's shutdown after the summary takes a moment, which SIGTERM's default would end (exit 143)
+        while the reports say the sweep was not interrupted."""
         interrupts = cls()
-        with _handling_interrupts(interrupts._handle):
+        with _handling_interrupts(interrupts._handle, keep=lambda: until_exit and interrupts._settled):
             yield interrupts
 
     @contextlib.contextmanager
@@ -317,17 +324,26 @@ class Interrupts:
 
 
 @contextlib.contextmanager
-def _handling_interrupts(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """`handler` for SIGINT and SIGTERM while this lasts, in the main thread (elsewhere, nothing changes)."""
+def _handling_interrupts(handler: Callable[[int, Any], None], keep: Callable[[], bool]) -> Iterator[None]:
+    """`handler` for SIGINT and SIGTERM while this lasts, in the main thread (elsewhere, nothing changes);
+    when `keep()` says so at its end, until the process exits: the handler to the exit handlers, then
+    ignored (Python gives handlers back to the defaults as it finalizes, before freeing its modules)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: signal.signal(number, handler) for number in INTERRUPTS}
     try:
         yield
     finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
+        if keep():
+            atexit.register(_set_handlers, dict.fromkeys(INTERRUPTS, signal.SIG_IGN))
+        else:
+            _set_handlers(previous)
+
+
+def _set_handlers(handlers: dict[int, Any]) -> None:
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
 
 
 def failed_names(entries: Iterable[RepoEntry]) -> list[str]:

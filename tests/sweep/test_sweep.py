@@ -522,8 +522,10 @@ def _sweep_with_sigterm_after(capsys, org: Org, tmp_path, monkeypatch, module,
 
     monkeypatch.setattr(module, name, then_sigterm)
     reports = tmp_path / "reports"
+    before = signal.getsignal(signal.SIGTERM)
     code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--workers", "thread", "--report",
                               str(reports))
+    assert signal.getsignal(signal.SIGTERM) is before  # a caller of main gets its handler back
     assert json.loads((reports / "report.json").read_text()) == {k: v for k, v in result.items() if k != "left_out"}
     url = f"{org.github.origin}/acme/svc-web/pull/1"
     assert [r["status"] for r in result["repositories"]] == ["done"]

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -146,25 +147,35 @@ No third-party images.
     assert (reports / "report.csv").read_text() == "repo,status,pr_url,head,third_party,internal,unresolved,error\n"
 
 
+def signalled_while_held(org: Org, held: Held, log: Path, signum: int, *args: str,
+                         said: bool = True) -> tuple[int, str | None, str]:
+    """`rehome sweep ARGS` held at `held`'s point, where its whole group gets the signal, then let go: its
+    exit code, the line of standard error (in `log`) that names the signal (when it is `said`), and
+    standard output."""
+    with log.open("w") as stderr:
+        process = sweep_process(org, *args, stderr=stderr, held=held)
+        try:
+            held.wait()
+            os.killpg(process.pid, signum)
+            line = wait_for_line(log, f"{signal.Signals(signum).name}: ", process) if said else None
+            held.release()
+            out, _ = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+    return process.returncode, line, out
+
+
 def test_a_sweep_interrupted_once_its_repositories_are_listed_starts_none_and_writes_its_reports(
         org: Org, tmp_path) -> None:
     """SIGTERM to the whole group (as timeout(1) sends it) once the repositories are listed, before the
     sweep starts the first: it starts none, and says how many it did not reach."""
     reports, log, state = tmp_path / "reports", tmp_path / "stderr", tmp_path / "state.jsonl"
     listed = Held(tmp_path / "held", "listed")
-    with log.open("w") as stderr:
-        process = sweep_process(org, "--repo-include", "^acme/svc-(api|docs|jobs|web)$", "--state", str(state),
-                                "--report", str(reports), stderr=stderr, held=listed)
-        try:
-            listed.wait()
-            os.killpg(process.pid, signal.SIGTERM)
-            said = wait_for_line(log, "SIGTERM: ", process)
-            listed.release()
-            out, _ = process.communicate(timeout=60)
-        finally:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130
+    code, said, out = signalled_while_held(org, listed, log, signal.SIGTERM, "--repo-include",
+                                           "^acme/svc-(api|docs|jobs|web)$", "--state", str(state),
+                                           "--report", str(reports))
+    assert code == 130
     assert log.read_text() == f"4 repositories to sweep, 59 left out\n{said}\nrehome: interrupted\n"
     assert said == ("SIGTERM: starting no other repository; none is running: the sweep writes its summary and "
                     "reports, which say it was interrupted")
@@ -177,6 +188,23 @@ def test_a_sweep_interrupted_once_its_repositories_are_listed_starts_none_and_wr
     assert json.loads((reports / "report.json").read_text()) == report
     assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report
     assert "not reached, and not in this report: 4 repositories." in (reports / "report.md").read_text()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_a_signal_as_the_process_exits_after_the_summary_changes_nothing(org: Org, tmp_path, how: str) -> None:
+    """The signal reaches the process after its summary and last line, at the last of its exit, where
+    Python has given up its own handlers: it ends as it would have (exit 0, as the reports call for),
+    not by the signal (exit 143 or 130)."""
+    reports, log = tmp_path / "reports", tmp_path / "stderr"
+    exiting = Held(tmp_path / "held", "exiting")
+    code, _, out = signalled_while_held(org, exiting, log, getattr(signal, how), "--repo-include",
+                                        "^acme/svc-web$", "--dry-run", "--report", str(reports), said=False)
+    assert code == 0, log.read_text()
+    assert log.read_text() == (f"1 repository to sweep, 62 left out\ncloning file://{org.remotes['acme/svc-web']} "
+                               "(branch main)\n[1/1] acme/svc-web: done\n")
+    report = json.loads((reports / "report.json").read_text())
+    assert (report["interrupted"], [r["status"] for r in report["repositories"]]) == (False, ["done"])
+    assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report
 
 
 def test_rate_limiter_waits_only_when_the_reserve_is_reached() -> None:

@@ -3,8 +3,9 @@ lets it go, so that a signal reaches it there and nowhere else. At POINT it writ
 process id of the process held) and adds it to FOLDER/pids, then waits for FOLDER/go (at most a minute).
 
 POINT is `fork-server`: the fork server the sweep's worker processes come from, as it starts (its
-first preload, tests.sweep.held.fork_server, before bot.sweep.forkserver); or `listed`: the sweep's
-process, once the repositories are listed, before any starts.
+first preload, tests.sweep.held.fork_server, before bot.sweep.forkserver); `listed`: the sweep's
+process, once the repositories are listed, before any starts; or `exiting`: the process, once the
+command has returned, as the interpreter frees its modules (the last of its exit).
 """
 from __future__ import annotations
 

@@ -13,6 +13,19 @@ from bot.sweep import workers
 from bot.sweep.runner import Swept
 from tests.sweep.held import FOLDER_ENV, hold
 
+AT_EXIT: list[HeldWhenFreed] = []
+
+
+class HeldWhenFreed:
+    """Holds (`hold`) when the interpreter frees it: as the process exits, once Python has given SIGINT and
+    SIGTERM back to their defaults (unless ignored) and frees its modules, this one's globals among them."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __del__(self) -> None:
+        hold(self.folder)
+
 
 def main(folder: Path, point: str, args: list[str]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
@@ -27,9 +40,12 @@ def main(folder: Path, point: str, args: list[str]) -> int:
             return sweep(*given, **named)
 
         sweep_command.sweep = held_sweep
-    else:
+    elif point != "exiting":
         raise SystemExit(f"unknown point {point!r}")
-    return cli.main(args)
+    code = cli.main(args, ends_process=True)
+    if point == "exiting":
+        AT_EXIT.append(HeldWhenFreed(folder))
+    return code
 
 
 raise SystemExit(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3:]))
