@@ -32,6 +32,8 @@ HELP = "run rehome over a GitHub organisation's repositories: inventory, or one 
 log = logging.getLogger("rehome")
 
 DEFAULT_REPO_JOBS = 4
+NO_DESTINATION = ("no destination: give --to DEST, or a --config FILE that sets `destination` (the repositories' "
+                  "own rehome.yaml cannot: a sweep copies to one destination)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,11 +93,10 @@ def _check(args: argparse.Namespace) -> str:
         raise UsageError("--jobs and --copy-jobs must be at least 1")
     if args.inventory and args.dry_run:
         raise UsageError("--inventory already writes nothing; --dry-run goes without it")
-    if not args.to:
-        raise UsageError("no destination: give --to DEST")
-    if getattr(args, "config", None):
-        options.load_config(args, None)  # a missing or invalid file fails here, not once per repository
-    destination = options.require_destination(args, Config())
+    # A missing or invalid --config fails here, not once per repository. It is every repository's
+    # rehome.yaml, so its destination is the sweep's; a repository's own cannot be: there is one per sweep.
+    config = options.load_config(args, None) if args.config else Config()
+    destination = options.require_destination(args, config, NO_DESTINATION)
     if args.state and not args.inventory:
         check_writable_file(Path(args.state), "--state")
     if args.report:

@@ -24,9 +24,10 @@ BRANCH = "rehome/mirror-images"
 ACCEPT = ", ".join([images.DOCKER_MANIFEST, images.OCI_MANIFEST, images.OCI_INDEX])
 
 
-def sweep(capsys, org: Org, *extra: str, by_org: bool = True) -> tuple[int, dict, str]:
+def sweep(capsys, org: Org, *extra: str, by_org: bool = True, to: bool = True) -> tuple[int, dict, str]:
     which = ("--org", ORG) if by_org else ()
-    code, out, err = run_cli(capsys, "sweep", *which, "--to", org.destination, "--github-url",
+    destination = ("--to", org.destination) if to else ()
+    code, out, err = run_cli(capsys, "sweep", *which, *destination, "--github-url",
                              org.github.base_url, "--token-env", TOKEN_ENV, "--format", "json", *extra)
     return code, json.loads(out) if out.strip() else {}, err
 
@@ -554,6 +555,16 @@ def test_a_signal_while_the_summary_and_reports_are_written_changes_nothing_and_
     code, result, after = _sweep_with_sigterm_after(capsys, org, tmp_path, monkeypatch, sweep_report, "write")
     assert (code, result["interrupted"], result["not_reached"], after) == (0, False, 0, [
         "SIGTERM: every repository has finished: the sweep writes its summary and reports and ends as it would have"])
+
+
+def test_the_destination_a_config_file_sets_is_the_sweeps_without_to(org: Org, capsys, tmp_path) -> None:
+    config = tmp_path / "rehome.yaml"
+    config.write_text(f"destination: {org.destination}\n")
+    code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--config", str(config), to=False)
+    assert (code, result["destination"], [r["status"] for r in result["repositories"]]) == (
+        0, org.destination, ["done"]), err
+    assert org.remote_git("acme/svc-web", "show", f"{BRANCH}:Dockerfile") == (
+        f"FROM {org.target('nginx')}\nCOPY site /usr/share/nginx/html")
 
 
 def test_a_config_file_edited_in_place_runs_the_finished_repositories_again(org: Org, capsys, tmp_path) -> None:

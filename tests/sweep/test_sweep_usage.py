@@ -46,6 +46,17 @@ def test_an_output_or_config_that_cannot_serve_is_refused_before_github_is_asked
     assert github.requests == []
 
 
+def test_a_sweep_without_to_or_a_config_file_that_sets_the_destination_says_where_it_may_come_from(
+        tmp_path: Path, github: GitHubServer, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rehome.yaml").write_text(f"destination: {DEST}\n")  # not --config: not the sweep's
+    code, out, err = run_cli(capsys, "sweep", "--org", ORG, "--github-url", github.base_url, "--token-env", TOKEN_ENV)
+    assert (code, out, err) == (2, "", "rehome: error: no destination: give --to DEST, or a --config FILE that sets "
+                                       "`destination` (the repositories' own rehome.yaml cannot: a sweep copies to one "
+                                       "destination)\n")
+    assert github.requests == []
+
+
 def test_a_file_the_state_must_fingerprint_that_cannot_be_read_is_refused_before_github_is_asked_anything(
         tmp_path: Path, github: GitHubServer, capsys) -> None:
     templates = tmp_path / "templates"
