@@ -18,7 +18,7 @@ from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int. They are imported only when
 # their command runs: the registry, GitHub and pull-count clients take longer to import than a scan.
-# `args.ends_process` says whether the process exits once run returns (`program`, not a caller of main).
+# A module may have CONFIG_HELP, what --config does for it. `args.ends_process` says whether the process exits once run returns (`program`, not a caller of main).
 COMMANDS: dict[str, str] = {
     "scan": "bot.commands.scan",
     "plan": "bot.commands.plan",
@@ -52,11 +52,16 @@ def _chosen(argv: Sequence[str] | None) -> str | None:
 log = logging.getLogger("rehome")
 
 
-def _common_options() -> argparse.ArgumentParser:
+# What --config does for a command that reads its PATH's rehome.yaml; a module that reads another one
+# says what it does instead in its own CONFIG_HELP.
+CONFIG_HELP = "rehome.yaml to use instead of the one in PATH"
+
+
+def _common_options(config_help: str = CONFIG_HELP) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="say more (debug log)")
     common.add_argument("-q", "--quiet", action="store_true", help="say only warnings and errors")
-    common.add_argument("--config", metavar="FILE", help="rehome.yaml to use instead of the one in PATH")
+    common.add_argument("--config", metavar="FILE", help=config_help)
     return common
 
 
@@ -78,7 +83,8 @@ def build_parser(argv: Sequence[str] | None = None,
             subparsers.add_parser(name, parents=[common])
             continue
         module = command_module(name)
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP,
+                                    parents=[_common_options(getattr(module, "CONFIG_HELP", CONFIG_HELP))])
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser

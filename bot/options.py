@@ -35,6 +35,10 @@ def add_scan_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-file-size", metavar="SIZE", help="skip larger files (default 5MiB)")
 
 
+# --config for a command that takes no PATH: `find_config(args.config, None)` reads the current folder's.
+CURRENT_FOLDER_CONFIG_HELP = "rehome.yaml to use instead of the one in the current folder"
+
+
 def load_config(args: argparse.Namespace, root: Path | None) -> Config:
     return find_config(getattr(args, "config", None), root)
 
@@ -81,8 +85,10 @@ def patterns_source(args: argparse.Namespace, config: Config, key: str) -> str:
     return flag_name(args, f"--{key}") if getattr(args, key) else f"{config.path}, key {key!r}"
 
 
-def add_destination(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--to", metavar="DEST", help="the mirror prefix, e.g. us-docker.pkg.dev/acme/mirror (or `destination` in rehome.yaml)")
+def add_destination(parser: argparse.ArgumentParser, config: str = "rehome.yaml") -> None:
+    """--to, which `destination` in `config` may stand in for, and --mapping."""
+    parser.add_argument("--to", metavar="DEST",
+                        help=f"the mirror prefix, e.g. us-docker.pkg.dev/acme/mirror (or `destination` in {config})")
     parser.add_argument("--mapping", metavar="TEMPLATE",
                         help="mirror name template: {destination}, {domain}, {path} (default {destination}/{domain}/{path})")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -42,11 +43,36 @@ def _readme_synopses(readme: str) -> dict[str, set[str]]:
     return synopses
 
 
-def _cli_flags(*command: str) -> set[str]:
+def _command_parser(*command: str) -> argparse.ArgumentParser:
     parser = build_parser(list(command))
     for word in command:
         parser = parser._subparsers._group_actions[0].choices[word]  # type: ignore[union-attr]
+    return parser
+
+
+def _cli_flags(*command: str) -> set[str]:
+    parser = _command_parser(*command)
     return {flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")} - COMMON_FLAGS
+
+
+def _help(command: str, name: str) -> str | None:
+    """The help of the command's option `name` (or of its argument, by its dest)."""
+    return next(a.help for a in _command_parser(command)._actions if name in a.option_strings or a.dest == name)
+
+
+def test_the_help_of_config_to_and_path_says_what_each_command_does_with_them():
+    current_folder = "rehome.yaml to use instead of the one in the current folder"
+    assert {command: _help(command, "--config") for command in ("scan", "doctor", "copy", "pulls", "run", "sweep")} == {
+        "scan": "rehome.yaml to use instead of the one in PATH", "doctor": current_folder, "copy": current_folder,
+        "pulls": current_folder, "run": "rehome.yaml to use instead of the one in TARGET",
+        "sweep": "rehome.yaml to use for every repository instead of its own (its destination is the sweep's "
+                 "without --to)"}
+    assert {command: _help(command, "--to") for command in ("run", "sweep")} == {
+        "run": "the mirror prefix, e.g. us-docker.pkg.dev/acme/mirror (or `destination` in rehome.yaml)",
+        "sweep": "the mirror prefix, e.g. us-docker.pkg.dev/acme/mirror (or `destination` in the --config file)"}
+    assert {command: _help(command, "path") for command in ("plan", "rewrite", "mirror")} == {
+        "plan": "the tree to plan for (default: .)", "rewrite": "the tree to rewrite (default: .)",
+        "mirror": "the tree whose images to mirror (default: .)"}
 
 
 def test_each_readme_synopsis_names_exactly_the_flags_the_command_takes():

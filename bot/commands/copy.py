@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from bot import mirror
+from bot import mirror, options
 from bot.config import find_config
 from bot.errors import UsageError
 
 HELP = "copy one image (all platforms, signatures included) and verify the copy by digest"
+CONFIG_HELP = options.CURRENT_FOLDER_CONFIG_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from bot.imageref import parse
 from bot.output import print_json
 
 HELP = "check credentials, the destination repository, push rights, the source registries and pull quotas"
+CONFIG_HELP = options.CURRENT_FOLDER_CONFIG_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ HELP = "copy every third-party image the tree uses into the mirror (all platform
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    plan_command.add_arguments(parser, pin_digest=False)
+    plan_command.add_arguments(parser, pin_digest=False, path_help="the tree whose images to mirror")
     mirror.add_copy_arguments(parser)
     mirror.add_registry_arguments(parser)
 

@@ -20,10 +20,11 @@ from bot.scan.model import ScanResult
 HELP = "show which third-party images would move to the mirror, and which references need a human"
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, pin_digest: bool = True, pulls: bool = True) -> None:
+def add_arguments(parser: argparse.ArgumentParser, *, pin_digest: bool = True, pulls: bool = True,
+                  path_help: str = "the tree to plan for") -> None:
     """plan's flags, which rewrite and mirror share but for what they do not use: rewrite shows no pull
     counts, and mirror writes no reference to pin."""
-    parser.add_argument("path", nargs="?", default=".", metavar="PATH", help="the tree to plan for (default: .)")
+    parser.add_argument("path", nargs="?", default=".", metavar="PATH", help=f"{path_help} (default: .)")
     options.add_destination(parser)
     if pin_digest:
         add_pin_digest(parser)

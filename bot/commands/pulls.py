@@ -16,6 +16,7 @@ from bot.pulls.times import BadTime, MINUTE, format_duration, parse_duration
 from bot.pulls.track import TrackDay, plot, track
 
 HELP = "how often each image is pulled (log export, BigQuery, CSV, kubectl events)"
+CONFIG_HELP = options.CURRENT_FOLDER_CONFIG_HELP
 
 
 def _positive_int(text: str) -> int:

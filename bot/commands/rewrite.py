@@ -18,7 +18,7 @@ HELP = "rewrite the third-party image references in a tree to their mirror names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    plan_command.add_arguments(parser, pulls=False)
+    plan_command.add_arguments(parser, pulls=False, path_help="the tree to rewrite")
     parser.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
     mirror.add_registry_arguments(parser)
 

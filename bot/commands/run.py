@@ -19,6 +19,7 @@ from bot.pipeline import RunResult, run_repository
 from bot.registry import Secret
 
 HELP = "move a repository's third-party images to the mirror and open (or update) one pull request"
+CONFIG_HELP = "rehome.yaml to use instead of the one in TARGET"
 
 log = logging.getLogger("rehome")
 

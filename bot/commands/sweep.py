@@ -28,6 +28,7 @@ from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, selec
 from bot.sweep.state import StateJournal, inputs_of
 
 HELP = "run rehome over a GitHub organisation's repositories: inventory, or one pull request each"
+CONFIG_HELP = "rehome.yaml to use for every repository instead of its own (its destination is the sweep's without --to)"
 
 log = logging.getLogger("rehome")
 
@@ -70,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--no-progress", action="store_true", help="no progress bar: one log line per repository")
     pull = parser.add_argument_group("the pull requests")
     options.add_pull_request_options(pull)
-    options.add_destination(parser)
+    options.add_destination(parser, "the --config file")
     plan_command.add_plan_options(parser)
     options.add_format(parser)
     options.add_scan_options(parser)
