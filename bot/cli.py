@@ -18,7 +18,8 @@ from bot.errors import RehomeError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> int. They are imported only when
 # their command runs: the registry, GitHub and pull-count clients take longer to import than a scan.
-# A module may have CONFIG_HELP, what --config does for it. `args.ends_process` says whether the process exits once run returns (`program`, not a caller of main).
+# A module may have CONFIG_HELP, what --config does for it (None: it reads no rehome.yaml, so it takes
+# no --config). `args.ends_process` says whether the process exits once run returns (`program`, not a caller of main).
 COMMANDS: dict[str, str] = {
     "scan": "bot.commands.scan",
     "plan": "bot.commands.plan",
@@ -57,11 +58,12 @@ log = logging.getLogger("rehome")
 CONFIG_HELP = "rehome.yaml to use instead of the one in PATH"
 
 
-def _common_options(config_help: str = CONFIG_HELP) -> argparse.ArgumentParser:
+def _common_options(config_help: str | None = CONFIG_HELP) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="say more (debug log)")
     common.add_argument("-q", "--quiet", action="store_true", help="say only warnings and errors")
-    common.add_argument("--config", metavar="FILE", help=config_help)
+    if config_help is not None:
+        common.add_argument("--config", metavar="FILE", help=config_help)
     return common
 
 

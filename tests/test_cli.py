@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot import __version__
 from bot.cli import COMMANDS, build_parser, main
 from tests.helpers import ROOT, run_cli
@@ -73,6 +75,42 @@ def test_the_help_of_config_to_and_path_says_what_each_command_does_with_them():
     assert {command: _help(command, "path") for command in ("plan", "rewrite", "mirror")} == {
         "plan": "the tree to plan for (default: .)", "rewrite": "the tree to rewrite (default: .)",
         "mirror": "the tree whose images to mirror (default: .)"}
+
+
+UNRECOGNIZED_CONFIG = "usage: rehome [-h] [--version] COMMAND ...\nrehome: error: unrecognized arguments: --config c.yaml\n"
+
+
+@pytest.mark.parametrize(("argv", "refusal"), [
+    (["sink", "--projects", "p", "--dataset", "p.d", "--config", "c.yaml"], UNRECOGNIZED_CONFIG),
+    (["init", "TREE", "--config", "c.yaml"], UNRECOGNIZED_CONFIG),
+    (["report", "--config", "c.yaml", "merge", "TREE/merged", "s.json"],
+     "usage: rehome report [-h] [-v] [-q] ACTION ...\n"
+     "rehome report: error: argument ACTION: invalid choice: 'c.yaml' (choose from 'status', 'merge')\n"),
+], ids=["sink", "init", "report"])
+def test_a_command_that_reads_no_rehome_yaml_refuses_config(tmp_path, capsys, argv, refusal):
+    assert run_cli(capsys, *(arg.replace("TREE", str(tmp_path)) for arg in argv)) == (2, "", refusal)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_help_of_a_command_that_reads_no_rehome_yaml_offers_no_config(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert {command: sorted(flag for action in _command_parser(command)._actions for flag in action.option_strings
+                            if flag in COMMON_FLAGS) for command in ("sink", "report", "init")} == {
+        command: ["--help", "--quiet", "--verbose"] for command in ("sink", "report", "init")}
+    assert run_cli(capsys, "init", "--help") == (0, (
+        "usage: rehome init [-h] [-v] [-q] [--to DEST] [--force] [PATH]\n"
+        "\n"
+        "write a commented starter rehome.yaml\n"
+        "\n"
+        "positional arguments:\n"
+        "  PATH           where to write rehome.yaml (default: .)\n"
+        "\n"
+        "options:\n"
+        "  -h, --help     show this help message and exit\n"
+        "  -v, --verbose  say more (debug log)\n"
+        "  -q, --quiet    say only warnings and errors\n"
+        "  --to DEST      the destination to write into the file\n"
+        "  --force        overwrite an existing rehome.yaml\n"), "")
 
 
 def test_each_readme_synopsis_names_exactly_the_flags_the_command_takes():

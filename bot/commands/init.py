@@ -15,6 +15,7 @@ from bot.errors import UsageError
 from bot.output import cannot_write, write_atomically
 
 HELP = "write a commented starter rehome.yaml"
+CONFIG_HELP = None  # reads no rehome.yaml
 
 log = logging.getLogger("rehome")
 

@@ -25,6 +25,7 @@ from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.state import StateJournal
 
 HELP = "follow a sweep: its pull requests' states (status), or shards' reports merged into one (merge)"
+CONFIG_HELP = None  # reads no rehome.yaml
 
 _PULL_URL = re.compile(r"/([^/]+)/([^/]+)/pull/(\d+)/?$")
 STATES = ("open", "merged", "closed", "unknown")

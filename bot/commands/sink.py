@@ -10,6 +10,7 @@ from bot.pulls.sink import GRANT_ROLE, SINK_NAME, Dataset, LoggingApi, SinkResul
 from bot.pulls.sink import ensure_sink, gcloud_commands, logging_client
 
 HELP = "create the log sink of image pulls into BigQuery in each project (for `rehome pulls bigquery://…`)"
+CONFIG_HELP = None  # reads no rehome.yaml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
