@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_format(status)
     status.set_defaults(action=run_status)
     merge = sub.add_parser("merge", help="combine the shards' report.json files into one set of reports")
-    merge.add_argument("out_dir", metavar="OUT_DIR", help="where report.md, report.json and report.csv go")
+    merge.add_argument("out_dir", metavar="OUT_DIR", help="where report.md, report.json, report.csv and images.csv go")
     merge.add_argument("reports", nargs="+", metavar="SHARD_REPORT", help="a shard's report.json (or its folder)")
     options.add_format(merge)
     merge.set_defaults(action=run_merge)

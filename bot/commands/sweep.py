@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--no-referrers", dest="referrers", action="store_false",
                       help="do not copy signatures and attestations")
     what.add_argument("--state", metavar="FILE", help="journal of finished repositories; a rerun skips those done")
-    what.add_argument("--report", metavar="DIR", help="write report.md, report.json and report.csv here")
+    what.add_argument("--report", metavar="DIR", help="write report.md, report.json, report.csv and images.csv here")
     what.add_argument("--no-progress", action="store_true", help="no progress bar: one log line per repository")
     pull = parser.add_argument_group("the pull requests")
     options.add_pull_request_options(pull)

@@ -1,12 +1,13 @@
 """The sweep's reports: `report.json` (the data), `report.md` (for humans), `report.csv` (one row
-per repository); shards' `report.json` files merge into the same three."""
+per repository) and `images.csv` (one row per image and target); shards' `report.json` files merge
+into the same four."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ ORDER = ("done", "partial", "nothing-to-do", "declined", "scanned", "failed")
 MODES = {"inventory": ("scanned", "failed"), "sweep": ("done", "partial", "nothing-to-do", "declined", "failed"),
          "dry-run": ("done", "partial", "nothing-to-do", "failed")}
 CSV_FIELDS = ("repo", "status", "pr_url", "head", "third_party", "internal", "unresolved", "error")
+# The columns of report.md's Images table and of images.csv: `repositories` is how many move the image there.
+IMAGE_COLUMNS = ("image", "pulls", "repositories", "status", "target")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,13 +278,27 @@ def load(path: Path) -> SweepReport:
 
 # --- writing ------------------------------------------------------------------------------------
 
-def to_csv(report: SweepReport) -> str:
+def _csv_text(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fields, lineterminator="\n")
     writer.writeheader()
-    for repo in report.repositories:
-        writer.writerow({k: "" if v is None else v for k, v in repo.to_json().items()})
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return out.getvalue()
+
+
+def to_csv(report: SweepReport) -> str:
+    return _csv_text(CSV_FIELDS, (repo.to_json() for repo in report.repositories))
+
+
+def image_rows(report: SweepReport) -> list[dict[str, Any]]:
+    """The rows of report.md's Images table and of images.csv, most pulled first."""
+    return [{**image, "repositories": len(image["repositories"])}
+            for image in sorted(report.images(), key=lambda i: (-(i["pulls"] or 0), i["image"]))]
+
+
+def images_to_csv(report: SweepReport) -> str:
+    return _csv_text(IMAGE_COLUMNS, image_rows(report))
 
 
 def _link(url: str | None) -> str:
@@ -290,6 +307,11 @@ def _link(url: str | None) -> str:
     if url.startswith(("https://", "http://")):
         return f"<{render.one_line(url).replace('>', '%3E').replace(' ', '%20')}>"
     return render.code_span(url)
+
+
+_IMAGE_CELLS: dict[str, Callable[[Any], str]] = {
+    "image": render.code_span, "pulls": render.count_text, "repositories": str, "status": lambda status: status or "",
+    "target": render.code_span}
 
 
 def to_markdown(report: SweepReport) -> str:
@@ -303,13 +325,11 @@ def to_markdown(report: SweepReport) -> str:
              "| " + " | ".join(counted.values()) + " |", "|" + "---:|" * len(counted),
              "| " + " | ".join(str(totals[key]) for key in counted) + " |",
              "", "## Images", ""]
-    images = report.images()
+    images = image_rows(report)
     if images:
-        lines += ["| image | pulls | repositories | status | target |", "|---|---:|---:|---|---|"]
-        for image in sorted(images, key=lambda i: (-(i["pulls"] or 0), i["image"])):
-            lines.append(f"| {render.code_span(image['image'])} | {render.count_text(image['pulls'])} "
-                         f"| {len(image['repositories'])} | {image['status'] or ''} "
-                         f"| {render.code_span(image['target'])} |")
+        lines += ["| " + " | ".join(IMAGE_COLUMNS) + " |", "|---|---:|---:|---|---|"]
+        lines += ["| " + " | ".join(_IMAGE_CELLS[column](image[column]) for column in IMAGE_COLUMNS) + " |"
+                  for image in images]
     else:
         lines.append("No third-party images.")
     lines += ["", "## Repositories", "", "| repository | status | pull request | third-party | error |",
@@ -330,14 +350,14 @@ def interrupted_line(report: SweepReport) -> str:
 
 
 def write(report: SweepReport, folder: Path) -> None:
-    """`report.json`, `report.md` and `report.csv` in `folder`, all three or none (a `WriteError` naming the
-    file that could not be written)."""
+    """`report.json`, `report.md`, `report.csv` and `images.csv` in `folder`, all four or none (a `WriteError`
+    naming the file that could not be written)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{folder}: cannot make the folder for the reports: {exc.strerror or exc}") from None
     texts = {"report.json": json.dumps(report.to_json(), indent=2) + "\n", "report.md": to_markdown(report),
-             "report.csv": to_csv(report)}
+             "report.csv": to_csv(report), "images.csv": images_to_csv(report)}
     write_together([(folder / name, _old_text(folder / name), text) for name, text in texts.items()])
 
 

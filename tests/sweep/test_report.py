@@ -208,17 +208,19 @@ def test_a_report_with_fields_of_the_wrong_kind_is_refused(capsys, tmp_path, cha
     assert not (tmp_path / "merged").exists()
 
 
-def test_the_reports_are_written_all_three_or_none(tmp_path) -> None:
+def test_the_reports_are_written_all_four_or_none(tmp_path) -> None:
     folder = tmp_path / "reports"
     sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [SHOP]), folder)
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
     (folder / "report.csv").unlink()
     (folder / "report.csv").mkdir()
+    nginx = ImageUse("docker.io/library/nginx:1.27", NGINX_TARGET, 5, "copied", ("Dockerfile",))
     with pytest.raises(UsageError) as failed:
-        sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [SHOP, WEB]), folder)
+        sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [dataclasses.replace(SHOP, images=(nginx,)),
+                                                                           WEB]), folder)
     assert str(failed.value) == f"{folder / 'report.csv'}: is a folder, not a file; nothing was written"
     assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == {
-        "report.json": before["report.json"], "report.md": before["report.md"]}
+        "report.json": before["report.json"], "report.md": before["report.md"], "images.csv": before["images.csv"]}
 
 
 def test_a_report_that_cannot_be_read_back_is_not_replaced(tmp_path) -> None:
@@ -253,11 +255,41 @@ def test_shards_that_move_an_image_to_different_targets_merge_into_an_entry_per_
     single = sweep_report.make_report("sweep", DESTINATION, [shop, web])
     assert single.to_json() == merged
     sweep_report.write(single, tmp_path / "single")
-    for name in ("report.json", "report.md", "report.csv"):
+    for name in ("report.json", "report.md", "report.csv", "images.csv"):
         assert (tmp_path / "merged" / name).read_text() == (tmp_path / "single" / name).read_text()
+    assert (tmp_path / "merged" / "images.csv").read_text() == (
+        "image,pulls,repositories,status,target\n"
+        f"docker.io/library/nginx:1.27,5,1,copied,{NGINX_TARGET}\n"
+        f"docker.io/library/nginx:1.27,5,1,present,{NGINX_FLAT}\n")
     assert images_table((tmp_path / "merged" / "report.md").read_text()) == (
         "| image | pulls | repositories | status | target |\n"
         "|---|---:|---:|---|---|\n"
         f"| `docker.io/library/nginx:1.27` | 5 | 1 | copied | `{NGINX_TARGET}` |\n"
         f"| `docker.io/library/nginx:1.27` | 5 | 1 | present | `{NGINX_FLAT}` |")
     assert sweep_report.load(tmp_path / "merged" / "report.json") == single
+
+
+def test_images_csv_has_a_row_per_image_and_target_with_the_columns_of_the_markdown_images_table(tmp_path) -> None:
+    nginx = ImageUse("docker.io/library/nginx:1.27", NGINX_TARGET, 5, "copied", ("Dockerfile",))
+    redis = ImageUse("docker.io/library/redis:7", f"{DESTINATION}/docker.io/library/redis:7", 1234, "failed",
+                     ("compose.yaml",))
+    quay = ImageUse("quay.io/acme/tool:1", f"{DESTINATION}/quay.io/acme/tool:1", None, None, ("ci.yaml",))
+    report = sweep_report.make_report("sweep", DESTINATION, [
+        dataclasses.replace(SHOP, images=(nginx, redis, quay)), dataclasses.replace(WEB, images=(nginx,))])
+    sweep_report.write(report, tmp_path)
+    assert (tmp_path / "images.csv").read_text() == (
+        "image,pulls,repositories,status,target\n"
+        f"docker.io/library/redis:7,1234,1,failed,{DESTINATION}/docker.io/library/redis:7\n"
+        f"docker.io/library/nginx:1.27,5,2,copied,{NGINX_TARGET}\n"
+        f"quay.io/acme/tool:1,,1,,{DESTINATION}/quay.io/acme/tool:1\n")
+    assert images_table((tmp_path / "report.md").read_text()) == (
+        "| image | pulls | repositories | status | target |\n"
+        "|---|---:|---:|---|---|\n"
+        f"| `docker.io/library/redis:7` | 1,234 | 1 | failed | `{DESTINATION}/docker.io/library/redis:7` |\n"
+        f"| `docker.io/library/nginx:1.27` | 5 | 2 | copied | `{NGINX_TARGET}` |\n"
+        f"| `quay.io/acme/tool:1` | — | 1 |  | `{DESTINATION}/quay.io/acme/tool:1` |")
+
+
+def test_images_csv_of_a_report_without_images_is_its_header_alone(tmp_path) -> None:
+    sweep_report.write(sweep_report.make_report("inventory", DESTINATION, []), tmp_path)
+    assert (tmp_path / "images.csv").read_text() == "image,pulls,repositories,status,target\n"

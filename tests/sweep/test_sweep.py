@@ -206,6 +206,11 @@ def test_inventory_reports_repositories_and_images_and_writes_nothing(org: Org, 
     assert (left["acme/svc-old"], left["acme/svc-fork"], left["acme/svc-new"], left["acme/svc-off"],
             left["acme/lib-02"]) == ("archived", "a fork", "empty", "disabled", "not matched by --repo-include")
     assert len(left) == 63 - 9 and "other/elsewhere" not in left
+    assert (reports / "images.csv").read_text() == (
+        "image,pulls,repositories,status,target\n"
+        f"{org.image('redis')},1200,5,,{org.target('redis')}\n"
+        f"{org.image('nginx')},45,3,,{org.target('nginx')}\n"
+        f"{org.image('app')},,2,,{org.target('app')}\n")
     md = (reports / "report.md").read_text()
     assert "# rehome inventory" in md and "| `" + org.image("redis") + "` | 1,200 | 5 |" in md
     # No writes anywhere: no GitHub write, no branch, nothing in the mirror.

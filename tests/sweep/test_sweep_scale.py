@@ -117,7 +117,7 @@ def test_shards_cover_the_org_once_and_their_reports_merge_into_the_single_run(o
     merged = tmp_path / "merged"
     code, out, err = run_cli(capsys, "report", "merge", str(merged), *(str(tmp_path / f"shard-{k}") for k in range(3)))
     assert code == 0, err
-    for name in ("report.json", "report.md", "report.csv"):
+    for name in ("report.json", "report.md", "report.csv", "images.csv"):
         assert (merged / name).read_text() == (whole / name).read_text()
     shard = tmp_path / "shard-0"
     assert run_cli(capsys, "report", "merge", str(tmp_path / "twice"), str(shard), str(shard / "report.json")) == (
@@ -183,7 +183,7 @@ def test_an_inventory_lists_an_image_once_per_target_and_its_shards_merge_into_i
     assert json.loads((tmp_path / "whole" / "report.json").read_text()) == _mapped_report(
         org, targets, "inventory", None)
     assert images_table((tmp_path / "whole" / "report.md").read_text()) == _mapped_images_table(org, targets, None)
-    for name in ("report.json", "report.md", "report.csv"):
+    for name in ("report.json", "report.md", "report.csv", "images.csv"):
         assert (tmp_path / "merged" / name).read_text() == (tmp_path / "whole" / name).read_text()
 
 
