@@ -14,7 +14,7 @@ from bot.imageref import ImageRef, InvalidReference, parse, target_reference
 from bot.registry import blobs, manifests
 from bot.registry.blobs import UploadSessions, UploadSettings
 from bot.registry.client import Registries, Registry, tries_after
-from bot.registry.errors import NotARegistry, NotFound, RegistryError, RetryableError, with_tries
+from bot.registry.errors import Cancelled, NotARegistry, NotFound, RegistryError, RetryableError, with_tries
 from bot.registry.manifests import IMAGE_CONFIG_TYPES, INDEX_TYPES, Descriptor, Manifest
 
 log = logging.getLogger("rehome.registry")
@@ -178,8 +178,18 @@ class Copier:
     @staticmethod
     def _differs(source: _Repo, target: _Repo, reference: str, held: str, digest: str) -> str:
         """Why the mirror tag is left alone. A source that has the mirror's image moved its tag since the copy; one
-        that does not (asked by `HEAD`, free on Docker Hub) never had it there: it is another image's copy."""
-        if manifests.head_digest(source.registry, source.path, held, "look up the mirror's image") == held:
+        that does not (asked by `HEAD`, free on Docker Hub) never had it there: it is another image's copy. When
+        that question gets no answer, the tag is left alone all the same: only the reason is less sure."""
+        try:
+            found = manifests.head_digest(source.registry, source.path, held, "look up the mirror's image")
+        except Cancelled:
+            raise
+        except RegistryError as exc:  # its hint stays last, on a line of its own
+            return str(RehomeError(
+                f"{target}:{reference} holds {held}; the source is {digest} (left alone; check the mapping first: "
+                f"--refresh would replace it). Whether the source's tag moved or the mirror holds another image's "
+                f"copy could not be checked: {exc.message}", exc.hint))
+        if found == held:
             return f"{target}:{reference} holds {held}; the source is now {digest} (left alone; --refresh replaces it)"
         return (f"{target}:{reference} holds {held}, an image {source} does not have (another image's copy, as when "
                 f"a mapping sends two images to one name, or one the source deleted); the source is {digest} "

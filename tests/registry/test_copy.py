@@ -223,16 +223,25 @@ def test_moved_tag_differs_unless_refresh(loopback: Loopback, registries: Regist
     assert_complete_copy(loopback.target.host, dst, new, "v1")
 
 
+def two_images_one_mirror_tag(proxies: Loopback,
+                              registries: Registries) -> tuple[images.Image, images.Image, str, str, str]:
+    """Two images upstream, the first copied to the mirror tag the second is then sent to, as a mapping sending
+    both to one name does: (first, second, the second's repository, the mirror repository, the mirror tag)."""
+    first, second = images.image(), images.image()
+    first_src, second_src = upstream_image(proxies, first), upstream_image(proxies, second)
+    dst = unique_repo("mirror")
+    target = f"{proxies.target.host}/{dst}:v1"
+    with Copier(registries) as copier:
+        assert copier.ensure(f"{proxies.upstream_proxy.host}/{first_src}:v1", target).status == "copied"
+    return first, second, second_src, dst, target
+
+
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_a_mirror_tag_holding_an_image_the_source_does_not_have_differs_saying_so(
         proxies: Loopback, registries: Registries, dry_run: bool) -> None:
     """Two images mapped to one name: the second finds the first's copy, which its source never had."""
-    first, second = images.image(), images.image()
-    first_src, second_src = upstream_image(proxies, first), upstream_image(proxies, second)
-    up, dst = proxies.upstream_proxy.host, unique_repo("mirror")
-    target = f"{proxies.target.host}/{dst}:v1"
-    with Copier(registries) as copier:
-        assert copier.ensure(f"{up}/{first_src}:v1", target).status == "copied"
+    first, second, second_src, dst, target = two_images_one_mirror_tag(proxies, registries)
+    up = proxies.upstream_proxy.host
     proxies.upstream_proxy.reset()
     source = f"{up}/{second_src}:v1"
     with Copier(registries, CopyOptions(dry_run=dry_run)) as copier:
@@ -242,6 +251,30 @@ def test_a_mirror_tag_holding_an_image_the_source_does_not_have_differs_saying_s
         f"mapping sends two images to one name, or one the source deleted); the source is {second.digest} (left "
         "alone; check the mapping first: --refresh would replace it)"), first.digest)
     assert ("HEAD", f"/v2/{second_src}/manifests/{first.digest}") in proxies.upstream_proxy.requests
+    assert manifest_bytes(proxies.target.host, dst, "v1") == first.manifest
+
+
+@pytest.mark.parametrize(("action", "why"), [
+    (403, "HTTP 403\nhint: the credentials used: anonymous (no credentials found); log in with `docker login {up}` or "
+          "--username USER --password-stdin; `rehome doctor --to {up}/{src}` checks them"),
+    ("reset-request", "connection failed after 4 tries (RemoteProtocolError: Server disconnected without sending a "
+                      "response.)"),
+], ids=["refused", "no-answer"])
+def test_a_mirror_tag_whose_image_the_source_cannot_be_asked_about_differs_saying_so(
+        proxies: Loopback, registries: Registries, action: int | str, why: str) -> None:
+    """The HEAD that tells a moved tag from another image's copy is refused or unanswered: the mirror tag is
+    still left alone, and the reason says what could not be checked and why."""
+    first, second, second_src, dst, target = two_images_one_mirror_tag(proxies, registries)
+    up = proxies.upstream_proxy.host
+    proxies.upstream_proxy.faults.append(Fault("HEAD", f"/v2/{second_src}/manifests/{first.digest}", action, times=99))
+    source = f"{up}/{second_src}:v1"
+    with Copier(registries) as copier:
+        differs = copier.ensure(source, target)
+    assert differs == CopyResult(source, target, "differs", second.digest, [], 0, (
+        f"{target} holds {first.digest}; the source is {second.digest} (left alone; check the mapping first: "
+        f"--refresh would replace it). Whether the source's tag moved or the mirror holds another image's copy could "
+        f"not be checked: {up}/{second_src}: look up the mirror's image: " + why.format(up=up, src=second_src)),
+        first.digest)
     assert manifest_bytes(proxies.target.host, dst, "v1") == first.manifest
 
 
