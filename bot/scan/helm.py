@@ -21,7 +21,7 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yaml import NULL_TAG, found_at, scalar_part, use_line
+from bot.scan.yaml import BLOCK_SCALAR_NEWLINE, NULL_TAG, found_at, keeps_final_newline, scalar_part, use_line
 from bot.scan.yamldocs import anchor_name, documents, mapping_get, merged_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
@@ -168,6 +168,8 @@ def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
                                      "merged": [key for key, (_, through) in entry.keys.items() if through],
                                      "image_key_start": base + entry.key.start_mark.index}}
     edit.update(_shared_anchor_facts(entry, shared))
+    if any(keeps_final_newline(node) for node, _ in entry.keys.values()):
+        return Found(offset=at.offset, raw=raw, span=at.region, edit=edit, unresolved=BLOCK_SCALAR_NEWLINE)
     if values["tag"] or values["digest"]:
         return Found(offset=at.offset, raw=raw, span=at.region, edit=edit)
     chart = _nearest_chart(context)

@@ -565,6 +565,15 @@ def lone_variable(value: str) -> str | None:
     return None if match is None else match.group(1) or match.group(2)
 
 
+BLOCK_SCALAR_NEWLINE = ("not a valid image reference: a block scalar keeps its final newline: write the value on "
+                        "the key's line, or use `|-`/`>-`")
+
+
+def keeps_final_newline(node: Node | None) -> bool:
+    """A block scalar written `|` or `>` (not `|-`, `>-`): its value ends in a newline, which no image name has."""
+    return isinstance(node, ScalarNode) and node.style in ("|", ">") and node.value.endswith("\n")
+
+
 def _value_problem(value: Node, where: str) -> str | None:
     """Why a variable's value cannot name an image, or None."""
     text = scalar_text(value)
@@ -572,6 +581,8 @@ def _value_problem(value: Node, where: str) -> str | None:
         return f"{where}, which is not a string"
     if "$" in text:
         return f"{where} with a variable in it: {text}"
+    if keeps_final_newline(value):
+        return f"{where}, which is {BLOCK_SCALAR_NEWLINE}"
     try:
         imageref.parse(text)
     except imageref.InvalidReference as exc:

@@ -658,3 +658,10 @@ def test_an_image_named_by_a_variable_in_a_file_others_include_stays_and_says_wh
         "unresolved: .gitlab/ci/build.yml:4:10: $IMG: .gitlab/ci/build.yml is not a project's top .gitlab-ci.yml: "
         "a file including it may give IMG a value or use it\n"), "")
     assert (tmp_path / ".gitlab/ci/build.yml").read_text() == jobs
+
+
+def test_a_variable_written_as_a_block_scalar_without_its_final_newline_moves(tmp_path, capsys):
+    before = "variables:\n  IMG: |-\n    redis:7\n  DB: >-\n    postgres:16\njob: {image: $IMG, services: [$DB]}\n"
+    assert _rewritten(capsys, tmp_path, before, TWO_MOVED) == before.replace(
+        "redis:7", f"{MIRROR}/redis:7").replace("postgres:16", f"{MIRROR}/postgres:16").replace(
+        "[$DB]", "[{name: $DB, alias: postgres}]")  # the service keeps the host name it had

@@ -139,3 +139,16 @@ def test_each_key_of_a_split_entry_is_looked_up_once(tmp_path: Path, capsys: pyt
     assert scan_json(capsys, tmp_path)["references"] == [
         _ref("values.yaml", 4, 21, "helm-values", "docker.io/library/nginx:1.25", "docker.io/library/nginx:1.25")]
     assert looked_up == ["registry", "repository", "tag", "digest"]
+
+
+def test_a_split_key_written_as_a_block_scalar_keeping_its_final_newline_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_tree(tmp_path, {"Chart.yaml": "name: c\n", "values.yaml": (
+        "image:\n  repository: |\n    nginx\n  tag: '1.25'\n"
+        "sidecar:\n  image:\n    repository: |-\n      redis\n    tag: >-\n      7\n")})
+    assert scan_json(capsys, tmp_path) == {"version": 1, "references": [
+        _ref("values.yaml", 3, 5, "helm-values", "nginx\n:1.25", None, "unresolved",
+             "not a valid image reference: a block scalar keeps its final newline: write the value on the key's "
+             "line, or use `|-`/`>-`"),
+        _ref("values.yaml", 8, 7, "helm-values", "redis:7", "docker.io/library/redis:7"),
+    ], "ignored": 0, "skipped": []}

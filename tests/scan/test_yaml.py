@@ -142,3 +142,33 @@ def test_a_gitlab_image_named_by_a_variable_alone_is_found_at_the_value_the_file
         "ignored": 0,
         "skipped": [],
     }
+
+
+BLOCK_SCALAR_NEWLINE = ("not a valid image reference: a block scalar keeps its final newline: write the value on the "
+                        "key's line, or use `|-`/`>-`")
+
+
+def test_a_gitlab_variable_written_as_a_block_scalar_keeping_its_final_newline_says_so(tmp_path, capsys):
+    # `|` and `>` end the value in a newline; `|-` and `>-` strip it: those name the image.
+    write_tree(tmp_path, {".gitlab-ci.yml": """\
+variables:
+  LITERAL: |
+    redis:7
+  FOLDED: >
+    postgres:16
+  STRIPPED: |-
+    mysql:8
+  FOLDED_STRIPPED: >-
+    nginx:1.27
+job:
+  image: $LITERAL
+  services: [$FOLDED, $STRIPPED, $FOLDED_STRIPPED]
+  script: [x]
+"""})
+    found = [ref(".gitlab-ci.yml", line, 5, "gitlab-ci", raw, f"docker.io/library/{raw}", "third-party",
+                 f"value of the variable {name}, used by the image at line 12")
+             for line, raw, name in [(7, "mysql:8", "STRIPPED"), (9, "nginx:1.27", "FOLDED_STRIPPED")]]
+    stay = [ref(".gitlab-ci.yml", line, column, "gitlab-ci", f"${name}", None, "unresolved",
+                f"{name} is given its value at line {given}, which is {BLOCK_SCALAR_NEWLINE}")
+            for line, column, name, given in [(11, 10, "LITERAL", 2), (12, 14, "FOLDED", 4)]]
+    assert scan_json(capsys, tmp_path) == {"version": 1, "references": found + stay, "ignored": 0, "skipped": []}
