@@ -162,8 +162,7 @@ def _item_line(sequence: SequenceNode, index: int, node: Node, anchor: str, text
             after = item.end_mark.index
     if node.start_mark.index >= after:
         return line_at(text, base + node.start_mark.index)
-    alias = re.compile(rf"\*{re.escape(anchor)}(?![^\s,\[\]{{}}])").search(text, base + after,
-                                                                          base + sequence.end_mark.index)
+    alias = _aliases_re([anchor]).search(text, base + after, base + sequence.end_mark.index)
     return line_at(text, alias.start() if alias else base + after)
 
 
@@ -555,13 +554,9 @@ def _aliases_re(names: list[str]) -> re.Pattern[str]:
     return re.compile(rf"\*(?:{'|'.join(map(re.escape, names))})(?![^\s,\[\]{{}}])")
 
 
-# An image or service named by a variable alone: `$IMG` or `${IMG}`.
-_LONE_VARIABLE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-
-
 def lone_variable(value: str) -> str | None:
-    """The variable a value is, if it is one alone (`$IMG`, `${IMG}`)."""
-    match = _LONE_VARIABLE_RE.fullmatch(value)
+    """The variable a value is, if it is one alone (`$IMG`, `${IMG}`; `$$` names none)."""
+    match = _VARIABLE_RE.fullmatch(value)
     return None if match is None else match.group(1) or match.group(2)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from bot.cli import log_to
 from bot.sweep.report import RepoEntry
-from bot.sweep.runner import SweepContext, inventory_one, run_one
+from bot.sweep.runner import INTERRUPTS, SweepContext, inventory_one, run_one
 from bot.sweep.select import RepoInfo
 from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensProxy
 
@@ -45,7 +45,6 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 PRELOAD = ["bot.sweep.forkserver", "bot.sweep.workers", "bot.commands.sweep"]
 STOP_TIMEOUT = 10.0  # seconds an idle worker has to exit once told to
 FORK_SERVER_END_TIMEOUT = 5.0  # seconds a fork server that failed a start has to be seen ended
-INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclasses.dataclass(frozen=True)
