@@ -240,13 +240,13 @@ class StateJournal:
     def should_skip(self, repo: str, head: str | None, inputs: dict[str, InputValue]) -> bool:
         previous = self.last.get(repo)
         return (previous is not None and previous.status in FINISHED and head is not None and previous.head == head
-                and previous.inputs == inputs)
+                and _same(previous.inputs, inputs))
 
     def run_again_notice(self, repos: Iterable[str], inputs: dict[str, InputValue]) -> str | None:
         """Which of these repositories, finished in the journal, run again because their lines record
         other flags than `inputs` (or not all of them); None when none does."""
         others = [previous.inputs or {} for repo in repos if (previous := self.last.get(repo)) is not None
-                  and previous.status in FINISHED and previous.inputs != inputs]
+                  and previous.status in FINISHED and not _same(previous.inputs, inputs)]
         if not others:
             return None
         differing = sorted({named for recorded in others for named in _differing(recorded, inputs)})
@@ -268,15 +268,29 @@ class StateJournal:
         self._remember(outcome)
 
 
+def _compared(inputs: dict[str, InputValue]) -> dict[str, InputValue]:
+    """What of a line's inputs decides whether it is this sweep's: a flag that names files counts by
+    the fingerprint of what they hold, not by how its paths are written (`./rehome.yaml` or an
+    absolute path, which differs from one machine of a sharded sweep to the next); a flag naming no
+    file (a BigQuery dataset) counts by its value."""
+    return {name: None if name in FILE_INPUTS and inputs.get(_fingerprint_key(name)) is not None else value
+            for name, value in inputs.items()}
+
+
+def _same(recorded: dict[str, InputValue] | None, inputs: dict[str, InputValue]) -> bool:
+    return recorded is not None and _compared(recorded) == _compared(inputs)
+
+
 def _differing(recorded: dict[str, InputValue], inputs: dict[str, InputValue]) -> set[str]:
     """The inputs a line records with other values, as a message names them: by flag, or, for a file
     or folder that flag names alike, `the contents of --templates`."""
+    old, new = _compared(recorded), _compared(inputs)
     named = set()
     for name in FILE_INPUTS:
         key = _fingerprint_key(name)
-        if key in recorded and recorded[key] != inputs.get(key) and recorded.get(name) == inputs.get(name):
-            named.add(f"the contents of {_flag(name)}")
-    return named | {_flag(name) for name in INPUTS if name in recorded and recorded[name] != inputs.get(name)}
+        if key in old and old[key] != new.get(key):
+            named.add(f"the contents of {_flag(name)}" if recorded.get(name) == inputs.get(name) else _flag(name))
+    return named | {_flag(name) for name in INPUTS if name in old and old[name] != new.get(name)}
 
 
 def _append(path: Path, line: str) -> None:

@@ -177,14 +177,40 @@ def test_the_journal_records_what_the_files_and_folders_flags_name_hold(tmp_path
     assert StateJournal(path).run_again_notice(["acme/a"], after) == (
         f"{path}: 1 repository finished with other flags runs again (the contents of --rules, "
         "the contents of --templates)")
-    # Another folder altogether is named by its flag alone.
+    # What a flag names counts, not where it is: a copy of the templates as they were, elsewhere, is the same
+    # input; other rules, named otherwise, are named by their flag alone.
     elsewhere = write_tree(tmp_path / "elsewhere", {"pr_title.j2": "Mirror images\n", "parts/x.j2": "x\n"})
-    moved = inputs_of(_sweep_args(templates=str(elsewhere), rules=rules[:1], config=str(config), pulls=str(pulls)))
-    assert moved["templates_sha256"] == before["templates_sha256"]
+    moved = inputs_of(_sweep_args(templates=str(elsewhere), rules=rules, config=str(config), pulls=str(pulls)))
     assert StateJournal(path).run_again_notice(["acme/a"], moved) == (
-        f"{path}: 1 repository finished with other flags runs again (--rules, --templates)")
+        f"{path}: 1 repository finished with other flags runs again (the contents of --rules)")
+    fewer = inputs_of(_sweep_args(templates=str(elsewhere), rules=rules[:1], config=str(config), pulls=str(pulls)))
+    assert StateJournal(path).run_again_notice(["acme/a"], fewer) == (
+        f"{path}: 1 repository finished with other flags runs again (--rules)")
     # A BigQuery dataset is recorded by its name.
     assert inputs_of(_sweep_args(pulls="bigquery://acme-logs.image_pulls"))["pulls_sha256"] is None
+
+
+def test_a_rerun_naming_the_same_files_otherwise_skips_what_is_finished(tmp_path, monkeypatch):
+    """A sharded sweep resumed on another machine, or a rerun from another folder, names the files by
+    other paths: `./rehome.yaml`, an absolute path. The repositories finished with them are not redone."""
+    write_tree(tmp_path, {"rehome.yaml": "labels: [images]\n", "rules/r.yaml": "r\n", "pulls.csv": "imageName\n"})
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "state.jsonl"
+    typed = _sweep_args(config="./rehome.yaml", rules=["rules/"], pulls="pulls.csv")
+    StateJournal(path).record(Outcome("acme/a", "done", None, "h", None, "2026-11-26T10:00:00Z", inputs_of(typed)))
+    absolute = inputs_of(_sweep_args(config=str(tmp_path / "rehome.yaml"), rules=[str(tmp_path / "rules")],
+                                     pulls=str(tmp_path / "pulls.csv")))
+    assert StateJournal(path).should_skip("acme/a", "h", absolute)
+    assert StateJournal(path).run_again_notice(["acme/a"], absolute) is None
+    # A BigQuery dataset names no file: its name is what counts.
+    StateJournal(path).record(Outcome("acme/b", "done", None, "h", None, "2026-11-26T10:00:00Z",
+                                      inputs_of(_sweep_args(pulls="bigquery://acme-logs.image_pulls"))))
+    other = inputs_of(_sweep_args(pulls="bigquery://acme-logs.other_pulls"))
+    assert not StateJournal(path).should_skip("acme/b", "h", other)
+    assert StateJournal(path).run_again_notice(["acme/b"], other) == (
+        f"{path}: 1 repository finished with other flags runs again (--pulls)")
+    assert StateJournal(path).run_again_notice(["acme/a"], other) == (
+        f"{path}: 1 repository finished with other flags runs again (--config, --pulls, --rules)")
 
 
 def test_a_file_a_flag_names_that_cannot_be_read_for_the_journal_is_a_usage_error_naming_it(tmp_path):
