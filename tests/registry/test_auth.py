@@ -4,10 +4,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import stat
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -21,7 +24,7 @@ from tests.helpers import DEEP_JSON
 from tests.oci import images
 from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, FAST_RETRY, IDENTITY_TOKEN, TOKEN_USER, Loopback,
                                 basic_credential, make_registries, token_credential, unique_repo)
-from tests.oci.proxy import Answer
+from tests.oci.proxy import Answer, Proxy
 from tests.oci.servers import free_port
 
 
@@ -337,3 +340,76 @@ def test_a_token_answer_nested_too_deep_holds_no_token() -> None:
     with registries, pytest.raises(RegistryError) as caught:
         registries.get("registry.example").request("GET", "/v2/app/manifests/v1", repo="app", step="look")
     assert str(caught.value) == "registry.example: get a token from https://auth.example/token: the answer holds no token"
+
+
+class _SignedStorage:
+    """Blob storage on another host, as Docker Hub, gcr.io and quay.io send blob downloads to: it serves a
+    URL whose query signs it, and refuses a request that carries an `Authorization` header too (as S3 does:
+    only one auth mechanism is allowed). It fetches the bytes from the registry it stands behind."""
+
+    def __init__(self, registry: str, credentials: tuple[str, str]) -> None:
+        self.asked: list[tuple[str, str | None]] = []  # (path, the Authorization header sent)
+        fetch = httpx.Client(base_url=f"http://{registry}", auth=credentials, timeout=30.0)
+        storage = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                storage.asked.append((self.path, self.headers.get("Authorization")))
+                repo, _, digest = self.path.partition("?")[0].removeprefix("/storage/").rpartition("/")
+                if self.headers.get("Authorization"):
+                    status, body = 400, b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>"
+                else:
+                    answer = fetch.get(f"/v2/{repo}/blobs/{digest}")
+                    status, body = answer.status_code, answer.content
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        self._fetch = fetch
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._fetch.close()
+
+
+def test_a_blob_download_redirected_to_storage_elsewhere_is_fetched_there_without_the_registry_credentials(
+        loopback: Loopback, tmp_path: Path) -> None:
+    with make_registries(no_docker_config(tmp_path), {loopback.basic.host: basic_credential()}) as registries:
+        image, src, placed = copy_into(loopback, registries, loopback.basic.host)
+    assert placed.status == "copied"
+    storage = _SignedStorage(loopback.basic.host, (BASIC_USER, CANARY_PASSWORD))
+    front = Proxy(loopback.basic.host)  # the registry, whose blob downloads go to the storage
+    blob_path = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
+
+    def redirect(method: str, path: str) -> Answer | None:
+        found = blob_path.match(path)
+        if method != "GET" or found is None:
+            return None
+        location = f"http://{storage.host}/storage/{found['repo']}/{found['digest']}?X-Amz-Signature=5ca1ab1e"
+        return Answer(307, {"Location": location}, b"")
+
+    front.routes.append(redirect)
+    dst = unique_repo("mirror")
+    try:
+        with make_registries(no_docker_config(tmp_path), {front.host: basic_credential()}) as registries:
+            with Copier(registries) as copier:
+                result = copier.ensure(f"{front.host}/{src}:v1", f"{loopback.target.host}/{dst}:v1")
+    finally:
+        front.stop()
+        storage.stop()
+    assert (result.status, result.digest, result.error) == ("copied", image.digest, None)
+    assert sorted(storage.asked) == sorted(
+        (f"/storage/{src}/{blob.digest}?X-Amz-Signature=5ca1ab1e", None) for blob in image.blobs)
+    assert front.count("GET", r"/blobs/") == len(image.blobs)
+    assert head_digest(Registries().get(loopback.target.host), dst, "v1") == image.digest
