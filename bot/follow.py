@@ -151,8 +151,32 @@ def sync(
     with open_registries(options) as registries:
         allowed, refused = _may_gain_tags(registries, uses, allowed_upstreams)
         moves = [(str(u.upstream), str(u.mirror)) for u in allowed]
-        images = ensure_and_show(moves, options, lambda done: show(done, refused), registries=registries)
-    return images, refused
+        checked: list[MirrorImage] = []
+
+        def show_checked(done: list[MirrorImage]) -> None:
+            checked[:] = done if registries.cancelled.is_set() else [_pin_served(registries, i) for i in done]
+            show(checked, refused)
+
+        ensure_and_show(moves, options, show_checked, registries=registries)
+    return checked, refused
+
+
+def _pin_served(registries: Registries, image: MirrorImage) -> MirrorImage:
+    """`image`, failed when the tree pins a digest its mirror tag does not hold (`stable@sha256:…` after a
+    digest bump) and the mirror does not serve that digest either: pulls go by the digest, and would fail."""
+    target = imageref.parse(image.target)
+    if image.status != "differs" or target.digest is None:
+        return image
+    step = "check the pinned digest"
+    try:
+        if head_digest(registries.get(target.domain), target.path, target.digest, step) == target.digest:
+            return image
+        problem = (f"the mirror does not serve {target.digest}, the digest {image.target} pins (its tag "
+                   f"{target.tag} holds {image.mirror_digest}), so pulling it fails (--refresh copies it over the tag)")
+        error = str(RegistryError(target.name, step, problem))
+    except RegistryError as exc:
+        error = f"{exc}; whether the mirror serves the digest {image.target} pins could not be checked"
+    return dataclasses.replace(image, status="failed", error=error)
 
 
 def _may_gain_tags(registries: Registries, uses: Sequence[MirrorUse],

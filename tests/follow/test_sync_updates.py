@@ -99,6 +99,35 @@ def test_sync_reports_a_tag_moved_upstream_without_failing_and_refresh_copies_it
         0, [("present", first.digest), ("copied", moved_to.digest)])
 
 
+def test_sync_fails_a_digest_pin_the_mirror_does_not_serve_where_its_tag_holds_another_image(
+        loopback: Loopback, tmp_path: Path, capsys, monkeypatch):
+    # A digest bump of `stable@sha256:…` once the tag moved upstream: pulls go by the digest, not the tag.
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    _not_from_a_fork(monkeypatch)
+    up, down = loopback.upstream.host, loopback.target.host
+    dest, enc, repo = f"{down}/mirror", up.replace(":", "__"), unique_repo("s-pinned")
+    first, moved_to, edge = images.image((64,)), images.image((80,)), images.image((96,))
+    for image, tag in ((first, "stable"), (edge, "edge")):
+        images.push(up, repo, image, tag)
+        assert run_cli(capsys, "copy", f"{up}/{repo}:{tag}", f"{dest}/{enc}/{repo}:{tag}")[0] == 0
+    images.push(up, repo, moved_to, "stable")
+    # The mirror serves the first image (as `stable`): a pull of `edge` pinned to it works.
+    pins = f"{dest}/{enc}/{repo}:stable@{moved_to.digest}", f"{dest}/{enc}/{repo}:edge@{first.digest}"
+    tree = write_tree(tmp_path / "repo", {"pod.yaml": _pod(*pins)})
+    for extra in ((), ("--dry-run",)):
+        code, out, _ = run_cli(capsys, "sync", str(tree), "--to", dest, "--format", "json", *extra)
+        found = [(i["target"], i["status"], i["error"]) for i in json.loads(out)["images"]]
+        assert (code, found) == (1, [
+            (pins[1], "differs", f"{dest}/{enc}/{repo}:edge holds {edge.digest}; the source is now {first.digest} "
+                                 "(left alone; --refresh replaces it)"),
+            (pins[0], "failed", f"{dest}/{enc}/{repo}: check the pinned digest: the mirror does not serve "
+                                f"{moved_to.digest}, the digest {pins[0]} pins (its tag stable holds {first.digest}), "
+                                f"so pulling it fails (--refresh copies it over the tag)"),
+        ])
+    code, out, _ = run_cli(capsys, "sync", str(tree), "--to", dest, "--format", "json", "--refresh")
+    assert (code, [i["status"] for i in json.loads(out)["images"]]) == (0, ["copied", "copied"])
+
+
 def test_the_summary_counts_every_status_that_occurred() -> None:
     found = [MirrorImage(f"a.example/x:{status}", f"m.example/x:{status}", None, (), status, 0, None, None)
              for status in ("missing", "unknown", "unknown", "failed")]
