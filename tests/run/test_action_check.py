@@ -133,3 +133,27 @@ def test_a_pull_request_event_without_a_readable_base_is_refused_naming_the_file
     with pytest.raises(UsageError) as caught:
         pull_request_base({"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(path)})
     assert str(caught.value) == problem.format(path=path)
+
+
+def test_check_mode_lists_what_sync_copied_when_the_check_then_stops(tmp_path: Path, loopback: Loopback) -> None:
+    up, down = loopback.upstream.host, loopback.target.host
+    repo, enc, dest = unique_repo("action-sync-stop"), up.replace(":", "__"), f"{down}/mirror"
+    images.push(up, repo, images.image((128,)), "1.0")
+    images.push(up, repo, images.image((256,)), "1.1")
+    environ = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    from bot.cli import main
+    assert main(["copy", f"{up}/{repo}:1.0", f"{dest}/{enc}/{repo}:1.0", "-q"]) == 0
+    pod = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: {}\n"
+    workspace, _ = _repository(
+        tmp_path,
+        {"app.yaml": pod.format(f"{dest}/{enc}/{repo}:1.0"), "rehome.yaml": f"destination: {dest}\n"},
+        {"app.yaml": pod.format(f"{dest}/{enc}/{repo}:1.1")},
+    )
+    gone = "0" * 40  # a base the remote does not have: the check cannot run
+    run = run_action(tmp_path, workspace, {"mode": "check", "sync": "true"}, environ | _pull_request(tmp_path, gone))
+    assert run.codes == [0, 2], run.stderr
+    assert f"::error::cannot fetch the pull request's base {gone}: " in run.stdout
+    assert run.summary == (
+        "## rehome sync\n\n1 copied, 0 already in the mirror, 0 refused.\n"
+        f"- copied `{up}/{repo}:1.1` to `{dest}/{enc}/{repo}:1.1`\n\n"
+    )
