@@ -87,11 +87,20 @@ def write_together(changes: Sequence[tuple[Path, str | None, str]]) -> None:
         try:
             _put_in_place(temporary, path)
         except OSError as exc:
-            for _path, later, _old in staged[done:]:
-                later.unlink(missing_ok=True)
-            for earlier, _temporary, old in staged[:done]:
-                _put_back(earlier, old)
+            _undo(staged, failed_at=done, replaced=done)
             raise WriteError(f"{path}: cannot replace it: {exc.strerror or exc}; nothing was changed") from None
+        except BaseException:  # Ctrl-C, which may come just after this file was replaced
+            _undo(staged, failed_at=done, replaced=done + 1)
+            raise
+
+
+def _undo(staged: Sequence[tuple[Path, Path, str | None]], *, failed_at: int, replaced: int) -> None:
+    """Removes the temporaries not put in place, from `failed_at` on, and puts back the old texts of
+    the first `replaced` files."""
+    for _path, later, _old in staged[failed_at:]:
+        later.unlink(missing_ok=True)
+    for earlier, _temporary, old in staged[:replaced]:
+        _put_back(earlier, old)
 
 
 def _put_back(path: Path, old: str | None) -> None:
@@ -180,14 +189,16 @@ def stage(path: Path, text: str) -> Path:
     if what is not None:  # a file put in its place would replace a device (say /dev/null) or a named pipe
         raise UsageError(f"{path}: is {what}, not a file; nothing was written")
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(text.encode("utf-8"))
         if before is not None:
             os.chmod(temporary, stat.S_IMODE(before.st_mode))
             _keep_owner(temporary, before)
-    except BaseException:
+    except FileExistsError:
+        raise  # the name is another file's, not one made here
+    except BaseException:  # Ctrl-C too, which may come just after the file was made
         temporary.unlink(missing_ok=True)
         raise
     return temporary

@@ -179,6 +179,38 @@ def test_a_new_file_written_before_one_that_cannot_be_replaced_is_removed_again(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_files_are_put_in_place_leaves_every_file_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    changes = _three_files(tmp_path)
+    real_replace = os.replace
+
+    def interrupted_at_b(source: Path, target: Path) -> None:
+        real_replace(source, target)
+        if Path(target).name == "b.yaml":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(output.os, "replace", interrupted_at_b)
+    with pytest.raises(KeyboardInterrupt):
+        write_together(changes)
+    assert _contents(tmp_path) == {"a.yaml": "old a.yaml\n", "b.yaml": "old b.yaml\n", "c.yaml": "old c.yaml\n"}
+
+
+def test_ctrl_c_as_a_temporary_file_is_made_leaves_none_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    changes = _three_files(tmp_path)
+    real_open = os.open
+
+    def interrupted_at_c(path: str, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)
+        if ".c.yaml." in str(path):  # the signal arrives as the call returns, before its result is kept
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(output.os, "open", interrupted_at_c)
+    with pytest.raises(KeyboardInterrupt):
+        write_together(changes)
+    assert _contents(tmp_path) == {"a.yaml": "old a.yaml\n", "b.yaml": "old b.yaml\n", "c.yaml": "old c.yaml\n"}
+
+
 def test_a_folder_in_the_way_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").mkdir()
     with pytest.raises(UsageError) as refused:
