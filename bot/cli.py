@@ -144,11 +144,13 @@ def _leave_stuck_threads(code: int) -> int:
 
 def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(argv)
     try:
-        args = parser.parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, or a usage error (exit 2)
         return exc.code if isinstance(exc.code, int) else 2
+    except KeyboardInterrupt:  # while the command's modules are imported: nothing has been done yet
+        print("rehome: interrupted", file=sys.stderr)
+        return 130
     args.ends_process = ends_process
     _setup_logging(args)
     try:

@@ -166,6 +166,14 @@ def test_a_bug_exits_3_with_the_traceback_in_a_file(monkeypatch, tmp_path, capsy
     assert "Traceback" in logs[0].read_text() and "explode" in logs[0].read_text()
 
 
+def test_ctrl_c_while_the_command_is_loaded_is_an_interrupt_not_a_traceback(monkeypatch, capsys):
+    def interrupted(name):
+        raise KeyboardInterrupt  # Ctrl-C while the command's module and its libraries are imported
+
+    monkeypatch.setattr("bot.cli.command_module", interrupted)
+    assert run_cli(capsys, "rewrite", "examples/shop", "--to", "r.example/m") == (130, "", "rehome: interrupted\n")
+
+
 def test_a_closed_pipe_is_not_an_error(tmp_path):
     for i in range(300):
         (tmp_path / f"d{i}.yaml").write_text(f"apiVersion: v1\nkind: Pod\nspec:\n  containers: [{{image: 'app{i}:1'}}]\n")
