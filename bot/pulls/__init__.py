@@ -18,7 +18,7 @@ from bot.pulls.csvfile import CsvCounts
 from bot.pulls.kubectl import KubectlEvents
 from bot.pulls.logexport import JsonArrayExport, NdjsonExport
 from bot.pulls.model import Limit, PullCounts
-from bot.pulls.source import Entry, FileSource, Malformed, SourceError
+from bot.pulls.source import Entry, FileSource, Malformed, SourceError, SourcePathError
 from bot.pulls.times import now
 from bot.textfile import not_a_file
 
@@ -96,15 +96,15 @@ def _regular_file(source: str) -> Path:
     try:
         mode = os.stat(source).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        raise SourceError(f"{source}: no such file") from None
+        raise SourcePathError(f"{source}: no such file") from None
     except OSError as exc:
         raise SourceError(f"{source}: cannot read: {exc}") from None
     what = not_a_file(mode)
     if what == "a folder":
-        raise SourceError(f"{source}: a folder, not a file")
+        raise SourcePathError(f"{source}: a folder, not a file")
     if what is not None:
-        raise SourceError(f"{source}: {what}, not a file (rehome reads the source twice)",
-                          hint="save it to a file first")
+        raise SourcePathError(f"{source}: {what}, not a file (rehome reads the source twice)",
+                              hint="save it to a file first")
     return Path(source)
 
 

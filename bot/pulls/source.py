@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple, Protocol
 
-from bot.errors import RehomeError
+from bot.errors import RehomeError, UsageError
 
 
 # The most pulls one entry may say (BigQuery's INT64): the counter keeps each entry's count in 64 bits.
@@ -30,6 +30,11 @@ class Malformed(NamedTuple):
 
 class SourceError(RehomeError):
     """A source that cannot be read at all (unknown format, broken JSON document, unreachable service)."""
+
+
+class SourcePathError(SourceError, UsageError):
+    """A SOURCE path that names no regular file: a usage error (exit 2), as every path named on the
+    command line is."""
 
 
 class FileSource(Protocol):

@@ -248,8 +248,14 @@ def test_a_bad_bigquery_project_is_a_usage_error(capsys: pytest.CaptureFixture[s
                "digits and hyphens, starting with a letter; for example acme-prod)\n")
 
 
-def test_a_folder_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "pulls", str(tmp_path)) == (1, "", f"rehome: error: {tmp_path}: a folder, not a file\n")
+def test_a_source_that_is_no_file_is_a_usage_error_naming_it(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "pulls.ndjson"
+    assert run(capsys, "pulls", str(tmp_path)) == (2, "", f"rehome: error: {tmp_path}: a folder, not a file\n")
+    assert run(capsys, "pulls", str(missing)) == (2, "", f"rehome: error: {missing}: no such file\n")
+    assert run(capsys, "pulls", "/dev/zero") == (
+        2, "", "rehome: error: /dev/zero: a device or socket, not a file (rehome reads the source twice)\n"
+               "hint: save it to a file first\n")
 
 
 def test_a_document_nested_too_deep_counts_as_a_malformed_entry(tmp_path: Path,
