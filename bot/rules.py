@@ -26,6 +26,8 @@ EXTRACTORS = ("dockerfile", "yaml", "helm-values", "helm-template", "kustomize")
 
 _PATH_SEGMENT = r"(?:\*\*|\*|(?:[A-Za-z0-9_$-]|\\\.)+\*?)(?:\[\])?"
 KEY_PATH_RE = re.compile(rf"^{_PATH_SEGMENT}(?:\.{_PATH_SEGMENT})*$")
+_KEY_PATH_HINT = ("write keys separated by dots, each a key name (\\. for a dot inside it), *, name*, or **, "
+                  "with [] after it for the items of a list, e.g. spec.containers[].image; see docs/rules.md")
 
 RULE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -179,6 +181,8 @@ def validate_rule(path: Path, data: dict[str, Any]) -> None:
         if error.validator == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema["properties"]))
             raise ConfigError(f"{path}: unknown field {', '.join(map(repr, extra))}")
+        if error.validator == "pattern" and error.validator_value == KEY_PATH_RE.pattern:
+            raise ConfigError(f"{path}: field {field!r}: {error.instance!r} is not a key path", hint=_KEY_PATH_HINT)
         raise ConfigError(f"{path}: field {field!r}: {error.message}")
 
 

@@ -74,7 +74,7 @@ def test_builtin_rules_files_are_read_once_and_users_files_every_time(tmp_path, 
         ("extractor: yaml\n", "field '(top level)': 'files' is a required property"),
         ("extractor: toml\nfiles: ['*.toml']\n", "field 'extractor': 'toml' is not one of ['dockerfile', 'yaml', 'helm-values', 'helm-template', 'kustomize']"),
         ("extractor: yaml\nfiles: ['*.y']\ncontains: ['(']\n", "field 'contains': invalid regular expression '(': missing ), unterminated subpattern at position 0"),
-        ("extractor: yaml\nfiles: ['*.y']\nimages: ['a..b']\n", "field 'images.0': 'a..b' does not match"),
+        ("extractor: yaml\nfiles: ['*.y']\nimages: ['a..b']\n", "field 'images.0': 'a..b' is not a key path\nhint: "),
         ("extractor: yaml\nfiles: ['*.y']\nimagse: []\n", "unknown field 'imagse'"),
         ("extractor: yaml\nfiles: ['*.y']\nextends: nothing\n", "field 'extends': no rule named 'nothing'"),
         ("- a\n", "a rules file must be a mapping of fields"),
@@ -87,6 +87,18 @@ def test_a_broken_rules_file_is_a_clear_error(tmp_path, content, message):
     with pytest.raises(ConfigError) as excinfo:
         load_rules([tmp_path])
     assert str(excinfo.value).startswith(f"{tmp_path / 'mine.yaml'}: {message}")
+
+
+@pytest.mark.parametrize("field", ["images", "builds", "prefixed_images: {'docker://'"])
+def test_a_key_path_that_is_not_one_says_how_key_paths_are_written(tmp_path, capsys, field):
+    value = f"{field}: ['spec..image']}}" if "{" in field else f"{field}: ['spec..image']"
+    rules = write_tree(tmp_path / "rules", {"jobs.yaml": f"extractor: yaml\nfiles: ['*.job']\n{value}\n"})
+    write_tree(tmp_path / "repo", {"Dockerfile": "FROM alpine:3.20\n"})
+    where = "prefixed_images.docker://.0" if "{" in field else f"{field}.0"
+    assert run_cli(capsys, "scan", str(tmp_path / "repo"), "--rules", str(rules)) == (
+        2, "", f"rehome: error: {rules / 'jobs.yaml'}: field '{where}': 'spec..image' is not a key path\n"
+               "hint: write keys separated by dots, each a key name (\\. for a dot inside it), *, name*, or **, "
+               "with [] after it for the items of a list, e.g. spec.containers[].image; see docs/rules.md\n")
 
 
 @pytest.mark.parametrize(("content", "problem"), [
