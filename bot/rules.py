@@ -242,7 +242,8 @@ def _apply_extends(rules: dict[str, Rule], raw: dict[str, dict[str, Any]]) -> di
 def rule_files(directory: Path) -> Iterable[Path]:
     """The rule files a rules folder holds: its own `*.yaml` and `*.yml` files, not its folders'."""
     if not directory.is_dir():
-        raise ConfigError(f"{directory}: rules directory not found")
+        what = "a file, not a folder of rule files" if directory.exists() else "rules directory not found"
+        raise ConfigError(f"{directory}: {what}")
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 

@@ -123,3 +123,5 @@ def test_a_user_rule_replaces_the_builtin_of_the_same_name(tmp_path, capsys):
     assert [(r["path"], r["kind"], r["raw"]) for r in refs] == [("stack.yml", "compose", "postgres:16")]
     code, _, err = run_cli(capsys, "scan", str(tmp_path / "repo"), "--rules", str(tmp_path / "nope"))
     assert (code, err) == (2, f"rehome: error: {tmp_path / 'nope'}: rules directory not found\n")
+    code, _, err = run_cli(capsys, "scan", str(tmp_path / "repo"), "--rules", str(tmp_path / "repo" / "stack.yml"))
+    assert (code, err) == (2, f"rehome: error: {tmp_path / 'repo' / 'stack.yml'}: a file, not a folder of rule files\n")

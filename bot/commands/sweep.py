@@ -90,8 +90,9 @@ def selection(args: argparse.Namespace) -> Selection:
 def _check(args: argparse.Namespace) -> str:
     if bool(args.org) == bool(args.repos_file):
         raise UsageError("give --org ORG or --repos-file FILE (one of them)")
-    if args.jobs < 1 or args.copy_jobs < 1:
-        raise UsageError("--jobs and --copy-jobs must be at least 1")
+    for flag, value in (("--jobs", args.jobs), ("--copy-jobs", args.copy_jobs)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, not {value}")
     if args.inventory and args.dry_run:
         raise UsageError("--inventory already writes nothing; --dry-run goes without it")
     # A missing or invalid --config fails here, not once per repository. It is every repository's

@@ -54,7 +54,7 @@ def _load(source: str) -> Any:
     try:
         text = sys.stdin.read() if source == "-" else textfile.read_text(Path(source))
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{name}: cannot read kubectl output: {exc}") from None
+        raise UsageError(f"{name}: cannot read kubectl output: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         return jsontext.loads(text)
     except json.JSONDecodeError as exc:

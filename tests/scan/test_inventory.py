@@ -90,3 +90,6 @@ def test_inventory_input_that_is_not_a_file_is_refused(capsys):
     code, out, err = run_cli(capsys, "scan", "--kubectl-json", os.devnull)
     assert (code, out, err) == (
         2, "", f"rehome: error: {os.devnull}: cannot read kubectl output: a device or socket, not a file\n")
+    missing = os.path.join(os.devnull, "pods.json")
+    code, out, err = run_cli(capsys, "scan", "--kubectl-json", missing)
+    assert (code, out, err) == (2, "", f"rehome: error: {missing}: cannot read kubectl output: Not a directory\n")

@@ -84,6 +84,17 @@ def test_sigterm_while_the_sweep_prepares_is_an_interrupt_not_the_end_of_the_pro
     assert github.requests == [] and list((tmp_path / "reports").glob("*")) == []
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--jobs", "0"), "--jobs must be at least 1, not 0"),
+    (("--copy-jobs", "-2"), "--copy-jobs must be at least 1, not -2"),
+    (("--limit", "0"), "--limit must be at least 1, not 0"),
+])
+def test_a_count_below_one_is_refused_naming_the_flag_and_value(flags: tuple[str, ...], message: str,
+                                                                 github: GitHubServer, capsys) -> None:
+    assert run_cli(capsys, *sweep_args(github.base_url, *flags)) == (2, "", f"rehome: error: {message}\n")
+    assert github.requests == []
+
+
 def test_a_github_app_key_that_is_not_a_key_is_a_usage_error(tmp_path: Path, github: GitHubServer, capsys) -> None:
     key = tmp_path / "app.pem"
     key.write_text("x\n")
