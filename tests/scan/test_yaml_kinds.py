@@ -308,9 +308,9 @@ COMPOSE = {
     "skipped": [],
 }
 
-# `container:` as a string and as a map, `services.*.image`, `uses: docker://` (column after
-# the prefix), a container action's `runs.image`; an action built from its Dockerfile and
-# action inputs named `image` are not listed.
+# `container:` as a string and as a map, a service as a string and as a map (`services.*.image`),
+# `uses: docker://` (column after the prefix), a container action's `runs.image`; an action built
+# from its Dockerfile and action inputs named `image` are not listed.
 GITHUB_ACTIONS = {
     "version": 1,
     "references": [
@@ -361,6 +361,8 @@ GITHUB_ACTIONS = {
             UNRESOLVED,
             "contains an expression: ${{ matrix.pg }}",
         ),
+        ref(".github/workflows/services.yml", 7, 14, "github-actions", "mysql:8.4", "docker.io/library/mysql:8.4",
+            THIRD_PARTY),
         ref(
             "actions/container/action.yml",
             5,
