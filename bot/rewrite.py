@@ -142,18 +142,30 @@ def _helm_edit(ref: Reference, target: ImageRef, text: str) -> Edit:
         )
     else:
         edit = _replace_part(parts["repository"], target.name, where)
-    if target.digest is not None and parts.get("digest") is None:
-        # Pinned: a `digest:` key joins the map, after the tag (or the repository).
-        after_key = "tag" if parts.get("tag") is not None else "repository"
-        after = parts[after_key]
-        if after_key in parts["merged"]:
-            # The reference stands where its repository is written: maybe in the merged mapping, not the entry.
-            entry_line, after_line = line_at(text, parts["image_key_start"]), line_at(text, after["span"][0])
-            raise CannotRewrite(f"line {entry_line}: the {after_key} at line {after_line} comes from a merge key (<<): "
-                                "add the digest by hand")
-        edit.splices.append(_insert_key(parts, after["scalar"][1], "digest", target.digest, text))
-        edit.allowed.allow_added("digest", target.digest)
+    digest = parts.get("digest")
+    if target.digest is not None and (digest is None or not digest["value"]):
+        return _joined(edit, _helm_pin(parts, target.digest, text))
     return edit
+
+
+def _helm_pin(parts: Mapping[str, Any], digest: str, text: str) -> Edit:
+    """A pinned entry's digest: in its empty `digest` key (charts such as Bitnami's write `digest: ""`),
+    else in a `digest:` key that joins the map after the tag (or the repository)."""
+    key = next(key for key in ("digest", "tag", "repository") if parts.get(key) is not None)
+    part = parts[key]
+    entry_line, part_line = line_at(text, parts["image_key_start"]), line_at(text, part["span"][0])
+    if key in parts["merged"]:
+        # The reference stands where its repository is written: maybe in the merged mapping, not the entry.
+        raise CannotRewrite(f"line {entry_line}: the {key} at line {part_line} comes from a merge key (<<): "
+                            "add the digest by hand")
+    if key == "digest":
+        if part["style"] not in ("'", '"'):
+            raise CannotRewrite(f"line {entry_line}: the digest at line {part_line} is null, not an empty string: "
+                                'write it digest: "" or add the digest by hand')
+        return _replace_part(part, digest, f"line {entry_line}")
+    allowed = AllowedChanges()
+    allowed.allow_added("digest", digest)
+    return Edit([_insert_key(parts, part["scalar"][1], "digest", digest, text)], allowed)
 
 
 def _insert_key(entry: Mapping[str, Any], end: int, key: str, value: str, text: str) -> Splice:

@@ -87,6 +87,52 @@ def test_a_helm_tag_from_a_merge_key_is_not_pinned_in_the_merged_mapping(loopbac
     assert (repo / "chart/values.yaml").read_text() == values
 
 
+@pytest.mark.parametrize("values", [
+    pytest.param('image:\n  registry: {up}\n  repository: {app}\n  tag: "1.0"\n  digest: ""  # pinned\n'
+                 '  pullPolicy: Always\n', id="block"),
+    pytest.param("image: {{registry: {up}, repository: {app}, tag: '1.0', digest: ''}}\n", id="flow"),
+])
+def test_a_helm_entry_with_an_empty_digest_key_is_pinned_there(loopback: Loopback, tmp_path: Path, capsys,
+                                                               monkeypatch, values: str) -> None:
+    """Charts such as Bitnami's write `digest: ""` under each image: the digest fills it, no second key joins."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    app = unique_repo("pin-app")
+    image = images.image((1024,))
+    images.push(up, app, image, "1.0")
+    dest = f"{down}/mirror"
+    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", f"{dest}/{up.replace(':', '__')}/{app}:1.0")[0] == 0
+    values = values.format(up=up, app=app)
+    repo = write_tree(tmp_path / "repo", {"chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+                                          "chart/values.yaml": values})
+    code, _, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--internal", down, "--pin-digest")
+    assert (code, err) == (0, "")
+    assert (repo / "chart/values.yaml").read_text() == (
+        values.replace(up, down, 1).replace(app, f"mirror/{up.replace(':', '__')}/{app}", 1)
+        .replace('digest: ""', f'digest: "{image.digest}"').replace("digest: ''", f"digest: '{image.digest}'"))
+
+
+@pytest.mark.parametrize("digest", ["digest:", "digest: ~"])
+def test_a_helm_entry_with_a_null_digest_key_is_left_for_a_human(loopback: Loopback, tmp_path: Path, capsys,
+                                                                 monkeypatch, digest: str) -> None:
+    """A null digest is not an empty string: filled, it would change type; a second `digest:` key would
+    duplicate it. The file stays, saying how to write the key."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    app = unique_repo("pin-app")
+    images.push(up, app, images.image((1024,)), "1.0")
+    dest = f"{down}/mirror"
+    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", f"{dest}/{up.replace(':', '__')}/{app}:1.0")[0] == 0
+    values = f'image:\n  registry: {up}\n  repository: {app}\n  tag: "1.0"\n  {digest}\n'
+    repo = write_tree(tmp_path / "repo", {"chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+                                          "chart/values.yaml": values})
+    code, out, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--internal", down, "--pin-digest")
+    assert (code, out, err) == (1, "0 files rewritten, 0 references moved\nleft untouched: chart/values.yaml: "
+                                   'line 1: the digest at line 5 is null, not an empty string: write it digest: "" '
+                                   "or add the digest by hand\n", "")
+    assert (repo / "chart/values.yaml").read_text() == values
+
+
 def test_a_gitlab_image_named_by_a_variable_is_pinned_at_the_variables_value(loopback: Loopback, tmp_path: Path,
                                                                              capsys, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
