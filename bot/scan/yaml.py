@@ -730,6 +730,19 @@ def _add_variable_images(document: _Document, uses: list[tuple[ScalarNode, Found
         found += named
 
 
+def _built_by_their_holders(root: Node, hits: list[keypaths.Hit], paths: list[tuple[str, str, str]],
+                            rule: Rule) -> set[int]:
+    """The values (by node id) that a mapping holding them builds, at any of their places: one with a
+    `skip_if_sibling` key (compose `build:`), its own or one a merge key gives it."""
+    if not rule.skip_if_sibling or not hits:
+        return set()
+    found = keypaths.uses(root, [p for p, _, _ in paths], {id(hit.node) for hit in hits})
+    return {node_id for node_id, places in found.items()
+            if any(place.patterns and place.parent is not None
+                   and any(effective_get(place.parent, key) is not None for key in rule.skip_if_sibling)
+                   for place in places)}
+
+
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     paths = _paths(rule)
@@ -738,16 +751,16 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
         if not _document_selected(root, rule):
             continue
         images: list[tuple[keypaths.Hit, str]] = []
-        for hit in keypaths.select(root, [p for p, _, _ in paths], skip=not_images):
+        hits = list(keypaths.select(root, [p for p, _, _ in paths], skip=not_images))
+        built = _built_by_their_holders(root, hits, paths, rule)
+        for hit in hits:
             _, prefix, role = paths[hit.pattern]
             value = scalar_text(hit.node)
             if not value or not value.startswith(prefix) or len(value) == len(prefix):
                 continue
-            if role == "build":
+            if role == "build" or id(hit.node) in built:
+                # What the repository builds: other uses of that name are not references.
                 result.builds.append(value)
-                continue
-            if hit.parent is not None and any(mapping_get(hit.parent, k) is not None for k in rule.skip_if_sibling):
-                result.builds.append(value)  # what the service builds: other uses of that name are not references
                 continue
             images.append((hit, prefix))
         anchors = {id(hit.node): name for hit, _ in images if (name := anchor_name(hit.node, text, base)) is not None}

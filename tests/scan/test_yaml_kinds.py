@@ -250,12 +250,13 @@ KNATIVE = {
     "skipped": [],
 }
 
-# Services with `build:` name their build output (not listed, nor where another service runs it); a merge key reports the
-# anchor's image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file
+# Services with `build:` name their build output (not listed, nor where another service runs it), a `build:` a merge
+# key gives them too; a merge key reports the anchor's image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file
 # not named like a compose file is not.
 COMPOSE = {
     "version": 1,
     "references": [
+        ref("compose.build.yaml", 21, 12, "compose", "redis:7", "docker.io/library/redis:7", THIRD_PARTY),
         ref("compose.yaml", 2, 10, "compose", "redis:7.2-alpine", "docker.io/library/redis:7.2-alpine", THIRD_PARTY),
         ref(
             "compose.yaml",
