@@ -216,6 +216,7 @@ def _service_item_edit(raw: str, value: str, alias_text: str, span: tuple[int, i
     mapping with the name (the mirror image, or the alias) and the alias. An anchor on a string
     item then names that mapping: every alias of it gets the mirror image and the alias."""
     start, end = span
+    end = start + len(text[start:end].rstrip())  # a block scalar (`- >-`) ends after its line break
     name = item.get("token", value)
     allowed = AllowedChanges()
     allowed.allow(raw, {"name": value, "alias": alias_text})

@@ -96,6 +96,18 @@ def test_a_services_list_in_brackets_over_several_lines_gets_mappings_in_bracket
         f"    {{name: {MIRROR}/memcached:1.6, alias: memcached}}\n  ]\n")
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_service_item_written_as_a_block_scalar_becomes_a_mapping_before_the_next_key(tmp_path, capsys, newline):
+    before = "job:\n  services:\n    - >-\n      redis:7\n    - &db |-\n      postgres:16\n  script: [x]\n" \
+             "other:\n  services: [*db]\n  script: [x]\n"
+    write_tree(tmp_path, {".gitlab-ci.yml": before.replace("\n", newline)})
+    assert run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST) == (0, TWO_MOVED, "")
+    assert (tmp_path / ".gitlab-ci.yml").read_bytes().decode() == (
+        f"job:\n  services:\n    - name: {MIRROR}/redis:7\n      alias: redis\n    - &db\n"
+        f"      name: {MIRROR}/postgres:16\n      alias: postgres\n  script: [x]\n"
+        "other:\n  services: [*db]\n  script: [x]\n").replace("\n", newline)
+
+
 def test_a_service_in_a_merge_keys_brackets_gets_a_mapping_in_brackets(tmp_path, capsys):
     # YAML merges mappings only, but the string stands where the services item does.
     before = "job:\n  services:\n    - <<: [postgres:15, {alias: db}]\n"
