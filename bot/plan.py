@@ -292,6 +292,9 @@ def _host_names_blocker(service: Mapping[str, Any]) -> str | None:
         return (f"the service is the YAML anchor &{service['image_mapping_anchor']}, an image's mapping: GitLab takes "
                 f"no alias: in an image, so the service cannot keep its host names "
                 f"({', '.join(service['host_names'])}); change it by hand")
+    if service.get("block_item"):
+        return ("the service is a block scalar that keeps its final newline (`>` or `|`): it cannot become the name: "
+                "and alias: mapping that keeps its host names; write it on the item's line, or use `|-`/`>-`")
     if not service["aliases"]:
         return (f"no host name gitlab-runner gives the service ({', '.join(service['host_names'])}) can be an alias "
                 "(a lowercase RFC 1123 host name, as the Kubernetes executor requires): moved, jobs could no "

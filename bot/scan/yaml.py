@@ -216,6 +216,8 @@ def _service_facts(node: ScalarNode, raw: str, places: list[_Place], anchor: str
     if places[0].is_service_item:
         if not all(place.is_service_item for place in places):
             return {**facts, "mixed_service_anchor": anchor}
+        if keeps_final_newline(node):  # a `name:` cannot hold its value on one line
+            return {**facts, "block_item": True}
         facts |= {"service_item": True, "flow": id(node) in flow_items, "item_start": base + node.start_mark.index,
                   "anchored": anchor is not None}
         return facts | _lost_host_name(host_names, text, [])

@@ -108,6 +108,15 @@ def test_a_service_item_written_as_a_block_scalar_becomes_a_mapping_before_the_n
         "other:\n  services: [*db]\n  script: [x]\n").replace("\n", newline)
 
 
+@pytest.mark.parametrize("item", [">\n      redis:7\n", "|+\n      redis:7\n\n"])
+def test_a_service_item_written_as_a_block_scalar_keeping_its_final_newline_stays_and_says_why(tmp_path, capsys,
+                                                                                             item):
+    _only_one_moves(capsys, tmp_path, f"job:\n  image: ruby:3.3\n  services:\n    - {item}  script: [x]\n", "ruby:3.3",
+                    "5:7: redis:7: the service is a block scalar that keeps its final newline (`>` or `|`): it cannot "
+                    "become the name: and alias: mapping that keeps its host names; write it on the item's line, or "
+                    "use `|-`/`>-`")
+
+
 def test_a_service_in_a_merge_keys_brackets_gets_a_mapping_in_brackets(tmp_path, capsys):
     # YAML merges mappings only, but the string stands where the services item does.
     before = "job:\n  services:\n    - <<: [postgres:15, {alias: db}]\n"
