@@ -390,10 +390,12 @@ def kustomize_renames(plan: Plan, overrides: Overrides, moving: set[int]) -> dic
     return renames
 
 
-def can_pin(ref: Reference) -> bool:
+def can_pin(ref: Reference, kustomized: set[int]) -> bool:
     """A digest pins one exact image: not a tag that comes from a variable, nor a Kustomize
-    entry (whose tags come from the manifests it matches)."""
-    return ref.found.resolve_as is None and "kustomize" not in ref.found.edit
+    entry (whose tags come from the manifests it matches), nor an image such an entry applies to
+    (`kustomized`, by id): the entry gives it its own name, tag or digest, and a `newName` alone
+    would carry the digest over to another image."""
+    return ref.found.resolve_as is None and "kustomize" not in ref.found.edit and id(ref) not in kustomized
 
 
 def rewrite_tree(
@@ -408,12 +410,12 @@ def rewrite_tree(
     `pins` maps a move's source to the digest its verified mirror copy serves.
     Kustomizations come last and are checked against the manifests' new texts and each other's;
     one that cannot follow stays with what its entries apply to, and the others are done again."""
-    by_path = _moves_by_path(plan, pins)
+    overrides = renamable_overrides(references)
+    by_path = _moves_by_path(plan, pins, {id(match) for _, matches in overrides for match in matches})
     rule_of = {ref.path: rules[ref.kind] for ref in references}
     kustomizations = {path for path, rule in rule_of.items() if rule.extractor == "kustomize"}
     results = {path: _rewrite_one(tree, path, _read_again(tree, path), by_path[path], rule_of[path], policy, {})
                for path in sorted(by_path) if path not in kustomizations}
-    overrides = renamable_overrides(references)
     staying: dict[str, str] = {}  # kustomizations that could not follow, with why
     while True:
         following = _held_with_kustomizations(staying, by_path, references)
@@ -441,15 +443,17 @@ def rewrite_tree(
     return sorted(results.values(), key=lambda r: r.path)
 
 
-def _moves_by_path(plan: Plan, pins: Mapping[str, str] | None) -> dict[str, list[tuple[Reference, ImageRef]]]:
-    """Each file's moved references with their targets (pinned to `pins`' digests where they can be)."""
+def _moves_by_path(plan: Plan, pins: Mapping[str, str] | None,
+                   kustomized: set[int]) -> dict[str, list[tuple[Reference, ImageRef]]]:
+    """Each file's moved references with their targets (pinned to `pins`' digests where they can be:
+    see `can_pin`)."""
     by_path: dict[str, list[tuple[Reference, ImageRef]]] = defaultdict(list)
     for move in plan.moves:
         target = imageref.parse(move.target)
         digest = (pins or {}).get(move.source)
         pinned = target.with_digest(digest) if digest and target.digest is None else target
         for ref in move.references:
-            by_path[ref.path].append((ref, pinned if can_pin(ref) else target))
+            by_path[ref.path].append((ref, pinned if can_pin(ref, kustomized) else target))
     return by_path
 
 

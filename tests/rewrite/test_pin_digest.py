@@ -133,6 +133,29 @@ def test_a_helm_entry_with_a_null_digest_key_is_left_for_a_human(loopback: Loopb
     assert (repo / "chart/values.yaml").read_text() == values
 
 
+def test_an_image_a_kustomize_entry_applies_to_is_not_pinned(loopback: Loopback, tmp_path: Path, capsys,
+                                                              monkeypatch) -> None:
+    """The entry gives the image its own name (here another image's, keeping the tag), tag or digest:
+    the digest of the image the manifest names would not be the one deployed."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    up, down = loopback.upstream.host, loopback.target.host
+    app, tool = unique_repo("pin-app"), unique_repo("pin-tool")
+    images.push(up, app, images.image((1024,)), "1.0")
+    images.push(up, tool, images.image((512,)), "1.0")
+    dest = f"{down}/mirror"
+    mirror = f"{dest}/{up.replace(':', '__')}"
+    for repo_name in (app, tool):
+        assert run_cli(capsys, "copy", f"{up}/{repo_name}:1.0", f"{mirror}/{repo_name}:1.0")[0] == 0
+    kustomization = f"resources: [pod.yaml]\nimages:\n- name: {up}/{app}\n  newName: {up}/{tool}\n"
+    pod = f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - image: {up}/{app}:1.0\n"
+    repo = write_tree(tmp_path / "repo", {"kustomization.yaml": kustomization, "pod.yaml": pod})
+    code, _, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--internal", down, "--pin-digest")
+    assert (code, err) == (0, "")
+    assert (repo / "pod.yaml").read_text() == pod.replace(f"{up}/{app}", f"{mirror}/{app}")
+    assert (repo / "kustomization.yaml").read_text() == kustomization.replace(
+        f"{up}/{app}", f"{mirror}/{app}").replace(f"{up}/{tool}", f"{mirror}/{tool}")
+
+
 def test_a_gitlab_image_named_by_a_variable_is_pinned_at_the_variables_value(loopback: Loopback, tmp_path: Path,
                                                                              capsys, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
