@@ -202,7 +202,8 @@ def print_images(images: Sequence[MirrorImage], output_format: str) -> None:
 
 def mirror_digests(targets: Sequence[str], options: MirrorOptions) -> dict[str, tuple[str | None, str | None]]:
     """The digest each target tag serves in the mirror, asking the mirror alone (its copies were verified
-    when made): target -> (digest, None), or (None, why not)."""
+    when made): target -> (digest, None), (None, None) when the mirror has no such tag, or (None, why the
+    mirror could not be asked)."""
     found: dict[str, tuple[str | None, str | None]] = {}
     with open_registries(options) as registries:
         for target in targets:
@@ -213,7 +214,7 @@ def mirror_digests(targets: Sequence[str], options: MirrorOptions) -> dict[str, 
             except RegistryError as exc:
                 found[target] = (None, str(exc))
                 continue
-            found[target] = (digest, None if digest else "no such tag in the mirror")
+            found[target] = (digest, None)
     return found
 
 

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def verified_digests(planned: plan_command.Planned, args: argparse.Namespace) -> dict[str, str]:
     """For --pin-digest: the digest each mirror copy serves, looked up (read-only) in the mirror alone.
-    Images the mirror does not hold yet are not pinned, and said so."""
+    Images the mirror does not hold yet, or could not be asked about, are not pinned, and said so."""
     host = mirror.registry_host(planned.plan.destination, "destination")
     options = mirror.MirrorOptions(
         dry_run=True,
@@ -37,11 +37,14 @@ def verified_digests(planned: plan_command.Planned, args: argparse.Namespace) ->
     pins = {}
     for move in planned.plan.moves:
         digest, problem = served[move.target]
-        if digest is None:
-            log.warning("not pinned: %s: the mirror does not hold a copy (%s); run `rehome mirror` first",
-                        move.target, problem)
-        else:
+        if digest is not None:
             pins[move.source] = digest
+        elif problem is None:
+            log.warning("not pinned: %s: the mirror does not hold a copy (no such tag in the mirror); "
+                        "run `rehome mirror` first", move.target)
+        else:
+            log.warning("not pinned: %s: the mirror could not be asked whether it holds a copy (%s)",
+                        move.target, problem)
     return pins
 
 

@@ -60,6 +60,21 @@ def test_pins_need_only_the_mirror(loopback: Loopback, tmp_path: Path, capsys, m
     assert (repo / "Dockerfile").read_text() == f"FROM {copy}@{image.digest}\n"
 
 
+def test_a_mirror_that_cannot_be_asked_is_not_said_to_lack_the_copy(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Running `rehome mirror` again would not help: the warning says the mirror could not be asked, and why."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)  # no backoff waits
+    dest = f"127.0.0.1:{free_port()}/mirror"
+    repo = write_tree(tmp_path / "repo", {"Dockerfile": "FROM alpine:3.19\n"})
+    code, _, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--pin-digest")
+    assert code == 0
+    assert err.splitlines()[-1] == (
+        f"not pinned: {dest}/docker.io/library/alpine:3.19: the mirror could not be asked whether it holds a copy "
+        f"({dest}/docker.io/library/alpine: look up the copy: connection failed after 5 tries (ConnectError: "
+        "[Errno 111] Connection refused))")
+    assert (repo / "Dockerfile").read_text() == f"FROM {dest}/docker.io/library/alpine:3.19\n"
+
+
 @pytest.mark.parametrize(("values", "lines"), [
     pytest.param('image:\n  <<: {{registry: {up}, repository: {app}, tag: "1.0"}}\n', (1, 2), id="merged mapping"),
     # `sidecar` stands at the repository of `app`'s mapping, which it merges; `app` itself can be pinned.
