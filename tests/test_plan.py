@@ -310,11 +310,10 @@ def test_an_anchor_defined_in_a_holder_and_used_only_by_images_moves(tmp_path, c
 
 
 HELM_VALUES = """\
-global:
-  imageRegistry: &reg docker.io
+podLabels: {registry: &reg docker.io}
 image: {registry: *reg, repository: bitnami/nginx, tag: "1.27"}
 sidecarImage: &side busybox:1.36
-podLabels: {side: *side}
+commonLabels: {side: *side}
 api:
   image: {registry: &quay quay.io, repository: prometheus/node-exporter, tag: v1}
   exporterImage: {registry: *quay, repository: prometheus/blackbox-exporter, tag: v2}
@@ -325,20 +324,41 @@ def test_helm_values_keep_an_anchor_also_used_where_no_image_is_expected(tmp_pat
     write_tree(tmp_path, {"Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n", "values.yaml": HELM_VALUES})
     plan = _plan(capsys, tmp_path)
     assert _moves(plan) == [
-        ("quay.io/prometheus/blackbox-exporter:v2", [("values.yaml", 8, 48)]),
-        ("quay.io/prometheus/node-exporter:v1", [("values.yaml", 7, 48)]),
+        ("quay.io/prometheus/blackbox-exporter:v2", [("values.yaml", 7, 48)]),
+        ("quay.io/prometheus/node-exporter:v1", [("values.yaml", 6, 48)]),
     ]
     assert plan["unresolved"] == [
-        ref("values.yaml", 3, 37, "helm-values", "docker.io/bitnami/nginx:1.27", "docker.io/bitnami/nginx:1.27",
-            "unresolved", shared_anchor("reg", 2)),
-        ref("values.yaml", 4, 21, "helm-values", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
-            shared_anchor("side", 5)),
+        ref("values.yaml", 2, 37, "helm-values", "docker.io/bitnami/nginx:1.27", "docker.io/bitnami/nginx:1.27",
+            "unresolved", shared_anchor("reg", 1)),
+        ref("values.yaml", 3, 21, "helm-values", "busybox:1.36", "docker.io/library/busybox:1.36", "unresolved",
+            shared_anchor("side", 4)),
     ]
     code, _, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", DEST)
     assert (code, err) == (0, "")
     mirrored = "repository: acme/mirror/quay.io/prometheus/"
     assert (tmp_path / "values.yaml").read_text() == HELM_VALUES.replace(
         "&quay quay.io", "&quay us-docker.pkg.dev").replace("repository: prometheus/", mirrored)
+
+
+def test_helm_split_entries_stay_where_the_values_set_a_global_image_registry(tmp_path, capsys):
+    """Charts built on Bitnami's common library pull each split entry from `global.imageRegistry` when it is
+    not empty, whatever the entry's own `registry` says: the entry moved alone would name an image that is
+    nowhere. A reference written whole is not read that way, and moves."""
+    values = ("global:\n  imageRegistry: docker.io\nimage: {registry: docker.io, repository: bitnami/redis, tag: 7.2.4}\n"
+              "metrics:\n  image: {repository: oliver006/redis_exporter, tag: v1.58.0}\nsidecarImage: busybox:1.36\n")
+    write_tree(tmp_path, {"Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n", "values.yaml": values})
+    plan = _plan(capsys, tmp_path)
+    assert _moves(plan) == [("docker.io/library/busybox:1.36", [("values.yaml", 6, 15)])]
+    why = ("global.imageRegistry (docker.io, line 2) is set, and charts that read it (Bitnami's) pull this image from "
+           "there, not from the entry's own registry: move it by hand, or empty global.imageRegistry first")
+    assert plan["unresolved"] == [
+        ref("values.yaml", 3, 42, "helm-values", "docker.io/bitnami/redis:7.2.4", None, "unresolved", why),
+        ref("values.yaml", 5, 23, "helm-values", "oliver006/redis_exporter:v1.58.0", None, "unresolved", why),
+    ]
+    # Empty, it leaves each entry its own registry.
+    (tmp_path / "values.yaml").write_text(values.replace("imageRegistry: docker.io", 'imageRegistry: ""'))
+    assert [source for source, _ in _moves(_plan(capsys, tmp_path))] == [
+        "docker.io/bitnami/redis:7.2.4", "docker.io/library/busybox:1.36", "docker.io/oliver006/redis_exporter:v1.58.0"]
 
 
 ARG_READ_BY_A_FROM_THAT_STAYS = ("ARG PY=python:3.12\nARG B2=perl:5\nFROM ${PY} AS base\nFROM ${PY}-slim\n"

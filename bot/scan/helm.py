@@ -21,8 +21,9 @@ from bot.rules import Rule
 from bot.scan import keypaths
 from bot.scan.base import ExtractError, Extraction, FileContext
 from bot.scan.model import Found
-from bot.scan.yaml import BLOCK_SCALAR_NEWLINE, NULL_TAG, found_at, keeps_final_newline, scalar_part, use_line
-from bot.scan.yamldocs import anchor_name, documents, mapping_get, merged_get, scalar_text
+from bot.scan.yaml import (BLOCK_SCALAR_NEWLINE, NULL_TAG, found_at, keeps_final_newline, line_at, scalar_part,
+                           use_line)
+from bot.scan.yamldocs import anchor_name, documents, effective_get, mapping_get, merged_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
 _EDITED_KEYS = ("registry", "repository", keypaths.MERGE_KEY)  # `<<`: a merge key that gives a split entry these
@@ -151,6 +152,20 @@ def _shared_anchor_facts(entry: _Entry, shared: dict[int, _SharedAnchor]) -> dic
     return (facts | {"shared_anchor_keys": given}) if given else facts
 
 
+def _global_registry_reason(root: Node, text: str, base: int) -> str | None:
+    """Why no split entry of the document can move alone when it sets `global.imageRegistry`: charts
+    built on Bitnami's common library pull every split entry from that registry, not from the entry's
+    own `registry` (Helm's `default`: the global wins when not empty)."""
+    settings = effective_get(root, "global")
+    node = None if settings is None else effective_get(settings, "imageRegistry")
+    registry = scalar_text(node)
+    if not registry or node is None:
+        return None
+    line = line_at(text, base + node.start_mark.index)
+    return (f"global.imageRegistry ({registry}, line {line}) is set, and charts that read it (Bitnami's) pull this "
+            f"image from there, not from the entry's own registry: move it by hand, or empty global.imageRegistry first")
+
+
 def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
                      shared: dict[int, _SharedAnchor]) -> Found | None:
     mapping = entry.node
@@ -199,12 +214,13 @@ def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
         except RecursionError:
             raise ExtractError("not parseable: YAML nested too deeply") from None
         shared = _shared_anchors(root, entries, text, base)
+        overridden = _global_registry_reason(root, text, base)
         for entry in entries:
             value = entry.node
             if isinstance(value, MappingNode):
                 found = _split_reference(entry, text, base, context, shared)
                 if found is not None:
-                    result.found.append(found)
+                    result.found.append(found if overridden is None else dataclasses.replace(found, unresolved=overridden))
             elif isinstance(value, ScalarNode) and scalar_text(value):
                 result.found.append(found_at(value, text, base, **_shared_anchor_facts(entry, shared)))
     return result
