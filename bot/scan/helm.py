@@ -11,6 +11,7 @@ Templates are Go templates, not YAML: they are read line by line.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,8 @@ from bot.scan.yaml import (BLOCK_SCALAR_NEWLINE, NULL_TAG, found_at, keeps_final
 from bot.scan.yamldocs import anchor_name, documents, effective_get, mapping_get, merged_get, scalar_text
 
 SPLIT_KEYS = ("registry", "repository", "tag", "digest")
+NUMBER_TAG = "tag:yaml.org,2002:float"  # the scan's resolver gives every YAML number this tag
+_OCTAL_RE = re.compile(r"[-+]?0[0-7]+")  # YAML 1.1, which Helm's parser reads: `010` is 8
 _EDITED_KEYS = ("registry", "repository", keypaths.MERGE_KEY)  # `<<`: a merge key that gives a split entry these
 _IMAGE_KEY_RE = re.compile(r".*[iI]mage\Z")
 
@@ -166,6 +169,54 @@ def _global_registry_reason(root: Node, text: str, base: int) -> str | None:
             f"image from there, not from the entry's own registry: move it by hand, or empty global.imageRegistry first")
 
 
+def helm_number_text(written: str) -> str | None:
+    """How a chart's template prints a value written as a YAML number: Helm's values reach the templates as
+    float64 (through JSON), which Go prints in its shortest form, with an exponent from 1e+06 on (`1.10` is
+    `1.1`, `20240101` is `2.0240101e+07`). None when it is no number Python reads."""
+    plain = written.replace("_", "")
+    try:
+        number = float(int(plain, 8)) if _OCTAL_RE.fullmatch(plain) else float(int(plain, 0))
+    except ValueError:
+        try:
+            number = float(plain)
+        except ValueError:
+            return None
+    return _go_shortest(number)
+
+
+def _go_shortest(number: float) -> str:
+    """Go's `%v` of a float64: the shortest digits that read back as it, as `%e` when the exponent is below
+    -4 or from 6 on, else as `%f`."""
+    if number != number or number in (float("inf"), float("-inf")):
+        return str(number)
+    sign, digits_tuple, exponent = decimal.Decimal(repr(abs(number))).as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digits_tuple)).rstrip("0") or "0"
+    point = len(digits_tuple) + exponent  # the decimal point after this many digits
+    minus = "-" if number < 0 else ""
+    if digits == "0":
+        return minus + "0"
+    power = point - 1
+    if power < -4 or power >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{minus}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
+    if point <= 0:
+        return f"{minus}0.{'0' * -point}{digits}"
+    whole, fraction = digits[:point].ljust(point, "0"), digits[point:]
+    return minus + whole + ("." + fraction if fraction else "")
+
+
+def _number_tag_reason(tag: Node | None) -> str | None:
+    """Why a tag written as a YAML number cannot be read as written, when the chart prints it otherwise."""
+    if not isinstance(tag, ScalarNode) or tag.tag != NUMBER_TAG or tag.style:
+        return None
+    printed = helm_number_text(str(tag.value))
+    if printed is None or printed == tag.value:
+        return None
+    return (f"the tag {tag.value} is a YAML number, which Helm prints as {printed}: the chart pulls that tag; "
+            f'quote it (tag: "{tag.value}") to keep it as written')
+
+
 def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
                      shared: dict[int, _SharedAnchor]) -> Found | None:
     mapping = entry.node
@@ -185,6 +236,9 @@ def _split_reference(entry: _Entry, text: str, base: int, context: FileContext,
     edit.update(_shared_anchor_facts(entry, shared))
     if any(keeps_final_newline(node) for node, _ in entry.keys.values()):
         return Found(offset=at.offset, raw=raw, span=at.region, edit=edit, unresolved=BLOCK_SCALAR_NEWLINE)
+    number_tag = _number_tag_reason(entry.keys["tag"][0])
+    if number_tag is not None:
+        return Found(offset=at.offset, raw=raw, span=at.region, edit=edit, unresolved=number_tag)
     if values["tag"] or values["digest"]:
         return Found(offset=at.offset, raw=raw, span=at.region, edit=edit)
     chart = _nearest_chart(context)

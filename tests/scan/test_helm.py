@@ -152,3 +152,35 @@ def test_a_split_key_written_as_a_block_scalar_keeping_its_final_newline_says_so
              "line, or use `|-`/`>-`"),
         _ref("values.yaml", 8, 7, "helm-values", "redis:7", "docker.io/library/redis:7"),
     ], "ignored": 0, "skipped": []}
+
+
+def test_a_tag_written_as_a_number_the_chart_prints_otherwise_says_what_it_pulls(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Helm's values reach the templates as float64, printed in Go's shortest form: `1.10` pulls `1.1`,
+    `20240101` pulls `2.0240101e+07`. A number printed as written (`7`, `1.5`) and a quoted one are read."""
+    write_tree(tmp_path, {"Chart.yaml": "name: c\n", "values.yaml": (
+        "image: {repository: nginx, tag: 1.10}\n"
+        "batchImage: {repository: acme/batch, tag: 20240101}\n"
+        "redisImage: {repository: redis, tag: 7}\n"
+        "proxyImage: {repository: envoyproxy/envoy, tag: \"1.10\"}\n"
+        "toolsImage: {repository: acme/tools, tag: 1.5}\n")})
+    assert scan_json(capsys, tmp_path) == {"version": 1, "references": [
+        _ref("values.yaml", 1, 21, "helm-values", "nginx:1.10", None, "unresolved",
+             'the tag 1.10 is a YAML number, which Helm prints as 1.1: the chart pulls that tag; quote it '
+             '(tag: "1.10") to keep it as written'),
+        _ref("values.yaml", 2, 26, "helm-values", "acme/batch:20240101", None, "unresolved",
+             'the tag 20240101 is a YAML number, which Helm prints as 2.0240101e+07: the chart pulls that tag; '
+             'quote it (tag: "20240101") to keep it as written'),
+        _ref("values.yaml", 3, 26, "helm-values", "redis:7", "docker.io/library/redis:7"),
+        _ref("values.yaml", 4, 26, "helm-values", "envoyproxy/envoy:1.10", "docker.io/envoyproxy/envoy:1.10"),
+        _ref("values.yaml", 5, 26, "helm-values", "acme/tools:1.5", "docker.io/acme/tools:1.5"),
+    ], "ignored": 0, "skipped": []}
+
+
+@pytest.mark.parametrize(("written", "printed"), [
+    ("1.10", "1.1"), ("7", "7"), ("3.0", "3"), ("123456", "123456"), ("1234567", "1.234567e+06"),
+    ("010", "8"), ("0x1A", "26"), ("1_000", "1000"), ("1e3", "1000"), ("0.0001", "0.0001"), ("0.00001", "1e-05"),
+    ("-2.50", "-2.5"), ("v1", None),
+])
+def test_helm_prints_a_yaml_number_as_go_prints_a_float64(written: str, printed: str | None) -> None:
+    assert helm.helm_number_text(written) == printed
