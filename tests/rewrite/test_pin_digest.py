@@ -11,6 +11,18 @@ from tests.oci.fixtures import Loopback, unique_repo
 from tests.oci.servers import free_port
 
 
+def _copied_app(loopback: Loopback, capsys) -> tuple[str, str, str, images.Image, str]:
+    """An image pushed upstream as `<app>:1.0` and copied to its name under the mirror: (upstream host, mirror
+    host, app repository, image, destination)."""
+    up, down = loopback.upstream.host, loopback.target.host
+    app = unique_repo("pin-app")
+    image = images.image((1024,))
+    images.push(up, app, image, "1.0")
+    dest = f"{down}/mirror"
+    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", f"{dest}/{up.replace(':', '__')}/{app}:1.0")[0] == 0
+    return up, down, app, image, dest
+
+
 def test_pins_come_from_the_mirror(loopback: Loopback, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     up, down = loopback.upstream.host, loopback.target.host
@@ -111,12 +123,7 @@ def test_a_helm_entry_with_an_empty_digest_key_is_pinned_there(loopback: Loopbac
                                                                monkeypatch, values: str) -> None:
     """Charts such as Bitnami's write `digest: ""` under each image: the digest fills it, no second key joins."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    up, down = loopback.upstream.host, loopback.target.host
-    app = unique_repo("pin-app")
-    image = images.image((1024,))
-    images.push(up, app, image, "1.0")
-    dest = f"{down}/mirror"
-    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", f"{dest}/{up.replace(':', '__')}/{app}:1.0")[0] == 0
+    up, down, app, image, dest = _copied_app(loopback, capsys)
     values = values.format(up=up, app=app)
     repo = write_tree(tmp_path / "repo", {"chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n",
                                           "chart/values.yaml": values})
@@ -133,11 +140,7 @@ def test_a_helm_entry_with_a_null_digest_key_is_left_for_a_human(loopback: Loopb
     """A null digest is not an empty string: filled, it would change type; a second `digest:` key would
     duplicate it. The file stays, saying how to write the key."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    up, down = loopback.upstream.host, loopback.target.host
-    app = unique_repo("pin-app")
-    images.push(up, app, images.image((1024,)), "1.0")
-    dest = f"{down}/mirror"
-    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", f"{dest}/{up.replace(':', '__')}/{app}:1.0")[0] == 0
+    up, down, app, _, dest = _copied_app(loopback, capsys)
     values = f'image:\n  registry: {up}\n  repository: {app}\n  tag: "1.0"\n  {digest}\n'
     repo = write_tree(tmp_path / "repo", {"chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 1.0.0\n",
                                           "chart/values.yaml": values})
@@ -174,13 +177,8 @@ def test_an_image_a_kustomize_entry_applies_to_is_not_pinned(loopback: Loopback,
 def test_a_gitlab_image_named_by_a_variable_is_pinned_at_the_variables_value(loopback: Loopback, tmp_path: Path,
                                                                              capsys, monkeypatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    up, down = loopback.upstream.host, loopback.target.host
-    app = unique_repo("pin-app")
-    image = images.image((1024,))
-    images.push(up, app, image, "1.0")
-    dest = f"{down}/mirror"
+    up, down, app, image, dest = _copied_app(loopback, capsys)
     copy = f"{dest}/{up.replace(':', '__')}/{app}:1.0"
-    assert run_cli(capsys, "copy", f"{up}/{app}:1.0", copy)[0] == 0
     before = f"variables:\n  APP: {up}/{app}:1.0\njob:\n  image: $APP\n  script: [x]\n"
     repo = write_tree(tmp_path / "repo", {".gitlab-ci.yml": before})
     code, _, err = run_cli(capsys, "rewrite", str(repo), "--to", dest, "--internal", down, "--pin-digest")
