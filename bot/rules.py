@@ -59,6 +59,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "builds": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "not_images": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "skip_if_sibling": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "entry_extends": {"type": "string", "minLength": 1},
         "services": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "anchor_holders": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "literal_dollar": {"type": "boolean"},
@@ -86,6 +87,9 @@ class Rule:
     # key paths where a value is not an image, even where `images` reach (an alias of it elsewhere still may be)
     not_images: tuple[str, ...] = ()
     skip_if_sibling: tuple[str, ...] = ()
+    # a key by which the mapping holding an image takes on another entry of the mapping holding it (compose
+    # `extends: base` or `extends: {service: base}`): a `skip_if_sibling` key that entry has counts as its own
+    entry_extends: str | None = None
     services: tuple[str, ...] = ()
     # key paths the tool never reads, there to hold YAML anchors (Compose `x-` extension fields,
     # GitLab hidden keys), or holding copies of images (GitLab variables): nothing under them
@@ -211,6 +215,7 @@ def _rule_from_data(kind: str, path: Path, data: dict[str, Any]) -> Rule:
         builds=tuple(data.get("builds", ())),
         not_images=tuple(data.get("not_images", ())),
         skip_if_sibling=tuple(data.get("skip_if_sibling", ())),
+        entry_extends=data.get("entry_extends"),
         services=tuple(data.get("services", ())),
         anchor_holders=tuple(data.get("anchor_holders", ())),
         literal_dollar=data.get("literal_dollar", False),

@@ -735,14 +735,50 @@ def _add_variable_images(document: _Document, uses: list[tuple[ScalarNode, Found
 def _built_by_their_holders(root: Node, hits: list[keypaths.Hit], paths: list[tuple[str, str, str]],
                             rule: Rule) -> set[int]:
     """The values (by node id) that a mapping holding them builds, at any of their places: one with a
-    `skip_if_sibling` key (compose `build:`), its own or one a merge key gives it."""
+    `skip_if_sibling` key (compose `build:`), its own, one a merge key gives it, or one the entry it
+    extends has (`entry_extends`)."""
     if not rule.skip_if_sibling or not hits:
         return set()
     found = keypaths.uses(root, [p for p, _, _ in paths], {id(hit.node) for hit in hits})
+    holders = {id(place.parent): place.parent for places in found.values() for place in places
+               if place.patterns and place.parent is not None}
+    building = _building(root, list(holders.values()), rule)
     return {node_id for node_id, places in found.items()
-            if any(place.patterns and place.parent is not None
-                   and any(effective_get(place.parent, key) is not None for key in rule.skip_if_sibling)
-                   for place in places)}
+            if any(place.patterns and id(place.parent) in building for place in places)}
+
+
+def _building(root: Node, holders: list[MappingNode], rule: Rule) -> set[int]:
+    """The `holders` (by id) that build what they name: with a `skip_if_sibling` key, or extending (`rule.entry_extends`,
+    in turn) an entry of the same mapping that has one."""
+    def builds(mapping: Node) -> bool:
+        return any(effective_get(mapping, key) is not None for key in rule.skip_if_sibling)
+
+    building = {id(holder) for holder in holders if builds(holder)}
+    extending = [holder for holder in holders if id(holder) not in building
+                 and rule.entry_extends is not None and effective_get(holder, rule.entry_extends) is not None]
+    if not extending:
+        return building
+    assert rule.entry_extends is not None
+    container_of = {id(node): parent for node, _, parent, *_ in keypaths.walk(root)
+                    if parent is not None and isinstance(node, MappingNode)}
+    for holder in extending:
+        entry: Node | None = holder
+        seen: set[int] = set()
+        while entry is not None and id(entry) not in seen and not builds(entry):
+            seen.add(id(entry))
+            name, container = _extended_name(effective_get(entry, rule.entry_extends)), container_of.get(id(entry))
+            entry = None if name is None or container is None else effective_get(container, name)
+        if entry is not None and builds(entry):
+            building.add(id(holder))
+    return building
+
+
+def _extended_name(value: Node | None) -> str | None:
+    """The entry an `extends` value names in the same file (`base`, `{service: base}`); None for one in
+    another file (`{file: common.yml, service: base}`), which is not read."""
+    if isinstance(value, MappingNode):
+        return None if effective_get(value, "file") is not None else scalar_text(effective_get(value, "service"))
+    return scalar_text(value)
 
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:

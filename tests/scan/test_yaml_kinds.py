@@ -251,12 +251,15 @@ KNATIVE = {
 }
 
 # Services with `build:` name their build output (not listed, nor where another service runs it), a `build:` a merge
-# key gives them too; a merge key reports the anchor's image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file
+# key gives them too, or the service they extend in the same file; a merge key reports the anchor's image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file
 # not named like a compose file is not.
 COMPOSE = {
     "version": 1,
     "references": [
         ref("compose.build.yaml", 21, 12, "compose", "redis:7", "docker.io/library/redis:7", THIRD_PARTY),
+        # `extends` takes on the build of the service named in the same file (one in another file is not read)
+        ref("compose.extends.yaml", 15, 12, "compose", "redis:7.4", "docker.io/library/redis:7.4", THIRD_PARTY),
+        ref("compose.extends.yaml", 18, 12, "compose", "ghcr.io/acme/loop:1", "ghcr.io/acme/loop:1", THIRD_PARTY),
         ref("compose.yaml", 2, 10, "compose", "redis:7.2-alpine", "docker.io/library/redis:7.2-alpine", THIRD_PARTY),
         ref(
             "compose.yaml",
