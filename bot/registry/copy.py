@@ -65,8 +65,8 @@ class _Repo:
         return f"{self.registry.domain}/{self.path}"
 
 
-def _no_such_image(source: _Repo, tag: str) -> NotFound:
-    return manifests.no_such_image(source.registry, source.path, f"resolve tag {tag}")
+def _no_such_image(source: _Repo, step: str) -> NotFound:
+    return manifests.no_such_image(source.registry, source.path, step)
 
 
 def _is_config(descriptor: Descriptor) -> bool:
@@ -163,7 +163,7 @@ class Copier:
             result.mirror_digest = existing.digest
             result.error = self._differs(source, target, reference, existing.digest, digest)
             return
-        manifest = manifest or manifests.get_manifest(source.registry, source.path, digest)
+        manifest = manifest or self._source_manifest_by_digest(source, digest)
         if self.options.dry_run:
             result.status = "missing"
             result.platforms = self._platforms(source, manifest)
@@ -209,11 +209,20 @@ class Copier:
 
     def _source_manifest(self, source: _Repo, ref: ImageRef) -> Manifest:
         if ref.digest:
-            return manifests.get_manifest(source.registry, source.path, ref.digest)
+            return self._source_manifest_by_digest(source, ref.digest)
         tag = ref.tag or "latest"
         manifest = manifests.find_manifest(source.registry, source.path, tag, f"resolve tag {tag}")
         if manifest is None:
-            raise _no_such_image(source, tag)
+            raise _no_such_image(source, f"resolve tag {tag}")
+        return manifest
+
+    @staticmethod
+    def _source_manifest_by_digest(source: _Repo, digest: str) -> Manifest:
+        """A 404 for a digest is no such image, as for a tag, unless no registry answers there (a web server)."""
+        step = f"get manifest {digest}"
+        manifest = manifests.find_manifest(source.registry, source.path, digest, step)
+        if manifest is None:
+            raise _no_such_image(source, step)
         return manifest
 
     def _resolve(self, source: _Repo, ref: ImageRef) -> str:
@@ -223,7 +232,7 @@ class Copier:
         tag = ref.tag or "latest"
         digest = manifests.head_digest(source.registry, source.path, tag, f"resolve tag {tag}")
         if digest is None:
-            raise _no_such_image(source, tag)
+            raise _no_such_image(source, f"resolve tag {tag}")
         return digest
 
     def _push_verified(self, target: _Repo, reference: str, manifest: Manifest) -> None:

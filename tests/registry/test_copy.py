@@ -303,7 +303,7 @@ def test_a_dry_run_fails_an_image_the_source_does_not_have_as_the_real_run_does(
     no_tag = "no such image (manifest unknown)"
     reason = {"tag": f"{up}/{src}: resolve tag nope: {no_tag}",
               "repository": f"{source.rsplit(':', 1)[0]}: resolve tag v1: {no_tag}",
-              "digest": f"{up}/{src}: get manifest sha256:{'0' * 64}: HTTP 404 (MANIFEST_UNKNOWN: manifest unknown)"}[what]
+              "digest": f"{up}/{src}: get manifest sha256:{'0' * 64}: {no_tag}"}[what]
     with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
         assert dry.ensure(source, target) == real.ensure(source, target) == CopyResult(source, target, "failed",
                                                                                        error=reason)
@@ -323,12 +323,15 @@ def no_registry_at(host: str, step: str, status: int) -> str:
 
 
 @pytest.mark.parametrize("server", WEB_SERVERS)
+@pytest.mark.parametrize(("reference", "step"), [(":1", "resolve tag 1"),
+                                                 (f"@sha256:{'0' * 64}", f"get manifest sha256:{'0' * 64}")],
+                         ids=["tag", "digest"])
 def test_a_web_server_at_the_source_address_is_said_to_be_no_registry_not_to_lack_the_image(
-        proxies: Loopback, registries: Registries, server: str) -> None:
+        proxies: Loopback, registries: Registries, server: str, reference: str, step: str) -> None:
     host, answer = proxies.upstream_proxy.host, WEB_SERVERS[server]
     proxies.upstream_proxy.routes.append(lambda method, path: answer)
-    source, target = f"{host}/x:1", f"{proxies.target.host}/{unique_repo('mirror')}:1"
-    reason = f"{host}/x: {no_registry_at(host, 'resolve tag 1', answer.status)}"
+    source, target = f"{host}/x{reference}", f"{proxies.target.host}/{unique_repo('mirror')}:1"
+    reason = f"{host}/x: {no_registry_at(host, step, answer.status)}"
     with Copier(registries, CopyOptions(dry_run=True)) as dry, Copier(registries) as real:
         assert dry.ensure(source, target) == real.ensure(source, target) == CopyResult(source, target, "failed",
                                                                                        error=reason)
