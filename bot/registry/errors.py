@@ -74,6 +74,7 @@ def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
 
 
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
+PUSH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # the requests that write: uploads, mounts, manifest pushes
 
 
 def sent_by_a_registry(response: httpx.Response) -> bool:
@@ -186,5 +187,8 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
         hint = artifact_registry_create_hint(host, repository)
     elif response.status_code in (401, 403):
         hint = credentials_hint(where, credential, source_only)
+    elif response.status_code == 405 and response.request.method in PUSH_METHODS:
+        hint = (f"{host} does not accept pushes (a read-only registry, or a pull-through cache, answers so): "
+                "choose a destination that does")
     error = NotFound if response.status_code == 404 else RegistryError
     return error(where, step, detail, hint, response.status_code)

@@ -123,6 +123,25 @@ def test_forbidden_asks_for_a_grant(proxies: Loopback, capsys: pytest.CaptureFix
     ]
 
 
+def test_a_registry_that_takes_no_pushes_says_so(proxies: Loopback, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a read-only registry, or a pull-through cache, answers an upload.
+    host, (source, source_ok) = proxies.target_proxy.host, present_source(proxies)
+    unsupported = b'{"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}'
+    proxies.target_proxy.faults.append(Fault("POST", "/blobs/uploads/", 405, body=unsupported, headers={
+        "Content-Type": "application/json", "Docker-Distribution-Api-Version": "registry/2.0"}))
+    dest = f"{host}/team/mirror"
+    assert doctor_lines(capsys, monkeypatch, dest, source, BASIC_USER) == [
+        f"ok      credentials: {host}: --username/--password-stdin",
+        f"ok      registry: http://{host}/v2/ answers",
+        f"ok      repository: {dest} has no images yet; the registry creates repositories on first push",
+        f"failed  push: {dest}/rehome-doctor: start blob upload: HTTP 405 (UNSUPPORTED: The operation is unsupported.) "
+        f"(fix: {host} does not accept pushes (a read-only registry, or a pull-through cache, answers so): choose a "
+        "destination that does)",
+        source_ok,
+    ]
+
+
 @pytest.mark.parametrize(("answer", "failure"), [
     (Answer(404, {"Content-Type": "text/plain"}, b"404 page not found\n"),
      "HOST does not speak the registry API: http://HOST/v2/ answered HTTP 404, not as a registry does "

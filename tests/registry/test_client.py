@@ -206,3 +206,15 @@ def test_immutable_tag_refusal_is_named() -> None:
 def test_an_error_answer_nested_too_deep_is_described_by_its_status() -> None:
     response = httpx.Response(400, content=f'{{"errors": {DEEP_JSON}}}'.encode())
     assert str(from_response("quay.io", "a/b", "push manifest v1", response)) == "quay.io/a/b: push manifest v1: HTTP 400"
+
+
+def test_a_push_refused_with_405_says_the_registry_takes_no_pushes() -> None:
+    unsupported = {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
+    upload = httpx.Request("POST", "http://r.example/v2/a/b/blobs/uploads/")
+    push = httpx.Response(405, json=unsupported, request=upload)
+    assert str(from_response("r.example", "a/b", "start blob upload", push)) == (
+        "r.example/a/b: start blob upload: HTTP 405 (UNSUPPORTED: The operation is unsupported.)\n"
+        "hint: r.example does not accept pushes (a read-only registry, or a pull-through cache, answers so): "
+        "choose a destination that does")
+    read = httpx.Response(405, request=httpx.Request("GET", "http://r.example/v2/a/b/tags/list"))
+    assert from_response("r.example", "a/b", "list tags", read).hint is None
