@@ -19,8 +19,8 @@ from bot.registry.blobs import cancel_upload, start_upload
 from bot.registry.client import RETRY_STATUSES, Registry, RetryPolicy
 from bot.registry.credentials import CredentialHelperError, google_credential, is_google_host
 from bot.registry.errors import (
-    NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint, error_codes, not_a_registry,
-    source_login_fix,
+    InsufficientScope, NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint, error_codes,
+    not_a_registry, source_login_fix,
 )
 from bot.registry.manifests import answers_as_a_registry, head_digest, no_such_image, refused_by_no_registry
 
@@ -99,7 +99,10 @@ def _refused(registry: Registry) -> str:
 
 
 def _access_fix(registry: Registry, exc: RegistryError, grant: str) -> str | None:
-    """A 401 wants (other) credentials, a 403 a grant, unless no credentials were sent; else the error's own hint."""
+    """A 401 wants (other) credentials, a 403 a grant, unless no credentials were sent; so does a 401 that
+    says the credentials were taken but reach too little (`insufficient_scope`); else the error's own hint."""
+    if isinstance(exc, InsufficientScope):
+        return grant
     if exc.status == 401 or (exc.status == 403 and registry.auth.credential.anonymous):
         return _credentials_fix(registry)
     return grant if exc.status == 403 else exc.hint

@@ -61,6 +61,14 @@ class ImmutableTagError(RegistryError):
     """The repository refuses to move an existing tag."""
 
 
+class InsufficientScope(RegistryError):
+    """A 401 whose challenge says `error="insufficient_scope"` to credentials that were sent: the registry took
+    them, but they do not reach what was asked (a push, where they may only pull)."""
+
+
+_INSUFFICIENT_SCOPE_RE = re.compile(r'\berror\s*=\s*"?insufficient_scope\b')
+
+
 def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     """The `(code, message)` pairs of an OCI error body; empty when the body is not one."""
     try:
@@ -173,6 +181,11 @@ def credentials_hint(where: str, credential: Credential | None, source_only: boo
     return f"{used}; {login_fix(where, credential, source_only)}"
 
 
+def _lacks_scope(response: httpx.Response, credential: Credential | None) -> bool:
+    return (response.status_code == 401 and credential is not None and not credential.anonymous
+            and _INSUFFICIENT_SCOPE_RE.search(response.headers.get("WWW-Authenticate", "")) is not None)
+
+
 def from_response(host: str, repository: str, step: str, response: httpx.Response,
                   credential: Credential | None = None, source_only: bool = False) -> RegistryError:
     """The error for an unexpected response, with a hint where one is known. `source_only`: the host is
@@ -185,6 +198,11 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
     hint = None
     if response.status_code == 404 and any(code == "NAME_UNKNOWN" for code, _ in codes):
         hint = artifact_registry_create_hint(host, repository)
+    elif _lacks_scope(response, credential):
+        access = "push" if response.request.method in PUSH_METHODS else "pull"
+        hint = (f"the credentials used: {credential.source if credential else 'unknown'} were accepted, but they "
+                f"have no {access} access to {where}: grant it to them")
+        return InsufficientScope(where, step, detail, hint, response.status_code)
     elif response.status_code in (401, 403):
         hint = credentials_hint(where, credential, source_only)
     elif response.status_code == 405 and response.request.method in PUSH_METHODS:

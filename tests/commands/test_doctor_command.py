@@ -14,7 +14,8 @@ from bot.doctor import ArtifactRepository, check_credentials, check_read_grant
 from bot.imageref import parse
 from tests.helpers import DEEP_JSON, NESTED_TOO_DEEP, install_credential_helper
 from tests.oci import images
-from tests.oci.fixtures import BASIC_USER, CANARY_PASSWORD, TOKEN_USER, Loopback, make_registries, unique_repo
+from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, READER_USER, TOKEN_USER, Loopback, make_registries,
+                                unique_repo)
 from tests.oci.proxy import Answer, Fault
 from tests.oci.servers import SilentServer, free_port
 
@@ -405,3 +406,20 @@ def test_doctor_does_not_wait_long_on_a_registry_that_never_answers(capsys, monk
     line = capsys.readouterr().out.splitlines()[1]
     assert line == (f"failed  registry: {dest}: ping the registry API: no answer within the timeout after 2 tries "
                     f"(ReadTimeout: timed out) (fix: check that a registry runs at http://{dest.split('/')[0]})")
+
+
+def test_credentials_the_registry_takes_but_that_may_not_push_say_to_grant_push(
+        loopback: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A token service that grants the account `pull` only: the registry answers the upload 401, insufficient_scope.
+    host, (source, source_ok) = loopback.token.host, present_source(loopback)
+    dest = f"{host}/team/mirror"
+    monkeypatch.setattr("sys.stdin", io.StringIO(CANARY_PASSWORD))
+    assert main(["doctor", "--to", dest, "--source", source, "--username", READER_USER, "--password-stdin"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"ok      credentials: {host}: --username/--password-stdin",
+        f"ok      registry: http://{host}/v2/ answers",
+        f"ok      repository: {dest} has no images yet; the registry creates repositories on first push",
+        f"failed  push: {dest}/rehome-doctor: start blob upload: HTTP 401 (UNAUTHORIZED: authentication required) "
+        "(fix: grant the credentials write access (roles/artifactregistry.writer on Artifact Registry))",
+        source_ok,
+    ]

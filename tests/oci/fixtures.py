@@ -21,6 +21,7 @@ from tests.oci.servers import RegistryServer, TokenServer, htpasswd_line
 CANARY_PASSWORD = "canary-7f3a9c-do-not-print"
 BASIC_USER = "mirror-bot"
 TOKEN_USER = "token-bot"
+READER_USER = "reader-bot"  # the token server grants it `pull` only
 IDENTITY_TOKEN = "identity-canary-51be-do-not-print"
 FAST_RETRY = RetryPolicy(tries=4, base_delay=0.01, max_delay=2.0)
 
@@ -48,7 +49,8 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
     root = tmp_path_factory.mktemp("registries")
     htpasswd = root / "htpasswd"
     htpasswd.write_text(htpasswd_line(BASIC_USER, CANARY_PASSWORD) + "\n")
-    token_server = TokenServer(root / "token", {TOKEN_USER: CANARY_PASSWORD}, {TOKEN_USER: IDENTITY_TOKEN})
+    token_server = TokenServer(root / "token", {TOKEN_USER: CANARY_PASSWORD, READER_USER: CANARY_PASSWORD},
+                               {TOKEN_USER: IDENTITY_TOKEN}, readers=frozenset({READER_USER}))
     servers = [
         RegistryServer(root / "upstream"),
         RegistryServer(root / "target"),

@@ -158,16 +158,17 @@ def _b64url(data: bytes) -> str:
 class TokenServer:
     """Issues ES256 JWTs (certificate in `x5c`) for `docker-registry`'s token auth.
 
-    GET with Basic credentials of a known user grants every action asked; anonymous gets `pull` only;
-    POST with `grant_type=refresh_token` accepts the known identity tokens.
+    GET with Basic credentials of a known user grants every action asked, `pull` only to `readers`;
+    anonymous gets `pull` only; POST with `grant_type=refresh_token` accepts the known identity tokens.
     """
 
     service = "rehome-test"
     issuer = "rehome-test-issuer"
 
     def __init__(self, root: Path, users: dict[str, str], identity_tokens: dict[str, str] | None = None,
-                 lifetime: int = 300) -> None:
+                 lifetime: int = 300, readers: frozenset[str] = frozenset()) -> None:
         self.users = users
+        self.readers = readers
         self.identity_tokens = identity_tokens or {}
         self.lifetime = lifetime
         self.requests: list[dict] = []
@@ -200,7 +201,7 @@ class TokenServer:
         access = []
         for scope in scopes:
             kind, name, actions = scope.split(":")[0], ":".join(scope.split(":")[1:-1]), scope.split(":")[-1].split(",")
-            granted = ["pull"] if anonymous else actions
+            granted = ["pull"] if anonymous or subject in self.readers else actions
             access.append({"type": kind, "name": name, "actions": [a for a in actions if a in granted]})
         now = int(time.time())
         claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + self.lifetime,

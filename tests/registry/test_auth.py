@@ -22,8 +22,8 @@ from bot.registry.errors import Unreachable
 from bot.registry.manifests import head_digest
 from tests.helpers import DEEP_JSON
 from tests.oci import images
-from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, FAST_RETRY, IDENTITY_TOKEN, TOKEN_USER, Loopback,
-                                basic_credential, make_registries, token_credential, unique_repo)
+from tests.oci.fixtures import (BASIC_USER, CANARY_PASSWORD, FAST_RETRY, IDENTITY_TOKEN, READER_USER, TOKEN_USER,
+                                Loopback, basic_credential, make_registries, token_credential, unique_repo)
 from tests.oci.proxy import Answer, Proxy
 from tests.oci.servers import free_port
 
@@ -174,6 +174,18 @@ def test_anonymous_token_can_pull_but_not_push(loopback: Loopback, tmp_path: Pat
         _, _, refused = copy_into(loopback, anonymous, loopback.token.host)
     assert refused.status == "failed"
     assert "HTTP 401" in refused.error
+
+
+def test_credentials_taken_that_may_only_pull_are_told_to_get_push_access_not_to_log_in(
+        loopback: Loopback, tmp_path: Path) -> None:
+    reader = Credential(READER_USER, Secret(CANARY_PASSWORD), source="--username/--password-stdin")
+    with make_registries(no_docker_config(tmp_path), {loopback.token.host: reader}) as registries:
+        _, dst, refused = copy_into(loopback, registries, loopback.token.host)
+    where = f"{loopback.token.host}/{dst}"
+    assert (refused.status, refused.error) == ("failed", (
+        f"{where}: start blob upload: HTTP 401 (UNAUTHORIZED: authentication required)\n"
+        f"hint: the credentials used: --username/--password-stdin were accepted, but they have no push access to "
+        f"{where}: grant it to them"))
 
 
 def test_identity_token_from_docker_config(loopback: Loopback, tmp_path: Path) -> None:
