@@ -19,8 +19,8 @@ from bot.registry.blobs import cancel_upload, start_upload
 from bot.registry.client import RETRY_STATUSES, Registry, RetryPolicy
 from bot.registry.credentials import CredentialHelperError, google_credential, is_google_host
 from bot.registry.errors import (
-    InsufficientScope, NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint, error_codes,
-    not_a_registry, source_login_fix,
+    HostNotFound, InsufficientScope, NotARegistry, NotFound, RetryableError, Unreachable, artifact_registry_create_hint,
+    error_codes, not_a_registry, source_login_fix,
 )
 from bot.registry.manifests import answers_as_a_registry, head_digest, no_such_image, refused_by_no_registry
 
@@ -125,6 +125,8 @@ def _unreachable_fix(registry: Registry, exc: RegistryError) -> str:
     about the registry's address."""
     if exc.hint:
         return exc.hint
+    if isinstance(exc, HostNotFound):
+        return f"check the host name {registry.domain}, and that this machine can resolve host names (DNS)"
     if registry.scheme == "http":
         return f"check that a registry runs at {registry.base_url}"
     return f"check the host name; a plain-HTTP registry needs --insecure-registry {registry.domain}"

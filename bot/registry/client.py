@@ -20,8 +20,8 @@ from bot.output import plural
 from bot.registry.auth import Authenticator
 from bot.registry.credentials import Credential, CredentialStore
 from bot.registry.errors import (
-    TRIES, Cancelled, RegistryError, RetryableError, TimedOut, Unreachable, after_tries, from_response, tries_of,
-    with_tries,
+    TRIES, Cancelled, HostNotFound, RegistryError, RetryableError, TimedOut, Unreachable, after_tries, from_response,
+    tries_of, with_tries,
 )
 
 log = logging.getLogger("rehome.registry")
@@ -284,8 +284,8 @@ class Registry:
                 response = send()
             except httpx.TransportError as exc:
                 if _unknown_host(exc):
-                    raise self._gone_down(Unreachable(where, step, f"{_host_not_found(exc)} ({exc})",
-                                                      unreachable_hint), asked) from None
+                    raise self._gone_down(HostNotFound(where, step, f"{_host_not_found(exc)} ({exc})",
+                                                       unreachable_hint), asked) from None
                 what, why = transport_failure(exc)
                 tries = tries_after(exc, attempt, tries)
                 if attempt == tries:

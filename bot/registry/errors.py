@@ -53,6 +53,10 @@ class Unreachable(RegistryError):
     """No answer from the registry (connection refused, timeouts), after every try."""
 
 
+class HostNotFound(Unreachable):
+    """The registry's host name does not resolve: no address to ask at all."""
+
+
 class Cancelled(RegistryError):
     """The run was interrupted (Ctrl-C): this step was not started, or stopped part way."""
 

@@ -253,6 +253,15 @@ def test_a_source_whose_registry_does_not_answer_says_what_to_check(
                     f"[Errno 111] Connection refused) (fix: check that a registry runs at http://{gone})")
 
 
+def test_a_source_whose_host_name_does_not_resolve_says_to_check_it_and_the_dns(
+        loopback: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # As Docker Hub's default probe does on a machine without DNS: no --insecure-registry would help.
+    line = doctor_lines(capsys, monkeypatch, f"{loopback.target.host}/team/mirror", "registry.invalid/app:1")[-1]
+    assert line.startswith("failed  source registry.invalid/app:1: look up manifest: host registry.invalid not found (")
+    assert line.endswith(") (fix: check the host name registry.invalid, and that this machine can resolve host names "
+                         "(DNS))")
+
+
 def test_a_token_service_that_does_not_answer_is_the_fix_not_the_registry(
         proxies: Loopback, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bot.registry.client.random.uniform", lambda low, high: 0.0)  # no backoff waits
