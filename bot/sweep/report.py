@@ -24,6 +24,14 @@ MODES = {"inventory": ("scanned", "failed"), "sweep": ("done", "partial", "nothi
 CSV_FIELDS = ("repo", "status", "pr_url", "head", "third_party", "internal", "unresolved", "error")
 # The columns of report.md's Images table and of images.csv: `repositories` is how many move the image there.
 IMAGE_COLUMNS = ("image", "pulls", "repositories", "status", "target")
+# Which of the statuses repositories give one image and target the report shows (shards differ: one
+# copies an image another then finds present): a failure from any of them, else `copied` (the sweep
+# copied it, as a single sweep would say), else the first that is not null.
+_STATUS_WEIGHT = {"failed": 2, "differs": 2, "copied": 1}
+
+
+def _weight(status: str | None) -> int:
+    return _STATUS_WEIGHT.get(status or "", 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +92,7 @@ class SweepReport:
                     "repositories": []})
                 if entry["pulls"] is None:
                     entry["pulls"] = use.pulls
-                if entry["status"] is None or use.status in ("failed", "differs"):
+                if entry["status"] is None or _weight(use.status) > _weight(entry["status"]):
                     entry["status"] = use.status
                 entry["repositories"].append({"repo": repo.repo, "files": list(use.files)})
         for entry in by_move.values():

@@ -293,3 +293,20 @@ def test_images_csv_has_a_row_per_image_and_target_with_the_columns_of_the_markd
 def test_images_csv_of_a_report_without_images_is_its_header_alone(tmp_path) -> None:
     sweep_report.write(sweep_report.make_report("inventory", DESTINATION, []), tmp_path)
     assert (tmp_path / "images.csv").read_text() == "image,pulls,repositories,status,target\n"
+
+
+def test_an_image_one_shard_copied_and_another_then_found_present_merges_as_copied(capsys, tmp_path) -> None:
+    # Shard 0 (acme/web) copied nginx; shard 1 (acme/shop, first by name) ran later and found it there.
+    copied = ImageUse("docker.io/library/nginx:1.27", NGINX_TARGET, 5, "copied", ("deploy/web.yaml",))
+    present = dataclasses.replace(copied, status="present", files=("Dockerfile",))
+    shop, web = dataclasses.replace(SHOP, images=(present,)), dataclasses.replace(WEB, images=(copied,))
+    sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [web]), tmp_path / "shard-0")
+    sweep_report.write(sweep_report.make_report("sweep", DESTINATION, [shop]), tmp_path / "shard-1")
+    out = merged_json(capsys, tmp_path)
+    # What a single sweep says: it copied the image once, for both repositories.
+    assert out["images"] == [{"image": "docker.io/library/nginx:1.27", "target": NGINX_TARGET, "pulls": 5,
+                              "status": "copied", "repositories": [{"repo": "acme/shop", "files": ["Dockerfile"]},
+                                                                   {"repo": "acme/web", "files": ["deploy/web.yaml"]}]}]
+    assert (tmp_path / "merged" / "images.csv").read_text() == (
+        "image,pulls,repositories,status,target\n"
+        f"docker.io/library/nginx:1.27,5,2,copied,{NGINX_TARGET}\n")
