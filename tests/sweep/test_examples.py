@@ -1,15 +1,21 @@
 """The scale-out examples: their shard counts agree, and every rehome command in them parses."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
 from bot.cli import build_parser
+from bot.sweep import report as sweep_report
+from bot.sweep.report import RepoEntry
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples" / "sweep"
+ROOT = Path(__file__).resolve().parent.parent.parent
+EXAMPLES = ROOT / "examples" / "sweep"
 
 
 def _load(name: str) -> list:
@@ -20,7 +26,7 @@ def _parses(command: str, values: dict[str, str]) -> None:
     text = re.sub(r"\$\{\{[^}]*\}\}", "x", command.replace("\\\n", " "))
     for name, value in values.items():
         text = text.replace(f'"${name}"', value).replace(f"${name}", value)
-    words = [w for w in shlex.split(text) if w not in ("exec",)]
+    words = [w for w in shlex.split(text.split("&&")[-1]) if w not in ("exec",)]
     args = build_parser(words[1:]).parse_args(words[1:])
     assert args.command in ("sweep", "report")
 
@@ -48,3 +54,21 @@ def test_the_indexed_job_takes_its_shard_from_the_completion_index() -> None:
     assert '--shard "$JOB_COMPLETION_INDEX/$SHARDS"' in command
     _parses(command, {"JOB_COMPLETION_INDEX": "3", "SHARDS": shards, "GITHUB_APP_ID": "42"})
     _parses(merge["spec"]["template"]["spec"]["containers"][0]["args"][0], {})
+
+
+def test_the_merge_job_runs_again_after_the_next_sweep(tmp_path) -> None:
+    _claim, _job, merge = _load("kubernetes-job.yaml")
+    state = tmp_path / "state"
+    # The shell command the merge Job runs, on a folder standing for its volume, with this checkout's rehome.
+    command = merge["spec"]["template"]["spec"]["containers"][0]["args"][0].replace("/state", str(state)).replace(
+        "exec rehome ", f"exec {shlex.quote(sys.executable)} -m bot ")
+    for run, status in enumerate(("failed", "done")):  # this week's sweep, then next week's
+        for shard, repo in enumerate(("acme/shop", "acme/web")):
+            entry = RepoEntry(repo, status if repo == "acme/web" else "done")
+            sweep_report.write(sweep_report.make_report("sweep", "mirror.example/acme", [entry]),
+                               state / f"report-{shard}")
+        done = subprocess.run(["/bin/sh", "-c", command], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=120)
+        assert (run, done.returncode, done.stderr) == (run, 0, "")
+        merged = sweep_report.load(state / "merged" / "report.json")
+        assert [(r.repo, r.status) for r in merged.repositories] == [("acme/shop", "done"), ("acme/web", status)]
