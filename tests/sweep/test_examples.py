@@ -72,3 +72,24 @@ def test_the_merge_job_runs_again_after_the_next_sweep(tmp_path) -> None:
         assert (run, done.returncode, done.stderr) == (run, 0, "")
         merged = sweep_report.load(state / "merged" / "report.json")
         assert [(r.repo, r.status) for r in merged.repositories] == [("acme/shop", "done"), ("acme/web", status)]
+
+
+def _expand(template: str, **values: str) -> str:
+    return re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda m: values[m[1].replace(".", "_")], template)
+
+
+def test_each_attempt_of_a_shard_saves_its_state_under_a_key_of_its_own() -> None:
+    (workflow,) = _load("github-actions.yml")
+    steps = workflow["jobs"]["sweep"]["steps"]
+    restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache/restore@"))["with"]
+    save = next(s for s in steps if s.get("uses", "").startswith("actions/cache/save@"))["with"]
+    assert restore["path"] == save["path"] == "state"
+    # A cache is never replaced: an attempt saving under a key already saved saves nothing, and the
+    # repositories a rerun of a failed shard finished would run again in the next sweep.
+    saved = [_expand(save["key"], matrix_shard="1", github_run_id="7", github_run_attempt=attempt)
+             for attempt in ("1", "2")]
+    assert saved[0] != saved[1]
+    # Each restore finds the shard's latest save (its key, or the prefix), and never another shard's.
+    prefix = _expand(restore["restore-keys"], matrix_shard="1")
+    assert all(key.startswith(prefix) for key in saved)
+    assert not _expand(save["key"], matrix_shard="10", github_run_id="7", github_run_attempt="1").startswith(prefix)
