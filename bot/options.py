@@ -162,11 +162,15 @@ def add_github_options(group: argparse._ArgumentGroup | argparse.ArgumentParser,
                            help="environment variable holding the App's private key (default: GITHUB_APP_PRIVATE_KEY)")
 
 
+def unset_variable(name: str, environ: Mapping[str, str]) -> str:
+    """`the environment variable NAME is not set` (or `is empty`: a secret that is not defined reads as empty)."""
+    return f"the environment variable {name} {'is empty' if name in environ else 'is not set'}"
+
+
 def missing_token(token_env: str, environ: Mapping[str, str], other_ways: str = "") -> UsageError:
     """The refusal to go on without a GitHub token, naming the variable --token-env read and whether it
-    is not set or empty (a secret that is not defined reads as empty)."""
-    state = "is empty" if token_env in environ else "is not set"
-    return UsageError(f"no GitHub token: the environment variable {token_env} {state}",
+    is not set or empty."""
+    return UsageError(f"no GitHub token: {unset_variable(token_env, environ)}",
                       hint=f"export {token_env}=… or name another variable with --token-env{other_ways}")
 
 

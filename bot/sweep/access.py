@@ -19,7 +19,7 @@ from github import Auth, Github, GithubException, GithubIntegration
 from bot import textfile
 from bot.errors import RehomeError, UsageError
 from bot.forge.github import FAILURES, LOOPBACK, UNREADABLE_ANSWER, LoggingRetry, api_url, failure_text
-from bot.options import missing_token
+from bot.options import missing_token, unset_variable
 from bot.registry import Secret
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.select import RepoInfo, Unreadable
@@ -94,6 +94,10 @@ def token_source(token_env: str, app_id: str | None, app_key_file: str | None, a
                 raise UsageError(f"--app-key-file {app_key_file}: {exc.strerror}") from None
         elif app_key_env and environ.get(app_key_env):
             key = environ[app_key_env]
+        elif app_key_env:
+            raise UsageError(f"no GitHub App key: {unset_variable(app_key_env, environ)}",
+                             hint=f"export {app_key_env}=… (the App's private key, PEM), name another variable "
+                                  "with --app-key-env, or give --app-key-file FILE")
         else:
             raise UsageError("--app-id needs the App's private key: --app-key-file FILE or --app-key-env NAME")
         _check_private_key(key, f"--app-key-file {app_key_file}" if app_key_file else f"--app-key-env {app_key_env}")

@@ -131,6 +131,20 @@ def test_a_missing_token_names_the_variable_read(environ: dict[str, str], state:
     assert github.requests == []
 
 
+@pytest.mark.parametrize(("environ", "state"), [({}, "is not set"), ({"GITHUB_APP_PRIVATE_KEY": ""}, "is empty")])
+def test_a_missing_app_key_names_the_variable_read(environ: dict[str, str], state: str, github: GitHubServer, capsys,
+                                                   monkeypatch) -> None:
+    monkeypatch.delenv("GITHUB_APP_PRIVATE_KEY", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run_cli(capsys, *sweep_args(github.base_url, "--app-id", "42"))
+    assert (code, out, err) == (2, "", "rehome: error: no GitHub App key: the environment variable "
+                                       f"GITHUB_APP_PRIVATE_KEY {state}\n"
+                                       "hint: export GITHUB_APP_PRIVATE_KEY=… (the App's private key, PEM), name "
+                                       "another variable with --app-key-env, or give --app-key-file FILE\n")
+    assert github.requests == []
+
+
 @pytest.mark.parametrize("make", [lambda tmp: Path(os.devnull), lambda tmp: os.mkfifo(tmp / "pipe") or tmp / "pipe"])
 def test_report_status_refuses_a_state_that_is_not_a_file(make, tmp_path: Path, capsys) -> None:
     path = make(tmp_path)
