@@ -75,7 +75,8 @@ def git_output(cwd: Path | str, args: Sequence[str], *, env: Mapping[str, str] |
         except gitpython.GitCommandNotFound:
             raise GitError("cannot run git: it is not installed, or not on PATH") from None
     if status != 0:
-        raise GitError(_scrub(f"git {_command(args)} failed: {str(err).strip() or _ended(status)}", secret))
+        said = "\n".join(line.rstrip() for line in str(err).strip().splitlines())  # `remote:` lines end padded
+        raise GitError(_scrub(f"git {_command(args)} failed: {said or _ended(status)}", secret))
     assert isinstance(out, bytes)
     return out
 

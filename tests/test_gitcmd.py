@@ -60,3 +60,17 @@ def test_git_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(GitError) as failed:
         run_git(tmp_path, ["status"])
     assert str(failed.value) == "cannot run git: it is not installed, or not on PATH"
+
+
+def test_a_refusal_keeps_none_of_the_padding_git_writes_after_a_remote_line(tmp_path: Path) -> None:
+    repo = _repository(tmp_path)
+    run(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "x")
+    remote = tmp_path / "remote.git"
+    run(tmp_path, "init", "-q", "--bare", str(remote))
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes are not allowed here' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    with pytest.raises(GitError) as refused:
+        git_output(repo, ["push", "--quiet", str(remote), "HEAD:refs/heads/rehome"])
+    assert [line for line in str(refused.value).splitlines() if line != line.rstrip()] == []
+    assert "remote: pushes are not allowed here\n" in str(refused.value)
