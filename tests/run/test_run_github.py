@@ -287,7 +287,7 @@ def test_a_push_refused_after_the_retarget_names_the_repository_and_says_the_bas
     error = re.sub("[0-9a-f]{40}", "SHA", err.split("rehome: error: ", 1)[1])
     assert error == (
         f"acme/shop: {url} was retargeted (its base is now trunk, the default branch, not main), but git push failed: "
-        f"remote: pushes are frozen        \nTo file://{project.remote}\n ! [remote rejected] SHA -> {BRANCH} "
+        f"remote: pushes are frozen\nTo file://{project.remote}\n ! [remote rejected] SHA -> {BRANCH} "
         f"(pre-receive hook declined)\nerror: failed to push some refs to 'file://{project.remote}'\n")
 
 
