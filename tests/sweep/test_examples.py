@@ -40,7 +40,10 @@ def test_the_workflow_runs_a_matrix_of_shards_then_merges() -> None:
     commands = [step["run"] for job in (sweep, merge) for step in job["steps"] if "rehome " in step.get("run", "")]
     assert len(commands) == 2
     assert commands[0].startswith("mkdir -p state\n")
-    _parses(commands[0].split("\n", 1)[1], {"DESTINATION": "us-docker.pkg.dev/acme/mirror", "SHARDS": "4", "INVENTORY": "--inventory"})
+    assert "${{" not in commands[0]  # expressions reach the script through env:
+    _parses(commands[0].split("\n", 1)[1], {"DESTINATION": "us-docker.pkg.dev/acme/mirror", "SHARDS": "4",
+                                           "SHARD_INDEX": "1", "INVENTORY": "--inventory", "ORG": "acme",
+                                           "APP_ID": "12345"})
     _parses(next(line for line in commands[1].splitlines() if line.startswith("rehome ")), {"SHARDS": "4"})
 
 
