@@ -79,7 +79,7 @@ class TokenSource:
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=datetime.timezone.utc)
         log.info("GitHub App %s: new installation token for %s, valid until %s", self._app.app_id, self._org,
-                 expires.strftime("%H:%M:%S UTC"))
+                 expires.strftime("%H:%M:%S UTC"), extra={"sweep_wide": True})  # for all repositories
         return Secret(granted.token), expires
 
 

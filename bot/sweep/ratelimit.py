@@ -68,7 +68,7 @@ class RateLimiter:
                 at = datetime.datetime.fromtimestamp(self.reset, datetime.timezone.utc).strftime("%H:%M:%S")
                 if not self._interrupted.is_set():
                     log.warning("GitHub rate limit: %d requests left; waiting %.0fs until the reset at %s UTC",
-                                self.remaining, due, at)
+                                self.remaining, due, at, extra={"sweep_wide": True})  # for all repositories
                     self.waited.append(due)
                     self._sleep(due)
                 if self._interrupted.is_set():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import git, gitcmd
+from bot.cli import PYGITHUB_LOG
 from bot.commands.plan import Planned
 from bot.errors import RehomeError
 from bot.forge.github import GitHubForge
@@ -108,6 +109,38 @@ def outcome_of(result: RunResult) -> tuple[str, str | None]:
     if error:  # nothing could be changed, and something needs a human
         return "failed", error
     return "nothing-to-do", None
+
+
+_RUNNING = threading.local()  # the repository this thread runs, named in what it logs
+
+
+class RepositoryNames(logging.Filter):
+    """Names the repository in each record its run logs that does not start with it (`acme/api: pushing
+    rehome/mirror-images`): several repositories run at once, and their lines interleave. A record about
+    the whole sweep that a repository's run happens to log (GitHub's rate limit, the App's token) says so
+    with `extra={"sweep_wide": True}`, and names none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        repo = getattr(_RUNNING, "repo", None)
+        if repo is not None and not getattr(record, "sweep_wide", False) \
+                and not (message := record.getMessage()).startswith(f"{repo}: "):
+            record.msg, record.args = f"{repo}: {message}", None
+        return True
+
+
+def name_repositories_in(handlers: Iterable[logging.Handler]) -> None:
+    for handler in handlers:
+        if not any(isinstance(f, RepositoryNames) for f in handler.filters):
+            handler.addFilter(RepositoryNames())
+
+
+def in_its_name(work: Callable[[RepoInfo, SweepContext], RepoEntry], repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
+    """`work(repo, ctx)`, what it logs named after the repository (by `RepositoryNames`)."""
+    _RUNNING.repo = repo.full_name
+    try:
+        return work(repo, ctx)
+    finally:
+        _RUNNING.repo = None
 
 
 def run_one(repo: RepoInfo, ctx: SweepContext) -> RepoEntry:
@@ -216,8 +249,10 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupted: 
         raise ValueError(f"workers must be one of {WORKERS}, not {workers!r}")
     if workers == "thread":
         work = inventory_one if ctx.inventory else run_one
+        name_repositories_in({*log.handlers, *logging.getLogger(PYGITHUB_LOG).handlers})
         with gitcmd.out_of_ctrl_c():  # the worker processes are out of it already
-            return _schedule(repos, ctx, jobs, interrupted, lambda repo: work(repo, ctx), on_start, on_done)
+            return _schedule(repos, ctx, jobs, interrupted, lambda repo: in_its_name(work, repo, ctx), on_start,
+                             on_done)
     from bot.sweep.workers import ProcessWorkers  # it imports this module
 
     with ProcessWorkers(ctx) as processes:

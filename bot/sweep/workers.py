@@ -31,7 +31,7 @@ from typing import Any
 
 from bot.cli import log_to
 from bot.sweep.report import RepoEntry
-from bot.sweep.runner import INTERRUPTS, SweepContext, inventory_one, run_one
+from bot.sweep.runner import INTERRUPTS, SweepContext, in_its_name, inventory_one, name_repositories_in, run_one
 from bot.sweep.select import RepoInfo
 from bot.sweep.shared import LimiterProxy, MirrorProxy, SharedObjects, TokensProxy
 
@@ -287,6 +287,7 @@ def serve(conn: Connection, setup: WorkerSetup, temp: str) -> None:
             conn.send(message)
 
     handler = _PipeHandler(send)
+    name_repositories_in([handler])
     log_to(handler, setup.level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -310,7 +311,7 @@ def _run_repositories(conn: Connection, setup: WorkerSetup, send: Callable[[tupl
             if repo is None:
                 return
             try:
-                message: tuple[str, Any] = ("entry", runner.submit(work, repo, setup.context).result())
+                message: tuple[str, Any] = ("entry", runner.submit(in_its_name, work, repo, setup.context).result())
             except Exception as exc:  # noqa: BLE001 - sent back, raised there as it would be in a thread
                 message = ("raised", exc)
             try:

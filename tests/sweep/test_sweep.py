@@ -229,7 +229,7 @@ def test_a_repos_file_dry_run_writes_nothing_and_reports_unreadable_names(org: O
                               "--jobs", "1", by_org=False)
     assert code == 1, err
     # The repository that could not be read is counted, and has its line, as one that failed.
-    assert [line for line in err.splitlines() if not line.startswith("cloning ")] == [
+    assert [line for line in err.splitlines() if ": cloning " not in line] == [
         "3 repositories to sweep, 0 left out",
         "[1/3] acme/missing: failed: GitHub: read repository acme/missing: 404 Not Found",
         "[2/3] acme/svc-docs: nothing-to-do", "[3/3] acme/svc-web: done", "1 repository needs a look: acme/missing"]
@@ -436,8 +436,8 @@ def test_pygithubs_own_log_lines_are_not_printed_by_the_workers(org: Org) -> Non
     run = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     # Said once, in rehome's words; not also twice by PyGithub ("Request POST … failed with 403: Forbidden").
     assert (run.returncode, run.stderr.splitlines()) == (1, [
-        "1 repository to sweep, 62 left out", f"cloning file://{org.remotes['acme/svc-web']} (branch main)",
-        f"pushing {BRANCH}", f"opened {url}",
+        "1 repository to sweep, 62 left out", f"acme/svc-web: cloning file://{org.remotes['acme/svc-web']} (branch main)",
+        f"acme/svc-web: pushing {BRANCH}", f"acme/svc-web: opened {url}",
         f"acme/svc-web: {url}: its labels could not be set (GitHub: add labels: 403 Resource not accessible by "
         "integration); the next run tries again",
         f"[1/1] acme/svc-web: partial: {url}", "1 repository needs a look: acme/svc-web"])
@@ -537,8 +537,9 @@ def _sweep_with_sigterm_after(capsys, org: Org, tmp_path, monkeypatch, module,
     assert [r["status"] for r in result["repositories"]] == ["done"]
     lines = err.splitlines()
     assert lines[:5] == ["1 repository to sweep, 62 left out",
-                         f"cloning file://{org.remotes['acme/svc-web']} (branch main)", f"pushing {BRANCH}",
-                         f"opened {url}", f"[1/1] acme/svc-web: done: {url}"]
+                         f"acme/svc-web: cloning file://{org.remotes['acme/svc-web']} (branch main)",
+                         f"acme/svc-web: pushing {BRANCH}", f"acme/svc-web: opened {url}",
+                         f"[1/1] acme/svc-web: done: {url}"]
     return code, result, lines[5:]
 
 

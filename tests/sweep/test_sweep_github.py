@@ -200,8 +200,8 @@ def test_a_signal_as_the_process_exits_after_the_summary_changes_nothing(org: Or
     code, _, out = signalled_while_held(org, exiting, log, getattr(signal, how), "--repo-include",
                                         "^acme/svc-web$", "--dry-run", "--report", str(reports), said=False)
     assert code == 0, log.read_text()
-    assert log.read_text() == (f"1 repository to sweep, 62 left out\ncloning file://{org.remotes['acme/svc-web']} "
-                               "(branch main)\n[1/1] acme/svc-web: done\n")
+    assert log.read_text() == (f"1 repository to sweep, 62 left out\nacme/svc-web: cloning "
+                               f"file://{org.remotes['acme/svc-web']} (branch main)\n[1/1] acme/svc-web: done\n")
     report = json.loads((reports / "report.json").read_text())
     assert (report["interrupted"], [r["status"] for r in report["repositories"]]) == (False, ["done"])
     assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == report

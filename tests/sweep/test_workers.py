@@ -115,8 +115,8 @@ def test_a_worker_that_dies_fails_its_repository_and_the_sweep_goes_on(
 def test_worker_log_records_reach_this_process_at_its_level(org: Org, capsys, flag: str) -> None:
     code, result, err = sweep(capsys, org, "--repo-include", "^acme/svc-web$", "--workers", "process", flag)
     assert code == 0, err
-    # `git push` is run, and logged at debug level, only in the worker.
-    pushes = [line for line in err.splitlines() if line.startswith("git push ")]
+    # `git push` is run, and logged at debug level, only in the worker, named after its repository.
+    pushes = [line for line in err.splitlines() if line.startswith("acme/svc-web: git push ")]
     assert len(pushes) == (1 if flag == "-v" else 0), err
     progress = [line for line in err.splitlines() if line.startswith("[1/1] ")]
     assert progress == ([f"[1/1] acme/svc-web: done: {org.github.origin}/acme/svc-web/pull/1"] if flag == "-v" else [])
@@ -310,8 +310,10 @@ def test_a_killed_fork_server_is_replaced_by_one_new_one_and_every_repository_ru
     pulls = {name: f"{org.github.origin}/{name}/pull/1" for name in names}
     # The whole of it, but for the order in which the repositories go (the progress counts them as they end).
     assert sorted(re.sub(r"^\[[1-4]/4\] ", "[-/4] ", line) for line in err.splitlines()) == sorted([
-        "4 repositories to sweep, 59 left out", *(f"cloning file://{org.remotes[name]} (branch main)" for name in names),
-        *["pushing rehome/mirror-images"] * 3, *(f"opened {pulls[name]}" for name in names if name != "acme/svc-docs"),
+        "4 repositories to sweep, 59 left out",
+        *(f"{name}: cloning file://{org.remotes[name]} (branch main)" for name in names),
+        *(f"{name}: pushing rehome/mirror-images" for name in names if name != "acme/svc-docs"),
+        *(f"{name}: opened {pulls[name]}" for name in names if name != "acme/svc-docs"),
         *(f"[-/4] {name}: done: {pulls[name]}" for name in names if name != "acme/svc-docs"),
         "[-/4] acme/svc-docs: nothing-to-do"]), err
     assert {k: v for k, v in json.loads(out).items() if k != "left_out"} == {
@@ -386,8 +388,8 @@ def test_ctrl_c_ends_the_wait_for_the_rate_limit_reset(org: Org, tmp_path: Path,
     # The whole of it, but for the order in which the two repositories go (the progress counts them as they end).
     assert sorted(re.sub(r"^\[[12]/3\] ", "[-/3] ", line) for line in err.splitlines()) == sorted([
         "3 repositories to sweep, 60 left out", waiting,
-        *(f"cloning file://{org.remotes[name]} (branch main)" for name in ("acme/svc-api", "acme/svc-jobs")),
-        "pushing rehome/mirror-images", "pushing rehome/mirror-images",
+        *(f"{name}: cloning file://{org.remotes[name]} (branch main)" for name in ("acme/svc-api", "acme/svc-jobs")),
+        "acme/svc-api: pushing rehome/mirror-images", "acme/svc-jobs: pushing rehome/mirror-images",
         "SIGINT: starting no other repository; waiting for those running to finish (a push is never cut short)",
         f"[-/3] acme/svc-api: failed: {error}", f"[-/3] acme/svc-jobs: failed: {error}",
         "2 repositories need a look: acme/svc-api, acme/svc-jobs", "rehome: interrupted"]), err
