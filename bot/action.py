@@ -195,14 +195,14 @@ def _check_summary(report: Report, base: str | None) -> str:
 
 
 def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
-    failed = False
+    failed, summary = False, environ.get("GITHUB_STEP_SUMMARY")
     if _true(environ, "sync"):
         # In the summary at once: what was copied stays said when the check then stops on an error.
         if from_fork(dict(environ)):
-            _append(environ.get("GITHUB_STEP_SUMMARY"), f"## rehome sync\n\n{FORK_MESSAGE}.\n\n")
+            _append(summary, f"## rehome sync\n\n{FORK_MESSAGE}.\n\n")
         else:
             images, refused = sync_command.sync(_parse(sync_arguments(environ)))
-            _append(environ.get("GITHUB_STEP_SUMMARY"), _sync_summary(images, refused))
+            _append(summary, _sync_summary(images, refused))
             failed = sync_command.exit_code(images, refused) != 0
     base = pull_request_base(environ)
     _, report = check_command.check(_parse(check_arguments(environ, base)))
@@ -214,7 +214,7 @@ def check_mode(environ: Mapping[str, str], stdout: TextIO) -> int:
     for skipped in report.skipped:
         print(f"::{report.skipped_level} file={_escape_property(skipped.path)}::"
               + _escape_data(skipped_message(skipped)), file=stdout)
-    _append(environ.get("GITHUB_STEP_SUMMARY"), _check_summary(report, base))
+    _append(summary, _check_summary(report, base))
     _append(environ.get("GITHUB_OUTPUT"), f"findings={len(report.errors)}\nunresolved-count={len(report.warnings)}\n")
     return 1 if report.failed or failed else 0
 

@@ -185,8 +185,8 @@ def credentials_hint(where: str, credential: Credential | None, source_only: boo
     return f"{used}; {login_fix(where, credential, source_only)}"
 
 
-def _lacks_scope(response: httpx.Response, credential: Credential | None) -> bool:
-    return (response.status_code == 401 and credential is not None and not credential.anonymous
+def _insufficient_scope(response: httpx.Response) -> bool:
+    return (response.status_code == 401
             and _INSUFFICIENT_SCOPE_RE.search(response.headers.get("WWW-Authenticate", "")) is not None)
 
 
@@ -202,10 +202,10 @@ def from_response(host: str, repository: str, step: str, response: httpx.Respons
     hint = None
     if response.status_code == 404 and any(code == "NAME_UNKNOWN" for code, _ in codes):
         hint = artifact_registry_create_hint(host, repository)
-    elif _lacks_scope(response, credential):
+    elif credential is not None and not credential.anonymous and _insufficient_scope(response):
         access = "push" if response.request.method in PUSH_METHODS else "pull"
-        hint = (f"the credentials used: {credential.source if credential else 'unknown'} were accepted, but they "
-                f"have no {access} access to {where}: grant it to them")
+        hint = (f"the credentials used: {credential.source} were accepted, but they have no {access} access to "
+                f"{where}: grant it to them")
         return InsufficientScope(where, step, detail, hint, response.status_code)
     elif response.status_code in (401, 403):
         hint = credentials_hint(where, credential, source_only)

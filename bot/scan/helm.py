@@ -166,7 +166,8 @@ def _global_registry_reason(root: Node, text: str, base: int) -> str | None:
         return None
     line = line_at(text, base + node.start_mark.index)
     return (f"global.imageRegistry ({registry}, line {line}) is set, and charts that read it (Bitnami's) pull this "
-            f"image from there, not from the entry's own registry: move it by hand, or empty global.imageRegistry first")
+            "image from there, not from the entry's own registry: move it by hand, or empty global.imageRegistry "
+            "first")
 
 
 def helm_number_text(written: str) -> str | None:
@@ -189,7 +190,7 @@ def _go_shortest(number: float) -> str:
     -4 or from 6 on, else as `%f`."""
     if number != number or number in (float("inf"), float("-inf")):
         return str(number)
-    sign, digits_tuple, exponent = decimal.Decimal(repr(abs(number))).as_tuple()
+    _, digits_tuple, exponent = decimal.Decimal(repr(abs(number))).as_tuple()
     assert isinstance(exponent, int)
     digits = "".join(map(str, digits_tuple)).rstrip("0") or "0"
     point = len(digits_tuple) + exponent  # the decimal point after this many digits
@@ -274,7 +275,8 @@ def extract_values(text: str, rule: Rule, context: FileContext) -> Extraction:
             if isinstance(value, MappingNode):
                 found = _split_reference(entry, text, base, context, shared)
                 if found is not None:
-                    result.found.append(found if overridden is None else dataclasses.replace(found, unresolved=overridden))
+                    result.found.append(found if overridden is None
+                                        else dataclasses.replace(found, unresolved=overridden))
             elif isinstance(value, ScalarNode) and scalar_text(value):
                 result.found.append(found_at(value, text, base, **_shared_anchor_facts(entry, shared)))
     return result

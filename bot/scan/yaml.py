@@ -748,28 +748,29 @@ def _built_by_their_holders(root: Node, hits: list[keypaths.Hit], paths: list[tu
 
 
 def _building(root: Node, holders: list[MappingNode], rule: Rule) -> set[int]:
-    """The `holders` (by id) that build what they name: with a `skip_if_sibling` key, or extending (`rule.entry_extends`,
-    in turn) an entry of the same mapping that has one."""
+    """The `holders` (by id) that build what they name: with a `skip_if_sibling` key, or extending
+    (`rule.entry_extends`, in turn) an entry of the same mapping that has one."""
     def builds(mapping: Node) -> bool:
         return any(effective_get(mapping, key) is not None for key in rule.skip_if_sibling)
 
     building = {id(holder) for holder in holders if builds(holder)}
-    extending = [holder for holder in holders if id(holder) not in building
-                 and rule.entry_extends is not None and effective_get(holder, rule.entry_extends) is not None]
+    key = rule.entry_extends
+    extending = [] if key is None else [holder for holder in holders
+                                        if id(holder) not in building and effective_get(holder, key) is not None]
     if not extending:
         return building
-    assert rule.entry_extends is not None
     container_of = {id(node): parent for node, _, parent, *_ in keypaths.walk(root)
                     if parent is not None and isinstance(node, MappingNode)}
     for holder in extending:
         entry: Node | None = holder
         seen: set[int] = set()
-        while entry is not None and id(entry) not in seen and not builds(entry):
+        while entry is not None and id(entry) not in seen:
+            if builds(entry):
+                building.add(id(holder))
+                break
             seen.add(id(entry))
-            name, container = _extended_name(effective_get(entry, rule.entry_extends)), container_of.get(id(entry))
+            name, container = _extended_name(effective_get(entry, key)), container_of.get(id(entry))
             entry = None if name is None or container is None else effective_get(container, name)
-        if entry is not None and builds(entry):
-            building.add(id(holder))
     return building
 
 
