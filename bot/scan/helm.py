@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -188,8 +189,10 @@ def helm_number_text(written: str) -> str | None:
 def _go_shortest(number: float) -> str:
     """Go's `%v` of a float64: the shortest digits that read back as it, as `%e` when the exponent is below
     -4 or from 6 on, else as `%f`."""
-    if number != number or number in (float("inf"), float("-inf")):
-        return str(number)
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
     _, digits_tuple, exponent = decimal.Decimal(repr(abs(number))).as_tuple()
     assert isinstance(exponent, int)
     digits = "".join(map(str, digits_tuple)).rstrip("0") or "0"

@@ -180,7 +180,7 @@ def test_a_tag_written_as_a_number_the_chart_prints_otherwise_says_what_it_pulls
 @pytest.mark.parametrize(("written", "printed"), [
     ("1.10", "1.1"), ("7", "7"), ("3.0", "3"), ("123456", "123456"), ("1234567", "1.234567e+06"),
     ("010", "8"), ("0x1A", "26"), ("1_000", "1000"), ("1e3", "1000"), ("0.0001", "0.0001"), ("0.00001", "1e-05"),
-    ("-2.50", "-2.5"), ("v1", None),
+    ("-2.50", "-2.5"), ("1e400", "+Inf"), ("-1e400", "-Inf"), ("v1", None),
 ])
 def test_helm_prints_a_yaml_number_as_go_prints_a_float64(written: str, printed: str | None) -> None:
     assert helm.helm_number_text(written) == printed
