@@ -76,32 +76,43 @@ def test_check_mode_names_the_files_it_could_not_read_without_failing(tmp_path: 
     )
 
 
-def test_check_mode_with_sync_copies_the_new_tag_first(tmp_path: Path, loopback: Loopback) -> None:
+def _moving_to_a_tag_the_mirror_lacks(tmp_path: Path, loopback: Loopback,
+                                      name: str) -> tuple[Path, str, str, str, images.Image]:
+    """A repository whose pull request moves `app.yaml` from the mirror's copy of `NAME:1.0` to `:1.1`, which only
+    the upstream registry has: (its workspace, the pull request's base, the upstream repository, the mirror
+    repository, the image `1.1` is)."""
     up, down = loopback.upstream.host, loopback.target.host
-    repo, enc, dest = unique_repo("action-sync"), up.replace(":", "__"), f"{down}/mirror"
+    repo, dest = unique_repo(name), f"{down}/mirror"
+    source, mirrored = f"{up}/{repo}", f"{dest}/{up.replace(':', '__')}/{repo}"
     images.push(up, repo, images.image((128,)), "1.0")
     new = images.image((256,))
     images.push(up, repo, new, "1.1")
-    environ = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
-    assert run_action(tmp_path, tmp_path, {}, environ, only=("install",)).codes == [0]
     from bot.cli import main
-    assert main(["copy", f"{up}/{repo}:1.0", f"{dest}/{enc}/{repo}:1.0", "-q"]) == 0
+    assert main(["copy", f"{source}:1.0", f"{mirrored}:1.0", "-q"]) == 0
     pod = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: {}\n"
     workspace, base = _repository(
         tmp_path,
-        {"app.yaml": pod.format(f"{dest}/{enc}/{repo}:1.0"), "rehome.yaml": f"destination: {dest}\n"},
-        {"app.yaml": pod.format(f"{dest}/{enc}/{repo}:1.1")},
+        {"app.yaml": pod.format(f"{mirrored}:1.0"), "rehome.yaml": f"destination: {dest}\n"},
+        {"app.yaml": pod.format(f"{mirrored}:1.1")},
     )
+    return workspace, base, source, mirrored, new
+
+
+def test_check_mode_with_sync_copies_the_new_tag_first(tmp_path: Path, loopback: Loopback) -> None:
+    environ = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    assert run_action(tmp_path, tmp_path, {}, environ, only=("install",)).codes == [0]
+    workspace, base, source, mirrored, new = _moving_to_a_tag_the_mirror_lacks(tmp_path, loopback, "action-sync")
     run = run_action(tmp_path, workspace, {"mode": "check", "sync": "true"}, environ | _pull_request(tmp_path, base))
     assert run.codes == [0, 0], run.stderr
     assert run.summary.startswith(
         "## rehome sync\n\n1 copied, 0 already in the mirror, 0 refused.\n"
-        f"- copied `{up}/{repo}:1.1` to `{dest}/{enc}/{repo}:1.1`\n"
+        f"- copied `{source}:1.1` to `{mirrored}:1.1`\n"
     )
     from bot.registry import Registries
     from bot.registry.manifests import head_digest
     with Registries() as registries:
-        assert head_digest(registries.get(down), f"mirror/{enc}/{repo}", "1.1") == new.digest
+        host, repository = mirrored.split("/", 1)
+        assert head_digest(registries.get(host), repository, "1.1") == new.digest
 
 
 def test_check_mode_never_syncs_a_pull_request_from_a_fork(tmp_path: Path) -> None:
@@ -136,24 +147,13 @@ def test_a_pull_request_event_without_a_readable_base_is_refused_naming_the_file
 
 
 def test_check_mode_lists_what_sync_copied_when_the_check_then_stops(tmp_path: Path, loopback: Loopback) -> None:
-    up, down = loopback.upstream.host, loopback.target.host
-    repo, enc, dest = unique_repo("action-sync-stop"), up.replace(":", "__"), f"{down}/mirror"
-    images.push(up, repo, images.image((128,)), "1.0")
-    images.push(up, repo, images.image((256,)), "1.1")
     environ = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
-    from bot.cli import main
-    assert main(["copy", f"{up}/{repo}:1.0", f"{dest}/{enc}/{repo}:1.0", "-q"]) == 0
-    pod = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - image: {}\n"
-    workspace, _ = _repository(
-        tmp_path,
-        {"app.yaml": pod.format(f"{dest}/{enc}/{repo}:1.0"), "rehome.yaml": f"destination: {dest}\n"},
-        {"app.yaml": pod.format(f"{dest}/{enc}/{repo}:1.1")},
-    )
+    workspace, _, source, mirrored, _ = _moving_to_a_tag_the_mirror_lacks(tmp_path, loopback, "action-sync-stop")
     gone = "0" * 40  # a base the remote does not have: the check cannot run
     run = run_action(tmp_path, workspace, {"mode": "check", "sync": "true"}, environ | _pull_request(tmp_path, gone))
     assert run.codes == [0, 2], run.stderr
     assert f"::error::cannot fetch the pull request's base {gone}: " in run.stdout
     assert run.summary == (
         "## rehome sync\n\n1 copied, 0 already in the mirror, 0 refused.\n"
-        f"- copied `{up}/{repo}:1.1` to `{dest}/{enc}/{repo}:1.1`\n\n"
+        f"- copied `{source}:1.1` to `{mirrored}:1.1`\n\n"
     )
