@@ -29,6 +29,11 @@ def _pod(*refs: str) -> str:
     return f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{containers}"
 
 
+def _copy_to_mirror(capsys, up: str, dest: str, repo: str, tag: str) -> None:
+    """`up/repo:tag`, copied to its name under the mirror `dest`."""
+    assert run_cli(capsys, "copy", f"{up}/{repo}:{tag}", f"{dest}/{up.replace(':', '__')}/{repo}:{tag}")[0] == 0
+
+
 def test_sync_copies_new_tags_of_mirrored_repositories_only(loopback: Loopback, tmp_path: Path, capsys, monkeypatch):
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     for name in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH"):
@@ -41,7 +46,7 @@ def test_sync_copies_new_tags_of_mirrored_repositories_only(loopback: Loopback, 
     images.push(up, held, two, "1.1")
     images.push(up, stranger, images.image((128,)), "5")
     images.push(up, listed, images.image((64,)), "2")
-    assert run_cli(capsys, "copy", f"{up}/{held}:1.0", f"{dest}/{enc}/{held}:1.0")[0] == 0
+    _copy_to_mirror(capsys, up, dest, held, "1.0")
     repo = write_tree(tmp_path / "repo", {
         "pod.yaml": _pod(*(f"{dest}/{enc}/{r}" for r in (f"{held}:1.0", f"{held}:1.1", f"{stranger}:5", f"{listed}:2"))),
         "rehome.yaml": f"destination: {dest}\nsync_upstreams: ['{up}/{listed}']\n",
@@ -79,7 +84,7 @@ def test_sync_reports_a_tag_moved_upstream_without_failing_and_refresh_copies_it
     images.push(up, repo, first, "1.0")
     images.push(up, repo, first, "stable")
     for tag in ("1.0", "stable"):
-        assert run_cli(capsys, "copy", f"{up}/{repo}:{tag}", f"{dest}/{enc}/{repo}:{tag}")[0] == 0
+        _copy_to_mirror(capsys, up, dest, repo, tag)
     images.push(up, repo, moved_to, "stable")
     tree = write_tree(tmp_path / "repo", {"pod.yaml": _pod(f"{dest}/{enc}/{repo}:1.0", f"{dest}/{enc}/{repo}:stable")})
     code, out, _ = run_cli(capsys, "sync", str(tree), "--to", dest)
@@ -109,7 +114,7 @@ def test_sync_fails_a_digest_pin_the_mirror_does_not_serve_where_its_tag_holds_a
     first, moved_to, edge = images.image((64,)), images.image((80,)), images.image((96,))
     for image, tag in ((first, "stable"), (edge, "edge")):
         images.push(up, repo, image, tag)
-        assert run_cli(capsys, "copy", f"{up}/{repo}:{tag}", f"{dest}/{enc}/{repo}:{tag}")[0] == 0
+        _copy_to_mirror(capsys, up, dest, repo, tag)
     images.push(up, repo, moved_to, "stable")
     # The mirror serves the first image (as `stable`): a pull of `edge` pinned to it works.
     pins = f"{dest}/{enc}/{repo}:stable@{moved_to.digest}", f"{dest}/{enc}/{repo}:edge@{first.digest}"
@@ -252,8 +257,8 @@ def test_updates_lists_newer_versions_and_moved_tags(loopback: Loopback, tmp_pat
         images.push(up, versions, images.image((32,)), tag)
     images.push(up, moving, images.image((40,)), "stable")
     for tag in ("1.0.0", "1.0.0-alpine"):
-        assert run_cli(capsys, "copy", f"{up}/{versions}:{tag}", f"{dest}/{enc}/{versions}:{tag}")[0] == 0
-    assert run_cli(capsys, "copy", f"{up}/{moving}:stable", f"{dest}/{enc}/{moving}:stable")[0] == 0
+        _copy_to_mirror(capsys, up, dest, versions, tag)
+    _copy_to_mirror(capsys, up, dest, moving, "stable")
     moved_to = images.image((48,))
     images.push(up, moving, moved_to, "stable")
     repo = write_tree(tmp_path / "repo", {"pod.yaml": _pod(
