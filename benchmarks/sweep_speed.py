@@ -23,8 +23,10 @@ a disk (ext4 mounted with `discard`) 100 clones took 11.9-13.0 s of system time 
 previous 100 clones were deleted, and 4.8-6.2 s when those were kept, so the trees and the clone
 folders stay until the end. A third timed step runs the git work of the sweep alone, with no
 scan and no GitHub call (a shallow clone that writes no file, a one-file commit, its push): the part
-of the sweep's time that git takes, whatever rehome does in between. Prints medians of several runs
-and of the runs' ratios; asserts nothing.
+of the sweep's time that git takes, whatever rehome does in between. A fourth runs the same sweep
+with `--include deploy/**`: everything as in the full sweep (listing, the copy, clone, commit, push,
+pull request) but the scan of the corpus files, which it does not read: the part of the sweep's
+time that is not scanning. Prints medians of several runs and of the runs' ratios; asserts nothing.
 
     python benchmarks/sweep_speed.py [--repos 100] [--files 600] [--runs 3] [--jobs 4] [--workers process]
 """
@@ -54,6 +56,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 TOKEN_ENV = "REHOME_BENCH_TOKEN"
 BRANCH = "rehome/mirror-images"
 FLOOR_BRANCH = "rehome-bench/git-steps"  # where the git steps timed alone push their commit
+SCANNED_ALONE = "deploy/**"  # the one file of each repository that moves: what the sweep scans when timed without the rest
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -161,7 +164,8 @@ def clone_commit_push(remote: Path, into: Path) -> None:
         f"refs/heads/git-steps:refs/heads/{FLOOR_BRANCH}")
 
 
-def time_sweep(remotes: list[Path], jobs: int, workers: str, target: str, run: int, work: Path) -> tuple[float, int]:
+def time_sweep(remotes: list[Path], jobs: int, workers: str, target: str, run: int, work: Path,
+               *extra: str) -> tuple[float, int]:
     github = GitHubServer()
     try:
         for remote in remotes:
@@ -171,7 +175,7 @@ def time_sweep(remotes: list[Path], jobs: int, workers: str, target: str, run: i
         argv = [sys.executable, "-m", "bot", "sweep", "--org", "bench", "--to", f"{target}/run{run}",
                 "--github-url", github.base_url, "--token-env", TOKEN_ENV, "--jobs", str(jobs), "--workers", workers,
                 "--no-progress",
-                "--internal", "[!1]*", "--format", "json", "-q"]
+                "--internal", "[!1]*", "--format", "json", "-q", *extra]
         settle(remotes)
         start = time.perf_counter()
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -206,7 +210,7 @@ def main() -> None:
             remotes, size, files = build_repositories(work, args.repos, args.files, upstream.host)
             print(f"built {len(remotes)} repositories in {time.perf_counter() - start:.0f}s: "
                   f"mean {files} files, {size / 1e6:.1f} MB each (from ../shared/corpus)")
-            sweeps, clones, steps = [], [], []
+            sweeps, clones, steps, unscanned = [], [], [], []
             for run in range(args.runs):
                 drop_bot_branches(remotes)  # each run's clones and sweep see the repositories as built
                 clones.append(time_clones(remotes, args.jobs, work / f"clones{run}"))
@@ -214,9 +218,13 @@ def main() -> None:
                 drop_bot_branches(remotes)
                 elapsed, pulls = time_sweep(remotes, args.jobs, args.workers, f"{target.host}/mirror", run, work)
                 sweeps.append(elapsed)
+                drop_bot_branches(remotes)
+                unscanned.append(time_sweep(remotes, args.jobs, args.workers, f"{target.host}/unscanned", run, work,
+                                            "--include", SCANNED_ALONE)[0])
                 print(f"run {run + 1}: sweep {elapsed:.2f}s ({pulls} pull requests opened), "
                       f"git clone {clones[-1]:.2f}s, ratio {elapsed / clones[-1]:.2f}x; "
-                      f"the sweep's git steps alone {steps[-1]:.2f}s ({steps[-1] / clones[-1]:.2f}x)")
+                      f"the sweep's git steps alone {steps[-1]:.2f}s ({steps[-1] / clones[-1]:.2f}x); "
+                      f"the sweep scanning one file {unscanned[-1]:.2f}s ({unscanned[-1] / clones[-1]:.2f}x)")
         finally:
             upstream.stop()
             target.stop()
@@ -231,6 +239,9 @@ def main() -> None:
     floor = statistics.median(s / c for s, c in zip(steps, clones))
     print(f"the sweep's git steps alone (shallow clone writing no file, a one-file commit, its push; no scan, "
           f"no GitHub calls): median {statistics.median(steps):.2f}s, {floor:.2f}x the clones")
+    alone = statistics.median(u / c for u, c in zip(unscanned, clones))
+    print(f"the same sweep scanning only {SCANNED_ALONE} (everything else as it is: clone, copy, commit, push, pull "
+          f"request): median {statistics.median(unscanned):.2f}s, {alone:.2f}x the clones")
 
 
 if __name__ == "__main__":
