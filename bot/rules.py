@@ -88,7 +88,8 @@ class Rule:
     not_images: tuple[str, ...] = ()
     skip_if_sibling: tuple[str, ...] = ()
     # a key by which the mapping holding an image takes on another entry of the mapping holding it (compose
-    # `extends: base` or `extends: {service: base}`): a `skip_if_sibling` key that entry has counts as its own
+    # `extends: base` or `extends: {service: base}`), or of the mapping at the same place of another file
+    # (`extends: {file: common.yml, service: base}`): a `skip_if_sibling` key that entry has counts as its own
     entry_extends: str | None = None
     services: tuple[str, ...] = ()
     # key paths the tool never reads, there to hold YAML anchors (Compose `x-` extension fields,

@@ -97,3 +97,11 @@ def git(root: Path, *args: str) -> str:
         ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
         check=True, capture_output=True, text=True,
     ).stdout
+
+
+def committed(root: Path) -> str:
+    """`root` made a git repository holding its files in one commit; that commit."""
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "files")
+    return git(root, "rev-parse", "HEAD").strip()

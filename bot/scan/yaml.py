@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import posixpath
 import re
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -10,7 +11,8 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from bot import imageref
 from bot.rules import Rule
 from bot.scan import keypaths
-from bot.scan.base import Extraction, FileContext
+from bot.scan.base import ExtractError, Extraction, FileContext
+from bot.scan.files import inside
 from bot.scan.model import Found
 from bot.scan.yamldocs import (anchor_name, content_start, documents, effective_get, is_merge_key, mapping_get,
                                  merged_get, scalar_text, value_offset)
@@ -732,54 +734,167 @@ def _add_variable_images(document: _Document, uses: list[tuple[ScalarNode, Found
         found += named
 
 
-def _built_by_their_holders(root: Node, hits: list[keypaths.Hit], paths: list[tuple[str, str, str]],
-                            rule: Rule) -> set[int]:
+def _built_by_their_holders(root: Node, hits: list[keypaths.Hit], paths: list[tuple[str, str, str]], rule: Rule,
+                            context: FileContext) -> tuple[set[int], dict[int, str]]:
     """The values (by node id) that a mapping holding them builds, at any of their places: one with a
     `skip_if_sibling` key (compose `build:`), its own, one a merge key gives it, or one the entry it
-    extends has (`entry_extends`)."""
+    extends has (`entry_extends`); and for values whose holder extends an entry that cannot be read,
+    why not (by node id)."""
     if not rule.skip_if_sibling or not hits:
-        return set()
+        return set(), {}
     found = keypaths.uses(root, [p for p, _, _ in paths], {id(hit.node) for hit in hits})
     holders = {id(place.parent): place.parent for places in found.values() for place in places
                if place.patterns and place.parent is not None}
-    building = _building(root, list(holders.values()), rule)
-    return {node_id for node_id, places in found.items()
-            if any(place.patterns and id(place.parent) in building for place in places)}
+    building, unread = _building(root, list(holders.values()), rule, context)
+    built = {node_id for node_id, places in found.items()
+             if any(place.patterns and id(place.parent) in building for place in places)}
+    why_not = {}
+    for node_id, places in found.items():
+        why = next((unread[id(place.parent)] for place in places if id(place.parent) in unread), None)
+        if node_id not in built and why is not None:
+            why_not[node_id] = why
+    return built, why_not
 
 
-def _building(root: Node, holders: list[MappingNode], rule: Rule) -> set[int]:
+def _building(root: Node, holders: list[MappingNode], rule: Rule,
+              context: FileContext) -> tuple[set[int], dict[int, str]]:
     """The `holders` (by id) that build what they name: with a `skip_if_sibling` key, or extending
-    (`rule.entry_extends`, in turn) an entry of the same mapping that has one."""
-    def builds(mapping: Node) -> bool:
-        return any(effective_get(mapping, key) is not None for key in rule.skip_if_sibling)
-
-    building = {id(holder) for holder in holders if builds(holder)}
+    (`rule.entry_extends`, in turn) an entry that has one; and for those extending an entry that
+    cannot be read, why not (by id)."""
+    extends = _Extends(rule, context, root)
+    building = {id(holder) for holder in holders if extends.builds(holder)}
     key = rule.entry_extends
     extending = [] if key is None else [holder for holder in holders
                                         if id(holder) not in building and effective_get(holder, key) is not None]
     if not extending:
-        return building
-    container_of = {id(node): parent for node, _, parent, *_ in keypaths.walk(root)
-                    if parent is not None and isinstance(node, MappingNode)}
+        return building, {}
+    located = {id(node): (parent, held_as) for node, _, parent, held_as, *_ in keypaths.walk(root)
+               if parent is not None and isinstance(node, MappingNode)}
+    unread = {}
     for holder in extending:
-        entry: Node | None = holder
+        container = located.get(id(holder), (None, None))[0]
+        if container is None:
+            continue
+        entry = _Entry(holder, container, context.path, _keys_to(container, root, located))
+        builds, why_not = extends.follow(entry)
+        if builds:
+            building.add(id(holder))
+        elif why_not is not None:
+            unread[id(holder)] = why_not
+    return building, unread
+
+
+def _keys_to(mapping: MappingNode, root: Node, located: dict[int, tuple[MappingNode, str | None]]
+             ) -> tuple[str, ...] | None:
+    """The keys leading from the root to a mapping, as written; None when a list item or a merge key
+    is on the way."""
+    keys: list[str] = []
+    node: Node = mapping
+    while node is not root:
+        parent, key = located.get(id(node), (None, None))
+        if parent is None or key is None or key == keypaths.MERGE_KEY:
+            return None
+        keys.append(key)
+        node = parent
+    return tuple(reversed(keys))
+
+
+# How many files an `extends` chain is followed into: a loop ends it anyway (Compose refuses one);
+# this bounds what a long chain of files costs a scan.
+EXTENDS_FILES = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """An entry an `extends` chain reaches: the mapping, the mapping holding it, the file it is in, and the
+    keys leading to that mapping there (None when no key path does): where another file holds the entry named."""
+
+    mapping: Node
+    container: MappingNode
+    path: str
+    place: tuple[str, ...] | None
+
+
+class _Extends:
+    """Follows `rule.entry_extends` from an entry to the one it takes on: in the same mapping (`base`,
+    `{service: base}`), or in the mapping at the same place of another file (`{file: common.yml, service:
+    base}`, relative to the folder of the file naming it; each file read once, through the scan's tree)."""
+
+    def __init__(self, rule: Rule, context: FileContext, root: Node) -> None:
+        self.rule = rule
+        self.context = context
+        # The files read, by path: the document being scanned stands for its own file (a rewrite checks
+        # its new text), the others are their first document, or why they cannot be read.
+        self.roots: dict[str, Node | None | str] = {context.path: root}
+
+    def builds(self, mapping: Node) -> bool:
+        return any(effective_get(mapping, key) is not None for key in self.rule.skip_if_sibling)
+
+    def follow(self, entry: _Entry) -> tuple[bool, str | None]:
+        """Whether the entry builds what it names, through the entries it extends in turn; if not,
+        why an entry the chain names was not read (None when the chain ends or loops)."""
         seen: set[int] = set()
-        while entry is not None and id(entry) not in seen:
-            if builds(entry):
-                building.add(id(holder))
-                break
-            seen.add(id(entry))
-            name, container = _extended_name(effective_get(entry, key)), container_of.get(id(entry))
-            entry = None if name is None or container is None else effective_get(container, name)
-    return building
+        files = 0
+        while not self.builds(entry.mapping):
+            if id(entry.mapping) in seen:
+                return False, None
+            seen.add(id(entry.mapping))
+            extended = self._extended(entry)
+            if not isinstance(extended, _Entry):
+                return False, extended
+            if extended.path != entry.path:
+                files += 1
+            if files > EXTENDS_FILES:
+                return False, f"extends through more than {EXTENDS_FILES} files: the rest is not read"
+            entry = extended
+        return True, None
 
+    def _extended(self, entry: _Entry) -> _Entry | str | None:
+        """The entry this one extends, why it cannot be read, or None when it names none."""
+        assert self.rule.entry_extends is not None
+        value = effective_get(entry.mapping, self.rule.entry_extends)
+        if not isinstance(value, MappingNode):
+            written, name = None, scalar_text(value)
+        else:
+            written, name = effective_get(value, "file"), scalar_text(effective_get(value, "service"))
+        if name is None:
+            return None
+        if written is None:
+            found = effective_get(entry.container, name)
+            return None if found is None else dataclasses.replace(entry, mapping=found)
+        file = scalar_text(written)
+        if file is None or entry.place is None:
+            return None
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), file))
+        container = self._container(path, entry.place)
+        if isinstance(container, str):
+            return f"extends {name} of {path}, {container}"
+        found = effective_get(container, name) if isinstance(container, MappingNode) else None
+        if found is None:
+            return f"extends {name} of {path}, which has no such service"
+        return _Entry(found, container, path, entry.place)
 
-def _extended_name(value: Node | None) -> str | None:
-    """The entry an `extends` value names in the same file (`base`, `{service: base}`); None for one in
-    another file (`{file: common.yml, service: base}`), which is not read."""
-    if isinstance(value, MappingNode):
-        return None if effective_get(value, "file") is not None else scalar_text(effective_get(value, "service"))
-    return scalar_text(value)
+    def _container(self, path: str, place: tuple[str, ...]) -> Node | str | None:
+        """The mapping at `place` in a file's first document, or why the file cannot be read."""
+        if path not in self.roots:
+            self.roots[path] = self._read(path)
+        node = self.roots[path]
+        if isinstance(node, str):
+            return node
+        for key in place:
+            node = None if node is None else effective_get(node, key)
+        return node
+
+    def _read(self, path: str) -> Node | None | str:
+        if inside(path) is None:
+            return "which is outside the scanned root"
+        text = self.context.read_text(path)
+        if text is None:
+            return "which cannot be read" if self.context.is_file(path) else "which is missing"
+        try:
+            return next((root for _, root in documents(text)), None)
+        except ExtractError as exc:
+            return f"which cannot be read: {exc}"
 
 
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
@@ -791,7 +906,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             continue
         images: list[tuple[keypaths.Hit, str]] = []
         hits = list(keypaths.select(root, [p for p, _, _ in paths], skip=not_images))
-        built = _built_by_their_holders(root, hits, paths, rule)
+        built, unread = _built_by_their_holders(root, hits, paths, rule, context)
         for hit in hits:
             _, prefix, role = paths[hit.pattern]
             value = scalar_text(hit.node)
@@ -815,6 +930,8 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
             found = found_at(hit.node, text, base, prefix=prefix)
+            if id(hit.node) in unread:
+                found = dataclasses.replace(found, note=unread[id(hit.node)])
             if rule.literal_dollar and (literal := _literal_dollar_reason(found.raw)) is not None:
                 found = dataclasses.replace(found, unresolved=literal)
             if any(place.role == "service" for place in node_places):

@@ -12,17 +12,10 @@ from bot.policy import DEFAULT_INTERNAL, Policy
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions, scan
 from bot.scan.files import DiskTree, GitTree, skipped_folder
-from tests.helpers import git, write_tree
+from tests.helpers import committed, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAX = 64
-
-
-def committed(root: Path) -> str:
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "files")
-    return git(root, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture

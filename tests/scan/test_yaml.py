@@ -2,7 +2,11 @@
 Cloud Build)."""
 from __future__ import annotations
 
-from tests.helpers import ref, scan_json, write_tree
+from bot.policy import DEFAULT_INTERNAL, Policy
+from bot.rules import load_rules
+from bot.scan.core import ScanOptions, scan
+from bot.scan.files import GitTree
+from tests.helpers import committed, ref, scan_json, write_tree
 
 # The image a variable holds is found where it is written: at the anchored value of the plain form
 # (`DB: &db ...`) and at the `value:` of the expanded one, whose description and options are no
@@ -172,3 +176,67 @@ job:
                 f"{name} is given its value at line {given}, which is {BLOCK_SCALAR_NEWLINE}")
             for line, column, name, given in [(11, 10, "LITERAL", 2), (12, 14, "FOLDED", 4)]]
     assert scan_json(capsys, tmp_path) == {"version": 1, "references": found + stay, "ignored": 0, "skipped": []}
+
+
+COMPOSE_EXTENDING = """\
+services:
+  web:
+    extends: {file: ../common/services.yml, service: web}
+    image: ghcr.io/acme/web:1
+  cache:
+    extends: {file: ../common/services.yml, service: cache}
+    image: redis:7
+  proxy:
+    extends: {file: ../../shared/services.yml, service: proxy}
+    image: nginx:1.27
+"""
+
+
+def test_a_compose_service_extending_one_of_another_file_is_judged_by_that_file_in_the_commit_scanned(tmp_path):
+    # A sweep scans a commit's objects: the file a service extends is read there, not from the folder; one
+    # outside the scanned root is not read.
+    root = write_tree(tmp_path / "repo", {
+        "deploy/compose.yaml": COMPOSE_EXTENDING,
+        "common/services.yml": "services:\n  web: {build: .}\n  cache: {image: redis:7}\n",
+    })
+    write_tree(tmp_path, {"shared/services.yml": "services:\n  proxy: {build: .}\n"})
+    commit = committed(root)
+    (root / "common/services.yml").write_text("services:\n  web: {image: ghcr.io/acme/web:0}\n")
+    options = ScanOptions(rules=tuple(load_rules()), policy=Policy(DEFAULT_INTERNAL), jobs=1)
+    assert scan(root, options, GitTree(root, commit)).to_json() == {
+        "version": 1,
+        "references": [
+            ref("deploy/compose.yaml", 7, 12, "compose", "redis:7", "docker.io/library/redis:7"),
+            ref("deploy/compose.yaml", 10, 12, "compose", "nginx:1.27", "docker.io/library/nginx:1.27", "third-party",
+                "extends proxy of ../shared/services.yml, which is outside the scanned root"),
+        ],
+        "ignored": 0,
+        "skipped": [],
+    }
+
+
+def test_a_compose_extends_chain_is_followed_into_32_files_at_most(tmp_path, capsys):
+    # Each file's service extends the next file's; the last one builds. `shallow` reaches it in 32 files,
+    # `deep` would need 33.
+    chain = {f"chain/{n}.yml": f"services:\n  s:\n    extends: {{file: {n + 1}.yml, service: s}}\n"
+             for n in range(1, 33)}
+    write_tree(tmp_path, {
+        "compose.yaml": """\
+services:
+  deep:
+    extends: {file: chain/1.yml, service: s}
+    image: ghcr.io/acme/deep:1
+  shallow:
+    extends: {file: chain/2.yml, service: s}
+    image: ghcr.io/acme/shallow:1
+""",
+        **chain,
+        "chain/33.yml": "services:\n  s: {build: .}\n",
+    })
+    assert scan_json(capsys, tmp_path) == {
+        "version": 1,
+        "references": [ref("compose.yaml", 4, 12, "compose", "ghcr.io/acme/deep:1", "ghcr.io/acme/deep:1",
+                           "third-party", "extends through more than 32 files: the rest is not read")],
+        "ignored": 0,
+        "skipped": [],
+    }

@@ -251,14 +251,17 @@ KNATIVE = {
 }
 
 # Services with `build:` name their build output (not listed, nor where another service runs it), a `build:` a merge
-# key gives them too, or the service they extend in the same file; a merge key reports the anchor's image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file
-# not named like a compose file is not.
+# key gives them too, or the service they extend, in the same file or another (extends/: a merge key and an extends
+# chain there, two files deep; a loop across files and a file extending itself are listed as written, and so is a
+# service whose file is missing, not YAML or without it, the reason saying so); a merge key reports the anchor's
+# image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file not named like a compose file is not.
 COMPOSE = {
     "version": 1,
     "references": [
         ref("compose.build.yaml", 21, 12, "compose", "redis:7", "docker.io/library/redis:7", THIRD_PARTY),
-        # `extends` takes on the build of the service named in the same file (one in another file is not read)
-        ref("compose.extends.yaml", 15, 12, "compose", "redis:7.4", "docker.io/library/redis:7.4", THIRD_PARTY),
+        # `extends` takes on the build of the service named in the same file or another one
+        ref("compose.extends.yaml", 15, 12, "compose", "redis:7.4", "docker.io/library/redis:7.4", THIRD_PARTY,
+            "extends redis of common.yml, which is missing"),
         ref("compose.extends.yaml", 18, 12, "compose", "ghcr.io/acme/loop:1", "ghcr.io/acme/loop:1", THIRD_PARTY),
         ref("compose.yaml", 2, 10, "compose", "redis:7.2-alpine", "docker.io/library/redis:7.2-alpine", THIRD_PARTY),
         ref(
@@ -307,6 +310,16 @@ COMPOSE = {
             "docker.io/dockersamples/visualizer:stable",
             THIRD_PARTY,
         ),
+        ref("extends/compose.yaml", 9, 12, "compose", "nginx:1.27", "docker.io/library/nginx:1.27", THIRD_PARTY),
+        ref("extends/compose.yaml", 15, 12, "compose", "ghcr.io/acme/ping:1", "ghcr.io/acme/ping:1", THIRD_PARTY),
+        ref("extends/compose.yaml", 18, 12, "compose", "ghcr.io/acme/again:1", "ghcr.io/acme/again:1", THIRD_PARTY),
+        ref("extends/compose.yaml", 21, 12, "compose", "ghcr.io/acme/gone:1", "ghcr.io/acme/gone:1", THIRD_PARTY,
+            "extends web of extends/missing.yml, which is missing"),
+        ref("extends/compose.yaml", 24, 12, "compose", "ghcr.io/acme/lost:1", "ghcr.io/acme/lost:1", THIRD_PARTY,
+            "extends nowhere of extends/common-services.yml, which has no such service"),
+        ref("extends/compose.yaml", 27, 12, "compose", "ghcr.io/acme/garbled:1", "ghcr.io/acme/garbled:1", THIRD_PARTY,
+            "extends web of extends/not-yaml.yml, which cannot be read: not valid YAML: expected ',' or ']', but got "
+            "'<stream end>' (line 2, column 1)"),
     ],
     "ignored": 1,
     "skipped": [],
