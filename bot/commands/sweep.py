@@ -23,8 +23,8 @@ from bot.sweep.mirrorcache import SharedMirror
 from bot.sweep.progress import SweepProgress
 from bot.sweep.ratelimit import RateLimiter
 from bot.sweep.report import RepoEntry, SweepReport
-from bot.sweep.runner import WORKERS, Interrupts, SweepContext, failed_names, sweep
-from bot.sweep.select import RepoInfo, Selection, Unreadable, parse_shard, select
+from bot.sweep.runner import WORKERS, Interrupts, SweepContext, Swept, failed_names, sweep
+from bot.sweep.select import RepoInfo, Selection, Unreadable, over_limit, parse_shard, select
 from bot.sweep.state import StateJournal, inputs_of
 
 HELP = "run rehome over a GitHub organisation's repositories: inventory, or one pull request each"
@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--include-archived", action="store_true", help="also archived repositories")
     which.add_argument("--include-forks", action="store_true", help="also forks")
     which.add_argument("--include-empty", action="store_true", help="also repositories without commits")
-    which.add_argument("--limit", type=int, metavar="N", help="at most N repositories (after the filters)")
+    which.add_argument("--limit", type=int, metavar="N",
+                       help="at most N repositories (after the filters); with --state, N that run: those it "
+                            "has finished are skipped and not counted")
     which.add_argument("--shard", metavar="K/N", help="only this machine's share: shard K of N (0 <= K < N)")
     github = parser.add_argument_group("GitHub")
     options.add_github_options(github, app=True)
@@ -78,12 +80,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mirror.add_registry_arguments(parser)
 
 
+def uses_state(args: argparse.Namespace) -> bool:
+    """Whether the sweep reads --state: an inventory does not. Then --limit N bounds the repositories
+    that run, not the list: those the journal has finished are skipped and do not count, so each sweep
+    goes on where the last one stopped."""
+    return bool(args.state) and not args.inventory
+
+
 def selection(args: argparse.Namespace) -> Selection:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, not {args.limit}")
     return Selection.from_flags(args.repo_include, args.repo_exclude, topics=tuple(args.topic),
                                 include_archived=args.include_archived, include_forks=args.include_forks,
-                                include_empty=args.include_empty, limit=args.limit,
+                                include_empty=args.include_empty, limit=None if uses_state(args) else args.limit,
                                 shard=parse_shard(args.shard) if args.shard else None)
 
 
@@ -134,7 +143,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
     with interrupts.raising():  # until the repositories are listed, nothing runs that must be let finish
         destination = _check(args)
         chosen = selection(args)
-        journal = StateJournal(Path(args.state)) if args.state and not args.inventory else None
+        journal = StateJournal(Path(args.state)) if uses_state(args) else None
         limiter = RateLimiter()
         tokens = access.token_source(args.token_env, args.app_id, args.app_key_file, args.app_key_env, environ,
                                      org=args.org, github_url=args.github_url,
@@ -166,7 +175,9 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
         for entry in unreadable:
             progress.done(entry)
         swept = sweep(readable, ctx, args.jobs, interrupts.event, on_start=progress.started,
-                      on_done=progress.done, workers=args.workers)
+                      on_done=progress.done, workers=args.workers, limit=args.limit if journal is not None else None)
+    if journal is not None and args.limit is not None:
+        left = _with_over_limit(left, swept, args.limit, journal.path)
     # The summary, the reports and the exit code say alike whether a signal came before this moment.
     stopped = interrupts.settle() or swept.journal_error is not None
     result = sweep_report.make_report(mode, destination, swept.entries + unreadable, interrupted=stopped,
@@ -190,6 +201,18 @@ def _listed(args: argparse.Namespace, tokens: access.TokenSource, limiter: RateL
         return select(repositories(args, tokens, limiter), chosen)
     except KeyboardInterrupt:
         return None
+
+
+def _with_over_limit(left: list[tuple[RepoInfo | Unreadable, str]], swept: Swept, limit: int,
+                     state: Path) -> list[tuple[RepoInfo | Unreadable, str]]:
+    """The repositories left out, with those the sweep left for a later one once `limit` had run; says
+    how many ran, were skipped as finished, and were left."""
+    skipped = sum(1 for entry in swept.entries if entry.from_state)
+    log.info("--limit %d: %s ran, %d skipped as finished in %s, %d left out for a later sweep", limit,
+             plural(len(swept.entries) - skipped, "repository", "repositories"), skipped, state,
+             len(swept.over_limit))
+    over = [(repo, over_limit(limit)) for repo in swept.over_limit]
+    return sorted([*left, *over], key=lambda pair: pair[0].full_name.lower())
 
 
 def _summarise(args: argparse.Namespace, result: SweepReport,

@@ -225,18 +225,21 @@ POLL = 0.2  # seconds between looks at the interrupt flag while repositories run
 class Swept:
     """The repositories' entries, in the order they finished; whether SIGINT or SIGTERM stopped
     the sweep, and how many repositories it then never started; the journal's write error, if one
-    stopped it."""
+    stopped it; those left for a later sweep once `limit` repositories had run, in their order."""
 
     entries: list[RepoEntry]
     interrupted: bool
     not_reached: int
     journal_error: JournalError | None = None
+    over_limit: list[RepoInfo] = dataclasses.field(default_factory=list)
 
 
 def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupted: threading.Event,
           on_start: Callable[[str], None] = lambda name: None,
-          on_done: Callable[[RepoEntry], None] = lambda entry: None, *, workers: str = "process") -> Swept:
-    """Each repository once, at most `jobs` at a time, each outcome journaled as it finishes.
+          on_done: Callable[[RepoEntry], None] = lambda entry: None, *, workers: str = "process",
+          limit: int | None = None) -> Swept:
+    """Each repository once, at most `jobs` at a time, each outcome journaled as it finishes; with
+    `limit`, in their order until `limit` of them have run (one the journal skips does not count).
 
     `workers`: "process" runs each repository in a worker process (bot.sweep.workers), so the
     Python work of several repositories uses several cores; "thread" runs them in threads of this
@@ -252,28 +255,34 @@ def sweep(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupted: 
         name_repositories_in({*log.handlers, *logging.getLogger(PYGITHUB_LOG).handlers})
         with gitcmd.out_of_ctrl_c():  # the worker processes are out of it already
             return _schedule(repos, ctx, jobs, interrupted, lambda repo: in_its_name(work, repo, ctx), on_start,
-                             on_done)
+                             on_done, limit)
     from bot.sweep.workers import ProcessWorkers  # it imports this module
 
     with ProcessWorkers(ctx) as processes:
-        return _schedule(repos, ctx, jobs, interrupted, processes.run, on_start, on_done)
+        return _schedule(repos, ctx, jobs, interrupted, processes.run, on_start, on_done, limit)
 
 
 def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupted: threading.Event,
               work: Callable[[RepoInfo], RepoEntry], on_start: Callable[[str], None],
-              on_done: Callable[[RepoEntry], None]) -> Swept:
-    """Submits a repository only when fewer than `jobs` run, so each one started is really running."""
+              on_done: Callable[[RepoEntry], None], limit: int | None) -> Swept:
+    """Submits a repository only when fewer than `jobs` run, so each one started is really running;
+    with `limit`, only while those that ran and those running are fewer than `limit`: a running one
+    may yet turn out to be skipped (`from_state`), which frees its place, so never more than `limit` run."""
     entries: list[RepoEntry] = []
     waiting = list(reversed(repos))
     journal_error: JournalError | None = None
+    ran = 0
 
     def stopping() -> bool:
         return interrupted.is_set() or journal_error is not None
 
+    def room(more: int) -> bool:  # for another repository, with `more` running
+        return limit is None or ran + more < limit
+
     with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="sweep") as pool:
         running: set[Future[RepoEntry]] = set()
-        while running or (waiting and not stopping()):
-            while waiting and len(running) < max(1, jobs) and not stopping():
+        while running or (waiting and room(0) and not stopping()):
+            while waiting and len(running) < max(1, jobs) and room(len(running)) and not stopping():
                 repo = waiting.pop()
                 on_start(repo.full_name)  # here, not in its thread: a signal then knows it is running
                 running.add(pool.submit(work, repo))
@@ -282,6 +291,7 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupt
                 ctx.limiter.interrupt()
             for future in finished:
                 entry = future.result()
+                ran += not entry.from_state
                 if not entry.from_state and journal_error is None:
                     try:
                         record(entry, ctx)
@@ -290,6 +300,8 @@ def _schedule(repos: Sequence[RepoInfo], ctx: SweepContext, jobs: int, interrupt
                         log.error("%s; starting no other repository", exc.message)
                 entries.append(entry)
                 on_done(entry)
+    if not room(0):  # those waiting would not have run, interrupted or not: they are for a later sweep
+        return Swept(entries, interrupted.is_set(), 0, journal_error, list(reversed(waiting)))
     return Swept(entries, interrupted.is_set(), len(waiting), journal_error)
 
 

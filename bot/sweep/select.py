@@ -123,6 +123,11 @@ class Selection:
         return None
 
 
+def over_limit(limit: int) -> str:
+    """Why a repository past the first `limit` is left out."""
+    return f"over --limit {limit}"
+
+
 def select(repos: Iterable[RepoInfo | Unreadable],
            selection: Selection) -> tuple[list[RepoInfo | Unreadable], list[tuple[RepoInfo | Unreadable, str]]]:
     """(taken, [(left out, why)]), each sorted by name; `limit` cuts the taken list, where a
@@ -132,7 +137,7 @@ def select(repos: Iterable[RepoInfo | Unreadable],
     for repo in sorted(repos, key=lambda r: r.full_name.lower()):
         reason = selection.why_not(repo)
         if reason is None and selection.limit is not None and len(taken) >= selection.limit:
-            reason = f"over --limit {selection.limit}"
+            reason = over_limit(selection.limit)
         if reason is None:
             taken.append(repo)
         else:

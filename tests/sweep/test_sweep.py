@@ -277,6 +277,133 @@ def test_limit_takes_the_first_names_whether_github_can_read_them_or_not(org: Or
     }
 
 
+BATCH = tuple(f"acme/batch-{n}" for n in range(1, 6))
+
+
+def _batches(org: Org, tmp_path: Path) -> tuple[Path, Path]:
+    """Five more repositories that really run, each moving one image: a --repos-file naming them
+    (out of order), and where the sweeps' --state goes."""
+    for name in BATCH:
+        org.add_repository(name.split("/")[1], {"Dockerfile": f"FROM {org.image('nginx')}\n"})
+    names, state = tmp_path / "repos.txt", tmp_path / "sweep.jsonl"
+    names.write_text("".join(f"{name}\n" for name in reversed(BATCH)))
+    return names, state
+
+
+def _batch_sweep(capsys, org: Org, names: Path, state: Path, *extra: str) -> tuple[int, dict, str]:
+    return sweep(capsys, org, "--repos-file", str(names), "--state", str(state), "--limit", "2", "--jobs", "3",
+                 *extra, by_org=False)
+
+
+def _ran(org: Org, name: str) -> dict:
+    """A repository's summary entry once its run opened (or updated) its pull request."""
+    return {"repo": name, "status": "done", "pr_url": f"{org.github.origin}/{name}/pull/1",
+            "head": org.remote_git(name, "rev-parse", "main"), "error": None, "third_party": 1, "internal": 0,
+            "unresolved": 0}
+
+
+def _from_state(org: Org, name: str) -> dict:
+    return {**_ran(org, name), "third_party": None, "internal": None, "unresolved": None}
+
+
+def _summary(org: Org, ran: list[str], skipped: list[str], over: list[str], nginx: str) -> dict:
+    entries = sorted([_ran(org, name) for name in ran] + [_from_state(org, name) for name in skipped],
+                     key=lambda entry: entry["repo"])
+    images = [{"image": org.image("nginx"), "target": org.target("nginx"), "pulls": None, "status": nginx,
+               "repositories": [{"repo": name, "files": ["Dockerfile"]} for name in sorted(ran)]}] if ran else []
+    return {"version": 1, "mode": "sweep", "destination": org.destination, "interrupted": False, "not_reached": 0,
+            "totals": {"repositories": len(entries), "done": len(entries), "partial": 0, "nothing-to-do": 0,
+                       "declined": 0, "scanned": 0, "failed": 0, "third_party": len(ran), "internal": 0,
+                       "unresolved": 0, "images": 1 if ran else 0},
+            "repositories": entries, "images": images,
+            "left_out": [{"repo": name, "reason": "over --limit 2"} for name in over]}
+
+
+def test_limit_with_state_runs_the_next_repositories_the_state_has_not_finished_batch_by_batch(
+        org: Org, capsys, tmp_path) -> None:
+    names, state = _batches(org, tmp_path)
+    first, second, third, fourth, fifth = BATCH
+    batches = [([first, second], [], [third, fourth, fifth], "copied", "2 repositories ran, 0 skipped", 3),
+               ([third, fourth], [first, second], [fifth], "present", "2 repositories ran, 2 skipped", 1),
+               ([fifth], [first, second, third, fourth], [], "present", "1 repository ran, 4 skipped", 0)]
+    for ran, skipped, over, nginx, counts, left in batches:
+        code, result, err = _batch_sweep(capsys, org, names, state)
+        assert (code, result) == (0, _summary(org, ran, skipped, over, nginx)), err
+        assert f"\n--limit 2: {counts} as finished in {state}, {left} left out for a later sweep\n" in err
+        # Never more than two at once, though --jobs 3: none of those over the limit has started.
+        assert [name for name in BATCH if org.pulls(name)] == sorted([*ran, *skipped])
+        assert all(org.remote_git(name, "branch", "--list", BRANCH) == "" for name in over)
+    assert sorted((line["repo"], line["status"]) for line in state_lines(state)) == [(name, "done") for name in BATCH]
+    # Every repository finished: the fourth sweep runs none, and says so.
+    code, out, err = run_cli(capsys, "sweep", "--repos-file", str(names), "--to", org.destination, "--github-url",
+                             org.github.base_url, "--token-env", TOKEN_ENV, "--state", str(state), "--limit", "2")
+    width = len(f"{org.github.origin}/acme/batch-1/pull/1")
+    rows = "\n".join(f"{name}  done    {org.github.origin}/{name}/pull/1" for name in BATCH)
+    assert (code, out) == (0, f"""\
+REPOSITORY    STATUS  {'PULL REQUEST':<{width}}  THIRD-PARTY  ERROR
+------------  ------  {'-' * width}  -----------  -----
+{rows}
+5 repositories (5 done), 0 left out; 0 third-party images
+"""), out
+    assert err.endswith(f"--limit 2: 0 repositories ran, 5 skipped as finished in {state}, 0 left out for a later "
+                        "sweep\n"), err
+    # A repository whose base branch moved since its line runs again, and counts as one that runs.
+    for name in (first, third):
+        work = org.root / "work" / name.split("/")[1]
+        (work / "README.md").write_text("moved on\n")
+        git(work, "add", "README.md")
+        git(work, "commit", "-q", "-m", "moved on")
+        git(work, "push", "-q", str(org.remotes[name]), "main")
+    code, result, err = _batch_sweep(capsys, org, names, state)
+    assert (code, result) == (0, _summary(org, [first, third], [second], [fourth, fifth], "present")), err
+    assert {name: len(org.pulls(name)) for name in BATCH} == dict.fromkeys(BATCH, 1)
+
+
+def test_a_dry_run_with_limit_and_state_shows_the_next_batch_and_an_inventory_takes_the_first_names(
+        org: Org, capsys, tmp_path) -> None:
+    names, state = _batches(org, tmp_path)
+    code, _, err = _batch_sweep(capsys, org, names, state, "--limit", "1")
+    assert code == 0, err
+    journal = state.read_text()
+    code, result, err = _batch_sweep(capsys, org, names, state, "--dry-run")
+    assert (code, [(r["repo"], r["status"], r["pr_url"]) for r in result["repositories"]], result["left_out"]) == (
+        0, [("acme/batch-1", "done", f"{org.github.origin}/acme/batch-1/pull/1"), ("acme/batch-2", "done", None),
+            ("acme/batch-3", "done", None)],
+        [{"repo": "acme/batch-4", "reason": "over --limit 2"}, {"repo": "acme/batch-5", "reason": "over --limit 2"}])
+    assert f"--limit 2: 2 repositories ran, 1 skipped as finished in {state}, 2 left out for a later sweep\n" in err
+    assert (state.read_text(), [name for name in BATCH if org.pulls(name)]) == (journal, ["acme/batch-1"])
+    # An inventory does not read the journal: the first names, as without --state.
+    code, result, err = _batch_sweep(capsys, org, names, state, "--inventory")
+    assert (code, [(r["repo"], r["status"]) for r in result["repositories"]], result["left_out"]) == (
+        0, [("acme/batch-1", "scanned"), ("acme/batch-2", "scanned")],
+        [{"repo": name, "reason": "over --limit 2"} for name in BATCH[2:]])
+    assert "--limit 2:" not in err
+
+
+@pytest.mark.parametrize("limit, not_reached, over", [("3", 4, ()), ("1", 0, BATCH[1:])])
+def test_a_sweep_with_limit_and_state_interrupted_leaves_for_later_only_those_it_would_not_have_run(
+        org: Org, capsys, tmp_path, monkeypatch, limit: str, not_reached: int, over: tuple[str, ...]) -> None:
+    import bot.sweep.runner as runner
+
+    real = runner.run_repository
+
+    def then_sigterm(forge, args, **kwargs):
+        result = real(forge, args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)  # the sweep's handler takes it: it starts no other repository
+        return result
+
+    monkeypatch.setattr(runner, "run_repository", then_sigterm)
+    names, state = _batches(org, tmp_path)
+    code, result, err = _batch_sweep(capsys, org, names, state, "--limit", limit, "--jobs", "1", "--workers", "thread")
+    assert (code, [(r["repo"], r["status"]) for r in result["repositories"]], result["interrupted"],
+            result["not_reached"], result["left_out"]) == (
+        130, [("acme/batch-1", "done")], True, not_reached,
+        [{"repo": name, "reason": f"over --limit {limit}"} for name in over])
+    assert (f"--limit {limit}: 1 repository ran, 0 skipped as finished in {state}, {len(over)} left out for a later "
+            "sweep\n") in err
+    assert [name for name in BATCH if org.pulls(name)] == ["acme/batch-1"]
+
+
 def test_a_dry_run_fails_an_image_missing_upstream_as_the_sweep_then_does(org: Org, capsys) -> None:
     gone = f"{org.upstream}/{org.prefix}/gone:1"
     org.add_repository("svc-gone", {"Dockerfile": f"FROM {org.image('nginx')}\n",
