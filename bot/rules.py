@@ -63,6 +63,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "services": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "anchor_holders": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "literal_dollar": {"type": "boolean"},
+        "names_files": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
     },
 }
 
@@ -98,6 +99,9 @@ class Rule:
     anchor_holders: tuple[str, ...] = ()
     # `$$` is a `$` written out, not a variable (Compose, GitLab CI, Cloud Build)
     literal_dollar: bool = False
+    # key paths whose values name other files of the same kind, whatever their names, relative to the
+    # file's folder (compose `include:`, `extends: {file: ...}`): the scan reads them with this rule
+    names_files: tuple[str, ...] = ()
 
     def selects(self, path: str) -> bool:
         return matches_any(path, self.files) and not (self.exclude_files and matches_any(path, self.exclude_files))
@@ -220,6 +224,7 @@ def _rule_from_data(kind: str, path: Path, data: dict[str, Any]) -> Rule:
         services=tuple(data.get("services", ())),
         anchor_holders=tuple(data.get("anchor_holders", ())),
         literal_dollar=data.get("literal_dollar", False),
+        names_files=tuple(data.get("names_files", ())),
     )
 
 

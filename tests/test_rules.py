@@ -89,7 +89,7 @@ def test_a_broken_rules_file_is_a_clear_error(tmp_path, content, message):
     assert str(excinfo.value).startswith(f"{tmp_path / 'mine.yaml'}: {message}")
 
 
-@pytest.mark.parametrize("field", ["images", "builds", "prefixed_images: {'docker://'"])
+@pytest.mark.parametrize("field", ["images", "builds", "names_files", "prefixed_images: {'docker://'"])
 def test_a_key_path_that_is_not_one_says_how_key_paths_are_written(tmp_path, capsys, field):
     value = f"{field}: ['spec..image']}}" if "{" in field else f"{field}: ['spec..image']"
     rules = write_tree(tmp_path / "rules", {"jobs.yaml": f"extractor: yaml\nfiles: ['*.job']\n{value}\n"})

@@ -54,6 +54,8 @@ class Extraction:
     # Names of images the repository builds itself (Skaffold artifacts): neither they
     # nor their uses elsewhere in the tree are references.
     builds: list[str] = dataclasses.field(default_factory=list)
+    # Other files of the same kind the file names (`rule.names_files`), as written: relative to its folder.
+    names_files: list[str] = dataclasses.field(default_factory=list)
 
 
 class Extractor(Protocol):

@@ -5,6 +5,7 @@ import dataclasses
 import multiprocessing
 import multiprocessing.pool
 import os
+import posixpath
 import re
 import signal
 import threading
@@ -17,7 +18,7 @@ from bot.policy import Policy
 from bot.rules import Rule, RuleSelector
 from bot.scan import dockerfile, helm, kustomize, yaml
 from bot.scan.base import ExtractError, Extraction, Extractor, FileContext
-from bot.scan.files import DiskTree, Tree
+from bot.scan.files import DiskTree, Tree, inside
 from bot.scan.model import INTERNAL, THIRD_PARTY, UNRESOLVED, Found, Reference, ScanResult, Skipped
 
 EXTRACTORS: dict[str, Extractor] = {
@@ -58,6 +59,8 @@ class _FileScan:
     builds: list[str] = dataclasses.field(default_factory=list)
     ignored: int = 0
     skipped: Skipped | None = None
+    read_as: str | None = None  # the kind of the rule that read the file
+    names_files: list[str] = dataclasses.field(default_factory=list)  # as written: relative to its folder
 
 
 def unresolved_reason(text: str) -> str:
@@ -124,13 +127,14 @@ def _is_reference(found: Found) -> bool:
 
 def scan_text(text: str, path: str, rule: Rule, context: FileContext, policy: Policy) -> _FileScan:
     """References in one file's text (before repository-wide filters such as built images)."""
-    result = _FileScan()
+    result = _FileScan(read_as=rule.kind)
     try:
         extraction: Extraction = EXTRACTORS[rule.extractor](text, rule, context)
     except ExtractError as exc:
         result.skipped = Skipped(path, str(exc))
         return result
     result.builds = extraction.builds
+    result.names_files = extraction.names_files
     if not extraction.found:
         return result
     lines = _Lines(text)
@@ -218,6 +222,31 @@ def _scan_all(tree: Tree, work: list[tuple[str, tuple[Rule, ...]]], options: Sca
     return [scanned for share in shares for scanned in share]
 
 
+def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _FileScan]],
+                      options: ScanOptions) -> list[_FileScan]:
+    """The files that `scanned` files name (compose `include:`, `extends: {file: ...}`), whatever their
+    names, that no rule read: each read with the rule of a file naming it, then the files those name,
+    in turn. Each file is read once, so a loop ends. Only files of `listed` (the tree's files that
+    `--include` and `--exclude` leave) count: one that is missing or outside the root is Compose's
+    error, not the scan's."""
+    rules = {rule.kind: rule for rule in options.rules}
+    done = {path for path, scan in scanned if scan.read_as is not None or scan.skipped is not None}
+    out: list[_FileScan] = []
+    while scanned:
+        work: dict[str, tuple[Rule, ...]] = {}
+        for path, scan in scanned:
+            for written in scan.names_files:
+                named = inside(posixpath.join(posixpath.dirname(path), written))
+                if named in listed and named not in done and scan.read_as is not None:
+                    work.setdefault(named, (rules[scan.read_as],))
+        done |= work.keys()
+        tree.prefetch(work)
+        found = _scan_all(tree, list(work.items()), options)
+        out += found
+        scanned = list(zip(work, found))
+    return out
+
+
 def _built_names(scans: list[_FileScan]) -> set[str]:
     names = set()
     for scanned in scans:
@@ -248,6 +277,7 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
             and (rules := _candidate_rules(path, selector, tree))]
     tree.prefetch(path for path, _ in work)
     scans = _scan_all(tree, work, options)
+    scans += _scan_named_files(tree, set(paths), [(path, scan) for (path, _), scan in zip(work, scans)], options)
     built = _built_names(scans)
     references = [
         ref

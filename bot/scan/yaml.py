@@ -897,6 +897,13 @@ class _Extends:
             return f"which cannot be read: {exc}"
 
 
+def _named_files(root: Node, rule: Rule) -> list[str]:
+    """The files the document names where the rule's `names_files` paths reach, as written."""
+    if not rule.names_files:
+        return []
+    return [name for hit in keypaths.select(root, list(rule.names_files)) if (name := scalar_text(hit.node))]
+
+
 def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     result = Extraction()
     paths = _paths(rule)
@@ -904,6 +911,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     for base, root in documents(text, rule.document_contains):
         if not _document_selected(root, rule):
             continue
+        result.names_files += _named_files(root, rule)
         images: list[tuple[keypaths.Hit, str]] = []
         hits = list(keypaths.select(root, [p for p, _, _ in paths], skip=not_images))
         built, unread = _built_by_their_holders(root, hits, paths, rule, context)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import ref, run_cli, scan_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEST = "us-docker.pkg.dev/acme/mirror"
@@ -18,6 +18,7 @@ CASES = {
     "dockerfile": 0,
     "actions-compose": 0,
     "helm": 0,
+    "compose-named-files": 0,
 }
 
 
@@ -129,3 +130,16 @@ def test_file_mode_bits_are_kept(tmp_path, capsys):
     assert (work / "crlf.yaml").stat().st_mode & 0o777 == 0o751
     assert (work / "deploy.yaml").stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in work.iterdir()) == sorted(p.name for p in (FIXTURES / "yaml-styles" / "before").iterdir())
+
+
+def test_compose_files_another_names_are_rewritten_and_scanned_again_with_the_mirror_names(tmp_path, capsys):
+    # infra/ holds files named only by docker-compose.yml (`include:`, `extends: {file: ...}`).
+    work = tmp_path / "w"
+    shutil.copytree(FIXTURES / "compose-named-files" / "before", work)
+    assert run_cli(capsys, "rewrite", str(work), "--to", DEST)[0] == 0
+    assert scan_json(capsys, work)["references"] == [
+        ref("infra/common-services.yml", 6, 12, "compose", f"{DEST}/docker.io/library/nginx:1.27",
+            f"{DEST}/docker.io/library/nginx:1.27", "internal"),
+        ref("infra/db.yml", 3, 13, "compose", f"{DEST}/docker.io/library/postgres:16",
+            f"{DEST}/docker.io/library/postgres:16", "internal"),
+    ]

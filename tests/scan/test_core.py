@@ -237,3 +237,74 @@ def test_ctrl_c_during_a_parallel_scan_stops_it_quietly(tmp_path):
     done = subprocess.run([sys.executable, "-c", INTERRUPTED_SCAN, "check", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, start_new_session=True, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "rehome: interrupted\n")
+
+
+def test_the_files_a_compose_file_includes_or_extends_are_scanned_whatever_their_names(tmp_path, capsys):
+    # `include:` paths (strings, or mappings whose `path:` is one or a list) and `extends:` files, relative to
+    # the naming file's folder; an env file, and a compose-like file nothing names, are not read.
+    write_tree(tmp_path, {
+        "docker-compose.yml": """\
+include:
+  - infra/db.yml
+  - path: infra/cache.yml
+  - path:
+      - infra/queue.yml
+      - infra/queue.override.yml
+    project_directory: infra
+    env_file: infra/.env
+services:
+  app:
+    extends: {file: infra/common-services.yml, service: base}
+""",
+        "infra/db.yml": "services:\n  db:\n    image: postgres:16\n",
+        "infra/cache.yml": 'services:\n  cache: {image: "redis:7"}\n',
+        "infra/queue.yml": "services:\n  queue:\n    image: rabbitmq:3-management\n",
+        "infra/queue.override.yml": "services:\n  queue-ui:\n    image: 'nginx:1.27-alpine'\n",
+        "infra/common-services.yml": "services:\n  base:\n    image: nginx:1.27\n",
+        "infra/.env": "image: busybox:1.36\n",
+        "notes/services.yml": "services:\n  web:\n    image: httpd:2.4\n",
+    })
+    assert scan_json(capsys, tmp_path) == {
+        "version": 1,
+        "references": [
+            ref("infra/cache.yml", 2, 19, "compose", "redis:7", "docker.io/library/redis:7"),
+            ref("infra/common-services.yml", 3, 12, "compose", "nginx:1.27", "docker.io/library/nginx:1.27"),
+            ref("infra/db.yml", 3, 12, "compose", "postgres:16", "docker.io/library/postgres:16"),
+            ref("infra/queue.override.yml", 3, 13, "compose", "nginx:1.27-alpine",
+                "docker.io/library/nginx:1.27-alpine"),
+            ref("infra/queue.yml", 3, 12, "compose", "rabbitmq:3-management", "docker.io/library/rabbitmq:3-management"),
+        ],
+        "ignored": 0,
+        "skipped": [],
+    }
+
+
+def test_named_compose_files_are_followed_through_chains_and_loops_within_the_scan_filters(tmp_path, capsys):
+    # compose.yaml includes stack/a.yml, which includes b.yml, which includes a.yml again and has a service
+    # extending one of base/c.yml. A file outside the root, a missing one and one `--exclude` leaves out are not
+    # read; one over the size limit is skipped, as any file is.
+    root = write_tree(tmp_path / "repo", {
+        "compose.yaml": """\
+include:
+  - stack/a.yml
+  - ../outside.yml
+  - stack/missing.yml
+  - private/secret.yml
+  - stack/big.yml
+""",
+        "stack/a.yml": "include: [b.yml]\nservices:\n  a:\n    image: alpine:3.20\n",
+        "stack/b.yml": "include: [a.yml]\nservices:\n  b:\n    extends: {file: ../base/c.yml, service: c}\n",
+        "base/c.yml": "services:\n  c:\n    image: busybox:1.36\n",
+        "private/secret.yml": "services:\n  s:\n    image: vault:1.13\n",
+        "stack/big.yml": "services:\n  big:\n    image: httpd:2.4\n# " + "x" * 2000 + "\n",
+    })
+    write_tree(tmp_path, {"outside.yml": "services:\n  o:\n    image: traefik:3\n"})
+    assert scan_json(capsys, root, "--exclude", "private/**", "--max-file-size", "1KiB") == {
+        "version": 1,
+        "references": [
+            ref("base/c.yml", 3, 12, "compose", "busybox:1.36", "docker.io/library/busybox:1.36"),
+            ref("stack/a.yml", 4, 12, "compose", "alpine:3.20", "docker.io/library/alpine:3.20"),
+        ],
+        "ignored": 0,
+        "skipped": [{"path": "stack/big.yml", "reason": "larger than 1 KiB"}],
+    }

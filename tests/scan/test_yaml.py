@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from bot.policy import DEFAULT_INTERNAL, Policy
 from bot.rules import load_rules
+from bot.scan import yaml
+from bot.scan.base import Extraction, FileContext
 from bot.scan.core import ScanOptions, scan
-from bot.scan.files import GitTree
+from bot.scan.files import DiskTree, GitTree
 from tests.helpers import committed, ref, scan_json, write_tree
 
 # The image a variable holds is found where it is written: at the anchored value of the plain form
@@ -206,6 +208,8 @@ def test_a_compose_service_extending_one_of_another_file_is_judged_by_that_file_
     assert scan(root, options, GitTree(root, commit)).to_json() == {
         "version": 1,
         "references": [
+            # the file the services extend is scanned too, as the commit holds it
+            ref("common/services.yml", 3, 18, "compose", "redis:7", "docker.io/library/redis:7"),
             ref("deploy/compose.yaml", 7, 12, "compose", "redis:7", "docker.io/library/redis:7"),
             ref("deploy/compose.yaml", 10, 12, "compose", "nginx:1.27", "docker.io/library/nginx:1.27", "third-party",
                 "extends proxy of ../shared/services.yml, which is outside the scanned root"),
@@ -240,3 +244,34 @@ services:
         "ignored": 0,
         "skipped": [],
     }
+
+
+COMPOSE_NAMING_FILES = """\
+x-base: &base
+  extends: {file: ../shared/base.yml, service: base}
+include:
+  - infra/db.yml
+  - path: infra/cache.yml
+    project_directory: infra
+  - path: [infra/queue.yml, "infra/queue.override.yml"]
+    env_file: infra/.env
+  - {path: 3}
+services:
+  web:
+    <<: *base
+  worker:
+    extends: {file: common.yml, service: worker}
+  api:
+    extends: worker
+"""
+
+
+def test_a_compose_file_gives_the_files_it_includes_and_extends_as_written(tmp_path):
+    # Include paths, alone or as a mapping's `path:` (one or a list), and the files services extend, a merge key's
+    # included; not the project folder, the env file, a number, nor a service extended in the same file.
+    compose = next(rule for rule in load_rules() if rule.kind == "compose")
+    assert yaml.extract(COMPOSE_NAMING_FILES, compose, FileContext(DiskTree(tmp_path), "deploy/compose.yaml")) == (
+        Extraction(found=[], builds=[], names_files=[
+            "infra/db.yml", "infra/cache.yml", "infra/queue.yml", "infra/queue.override.yml", "../shared/base.yml",
+            "common.yml",
+        ]))

@@ -254,7 +254,8 @@ KNATIVE = {
 # key gives them too, or the service they extend, in the same file or another (extends/: a merge key and an extends
 # chain there, two files deep; a loop across files and a file extending itself are listed as written, and so is a
 # service whose file is missing, not YAML or without it, the reason saying so); a merge key reports the anchor's
-# image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file not named like a compose file is not.
+# image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file not named like a compose file is
+# not, unless a compose file names it (extends/common-services.yml).
 COMPOSE = {
     "version": 1,
     "references": [
@@ -310,6 +311,8 @@ COMPOSE = {
             "docker.io/dockersamples/visualizer:stable",
             THIRD_PARTY,
         ),
+        # the files services extend are compose files too, whatever their names
+        ref("extends/common-services.yml", 8, 12, "compose", "nginx:1.27", "docker.io/library/nginx:1.27", THIRD_PARTY),
         ref("extends/compose.yaml", 9, 12, "compose", "nginx:1.27", "docker.io/library/nginx:1.27", THIRD_PARTY),
         ref("extends/compose.yaml", 15, 12, "compose", "ghcr.io/acme/ping:1", "ghcr.io/acme/ping:1", THIRD_PARTY),
         ref("extends/compose.yaml", 18, 12, "compose", "ghcr.io/acme/again:1", "ghcr.io/acme/again:1", THIRD_PARTY),
