@@ -157,6 +157,8 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
         raise KeyboardInterrupt
     taken, left = listed
     readable = [repo for repo in taken if isinstance(repo, RepoInfo)]
+    if journal is not None and args.limit is not None:
+        readable = _batch_order(readable, journal)
     # A named repository that could not be read is one of the sweep's, failed before it could run.
     unreadable = [RepoEntry(repo.full_name, "failed", error=repo.error) for repo in taken
                   if isinstance(repo, Unreadable)]
@@ -201,6 +203,13 @@ def _listed(args: argparse.Namespace, tokens: access.TokenSource, limiter: RateL
         return select(repositories(args, tokens, limiter), chosen)
     except KeyboardInterrupt:
         return None
+
+
+def _batch_order(repos: list[RepoInfo], journal: StateJournal) -> list[RepoInfo]:
+    """The repositories a batch goes through: those that never ran and those that finished (skipped unless
+    their base branch moved) first, those that run again in any case (failed, say) after them, each by
+    name. Repositories that fail every time then never take the places of those not yet run."""
+    return sorted(repos, key=lambda repo: journal.runs_again_whatever_its_head(repo.full_name))
 
 
 def _with_over_limit(left: list[tuple[RepoInfo | Unreadable, str]], swept: Swept, limit: int,

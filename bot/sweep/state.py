@@ -242,6 +242,13 @@ class StateJournal:
         return (previous is not None and previous.status in FINISHED and head is not None and previous.head == head
                 and _same(previous.inputs, inputs))
 
+    def runs_again_whatever_its_head(self, repo: str) -> bool:
+        """Whether the last line for `repo` says it runs again in any case: it failed, or was `partial` or
+        `declined`, or had no commits to record a head of (a finished one runs again only once its base
+        branch moves)."""
+        previous = self.last.get(repo)
+        return previous is not None and (previous.status not in FINISHED or previous.head is None)
+
     def run_again_notice(self, repos: Iterable[str], inputs: dict[str, InputValue]) -> str | None:
         """Which of these repositories, finished in the journal, run again because their lines record
         other flags than `inputs` (or not all of them); None when none does."""

@@ -380,6 +380,29 @@ def test_a_dry_run_with_limit_and_state_shows_the_next_batch_and_an_inventory_ta
     assert "--limit 2:" not in err
 
 
+def test_limit_with_state_runs_the_repositories_not_yet_run_before_those_that_failed(
+        org: Org, capsys, tmp_path) -> None:
+    """Two repositories whose pushes are always refused would take both places of every batch of two,
+    were the batch taken by name alone: they run again after those that never ran."""
+    names, state = _batches(org, tmp_path)
+    first, second, third, fourth, fifth = BATCH
+    for name in (first, second):
+        hook = org.remotes[name] / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\necho 'protected: pushes are not allowed' >&2\nexit 1\n")
+        hook.chmod(0o755)
+    batches = [([(first, "failed"), (second, "failed")], [third, fourth, fifth], "2 repositories ran, 0 skipped"),
+               ([(third, "done"), (fourth, "done")], [first, second, fifth], "2 repositories ran, 0 skipped"),
+               ([(first, "failed"), (third, "done"), (fourth, "done"), (fifth, "done")], [second],
+                "2 repositories ran, 2 skipped")]
+    for ran, over, counts in batches:
+        code, result, err = _batch_sweep(capsys, org, names, state)
+        assert (code, [(r["repo"], r["status"]) for r in result["repositories"]], result["left_out"]) == (
+            int("failed" in dict(ran).values()), ran,
+            [{"repo": name, "reason": "over --limit 2"} for name in over]), err
+        assert f"\n--limit 2: {counts} as finished in {state}, {len(over)} left out for a later sweep\n" in err
+    assert [name for name in BATCH if org.pulls(name)] == [third, fourth, fifth]
+
+
 @pytest.mark.parametrize("limit, not_reached, over", [("3", 4, ()), ("1", 0, BATCH[1:])])
 def test_a_sweep_with_limit_and_state_interrupted_leaves_for_later_only_those_it_would_not_have_run(
         org: Org, capsys, tmp_path, monkeypatch, limit: str, not_reached: int, over: tuple[str, ...]) -> None:
