@@ -219,7 +219,8 @@ def _scan_all(tree: Tree, work: list[tuple[str, tuple[Rule, ...]]], options: Sca
             shares = pool.map(_scan_share, [(i, jobs) for i in range(jobs)])
     finally:
         _JOB = None
-    return [scanned for share in shares for scanned in share]
+    # Share i holds the scans of work[i], work[i + jobs], ...: each goes back to its file's place.
+    return [shares[index % jobs][index // jobs] for index in range(len(work))]
 
 
 def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _FileScan]],

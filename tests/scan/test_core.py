@@ -5,7 +5,10 @@ import subprocess
 import sys
 import time
 
-from bot.scan.core import PARALLEL_THRESHOLD
+from bot.policy import DEFAULT_INTERNAL, Policy
+from bot.rules import load_rules
+from bot.scan import core
+from bot.scan.core import PARALLEL_THRESHOLD, ScanOptions, scan
 from tests.helpers import ROOT, git, ref, run_cli, scan_json, write_tree
 
 DEPLOYMENT = """\
@@ -307,4 +310,26 @@ include:
         ],
         "ignored": 0,
         "skipped": [{"path": "stack/big.yml", "reason": "larger than 1 KiB"}],
+    }
+
+
+def test_a_parallel_scan_finds_the_files_a_compose_file_names_beside_it(tmp_path, monkeypatch):
+    # Each worker scans every second file: the results must still be told apart by the file they are of.
+    monkeypatch.setattr(core, "PARALLEL_THRESHOLD", 2)
+    write_tree(tmp_path, {
+        "a/Dockerfile": "FROM alpine:3.20\n",
+        "b/compose.yaml": "include:\n  - infra/db.yml\n",
+        "b/infra/db.yml": "services:\n  db:\n    image: postgres:16\n",
+        "c/Dockerfile": "FROM busybox:1.36\n",
+    })
+    options = ScanOptions(rules=tuple(load_rules()), policy=Policy(DEFAULT_INTERNAL), jobs=2)
+    assert scan(tmp_path, options).to_json() == {
+        "version": 1,
+        "references": [
+            ref("a/Dockerfile", 1, 6, "dockerfile", "alpine:3.20", "docker.io/library/alpine:3.20"),
+            ref("b/infra/db.yml", 3, 12, "compose", "postgres:16", "docker.io/library/postgres:16"),
+            ref("c/Dockerfile", 1, 6, "dockerfile", "busybox:1.36", "docker.io/library/busybox:1.36"),
+        ],
+        "ignored": 0,
+        "skipped": [],
     }
