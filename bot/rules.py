@@ -33,6 +33,8 @@ RULE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["extractor", "files"],
+    # Only `skip_if_sibling` says what builds: without it there is nothing to merge.
+    "dependentRequired": {"folder_merges": ["skip_if_sibling"]},
     "properties": {
         "description": {"type": "string"},
         "priority": {"type": "integer"},
@@ -60,6 +62,7 @@ RULE_SCHEMA: dict[str, Any] = {
         "not_images": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "skip_if_sibling": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "entry_extends": {"type": "string", "minLength": 1},
+        "folder_merges": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "services": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "anchor_holders": {"type": "array", "items": {"type": "string", "pattern": KEY_PATH_RE.pattern}},
         "literal_dollar": {"type": "boolean"},
@@ -92,6 +95,10 @@ class Rule:
     # `extends: base` or `extends: {service: base}`), or of the mapping at the same place of another file
     # (`extends: {file: common.yml, service: base}`): a `skip_if_sibling` key that entry has counts as its own
     entry_extends: str | None = None
+    # key paths of entries that the rule's files in one folder merge by name (Compose reads `compose.yaml` with
+    # `compose.override.yaml`, or the files `-f` names): where one of them builds an entry (`skip_if_sibling`,
+    # `entry_extends`), the images the others give an entry of that name are that build's output
+    folder_merges: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
     # key paths the tool never reads, there to hold YAML anchors (Compose `x-` extension fields,
     # GitLab hidden keys), or holding copies of images (GitLab variables): nothing under them
@@ -221,6 +228,7 @@ def _rule_from_data(kind: str, path: Path, data: dict[str, Any]) -> Rule:
         not_images=tuple(data.get("not_images", ())),
         skip_if_sibling=tuple(data.get("skip_if_sibling", ())),
         entry_extends=data.get("entry_extends"),
+        folder_merges=tuple(data.get("folder_merges", ())),
         services=tuple(data.get("services", ())),
         anchor_holders=tuple(data.get("anchor_holders", ())),
         literal_dollar=data.get("literal_dollar", False),

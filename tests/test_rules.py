@@ -77,6 +77,8 @@ def test_builtin_rules_files_are_read_once_and_users_files_every_time(tmp_path, 
         ("extractor: yaml\nfiles: ['*.y']\nimages: ['a..b']\n", "field 'images.0': 'a..b' is not a key path\nhint: "),
         ("extractor: yaml\nfiles: ['*.y']\nimagse: []\n", "unknown field 'imagse'"),
         ("extractor: yaml\nfiles: ['*.y']\nextends: nothing\n", "field 'extends': no rule named 'nothing'"),
+        ("extractor: yaml\nfiles: ['*.y']\nfolder_merges: ['services.*']\n",
+         "field '(top level)': 'skip_if_sibling' is a dependency of 'folder_merges'"),
         ("- a\n", "a rules file must be a mapping of fields"),
         pytest.param("files: " + "[" * 5000 + "]" * 5000 + "\n", "rules file is nested too deeply",
                      id="nested-too-deep"),
@@ -89,10 +91,11 @@ def test_a_broken_rules_file_is_a_clear_error(tmp_path, content, message):
     assert str(excinfo.value).startswith(f"{tmp_path / 'mine.yaml'}: {message}")
 
 
-@pytest.mark.parametrize("field", ["images", "builds", "names_files", "prefixed_images: {'docker://'"])
+@pytest.mark.parametrize("field", ["images", "builds", "names_files", "folder_merges", "prefixed_images: {'docker://'"])
 def test_a_key_path_that_is_not_one_says_how_key_paths_are_written(tmp_path, capsys, field):
     value = f"{field}: ['spec..image']}}" if "{" in field else f"{field}: ['spec..image']"
-    rules = write_tree(tmp_path / "rules", {"jobs.yaml": f"extractor: yaml\nfiles: ['*.job']\n{value}\n"})
+    rules = write_tree(tmp_path / "rules", {"jobs.yaml": f"extractor: yaml\nfiles: ['*.job']\nskip_if_sibling: [build]\n"
+                                                         f"{value}\n"})
     write_tree(tmp_path / "repo", {"Dockerfile": "FROM alpine:3.20\n"})
     where = "prefixed_images.docker://.0" if "{" in field else f"{field}.0"
     assert run_cli(capsys, "scan", str(tmp_path / "repo"), "--rules", str(rules)) == (

@@ -56,6 +56,9 @@ class Extraction:
     builds: list[str] = dataclasses.field(default_factory=list)
     # Other files of the same kind the file names (`rule.names_files`), as written: relative to its folder.
     names_files: list[str] = dataclasses.field(default_factory=list)
+    # Entries of `rule.folder_merges` that build what they name, by name: in the rule's other files of the
+    # folder, the images of entries with these names are build outputs too.
+    building: list[str] = dataclasses.field(default_factory=list)
 
 
 class Extractor(Protocol):

@@ -61,6 +61,7 @@ class _FileScan:
     skipped: Skipped | None = None
     read_as: str | None = None  # the kind of the rule that read the file
     names_files: list[str] = dataclasses.field(default_factory=list)  # as written: relative to its folder
+    building: list[str] = dataclasses.field(default_factory=list)  # the rule's `folder_merges` entries that build
 
 
 def unresolved_reason(text: str) -> str:
@@ -135,6 +136,7 @@ def scan_text(text: str, path: str, rule: Rule, context: FileContext, policy: Po
         return result
     result.builds = extraction.builds
     result.names_files = extraction.names_files
+    result.building = extraction.building
     if not extraction.found:
         return result
     lines = _Lines(text)
@@ -248,6 +250,24 @@ def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _Fi
     return out
 
 
+def _judge_folder_builds(scanned: list[tuple[str, _FileScan]]) -> None:
+    """Files one rule selects and reads in one folder are merged by entry name (`rule.folder_merges`): Compose reads
+    `compose.yaml` with `compose.override.yaml`, or the files `-f` names. A reference held by an entry that one of
+    them builds names that build's output: it joins the file's builds. Taking each folder as one project may judge
+    an image of an unrelated project built: not moving it is the safe side (moving a built name breaks its push)."""
+    building: dict[tuple[str, str | None], set[str]] = {}
+    for path, scan in scanned:
+        if scan.building:
+            building.setdefault((posixpath.dirname(path), scan.read_as), set()).update(scan.building)
+    for path, scan in scanned:
+        names = building.get((posixpath.dirname(path), scan.read_as))
+        if not names:
+            continue
+        references = scan.references
+        scan.references = [ref for ref in references if names.isdisjoint(ref.found.entries)]
+        scan.builds += [ref.raw for ref in references if not names.isdisjoint(ref.found.entries)]
+
+
 def _built_names(scans: list[_FileScan]) -> set[str]:
     names = set()
     for scanned in scans:
@@ -278,6 +298,7 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
             and (rules := _candidate_rules(path, selector, tree))]
     tree.prefetch(path for path, _ in work)
     scans = _scan_all(tree, work, options)
+    _judge_folder_builds([(path, scanned) for (path, _), scanned in zip(work, scans)])
     scans += _scan_named_files(tree, set(paths), [(path, scan) for (path, _), scan in zip(work, scans)], options)
     built = _built_names(scans)
     references = [

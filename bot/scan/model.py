@@ -19,6 +19,8 @@ class Found:
     a variable the extractor could resolve (an ARG default). `unresolved` says why the
     reference cannot be resolved at all; `note` is information for a human.
     `edit` carries extractor-specific facts the rewrite needs (quoting, split keys).
+    `entries` names the entries of the rule's `folder_merges` holding it: another file of the
+    folder that builds one of them makes it a build output.
     """
 
     offset: int
@@ -28,6 +30,7 @@ class Found:
     unresolved: str | None = None
     note: str | None = None
     edit: dict[str, Any] = dataclasses.field(default_factory=dict)
+    entries: tuple[str, ...] = ()
 
     @property
     def region(self) -> tuple[int, int]:

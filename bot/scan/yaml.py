@@ -734,26 +734,52 @@ def _add_variable_images(document: _Document, uses: list[tuple[ScalarNode, Found
         found += named
 
 
-def _built_by_their_holders(root: Node, hits: list[keypaths.Hit], paths: list[tuple[str, str, str]], rule: Rule,
-                            context: FileContext) -> tuple[set[int], dict[int, str]]:
-    """The values (by node id) that a mapping holding them builds, at any of their places: one with a
-    `skip_if_sibling` key (compose `build:`), its own, one a merge key gives it, or one the entry it
-    extends has (`entry_extends`); and for values whose holder extends an entry that cannot be read,
-    why not (by node id)."""
-    if not rule.skip_if_sibling or not hits:
-        return set(), {}
-    found = keypaths.uses(root, [p for p, _, _ in paths], {id(hit.node) for hit in hits})
-    holders = {id(place.parent): place.parent for places in found.values() for place in places
-               if place.patterns and place.parent is not None}
-    building, unread = _building(root, list(holders.values()), rule, context)
-    built = {node_id for node_id, places in found.items()
-             if any(place.patterns and id(place.parent) in building for place in places)}
-    why_not = {}
-    for node_id, places in found.items():
-        why = next((unread[id(place.parent)] for place in places if id(place.parent) in unread), None)
-        if node_id not in built and why is not None:
-            why_not[node_id] = why
-    return built, why_not
+@dataclasses.dataclass
+class _Builds:
+    """What the document builds: the image values (by node id) that a mapping holding them builds, at any
+    of their places: one with a `skip_if_sibling` key (compose `build:`), its own, one a merge key gives it,
+    or one the entry it extends has (`entry_extends`); for values whose holder extends an entry that cannot
+    be read, why not (by node id); the names of the `folder_merges` entries that build; and for the other
+    values, the names of those entries holding them."""
+
+    built: set[int] = dataclasses.field(default_factory=set)
+    unread: dict[int, str] = dataclasses.field(default_factory=dict)
+    building: list[str] = dataclasses.field(default_factory=list)
+    entries: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
+def _builds(root: Node, hits: list[keypaths.Hit], paths: list[tuple[str, str, str]], rule: Rule,
+            context: FileContext) -> _Builds:
+    if not rule.skip_if_sibling or not (hits or rule.folder_merges):
+        return _Builds()
+    found = keypaths.uses(root, [p for p, _, _ in paths], {id(hit.node) for hit in hits}) if hits else {}
+    holders_of = {node_id: [place.parent for place in places if place.patterns and place.parent is not None]
+                  for node_id, places in found.items()}
+    entries = _entries(root, rule)
+    mappings = {id(holder): holder for holders in holders_of.values() for holder in holders}
+    mappings |= {id(entry): entry for entry, _ in entries}
+    building, unread = _building(root, list(mappings.values()), rule, context)
+    names: dict[int, set[str]] = {}
+    for entry, name in entries:
+        names.setdefault(id(entry), set()).add(name)
+    result = _Builds(building=sorted({name for entry, name in entries if id(entry) in building}))
+    for node_id, holders in holders_of.items():
+        if any(id(holder) in building for holder in holders):
+            result.built.add(node_id)
+            continue
+        why = next((unread[id(holder)] for holder in holders if id(holder) in unread), None)
+        if why is not None:
+            result.unread[node_id] = why
+        result.entries[node_id] = tuple(sorted({name for holder in holders for name in names.get(id(holder), ())}))
+    return result
+
+
+def _entries(root: Node, rule: Rule) -> list[tuple[MappingNode, str]]:
+    """Each entry `rule.folder_merges` reaches, with the name it is held under there."""
+    if not rule.folder_merges:
+        return []
+    return [(node, key) for _, key, node in keypaths.keyed(root, list(rule.folder_merges))
+            if key is not None and isinstance(node, MappingNode)]
 
 
 def _building(root: Node, holders: list[MappingNode], rule: Rule,
@@ -914,13 +940,14 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
         result.names_files += _named_files(root, rule)
         images: list[tuple[keypaths.Hit, str]] = []
         hits = list(keypaths.select(root, [p for p, _, _ in paths], skip=not_images))
-        built, unread = _built_by_their_holders(root, hits, paths, rule, context)
+        builds = _builds(root, hits, paths, rule, context)
+        result.building += builds.building
         for hit in hits:
             _, prefix, role = paths[hit.pattern]
             value = scalar_text(hit.node)
             if not value or not value.startswith(prefix) or len(value) == len(prefix):
                 continue
-            if role == "build" or id(hit.node) in built:
+            if role == "build" or id(hit.node) in builds.built:
                 # What the repository builds: other uses of that name are not references.
                 result.builds.append(value)
                 continue
@@ -938,8 +965,8 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
             assert isinstance(hit.node, ScalarNode)
             node_places, anchor = places[id(hit.node)], anchors.get(id(hit.node))
             found = found_at(hit.node, text, base, prefix=prefix)
-            if id(hit.node) in unread:
-                found = dataclasses.replace(found, note=unread[id(hit.node)])
+            found = dataclasses.replace(found, note=builds.unread.get(id(hit.node)),
+                                        entries=builds.entries.get(id(hit.node), ()))
             if rule.literal_dollar and (literal := _literal_dollar_reason(found.raw)) is not None:
                 found = dataclasses.replace(found, unresolved=literal)
             if any(place.role == "service" for place in node_places):

@@ -141,3 +141,20 @@ def test_json_lists_what_stays_as_plan_does(tmp_path: Path, capsys) -> None:
         "covered": [],
         "skipped": [{"path": "Dockerfile", "reason": "not UTF-8 (byte 0xff at offset 5)"}],
     }
+
+
+def test_an_image_a_compose_override_gives_a_service_the_base_file_builds_is_not_moved(tmp_path: Path, capsys) -> None:
+    # `docker compose` reads compose.override.yaml with compose.yaml: `web` is built, its image names the build.
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    build: .\n")
+    override = "services:\n  web:\n    image: ghcr.io/acme/web-dev:1\n  cache:\n    image: redis:7\n"
+    (tmp_path / "compose.override.yaml").write_text(override)
+    code, out, err = run_cli(capsys, "rewrite", str(tmp_path), "--to", "mirror.example.com/m", "--dry-run")
+    assert (code, err) == (0, "")
+    assert out == (
+        "--- a/compose.override.yaml\n+++ b/compose.override.yaml\n@@ -2,4 +2,4 @@\n"
+        "   web:\n     image: ghcr.io/acme/web-dev:1\n   cache:\n"
+        "-    image: redis:7\n+    image: mirror.example.com/m/docker.io/library/redis:7\n"
+        "FILE                   REFERENCES\n---------------------  ----------\ncompose.override.yaml  1\n"
+        "1 file would be rewritten, 1 reference would move; nothing written\n"
+    )
+    assert (tmp_path / "compose.override.yaml").read_text() == override

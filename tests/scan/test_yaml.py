@@ -275,3 +275,21 @@ def test_a_compose_file_gives_the_files_it_includes_and_extends_as_written(tmp_p
             "infra/db.yml", "infra/cache.yml", "infra/queue.yml", "infra/queue.override.yml", "../shared/base.yml",
             "common.yml",
         ]))
+
+
+def test_a_compose_override_naming_a_service_the_base_file_builds_is_judged_in_the_commit_scanned(tmp_path):
+    # A sweep scans a commit's objects: the files of the folder that build a service are read there.
+    root = write_tree(tmp_path, {
+        "deploy/compose.yaml": "services:\n  web:\n    build: .\n",
+        "deploy/compose.override.yaml": "services:\n  web:\n    image: ghcr.io/acme/web-dev:1\n"
+                                        "  cache:\n    image: redis:7\n",
+    })
+    commit = committed(root)
+    (root / "deploy/compose.yaml").write_text("services:\n  web:\n    restart: always\n")
+    options = ScanOptions(rules=tuple(load_rules()), policy=Policy(DEFAULT_INTERNAL), jobs=1)
+    assert scan(root, options, GitTree(root, commit)).to_json() == {
+        "version": 1,
+        "references": [ref("deploy/compose.override.yaml", 5, 12, "compose", "redis:7", "docker.io/library/redis:7")],
+        "ignored": 0,
+        "skipped": [],
+    }

@@ -255,7 +255,10 @@ KNATIVE = {
 # chain there, two files deep; a loop across files and a file extending itself are listed as written, and so is a
 # service whose file is missing, not YAML or without it, the reason saying so); a merge key reports the anchor's
 # image once; `${VAR:-default}` is unresolved; a Swarm stack file is read; a file not named like a compose file is
-# not, unless a compose file names it (extends/common-services.yml).
+# not, unless a compose file names it (extends/common-services.yml). The compose files of one folder are one project
+# (overrides/, reverse/): a service another of them builds names its build output, as does a service that builds in
+# the same file, whichever of them has the `image:` (a base file, an override, a `-f` overlay such as compose.prod.yaml);
+# one that no file of its folder builds is listed (overrides/ `db` and `cache`, unbuilt/).
 COMPOSE = {
     "version": 1,
     "references": [
@@ -323,6 +326,14 @@ COMPOSE = {
         ref("extends/compose.yaml", 27, 12, "compose", "ghcr.io/acme/garbled:1", "ghcr.io/acme/garbled:1", THIRD_PARTY,
             "extends web of extends/not-yaml.yml, which cannot be read: not valid YAML: expected ',' or ']', but got "
             "'<stream end>' (line 2, column 1)"),
+        # the compose files of a folder are merged by service name: a service one of them builds (its own `build:`, a
+        # merge key's, or that of the service it extends) names its build output in the others, either way round
+        ref("overrides/compose.override.yaml", 7, 12, "compose", "postgres:16", "docker.io/library/postgres:16",
+            THIRD_PARTY),
+        ref("overrides/compose.prod.yaml", 8, 12, "compose", "redis:7.4", "docker.io/library/redis:7.4", THIRD_PARTY),
+        ref("reverse/docker-compose.yml", 5, 12, "compose", "redis:7", "docker.io/library/redis:7", THIRD_PARTY),
+        # another folder is another project
+        ref("unbuilt/compose.yaml", 3, 12, "compose", "ghcr.io/acme/site:3", "ghcr.io/acme/site:3", THIRD_PARTY),
     ],
     "ignored": 1,
     "skipped": [],
