@@ -62,6 +62,8 @@ class _FileScan:
     read_as: str | None = None  # the kind of the rule that read the file
     names_files: list[str] = dataclasses.field(default_factory=list)  # as written: relative to its folder
     building: list[str] = dataclasses.field(default_factory=list)  # the rule's `folder_merges` entries that build
+    # A symlink's: the file of the tree it leads to, and the kinds of the rules that selected the link.
+    link: tuple[str, tuple[str, ...]] | None = None
 
 
 def unresolved_reason(text: str) -> str:
@@ -173,7 +175,11 @@ def _has_ancestor_file(tree: Tree, path: str, name: str) -> bool:
 def _scan_file(tree: Tree, path: str, rules: tuple[Rule, ...], options: ScanOptions) -> _FileScan:
     text, why_not = tree.read(path, options.max_file_size)
     if text is None:
-        return _FileScan(skipped=None if why_not is None else Skipped(path, why_not))
+        if why_not is None:
+            return _FileScan()
+        target = tree.link_target(path)
+        return _FileScan(skipped=Skipped(path, why_not),
+                         link=None if target is None else (target, tuple(rule.kind for rule in rules)))
     rule = next((r for r in rules if r.text_may_hold_references(text)), None)
     if rule is None:
         return _FileScan()
@@ -225,28 +231,45 @@ def _scan_all(tree: Tree, work: list[tuple[str, tuple[Rule, ...]]], options: Sca
     return [shares[index % jobs][index // jobs] for index in range(len(work))]
 
 
+def _named_files(path: str, scanned: _FileScan) -> list[tuple[str, tuple[str, ...]]]:
+    """The files of the tree that `scanned` (the scan of `path`) leads to, each with the kinds of the
+    rules to read it with: a symlink's target, with the rules that selected the link; the files a
+    file names (those inside the tree), with the rule that read it."""
+    if scanned.link is not None:
+        return [scanned.link]
+    if scanned.read_as is None:
+        return []
+    return [(named, (scanned.read_as,)) for written in scanned.names_files
+            if (named := inside(posixpath.join(posixpath.dirname(path), written))) is not None]
+
+
 def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _FileScan]],
                       options: ScanOptions) -> list[_FileScan]:
-    """The files that `scanned` files name (compose `include:`, `extends: {file: ...}`), whatever their
-    names, that no rule read: each read with the rule of a file naming it, then the files those name,
-    in turn. Each file is read once, so a loop ends. Only files of `listed` (the tree's files that
-    `--include` and `--exclude` leave) count: one that is missing or outside the root is Compose's
-    error, not the scan's."""
-    rules = {rule.kind: rule for rule in options.rules}
-    done = {path for path, scan in scanned if scan.read_as is not None or scan.skipped is not None}
+    """The files that `scanned` files name (compose `include:`, `extends: {file: ...}`) or are symlinks
+    to, whatever their names, that no rule read: each read with the rules of the files leading to it
+    (as any file: by the first, in priority order, whose text test passes), then the files those lead
+    to, in turn; a named symlink stands for its target. Each file is read once (a file no rule read
+    may be tried again with other rules), and only files read name others, so a loop ends. Only
+    files of `listed` (the tree's files that `--include` and `--exclude` leave) count: a named file
+    missing or outside the root is Compose's error, not the scan's (a symlink leaving it is skipped)."""
+    done: set[str] = set()
+    links: dict[str, str] = {}
     out: list[_FileScan] = []
     while scanned:
-        work: dict[str, tuple[Rule, ...]] = {}
+        done |= {path for path, scan in scanned if scan.read_as is not None or scan.skipped is not None}
+        links |= {path: scan.link[0] for path, scan in scanned if scan.link is not None}
+        kinds: dict[str, set[str]] = {}
         for path, scan in scanned:
-            for written in scan.names_files:
-                named = inside(posixpath.join(posixpath.dirname(path), written))
-                if named in listed and named not in done and scan.read_as is not None:
-                    work.setdefault(named, (rules[scan.read_as],))
-        done |= work.keys()
-        tree.prefetch(work)
-        found = _scan_all(tree, list(work.items()), options)
+            for named, named_kinds in _named_files(path, scan):
+                named = links.get(named, named)
+                if named in listed and named not in done:
+                    kinds.setdefault(named, set()).update(named_kinds)
+        work = [(path, tuple(rule for rule in options.rules if rule.kind in wanted))  # in priority order
+                for path, wanted in kinds.items()]
+        tree.prefetch(kinds)
+        found = _scan_all(tree, work, options)
         out += found
-        scanned = list(zip(work, found))
+        scanned = list(zip(kinds, found))
     return out
 
 

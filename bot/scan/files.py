@@ -66,11 +66,11 @@ def read_text(root: Path, path: str, max_size: int, follow_links: bool = False) 
     full = root / path
     try:
         if full.is_symlink():
-            target = full.resolve()
-            if not target.is_relative_to(root.resolve()):
+            if not full.resolve().is_relative_to(root.resolve()):
                 return None, "symlink leads outside the scanned root"
-            if not follow_links and target.is_file():
-                return None, symlink_reason(target.relative_to(root.resolve()).as_posix())
+            target = link_target(root, path)
+            if not follow_links and target is not None:
+                return None, symlink_reason(target)
         if not full.is_file():
             return None, None
         size = full.stat().st_size
@@ -84,6 +84,21 @@ def read_text(root: Path, path: str, max_size: int, follow_links: bool = False) 
     except RuntimeError:  # a symlink loop, on Python versions that raise this for it
         return None, "unreadable: symlink loop"
     return _decode(data)
+
+
+def link_target(root: Path, path: str) -> str | None:
+    """The file below `root` (relative, POSIX) that the symlink `path` leads to; None when `path` is
+    not a symlink, or leads outside the root, to no file, or round a loop."""
+    full = root / path
+    try:
+        if not full.is_symlink():
+            return None
+        target, base = full.resolve(), root.resolve()
+        if not target.is_relative_to(base) or not target.is_file():
+            return None
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError on Python versions that raise it for one)
+        return None
+    return target.relative_to(base).as_posix()
 
 
 def symlink_reason(target: str) -> str:
@@ -126,6 +141,9 @@ class Tree(Protocol):
     def is_file(self, path: str) -> bool:
         ...
 
+    def link_target(self, path: str) -> str | None:
+        """As the function `link_target`: the file a symlink leads to, or None."""
+
     def prefetch(self, paths: Iterable[str]) -> None:
         """A hint: these files are about to be read."""
 
@@ -146,6 +164,9 @@ class DiskTree:
 
     def is_file(self, path: str) -> bool:
         return (self.root / path).is_file()
+
+    def link_target(self, path: str) -> str | None:
+        return link_target(self.root, path)
 
     def prefetch(self, paths: Iterable[str]) -> None:
         pass
@@ -239,6 +260,10 @@ class GitTree:
     def is_file(self, path: str) -> bool:
         normal = inside(path)
         return normal is not None and self._resolve(normal)[0] is not None
+
+    def link_target(self, path: str) -> str | None:
+        found, _why_not = self._resolve(path)
+        return None if found == path else found
 
     def read(self, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
         found, why_not = self._resolve(path)

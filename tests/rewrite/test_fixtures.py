@@ -1,12 +1,13 @@
 """Before/after fixture trees: `rehome rewrite` must produce every after file byte for byte."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ref, run_cli, scan_json
+from tests.helpers import folder_bytes, ref, run_cli, scan_json, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEST = "us-docker.pkg.dev/acme/mirror"
@@ -143,3 +144,15 @@ def test_compose_files_another_names_are_rewritten_and_scanned_again_with_the_mi
         ref("infra/db.yml", 3, 13, "compose", f"{DEST}/docker.io/library/postgres:16",
             f"{DEST}/docker.io/library/postgres:16", "internal"),
     ]
+
+
+def test_a_symlinks_target_no_rule_selects_is_rewritten_and_the_link_stays_a_link(tmp_path, capsys):
+    work = write_tree(tmp_path / "w", {"shared/db.yml": "services:\n  db:\n    image: postgres:16  # primary\n"})
+    os.symlink("shared/db.yml", work / "docker-compose.yml")
+    code, _, err = run_cli(capsys, "rewrite", str(work), "--to", DEST)
+    assert code == 0, err
+    assert folder_bytes(work) == {
+        "docker-compose.yml": b"shared/db.yml",
+        "shared": None,
+        "shared/db.yml": f"services:\n  db:\n    image: {DEST}/docker.io/library/postgres:16  # primary\n".encode(),
+    }

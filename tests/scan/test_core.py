@@ -333,3 +333,71 @@ def test_a_parallel_scan_finds_the_files_a_compose_file_names_beside_it(tmp_path
         "ignored": 0,
         "skipped": [],
     }
+
+
+def test_a_symlinks_target_no_rule_reads_is_read_with_the_rules_that_selected_the_link(tmp_path, capsys):
+    # The target is read once under its own name, however many links lead to it (deploy/db.yml, which only
+    # the kubernetes rule selects, leads to the compose file too), so a rewrite edits it; a file a compose
+    # file includes may be such a link too.
+    root = write_tree(tmp_path, {
+        "shared/db.yml": "services:\n  db:\n    image: postgres:16\n",
+        "ci/build.yaml": "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    container: node:20\n",
+        "stack/services.yml": "include: [../infra/cache.yml]\nservices:\n  web:\n    image: nginx:1.27\n",
+        "infra/shared/cache.yml": "services:\n  cache:\n    image: redis:7\n",
+    })
+    os.symlink("shared/db.yml", root / "docker-compose.yml")
+    (root / "deploy").mkdir()
+    os.symlink("../shared/db.yml", root / "deploy/db.yml")
+    (root / ".github/workflows").mkdir(parents=True)
+    os.symlink("../../ci/build.yaml", root / ".github/workflows/ci.yml")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    os.symlink("../stack/services.yml", root / "a/compose.yaml")
+    os.symlink("../stack/services.yml", root / "b/docker-compose.yml")
+    os.symlink("shared/cache.yml", root / "infra/cache.yml")
+    assert scan_json(capsys, root) == {
+        "version": 1,
+        "references": [
+            ref("ci/build.yaml", 5, 16, "github-actions", "node:20", "docker.io/library/node:20"),
+            ref("infra/shared/cache.yml", 3, 12, "compose", "redis:7", "docker.io/library/redis:7"),
+            ref("shared/db.yml", 3, 12, "compose", "postgres:16", "docker.io/library/postgres:16"),
+            ref("stack/services.yml", 4, 12, "compose", "nginx:1.27", "docker.io/library/nginx:1.27"),
+        ],
+        "ignored": 0,
+        "skipped": [
+            {"path": ".github/workflows/ci.yml", "reason": "symlink to ci/build.yaml, read under that name"},
+            {"path": "a/compose.yaml", "reason": "symlink to stack/services.yml, read under that name"},
+            {"path": "b/docker-compose.yml", "reason": "symlink to stack/services.yml, read under that name"},
+            {"path": "deploy/db.yml", "reason": "symlink to shared/db.yml, read under that name"},
+            {"path": "docker-compose.yml", "reason": "symlink to shared/db.yml, read under that name"},
+            {"path": "infra/cache.yml", "reason": "symlink to infra/shared/cache.yml, read under that name"},
+        ],
+    }
+
+
+def test_a_symlinks_target_another_rule_reads_or_the_scan_leaves_out_is_not_read_through_the_link(tmp_path, capsys):
+    # A target read by name stays its rule's; one outside the root, in a folder scans skip, or left out by
+    # --exclude is not read.
+    outside = write_tree(tmp_path / "outside", {"db.yml": "services:\n  db:\n    image: postgres:16\n"})
+    root = write_tree(tmp_path / "repo", {
+        "deploy/pod.yaml": DEPLOYMENT,
+        "vendor/db.yml": "services:\n  db:\n    image: mysql:8\n",
+        "private/db.yml": "services:\n  db:\n    image: vault:1.13\n",
+    })
+    for name, target in {"compose.yaml": "deploy/pod.yaml", "outside/docker-compose.yml": outside / "db.yml",
+                         "vendored/docker-compose.yml": "../vendor/db.yml",
+                         "excluded/docker-compose.yml": "../private/db.yml"}.items():
+        (root / name).parent.mkdir(exist_ok=True)
+        os.symlink(target, root / name)
+    assert scan_json(capsys, root, "--exclude", "private/**") == {
+        "version": 1,
+        "references": [ref("deploy/pod.yaml", 10, 18, "kubernetes", "nginx:1.14.2", "docker.io/library/nginx:1.14.2")],
+        "ignored": 0,
+        "skipped": [
+            {"path": "compose.yaml", "reason": "symlink to deploy/pod.yaml, read under that name"},
+            {"path": "excluded/docker-compose.yml", "reason": "symlink to private/db.yml, read under that name"},
+            {"path": "outside/docker-compose.yml", "reason": "symlink leads outside the scanned root"},
+            {"path": "vendored/docker-compose.yml",
+             "reason": "symlink to vendor/db.yml, in vendor/, a folder scans always skip"},
+        ],
+    }

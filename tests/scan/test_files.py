@@ -12,7 +12,7 @@ from bot.policy import DEFAULT_INTERNAL, Policy
 from bot.rules import load_rules
 from bot.scan.core import ScanOptions, scan
 from bot.scan.files import DiskTree, GitTree, skipped_folder
-from tests.helpers import committed, write_tree
+from tests.helpers import committed, ref, write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAX = 64
@@ -74,6 +74,11 @@ def test_a_commits_objects_read_as_its_checkout(odd_tree: tuple[Path, str]) -> N
     followed = {path: objects.read(path, MAX, follow_links=True) for path in ("deploy/alias.yaml", "docs/app.yaml")}
     assert followed == {path: disk.read(path, MAX, follow_links=True) for path in followed} == {
         "deploy/alias.yaml": ("image: nginx:1.27\n", None), "docs/app.yaml": ("image: nginx:1.27\n", None)}
+    targets = {path: objects.link_target(path) for path in objects.paths() + ["missing.yaml", "deploy"]}
+    assert targets == {path: disk.link_target(path) for path in targets}
+    assert {path: target for path, target in targets.items() if target is not None} == {
+        "deploy/alias.yaml": "deploy/app.yaml", "deploy/vendored.yaml": "vendor/lib/app.yaml",
+        "docs/app.yaml": "deploy/app.yaml"}
     assert [objects.is_file(p) for p in ("deploy/alias.yaml", "deploy", "deploy/escape.yaml", "../outside.yaml")] \
         == [True, False, False, False]
     assert objects.files_below(["deploy/run.sh", "docs/", "nowhere"]) == ["deploy/run.sh", "docs/app.yaml",
@@ -97,6 +102,40 @@ def test_every_fixture_scans_the_same_from_objects_as_from_disk(tmp_path: Path) 
     from_objects = scan(root, options, GitTree(root, commit))
     assert len(from_disk.references) > 100
     assert from_objects == from_disk
+
+
+def test_a_symlinks_target_no_rule_reads_is_read_through_the_link_from_a_commit_as_from_disk(tmp_path: Path) -> None:
+    # shared/db.yml is read once, with the compose rule both links were selected by; the kubernetes rule reads
+    # deploy/pod.yaml by name already; the targets in vendor/ and outside the root are not read.
+    write_tree(tmp_path, {"outside.yml": "services:\n  o:\n    image: traefik:3\n"})
+    root = write_tree(tmp_path / "repo", {
+        "shared/db.yml": "services:\n  db:\n    image: postgres:16\n",
+        "deploy/pod.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  containers: [{name: a, image: nginx:1.27}]\n",
+        "vendor/db.yml": "services:\n  db:\n    image: mysql:8\n",
+    })
+    for name, target in {"docker-compose.yml": "shared/db.yml", "compose.yaml": "shared/db.yml",
+                         "docker-compose.pod.yml": "deploy/pod.yaml", "docker-stack.yml": "vendor/db.yml",
+                         "docker-compose.out.yml": "../outside.yml"}.items():
+        os.symlink(target, root / name)
+    commit = committed(root)
+    options = ScanOptions(rules=tuple(load_rules()), policy=Policy(DEFAULT_INTERNAL), jobs=1)
+    from_objects = scan(root, options, GitTree(root, commit))
+    assert from_objects == scan(root, options)
+    assert from_objects.to_json() == {
+        "version": 1,
+        "references": [
+            ref("deploy/pod.yaml", 4, 33, "kubernetes", "nginx:1.27", "docker.io/library/nginx:1.27"),
+            ref("shared/db.yml", 3, 12, "compose", "postgres:16", "docker.io/library/postgres:16"),
+        ],
+        "ignored": 0,
+        "skipped": [
+            {"path": "compose.yaml", "reason": "symlink to shared/db.yml, read under that name"},
+            {"path": "docker-compose.out.yml", "reason": "symlink leads outside the scanned root"},
+            {"path": "docker-compose.pod.yml", "reason": "symlink to deploy/pod.yaml, read under that name"},
+            {"path": "docker-compose.yml", "reason": "symlink to shared/db.yml, read under that name"},
+            {"path": "docker-stack.yml", "reason": "symlink to vendor/db.yml, in vendor/, a folder scans always skip"},
+        ],
+    }
 
 
 @pytest.mark.parametrize(("path", "folder"), [
