@@ -321,8 +321,9 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
             and (rules := _candidate_rules(path, selector, tree))]
     tree.prefetch(path for path, _ in work)
     scans = _scan_all(tree, work, options)
-    _judge_folder_builds([(path, scanned) for (path, _), scanned in zip(work, scans)])
-    scans += _scan_named_files(tree, set(paths), [(path, scan) for (path, _), scan in zip(work, scans)], options)
+    by_name = [(path, scanned) for (path, _), scanned in zip(work, scans)]
+    _judge_folder_builds(by_name)
+    scans += _scan_named_files(tree, set(paths), by_name, options)
     built = _built_names(scans)
     references = [
         ref

@@ -923,7 +923,7 @@ class _Extends:
             return f"which cannot be read: {exc}"
 
 
-def _named_files(root: Node, rule: Rule) -> list[str]:
+def _files_it_names(root: Node, rule: Rule) -> list[str]:
     """The files the document names where the rule's `names_files` paths reach, as written."""
     if not rule.names_files:
         return []
@@ -937,7 +937,7 @@ def extract(text: str, rule: Rule, context: FileContext) -> Extraction:
     for base, root in documents(text, rule.document_contains):
         if not _document_selected(root, rule):
             continue
-        result.names_files += _named_files(root, rule)
+        result.names_files += _files_it_names(root, rule)
         images: list[tuple[keypaths.Hit, str]] = []
         hits = list(keypaths.select(root, [p for p, _, _ in paths], skip=not_images))
         builds = _builds(root, hits, paths, rule, context)
