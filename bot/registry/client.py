@@ -23,6 +23,7 @@ from bot.registry.errors import (
     TRIES, Cancelled, HostNotFound, RegistryError, RetryableError, TimedOut, Unreachable, after_tries, from_response,
     tries_of, with_tries,
 )
+from bot.registry.network import Transport
 
 log = logging.getLogger("rehome.registry")
 
@@ -43,20 +44,18 @@ class _PoolPerHost(httpx.BaseTransport):
 
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
-        self._pools: dict[tuple[str, str, int | None], httpx.HTTPTransport] = {}
+        self._pools: dict[tuple[str, str, int | None], Transport] = {}
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
 
-    def _pool(self, url: httpx.URL) -> httpx.HTTPTransport:
+    def _pool(self, url: httpx.URL) -> Transport:
         key = (url.scheme, url.host, url.port)
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
                 if url.scheme == "https":
                     self._tls = self._tls or httpx.create_ssl_context()
-                    pool = httpx.HTTPTransport(limits=self._limits, verify=self._tls)
-                else:
-                    pool = httpx.HTTPTransport(limits=self._limits, verify=False)
+                pool = Transport(self._limits, self._tls if url.scheme == "https" else None)
                 self._pools[key] = pool
             return pool
 

@@ -151,6 +151,20 @@ class RegistryServer:
                 for session in uploads.iterdir() if (session / "startedat").exists()}
 
 
+def self_signed(key: ec.EllipticCurvePrivateKey, common_name: str,
+                extension: x509.ExtensionType = x509.BasicConstraints(ca=True, path_length=None)) -> x509.Certificate:
+    """A certificate for a day, signed by its own `key`."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(extension, critical=isinstance(extension, x509.BasicConstraints))
+        .sign(key, hashes.SHA256())
+    )
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -173,15 +187,7 @@ class TokenServer:
         self.lifetime = lifetime
         self.requests: list[dict] = []
         self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rehome test token signer")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self._cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self._key, hashes.SHA256())
-        )
+        self._cert = self_signed(self._key, "rehome test token signer")
         root.mkdir(parents=True, exist_ok=True)
         self.cert_path = root / "token-cert.pem"
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
