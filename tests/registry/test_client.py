@@ -139,6 +139,18 @@ def test_a_try_that_fails_after_an_interrupt_is_not_tried_again_nor_said_to_be(r
         "registry.example/lib/app: list tags: interrupted before it finished", [], [1])
 
 
+def test_cookies_a_registry_sets_are_not_sent_back() -> None:
+    sent: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("Cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "AWSALB=sticky; Path=/"}, json={"name": "lib/app", "tags": ["1"]})
+
+    with Registries(transport=httpx.MockTransport(answer)) as registries:
+        registry = registries.get("registry.example")
+        assert [list_tags(registry, "lib/app"), list_tags(registry, "lib/app"), sent] == [["1"], ["1"], [None, None]]
+
+
 def test_upload_location_keeps_its_query() -> None:
     location = "http://r.example/v2/a/blobs/uploads/1234?_state=abc%3D%3D&x=1"
     assert with_digest(location, "sha256:00") == (
