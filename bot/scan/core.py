@@ -1,6 +1,7 @@
 """The scan stage: files → rules → extractors → references with position and status."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import multiprocessing
 import multiprocessing.pool
@@ -273,6 +274,36 @@ def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _Fi
     return out
 
 
+def _through_folder_links(tree: Tree, paths: list[str], names: re.Pattern[str] | None,
+                          selector: RuleSelector) -> tuple[list[tuple[str, _FileScan]], list[_FileScan]]:
+    """A symlink to a folder of the tree (`.github/workflows -> ../ci/workflows`) is listed as one file, and the
+    files behind it only under the folder's own name, which other rules, or none, select. Each of `paths` that a
+    rule selects under the link's name comes back as if it were a symlink to the file (for `_scan_named_files`
+    to read it once, at its own path, with the rules that selected it there), and each such link as a skip line
+    saying where its files are read."""
+    through: list[tuple[str, _FileScan]] = []
+    notes: list[_FileScan] = []
+    for link in paths:
+        folder = tree.folder_link_target(link)
+        if folder is None:
+            continue
+        selected = [(alias, _FileScan(link=(path, tuple(rule.kind for rule in rules))))
+                    for path in _files_in(paths, folder)
+                    if names is None or names.match(path.rpartition("/")[2])
+                    if (rules := _candidate_rules(alias := link + path[len(folder):], selector, tree))]
+        if selected:
+            through += selected
+            notes.append(_FileScan(skipped=Skipped(link, f"symlink to the folder {folder}/, whose files are read there")))
+    return through, notes
+
+
+def _files_in(paths: list[str], folder: str) -> list[str]:
+    """The files of `paths` (sorted) inside `folder`, at any depth."""
+    start = bisect.bisect_left(paths, folder + "/")
+    end = bisect.bisect_left(paths, folder + "0")  # "0" sorts right after "/"
+    return paths[start:end]
+
+
 def _judge_folder_builds(scanned: list[tuple[str, _FileScan]]) -> None:
     """Files one rule selects and reads in one folder are merged by entry name (`rule.folder_merges`): Compose reads
     `compose.yaml` with `compose.override.yaml`, or the files `-f` names. A reference held by an entry that one of
@@ -323,7 +354,8 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
     scans = _scan_all(tree, work, options)
     by_name = [(path, scanned) for (path, _), scanned in zip(work, scans)]
     _judge_folder_builds(by_name)
-    scans += _scan_named_files(tree, set(paths), by_name, options)
+    through_links, link_notes = _through_folder_links(tree, paths, names, selector)
+    scans += link_notes + _scan_named_files(tree, set(paths), by_name + through_links, options)
     built = _built_names(scans)
     references = [
         ref

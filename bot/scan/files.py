@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +48,8 @@ def _walked_files(root: Path) -> list[str]:
         rel = Path(directory).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
         found += [prefix + name for name in filenames]
+        # A symlink to a folder is not entered: like git, the walk lists it as a file.
+        found += [prefix + name for name in dirnames if os.path.islink(os.path.join(directory, name))]
     return sorted(found)
 
 
@@ -101,6 +103,26 @@ def link_target(root: Path, path: str) -> str | None:
     return target.relative_to(base).as_posix()
 
 
+def folder_link_target(root: Path, path: str) -> str | None:
+    """The folder below `root` (relative, POSIX) that the symlink `path` leads to; None when `path` is not a
+    symlink, or leads outside the root, to no folder, or to a folder holding the link (its files would be
+    listed again under the link, without end)."""
+    full = root / path
+    try:
+        if not full.is_symlink():
+            return None
+        target, base = full.resolve(), root.resolve()
+        if not target.is_relative_to(base) or not target.is_dir():
+            return None
+    except (OSError, RuntimeError):  # a symlink loop
+        return None
+    return _not_holding(path, target.relative_to(base).as_posix())
+
+
+def _not_holding(link: str, folder: str) -> str | None:
+    return None if folder == "." or link == folder or link.startswith(folder + "/") else folder
+
+
 def symlink_reason(target: str) -> str:
     # Its references are its target's: read twice, they would be reported (and rewritten) twice,
     # and a rewrite would replace the link with a copy.
@@ -144,6 +166,9 @@ class Tree(Protocol):
     def link_target(self, path: str) -> str | None:
         """As the function `link_target`: the file a symlink leads to, or None."""
 
+    def folder_link_target(self, path: str) -> str | None:
+        """As the function `folder_link_target`: the folder a symlink leads to, or None."""
+
     def prefetch(self, paths: Iterable[str]) -> None:
         """A hint: these files are about to be read."""
 
@@ -168,6 +193,9 @@ class DiskTree:
     def link_target(self, path: str) -> str | None:
         return link_target(self.root, path)
 
+    def folder_link_target(self, path: str) -> str | None:
+        return folder_link_target(self.root, path)
+
     def prefetch(self, paths: Iterable[str]) -> None:
         pass
 
@@ -187,6 +215,7 @@ class GitTree:
         self.commit = commit
         self._entries = self._list(root, commit)  # path -> (mode, object, size)
         self._blobs: dict[str, bytes] = {}
+        self._folders: set[str] | None = None  # every folder holding a file, once asked
 
     @staticmethod
     def _list(root: Path, commit: str) -> dict[str, tuple[str, str, int]]:
@@ -265,6 +294,25 @@ class GitTree:
         found, _why_not = self._resolve(path)
         return None if found == path else found
 
+    def folder_link_target(self, path: str) -> str | None:
+        link = path
+        for _ in range(_MAX_LINKS):
+            entry = self._entries.get(path)
+            if entry is None or entry[0] != _SYMLINK:
+                return None
+            target = inside(posixpath.join(posixpath.dirname(path), self._blob(entry[1]).decode("utf-8", "replace")))
+            if target is None:
+                return None
+            if target in self._folders_holding_files():
+                return _not_holding(link, target)
+            path = target
+        return None
+
+    def _folders_holding_files(self) -> set[str]:
+        if self._folders is None:
+            self._folders = {path[:at] for path in self._entries for at in _slashes(path)}
+        return self._folders
+
     def read(self, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
         found, why_not = self._resolve(path)
         if found is None:
@@ -275,6 +323,13 @@ class GitTree:
         if size > max_size:
             return None, f"larger than {_human_size(max_size)}"
         return _decode(self._blob(obj))
+
+
+def _slashes(path: str) -> Iterator[int]:
+    at = path.find("/")
+    while at != -1:
+        yield at
+        at = path.find("/", at + 1)
 
 
 def _decode(data: bytes) -> tuple[str | None, str | None]:

@@ -10,6 +10,7 @@ from bot.rules import load_rules
 from bot.scan import core
 from bot.scan.core import PARALLEL_THRESHOLD, ScanOptions, scan
 from tests.helpers import ROOT, git, ref, run_cli, scan_json, write_tree
+from tests.scan import make_folder_links
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -371,6 +372,25 @@ def test_a_symlinks_target_no_rule_reads_is_read_with_the_rules_that_selected_th
             {"path": "deploy/db.yml", "reason": "symlink to shared/db.yml, read under that name"},
             {"path": "docker-compose.yml", "reason": "symlink to shared/db.yml, read under that name"},
             {"path": "infra/cache.yml", "reason": "symlink to infra/shared/cache.yml, read under that name"},
+        ],
+    }
+
+
+def test_the_files_behind_a_symlink_to_a_folder_are_read_with_the_rules_that_select_them_through_it(tmp_path, capsys):
+    # The workflow under ci/ is one only as .github/workflows/build.yml (GitHub reads no nested folder there);
+    # compose/ is read by name anyway; --exclude leaves private/ out; links to the root, to a folder holding
+    # them, or leaving the root are not followed. The files are read at their own paths, for rewrites to edit.
+    root = make_folder_links(tmp_path)
+    assert scan_json(capsys, root, "--exclude", "private/**") == {
+        "version": 1,
+        "references": [
+            ref("ci/workflows/build.yml", 5, 16, "github-actions", "node:20", "docker.io/library/node:20"),
+            ref("compose/docker-compose.yml", 3, 12, "compose", "postgres:16", "docker.io/library/postgres:16"),
+        ],
+        "ignored": 0,
+        "skipped": [
+            {"path": ".github/workflows", "reason": "symlink to the folder ci/workflows/, whose files are read there"},
+            {"path": "deploy", "reason": "symlink to the folder compose/, whose files are read there"},
         ],
     }
 

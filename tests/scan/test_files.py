@@ -13,6 +13,7 @@ from bot.rules import load_rules
 from bot.scan.core import ScanOptions, scan
 from bot.scan.files import DiskTree, GitTree, skipped_folder
 from tests.helpers import committed, ref, write_tree
+from tests.scan import make_folder_links
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAX = 64
@@ -136,6 +137,17 @@ def test_a_symlinks_target_no_rule_reads_is_read_through_the_link_from_a_commit_
             {"path": "docker-stack.yml", "reason": "symlink to vendor/db.yml, in vendor/, a folder scans always skip"},
         ],
     }
+
+
+def test_symlinks_to_folders_are_followed_from_a_commit_as_from_disk(tmp_path: Path) -> None:
+    root = make_folder_links(tmp_path)
+    options = ScanOptions(rules=tuple(load_rules()), policy=Policy(DEFAULT_INTERNAL), jobs=1)
+    from_objects = scan(root, options, GitTree(root, committed(root)))
+    assert from_objects == scan(root, options)
+    assert [(r.path, r.raw) for r in from_objects.references] == [
+        ("ci/workflows/build.yml", "node:20"), ("compose/docker-compose.yml", "postgres:16"),
+        ("private/docker-compose.yml", "vault:1.13")]
+    assert [s.path for s in from_objects.skipped] == [".github/workflows", "deploy", "secrets"]
 
 
 @pytest.mark.parametrize(("path", "folder"), [
