@@ -48,6 +48,8 @@ class Finding:
 
 
 def skipped_message(skipped: Skipped) -> str:
+    if skipped.read_at is not None:  # the reason says where they are checked
+        return f"skipped: {skipped.reason}"
     return f"skipped: {skipped.reason}; the image references in it are not checked"
 
 

@@ -17,6 +17,7 @@ from bot.errors import ConfigError, UsageError
 from bot.output import plural, print_json, visible_controls
 from bot.sarif import to_sarif
 from bot.scan.core import scan
+from bot.scan.files import link_target
 
 HELP = "fail when a tree, or the files given, still use third-party images (for CI and pre-commit)"
 
@@ -82,7 +83,15 @@ def target(paths: list[str]) -> tuple[Path, list[str] | None]:
         if not Path(path).exists():
             raise UsageError(f"{path}: no such file or directory")
     root = files_root(paths)
-    return root, [_inside(path, root) for path in paths]
+    files = [_inside(path, root) for path in paths]
+    return root, files + _link_targets(root, files)
+
+
+def _link_targets(root: Path, files: list[str]) -> list[str]:
+    """The files of the tree that symlinks among `files` lead to: a link's references are its target's,
+    reported at the target's path."""
+    targets = (link_target(root, path) for path in files)
+    return sorted({target for target in targets if target is not None} - set(files))
 
 
 def run(args: argparse.Namespace) -> int:

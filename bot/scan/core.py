@@ -19,7 +19,7 @@ from bot.policy import Policy
 from bot.rules import Rule, RuleSelector
 from bot.scan import dockerfile, helm, kustomize, yaml
 from bot.scan.base import ExtractError, Extraction, Extractor, FileContext
-from bot.scan.files import DiskTree, Tree, inside
+from bot.scan.files import DiskTree, Tree, inside, skipped_folder
 from bot.scan.model import INTERNAL, THIRD_PARTY, UNRESOLVED, Found, Reference, ScanResult, Skipped
 
 EXTRACTORS: dict[str, Extractor] = {
@@ -179,7 +179,8 @@ def _scan_file(tree: Tree, path: str, rules: tuple[Rule, ...], options: ScanOpti
         if why_not is None:
             return _FileScan()
         target = tree.link_target(path)
-        return _FileScan(skipped=Skipped(path, why_not),
+        read_at = target if target is not None and skipped_folder(target) is None else None
+        return _FileScan(skipped=Skipped(path, why_not, read_at),
                          link=None if target is None else (target, tuple(rule.kind for rule in rules)))
     rule = next((r for r in rules if r.text_may_hold_references(text)), None)
     if rule is None:
@@ -293,7 +294,8 @@ def _through_folder_links(tree: Tree, paths: list[str], names: re.Pattern[str] |
                     if (rules := _candidate_rules(alias := link + path[len(folder):], selector, tree))]
         if selected:
             through += selected
-            notes.append(_FileScan(skipped=Skipped(link, f"symlink to the folder {folder}/, whose files are read there")))
+            notes.append(_FileScan(skipped=Skipped(link, f"symlink to the folder {folder}/, whose files are read there",
+                                                   folder)))
     return through, notes
 
 

@@ -66,6 +66,8 @@ class Reference:
 class Skipped:
     path: str
     reason: str
+    # A symlink's: the file or folder of the tree whose references stand for it, read and reported there.
+    read_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "reason": self.reason}

@@ -325,6 +325,17 @@ def test_a_new_file_counts_before_git_add(repo, capsys, monkeypatch):
         "1 third-party reference in 1 file\n", "")
 
 
+def test_a_symlink_given_counts_the_findings_of_its_target(repo, capsys, monkeypatch):
+    write_tree(repo, {"shared/db.yml": "services:\n  db:\n    image: postgres:16\n"})
+    os.symlink("shared/db.yml", repo / "docker-compose.yml")
+    monkeypatch.chdir(repo)
+    assert main(["check", "docker-compose.yml"]) == 1
+    assert capsys.readouterr() == (
+        f"shared/db.yml:3:12: error: third-party image docker.io/library/postgres:16: {HOW_TO_FIX}\n"
+        "docker-compose.yml: warning: skipped: symlink to shared/db.yml, read under that name\n"
+        "1 third-party reference in 1 file; 1 file not read\n", "")
+
+
 def test_files_given_that_are_not_read_at_all_are_skipped_with_the_reason(repo, capsys, monkeypatch):
     write_tree(repo, {".gitignore": "build/\n", "build/Dockerfile": f"FROM {EXPORTER}\n"})
     os.mkfifo(repo / "pipe.yaml")  # opened for reading, it would hold the check until something writes to it
