@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,18 @@ class PathPatterns:
     include_by: str
     exclude: tuple[str, ...]
     exclude_by: str
+
+
+def with_files_led_to(files: list[str], leads_to: Mapping[str, list[str]]) -> list[str]:
+    """`files` and, in turn, the files they lead to (a symlink's target, the files a compose file includes or
+    extends from): a change to a file can bring in the images of those."""
+    found, waiting = list(files), list(files)
+    while waiting:
+        for named in leads_to.get(waiting.pop(), ()):
+            if named not in found:
+                found.append(named)
+                waiting.append(named)
+    return found
 
 
 def with_named_files_not_read(scanned: ScanResult, root: Path, files: list[str],

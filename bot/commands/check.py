@@ -10,14 +10,13 @@ from pathlib import Path
 from bot import options
 from bot.check import (
     PathPatterns, Report, build_report, git_prefix, git_toplevel, read_baseline, scan_at_ref, skipped_message,
-    third_party_keys, with_named_files_not_read, write_baseline,
+    third_party_keys, with_files_led_to, with_named_files_not_read, write_baseline,
 )
 from bot.config import Config
 from bot.errors import ConfigError, UsageError
 from bot.output import plural, print_json, visible_controls
 from bot.sarif import to_sarif
 from bot.scan.core import scan
-from bot.scan.files import link_target
 
 HELP = "fail when a tree, or the files given, still use third-party images (for CI and pre-commit)"
 
@@ -83,15 +82,7 @@ def target(paths: list[str]) -> tuple[Path, list[str] | None]:
         if not Path(path).exists():
             raise UsageError(f"{path}: no such file or directory")
     root = files_root(paths)
-    files = [_inside(path, root) for path in paths]
-    return root, files + _link_targets(root, files)
-
-
-def _link_targets(root: Path, files: list[str]) -> list[str]:
-    """The files of the tree that symlinks among `files` lead to: a link's references are its target's,
-    reported at the target's path."""
-    targets = (link_target(root, path) for path in files)
-    return sorted({target for target in targets if target is not None} - set(files))
+    return root, [_inside(path, root) for path in paths]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,6 +117,7 @@ def check(args: argparse.Namespace) -> tuple[Path, Report]:
         scan_options = dataclasses.replace(scan_options, untracked=True)
     scanned = scan(root, scan_options)
     if files is not None:
+        files = with_files_led_to(files, scanned.leads_to)
         patterns = PathPatterns(scan_options.include, options.patterns_source(args, config, "include"),
                                 scan_options.exclude, options.patterns_source(args, config, "exclude"))
         scanned = with_named_files_not_read(scanned, root, files, patterns)

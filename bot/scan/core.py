@@ -246,14 +246,15 @@ def _named_files(path: str, scanned: _FileScan) -> list[tuple[str, tuple[str, ..
 
 
 def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _FileScan]],
-                      options: ScanOptions) -> list[_FileScan]:
+                      options: ScanOptions, leads_to: dict[str, set[str]]) -> list[_FileScan]:
     """The files that `scanned` files name (compose `include:`, `extends: {file: ...}`) or are symlinks
     to, whatever their names, that no rule read: each read with the rules of the files leading to it
     (as any file: by the first, in priority order, whose text test passes), then the files those lead
     to, in turn; a named symlink stands for its target. Each file is read once (a file no rule read
     may be tried again with other rules), and only files read name others, so a loop ends. Only
     files of `listed` (the tree's files that `--include` and `--exclude` leave) count: a named file
-    missing or outside the root is Compose's error, not the scan's (a symlink leaving it is skipped)."""
+    missing or outside the root is Compose's error, not the scan's (a symlink leaving it is skipped).
+    Records in `leads_to` which file leads to which."""
     done: set[str] = set()
     links: dict[str, str] = {}
     out: list[_FileScan] = []
@@ -264,6 +265,8 @@ def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _Fi
         for path, scan in scanned:
             for named, named_kinds in _named_files(path, scan):
                 named = links.get(named, named)
+                if named in listed:
+                    leads_to.setdefault(path, set()).add(named)
                 if named in listed and named not in done:
                     kinds.setdefault(named, set()).update(named_kinds)
         work = [(path, tuple(rule for rule in options.rules if rule.kind in wanted))  # in priority order
@@ -357,7 +360,8 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
     by_name = [(path, scanned) for (path, _), scanned in zip(work, scans)]
     _judge_folder_builds(by_name)
     through_links, link_notes = _through_folder_links(tree, paths, names, selector)
-    scans += link_notes + _scan_named_files(tree, set(paths), by_name + through_links, options)
+    leads_to: dict[str, set[str]] = {}
+    scans += link_notes + _scan_named_files(tree, set(paths), by_name + through_links, options, leads_to)
     built = _built_names(scans)
     references = [
         ref
@@ -372,4 +376,5 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
         references=references,
         ignored=sum(s.ignored for s in scans),
         skipped=skipped,
+        leads_to={path: sorted(named) for path, named in sorted(leads_to.items())},
     )

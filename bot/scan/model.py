@@ -79,6 +79,9 @@ class ScanResult:
     references: list[Reference]
     ignored: int
     skipped: list[Skipped]
+    # Files read because others lead to them (a symlink's target, the files compose `include:` and `extends:`
+    # name), by the files that lead there: a change to those can change what the others bring in.
+    leads_to: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {

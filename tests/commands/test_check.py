@@ -15,6 +15,7 @@ from bot import __version__
 from bot.cli import main
 from bot.sarif import RULES
 from tests.helpers import git, ref, run_cli, write_tree
+from tests.scan import make_folder_links
 
 HERE = Path(__file__).resolve().parent.parent / "check"
 FIXTURE = HERE / "repo"
@@ -334,6 +335,35 @@ def test_a_symlink_given_counts_the_findings_of_its_target(repo, capsys, monkeyp
         f"shared/db.yml:3:12: error: third-party image docker.io/library/postgres:16: {HOW_TO_FIX}\n"
         "docker-compose.yml: warning: skipped: symlink to shared/db.yml, read under that name\n"
         "1 third-party reference in 1 file; 1 file not read\n", "")
+
+
+def test_a_compose_file_given_counts_the_findings_of_the_files_it_includes_and_extends(repo, capsys, monkeypatch):
+    # The commit adds the include: the images already in infra/db.yml join the project now.
+    write_tree(repo, {
+        "stack/compose.yaml": "include: [../infra/db.yml]\nservices:\n  web:\n    extends: {file: base.yml, service: web}\n",
+        "stack/base.yml": "services:\n  web:\n    image: nginx:1.27\n",
+        "infra/db.yml": "include: [cache.yml]\nservices:\n  db:\n    image: postgres:16\n",
+        "infra/cache.yml": "services:\n  cache:\n    image: redis:7\n",
+    })
+    monkeypatch.chdir(repo)
+    assert main(["check", "stack/compose.yaml"]) == 1
+    assert capsys.readouterr() == (
+        f"infra/cache.yml:3:12: error: third-party image docker.io/library/redis:7: {HOW_TO_FIX}\n"
+        f"infra/db.yml:4:12: error: third-party image docker.io/library/postgres:16: {HOW_TO_FIX}\n"
+        f"stack/base.yml:3:12: error: third-party image docker.io/library/nginx:1.27: {HOW_TO_FIX}\n"
+        "3 third-party references in 3 files\n", "")
+    assert main(["check", "infra/cache.yml"]) == 1
+    assert capsys.readouterr()[0].splitlines()[-1] == "1 third-party reference in 1 file"
+
+
+def test_a_file_given_through_a_symlinked_folder_counts_as_the_file_it_is(tmp_path, capsys, monkeypatch):
+    root = make_folder_links(tmp_path)
+    git(root, "init", "-q", "-b", "main")
+    monkeypatch.chdir(root)
+    assert main(["check", ".github/workflows/build.yml"]) == 1
+    assert capsys.readouterr() == (
+        f"ci/workflows/build.yml:5:16: error: third-party image docker.io/library/node:20: {HOW_TO_FIX}\n"
+        "1 third-party reference in 1 file\n", "")
 
 
 def test_files_given_that_are_not_read_at_all_are_skipped_with_the_reason(repo, capsys, monkeypatch):
