@@ -327,6 +327,15 @@ def _judge_folder_builds(scanned: list[tuple[str, _FileScan]]) -> None:
         scan.builds += [ref.raw for ref in references if not names.isdisjoint(ref.found.entries)]
 
 
+def _as_left_out(skipped: Skipped, listed: set[str]) -> Skipped:
+    """A symlink's line, unless the file it leads to is one this scan reads (not one `--include`, `--exclude`,
+    or git, for a file it does not track, leaves out)."""
+    target = skipped.read_at
+    if target is None or target in listed or any(path.startswith(target + "/") for path in listed):
+        return skipped
+    return Skipped(skipped.path, f"symlink to {target}, which this scan leaves out")
+
+
 def _built_names(scans: list[_FileScan]) -> set[str]:
     names = set()
     for scanned in scans:
@@ -370,7 +379,8 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
         if not (built and ref.image is not None and imageref.parse(ref.image).name in built)
     ]
     references.sort(key=lambda r: (r.path, r.line, r.column))
-    skipped = sorted((s.skipped for s in scans if s.skipped is not None), key=lambda s: s.path)
+    listed = set(paths)
+    skipped = sorted((_as_left_out(s.skipped, listed) for s in scans if s.skipped is not None), key=lambda s: s.path)
     return ScanResult(
         root=str(root),
         references=references,

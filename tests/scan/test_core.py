@@ -376,6 +376,17 @@ def test_a_symlinks_target_no_rule_reads_is_read_with_the_rules_that_selected_th
     }
 
 
+def test_a_symlink_to_a_file_git_does_not_track_says_the_scan_leaves_it_out(tmp_path, capsys):
+    root = write_tree(tmp_path, {"local/db.yml": "services:\n  db:\n    image: postgres:16\n"})
+    os.symlink("local/db.yml", root / "docker-compose.yml")
+    git(root, "init", "-q")
+    git(root, "add", "docker-compose.yml")
+    assert scan_json(capsys, root)["skipped"] == [
+        {"path": "docker-compose.yml", "reason": "symlink to local/db.yml, which this scan leaves out"}]
+    assert scan_json(capsys, root, "--untracked")["skipped"] == [
+        {"path": "docker-compose.yml", "reason": "symlink to local/db.yml, read under that name"}]
+
+
 def test_the_files_behind_a_symlink_to_a_folder_are_read_with_the_rules_that_select_them_through_it(tmp_path, capsys):
     # The workflow under ci/ is one only as .github/workflows/build.yml (GitHub reads no nested folder there);
     # compose/ is read by name anyway; --exclude leaves private/ out; links to the root, to a folder holding
@@ -415,7 +426,7 @@ def test_a_symlinks_target_another_rule_reads_or_the_scan_leaves_out_is_not_read
         "ignored": 0,
         "skipped": [
             {"path": "compose.yaml", "reason": "symlink to deploy/pod.yaml, read under that name"},
-            {"path": "excluded/docker-compose.yml", "reason": "symlink to private/db.yml, read under that name"},
+            {"path": "excluded/docker-compose.yml", "reason": "symlink to private/db.yml, which this scan leaves out"},
             {"path": "outside/docker-compose.yml", "reason": "symlink leads outside the scanned root"},
             {"path": "vendored/docker-compose.yml",
              "reason": "symlink to vendor/db.yml, in vendor/, a folder scans always skip"},
