@@ -58,7 +58,7 @@ class ScanOptions:
 class _FileScan:
     references: list[Reference] = dataclasses.field(default_factory=list)
     builds: list[str] = dataclasses.field(default_factory=list)
-    ignored: int = 0
+    ignored: list[Reference] = dataclasses.field(default_factory=list)  # hidden by `# rehome: ignore` or policy
     skipped: Skipped | None = None
     read_as: str | None = None  # the kind of the rule that read the file
     names_files: list[str] = dataclasses.field(default_factory=list)  # as written: relative to its folder
@@ -149,12 +149,10 @@ def scan_text(text: str, path: str, rule: Rule, context: FileContext, policy: Po
             continue
         line, column = lines.position(found.offset)
         ref, status, reason = _status(found, policy)
-        if line in ignored_lines or (ref is not None and policy.is_excluded(ref)):
-            result.ignored += 1
-            continue
-        result.references.append(
-            Reference(path, line, column, rule.kind, found.raw, None if ref is None else str(ref), status, reason, found)
-        )
+        reference = Reference(path, line, column, rule.kind, found.raw, None if ref is None else str(ref), status,
+                              reason, found)
+        hidden = line in ignored_lines or (ref is not None and policy.is_excluded(ref))
+        (result.ignored if hidden else result.references).append(reference)
     return result
 
 
@@ -322,9 +320,9 @@ def _judge_folder_builds(scanned: list[tuple[str, _FileScan]]) -> None:
         names = building.get((posixpath.dirname(path), scan.read_as))
         if not names:
             continue
-        references = scan.references
-        scan.references = [ref for ref in references if names.isdisjoint(ref.found.entries)]
-        scan.builds += [ref.raw for ref in references if not names.isdisjoint(ref.found.entries)]
+        for held in (scan.references, scan.ignored):
+            scan.builds += [ref.raw for ref in held if not names.isdisjoint(ref.found.entries)]
+            held[:] = [ref for ref in held if names.isdisjoint(ref.found.entries)]
 
 
 def _as_left_out(skipped: Skipped, listed: set[str]) -> Skipped:
@@ -334,6 +332,10 @@ def _as_left_out(skipped: Skipped, listed: set[str]) -> Skipped:
     if target is None or target in listed or any(path.startswith(target + "/") for path in listed):
         return skipped
     return Skipped(skipped.path, f"symlink to {target}, which this scan leaves out")
+
+
+def _is_built(ref: Reference, built: set[str]) -> bool:
+    return bool(built) and ref.image is not None and imageref.parse(ref.image).name in built
 
 
 def _built_names(scans: list[_FileScan]) -> set[str]:
@@ -372,19 +374,14 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
     leads_to: dict[str, set[str]] = {}
     scans += link_notes + _scan_named_files(tree, set(paths), by_name + through_links, options, leads_to)
     built = _built_names(scans)
-    references = [
-        ref
-        for scanned in scans
-        for ref in scanned.references
-        if not (built and ref.image is not None and imageref.parse(ref.image).name in built)
-    ]
+    references = [ref for scanned in scans for ref in scanned.references if not _is_built(ref, built)]
     references.sort(key=lambda r: (r.path, r.line, r.column))
     listed = set(paths)
     skipped = sorted((_as_left_out(s.skipped, listed) for s in scans if s.skipped is not None), key=lambda s: s.path)
     return ScanResult(
         root=str(root),
         references=references,
-        ignored=sum(s.ignored for s in scans),
+        ignored=sum(not _is_built(ref, built) for scanned in scans for ref in scanned.ignored),
         skipped=skipped,
         leads_to={path: sorted(named) for path, named in sorted(leads_to.items())},
     )

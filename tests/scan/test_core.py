@@ -376,6 +376,18 @@ def test_a_symlinks_target_no_rule_reads_is_read_with_the_rules_that_selected_th
     }
 
 
+def test_ignored_counts_only_what_the_scan_would_have_listed(tmp_path, capsys):
+    # web-dev names the output of the base file's build, app the Dockerfile's target: neither is a reference,
+    # ignored or not; the redis line is.
+    root = write_tree(tmp_path, {
+        "deploy/compose.yaml": "services:\n  web:\n    build: .\n  app:\n    build: ../app\n    image: acme/app:1\n",
+        "deploy/compose.override.yaml": "services:\n  web:\n    image: ghcr.io/acme/web-dev:1  # rehome: ignore\n"
+                                        "  cache:\n    image: redis:7  # rehome: ignore\n",
+        "tools/Dockerfile": "# rehome: ignore\nFROM acme/app:1\n",
+    })
+    assert scan_json(capsys, root) == {"version": 1, "references": [], "ignored": 1, "skipped": []}
+
+
 def test_a_symlink_to_a_file_git_does_not_track_says_the_scan_leaves_it_out(tmp_path, capsys):
     root = write_tree(tmp_path, {"local/db.yml": "services:\n  db:\n    image: postgres:16\n"})
     os.symlink("local/db.yml", root / "docker-compose.yml")
