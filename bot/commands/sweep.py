@@ -166,9 +166,10 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
     log.info("%s to sweep, %d left out", plural(total, "repository", "repositories"), len(left))
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
-    notice = journal.run_again_notice([r.full_name for r in readable], inputs) if journal is not None else None
-    if notice:
-        log.warning("%s", notice)
+    others = journal.finished_with_other_flags([r.full_name for r in readable], inputs) if journal is not None else {}
+    batch = journal is not None and args.limit is not None
+    if journal is not None and not batch:
+        _warn(journal.run_again_notice(others.values(), inputs))
     ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory,
                        inputs)
     bar = not args.no_progress and sys.stderr.isatty()
@@ -178,7 +179,10 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
             progress.done(entry)
         swept = sweep(readable, ctx, args.jobs, interrupts.event, on_start=progress.started,
                       on_done=progress.done, workers=args.workers, limit=args.limit if journal is not None else None)
-    if journal is not None and args.limit is not None:
+    if batch:
+        # Only the batch's own: those the limit left for a later sweep did not run again yet.
+        ran = {entry.repo for entry in swept.entries if not entry.from_state}
+        _warn(journal.run_again_notice([flags for repo, flags in others.items() if repo in ran], inputs, ran=True))
         left = _with_over_limit(left, swept, args.limit, journal.path)
     # The summary, the reports and the exit code say alike whether a signal came before this moment.
     stopped = interrupts.settle() or swept.journal_error is not None
@@ -194,6 +198,11 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
     if result.interrupted:
         raise KeyboardInterrupt  # reports written and printed: now the exit (130) of any interrupted command
     return 1 if failed else 0
+
+
+def _warn(notice: str | None) -> None:
+    if notice:
+        log.warning("%s", notice)
 
 
 def _listed(args: argparse.Namespace, tokens: access.TokenSource, limiter: RateLimiter,

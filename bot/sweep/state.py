@@ -249,11 +249,16 @@ class StateJournal:
         previous = self.last.get(repo)
         return previous is not None and (previous.status not in FINISHED or previous.head is None)
 
-    def run_again_notice(self, repos: Iterable[str], inputs: dict[str, InputValue]) -> str | None:
-        """Which of these repositories, finished in the journal, run again because their lines record
-        other flags than `inputs` (or not all of them); None when none does."""
-        others = [previous.inputs or {} for repo in repos if (previous := self.last.get(repo)) is not None
-                  and previous.status in FINISHED and not _same(previous.inputs, inputs)]
+    def finished_with_other_flags(self, repos: Iterable[str], inputs: dict[str, InputValue]) -> dict[str, dict]:
+        """Those of these repositories that the journal finished with other flags than `inputs` (or not
+        all of them), with the flags their lines record: they run again."""
+        return {repo: previous.inputs or {} for repo in repos if (previous := self.last.get(repo)) is not None
+                and previous.status in FINISHED and not _same(previous.inputs, inputs)}
+
+    def run_again_notice(self, others: Iterable[dict], inputs: dict[str, InputValue], ran: bool = False) -> str | None:
+        """What the flags `others` record (of `finished_with_other_flags`) say: that those repositories run
+        again (or, once a batch is over, `ran` again), and which flags differ; None for none."""
+        others = list(others)
         if not others:
             return None
         differing = sorted({named for recorded in others for named in _differing(recorded, inputs)})
@@ -261,7 +266,7 @@ class StateJournal:
         reasons = [", ".join(differing)] if differing else []
         if unrecorded:
             reasons.append(f"{plural(unrecorded, 'line')} of another rehome version, not recording the same flags")
-        runs = "runs" if len(others) == 1 else "run"
+        runs = "ran" if ran else "runs" if len(others) == 1 else "run"
         return (f"{self.path}: {plural(len(others), 'repository', 'repositories')} finished with other flags "
                 f"{runs} again ({'; '.join(reasons)})")
 

@@ -24,6 +24,10 @@ REPOS = [_repo(f"svc-{i:02d}") for i in range(40)] + [
 ]
 
 
+
+def _notice(journal: StateJournal, repos: list[str], inputs: dict) -> str | None:
+    return journal.run_again_notice(journal.finished_with_other_flags(repos, inputs).values(), inputs)
+
 def test_shards_partition_the_repositories():
     for count in (1, 2, 3, 7):
         shards = [select(REPOS, Selection(shard=(k, count)))[0] for k in range(count)]
@@ -116,15 +120,15 @@ def test_a_finished_repository_whose_line_records_other_flags_or_not_all_of_them
     assert [again.should_skip(repo, "h", INPUTS) for repo in ("acme/a", "acme/b", "acme/c", "acme/d")] == [
         True, False, False, False]
     assert again.should_skip("acme/b", "h", pinned)
-    assert again.run_again_notice(["acme/a", "acme/b", "acme/c", "acme/d", "acme/e", "acme/new"], INPUTS) == (
+    assert _notice(again, ["acme/a", "acme/b", "acme/c", "acme/d", "acme/e", "acme/new"], INPUTS) == (
         f"{path}: 3 repositories finished with other flags run again (--include, --pin-digest; "
         "2 lines of another rehome version, not recording the same flags)")
-    assert again.run_again_notice(["acme/a", "acme/b"], {**INPUTS, "to": "mirror.example/n"}) == (
+    assert _notice(again, ["acme/a", "acme/b"], {**INPUTS, "to": "mirror.example/n"}) == (
         f"{path}: 2 repositories finished with other flags run again (--include, --pin-digest, --to)")
-    assert again.run_again_notice(["acme/c"], INPUTS) == (
+    assert _notice(again, ["acme/c"], INPUTS) == (
         f"{path}: 1 repository finished with other flags runs again (1 line of another rehome version, "
         "not recording the same flags)")
-    assert again.run_again_notice(["acme/a", "acme/e"], INPUTS) is None
+    assert _notice(again, ["acme/a", "acme/e"], INPUTS) is None
 
 
 def test_journal_lines_that_are_json_but_not_outcomes_are_ignored_by_line(tmp_path):
@@ -174,17 +178,17 @@ def test_the_journal_records_what_the_files_and_folders_flags_name_hold(tmp_path
     (tmp_path / "rules-b" / "new.yaml").write_text("more\n")
     after = inputs_of(flags)
     assert not StateJournal(path).should_skip("acme/a", "h", after)
-    assert StateJournal(path).run_again_notice(["acme/a"], after) == (
+    assert _notice(StateJournal(path), ["acme/a"], after) == (
         f"{path}: 1 repository finished with other flags runs again (the contents of --rules, "
         "the contents of --templates)")
     # What a flag names counts, not where it is: a copy of the templates as they were, elsewhere, is the same
     # input; other rules, named otherwise, are named by their flag alone.
     elsewhere = write_tree(tmp_path / "elsewhere", {"pr_title.j2": "Mirror images\n", "parts/x.j2": "x\n"})
     moved = inputs_of(_sweep_args(templates=str(elsewhere), rules=rules, config=str(config), pulls=str(pulls)))
-    assert StateJournal(path).run_again_notice(["acme/a"], moved) == (
+    assert _notice(StateJournal(path), ["acme/a"], moved) == (
         f"{path}: 1 repository finished with other flags runs again (the contents of --rules)")
     fewer = inputs_of(_sweep_args(templates=str(elsewhere), rules=rules[:1], config=str(config), pulls=str(pulls)))
-    assert StateJournal(path).run_again_notice(["acme/a"], fewer) == (
+    assert _notice(StateJournal(path), ["acme/a"], fewer) == (
         f"{path}: 1 repository finished with other flags runs again (--rules)")
     # A BigQuery dataset is recorded by its name.
     assert inputs_of(_sweep_args(pulls="bigquery://acme-logs.image_pulls"))["pulls_sha256"] is None
@@ -201,15 +205,15 @@ def test_a_rerun_naming_the_same_files_otherwise_skips_what_is_finished(tmp_path
     absolute = inputs_of(_sweep_args(config=str(tmp_path / "rehome.yaml"), rules=[str(tmp_path / "rules")],
                                      pulls=str(tmp_path / "pulls.csv")))
     assert StateJournal(path).should_skip("acme/a", "h", absolute)
-    assert StateJournal(path).run_again_notice(["acme/a"], absolute) is None
+    assert _notice(StateJournal(path), ["acme/a"], absolute) is None
     # A BigQuery dataset names no file: its name is what counts.
     StateJournal(path).record(Outcome("acme/b", "done", None, "h", None, "2026-11-26T10:00:00Z",
                                       inputs_of(_sweep_args(pulls="bigquery://acme-logs.image_pulls"))))
     other = inputs_of(_sweep_args(pulls="bigquery://acme-logs.other_pulls"))
     assert not StateJournal(path).should_skip("acme/b", "h", other)
-    assert StateJournal(path).run_again_notice(["acme/b"], other) == (
+    assert _notice(StateJournal(path), ["acme/b"], other) == (
         f"{path}: 1 repository finished with other flags runs again (--pulls)")
-    assert StateJournal(path).run_again_notice(["acme/a"], other) == (
+    assert _notice(StateJournal(path), ["acme/a"], other) == (
         f"{path}: 1 repository finished with other flags runs again (--config, --pulls, --rules)")
 
 
@@ -245,7 +249,7 @@ def test_a_rules_folder_is_fingerprinted_by_its_rule_files_alone(tmp_path):
     path = tmp_path / "state.jsonl"
     StateJournal(path).record(Outcome("acme/a", "done", None, "h", None, "2026-11-26T10:00:00Z", inputs_of(flags)))
     (rules / "a.yaml").write_text("a2\n")
-    assert StateJournal(path).run_again_notice(["acme/a"], inputs_of(flags)) == (
+    assert _notice(StateJournal(path), ["acme/a"], inputs_of(flags)) == (
         f"{path}: 1 repository finished with other flags runs again (the contents of --rules)")
 
 

@@ -357,6 +357,11 @@ REPOSITORY    STATUS  {'PULL REQUEST':<{width}}  THIRD-PARTY  ERROR
     code, result, err = _batch_sweep(capsys, org, names, state)
     assert (code, result) == (0, _summary(org, [first, third], [second], [fourth, fifth], "present")), err
     assert {name: len(org.pulls(name)) for name in BATCH} == dict.fromkeys(BATCH, 1)
+    # With other flags every one runs again, but a batch says so of its own only, once they ran.
+    code, result, err = _batch_sweep(capsys, org, names, state, "--pin-digest")
+    assert code == 0, err
+    assert f"\n{state}: 2 repositories finished with other flags ran again (--pin-digest)\n" in err, err
+    assert "run again" not in err
 
 
 def test_a_dry_run_with_limit_and_state_shows_the_next_batch_and_an_inventory_takes_the_first_names(
