@@ -326,8 +326,8 @@ def _judge_folder_builds(scanned: list[tuple[str, _FileScan]]) -> None:
 
 
 def _as_left_out(skipped: Skipped, listed: set[str]) -> Skipped:
-    """A symlink's line, unless the file it leads to is one this scan reads (not one `--include`, `--exclude`,
-    or git, for a file it does not track, leaves out)."""
+    """`skipped`; for a symlink whose target this scan does not read (`--include` or `--exclude` leave it out, or
+    git does not track it), a line saying so instead of where the target is read."""
     target = skipped.read_at
     if target is None or target in listed or any(path.startswith(target + "/") for path in listed):
         return skipped
