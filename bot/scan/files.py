@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -91,32 +91,28 @@ def read_text(root: Path, path: str, max_size: int, follow_links: bool = False) 
 def link_target(root: Path, path: str) -> str | None:
     """The file below `root` (relative, POSIX) that the symlink `path` leads to; None when `path` is
     not a symlink, or leads outside the root, to no file, or round a loop."""
-    full = root / path
-    try:
-        if not full.is_symlink():
-            return None
-        target, base = full.resolve(), root.resolve()
-        if not target.is_relative_to(base) or not target.is_file():
-            return None
-    except (OSError, RuntimeError):  # a symlink loop (RuntimeError on Python versions that raise it for one)
-        return None
-    return target.relative_to(base).as_posix()
+    return _symlink_target(root, path, Path.is_file)
 
 
 def folder_link_target(root: Path, path: str) -> str | None:
     """The folder below `root` (relative, POSIX) that the symlink `path` leads to; None when `path` is not a
     symlink, or leads outside the root, to no folder, or to a folder holding the link (its files would be
     listed again under the link, without end)."""
+    folder = _symlink_target(root, path, Path.is_dir)
+    return None if folder is None else _not_holding(path, folder)
+
+
+def _symlink_target(root: Path, path: str, is_kind: Callable[[Path], bool]) -> str | None:
     full = root / path
     try:
         if not full.is_symlink():
             return None
         target, base = full.resolve(), root.resolve()
-        if not target.is_relative_to(base) or not target.is_dir():
+        if not target.is_relative_to(base) or not is_kind(target):
             return None
-    except (OSError, RuntimeError):  # a symlink loop
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError on Python versions that raise it for one)
         return None
-    return _not_holding(path, target.relative_to(base).as_posix())
+    return target.relative_to(base).as_posix()
 
 
 def _not_holding(link: str, folder: str) -> str | None:
