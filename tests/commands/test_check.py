@@ -326,15 +326,24 @@ def test_a_new_file_counts_before_git_add(repo, capsys, monkeypatch):
         "1 third-party reference in 1 file\n", "")
 
 
-def test_a_symlink_given_counts_the_findings_of_its_target(repo, capsys, monkeypatch):
+def test_a_symlink_given_counts_the_findings_of_its_target_and_is_no_file_not_read(repo, capsys, monkeypatch):
     write_tree(repo, {"shared/db.yml": "services:\n  db:\n    image: postgres:16\n"})
     os.symlink("shared/db.yml", repo / "docker-compose.yml")
     monkeypatch.chdir(repo)
     assert main(["check", "docker-compose.yml"]) == 1
     assert capsys.readouterr() == (
         f"shared/db.yml:3:12: error: third-party image docker.io/library/postgres:16: {HOW_TO_FIX}\n"
-        "docker-compose.yml: warning: skipped: symlink to shared/db.yml, read under that name\n"
-        "1 third-party reference in 1 file; 1 file not read\n", "")
+        "1 third-party reference in 1 file\n", "")
+    # Nothing in the link goes unchecked: it is no file --fail-on-skipped fails on, unlike a link to a file the
+    # scan leaves out.
+    os.symlink("private/db.yml", repo / "compose.yaml")
+    write_tree(repo, {"private/db.yml": "services:\n  db:\n    image: mysql:8\n"})
+    assert run_cli(capsys, "check", "docker-compose.yml", "compose.yaml", "--fail-on-skipped",
+                   "--exclude", "private/**") == (1, (
+        f"shared/db.yml:3:12: error: third-party image docker.io/library/postgres:16: {HOW_TO_FIX}\n"
+        "compose.yaml: error: skipped: symlink to private/db.yml, which this scan leaves out; the image "
+        "references in it are not checked\n"
+        "1 third-party reference in 1 file; 1 file not read\n"), "")
 
 
 def test_a_compose_file_given_counts_the_findings_of_the_files_it_includes_and_extends(repo, capsys, monkeypatch):
