@@ -13,6 +13,9 @@ from bot.errors import UsageError
 from bot.gitcmd import GitError, git_output, run_git
 
 SKIPPED_DIRS = frozenset({".git", "node_modules", "vendor", "third_party"})
+# git's modes of a regular file (plain, executable) and of a symlink.
+_REGULAR = ("100644", "100755")
+_SYMLINK = "120000"
 
 
 def skipped_folder(path: str) -> str | None:
@@ -28,37 +31,53 @@ def _in_skipped_dir(path: str) -> bool:
     return skipped_folder(path) is not None
 
 
-def _git_files(root: Path, untracked: bool) -> list[str] | None:
-    """Files git tracks below root (plus untracked, not ignored ones), or None outside a checkout."""
+def _git_files(root: Path, untracked: bool) -> tuple[list[str], set[str]] | None:
+    """Files git tracks below root (plus untracked, not ignored ones), sorted, and which of them are
+    symlinks; None outside a checkout."""
     try:
         inside = run_git(root, ["rev-parse", "--is-inside-work-tree"])
     except GitError:
         return None
     if inside != "true":
         return None
-    args = ["ls-files", "-z", "--cached"] + (["--others", "--exclude-standard"] if untracked else [])
-    listed = _git(root, args)
-    return sorted({p for p in listed.decode("utf-8", "surrogateescape").split("\0") if p})
+    files, links = set(), set()
+    for record in _git(root, ["ls-files", "-z", "--cached", "--stage"]).decode("utf-8", "surrogateescape").split("\0"):
+        if record:
+            meta, path = record.split("\t", 1)
+            files.add(path)
+            if meta.startswith(_SYMLINK + " "):
+                links.add(path)
+    if untracked:  # git records no mode for these: the few there are are asked
+        listed = _git(root, ["ls-files", "-z", "--others", "--exclude-standard"]).decode("utf-8", "surrogateescape")
+        others = [path for path in listed.split("\0") if path]
+        files.update(others)
+        links.update(path for path in others if os.path.islink(root / path))
+    return sorted(files), links
 
 
-def _walked_files(root: Path) -> list[str]:
-    found = []
+def _walked_files(root: Path) -> tuple[list[str], set[str]]:
+    """Every file below root, sorted, and the symlinks to folders among them."""
+    found, links = [], set()
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS]
         rel = Path(directory).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
         found += [prefix + name for name in filenames]
         # A symlink to a folder is not entered: like git, the walk lists it as a file.
-        found += [prefix + name for name in dirnames if os.path.islink(os.path.join(directory, name))]
-    return sorted(found)
+        links |= {prefix + name for name in dirnames if os.path.islink(os.path.join(directory, name))}
+    return sorted([*found, *links]), links
+
+
+def _listed(root: Path, untracked: bool) -> tuple[list[str], set[str]]:
+    """The files to consider (relative POSIX paths, sorted), and those of them that are symlinks (of a
+    folder that is no checkout, only those to folders: the walk lists the others as the files they are)."""
+    files, links = _git_files(root, untracked) or _walked_files(root)
+    return [f for f in files if not _in_skipped_dir(f)], links
 
 
 def list_files(root: Path, untracked: bool = False) -> list[str]:
     """Relative POSIX paths of the files to consider, sorted."""
-    files = _git_files(root, untracked)
-    if files is None:
-        files = _walked_files(root)
-    return [f for f in files if not _in_skipped_dir(f)]
+    return _listed(root, untracked)[0]
 
 
 def read_text(root: Path, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
@@ -176,9 +195,11 @@ class DiskTree:
     def __init__(self, root: Path, untracked: bool = False) -> None:
         self.root = root
         self.untracked = untracked
+        self._links: set[str] | None = None  # of `_listed`, once the files are listed
 
     def paths(self) -> list[str]:
-        return list_files(self.root, self.untracked)
+        files, self._links = _listed(self.root, self.untracked)
+        return files
 
     def read(self, path: str, max_size: int, follow_links: bool = False) -> tuple[str | None, str | None]:
         return read_text(self.root, path, max_size, follow_links)
@@ -190,14 +211,14 @@ class DiskTree:
         return link_target(self.root, path)
 
     def folder_link_target(self, path: str) -> str | None:
+        if self._links is not None and path not in self._links:
+            return None  # the listing says it is no symlink: the file system need not be asked, file by file
         return folder_link_target(self.root, path)
 
     def prefetch(self, paths: Iterable[str]) -> None:
         pass
 
 
-_REGULAR = ("100644", "100755")
-_SYMLINK = "120000"
 _MAX_LINKS = 40  # as the kernel's limit on symlinks followed in one lookup
 
 
@@ -276,7 +297,7 @@ class GitTree:
                 return path, None
             if entry[0] != _SYMLINK:
                 return None, None
-            target = inside(posixpath.join(posixpath.dirname(path), self._blob(entry[1]).decode("utf-8", "replace")))
+            target = self._link_leads_to(path, entry[1])
             if target is None:
                 return None, "symlink leads outside the scanned root"
             path = target
@@ -296,13 +317,17 @@ class GitTree:
             entry = self._entries.get(path)
             if entry is None or entry[0] != _SYMLINK:
                 return None
-            target = inside(posixpath.join(posixpath.dirname(path), self._blob(entry[1]).decode("utf-8", "replace")))
+            target = self._link_leads_to(path, entry[1])
             if target is None:
                 return None
             if target in self._folders_holding_files():
                 return _not_holding(link, target)
             path = target
         return None
+
+    def _link_leads_to(self, path: str, obj: str) -> str | None:
+        """The path the symlink `path`, held in blob `obj`, names; None when it leaves the tree."""
+        return inside(posixpath.join(posixpath.dirname(path), self._blob(obj).decode("utf-8", "replace")))
 
     def _folders_holding_files(self) -> set[str]:
         if self._folders is None:
