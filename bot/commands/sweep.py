@@ -157,7 +157,9 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
         raise KeyboardInterrupt
     taken, left = listed
     readable = [repo for repo in taken if isinstance(repo, RepoInfo)]
-    if journal is not None and args.limit is not None:
+    # A batch: with the journal, --limit bounds the repositories that run, not the list.
+    batch = journal is not None and args.limit is not None
+    if batch:
         readable = _batch_order(readable, journal)
     # A named repository that could not be read is one of the sweep's, failed before it could run.
     unreadable = [RepoEntry(repo.full_name, "failed", error=repo.error) for repo in taken
@@ -167,7 +169,6 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
     for repo, why in left:
         log.debug("%s: left out: %s", repo.full_name, why)
     others = journal.finished_with_other_flags([r.full_name for r in readable], inputs) if journal is not None else {}
-    batch = journal is not None and args.limit is not None
     if journal is not None and not batch:
         _warn(journal.run_again_notice(others.values(), inputs))
     ctx = SweepContext(args, tokens, args.github_url, limiter, SharedMirror(), copy_options, journal, args.inventory,
@@ -178,7 +179,7 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], interrupts: Inter
         for entry in unreadable:
             progress.done(entry)
         swept = sweep(readable, ctx, args.jobs, interrupts.event, on_start=progress.started,
-                      on_done=progress.done, workers=args.workers, limit=args.limit if journal is not None else None)
+                      on_done=progress.done, workers=args.workers, limit=args.limit if batch else None)
     if batch:
         # Only the batch's own: those the limit left for a later sweep did not run again yet.
         ran = {entry.repo for entry in swept.entries if not entry.from_state}

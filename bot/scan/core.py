@@ -263,9 +263,10 @@ def _scan_named_files(tree: Tree, listed: set[str], scanned: list[tuple[str, _Fi
         for path, scan in scanned:
             for named, named_kinds in _named_files(path, scan):
                 named = links.get(named, named)
-                if named in listed:
-                    leads_to.setdefault(path, set()).add(named)
-                if named in listed and named not in done:
+                if named not in listed:
+                    continue
+                leads_to.setdefault(path, set()).add(named)
+                if named not in done:
                     kinds.setdefault(named, set()).update(named_kinds)
         work = [(path, tuple(rule for rule in options.rules if rule.kind in wanted))  # in priority order
                 for path, wanted in kinds.items()]
@@ -325,11 +326,12 @@ def _judge_folder_builds(scanned: list[tuple[str, _FileScan]]) -> None:
             held[:] = [ref for ref in held if names.isdisjoint(ref.found.entries)]
 
 
-def _as_left_out(skipped: Skipped, listed: set[str]) -> Skipped:
+def _as_left_out(skipped: Skipped, paths: list[str], listed: set[str]) -> Skipped:
     """`skipped`; for a symlink whose target this scan does not read (`--include` or `--exclude` leave it out, or
-    git does not track it), a line saying so instead of where the target is read."""
+    git does not track it), a line saying so instead of where the target is read. `listed` is `paths` (sorted)
+    as a set."""
     target = skipped.read_at
-    if target is None or target in listed or any(path.startswith(target + "/") for path in listed):
+    if target is None or target in listed or _files_in(paths, target):
         return skipped
     return Skipped(skipped.path, f"symlink to {target}, which this scan leaves out")
 
@@ -371,13 +373,14 @@ def scan(root: Path, options: ScanOptions, tree: Tree | None = None) -> ScanResu
     by_name = [(path, scanned) for (path, _), scanned in zip(work, scans)]
     _judge_folder_builds(by_name)
     through_links, link_notes = _through_folder_links(tree, paths, names, selector)
+    listed = set(paths)
     leads_to: dict[str, set[str]] = {}
-    scans += link_notes + _scan_named_files(tree, set(paths), by_name + through_links, options, leads_to)
+    scans += link_notes + _scan_named_files(tree, listed, by_name + through_links, options, leads_to)
     built = _built_names(scans)
     references = [ref for scanned in scans for ref in scanned.references if not _is_built(ref, built)]
     references.sort(key=lambda r: (r.path, r.line, r.column))
-    listed = set(paths)
-    skipped = sorted((_as_left_out(s.skipped, listed) for s in scans if s.skipped is not None), key=lambda s: s.path)
+    skipped = sorted((_as_left_out(s.skipped, paths, listed) for s in scans if s.skipped is not None),
+                     key=lambda s: s.path)
     return ScanResult(
         root=str(root),
         references=references,
